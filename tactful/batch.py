@@ -1,0 +1,368 @@
+"""One batch of engine work inside one store transaction.
+
+Phases: identity → fold → states → segments → membership diffs → outbox rows.
+
+Time is swept in order: events are applied at their own time (or the engine clock, if they
+are older), and every person timer that falls due before an event fires first, at its exact
+moment. A tick is a batch with no events. The sweep touches only the persons named by the
+batch's events and the persons whose timers are due: its cost follows the work, not the
+population.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+from tactful.core import codec
+from tactful.core.events import (
+    ConsentSet,
+    Event,
+    HealthSet,
+    RatingGiven,
+    TicketStatusChanged,
+    TicketVersion,
+    UserMerged,
+    UserSeen,
+)
+from tactful.core.reasons import ReasonClassifier
+from tactful.core.segments import Change, SegmentSpec, StateSpec, evaluate_person
+from tactful.core.state import (
+    Latest,
+    PersonFacts,
+    TicketRecord,
+    apply_status_change,
+    apply_version,
+    csat_score,
+    derive_state,
+    pick_latest,
+)
+from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
+from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
+
+UNOWNED = ""
+_TRUE = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "granted"})
+
+
+class EngineRules(Protocol):
+    """What the batch needs of the settings (``tactful.config.Settings`` provides it)."""
+
+    states: Sequence[StateSpec]
+    segments: Sequence[SegmentSpec]
+    classifier: ReasonClassifier
+    csat_good: int
+    csat_bad: int
+    consent_fields: dict[str, str]  # purpose -> Zendesk user field key
+
+
+@dataclass
+class BatchStats:
+    received: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (event key, reason)
+    entered: int = 0
+    exited: int = 0
+    state_changes: int = 0
+    timers_fired: int = 0
+    persons_touched: int = 0
+
+
+@dataclass
+class _Person:
+    row: PersonRow
+    ticket_ids: set[int]
+    values: dict[str, Any] | None = None  # derived fields cache (None: recompute)
+
+
+class Batch:
+    def __init__(self, tx: Tx, rules: EngineRules, plan: IdentityPlan, salt: str) -> None:
+        self.tx = tx
+        self.rules = rules
+        self.identity = BatchIdentity(tx, salt, plan, self._on_merge)
+        self.plan = plan
+        self.persons: dict[str, _Person] = {}
+        self.tickets: dict[int, tuple[str, TicketRecord]] = {}
+        self.dirty_tickets: set[int] = set()
+        self.history: list[HistoryRow] = []
+        self.state_rows: list[StateChangeRow] = []
+        self.outbox: list[OutboxRow] = []
+        self.stats = BatchStats()
+        self.pending_merges: list[tuple[str, str, datetime]] = []
+        self.timer_heap: list[tuple[datetime, str]] = []
+        self.horizon: datetime | None = None
+        self.merged_facts: dict[str, PersonFacts] = {}
+        self.touched: set[str] = set()
+
+    # -- identity phase -------------------------------------------------------------------
+    def _on_merge(self, absorbed: str, survivor: str, at: datetime) -> None:
+        self.pending_merges.append((absorbed, survivor, at))
+
+    def resolve(self, events: Sequence[Event]) -> list[str | None]:
+        """Person of each event (None: not about one person). Raises nothing: events that
+        cannot be resolved are reported in ``stats.rejected`` and get None."""
+        plans: list[tuple[list[tuple[str, str]], list[tuple[str, str]]] | None] = []
+        keys: list[tuple[str, str]] = []
+        for event in events:
+            try:
+                plan = self.plan.identifiers(event)
+            except Unresolvable as exc:
+                plan = None
+                self.stats.rejected.append((event.key, str(exc)))
+            plans.append(plan)
+            if plan is not None:
+                keys.extend(plan[0])
+                keys.extend(plan[1])
+            if isinstance(event, UserMerged):
+                keys.append(("zendesk_user_id", str(event.source_user_id)))
+                keys.append(("zendesk_user_id", str(event.target_user_id)))
+        self.identity.preload(keys)
+        owners: list[str | None] = []
+        for event, plan in zip(events, plans, strict=True):
+            if isinstance(event, UserMerged):
+                owners.append(self.identity.merge_users(event))
+            elif plan is None:
+                owners.append(None)
+            else:
+                try:
+                    owners.append(self.identity.resolve(plan[0], plan[1], event.at))
+                except Unresolvable as exc:
+                    self.stats.rejected.append((event.key, str(exc)))
+                    owners.append(None)
+        self._apply_merges()
+        self.identity.flush()
+        return [None if o is None else self.identity.find(o) for o in owners]
+
+    def _apply_merges(self) -> None:
+        for absorbed, survivor, at in self.pending_merges:
+            rows = self.tx.load_persons([absorbed, survivor])
+            gone = rows.get(absorbed)
+            if gone is not None:
+                for segment, membership in gone.memberships.items():
+                    if membership.member:
+                        change = Change(segment, "exited", at, "", membership.holdout,
+                                        f"merged into {survivor}")
+                        self._record_change(absorbed, change)
+                kept = rows.get(survivor)
+                if kept is not None:
+                    kept.facts = kept.facts.combine(gone.facts)
+                    self.tx.save_persons([kept], new=set())
+                else:
+                    previous = self.merged_facts.get(survivor, PersonFacts())
+                    self.merged_facts[survivor] = previous.combine(gone.facts)
+            self.identity.new_persons.pop(absorbed, None)
+            self.tx.merge_person(absorbed, survivor)
+        self.pending_merges.clear()
+
+    # -- loading ----------------------------------------------------------------------------
+    def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
+        ticket_ids = [e.ticket_id for e in events if isinstance(e, TicketVersion | TicketStatusChanged)]
+        self.tickets.update(self.tx.load_tickets(ticket_ids))
+        self.horizon = until
+        due = self.tx.due_timers(until)
+        self.timer_heap = list(due)
+        heapq.heapify(self.timer_heap)
+        wanted = {o for o in owners if o is not None}
+        wanted.update(owner for owner, _ in self.tickets.values() if owner != UNOWNED)
+        wanted.update(pid for _, pid in due)
+        self._load_persons(wanted)
+
+    def _load_persons(self, wanted: set[str]) -> None:
+        missing = sorted(p for p in wanted if p not in self.persons)
+        if not missing:
+            return
+        rows = self.tx.load_persons(missing)
+        tickets = self.tx.tickets_of(missing)
+        merged_facts = self.merged_facts
+        for pid in missing:
+            row = rows.get(pid)
+            if row is None:
+                at = self.identity.new_persons.get(pid)
+                created = _us(at) if at is not None else time.time_ns() // 1000
+                row = PersonRow(pid, merged_facts.get(pid, PersonFacts()), {}, {}, None, created)
+            ids: set[int] = set()
+            for record in tickets.get(pid, []):
+                ids.add(record.ticket_id)
+                if record.ticket_id not in self.tickets:
+                    self.tickets[record.ticket_id] = (pid, record)
+            self.persons[pid] = _Person(row, ids)
+
+    # -- fold -------------------------------------------------------------------------------
+    def apply(self, event: Event, owner: str | None) -> set[str]:
+        """Fold one event; return the persons whose facts changed."""
+        if isinstance(event, TicketVersion):
+            return self._apply_version(event, owner)
+        if isinstance(event, TicketStatusChanged):
+            return self._apply_status(event)
+        if owner is None:
+            return set()
+        person = self.persons[owner]
+        facts = person.row.facts
+        if isinstance(event, RatingGiven):
+            score = csat_score(event, good=self.rules.csat_good, bad=self.rules.csat_bad)
+            facts = PersonFacts(pick_latest(facts.rating, Latest(event.at, event.key, score)),
+                                facts.health, facts.consent)
+        elif isinstance(event, HealthSet):
+            facts = PersonFacts(facts.rating,
+                                pick_latest(facts.health, Latest(event.at, event.key, event.health)),
+                                facts.consent)
+        elif isinstance(event, ConsentSet):
+            facts = facts.with_consent(event.purpose, Latest(event.at, event.key, event.granted))
+        elif isinstance(event, UserSeen):
+            fields = dict(event.fields)
+            for purpose, field_key in self.rules.consent_fields.items():
+                if field_key in fields:
+                    granted = fields[field_key].strip().lower() in _TRUE
+                    facts = facts.with_consent(purpose, Latest(event.at, event.key, granted))
+        if facts == person.row.facts:
+            return {owner}  # evaluated anyway: a new person must get its first state
+        person.row.facts = facts
+        person.values = None
+        return {owner}
+
+    def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
+        if owner is None:
+            return set()
+        reason, risk = self.rules.classifier.classify(event.tags, event.subject,
+                                                      event.custom_fields)
+        old_owner, old = self.tickets.get(event.ticket_id, (UNOWNED, None))
+        record = apply_version(old, event, reason, risk)
+        new_owner = owner if record.version is event or old_owner == UNOWNED else old_owner
+        return self._store_ticket(record, old_owner, new_owner)
+
+    def _apply_status(self, event: TicketStatusChanged) -> set[str]:
+        owner, old = self.tickets.get(event.ticket_id, (UNOWNED, None))
+        record = apply_status_change(old, event)
+        if record is old:
+            return set()
+        return self._store_ticket(record, owner, owner)
+
+    def _store_ticket(self, record: TicketRecord, old_owner: str, new_owner: str) -> set[str]:
+        tid = record.ticket_id
+        self.tickets[tid] = (new_owner, record)
+        self.dirty_tickets.add(tid)
+        touched = set()
+        for pid in {old_owner, new_owner} - {UNOWNED}:
+            person = self.persons[pid]
+            if pid == new_owner:
+                person.ticket_ids.add(tid)
+            else:
+                person.ticket_ids.discard(tid)
+            person.values = None
+            touched.add(pid)
+        return touched
+
+    # -- evaluate ---------------------------------------------------------------------------
+    def evaluate(self, pid: str, now: datetime) -> None:
+        person = self.persons[pid]
+        row = person.row
+        if person.values is None:
+            records = (self.tickets[t][1] for t in person.ticket_ids)
+            person.values = derive_state(records, row.facts)
+        values = dict(person.values)
+        result = evaluate_person(pid, values, row.memberships, self.rules.states,
+                                 self.rules.segments, now)
+        old = row.state
+        changed = tuple(k for k, v in values.items() if old.get(k) != v)
+        if changed:
+            self.stats.state_changes += 1
+            old_state = old.get("support_state")
+            self.state_rows.append(
+                StateChangeRow(pid, now, old_state, result.support_state, changed)
+            )
+            self.outbox.append(OutboxRow(pid, "support_state_changed", now, orjson.dumps({
+                "person_id": pid,
+                "old_state": old_state,
+                "new_state": result.support_state,
+                "changed": list(changed),
+                "state": {k: _json(v) for k, v in values.items()},
+                "occurred_at": codec.format_time(now),
+            })))
+            row.state = values
+        for change in result.changes:
+            self._record_change(pid, change)
+        row.memberships = {k: m for k, m in result.memberships.items() if m.member}
+        row.wake = result.wake
+        if result.wake is not None and self.horizon is not None and result.wake <= self.horizon:
+            heapq.heappush(self.timer_heap, (result.wake, pid))
+        self.touched.add(pid)
+
+    def _record_change(self, pid: str, change: Change) -> None:
+        if change.change == "entered":
+            self.stats.entered += 1
+        else:
+            self.stats.exited += 1
+        self.history.append(HistoryRow(pid, change))
+        self.outbox.append(OutboxRow(pid, "segment_membership_changed", change.at, orjson.dumps({
+            "person_id": pid,
+            "segment": change.segment,
+            "change": change.change,
+            "holdout": change.holdout,
+            "rule": change.rule,
+            "detail": change.detail,
+            "occurred_at": codec.format_time(change.at),
+        })))
+
+    def fire_timers(self, before: datetime, *, inclusive: bool) -> None:
+        """Fire every due timer earlier than ``before`` (or at it, if inclusive), in order."""
+        heap = self.timer_heap
+        while heap and (heap[0][0] < before or (inclusive and heap[0][0] == before)):
+            due, pid = heapq.heappop(heap)
+            if pid not in self.persons:
+                self._load_persons({pid})
+                if pid not in self.persons:
+                    continue
+            if self.persons[pid].row.wake != due:
+                continue  # stale entry: the person was re-evaluated since
+            self.stats.timers_fired += 1
+            self.evaluate(pid, due)
+
+    # -- sweep ------------------------------------------------------------------------------
+    def sweep(
+        self, events: Sequence[Event], owners: Sequence[str | None], clock: datetime | None,
+        until: datetime,
+    ) -> None:
+        order = sorted(range(len(events)), key=lambda i: (events[i].at, events[i].key))
+        dirty: set[str] = set()
+        current: datetime | None = None
+        for i in order:
+            event = events[i]
+            t = event.at if clock is None or event.at > clock else clock
+            if current is not None and t != current:
+                for pid in sorted(dirty):
+                    self.evaluate(pid, current)
+                dirty.clear()
+            if current != t:
+                self.fire_timers(t, inclusive=False)
+                current = t
+            dirty |= self.apply(event, owners[i])
+        if current is not None:
+            for pid in sorted(dirty):
+                self.evaluate(pid, current)
+        self.fire_timers(until, inclusive=True)
+
+    def flush(self) -> None:
+        tx = self.tx
+        tx.save_tickets((tid, *self.tickets[tid]) for tid in sorted(self.dirty_tickets))
+        rows = [self.persons[pid].row for pid in sorted(self.touched)]
+        tx.save_persons(rows, new=set(self.identity.new_persons))
+        tx.append_history(self.history)
+        tx.append_state_changes(self.state_rows)
+        tx.append_outbox(self.outbox)
+        self.stats.persons_touched = len(rows)
+
+
+def _json(value: Any) -> Any:
+    return codec.format_time(value) if isinstance(value, datetime) else value
+
+
+def _us(value: datetime) -> int:
+    from tactful.store.records import to_us
+
+    return to_us(value)

@@ -1,0 +1,399 @@
+"""The sections of ``tactful.toml`` as pydantic models (shape and per-value checks).
+
+``tactful.config`` validates each section and each ``[[...]]`` entry on its own with these
+models, so that one bad entry does not hide the errors of the others, then runs the checks
+that span entries (unique names, segment references, rules). See product.md section 6.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from tactful.core.events import CONSENT_PURPOSES
+from tactful.core.reasons import ReasonRule
+from tactful.core.rules import FieldType, Rule, parse_duration
+
+Purpose = Literal["ads", "email", "analytics"]
+IdentityKey = Literal["email", "phone", "external_id"]
+DestinationType = Literal[
+    "meta_audience",
+    "google_customer_match",
+    "tiktok_audience",
+    "customerio",
+    "sailthru",
+    "klaviyo",
+    "webhook",
+    "warehouse",
+    "segment",
+    "amplitude",
+    "mixpanel",
+]
+
+# Support-state fields (product.md section 3) and their rule types.
+STATE_FIELDS: dict[str, FieldType] = {
+    "has_open_ticket": "bool",
+    "open_ticket_count": "int",
+    "open_reasons": "list",
+    "ticket_count": "int",
+    "last_ticket_at": "time",
+    "last_activity_at": "time",
+    "last_ticket_status": "str",
+    "ticket_reason": "str",
+    "last_resolved_at": "time",
+    "priority": "str",
+    "refund_risk": "bool",
+    "last_refund_at": "time",
+    "csat_score": "int",
+    "csat_at": "time",
+    "health": "str",
+    "health_at": "time",
+    "ticket_tags": "list",
+    "support_state": "str",
+}
+# ``[[states]]`` rules compute ``support_state``, so they cannot read it.
+STATE_RULE_FIELDS: dict[str, FieldType] = {
+    k: v for k, v in STATE_FIELDS.items() if k != "support_state"
+}
+
+# type -> (default purpose, required keys, optional keys with their defaults)
+DESTINATION_SPECS: dict[str, tuple[Purpose, tuple[str, ...], dict[str, str]]] = {
+    "meta_audience": ("ads", ("audience_id", "access_token"), {}),
+    "google_customer_match": (
+        "ads",
+        (
+            "customer_id",
+            "user_list_id",
+            "developer_token",
+            "client_id",
+            "client_secret",
+            "refresh_token",
+        ),
+        {"login_customer_id": ""},
+    ),
+    "tiktok_audience": ("ads", ("advertiser_id", "audience_id", "access_token"), {}),
+    "customerio": ("email", ("site_id", "api_key"), {"region": "us"}),
+    "sailthru": ("email", ("api_key", "api_secret"), {}),
+    "klaviyo": ("email", ("api_key",), {}),
+    "webhook": ("analytics", ("url", "secret"), {}),
+    "warehouse": ("analytics", ("url",), {}),
+    "segment": ("analytics", ("write_key",), {}),
+    "amplitude": ("analytics", ("api_key",), {}),
+    "mixpanel": (
+        "analytics",
+        ("project_id", "service_account_user", "service_account_secret"),
+        {},
+    ),
+}
+AD_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
+WAREHOUSE_SCHEMES = ("duckdb", "parquet", "postgresql", "postgres", "snowflake", "bigquery")
+SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
+
+_SNAKE = re.compile(r"[a-z][a-z0-9_]*")
+_DEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+
+
+def check_http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"https?://[^/\s]+", value):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/") if value else value
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(Section):
+    url: str = "sqlite:///tactful.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else ""
+        if scheme == "sqlite":
+            if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
+                raise ValueError("sqlite URLs look like sqlite:///relative.db or sqlite:////abs.db")
+        elif scheme not in ("postgresql", "postgres"):
+            shown = f"scheme '{scheme}'" if scheme else f"{value!r}"
+            raise ValueError(f"unsupported {shown}: use sqlite:///path or postgresql://...")
+        return value
+
+
+class ZendeskSettings(Section):
+    subdomain: str | None = None
+    email: str | None = None
+    api_token: str | None = None
+    webhook_secret: str | None = None
+    base_url: str | None = None
+    public_url: str | None = None
+    app_public_key: str | None = None
+
+    @field_validator("subdomain")
+    @classmethod
+    def _subdomain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if value.endswith(".zendesk.com"):
+            raise ValueError(f"give only the subdomain: '{value.removesuffix('.zendesk.com')}'")
+        if not _SUBDOMAIN.fullmatch(value):
+            raise ValueError(f"invalid subdomain {value!r}")
+        return value
+
+    _urls = field_validator("base_url", "public_url")(check_http_url)
+
+    @model_validator(mode="after")
+    def _token_needs_email(self) -> ZendeskSettings:
+        if self.api_token and not self.email:
+            raise ValueError("api_token needs email (the agent the token authenticates)")
+        return self
+
+    @property
+    def api_url(self) -> str | None:
+        """Base of the Zendesk API: ``base_url``, else ``https://{subdomain}.zendesk.com``."""
+        if self.base_url:
+            return self.base_url
+        return f"https://{self.subdomain}.zendesk.com" if self.subdomain else None
+
+
+class IdentitySettings(Section):
+    key: IdentityKey = "email"
+    default_region: str | None = None
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r}: use a two-letter code such as 'US'")
+        return region
+
+
+class CsatSettings(Section):
+    good: int = Field(default=5, ge=1, le=5)
+    bad: int = Field(default=1, ge=1, le=5)
+
+
+class ReasonSettings(Section):
+    name: str
+    tags: list[str] = []
+    keywords: list[str] = []
+    fields: dict[str, list[str]] = {}
+    risk: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip() or value != value.strip():
+            raise ValueError(f"invalid name {value!r}: non-empty, no surrounding spaces")
+        return value
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _single_values(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ReasonSettings:
+        if (
+            not any(t.strip() for t in self.tags)
+            and not any(k.strip() for k in self.keywords)
+            and not any(self.fields.values())
+        ):
+            raise ValueError("matches nothing: give tags, keywords or fields")
+        return self
+
+    def to_rule(self) -> ReasonRule:
+        return ReasonRule(
+            name=self.name,
+            tags=frozenset(t.strip() for t in self.tags if t.strip()),
+            keywords=tuple(self.keywords),
+            fields={k.strip(): frozenset(v) for k, v in self.fields.items()},
+            risk=self.risk,
+        )
+
+
+class _RuleSection(Section):
+    name: str
+    when: str
+    description: str = ""
+    _rule: Rule | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SNAKE.fullmatch(value):
+            raise ValueError(
+                f"invalid name {value!r}: use lower-case letters, digits and _ (like open_ticket)"
+            )
+        return value
+
+    @property
+    def rule(self) -> Rule:
+        """The compiled ``when`` (set by ``tactful.config`` once the rule compiled)."""
+        if self._rule is None:
+            raise RuntimeError(f"rule {self.name!r} was not compiled")
+        return self._rule
+
+
+class StateSettings(_RuleSection):
+    @field_validator("name")
+    @classmethod
+    def _not_clear(cls, value: str) -> str:
+        if value == "clear":
+            raise ValueError("'clear' is reserved: it is the state when no rule holds")
+        return value
+
+
+class SegmentSettings(_RuleSection):
+    cooldown: timedelta | None = None
+    holdout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if value is None or isinstance(value, timedelta):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"expected a duration such as '24h', got {value!r}")
+        return parse_duration(value)
+
+
+class DestinationSettings(Section):
+    name: str
+    type: DestinationType
+    segment: str | None = None
+    segments: list[str] | None = None
+    base_url: str | None = None
+    purpose: Purpose | None = None
+    settings: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_settings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields) - {"settings"}
+        out = {k: v for k, v in data.items() if k in known}
+        out["settings"] = {k: v for k, v in data.items() if k not in known}
+        return out
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _DEST_NAME.fullmatch(value):
+            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
+        return value
+
+    _base_url = field_validator("base_url")(check_http_url)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> DestinationSettings:
+        purpose, _, optional = DESTINATION_SPECS[self.type]
+        if self.purpose is None:
+            self.purpose = purpose
+        for key, default in optional.items():
+            if default:
+                self.settings.setdefault(key, default)
+        return self
+
+    @property
+    def is_ad_audience(self) -> bool:
+        return self.type in AD_TYPES
+
+    @property
+    def segment_names(self) -> list[str] | None:
+        """The segments this destination follows; None means every segment."""
+        return [self.segment] if self.segment is not None else self.segments
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        """A type-specific key as text (ids written as TOML integers become strings)."""
+        value = self.settings.get(key, default)
+        return None if value is None else str(value)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Type-specific problems as ``(key, message)``: required keys and their values."""
+        out: list[tuple[str, str]] = []
+        _, required, _ = DESTINATION_SPECS[self.type]
+        for key in required:
+            value = self.settings.get(key)
+            if value is None:
+                out.append((key, f"is required for type '{self.type}'"))
+            elif isinstance(value, bool) or not isinstance(value, str | int):
+                out.append((key, f"must be a string, got {type(value).__name__}"))
+            elif not str(value).strip():
+                out.append((key, "must not be empty"))
+        if self.type in AD_TYPES:
+            if self.segments is not None:
+                out.append(("segments", "an ad audience follows exactly one segment: use segment"))
+            elif self.segment is None:
+                out.append(("segment", "is required: an ad audience follows exactly one segment"))
+        elif self.segment is not None and self.segments is not None:
+            out.append(("segments", "give either segment or segments, not both"))
+        elif self.segments == []:
+            out.append(("segments", "is empty: omit it to receive every segment"))
+        value = self.settings.get("region")
+        if self.type == "customerio" and value not in ("us", "eu"):
+            out.append(("region", f"must be 'us' or 'eu', got {value!r}"))
+        out.extend(self._url_problems())
+        return out
+
+    def _url_problems(self) -> list[tuple[str, str]]:
+        url, out = self.settings.get("url"), []
+        if self.type == "webhook" and isinstance(url, str) and url.strip():
+            try:
+                check_http_url(url)
+            except ValueError as e:
+                out.append(("url", str(e)))
+        if self.type == "warehouse" and isinstance(url, str) and url.strip():
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            if scheme not in WAREHOUSE_SCHEMES:
+                names = ", ".join(f"{s}://" for s in WAREHOUSE_SCHEMES)
+                out.append(("url", f"unsupported warehouse URL: use one of {names}"))
+        secret = self.settings.get("secret")
+        if self.type == "webhook" and isinstance(secret, str) and secret.strip():
+            out.extend(("secret", m) for m in _webhook_secret_problems(secret))
+        return out
+
+
+def _webhook_secret_problems(secret: str) -> list[str]:
+    if not secret.startswith("whsec_"):
+        return ["must start with 'whsec_' (a Standard Webhooks secret)"]
+    try:
+        if not base64.b64decode(secret.removeprefix("whsec_"), validate=True):
+            return ["is empty after 'whsec_'"]
+    except (binascii.Error, ValueError):
+        return ["must be 'whsec_' followed by base64"]
+    return []
+
+
+class ConsentSettings(Section):
+    ads: bool = True
+    email: bool = True
+    analytics: bool = True
+    fields: dict[Purpose, str] = {}
+
+    def default(self, purpose: str) -> bool:
+        """What to assume for ``purpose`` about a person of whom nothing is known."""
+        if purpose not in CONSENT_PURPOSES:
+            raise ValueError(f"unknown consent purpose {purpose!r}")
+        return bool(getattr(self, purpose))
+
+
+class ApiSettings(Section):
+    token: str | None = None
+
+
+class EngineSettings(Section):
+    batch_size: int = Field(default=1000, ge=1)

@@ -1,0 +1,204 @@
+"""Canonical events: the only input the engine understands.
+
+Vendor payloads (Zendesk JSON, API bodies, files) are translated into these at the edge
+(``tactful.zendesk.parse``, ``tactful.web``); the core never sees a vendor dict.
+
+Every event carries ``key``: a stable deduplication key. The same fact delivered twice (a
+webhook retry, overlapping export pages, a re-imported file) has the same key and is applied
+once. Every event carries ``at``: the moment the fact became true, an aware UTC datetime;
+the engine clock advances to it.
+
+Rules:
+- Times are aware datetimes in UTC. Naive datetimes are rejected by ``require_utc``.
+- Strings are already normalized where the event says so (statuses lower-case, tags
+  lower-case). Identifiers are *raw* here; ``tactful.core.identity`` normalizes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
+RESOLVED_STATUSES = frozenset({"solved", "closed"})
+KNOWN_STATUSES = OPEN_STATUSES | RESOLVED_STATUSES | {"deleted"}
+PRIORITIES = ("low", "normal", "high", "urgent")  # ascending
+HEALTH_VALUES = ("satisfied", "neutral", "unsatisfied")
+CONSENT_PURPOSES = ("ads", "email", "analytics")
+
+IdentifierKind = Literal["email", "phone", "external_id", "zendesk_user_id", "person_id"]
+IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
+    "email",
+    "phone",
+    "external_id",
+    "zendesk_user_id",
+)
+
+
+def require_utc(value: datetime, what: str = "time") -> datetime:
+    """Return ``value`` in UTC; reject naive datetimes (the boundary rule)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """One identifier of a person, e.g. ``Identifier("email", "ann@example.com")``."""
+
+    kind: IdentifierKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketVersion:
+    """One version of a Zendesk ticket as seen at ``updated_at`` (export row or webhook).
+
+    ``status`` is lower-case and may be ``deleted``. ``priority`` is lower-case or None.
+    ``requester_id`` is the Zendesk user id; ``requester`` carries inline identifiers when
+    the source has them (trigger webhooks send the requester's email/phone/external id).
+    ``custom_fields`` maps the Zendesk field id (as a string) to its value(s) as strings.
+    """
+
+    key: str
+    at: datetime  # == updated_at
+    ticket_id: int
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    priority: str | None
+    tags: tuple[str, ...]
+    subject: str
+    channel: str
+    requester_id: int | None
+    requester: tuple[Identifier, ...] = ()
+    custom_fields: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TicketStatusChanged:
+    """A status change of a ticket at an exact moment (from Zendesk ticket events)."""
+
+    key: str
+    at: datetime
+    ticket_id: int
+    status: str
+    previous_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSeen:
+    """A Zendesk user (export row or webhook) with its identities at ``updated_at``.
+
+    ``fields`` holds user fields (``user_fields`` in Zendesk) as strings; consent can be
+    read from them. ``tags`` are the user's tags.
+    """
+
+    key: str
+    at: datetime
+    zendesk_user_id: int
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    external_ids: tuple[str, ...] = ()
+    active: bool = True
+    tags: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UserMerged:
+    """Zendesk merged user ``source_user_id`` into ``target_user_id``."""
+
+    key: str
+    at: datetime
+    source_user_id: int
+    target_user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserDeleted:
+    """Zendesk deleted a user; ``permanent`` means an erasure request (GDPR)."""
+
+    key: str
+    at: datetime
+    zendesk_user_id: int
+    permanent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RatingGiven:
+    """A satisfaction rating. ``score`` is 1-5, or ``good``/``bad`` (legacy binary CSAT)."""
+
+    key: str
+    at: datetime
+    rating_id: int
+    ticket_id: int | None
+    requester_id: int | None
+    score: int | Literal["good", "bad"]
+    requester: tuple[Identifier, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSet:
+    """An agent (or another system) set the customer's health."""
+
+    key: str
+    at: datetime
+    person: Identifier
+    health: str  # one of HEALTH_VALUES
+    actor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentSet:
+    """Consent for one purpose (``ads``, ``email``, ``analytics``) was given or withdrawn."""
+
+    key: str
+    at: datetime
+    person: Identifier
+    purpose: str  # one of CONSENT_PURPOSES
+    granted: bool
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecorded:
+    """An outcome from another system: an order, an unsubscribe, a complaint, a re-contact.
+
+    Stored and attached to the person; measurement (value score, reports) reads them.
+    """
+
+    key: str
+    at: datetime
+    person: Identifier
+    outcome: str  # order | unsubscribe | complaint | recontact | ...
+    amount: float | None = None
+    currency: str | None = None
+    properties: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+Event = (
+    TicketVersion
+    | TicketStatusChanged
+    | UserSeen
+    | UserMerged
+    | UserDeleted
+    | RatingGiven
+    | HealthSet
+    | ConsentSet
+    | OutcomeRecorded
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "ticket_version": TicketVersion,
+    "ticket_status_changed": TicketStatusChanged,
+    "user_seen": UserSeen,
+    "user_merged": UserMerged,
+    "user_deleted": UserDeleted,
+    "rating_given": RatingGiven,
+    "health_set": HealthSet,
+    "consent_set": ConsentSet,
+    "outcome_recorded": OutcomeRecorded,
+}
+EVENT_KIND: dict[type[Event], str] = {cls: name for name, cls in EVENT_TYPES.items()}  # type: ignore[misc]

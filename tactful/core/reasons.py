@@ -1,0 +1,102 @@
+"""Ticket reasons: the configured ``[[reasons]]`` mapping applied to a ticket version.
+
+The first rule, in configuration order, that matches names the reason:
+
+- any of its ``tags`` is on the ticket (case-insensitive);
+- any of its ``fields`` (Zendesk custom field id -> accepted values) has one of the listed
+  values (case-insensitive on values);
+- any of its ``keywords`` occurs in the subject as a whole word (case-insensitive;
+  ``refund`` matches "need a refund!" but not "refunded"; ``wrong item`` matches across
+  any run of whitespace).
+
+No rule matching gives ``("other", False)``. Pure; built once, called for every ticket
+version, so all matching structures are precompiled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["OTHER_REASON", "ReasonClassifier", "ReasonRule"]
+
+OTHER_REASON = "other"
+
+
+@dataclass(frozen=True)
+class ReasonRule:
+    """One ``[[reasons]]`` entry."""
+
+    name: str
+    tags: frozenset[str] = frozenset()
+    keywords: tuple[str, ...] = ()
+    fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    risk: bool = False
+
+
+def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive regex matching any keyword as a whole word (or ``None``)."""
+    parts = []
+    for keyword in keywords:
+        words = keyword.split()
+        if words:
+            parts.append(r"\s+".join(re.escape(word) for word in words))
+    if not parts:
+        return None
+    # Longest first so that the alternation prefers "wrong item" over "wrong".
+    parts.sort(key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+
+
+class ReasonClassifier:
+    """Classify ticket versions by the ordered reason rules."""
+
+    __slots__ = ("_by_field", "_by_tag", "_patterns", "_results")
+
+    def __init__(self, rules: Sequence[ReasonRule]) -> None:
+        self._results: list[tuple[str, bool]] = [(rule.name, rule.risk) for rule in rules]
+        # Lowest rule index for each tag / (field id, value): one dict lookup per input.
+        self._by_tag: dict[str, int] = {}
+        self._by_field: dict[tuple[str, str], int] = {}
+        self._patterns: list[re.Pattern[str] | None] = []
+        for index, rule in enumerate(rules):
+            for tag in rule.tags:
+                self._by_tag.setdefault(tag.strip().casefold(), index)
+            for field_id, values in rule.fields.items():
+                for value in values:
+                    key = (str(field_id).strip(), value.strip().casefold())
+                    self._by_field.setdefault(key, index)
+            self._patterns.append(keyword_pattern(rule.keywords))
+
+    def classify(
+        self,
+        tags: Iterable[str],
+        subject: str,
+        custom_fields: Iterable[tuple[str, str]] = (),
+    ) -> tuple[str, bool]:
+        """Return ``(reason, risk)`` for a ticket version."""
+        best = len(self._results)
+        by_tag = self._by_tag
+        if by_tag:
+            for tag in tags:
+                index = by_tag.get(tag.casefold())
+                if index is not None and index < best:
+                    best = index
+        by_field = self._by_field
+        if by_field:
+            for field_id, value in custom_fields:
+                index = by_field.get((field_id, value.strip().casefold()))
+                if index is not None and index < best:
+                    best = index
+        # Rules before ``best`` matched neither tags nor fields: only keywords can win.
+        if subject:
+            patterns = self._patterns
+            for index in range(best):
+                pattern = patterns[index]
+                if pattern is not None and pattern.search(subject) is not None:
+                    best = index
+                    break
+        if best < len(self._results):
+            return self._results[best]
+        return (OTHER_REASON, False)

@@ -1,0 +1,294 @@
+"""The support-state machine: ticket records and the per-person state derived from them.
+
+Pure: no I/O, no clock. ``now`` never appears here; time-dependent decisions (windows,
+cooldowns) live in ``tactful.core.rules`` and ``tactful.core.evaluate``.
+
+Rules (product.md §3):
+
+| fact                      | how it folds                                                       |
+|---------------------------|--------------------------------------------------------------------|
+| ticket version            | latest by (updated_at, key) wins; older versions never overwrite     |
+| status observation        | every version and status event adds (at, status); a set, so any    |
+|                           | order and any duplication give the same history                    |
+| current ticket status     | status of the latest observation (ties: the latest version's)      |
+| open                      | new / open / pending / hold                                        |
+| resolution moment         | an observation of solved/closed whose predecessor was not resolved |
+| merged ticket             | latest version tagged ``closed_by_merge`` or via channel ``merge``:|
+|                           | counts nowhere, and its closing is no resolution                   |
+| deleted ticket            | latest status ``deleted``: counts nowhere                          |
+| ticket owner              | the requester of the latest version                                |
+| risk                      | ``last_risk_at`` = max updated_at of versions whose reason is risky|
+| rating / health / consent | latest by (at, key) wins                                           |
+
+Everything folds with max/union, so the state is independent of arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tactful.core.events import (
+    OPEN_STATUSES,
+    PRIORITIES,
+    RESOLVED_STATUSES,
+    RatingGiven,
+    TicketStatusChanged,
+    TicketVersion,
+)
+
+MERGE_TAG = "closed_by_merge"
+MERGE_CHANNEL = "merge"
+_PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+
+Observation = tuple[datetime, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """Everything known about one ticket, folded from all its versions and status events."""
+
+    ticket_id: int
+    version: TicketVersion | None  # latest version by (updated_at, key); None: status only
+    reason: str
+    risk: bool
+    last_risk_at: datetime | None
+    observations: frozenset[Observation]
+
+    @property
+    def status(self) -> str | None:
+        if not self.observations:
+            return None
+        latest_at = max(at for at, _ in self.observations)
+        at_latest = {status for at, status in self.observations if at == latest_at}
+        if self.version is not None and self.version.updated_at == latest_at:
+            if self.version.status in at_latest:
+                return self.version.status
+        return min(at_latest)
+
+    @property
+    def merged(self) -> bool:
+        v = self.version
+        return v is not None and (MERGE_TAG in v.tags or v.channel == MERGE_CHANNEL)
+
+    @property
+    def counted(self) -> bool:
+        """Counts toward the person's state: has a version, not deleted, not merged away."""
+        return self.version is not None and self.status != "deleted" and not self.merged
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def last_activity_at(self) -> datetime | None:
+        if not self.observations:
+            return None
+        return max(at for at, _ in self.observations)
+
+    def resolutions(self) -> list[datetime]:
+        """Moments the ticket went from not-resolved (or unknown) to solved/closed."""
+        out: list[datetime] = []
+        previous: str | None = None
+        for at, status in sorted(self.observations):
+            resolved = status in RESOLVED_STATUSES
+            if resolved and (previous is None or previous not in RESOLVED_STATUSES):
+                out.append(at)
+            previous = status
+        return out
+
+
+def _newer(a: TicketVersion, b: TicketVersion) -> bool:
+    return (a.updated_at, a.key) > (b.updated_at, b.key)
+
+
+def apply_version(
+    record: TicketRecord | None, version: TicketVersion, reason: str, risk: bool
+) -> TicketRecord:
+    """Fold one ticket version (already classified into ``reason``/``risk``)."""
+    observation = (version.updated_at, version.status)
+    risk_at = version.updated_at if risk else None
+    if record is None:
+        return TicketRecord(
+            ticket_id=version.ticket_id,
+            version=version,
+            reason=reason,
+            risk=risk,
+            last_risk_at=risk_at,
+            observations=frozenset((observation,)),
+        )
+    last_risk_at = record.last_risk_at
+    if risk_at is not None and (last_risk_at is None or risk_at > last_risk_at):
+        last_risk_at = risk_at
+    observations = record.observations | {observation}
+    if record.version is None or _newer(version, record.version):
+        return TicketRecord(record.ticket_id, version, reason, risk, last_risk_at, observations)
+    return TicketRecord(
+        record.ticket_id, record.version, record.reason, record.risk, last_risk_at, observations
+    )
+
+
+def apply_status_change(record: TicketRecord | None, event: TicketStatusChanged) -> TicketRecord:
+    observation = (event.at, event.status)
+    if record is None:
+        return TicketRecord(event.ticket_id, None, "other", False, None, frozenset((observation,)))
+    if observation in record.observations:
+        return record
+    return TicketRecord(
+        record.ticket_id,
+        record.version,
+        record.reason,
+        record.risk,
+        record.last_risk_at,
+        record.observations | {observation},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A latest-wins fact: the value with the greatest (at, key)."""
+
+    at: datetime
+    key: str
+    value: Any
+
+    def newer_than(self, other: Latest | None) -> bool:
+        return other is None or (self.at, self.key) > (other.at, other.key)
+
+
+def pick_latest(current: Latest | None, candidate: Latest) -> Latest:
+    return candidate if candidate.newer_than(current) else current  # type: ignore[return-value]
+
+
+def csat_score(rating: RatingGiven, *, good: int, bad: int) -> int:
+    if rating.score == "good":
+        return good
+    if rating.score == "bad":
+        return bad
+    return int(rating.score)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonFacts:
+    """Per-person facts that are not tickets: latest rating, health and consent."""
+
+    rating: Latest | None = None  # value: csat score 1-5
+    health: Latest | None = None  # value: satisfied | neutral | unsatisfied
+    consent: tuple[tuple[str, Latest], ...] = ()  # purpose -> Latest(value: bool)
+
+    def consent_for(self, purpose: str) -> bool | None:
+        for name, latest in self.consent:
+            if name == purpose:
+                return bool(latest.value)
+        return None
+
+    def with_consent(self, purpose: str, candidate: Latest) -> PersonFacts:
+        current = dict(self.consent)
+        current[purpose] = pick_latest(current.get(purpose), candidate)
+        return PersonFacts(self.rating, self.health, tuple(sorted(current.items())))
+
+    def combine(self, other: PersonFacts) -> PersonFacts:
+        """Facts of two persons being merged into one (order-independent)."""
+        rating = self.rating if other.rating is None else pick_latest(self.rating, other.rating)
+        health = self.health if other.health is None else pick_latest(self.health, other.health)
+        merged = self
+        for purpose, latest in other.consent:
+            merged = merged.with_consent(purpose, latest)
+        return PersonFacts(rating, health, merged.consent)
+
+
+STATE_FIELD_NAMES = (
+    "has_open_ticket",
+    "open_ticket_count",
+    "open_reasons",
+    "ticket_count",
+    "last_ticket_at",
+    "last_activity_at",
+    "last_ticket_status",
+    "ticket_reason",
+    "last_resolved_at",
+    "priority",
+    "refund_risk",
+    "last_refund_at",
+    "csat_score",
+    "csat_at",
+    "health",
+    "health_at",
+    "ticket_tags",
+    "support_state",
+)
+
+
+def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[str, Any]:
+    """All §3 fields except ``support_state`` (which needs the rules and a moment)."""
+    open_count = 0
+    ticket_count = 0
+    open_reasons: set[str] = set()
+    open_tags: set[str] = set()
+    priority_rank = -1
+    refund_risk = False
+    last_ticket_at: datetime | None = None
+    newest_created: tuple[datetime, int] | None = None
+    ticket_reason: str | None = None
+    newest_updated: tuple[datetime, int] | None = None
+    last_ticket_status: str | None = None
+    last_activity_at: datetime | None = None
+    last_resolved_at: datetime | None = None
+    last_refund_at: datetime | None = None
+    for record in tickets:
+        if not record.counted:
+            continue
+        version = record.version
+        assert version is not None  # counted implies a version
+        ticket_count += 1
+        status = record.status
+        if status in OPEN_STATUSES:
+            open_count += 1
+            open_reasons.add(record.reason)
+            open_tags.update(version.tags)
+            if record.risk:
+                refund_risk = True
+            if version.priority is not None:
+                priority_rank = max(priority_rank, _PRIORITY_RANK.get(version.priority, -1))
+        created = (version.created_at, record.ticket_id)
+        if newest_created is None or created > newest_created:
+            newest_created = created
+            ticket_reason = record.reason
+            last_ticket_at = version.created_at
+        activity = record.last_activity_at
+        if activity is not None:
+            updated = (activity, record.ticket_id)
+            if newest_updated is None or updated > newest_updated:
+                newest_updated = updated
+                last_ticket_status = status
+            if last_activity_at is None or activity > last_activity_at:
+                last_activity_at = activity
+        for resolved_at in record.resolutions():
+            if last_resolved_at is None or resolved_at > last_resolved_at:
+                last_resolved_at = resolved_at
+        if record.last_risk_at is not None and (
+            last_refund_at is None or record.last_risk_at > last_refund_at
+        ):
+            last_refund_at = record.last_risk_at
+    rating, health = facts.rating, facts.health
+    return {
+        "has_open_ticket": open_count > 0,
+        "open_ticket_count": open_count,
+        "open_reasons": sorted(open_reasons),
+        "ticket_count": ticket_count,
+        "last_ticket_at": last_ticket_at,
+        "last_activity_at": last_activity_at,
+        "last_ticket_status": last_ticket_status,
+        "ticket_reason": ticket_reason,
+        "last_resolved_at": last_resolved_at,
+        "priority": PRIORITIES[priority_rank] if priority_rank >= 0 else None,
+        "refund_risk": refund_risk,
+        "last_refund_at": last_refund_at,
+        "csat_score": rating.value if rating is not None else None,
+        "csat_at": rating.at if rating is not None else None,
+        "health": health.value if health is not None else None,
+        "health_at": health.at if health is not None else None,
+        "ticket_tags": sorted(open_tags),
+    }

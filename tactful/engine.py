@@ -1,0 +1,215 @@
+"""The engine: the only place that reads the wall clock and wires core + store + outbox.
+
+``Engine.apply(events)`` runs one batch in one transaction: dedupe into the event log,
+identity, fold, states, segments, membership diffs and outbox rows. ``Engine.tick(now)``
+advances the engine clock and fires due timers at their exact moments. ``Engine.replay()``
+recomputes everything from the stored log.
+
+The engine clock never goes back: it advances to each event's time, to the wall clock while
+``serve`` runs, and to T with ``tick --now T``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tactful.batch import Batch, BatchStats
+from tactful.core import codec
+from tactful.core.events import EVENT_KIND, Event
+from tactful.core.reasons import ReasonClassifier
+from tactful.core.segments import SegmentSpec, StateSpec
+from tactful.identity_graph import IdentityPlan
+from tactful.store.base import EventRow, Store, Tx
+from tactful.store.records import to_us
+
+CLOCK_KEY = "clock"
+SALT_KEY = "person_salt"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything the batch needs from the settings, resolved once."""
+
+    states: Sequence[StateSpec]
+    segments: Sequence[SegmentSpec]
+    classifier: ReasonClassifier
+    csat_good: int = 5
+    csat_bad: int = 1
+    consent_fields: dict[str, str] = field(default_factory=dict)
+    key_kind: str = "email"
+    default_region: str | None = None
+
+
+def rules_from_settings(settings: Any) -> Rules:
+    consent_fields = dict(getattr(settings.consent, "fields", {}) or {})
+    return Rules(
+        states=list(settings.states),
+        segments=list(settings.segments),
+        classifier=settings.reason_classifier(),
+        csat_good=settings.csat.good,
+        csat_bad=settings.csat.bad,
+        consent_fields=consent_fields,
+        key_kind=settings.identity.key,
+        default_region=settings.identity.default_region,
+    )
+
+
+@dataclass
+class ReplayReport:
+    events: int
+    persons_before: int
+    persons_after: int
+    changed: list[dict[str, Any]]  # person_id, before, after
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    def __init__(
+        self, rules: Rules, store: Store, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.rules = rules
+        self.store = store
+        self.wall_clock = clock or _wall_clock
+        self.plan = IdentityPlan(rules.key_kind, rules.default_region)
+
+    # -- clock ------------------------------------------------------------------------------
+    def clock(self) -> datetime | None:
+        with self.store.reader() as reader:
+            text = reader.get_meta(CLOCK_KEY)
+        return None if text is None else codec.parse_time(text)
+
+    @staticmethod
+    def _clock(tx: Tx) -> datetime | None:
+        text = tx.get_meta(CLOCK_KEY)
+        return None if text is None else codec.parse_time(text)
+
+    @staticmethod
+    def _salt(tx: Tx) -> str:
+        salt = tx.get_meta(SALT_KEY)
+        if salt is None:
+            salt = secrets.token_hex(16)
+            tx.set_meta(SALT_KEY, salt)
+        return salt
+
+    # -- apply ------------------------------------------------------------------------------
+    def apply(
+        self,
+        events: Sequence[Event],
+        *,
+        raws: Sequence[bytes | None] | None = None,
+        source: str = "api",
+    ) -> BatchStats:
+        """Store and apply one batch atomically. Duplicates (same key) are skipped."""
+        with self.store.transaction() as tx:
+            rows = [
+                EventRow(
+                    key=e.key,
+                    kind=EVENT_KIND[type(e)],
+                    at_us=to_us(e.at),
+                    source=source,
+                    raw=None if raws is None else raws[i],
+                    canonical=orjson.dumps(codec.encode(e)),
+                )
+                for i, e in enumerate(events)
+            ]
+            inserted = tx.insert_events(rows)
+            fresh = [e for e, ok in zip(events, inserted, strict=True) if ok]
+            stats = self._run(tx, fresh, None)
+            stats.received = len(events)
+            stats.duplicates = len(events) - len(fresh)
+            return stats
+
+    def tick(self, now: datetime | None = None) -> BatchStats:
+        """Advance the clock to ``now`` (default: the wall clock) and fire due timers."""
+        with self.store.transaction() as tx:
+            return self._run(tx, [], now or self.wall_clock())
+
+    def _run(self, tx: Tx, events: Sequence[Event], target: datetime | None) -> BatchStats:
+        clock = self._clock(tx)
+        candidates = [e.at for e in events]
+        if target is not None:
+            candidates.append(target)
+        if clock is not None:
+            candidates.append(clock)
+        if not candidates:
+            return BatchStats()
+        until = max(candidates)
+        batch = Batch(tx, self.rules, self.plan, self._salt(tx))  # type: ignore[arg-type]
+        owners = batch.resolve(events)
+        batch.load(events, owners, until)
+        batch.sweep(events, owners, clock, until)
+        batch.flush()
+        tx.set_meta(CLOCK_KEY, codec.format_time(until))
+        stats = batch.stats
+        stats.applied = len(events) - len({k for k, _ in stats.rejected})
+        return stats
+
+    # -- replay -----------------------------------------------------------------------------
+    def replay(self, batch_size: int = 1000) -> ReplayReport:
+        """Recompute every person from the stored event log, in one transaction.
+
+        Person ids are stable (same salt, same log order); the clock returns to where it was.
+        """
+        with self.store.transaction() as tx:
+            before = self._snapshot(tx)
+            old_clock = self._clock(tx)
+            tx.reset_derived()
+            count = 0
+            for chunk in tx.event_batches(batch_size):
+                events = [codec.decode(orjson.loads(blob)) for _, blob in chunk]
+                count += len(events)
+                self._run(tx, events, None)
+            if old_clock is not None:
+                self._run(tx, [], old_clock)
+            after = self._snapshot(tx)
+        changed = []
+        for pid in sorted(set(before) | set(after)):
+            if before.get(pid) != after.get(pid):
+                changed.append(
+                    {"person_id": pid, "before": _describe(before.get(pid)),
+                     "after": _describe(after.get(pid))}
+                )
+        return ReplayReport(count, len(before), len(after), changed)
+
+    @staticmethod
+    def _snapshot(tx: Tx) -> dict[str, tuple[str, tuple[str, ...]]]:
+        out: dict[str, tuple[str, tuple[str, ...]]] = {}
+        reader: Any = tx
+        after: str | None = None
+        while True:
+            ids = reader.person_ids(after, 5000)
+            if not ids:
+                return out
+            rows = tx.load_persons(ids)
+            for pid, row in rows.items():
+                out[pid] = (
+                    str(row.state.get("support_state", "clear")),
+                    tuple(sorted(s for s, m in row.memberships.items() if m.member)),
+                )
+            after = ids[-1]
+
+
+def _describe(value: tuple[str, tuple[str, ...]] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"support_state": value[0], "segments": list(value[1])}
+
+
+def chunked(items: Iterable[Event], size: int) -> Iterable[list[Event]]:
+    batch: list[Event] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

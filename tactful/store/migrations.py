@@ -1,0 +1,102 @@
+"""Versioned schema migrations, shared by every store adapter.
+
+Each migration is a list of statements; ``{blob}``, ``{bigint}`` and ``{serial}`` are filled
+in per dialect. Migrations only ever append: never edit one that has shipped; add the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+DIALECT_TYPES = {
+    "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {"blob": "BYTEA", "bigint": "BIGINT", "serial": "BIGSERIAL PRIMARY KEY"},
+}
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "initial schema",
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE events (
+                seq {serial},
+                key TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                at_us {bigint} NOT NULL,
+                source TEXT NOT NULL,
+                received_us {bigint} NOT NULL,
+                raw {blob},
+                canonical {blob} NOT NULL)""",
+            """CREATE TABLE persons (
+                person_id TEXT PRIMARY KEY,
+                facts {blob},
+                state {blob},
+                support_state TEXT NOT NULL DEFAULT 'clear',
+                created_us {bigint} NOT NULL)""",
+            "CREATE INDEX persons_support_state ON persons (support_state)",
+            """CREATE TABLE person_aliases (
+                old_id TEXT PRIMARY KEY, person_id TEXT NOT NULL)""",
+            """CREATE TABLE identifiers (
+                kind TEXT NOT NULL, value TEXT NOT NULL, person_id TEXT NOT NULL,
+                PRIMARY KEY (kind, value, person_id))""",
+            "CREATE INDEX identifiers_person ON identifiers (person_id)",
+            """CREATE TABLE tickets (
+                ticket_id {bigint} PRIMARY KEY, person_id TEXT NOT NULL, record {blob} NOT NULL)""",
+            "CREATE INDEX tickets_person ON tickets (person_id)",
+            """CREATE TABLE memberships (
+                segment TEXT NOT NULL, person_id TEXT NOT NULL,
+                since_us {bigint} NOT NULL, false_since_us {bigint}, holdout INTEGER NOT NULL,
+                PRIMARY KEY (segment, person_id))""",
+            "CREATE INDEX memberships_person ON memberships (person_id)",
+            """CREATE TABLE membership_history (
+                id {serial}, person_id TEXT NOT NULL, segment TEXT NOT NULL,
+                change TEXT NOT NULL, at_us {bigint} NOT NULL, rule TEXT NOT NULL,
+                holdout INTEGER NOT NULL, detail TEXT NOT NULL)""",
+            "CREATE INDEX membership_history_person ON membership_history (person_id, at_us)",
+            "CREATE INDEX membership_history_segment ON membership_history (segment, at_us)",
+            """CREATE TABLE state_changes (
+                id {serial}, person_id TEXT NOT NULL, at_us {bigint} NOT NULL,
+                old_state TEXT, new_state TEXT NOT NULL, changed TEXT NOT NULL)""",
+            "CREATE INDEX state_changes_at ON state_changes (at_us)",
+            "CREATE INDEX state_changes_person ON state_changes (person_id, at_us)",
+            """CREATE TABLE timers (
+                person_id TEXT PRIMARY KEY, due_us {bigint} NOT NULL)""",
+            "CREATE INDEX timers_due ON timers (due_us)",
+            """CREATE TABLE outbox (
+                id {serial}, person_id TEXT NOT NULL, topic TEXT NOT NULL,
+                at_us {bigint} NOT NULL, payload {blob} NOT NULL,
+                created_us {bigint} NOT NULL)""",
+            "CREATE INDEX outbox_person ON outbox (person_id, id)",
+        ],
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def statements(dialect: str, migration: list[str]) -> list[str]:
+    types = DIALECT_TYPES[dialect]
+    return [sql.format(**types) for sql in migration]
+
+
+def migrate(
+    dialect: str,
+    current_version: int,
+    execute: Callable[[str], Any],
+    record: Callable[[int, str], Any],
+) -> list[int]:
+    """Apply every migration newer than ``current_version``; return the versions applied.
+
+    The caller runs this inside one transaction per migration (``execute`` + ``record``).
+    """
+    applied: list[int] = []
+    for version, description, migration in MIGRATIONS:
+        if version <= current_version:
+            continue
+        for sql in statements(dialect, migration):
+            execute(sql)
+        record(version, description)
+        applied.append(version)
+    return applied
