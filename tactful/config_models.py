@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tactful.core.events import CONSENT_PURPOSES
 from tactful.core.reasons import ReasonRule
-from tactful.core.rules import FieldType, Rule, parse_duration
+from tactful.core.rules import FieldType, Rule, parse_duration, parse_rule
 
 Purpose = Literal["ads", "email", "analytics"]
 IdentityKey = Literal["email", "phone", "external_id"]
@@ -239,15 +240,19 @@ class _RuleSection(Section):
             )
         return value
 
+    rule_fields: ClassVar[Mapping[str, FieldType]] = STATE_FIELDS
+
     @property
     def rule(self) -> Rule:
-        """The compiled ``when`` (set by ``tactful.config`` once the rule compiled)."""
+        """The compiled ``when`` (compiled by ``tactful.config``, else now: may raise)."""
         if self._rule is None:
-            raise RuntimeError(f"rule {self.name!r} was not compiled")
+            self._rule = parse_rule(self.when, name=self.name, fields=self.rule_fields)
         return self._rule
 
 
 class StateSettings(_RuleSection):
+    rule_fields: ClassVar[Mapping[str, FieldType]] = STATE_RULE_FIELDS
+
     @field_validator("name")
     @classmethod
     def _not_clear(cls, value: str) -> str:

@@ -61,6 +61,15 @@ def rules_from_settings(settings: Any) -> Rules:
 
 
 @dataclass
+class Incoming:
+    """Events from one raw document (an export page, a webhook body, a file line)."""
+
+    events: list[Event]
+    document: bytes | None = None
+    source: str = "api"
+
+
+@dataclass
 class ReplayReport:
     events: int
     persons_before: int
@@ -102,25 +111,30 @@ class Engine:
 
     # -- apply ------------------------------------------------------------------------------
     def apply(
-        self,
-        events: Sequence[Event],
-        *,
-        raws: Sequence[bytes | None] | None = None,
-        source: str = "api",
+        self, events: Sequence[Event], *, document: bytes | None = None, source: str = "api"
     ) -> BatchStats:
         """Store and apply one batch atomically. Duplicates (same key) are skipped."""
+        return self.apply_many([Incoming(list(events), document, source)])
+
+    def apply_many(self, incoming: Sequence[Incoming]) -> BatchStats:
+        """Store raw documents and their events, then apply them, in one transaction."""
         with self.store.transaction() as tx:
-            rows = [
-                EventRow(
-                    key=e.key,
-                    kind=EVENT_KIND[type(e)],
-                    at_us=to_us(e.at),
-                    source=source,
-                    raw=None if raws is None else raws[i],
-                    canonical=orjson.dumps(codec.encode(e)),
-                )
-                for i, e in enumerate(events)
-            ]
+            events: list[Event] = []
+            rows: list[EventRow] = []
+            for item in incoming:
+                doc_id = None
+                if item.document is not None:
+                    doc_id = tx.insert_document(item.source, item.document)
+                for e in item.events:
+                    events.append(e)
+                    rows.append(EventRow(
+                        key=e.key,
+                        kind=EVENT_KIND[type(e)],
+                        at_us=to_us(e.at),
+                        source=item.source,
+                        document_id=doc_id,
+                        canonical=orjson.dumps(codec.encode(e)),
+                    ))
             inserted = tx.insert_events(rows)
             fresh = [e for e, ok in zip(events, inserted, strict=True) if ok]
             stats = self._run(tx, fresh, None)

@@ -472,7 +472,7 @@ def _window(name: str, window: timedelta, *, within: bool) -> Timed:
         if x is None:
             return _FALSE_NEVER
         edge: datetime = x + edge_after
-        if now <= edge:
+        if now < edge:
             return (within, edge)
         return _FALSE_NEVER if within else _TRUE_NEVER
 

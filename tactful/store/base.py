@@ -29,7 +29,7 @@ class EventRow:
     kind: str
     at_us: int
     source: str
-    raw: bytes | None  # the vendor object as received (JSON)
+    document_id: int | None  # the raw document (page, webhook body) it came from
     canonical: bytes  # codec.encode(event) as JSON
 
 
@@ -74,6 +74,7 @@ class Tx(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
     # event log
+    def insert_document(self, source: str, body: bytes) -> int: ...
     def insert_events(self, rows: Sequence[EventRow]) -> list[bool]: ...
     def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, bytes]]]: ...
     def event_count(self) -> int: ...

@@ -20,6 +20,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "initial schema",
         [
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE documents (
+                id {serial},
+                sha256 TEXT NOT NULL UNIQUE,
+                source TEXT NOT NULL,
+                received_us {bigint} NOT NULL,
+                body {blob} NOT NULL)""",
             """CREATE TABLE events (
                 seq {serial},
                 key TEXT NOT NULL UNIQUE,
@@ -27,7 +33,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 at_us {bigint} NOT NULL,
                 source TEXT NOT NULL,
                 received_us {bigint} NOT NULL,
-                raw {blob},
+                document_id {bigint},
                 canonical {blob} NOT NULL)""",
             """CREATE TABLE persons (
                 person_id TEXT PRIMARY KEY,

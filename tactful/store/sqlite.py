@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -174,7 +175,7 @@ class _Queries:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for table in ("events", "persons", "tickets", "identifiers", "timers", "outbox"):
+        for table in ("documents", "events", "persons", "tickets", "identifiers", "timers", "outbox"):
             out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
         return out
 
@@ -190,15 +191,27 @@ class SQLiteTx(_Queries):
             (key, value),
         )
 
+    def insert_document(self, source: str, body: bytes) -> int:
+        digest = hashlib.sha256(body).hexdigest()
+        row = self.conn.execute("SELECT id FROM documents WHERE sha256 = ?", (digest,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cur = self.conn.execute(
+            "INSERT INTO documents (sha256, source, received_us, body) VALUES (?, ?, ?, ?)",
+            (digest, source, time.time_ns() // 1000, body),
+        )
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
+
     def insert_events(self, rows: Sequence[EventRow]) -> list[bool]:
         received = time.time_ns() // 1000
         cur = self.conn.cursor()
         inserted: list[bool] = []
         for row in rows:
             cur.execute(
-                "INSERT INTO events (key, kind, at_us, source, received_us, raw, canonical) "
+                "INSERT INTO events (key, kind, at_us, source, received_us, document_id, canonical) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (row.key, row.kind, row.at_us, row.source, received, row.raw, row.canonical),
+                (row.key, row.kind, row.at_us, row.source, received, row.document_id, row.canonical),
             )
             inserted.append(cur.rowcount == 1)
         return inserted

@@ -89,9 +89,9 @@ def parse_time(value: Any, what: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def time_key(raw: str, value: datetime) -> str:
+def time_key(raw: Any, value: datetime) -> str:
     """The canonical ISO text of a time for keys (the raw text when already canonical)."""
-    if len(raw) == 20 and raw[19] == "Z" and raw[10] == "T":
+    if isinstance(raw, str) and len(raw) == 20 and raw[19] == "Z" and raw[10] == "T":
         return raw
     return format_time(value)
 
@@ -400,9 +400,7 @@ def parse_object(obj: Any) -> Parsed:
         return Parsed(events, skipped, shape)
     ticket = obj.get("ticket")
     if isinstance(ticket, dict):
-        if webhooks.looks_like_trigger(ticket):
-            return webhooks.parse_trigger_ticket(ticket)
-        return _one("ticket", ticket, _ticket, "ticket")
+        return webhooks.parse_ticket(ticket)
     for key, name, convert in _SINGLES:
         if isinstance(obj.get(key), dict):
             return _one(key, obj[key], convert, name)

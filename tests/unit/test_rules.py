@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tactful.core.rules import FieldType, RuleError, parse_duration, parse_rule
+from tactful.core.rules import FieldType, Rule, RuleError, parse_duration, parse_rule
 
 FIELDS: dict[str, FieldType] = {
     "has_open_ticket": "bool",
@@ -50,7 +50,7 @@ PERSON: dict[str, Any] = {
 }
 
 
-def rule(text: str, name: str = "r") -> Any:
+def rule(text: str, name: str = "r") -> Rule:
     return parse_rule(text, name=name, fields=FIELDS)
 
 
@@ -73,7 +73,7 @@ TABLE = [
     ("health == 'unsatisfied'", True),
     ('health != "unsatisfied"', False),
     ('"unsatisfied" == health', True),
-    ("support_state == \"open_ticket\"", True),
+    ('support_state == "open_ticket"', True),
     ("csat_score == 2", True),
     ("csat_score != 2", False),
     ("2 == csat_score", True),
@@ -310,7 +310,9 @@ def test_next_change_of_the_section_5_examples() -> None:
     )
     # a constant false child fixes an "and": nothing to wake up for
     assert r.evaluate({"has_open_ticket": False, "last_activity_at": x}, NOW) == (False, None)
-    r = rule("not has_open_ticket and last_resolved_at older than 7d and not (last_refund_at within 90d)")
+    r = rule(
+        "not has_open_ticket and last_resolved_at older than 7d and not (last_refund_at within 90d)"
+    )
     values = {"last_resolved_at": x, "last_refund_at": x}
     # false until both windows flipped: the later one decides
     assert r.evaluate(values, NOW) == (False, x + timedelta(days=90) + US)
@@ -327,7 +329,10 @@ def test_next_change_of_or() -> None:
     r = rule("csat_at older than 2d or last_activity_at older than 5d")
     assert r.evaluate(both, NOW) == (False, x + timedelta(days=2) + US)  # earliest flip
     assert r.evaluate({}, NOW) == (False, None)
-    assert rule("not (csat_at within 2d)").evaluate(both, NOW) == (False, x + timedelta(days=2) + US)
+    assert rule("not (csat_at within 2d)").evaluate(both, NOW) == (
+        False,
+        x + timedelta(days=2) + US,
+    )
 
 
 def test_fields_used_and_rule_identity() -> None:
@@ -348,7 +353,12 @@ ERRORS = [
     ("Has_Open_Ticket", "unknown field 'Has_Open_Ticket'", 1, 1),
     ("has_open_ticket && refund_risk", "unexpected character '&'", 1, 17),
     ("csat_score = 2", "use '=='", 1, 12),
-    ("has_open_ticket refund_risk", "expected 'and', 'or' or end of rule, found 'refund_risk'", 1, 17),
+    (
+        "has_open_ticket refund_risk",
+        "expected 'and', 'or' or end of rule, found 'refund_risk'",
+        1,
+        17,
+    ),
     ("csat_score > 2 2", "found '2'", 1, 16),
     ("has_open_ticket and", "expected a field or a value, found end of rule", 1, 20),
     ("", "empty rule", 1, 1),
@@ -434,10 +444,6 @@ DURATIONS = ["30m", "90m", "12h", "1d", "7d", "2w"]
 TIME_FIELDS = [n for n, t in FIELDS.items() if t == "time"]
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 Ref = Callable[[dict[str, Any], datetime], bool]
-
-
-def _set(values: dict[str, Any], name: str) -> Any:
-    return values.get(name)
 
 
 def _leaves() -> st.SearchStrategy[tuple[str, Ref]]:

@@ -1,0 +1,112 @@
+"""The ``tactful`` command line (also ``python -m tactful``). Every command has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from tactful import __version__
+from tactful.config import ConfigError, Settings, load_settings, starter_config_text
+from tactful.core import codec
+from tactful.engine import Engine, rules_from_settings
+from tactful.store.base import StoreError
+from tactful.store.sqlite import open_store
+
+
+class CommandError(Exception):
+    """A command cannot do its job; the message says why (exit 1)."""
+
+
+def out_json(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def out_jsonl(value: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
+
+
+def parse_now(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return codec.parse_time(text if "T" in text else text + "T00:00:00Z")
+    except ValueError as exc:
+        raise CommandError(f"--now: not an ISO 8601 UTC time: {text!r} ({exc})") from exc
+
+
+class App:
+    """What every command needs: settings, store and engine, built once (bootstrap)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.console = Console(stderr=True)
+        self.out = Console()
+        self._settings: Settings | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.args.config)
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            store = open_store(self.settings.store.url)
+            self._engine = Engine(rules_from_settings(self.settings), store)
+        return self._engine
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tactful.commands import register_all
+
+    parser = argparse.ArgumentParser(
+        prog="tactful",
+        description="Support-aware marketing: Zendesk support state, segments and channels.",
+    )
+    parser.add_argument("--version", action="version", version=f"tactful {__version__}")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="path to tactful.toml (default: $TACTFUL_CONFIG, else ./tactful.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register_all(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    app = App(args)
+    err = Console(stderr=True)
+    try:
+        result: int = args.handler(app)
+        return result
+    except ConfigError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        return 1
+    except (CommandError, StoreError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+__all__ = ["App", "CommandError", "main", "out_json", "out_jsonl", "parse_now",
+           "starter_config_text"]

@@ -1,0 +1,90 @@
+"""``tactful demo``: generated Zendesk exports → a local SQLite store → segments and people.
+
+Needs no secrets and no network. (The live demo with the server, the Zendesk simulator and
+fake destinations arrives with the dashboard issue.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from tactful.cli import App
+from tactful.config import load_settings, starter_config_text
+from tactful.engine import Engine, rules_from_settings
+from tactful.importer import import_files
+from tactful.sample import generate_exports
+from tactful.store.sqlite import open_store
+from tactful.views import clock_of, person_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="generate sample Zendesk exports, import them, show results")
+    p.add_argument("--dir", default="demo-data", help="where to put the files and the store")
+    p.add_argument("--persons", type=int, default=2000, help="customers to generate")
+    p.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(app: App) -> int:
+    out = Path(app.args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "tactful.toml"
+    db = out / "tactful.db"
+    for stale in (db, out / "tactful.db-wal", out / "tactful.db-shm"):
+        stale.unlink(missing_ok=True)
+    text = starter_config_text()
+    config_path.write_text(
+        text.replace('url = "sqlite:///tactful.db"', f'url = "sqlite:///{db.as_posix()}"'),
+        encoding="utf-8",
+    )
+    settings = load_settings(config_path)
+    if settings.store.url != f"sqlite:///{db.as_posix()}":
+        settings.store.url = f"sqlite:///{db.as_posix()}"
+    app.out.print(f"[bold]1.[/bold] generating Zendesk exports for {app.args.persons} customers "
+                  f"in {out}/ …")
+    files = generate_exports(out / "exports", persons=app.args.persons)
+    app.out.print(
+        f"   {files.users} users, {files.tickets} tickets (+{files.ticket_updates} later "
+        f"versions), {files.ticket_events} ticket events, {files.ratings} ratings"
+    )
+    engine = Engine(rules_from_settings(settings), open_store(settings.store.url))
+    app.out.print(f"[bold]2.[/bold] importing into {settings.store.url} …")
+    summary = import_files(engine, files.paths, batch_size=settings.engine.batch_size)
+    app.out.print(
+        f"   {summary.records} records in {summary.seconds:.1f}s "
+        f"({summary.records_per_second:,.0f} records/s), {summary.duplicates} duplicates, "
+        f"{sum(summary.skipped.values()) + sum(summary.rejected.values())} not imported"
+    )
+    with engine.store.reader() as reader:
+        clock = clock_of(reader)
+        counts = reader.segment_counts()
+        states = reader.state_counts()
+        sample_ids = [pid for pid, _ in reader.segment_members(
+            settings.segments[0].name, None, 3)] if settings.segments else []
+        people = [person_json(reader, engine.rules, {}, pid) for pid in sample_ids]
+    app.out.print(f"[bold]3.[/bold] segments as of the engine clock {clock} "
+                  "(the time of the newest event):")
+    table = Table("segment", "members", "holdout", "rule")
+    for seg in settings.segments:
+        n, h = counts.get(seg.name, (0, 0))
+        table.add_row(seg.name, str(n), str(h), seg.when)
+    app.out.print(table)
+    app.out.print("   support states: " + ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
+    for person in people:
+        if person is None:
+            continue
+        segs = [name for name, s in person["segments"].items() if s["member"]]
+        state = person["state"]
+        app.out.print(
+            f"   {person['person_id']}: {state['support_state']}, open={state['open_ticket_count']}"
+            f" reason={state['ticket_reason']} csat={state['csat_score']} → {', '.join(segs)}",
+            highlight=False,
+        )
+    app.out.print(
+        f"\nTry: .venv/bin/tactful --config {config_path} segments\n"
+        f"     .venv/bin/tactful --config {config_path} person {sample_ids[0] if sample_ids else 'KEY'}"
+        f" --json\n     .venv/bin/tactful --config {config_path} tick --now 2026-12-31T00:00:00Z"
+    )
+    return 0
