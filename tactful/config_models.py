@@ -281,7 +281,7 @@ class DestinationSettings(Section):
     segment: str | None = None
     segments: list[str] | None = None
     base_url: str | None = None
-    purpose: Purpose | None = None
+    purpose: Purpose = "analytics"  # default: the type's purpose (DESTINATION_SPECS)
     settings: dict[str, Any] = {}
 
     @model_validator(mode="before")
@@ -292,6 +292,8 @@ class DestinationSettings(Section):
         known = set(cls.model_fields) - {"settings"}
         out = {k: v for k, v in data.items() if k in known}
         out["settings"] = {k: v for k, v in data.items() if k not in known}
+        if out.get("purpose") is None and out.get("type") in DESTINATION_SPECS:
+            out["purpose"] = DESTINATION_SPECS[out["type"]][0]
         return out
 
     @field_validator("name")
@@ -305,10 +307,7 @@ class DestinationSettings(Section):
 
     @model_validator(mode="after")
     def _defaults(self) -> DestinationSettings:
-        purpose, _, optional = DESTINATION_SPECS[self.type]
-        if self.purpose is None:
-            self.purpose = purpose
-        for key, default in optional.items():
+        for key, default in DESTINATION_SPECS[self.type][2].items():
             if default:
                 self.settings.setdefault(key, default)
         return self

@@ -201,4 +201,4 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "consent_set": ConsentSet,
     "outcome_recorded": OutcomeRecorded,
 }
-EVENT_KIND: dict[type[Event], str] = {cls: name for name, cls in EVENT_TYPES.items()}  # type: ignore[misc]
+EVENT_KIND: dict[type[Event], str] = {cls: name for name, cls in EVENT_TYPES.items()}

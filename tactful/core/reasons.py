@@ -52,13 +52,14 @@ def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
 class ReasonClassifier:
     """Classify ticket versions by the ordered reason rules."""
 
-    __slots__ = ("_by_field", "_by_tag", "_patterns", "_results")
+    __slots__ = ("_by_field", "_by_keyword", "_by_tag", "_keywords", "_patterns", "_results")
 
     def __init__(self, rules: Sequence[ReasonRule]) -> None:
         self._results: list[tuple[str, bool]] = [(rule.name, rule.risk) for rule in rules]
-        # Lowest rule index for each tag / (field id, value): one dict lookup per input.
+        # Lowest rule index for each tag / (field id, value) / keyword: one dict lookup each.
         self._by_tag: dict[str, int] = {}
         self._by_field: dict[tuple[str, str], int] = {}
+        self._by_keyword: dict[str, int] = {}
         self._patterns: list[re.Pattern[str] | None] = []
         for index, rule in enumerate(rules):
             for tag in rule.tags:
@@ -67,7 +68,23 @@ class ReasonClassifier:
                 for value in values:
                     key = (str(field_id).strip(), value.strip().casefold())
                     self._by_field.setdefault(key, index)
+            for keyword in rule.keywords:
+                if keyword.split():
+                    self._by_keyword.setdefault(_phrase(keyword), index)
             self._patterns.append(keyword_pattern(rule.keywords))
+        # All keywords in one scan. The lookahead reports a match at every word start (also
+        # overlapping ones), and at each start the alternation tries rules in order, so the
+        # lowest rule matching anywhere in the subject is among the reported matches.
+        alternatives = [
+            p.pattern.removeprefix(r"(?<!\w)").removesuffix(r"(?!\w)")
+            for p in self._patterns
+            if p is not None
+        ]
+        self._keywords = (
+            re.compile(r"(?=(?<!\w)(" + "|".join(alternatives) + r")(?!\w))", re.IGNORECASE)
+            if alternatives
+            else None
+        )
 
     def classify(
         self,
@@ -89,14 +106,24 @@ class ReasonClassifier:
                 index = by_field.get((field_id, value.strip().casefold()))
                 if index is not None and index < best:
                     best = index
-        # Rules before ``best`` matched neither tags nor fields: only keywords can win.
-        if subject:
-            patterns = self._patterns
-            for index in range(best):
-                pattern = patterns[index]
-                if pattern is not None and pattern.search(subject) is not None:
+        if subject and best and self._keywords is not None:
+            for match in self._keywords.finditer(subject):
+                index = self._keyword_rule(match.group(1))
+                if index < best:
                     best = index
-                    break
+                    if not best:
+                        break
         if best < len(self._results):
             return self._results[best]
         return (OTHER_REASON, False)
+
+    def _keyword_rule(self, text: str) -> int:
+        index = self._by_keyword.get(_phrase(text))
+        if index is None:  # case folding that differs from the regex's: ask each rule
+            matching = (i for i, p in enumerate(self._patterns) if p and p.fullmatch(text))
+            index = next(matching, len(self._results))
+        return index
+
+
+def _phrase(text: str) -> str:
+    return " ".join(text.split()).casefold()

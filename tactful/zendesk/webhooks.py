@@ -66,7 +66,7 @@ _HUMAN_TIME = re.compile(
     r"([A-Za-z]+)\.? +(\d{1,2}),? +(\d{4}),?(?: +at)? +(\d{1,2}):(\d{2})(?::(\d{2}))?"
     r" *([AaPp][Mm])?(?: *(?:UTC|GMT|Z))?"
 )
-_DELETIONS = {"ticket.soft_deleted": False, "ticket.permanently_deleted": True}
+_DELETIONS = frozenset({"ticket.soft_deleted", "ticket.permanently_deleted"})
 _USER_EVENTS = {
     "user.created",
     "user.active_changed",

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-import time
+import timeit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tactful.core.reasons import ReasonClassifier, ReasonRule
 
@@ -127,6 +129,24 @@ def test_unicode_words() -> None:
     assert classifier.classify([], "Rückerstattungen", []) == ("other", False)
 
 
+def test_case_folding_mismatch_between_regex_and_lookup_is_handled() -> None:
+    # re.IGNORECASE matches "İ" to "i" but casefold() differs: the slow path finds the rule.
+    classifier = ReasonClassifier(
+        [
+            ReasonRule("first", frozenset({"t"}), ("x",), {}, False),
+            ReasonRule("dotted", frozenset(), ("istanbul",), {}, False),
+        ]
+    )
+    assert classifier.classify([], "İstanbul order", []) == ("dotted", False)
+
+
+def test_keyword_scan_finds_lowest_rule_anywhere_in_subject() -> None:
+    rules = [ReasonRule(f"r{i}", frozenset(), (f"w{i}",), {}, False) for i in range(30)]
+    classifier = ReasonClassifier(rules)
+    assert classifier.classify([], "w29 w17 w3 w12", []) == ("r3", False)
+    assert classifier.classify([], "w29 w17 w12 w0", []) == ("r0", False)
+
+
 def test_fast_enough_for_20k_per_second() -> None:
     rules = [
         ReasonRule(
@@ -142,10 +162,49 @@ def test_fast_enough_for_20k_per_second() -> None:
     tags = ["vip", "web", "tag_24", "misc"]
     fields = [("1", "a"), ("2", "b")]
     subject = "My order arrived late and the box was open, what can you do about keyword24"
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        classifier.classify(tags, subject, fields)
-    elapsed = time.perf_counter() - start
     assert classifier.classify(tags, subject, fields) == ("reason_24", True)
-    assert elapsed < 1.0, f"{n} classifications took {elapsed:.2f}s"
+    # Best of several rounds, so that a busy machine does not make the test flaky.
+    n = 2_000
+    best = min(
+        timeit.repeat(lambda: classifier.classify(tags, subject, fields), number=n, repeat=7)
+    )
+    assert best / n < 1 / 20_000, f"{best / n * 1e6:.1f}µs per classification"
+
+
+VOCAB = ["refund", "refunded", "wrong", "item", "items", "wrong item", "rash", "Rash", "a", "!"]
+
+
+def _reference(rules: list[ReasonRule], tags: list[str], subject: str) -> tuple[str, bool]:
+    import re
+
+    for rule in rules:
+        if {t.casefold() for t in rule.tags} & {t.casefold() for t in tags}:
+            return (rule.name, rule.risk)
+        for keyword in rule.keywords:
+            words = r"\s+".join(re.escape(w) for w in keyword.split())
+            if re.search(rf"(?<!\w){words}(?!\w)", subject, re.IGNORECASE):
+                return (rule.name, rule.risk)
+    return ("other", False)
+
+
+@given(
+    keywords=st.lists(st.lists(st.sampled_from(VOCAB), max_size=3), min_size=1, max_size=5),
+    tags=st.lists(st.lists(st.sampled_from(["x", "y", "z"]), max_size=2), min_size=5, max_size=5),
+    ticket_tags=st.lists(st.sampled_from(["x", "Y", "w"]), max_size=2),
+    words=st.lists(st.sampled_from(VOCAB), max_size=8),
+    separator=st.sampled_from([" ", "  ", "-", ""]),
+)
+def test_matches_the_naive_first_rule_semantics(
+    keywords: list[list[str]],
+    tags: list[list[str]],
+    ticket_tags: list[str],
+    words: list[str],
+    separator: str,
+) -> None:
+    rules = [
+        ReasonRule(f"r{i}", frozenset(tags[i]), tuple(kws), {}, i % 2 == 0)
+        for i, kws in enumerate(keywords)
+    ]
+    subject = separator.join(words)
+    expected = _reference(rules, ticket_tags, subject)
+    assert ReasonClassifier(rules).classify(ticket_tags, subject, []) == expected

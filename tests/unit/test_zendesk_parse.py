@@ -80,11 +80,11 @@ def test_recorded_cursor_tickets_page() -> None:
     parsed = parse_object(load("incremental-tickets-cursor-page.json"))
     assert parsed.shape == "tickets_page"
     assert parsed.skipped == []
-    assert len(parsed.events) == 1000
-    assert all(isinstance(e, TicketVersion) for e in parsed.events)
-    assert Counter(e.status for e in parsed.events) == {"new": 485, "deleted": 515}
-    assert len({e.key for e in parsed.events}) == 1000
-    first = parsed.events[0]
+    tickets = of(TicketVersion, parsed.events)
+    assert len(tickets) == 1000
+    assert Counter(e.status for e in tickets) == {"new": 485, "deleted": 515}
+    assert len({e.key for e in tickets}) == 1000
+    first = tickets[0]
     assert first == TicketVersion(
         key="zendesk:ticket:28:2023-09-18T15:57:42Z",
         at=utc(2023, 9, 18, 15, 57, 42),
@@ -98,7 +98,7 @@ def test_recorded_cursor_tickets_page() -> None:
         channel="api",
         requester_id=6130907993114,
     )
-    for event in parsed.events:
+    for event in tickets:
         assert_utc(event.at, event.created_at, event.updated_at)
 
 
@@ -107,12 +107,13 @@ def test_recorded_time_based_full_export() -> None:
     parsed = parse_object(doc)
     assert parsed.shape == "tickets_page"
     assert parsed.skipped == []
-    assert len(parsed.events) == 87 == doc["count"]
-    statuses = Counter(e.status for e in parsed.events)
+    tickets = of(TicketVersion, parsed.events)
+    assert len(tickets) == 87 == doc["count"]
+    statuses = Counter(e.status for e in tickets)
     assert statuses == {"new": 77, "pending": 8, "deleted": 1, "open": 1}
-    assert Counter(e.priority for e in parsed.events) == {None: 80, "high": 6, "normal": 1}
-    assert Counter(e.channel for e in parsed.events) == {"api": 84, "web": 2, "sample_ticket": 1}
-    tagged = {e.tags for e in parsed.events if e.tags}
+    assert Counter(e.priority for e in tickets) == {None: 80, "high": 6, "normal": 1}
+    assert Counter(e.channel for e in tickets) == {"api": 84, "web": 2, "sample_ticket": 1}
+    tagged = {e.tags for e in tickets if e.tags}
     assert tagged == {("foo", "new", "tag"), ("sample", "support", "zendesk")}
 
 
@@ -122,8 +123,7 @@ def test_recorded_users_page() -> None:
     assert parsed.shape == "users_page"
     assert parsed.skipped == []
     assert len(parsed.events) == 1000
-    users = {e.zendesk_user_id: e for e in parsed.events}
-    assert all(isinstance(e, UserSeen) for e in users.values())
+    users = {e.zendesk_user_id: e for e in of(UserSeen, parsed.events)}
     assert sum(not e.active for e in users.values()) == 760
     for raw in doc["users"]:
         seen = users[raw["id"]]
@@ -139,8 +139,7 @@ def test_recorded_ticket_audits() -> None:
     parsed = parse_object(load("ticket-audits.json"))
     assert parsed.shape == "audits_page"
     assert parsed.skipped == []
-    changes = parsed.events
-    assert all(isinstance(e, TicketStatusChanged) for e in changes)
+    changes = of(TicketStatusChanged, parsed.events)
     assert len(changes) == 88  # 86 status on create + 2 status changes
     ticket_1 = [e for e in changes if e.ticket_id == 1]
     assert [(e.status, e.previous_status, e.at) for e in ticket_1] == [
@@ -156,7 +155,7 @@ def test_recorded_webhook_user_deleted_body() -> None:
     body = attempts["attempts"][0]["request"]["payload"]
     parsed = parse_object(orjson.loads(body))
     assert parsed.shape == "envelope"
-    assert only(parsed) == UserDeleted(
+    assert only(parsed, UserDeleted) == UserDeleted(
         key="zendesk:envelope:b3695d61-2ef4-4e9c-97af-1f065c099564",
         at=utc(2023, 9, 18, 23, 30, 3),
         zendesk_user_id=6164069643162,
@@ -172,19 +171,21 @@ def test_recorded_webhook_user_deleted_body() -> None:
 
 
 def test_cursor_and_time_based_pages_and_plain_lists() -> None:
-    cursor = {"tickets": [ticket()], "after_cursor": "x", "before_cursor": None}
+    cursor: dict[str, Any] = {"tickets": [ticket()], "after_cursor": "x", "before_cursor": None}
     cursor |= {"after_url": None, "end_of_stream": True}
-    timed = {"tickets": [ticket()], "count": 1, "end_time": 1, "next_page": None}
+    timed: dict[str, Any] = {"tickets": [ticket()], "count": 1, "end_time": 1, "next_page": None}
     timed["end_of_stream"] = True
     for doc in (cursor, timed, {"tickets": [ticket()]}):
         parsed = parse_object(doc)
         assert parsed.shape == "tickets_page"
-        assert only(parsed).key == "zendesk:ticket:42:2026-01-03T10:00:00Z"
+        assert only(parsed, TicketVersion).key == "zendesk:ticket:42:2026-01-03T10:00:00Z"
     assert parse_object({"tickets": [], "end_of_stream": True}) == Parsed([], [], "tickets_page")
 
 
 def test_ticket_fields() -> None:
-    event = only(parse_object({"ticket": ticket(status="Pending", priority="URGENT")}))
+    event = only(
+        parse_object({"ticket": ticket(status="Pending", priority="URGENT")}), TicketVersion
+    )
     assert event == TicketVersion(
         key="zendesk:ticket:42:2026-01-03T10:00:00Z",
         at=utc(2026, 1, 3, 10),
@@ -211,7 +212,7 @@ def test_custom_field_values_become_text_pairs() -> None:
         {"id": 7, "value": None},
         {"id": 8, "value": []},
     ]
-    event = only(parse_object({"tickets": [ticket(custom_fields=fields)]}))
+    event = only(parse_object({"tickets": [ticket(custom_fields=fields)]}), TicketVersion)
     assert event.custom_fields == (
         ("1", "refund_request"),
         ("2", "a"),
@@ -224,12 +225,15 @@ def test_custom_field_values_become_text_pairs() -> None:
 
 
 def test_subject_falls_back_to_raw_subject_then_empty() -> None:
-    assert only(parse_object({"ticket": ticket(subject=None, raw_subject="Raw")})).subject == "Raw"
-    assert only(parse_object({"ticket": ticket(subject=None, raw_subject=None)})).subject == ""
+    raw = parse_object({"ticket": ticket(subject=None, raw_subject="Raw")})
+    assert only(raw, TicketVersion).subject == "Raw"
+    empty = parse_object({"ticket": ticket(subject=None, raw_subject=None)})
+    assert only(empty, TicketVersion).subject == ""
 
 
 def test_times_with_offsets_become_utc_and_keys_canonical() -> None:
-    event = only(parse_object({"ticket": ticket(updated_at="2026-01-03T12:00:00.5+02:00")}))
+    doc = {"ticket": ticket(updated_at="2026-01-03T12:00:00.5+02:00")}
+    event = only(parse_object(doc), TicketVersion)
     assert event.updated_at == datetime(2026, 1, 3, 10, 0, 0, 500000, tzinfo=UTC)
     assert_utc(event.at, event.updated_at)
     assert event.key == "zendesk:ticket:42:2026-01-03T10:00:00.500000Z"
@@ -248,9 +252,10 @@ def test_bad_records_are_skipped_not_the_page() -> None:
         ]
     }
     parsed = parse_object(page)
-    assert [e.ticket_id for e in parsed.events] == [1, 6]
-    assert parsed.events[1].requester == (Identifier("email", "a@example.com"),)
-    assert parsed.events[1].requester_id is None
+    tickets = of(TicketVersion, parsed.events)
+    assert [e.ticket_id for e in tickets] == [1, 6]
+    assert tickets[1].requester == (Identifier("email", "a@example.com"),)
+    assert tickets[1].requester_id is None
     reasons = {s.where: s.reason for s in parsed.skipped}
     assert reasons == {
         "tickets[1] (id 2)": "updated_at without a UTC offset: '2026-01-03T10:00:00'",
@@ -282,7 +287,7 @@ def test_user_object_fields() -> None:
     }
     parsed = parse_object({"user": user})
     assert parsed.shape == "user"
-    assert only(parsed) == UserSeen(
+    assert only(parsed, UserSeen) == UserSeen(
         key="zendesk:user:9:2026-02-01T00:00:00Z",
         at=utc(2026, 2, 1),
         zendesk_user_id=9,
@@ -306,7 +311,7 @@ def test_users_page_merges_sideloaded_identities() -> None:
         ],
         "end_of_stream": True,
     }
-    event = only(parse_object(page))
+    event = only(parse_object(page), UserSeen)
     assert event.emails == ("a@example.com", "b@example.com")
     assert event.phones == ("+15550100",)
 
@@ -340,10 +345,10 @@ def test_satisfaction_ratings_page() -> None:
     }
     parsed = parse_object(page)
     assert parsed.shape == "ratings_page"
-    scores = {e.rating_id: e.score for e in parsed.events}
+    ratings = of(RatingGiven, parsed.events)
+    scores = {e.rating_id: e.score for e in ratings}
     assert scores == {1: "good", 2: "bad", 3: 4, 4: 5, 8: "good"}
-    first = parsed.events[0]
-    assert first == RatingGiven(
+    assert ratings[0] == RatingGiven(
         key="zendesk:rating:1:2026-03-02T00:00:00Z",
         at=utc(2026, 3, 2),
         rating_id=1,
@@ -351,7 +356,7 @@ def test_satisfaction_ratings_page() -> None:
         requester_id=7,
         score="good",
     )
-    assert parsed.events[-1].at == utc(2026, 3, 1)  # falls back to created_at
+    assert ratings[-1].at == utc(2026, 3, 1)  # falls back to created_at
     assert [s.reason for s in parsed.skipped] == [
         "rating offered, not given",
         "rating unoffered, not given",
@@ -468,17 +473,15 @@ def test_envelope_ticket_status_changed_with_full_detail() -> None:
 def test_envelope_ticket_events_with_partial_detail() -> None:
     partial = {"id": "42", "status": "SOLVED", "updated_at": "2026-04-01T12:00:00Z"}
     doc = envelope("ticket.status_changed", partial, {"current": "SOLVED", "previous": "NEW"})
-    change = only(parse_object(doc))
+    change = only(parse_object(doc), TicketStatusChanged)
     assert change.key == "zendesk:envelope:ev-1"
     assert (change.ticket_id, change.status, change.previous_status) == (42, "solved", "new")
-    created = only(parse_object(envelope("ticket.created", FULL_TICKET)))
-    assert isinstance(created, TicketVersion)
+    created = only(parse_object(envelope("ticket.created", FULL_TICKET)), TicketVersion)
     assert created.key == "zendesk:envelope:ev-1"
-    deleted = parse_object(envelope("ticket.soft_deleted", FULL_TICKET)).events
-    assert [(type(e).__name__, e.status) for e in deleted] == [
-        ("TicketVersion", "deleted"),
-        ("TicketStatusChanged", "deleted"),
-    ]
+    version, deletion = parse_object(envelope("ticket.soft_deleted", FULL_TICKET)).events
+    assert isinstance(version, TicketVersion)
+    assert isinstance(deletion, TicketStatusChanged)
+    assert version.status == deletion.status == "deleted"
     priority = parse_object(envelope("ticket.priority_changed", partial))
     assert priority.events == []
     assert priority.skipped[0].reason.startswith("ticket.priority_changed without a full ticket")
@@ -486,18 +489,23 @@ def test_envelope_ticket_events_with_partial_detail() -> None:
 
 def test_envelope_user_events() -> None:
     detail = {"id": "9", "email": "ann@example.com", "external_id": "", "role": "end-user"}
-    created = only(parse_object(envelope("user.created", detail)))
+    created = only(parse_object(envelope("user.created", detail)), UserSeen)
     assert created == UserSeen("zendesk:envelope:ev-1", created.at, 9, emails=("ann@example.com",))
-    ext = only(parse_object(envelope("user.external_id_changed", detail, {"current": "C-1"})))
+    ext = only(
+        parse_object(envelope("user.external_id_changed", detail, {"current": "C-1"})), UserSeen
+    )
     assert ext.external_ids == ("C-1",)
-    inactive = only(parse_object(envelope("user.active_changed", detail, {"current": False})))
+    inactive = only(
+        parse_object(envelope("user.active_changed", detail, {"current": False})), UserSeen
+    )
     assert inactive.active is False
     ident = {"current": {"type": "phone_number", "value": "+15550100"}}
-    phone = only(parse_object(envelope("user.identity_created", detail, ident)))
+    phone = only(parse_object(envelope("user.identity_created", detail, ident)), UserSeen)
     assert phone.phones == ("+15550100",)
-    merged = only(parse_object(envelope("user.merged", detail, {"merged_into": {"id": "10"}})))
+    into = {"merged_into": {"id": "10"}}
+    merged = only(parse_object(envelope("user.merged", detail, into)), UserMerged)
     assert merged == UserMerged("zendesk:envelope:ev-1", merged.at, 9, 10)
-    gone = only(parse_object(envelope("user.permanently_deleted", detail)))
+    gone = only(parse_object(envelope("user.permanently_deleted", detail)), UserDeleted)
     assert gone == UserDeleted("zendesk:envelope:ev-1", gone.at, 9, permanent=True)
     no_target = parse_object(envelope("user.merged", detail))
     assert no_target.events == []
@@ -540,7 +548,7 @@ def trigger(**over: Any) -> dict[str, Any]:
 def test_trigger_body_with_display_text() -> None:
     parsed = parse_object(trigger())
     assert parsed.shape == "trigger_ticket"
-    assert only(parsed) == TicketVersion(
+    assert only(parsed, TicketVersion) == TicketVersion(
         key="zendesk:ticket:123:2026-11-22T10:35:00Z",
         at=utc(2026, 11, 22, 10, 35),
         ticket_id=123,
@@ -575,12 +583,12 @@ def test_trigger_body_with_display_text() -> None:
     ],
 )
 def test_trigger_display_values(over: dict[str, Any], field: str, expected: Any) -> None:
-    assert getattr(only(parse_object(trigger(**over))), field) == expected
+    assert getattr(only(parse_object(trigger(**over)), TicketVersion), field) == expected
 
 
 def test_trigger_requester_inline_only() -> None:
     requester = {"id": "", "email": " ann@example.com ", "phone": "", "external_id": ""}
-    event = only(parse_object(trigger(requester=requester)))
+    event = only(parse_object(trigger(requester=requester)), TicketVersion)
     assert event.requester_id is None
     assert event.requester == (Identifier("email", "ann@example.com"),)
 

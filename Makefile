@@ -1,0 +1,43 @@
+# Tactful developer tasks. `make` lists them; `make demo` and `make test` set themselves up.
+
+PYTHON ?= python3
+VENV ?= .venv
+# The port `make demo` will serve the dashboard on (used once `tactful demo` serves it).
+DEMO_PORT ?= 8000
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint demo bench clean
+
+help: ## List the targets
+	@echo "Usage: make <target>   (variables: PYTHON=$(PYTHON) DEMO_PORT=$(DEMO_PORT))"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv (if absent) and install tactful with its dev tools
+
+# Reinstalls only when pyproject.toml changes (or the stamp is missing).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+test: install ## Run the test suite (pytest)
+	$(BIN)/pytest
+
+lint: install ## ruff check, ruff format --check, mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+demo: install ## Generate sample Zendesk exports, import them, show segments and people
+	$(BIN)/tactful demo
+
+bench: install ## Import benchmark (prints its figures)
+	$(BIN)/python bench/import.py
+
+clean: ## Remove caches, build output and demo data (keeps .venv; rm -rf .venv to start over)
+	rm -rf demo-data build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d \
+		-exec rm -rf {} +

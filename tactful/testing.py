@@ -1,0 +1,154 @@
+"""Test helpers shipped with the package: a settable clock and canonical event builders.
+
+Used by Tactful's own tests and useful to anyone testing rules against their config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from tactful.config import Settings, settings_from_toml
+from tactful.core.events import (
+    ConsentSet,
+    HealthSet,
+    Identifier,
+    RatingGiven,
+    TicketStatusChanged,
+    TicketVersion,
+    UserMerged,
+    UserSeen,
+)
+from tactful.engine import Engine, rules_from_settings
+from tactful.store.sqlite import SQLiteStore
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class FakeClock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+def at(hours: float = 0, *, days: float = 0, base: datetime = T0) -> datetime:
+    return base + timedelta(hours=hours, days=days)
+
+
+def ticket(
+    ticket_id: int,
+    updated_at: datetime,
+    status: str = "open",
+    *,
+    requester_id: int | None = 1,
+    created_at: datetime | None = None,
+    priority: str | None = "normal",
+    tags: tuple[str, ...] = (),
+    subject: str = "A question",
+    channel: str = "email",
+    requester: tuple[Identifier, ...] = (),
+    custom_fields: tuple[tuple[str, str], ...] = (),
+) -> TicketVersion:
+    return TicketVersion(
+        key=f"zendesk:ticket:{ticket_id}:{updated_at.isoformat()}:{status}",
+        at=updated_at,
+        ticket_id=ticket_id,
+        created_at=created_at or updated_at,
+        updated_at=updated_at,
+        status=status,
+        priority=priority,
+        tags=tags,
+        subject=subject,
+        channel=channel,
+        requester_id=requester_id,
+        requester=requester,
+        custom_fields=custom_fields,
+    )
+
+
+def status_change(ticket_id: int, when: datetime, status: str, key: str = "") -> TicketStatusChanged:
+    return TicketStatusChanged(
+        key=key or f"zendesk:ticket_event:{ticket_id}:{when.isoformat()}:{status}",
+        at=when,
+        ticket_id=ticket_id,
+        status=status,
+    )
+
+
+def user(
+    user_id: int,
+    when: datetime = T0,
+    *,
+    emails: tuple[str, ...] = (),
+    phones: tuple[str, ...] = (),
+    external_ids: tuple[str, ...] = (),
+    fields: tuple[tuple[str, str], ...] = (),
+) -> UserSeen:
+    return UserSeen(
+        key=f"zendesk:user:{user_id}:{when.isoformat()}:{','.join(emails)}",
+        at=when,
+        zendesk_user_id=user_id,
+        emails=emails,
+        phones=phones,
+        external_ids=external_ids,
+        fields=fields,
+    )
+
+
+def rating(
+    rating_id: int, when: datetime, score: int | str, *, requester_id: int = 1, ticket_id: int = 1
+) -> RatingGiven:
+    return RatingGiven(
+        key=f"zendesk:rating:{rating_id}:{when.isoformat()}",
+        at=when,
+        rating_id=rating_id,
+        ticket_id=ticket_id,
+        requester_id=requester_id,
+        score=score,  # type: ignore[arg-type]
+    )
+
+
+def health(when: datetime, value: str, *, zendesk_user_id: int = 1) -> HealthSet:
+    return HealthSet(
+        key=f"health:{zendesk_user_id}:{when.isoformat()}:{value}",
+        at=when,
+        person=Identifier("zendesk_user_id", str(zendesk_user_id)),
+        health=value,
+    )
+
+
+def consent(when: datetime, purpose: str, granted: bool, *, email: str) -> ConsentSet:
+    return ConsentSet(
+        key=f"consent:{email}:{purpose}:{when.isoformat()}",
+        at=when,
+        person=Identifier("email", email),
+        purpose=purpose,
+        granted=granted,
+    )
+
+
+def user_merge(source: int, target: int, when: datetime) -> UserMerged:
+    return UserMerged(key=f"zendesk:merge:{source}:{target}", at=when, source_user_id=source,
+                      target_user_id=target)
+
+
+@dataclass
+class Harness:
+    """An engine on a store (in memory by default) built from a config text."""
+
+    settings: Settings
+    engine: Engine
+    clock: FakeClock = field(default_factory=FakeClock)
+
+
+def harness(config_toml: str, url: str = "sqlite:///:memory:") -> Harness:
+    settings = settings_from_toml(config_toml, environ={})
+    clock = FakeClock()
+    engine = Engine(rules_from_settings(settings), SQLiteStore(url), clock=clock)
+    return Harness(settings, engine, clock)
