@@ -146,8 +146,9 @@ class Batch:
             if gone is not None:
                 for segment, membership in gone.memberships.items():
                     if membership.member:
-                        change = Change(segment, "exited", at, "", membership.holdout,
-                                        f"merged into {survivor}")
+                        change = Change(
+                            segment, "exited", at, "", membership.holdout, f"merged into {survivor}"
+                        )
                         self._record_change(absorbed, change)
                 kept = rows.get(survivor)
                 if kept is not None:
@@ -162,7 +163,9 @@ class Batch:
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
-        ticket_ids = [e.ticket_id for e in events if isinstance(e, TicketVersion | TicketStatusChanged)]
+        ticket_ids = [
+            e.ticket_id for e in events if isinstance(e, TicketVersion | TicketStatusChanged)
+        ]
         self.tickets.update(self.tx.load_tickets(ticket_ids))
         self.horizon = until
         due = self.tx.due_timers(until)
@@ -206,12 +209,17 @@ class Batch:
         facts = person.row.facts
         if isinstance(event, RatingGiven):
             score = csat_score(event, good=self.rules.csat_good, bad=self.rules.csat_bad)
-            facts = PersonFacts(pick_latest(facts.rating, Latest(event.at, event.key, score)),
-                                facts.health, facts.consent)
+            facts = PersonFacts(
+                pick_latest(facts.rating, Latest(event.at, event.key, score)),
+                facts.health,
+                facts.consent,
+            )
         elif isinstance(event, HealthSet):
-            facts = PersonFacts(facts.rating,
-                                pick_latest(facts.health, Latest(event.at, event.key, event.health)),
-                                facts.consent)
+            facts = PersonFacts(
+                facts.rating,
+                pick_latest(facts.health, Latest(event.at, event.key, event.health)),
+                facts.consent,
+            )
         elif isinstance(event, ConsentSet):
             facts = facts.with_consent(event.purpose, Latest(event.at, event.key, event.granted))
         elif isinstance(event, UserSeen):
@@ -229,8 +237,9 @@ class Batch:
     def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
         if owner is None:
             return set()
-        reason, risk = self.rules.classifier.classify(event.tags, event.subject,
-                                                      event.custom_fields)
+        reason, risk = self.rules.classifier.classify(
+            event.tags, event.subject, event.custom_fields
+        )
         old_owner, old = self.tickets.get(event.ticket_id, (UNOWNED, None))
         record = apply_version(old, event, reason, risk)
         new_owner = owner if record.version is event or old_owner == UNOWNED else old_owner
@@ -266,8 +275,9 @@ class Batch:
             records = (self.tickets[t][1] for t in person.ticket_ids)
             person.values = derive_state(records, row.facts)
         values = dict(person.values)
-        result = evaluate_person(pid, values, row.memberships, self.rules.states,
-                                 self.rules.segments, now)
+        result = evaluate_person(
+            pid, values, row.memberships, self.rules.states, self.rules.segments, now
+        )
         old = row.state
         changed = tuple(k for k, v in values.items() if old.get(k) != v)
         if changed:
@@ -276,14 +286,23 @@ class Batch:
             self.state_rows.append(
                 StateChangeRow(pid, now, old_state, result.support_state, changed)
             )
-            self.outbox.append(OutboxRow(pid, "support_state_changed", now, orjson.dumps({
-                "person_id": pid,
-                "old_state": old_state,
-                "new_state": result.support_state,
-                "changed": list(changed),
-                "state": {k: _json(v) for k, v in values.items()},
-                "occurred_at": codec.format_time(now),
-            })))
+            self.outbox.append(
+                OutboxRow(
+                    pid,
+                    "support_state_changed",
+                    now,
+                    orjson.dumps(
+                        {
+                            "person_id": pid,
+                            "old_state": old_state,
+                            "new_state": result.support_state,
+                            "changed": list(changed),
+                            "state": {k: _json(v) for k, v in values.items()},
+                            "occurred_at": codec.format_time(now),
+                        }
+                    ),
+                )
+            )
             row.state = values
         for change in result.changes:
             self._record_change(pid, change)
@@ -299,15 +318,24 @@ class Batch:
         else:
             self.stats.exited += 1
         self.history.append(HistoryRow(pid, change))
-        self.outbox.append(OutboxRow(pid, "segment_membership_changed", change.at, orjson.dumps({
-            "person_id": pid,
-            "segment": change.segment,
-            "change": change.change,
-            "holdout": change.holdout,
-            "rule": change.rule,
-            "detail": change.detail,
-            "occurred_at": codec.format_time(change.at),
-        })))
+        self.outbox.append(
+            OutboxRow(
+                pid,
+                "segment_membership_changed",
+                change.at,
+                orjson.dumps(
+                    {
+                        "person_id": pid,
+                        "segment": change.segment,
+                        "change": change.change,
+                        "holdout": change.holdout,
+                        "rule": change.rule,
+                        "detail": change.detail,
+                        "occurred_at": codec.format_time(change.at),
+                    }
+                ),
+            )
+        )
 
     def fire_timers(self, before: datetime, *, inclusive: bool) -> None:
         """Fire every due timer earlier than ``before`` (or at it, if inclusive), in order."""
@@ -325,7 +353,10 @@ class Batch:
 
     # -- sweep ------------------------------------------------------------------------------
     def sweep(
-        self, events: Sequence[Event], owners: Sequence[str | None], clock: datetime | None,
+        self,
+        events: Sequence[Event],
+        owners: Sequence[str | None],
+        clock: datetime | None,
         until: datetime,
     ) -> None:
         order = sorted(range(len(events)), key=lambda i: (events[i].at, events[i].key))
@@ -342,6 +373,9 @@ class Batch:
                 self.fire_timers(t, inclusive=False)
                 current = t
             dirty |= self.apply(event, owners[i])
+            owner = owners[i]
+            if owner is not None and owner in self.identity.new_persons:
+                dirty.add(owner)  # a new person is saved even if the event changed nothing
         if current is not None:
             for pid in sorted(dirty):
                 self.evaluate(pid, current)

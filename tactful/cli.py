@@ -108,5 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["App", "CommandError", "main", "out_json", "out_jsonl", "parse_now",
-           "starter_config_text"]
+__all__ = [
+    "App",
+    "CommandError",
+    "main",
+    "out_json",
+    "out_jsonl",
+    "parse_now",
+    "starter_config_text",
+]

@@ -127,14 +127,16 @@ class Engine:
                     doc_id = tx.insert_document(item.source, item.document)
                 for e in item.events:
                     events.append(e)
-                    rows.append(EventRow(
-                        key=e.key,
-                        kind=EVENT_KIND[type(e)],
-                        at_us=to_us(e.at),
-                        source=item.source,
-                        document_id=doc_id,
-                        canonical=orjson.dumps(codec.encode(e)),
-                    ))
+                    rows.append(
+                        EventRow(
+                            key=e.key,
+                            kind=EVENT_KIND[type(e)],
+                            at_us=to_us(e.at),
+                            source=item.source,
+                            document_id=doc_id,
+                            canonical=orjson.dumps(codec.encode(e)),
+                        )
+                    )
             inserted = tx.insert_events(rows)
             fresh = [e for e, ok in zip(events, inserted, strict=True) if ok]
             stats = self._run(tx, fresh, None)
@@ -189,8 +191,11 @@ class Engine:
         for pid in sorted(set(before) | set(after)):
             if before.get(pid) != after.get(pid):
                 changed.append(
-                    {"person_id": pid, "before": _describe(before.get(pid)),
-                     "after": _describe(after.get(pid))}
+                    {
+                        "person_id": pid,
+                        "before": _describe(before.get(pid)),
+                        "after": _describe(after.get(pid)),
+                    }
                 )
         return ReplayReport(count, len(before), len(after), changed)
 

@@ -39,8 +39,9 @@ class Unresolvable(ValueError):
 
 
 def person_id_for(salt: str, key: IdentKey) -> str:
-    digest = hashlib.blake2b(f"{key[0]}\x00{key[1]}".encode(), key=salt.encode()[:64],
-                             digest_size=10)
+    digest = hashlib.blake2b(
+        f"{key[0]}\x00{key[1]}".encode(), key=salt.encode()[:64], digest_size=10
+    )
     return "p_" + digest.hexdigest()
 
 
@@ -128,9 +129,7 @@ class BatchIdentity:
             owners.add(person_id)
             self.new_links.append((key[0], key[1], person_id))
 
-    def resolve(
-        self, joining: list[IdentKey], others: list[IdentKey], at: datetime
-    ) -> str:
+    def resolve(self, joining: list[IdentKey], others: list[IdentKey], at: datetime) -> str:
         if joining and joining[0][0] == "person_id":
             found = self.tx.resolve_person_id(joining[0][1])
             pid = self.find(found) if found is not None else None
@@ -181,7 +180,5 @@ class BatchIdentity:
         return self.find(target)
 
     def flush(self) -> None:
-        self.tx.add_identifiers(
-            (k, v, self.find(p)) for k, v, p in self.new_links
-        )
+        self.tx.add_identifiers((k, v, self.find(p)) for k, v, p in self.new_links)
         self.new_links.clear()

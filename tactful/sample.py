@@ -1,8 +1,8 @@
 """Realistic generated Zendesk exports for a skincare DTC brand (demo and benchmark data).
 
 ``generate_exports(out_dir, persons=N)`` writes what a Zendesk account would return from its
-export endpoints, page by page, in Zendesk's own JSON shapes (field sets copied from recorded
-responses in ``/work/shared/fixtures/zendesk-recorded``):
+export endpoints, page by page, in Zendesk's own JSON shapes (field sets copied from real
+recorded API responses: incremental ticket and user cursor pages, ticket audits):
 
 - ``users-0001.json`` …: ``/api/v2/incremental/users/cursor.json`` pages (≤1000 users).
 - ``tickets-0001.json`` …: ``/api/v2/incremental/tickets/cursor.json`` pages (≤1000 tickets,
@@ -396,7 +396,6 @@ def _cursor(ts: int, ident: int) -> str:
 
 @dataclass
 class _Person:
-    index: int
     name: str
     email: str | None
     user_ids: tuple[int, ...]  # the first is the main user; a second one is a duplicate
@@ -487,7 +486,7 @@ class _Generator:
             self._user(
                 dup_id, first, dup_email, None, None, dup_created, updated, [], no_consent, True
             )
-        self._tickets(_Person(index, name, email, tuple(user_ids)))
+        self._tickets(_Person(name, email, tuple(user_ids)))
 
     def _user_id(self) -> int:
         self.next_user += 1

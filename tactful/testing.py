@@ -56,7 +56,10 @@ def ticket(
     custom_fields: tuple[tuple[str, str], ...] = (),
 ) -> TicketVersion:
     return TicketVersion(
-        key=f"zendesk:ticket:{ticket_id}:{updated_at.isoformat()}:{status}",
+        # Zendesk changes updated_at with every change, so (id, updated_at) names one version;
+        # the extra content here keeps generated test data realistic in that respect.
+        key=f"zendesk:ticket:{ticket_id}:{updated_at.isoformat()}:{status}:{requester_id}:"
+        f"{priority}:{','.join(tags)}:{channel}:{subject}",
         at=updated_at,
         ticket_id=ticket_id,
         created_at=created_at or updated_at,
@@ -72,7 +75,9 @@ def ticket(
     )
 
 
-def status_change(ticket_id: int, when: datetime, status: str, key: str = "") -> TicketStatusChanged:
+def status_change(
+    ticket_id: int, when: datetime, status: str, key: str = ""
+) -> TicketStatusChanged:
     return TicketStatusChanged(
         key=key or f"zendesk:ticket_event:{ticket_id}:{when.isoformat()}:{status}",
         at=when,
@@ -105,7 +110,7 @@ def rating(
     rating_id: int, when: datetime, score: int | str, *, requester_id: int = 1, ticket_id: int = 1
 ) -> RatingGiven:
     return RatingGiven(
-        key=f"zendesk:rating:{rating_id}:{when.isoformat()}",
+        key=f"zendesk:rating:{rating_id}:{when.isoformat()}:{requester_id}:{score}",
         at=when,
         rating_id=rating_id,
         ticket_id=ticket_id,
@@ -134,8 +139,12 @@ def consent(when: datetime, purpose: str, granted: bool, *, email: str) -> Conse
 
 
 def user_merge(source: int, target: int, when: datetime) -> UserMerged:
-    return UserMerged(key=f"zendesk:merge:{source}:{target}", at=when, source_user_id=source,
-                      target_user_id=target)
+    return UserMerged(
+        key=f"zendesk:merge:{source}:{target}",
+        at=when,
+        source_user_id=source,
+        target_user_id=target,
+    )
 
 
 @dataclass

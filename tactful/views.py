@@ -41,12 +41,14 @@ def preview(rules: Rules, row: PersonRow, clock: datetime | None, now: datetime)
     """The person as of ``now`` without changing anything."""
     values = {k: v for k, v in row.state.items() if k != "support_state"}
     if clock is not None and now < clock:
-        ev = evaluate_person(row.person_id, dict(values), row.memberships, rules.states,
-                             rules.segments, now)
+        ev = evaluate_person(
+            row.person_id, dict(values), row.memberships, rules.states, rules.segments, now
+        )
         state = dict(values, support_state=ev.support_state)
         return Preview(state, ev.memberships, [])
-    last, changes = advance_person(row.person_id, values, row.memberships, rules.states,
-                                   rules.segments, row.wake, now)
+    last, changes = advance_person(
+        row.person_id, values, row.memberships, rules.states, rules.segments, row.wake, now
+    )
     if last is None:
         return Preview(dict(row.state), row.memberships, [])
     extra = [change_json(c.segment, c.change, c.at, c.rule, c.detail) for c in changes]
@@ -108,8 +110,10 @@ def person_json(
         "segments": segments,
     }
     if with_history:
-        history = [change_json(c.segment, c.change, c.at, c.rule, c.detail)
-                   for c in reader.history_of(person_id)]
+        history = [
+            change_json(c.segment, c.change, c.at, c.rule, c.detail)
+            for c in reader.history_of(person_id)
+        ]
         out["history"] = history + extra
     out["consent"] = consent
     return out

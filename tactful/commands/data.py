@@ -57,7 +57,9 @@ def cmd_import(app: App) -> int:
             ) as progress:
                 task = progress.add_task("importing", total=total)
                 summary = import_files(
-                    engine, paths, batch_size=batch_size,
+                    engine,
+                    paths,
+                    batch_size=batch_size,
                     on_progress=lambda n: progress.advance(task, n),
                 )
         else:
@@ -134,8 +136,11 @@ def cmd_replay(app: App) -> int:
         f"({report.persons_before} before), {len(report.changed)} changed"
     )
     for item in report.changed[:50]:
-        app.out.print(f"  {item['person_id']}: {item['before']} → {item['after']}",
-                      highlight=False, markup=False)
+        app.out.print(
+            f"  {item['person_id']}: {item['before']} → {item['after']}",
+            highlight=False,
+            markup=False,
+        )
     if len(report.changed) > 50:
         app.out.print(f"  … and {len(report.changed) - 50} more (use --json for all)")
     return 0

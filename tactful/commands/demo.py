@@ -42,8 +42,9 @@ def cmd_demo(app: App) -> int:
     settings = load_settings(config_path)
     if settings.store.url != f"sqlite:///{db.as_posix()}":
         settings.store.url = f"sqlite:///{db.as_posix()}"
-    app.out.print(f"[bold]1.[/bold] generating Zendesk exports for {app.args.persons} customers "
-                  f"in {out}/ …")
+    app.out.print(
+        f"[bold]1.[/bold] generating Zendesk exports for {app.args.persons} customers in {out}/ …"
+    )
     files = generate_exports(out / "exports", persons=app.args.persons)
     app.out.print(
         f"   {files.users} users, {files.tickets} tickets (+{files.ticket_updates} later "
@@ -61,11 +62,15 @@ def cmd_demo(app: App) -> int:
         clock = clock_of(reader)
         counts = reader.segment_counts()
         states = reader.state_counts()
-        sample_ids = [pid for pid, _ in reader.segment_members(
-            settings.segments[0].name, None, 3)] if settings.segments else []
+        sample_ids = (
+            [pid for pid, _ in reader.segment_members(settings.segments[0].name, None, 3)]
+            if settings.segments
+            else []
+        )
         people = [person_json(reader, engine.rules, {}, pid) for pid in sample_ids]
-    app.out.print(f"[bold]3.[/bold] segments as of the engine clock {clock} "
-                  "(the time of the newest event):")
+    app.out.print(
+        f"[bold]3.[/bold] segments as of the engine clock {clock} (the time of the newest event):"
+    )
     table = Table("segment", "members", "holdout", "rule")
     for seg in settings.segments:
         n, h = counts.get(seg.name, (0, 0))
@@ -82,9 +87,11 @@ def cmd_demo(app: App) -> int:
             f" reason={state['ticket_reason']} csat={state['csat_score']} → {', '.join(segs)}",
             highlight=False,
         )
+    example = sample_ids[0] if sample_ids else "KEY"
+    cli = f".venv/bin/tactful --config {config_path}"
     app.out.print(
-        f"\nTry: .venv/bin/tactful --config {config_path} segments\n"
-        f"     .venv/bin/tactful --config {config_path} person {sample_ids[0] if sample_ids else 'KEY'}"
-        f" --json\n     .venv/bin/tactful --config {config_path} tick --now 2026-12-31T00:00:00Z"
+        f"\nTry: {cli} segments\n     {cli} person {example} --json\n"
+        f"     {cli} tick --now 2026-12-31T00:00:00Z",
+        highlight=False,
     )
     return 0

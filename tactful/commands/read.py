@@ -10,16 +10,17 @@ from rich.table import Table
 
 from tactful.cli import App, CommandError, out_json, out_jsonl, parse_now
 from tactful.commands import add_json, add_now
-from tactful.core.segments import advance_person
+from tactful.config import STATE_FIELDS, format_duration
 from tactful.core.rules import RuleError, parse_rule
-from tactful.config import STATE_FIELDS
+from tactful.core.segments import advance_person
 from tactful.views import clock_of, fmt, iter_person_ids, person_json, preview, resolve_key
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("person", help="one person: identifiers, state, segments, history, consent")
-    p.add_argument("key", metavar="KEY",
-                   help="email, phone, external id, Zendesk user id or person id")
+    p.add_argument(
+        "key", metavar="KEY", help="email, phone, external id, Zendesk user id or person id"
+    )
     add_json(p)
     add_now(p)
     p.set_defaults(handler=cmd_person)
@@ -38,8 +39,7 @@ def register(sub: Any) -> None:
     m = ssub.add_parser("members", help="the members of one segment")
     m.add_argument("name", metavar="NAME")
     m.add_argument("--limit", type=int, default=None)
-    m.add_argument("--include-holdout", action="store_true", default=True,
-                   help=argparse_suppress())
+    m.add_argument("--include-holdout", action="store_true", default=True, help=argparse_suppress())
     add_json(m)
     m.set_defaults(handler=cmd_members)
     v = ssub.add_parser(
@@ -71,8 +71,10 @@ def cmd_person(app: App) -> int:
         matches = resolve_key(reader, app.args.key, app.settings.identity.default_region)
         if not matches:
             raise CommandError(f"no person matches {app.args.key!r}")
-        people = [person_json(reader, engine.rules, _consent_defaults(app), pid, now=now)
-                  for pid in matches]
+        people = [
+            person_json(reader, engine.rules, _consent_defaults(app), pid, now=now)
+            for pid in matches
+        ]
     found = [p for p in people if p is not None]
     if app.args.json:
         out_json(found[0] if len(found) == 1 else found)
@@ -95,8 +97,9 @@ def print_person(app: App, person: dict[str, Any]) -> None:
             hold = " (holdout)" if seg["holdout"] else ""
             app.out.print(f"  in [bold]{name}[/bold] since {seg['since']}{hold}")
     for h in person.get("history", [])[-10:]:
-        app.out.print(f"  {h['at']} {h['change']} {h['segment']}  [dim]{h['rule']}[/dim]",
-                      highlight=False)
+        app.out.print(
+            f"  {h['at']} {h['change']} {h['segment']}  [dim]{h['rule']}[/dim]", highlight=False
+        )
     app.out.print(f"  consent: {person['consent']}", highlight=False)
 
 
@@ -116,8 +119,12 @@ def cmd_people(app: App) -> int:
                 out_jsonl(person)
             else:
                 members = [s for s, m in person["segments"].items() if m["member"]]
-                table.add_row(pid, person["state"]["support_state"],
-                              str(person["state"]["open_ticket_count"]), ", ".join(members))
+                table.add_row(
+                    pid,
+                    person["state"]["support_state"],
+                    str(person["state"]["open_ticket_count"]),
+                    ", ".join(members),
+                )
     if table is not None:
         app.out.print(table)
     return 0
@@ -131,12 +138,19 @@ def _segment_sizes_at(app: App, now: datetime | None) -> dict[str, tuple[int, in
         if now is None or (clock is not None and now <= clock):
             return counts
         # Only persons with a timer due by ``now`` can differ: replay their timers in memory.
-        due = [pid for _, pid in engine_due(reader, now)]
+        due = [pid for _, pid in reader.due_timers(now)]
         rows = reader.load_persons(due)
     for row in rows.values():
         values = {k: v for k, v in row.state.items() if k != "support_state"}
-        last, _ = advance_person(row.person_id, values, row.memberships, engine.rules.states,
-                                 engine.rules.segments, row.wake, now)
+        last, _ = advance_person(
+            row.person_id,
+            values,
+            row.memberships,
+            engine.rules.states,
+            engine.rules.segments,
+            row.wake,
+            now,
+        )
         if last is None:
             continue
         for spec in engine.rules.segments:
@@ -148,14 +162,9 @@ def _segment_sizes_at(app: App, now: datetime | None) -> dict[str, tuple[int, in
                 continue
             n, h = counts.get(spec.name, (0, 0))
             sign = 1 if is_ else -1
-            hold = (after.holdout if is_ and after else before.holdout if before else False)
+            hold = after.holdout if is_ and after else before.holdout if before else False
             counts[spec.name] = (n + sign, h + (sign if hold else 0))
     return counts
-
-
-def engine_due(reader: Any, now: datetime) -> list[tuple[datetime, str]]:
-    due: list[tuple[datetime, str]] = reader.due_timers(now)
-    return due
 
 
 def cmd_segments(app: App) -> int:
@@ -164,20 +173,21 @@ def cmd_segments(app: App) -> int:
     with app.engine.store.reader() as reader:
         clock = clock_of(reader)
         states = reader.state_counts()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seg in app.settings.segments:
         members, holdout = counts.get(seg.name, (0, 0))
-        rows.append({
-            "name": seg.name,
-            "description": seg.description,
-            "when": seg.when,
-            "cooldown": seg.masked_cooldown() if hasattr(seg, "masked_cooldown") else (
-                None if seg.cooldown is None else str(seg.cooldown)),
-            "holdout": seg.holdout,
-            "members": members,
-            "holdout_members": holdout,
-            "treated_members": members - holdout,
-        })
+        rows.append(
+            {
+                "name": seg.name,
+                "description": seg.description,
+                "when": seg.when,
+                "cooldown": None if seg.cooldown is None else format_duration(seg.cooldown),
+                "holdout": seg.holdout,
+                "members": members,
+                "holdout_members": holdout,
+                "treated_members": members - holdout,
+            }
+        )
     as_of = now or clock
     if app.args.json:
         out_json({"as_of": fmt(as_of), "segments": rows, "support_states": states})

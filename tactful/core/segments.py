@@ -165,9 +165,7 @@ def evaluate_person(
     for spec in segments:
         holds, rule_next = spec.rule.evaluate(values, now)
         before = memberships.get(spec.name, NOT_MEMBER)
-        membership, change, seg_wake = step_segment(
-            spec, person_id, before, holds, rule_next, now
-        )
+        membership, change, seg_wake = step_segment(spec, person_id, before, holds, rule_next, now)
         after[spec.name] = membership
         if change is not None:
             changes.append(change)

@@ -7,7 +7,7 @@ Rules (product.md §3):
 
 | fact                      | how it folds                                                       |
 |---------------------------|--------------------------------------------------------------------|
-| ticket version            | latest by (updated_at, key) wins; older versions never overwrite     |
+| ticket version            | latest by (updated_at, key, content) wins; older never overwrites  |
 | status observation        | every version and status event adds (at, status); a set, so any    |
 |                           | order and any duplication give the same history                    |
 | current ticket status     | status of the latest observation (ties: the latest version's)      |
@@ -63,9 +63,9 @@ class TicketRecord:
             return None
         latest_at = max(at for at, _ in self.observations)
         at_latest = {status for at, status in self.observations if at == latest_at}
-        if self.version is not None and self.version.updated_at == latest_at:
-            if self.version.status in at_latest:
-                return self.version.status
+        version = self.version
+        if version is not None and version.updated_at == latest_at and version.status in at_latest:
+            return version.status
         return min(at_latest)
 
     @property
@@ -100,8 +100,26 @@ class TicketRecord:
         return out
 
 
+def _fingerprint(v: TicketVersion) -> tuple[Any, ...]:
+    return (
+        v.status,
+        v.priority or "",
+        v.tags,
+        v.subject,
+        v.channel,
+        v.requester_id or 0,
+        v.custom_fields,
+        v.created_at,
+        tuple((i.kind, i.value) for i in v.requester),
+    )
+
+
 def _newer(a: TicketVersion, b: TicketVersion) -> bool:
-    return (a.updated_at, a.key) > (b.updated_at, b.key)
+    """Latest by (updated_at, key); two different versions with the same time and key are
+    ordered by their content, so the winner never depends on arrival order."""
+    if (a.updated_at, a.key) != (b.updated_at, b.key):
+        return (a.updated_at, a.key) > (b.updated_at, b.key)
+    return _fingerprint(a) > _fingerprint(b)
 
 
 def apply_version(

@@ -89,15 +89,24 @@ def load_facts(blob: bytes | None) -> PersonFacts:
         return PersonFacts()
     data = orjson.loads(blob)
     consent = tuple(
-        sorted((purpose, latest) for purpose, raw in data["consent"].items()
-               if (latest := _load_latest(raw)) is not None)
+        sorted(
+            (purpose, latest)
+            for purpose, raw in data["consent"].items()
+            if (latest := _load_latest(raw)) is not None
+        )
     )
     return PersonFacts(_load_latest(data["rating"]), _load_latest(data["health"]), consent)
 
 
 TIME_FIELDS = frozenset(
-    {"last_ticket_at", "last_activity_at", "last_resolved_at", "last_refund_at", "csat_at",
-     "health_at"}
+    {
+        "last_ticket_at",
+        "last_activity_at",
+        "last_resolved_at",
+        "last_refund_at",
+        "csat_at",
+        "health_at",
+    }
 )
 
 

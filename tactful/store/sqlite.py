@@ -136,6 +136,13 @@ class _Queries:
                     out[pid].wake = records.from_us(due)
         return out
 
+    def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
+        rows = self.conn.execute(
+            "SELECT due_us, person_id FROM timers WHERE due_us <= ? ORDER BY due_us, person_id",
+            (records.to_us(until),),
+        ).fetchall()
+        return [(records.from_us(due), pid) for due, pid in rows]
+
     def history_of(self, person_id: str) -> list[Change]:
         rows = self.conn.execute(
             "SELECT segment, change, at_us, rule, holdout, detail FROM membership_history "
@@ -175,7 +182,15 @@ class _Queries:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for table in ("documents", "events", "persons", "tickets", "identifiers", "timers", "outbox"):
+        for table in (
+            "documents",
+            "events",
+            "persons",
+            "tickets",
+            "identifiers",
+            "timers",
+            "outbox",
+        ):
             out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
         return out
 
@@ -209,9 +224,17 @@ class SQLiteTx(_Queries):
         inserted: list[bool] = []
         for row in rows:
             cur.execute(
-                "INSERT INTO events (key, kind, at_us, source, received_us, document_id, canonical) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (row.key, row.kind, row.at_us, row.source, received, row.document_id, row.canonical),
+                "INSERT INTO events (key, kind, at_us, source, received_us, document_id, "
+                "canonical) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (
+                    row.key,
+                    row.kind,
+                    row.at_us,
+                    row.source,
+                    received,
+                    row.document_id,
+                    row.canonical,
+                ),
             )
             inserted.append(cur.rowcount == 1)
         return inserted
@@ -262,16 +285,20 @@ class SQLiteTx(_Queries):
         )
         c.execute("DELETE FROM identifiers WHERE person_id = ?", (absorbed,))
         c.execute("UPDATE tickets SET person_id = ? WHERE person_id = ?", (survivor, absorbed))
-        c.execute("UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (survivor, absorbed))
+        c.execute(
+            "UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
+        )
         c.execute(
             "INSERT INTO person_aliases (old_id, person_id) VALUES (?, ?) "
             "ON CONFLICT (old_id) DO UPDATE SET person_id = excluded.person_id",
             (absorbed, survivor),
         )
-        c.execute("UPDATE membership_history SET person_id = ? WHERE person_id = ?",
-                  (survivor, absorbed))
-        c.execute("UPDATE state_changes SET person_id = ? WHERE person_id = ?",
-                  (survivor, absorbed))
+        c.execute(
+            "UPDATE membership_history SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
+        )
+        c.execute(
+            "UPDATE state_changes SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
+        )
         self.delete_person(absorbed)
 
     def delete_person(self, person_id: str) -> None:
@@ -336,20 +363,20 @@ class SQLiteTx(_Queries):
             [(r.person_id,) for r in rows if r.wake is None and r.person_id not in new],
         )
 
-    def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
-        rows = self.conn.execute(
-            "SELECT due_us, person_id FROM timers WHERE due_us <= ? ORDER BY due_us, person_id",
-            (records.to_us(until),),
-        ).fetchall()
-        return [(records.from_us(due), pid) for due, pid in rows]
-
     def append_history(self, rows: Iterable[HistoryRow]) -> None:
         self.conn.executemany(
             "INSERT INTO membership_history (person_id, segment, change, at_us, rule, holdout, "
             "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (r.person_id, c.segment, c.change, records.to_us(c.at), c.rule, int(c.holdout),
-                 c.detail)
+                (
+                    r.person_id,
+                    c.segment,
+                    c.change,
+                    records.to_us(c.at),
+                    c.rule,
+                    int(c.holdout),
+                    c.detail,
+                )
                 for r in rows
                 for c in (r.change,)
             ],
@@ -375,8 +402,15 @@ class SQLiteTx(_Queries):
 
     def reset_derived(self) -> None:
         for table in (
-            "persons", "person_aliases", "identifiers", "tickets", "memberships",
-            "membership_history", "state_changes", "timers", "outbox",
+            "persons",
+            "person_aliases",
+            "identifiers",
+            "tickets",
+            "memberships",
+            "membership_history",
+            "state_changes",
+            "timers",
+            "outbox",
         ):
             self.conn.execute(f"DELETE FROM {table}")
         self.conn.execute("DELETE FROM meta WHERE key = 'clock'")

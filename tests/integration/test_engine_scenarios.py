@@ -112,19 +112,21 @@ def test_cooldown_enter_stay_leave_exactly_at_end() -> None:
 
 
 def test_reopen_inside_cooldown_never_left() -> None:
-    engine = run([
-        ("apply", [ticket(1, at(0), "open")]),
-        ("apply", [ticket(1, at(2), "solved")]),
-        ("tick", at(20)),
-        ("apply", [ticket(1, at(21), "open")]),  # reopened within the cooldown
-        ("tick", at(2 + 24 + 1)),
-        ("expect", {"suppress"}),
-        ("apply", [ticket(1, at(30), "solved")]),
-        ("tick", at(30 + 24)),
-        ("expect", set()),
-        ("apply", [ticket(2, at(100), "new")]),  # re-enter
-        ("expect", {"suppress"}),
-    ])
+    engine = run(
+        [
+            ("apply", [ticket(1, at(0), "open")]),
+            ("apply", [ticket(1, at(2), "solved")]),
+            ("tick", at(20)),
+            ("apply", [ticket(1, at(21), "open")]),  # reopened within the cooldown
+            ("tick", at(2 + 24 + 1)),
+            ("expect", {"suppress"}),
+            ("apply", [ticket(1, at(30), "solved")]),
+            ("tick", at(30 + 24)),
+            ("expect", set()),
+            ("apply", [ticket(2, at(100), "new")]),  # re-enter
+            ("expect", {"suppress"}),
+        ]
+    )
     changes = [(h["change"], h["at"]) for h in person(engine)["history"]]
     assert changes == [
         ("entered", iso(at(0))),
@@ -135,11 +137,13 @@ def test_reopen_inside_cooldown_never_left() -> None:
 
 def test_clock_jump_fires_every_time_change_at_its_moment() -> None:
     """One tick far ahead: exit at cooldown end, later entry into `reintroduce` at +7d."""
-    engine = run([
-        ("apply", [ticket(1, at(0), "open"), ticket(1, at(1), "solved")]),
-        ("tick", at(days=60)),
-        ("expect", {"reintroduce"}),
-    ])
+    engine = run(
+        [
+            ("apply", [ticket(1, at(0), "open"), ticket(1, at(1), "solved")]),
+            ("tick", at(days=60)),
+            ("expect", {"reintroduce"}),
+        ]
+    )
     history = [(h["segment"], h["change"], h["at"]) for h in person(engine)["history"]]
     assert history == [
         ("suppress", "entered", iso(at(0))),
@@ -149,66 +153,98 @@ def test_clock_jump_fires_every_time_change_at_its_moment() -> None:
 
 
 def test_window_closes_while_ticket_stays_open() -> None:
-    run([
-        ("apply", [ticket(1, at(0), "pending")]),  # pending counts as open
-        ("expect", {"suppress"}),
-        ("tick", at(days=14)),
-        ("expect", {"suppress"}),
-        ("tick", at(days=15) + timedelta(hours=1)),  # 14d window + 24h cooldown passed
-        ("expect", set()),
-        ("state", {"has_open_ticket": True, "support_state": "open_ticket"}),
-    ])
+    run(
+        [
+            ("apply", [ticket(1, at(0), "pending")]),  # pending counts as open
+            ("expect", {"suppress"}),
+            ("tick", at(days=14)),
+            ("expect", {"suppress"}),
+            ("tick", at(days=15) + timedelta(hours=1)),  # 14d window + 24h cooldown passed
+            ("expect", set()),
+            ("state", {"has_open_ticket": True, "support_state": "open_ticket"}),
+        ]
+    )
 
 
 def test_has_open_ticket_false_only_when_all_resolved() -> None:
-    run([
-        ("apply", [ticket(1, at(0), "open"), ticket(2, at(1), "hold")]),
-        ("state", {"open_ticket_count": 2}),
-        ("apply", [ticket(1, at(2), "solved")]),
-        ("state", {"has_open_ticket": True, "open_ticket_count": 1, "last_resolved_at": iso(at(2))}),
-        ("apply", [ticket(2, at(3), "closed")]),
-        ("state", {"has_open_ticket": False, "last_resolved_at": iso(at(3))}),
-    ])
+    run(
+        [
+            ("apply", [ticket(1, at(0), "open"), ticket(2, at(1), "hold")]),
+            ("state", {"open_ticket_count": 2}),
+            ("apply", [ticket(1, at(2), "solved")]),
+            (
+                "state",
+                {"has_open_ticket": True, "open_ticket_count": 1, "last_resolved_at": iso(at(2))},
+            ),
+            ("apply", [ticket(2, at(3), "closed")]),
+            ("state", {"has_open_ticket": False, "last_resolved_at": iso(at(3))}),
+        ]
+    )
 
 
 def test_older_version_arriving_later_never_overwrites() -> None:
-    run([
-        ("apply", [ticket(1, at(5), "solved")]),
-        ("apply", [ticket(1, at(1), "open")]),  # late, older
-        ("state", {"has_open_ticket": False, "last_ticket_status": "solved",
-                   "last_resolved_at": iso(at(5))}),
-    ])
+    run(
+        [
+            ("apply", [ticket(1, at(5), "solved")]),
+            ("apply", [ticket(1, at(1), "open")]),  # late, older
+            (
+                "state",
+                {
+                    "has_open_ticket": False,
+                    "last_ticket_status": "solved",
+                    "last_resolved_at": iso(at(5)),
+                },
+            ),
+        ]
+    )
 
 
 def test_status_events_give_exact_resolution_moment_in_any_order() -> None:
     for order in (0, 1):
-        events: list[Any] = [ticket(1, at(10), "solved"), status_change(1, at(4), "solved"),
-                             status_change(1, at(0), "open")]
+        events: list[Any] = [
+            ticket(1, at(10), "solved"),
+            status_change(1, at(4), "solved"),
+            status_change(1, at(0), "open"),
+        ]
         if order:
             events.reverse()
-        run([
-            ("apply", events),
-            ("state", {"last_resolved_at": iso(at(4)), "has_open_ticket": False}),
-        ])
+        run(
+            [
+                ("apply", events),
+                ("state", {"last_resolved_at": iso(at(4)), "has_open_ticket": False}),
+            ]
+        )
 
 
 def test_merge_and_delete_remove_a_ticket_everywhere() -> None:
-    run([
-        ("apply", [ticket(1, at(0), "open", tags=("refund",)), ticket(2, at(0), "open")]),
-        ("state", {"ticket_count": 2, "refund_risk": True, "support_state": "refund_risk"}),
-        ("apply", [ticket(1, at(1), "closed", tags=("refund", "closed_by_merge"))]),
-        ("state", {"ticket_count": 1, "refund_risk": False, "last_resolved_at": None,
-                   "last_refund_at": None, "support_state": "open_ticket"}),
-        ("apply", [ticket(2, at(2), "deleted")]),
-        ("state", {"ticket_count": 0, "has_open_ticket": False, "support_state": "clear"}),
-    ])
+    run(
+        [
+            ("apply", [ticket(1, at(0), "open", tags=("refund",)), ticket(2, at(0), "open")]),
+            ("state", {"ticket_count": 2, "refund_risk": True, "support_state": "refund_risk"}),
+            ("apply", [ticket(1, at(1), "closed", tags=("refund", "closed_by_merge"))]),
+            (
+                "state",
+                {
+                    "ticket_count": 1,
+                    "refund_risk": False,
+                    "last_resolved_at": None,
+                    "last_refund_at": None,
+                    "support_state": "open_ticket",
+                },
+            ),
+            ("apply", [ticket(2, at(2), "deleted")]),
+            ("state", {"ticket_count": 0, "has_open_ticket": False, "support_state": "clear"}),
+        ]
+    )
 
 
 def test_merge_channel_counts_as_merge() -> None:
-    run([
-        ("apply", [ticket(1, at(0), "open"), ticket(1, at(1), "closed", channel="merge")]),
-        ("state", {"ticket_count": 0, "last_resolved_at": None}),
-    ])
+    run(
+        [
+            ("apply", [ticket(1, at(0), "open"), ticket(1, at(1), "closed", channel="merge")]),
+            ("state", {"ticket_count": 0, "last_resolved_at": None}),
+        ]
+    )
 
 
 def test_requester_change_moves_the_ticket() -> None:
@@ -224,25 +260,36 @@ def test_requester_change_moves_the_ticket() -> None:
 
 
 def test_csat_legacy_mapping_latest_wins_and_recovery_window() -> None:
-    run([
-        ("apply", [rating(1, at(0), "bad")]),
-        ("state", {"csat_score": 1}),
-        ("expect", {"recovery"}),
-        ("apply", [rating(2, at(5), 4), rating(1, at(-5), "good")]),  # older update: ignored
-        ("state", {"csat_score": 4, "csat_at": iso(at(5))}),
-        ("expect", set()),
-    ])
+    run(
+        [
+            ("apply", [rating(1, at(0), "bad")]),
+            ("state", {"csat_score": 1}),
+            ("expect", {"recovery"}),
+            ("apply", [rating(2, at(5), 4), rating(1, at(-5), "good")]),  # older update: ignored
+            ("state", {"csat_score": 4, "csat_at": iso(at(5))}),
+            ("expect", set()),
+        ]
+    )
 
 
 def test_health_event_and_refund_reason_keyword() -> None:
-    run([
-        ("apply", [health(at(0), "unsatisfied")]),
-        ("expect", {"unhappy"}),
-        ("state", {"health": "unsatisfied", "health_at": iso(at(0))}),
-        ("apply", [ticket(1, at(1), "open", subject="I want a REFUND now")]),
-        ("state", {"ticket_reason": "refund", "refund_risk": True, "last_refund_at": iso(at(1)),
-                   "open_reasons": ["refund"]}),
-    ])
+    run(
+        [
+            ("apply", [health(at(0), "unsatisfied")]),
+            ("expect", {"unhappy"}),
+            ("state", {"health": "unsatisfied", "health_at": iso(at(0))}),
+            ("apply", [ticket(1, at(1), "open", subject="I want a REFUND now")]),
+            (
+                "state",
+                {
+                    "ticket_reason": "refund",
+                    "refund_risk": True,
+                    "last_refund_at": iso(at(1)),
+                    "open_reasons": ["refund"],
+                },
+            ),
+        ]
+    )
 
 
 def test_identity_shared_email_is_one_person_and_user_merge() -> None:

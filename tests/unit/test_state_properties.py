@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tactful.core.events import TicketStatusChanged, TicketVersion
-from tactful.core.state import PersonFacts, TicketRecord, apply_status_change, apply_version, derive_state
+from tactful.core.state import (
+    PersonFacts,
+    TicketRecord,
+    apply_status_change,
+    apply_version,
+    derive_state,
+)
 from tactful.testing import T0, harness, rating, status_change, ticket
 from tests.integration.test_engine_scenarios import CONFIG
 
@@ -17,7 +23,12 @@ STATUSES = ["new", "open", "pending", "hold", "solved", "closed", "deleted"]
 
 versions = st.builds(
     lambda tid, hour, status, prio, tags, req: ticket(
-        tid, T0 + timedelta(hours=hour), status, priority=prio, tags=tags, requester_id=req,
+        tid,
+        T0 + timedelta(hours=hour),
+        status,
+        priority=prio,
+        tags=tags,
+        requester_id=req,
         created_at=T0 + timedelta(hours=tid),
     ),
     st.integers(1, 4),
@@ -48,8 +59,9 @@ def fold(events: list[Any]) -> dict[int, TicketRecord]:
     for e in events:
         if isinstance(e, TicketVersion):
             reason = "refund" if "refund" in e.tags else "other"
-            records[e.ticket_id] = apply_version(records.get(e.ticket_id), e, reason,
-                                                 reason == "refund")
+            records[e.ticket_id] = apply_version(
+                records.get(e.ticket_id), e, reason, reason == "refund"
+            )
         elif isinstance(e, TicketStatusChanged):
             records[e.ticket_id] = apply_status_change(records.get(e.ticket_id), e)
     return records
