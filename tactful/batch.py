@@ -297,9 +297,10 @@ class Batch:
                             "old_state": old_state,
                             "new_state": result.support_state,
                             "changed": list(changed),
-                            "state": {k: _json(v) for k, v in values.items()},
-                            "occurred_at": codec.format_time(now),
-                        }
+                            "values": {k: values[k] for k in changed},
+                            "occurred_at": now,
+                        },
+                        option=orjson.OPT_UTC_Z,
                     ),
                 )
             )
@@ -390,10 +391,6 @@ class Batch:
         tx.append_state_changes(self.state_rows)
         tx.append_outbox(self.outbox)
         self.stats.persons_touched = len(rows)
-
-
-def _json(value: Any) -> Any:
-    return codec.format_time(value) if isinstance(value, datetime) else value
 
 
 def _us(value: datetime) -> int:

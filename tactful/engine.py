@@ -23,7 +23,7 @@ from tactful.batch import Batch, BatchStats
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
 from tactful.core.reasons import ReasonClassifier
-from tactful.core.segments import SegmentSpec, StateSpec
+from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
@@ -49,8 +49,10 @@ class Rules:
 def rules_from_settings(settings: Any) -> Rules:
     consent_fields = dict(getattr(settings.consent, "fields", {}) or {})
     return Rules(
-        states=list(settings.states),
-        segments=list(settings.segments),
+        states=[StateDef(s.name, s.rule) for s in settings.states],
+        segments=[
+            SegmentDef(s.name, s.when, s.rule, s.cooldown, s.holdout) for s in settings.segments
+        ],
         classifier=settings.reason_classifier(),
         csat_good=settings.csat.good,
         csat_bad=settings.csat.bad,
@@ -116,9 +118,12 @@ class Engine:
         """Store and apply one batch atomically. Duplicates (same key) are skipped."""
         return self.apply_many([Incoming(list(events), document, source)])
 
-    def apply_many(self, incoming: Sequence[Incoming]) -> BatchStats:
-        """Store raw documents and their events, then apply them, in one transaction."""
-        with self.store.transaction() as tx:
+    def apply_many(self, incoming: Sequence[Incoming], *, durable: bool = True) -> BatchStats:
+        """Store raw documents and their events, then apply them, in one transaction.
+
+        ``durable=False`` (bulk imports, which are re-runnable) skips the fsync at commit.
+        """
+        with self.store.transaction(durable=durable) as tx:
             events: list[Event] = []
             rows: list[EventRow] = []
             for item in incoming:
@@ -134,7 +139,7 @@ class Engine:
                             at_us=to_us(e.at),
                             source=item.source,
                             document_id=doc_id,
-                            canonical=orjson.dumps(codec.encode(e)),
+                            canonical=codec.dumps(e),
                         )
                     )
             inserted = tx.insert_events(rows)
@@ -181,7 +186,7 @@ class Engine:
             tx.reset_derived()
             count = 0
             for chunk in tx.event_batches(batch_size):
-                events = [codec.decode(orjson.loads(blob)) for _, blob in chunk]
+                events = [codec.loads(kind, blob) for _, kind, blob in chunk]
                 count += len(events)
                 self._run(tx, events, None)
             if old_clock is not None:

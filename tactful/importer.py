@@ -77,7 +77,7 @@ def import_files(
         nonlocal pending, pending_events
         if not pending:
             return
-        stats = engine.apply_many(pending)
+        stats = engine.apply_many(pending, durable=False)
         summary.applied += stats.applied
         summary.duplicates += stats.duplicates
         summary.entered += stats.entered

@@ -10,24 +10,38 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from tactful.core.events import EVENT_KIND, EVENT_TYPES, Event, Identifier
 
 
 def format_time(value: datetime) -> str:
     """ISO 8601 UTC with a ``Z`` (microseconds only when present)."""
-    value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}"
-    return text + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat()[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:
     """Parse an ISO 8601 time; a missing offset is an error (naive times are rejected)."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    if value.tzinfo is None:
+    value = datetime.fromisoformat(text)
+    tz = value.tzinfo
+    if tz is UTC:
+        return value
+    if tz is None:
         raise ValueError(f"time without a UTC offset: {text!r}")
     return value.astimezone(UTC)
+
+
+def dumps(event: Event) -> bytes:
+    """The canonical JSON of an event (its kind is stored beside it)."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z)
+
+
+def loads(kind: str, blob: bytes) -> Event:
+    data = orjson.loads(blob)
+    data["kind"] = kind
+    return decode(data)
 
 
 def _encode_value(value: Any) -> Any:
@@ -47,6 +61,12 @@ def encode(event: Event) -> dict[str, Any]:
     return out
 
 
+def _identifier(value: Any) -> Identifier:
+    if isinstance(value, dict):
+        return Identifier(value["kind"], value["value"])
+    return Identifier(value[0], value[1])
+
+
 _TIME_FIELDS = {"at", "created_at", "updated_at"}
 _IDENTIFIER_FIELDS = {"person"}
 _IDENTIFIER_TUPLE_FIELDS = {"requester"}
@@ -63,9 +83,9 @@ def decode(data: dict[str, Any]) -> Event:
         if f.name in _TIME_FIELDS:
             value = parse_time(value)
         elif f.name in _IDENTIFIER_FIELDS:
-            value = Identifier(value[0], value[1])
+            value = _identifier(value)
         elif f.name in _IDENTIFIER_TUPLE_FIELDS:
-            value = tuple(Identifier(k, v) for k, v in value)
+            value = tuple(_identifier(v) for v in value)
         elif f.name in _PAIR_FIELDS:
             value = tuple((str(k), str(v)) for k, v in value)
         elif isinstance(value, list):

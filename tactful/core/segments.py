@@ -57,6 +57,25 @@ CLEAR = "clear"
 
 
 @dataclass(frozen=True, slots=True)
+class StateDef:
+    """A ``[[states]]`` entry, resolved once (plain attributes on the hot path)."""
+
+    name: str
+    rule: Evaluable
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentDef:
+    """A ``[[segments]]`` entry, resolved once."""
+
+    name: str
+    when: str
+    rule: Evaluable
+    cooldown: timedelta | None = None
+    holdout: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Membership:
     member: bool
     since: datetime | None = None  # entered at (while member)

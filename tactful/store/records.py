@@ -38,18 +38,21 @@ def _pt(value: str | None) -> datetime | None:
 def dump_ticket(record: TicketRecord) -> bytes:
     return orjson.dumps(
         {
-            "v": None if record.version is None else codec.encode(record.version),
+            "v": record.version,
             "reason": record.reason,
             "risk": record.risk,
-            "lra": _t(record.last_risk_at),
-            "obs": sorted([codec.format_time(at), status] for at, status in record.observations),
-        }
+            "lra": record.last_risk_at,
+            "obs": sorted(record.observations),
+        },
+        option=orjson.OPT_UTC_Z,
     )
 
 
 def load_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
     data = orjson.loads(blob)
     version = data["v"]
+    if version is not None:
+        version["kind"] = "ticket_version"
     decoded = codec.decode(version) if version is not None else None
     assert decoded is None or isinstance(decoded, TicketVersion)
     return TicketRecord(

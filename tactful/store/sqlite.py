@@ -239,17 +239,17 @@ class SQLiteTx(_Queries):
             inserted.append(cur.rowcount == 1)
         return inserted
 
-    def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, bytes]]]:
+    def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, str, bytes]]]:
         last = 0
         while True:
             rows = self.conn.execute(
-                "SELECT seq, canonical FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, kind, canonical FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                 (last, batch_size),
             ).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
-            yield [(int(s), bytes(c)) for s, c in rows]
+            yield [(int(s), str(k), bytes(c)) for s, k, c in rows]
 
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -435,6 +435,7 @@ class SQLiteStore:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
+            self._sync = "FULL"
             self.conn.execute("PRAGMA busy_timeout = 10000")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
@@ -465,7 +466,14 @@ class SQLiteStore:
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[SQLiteTx]:
+    def transaction(self, *, durable: bool = True) -> Iterator[SQLiteTx]:
+        """One write transaction. ``durable=False`` skips the fsync at commit (WAL with
+        synchronous=NORMAL): still atomic and safe against a process crash, but the last
+        commits may be lost on power failure. Only for re-runnable bulk work (import)."""
+        level = "FULL" if durable else "NORMAL"
+        if level != self._sync:
+            self.conn.execute(f"PRAGMA synchronous = {level}")
+            self._sync = level
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
