@@ -34,14 +34,16 @@ from tactful.core.events import (
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, SegmentSpec, StateSpec, evaluate_person
 from tactful.core.state import (
+    TICKET_FIELD_NAMES,
     Latest,
     PersonFacts,
     TicketRecord,
     apply_status_change,
     apply_version,
     csat_score,
-    derive_state,
+    fact_fields,
     pick_latest,
+    ticket_fields,
 )
 from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
 from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
@@ -77,8 +79,9 @@ class BatchStats:
 @dataclass
 class _Person:
     row: PersonRow
-    ticket_ids: set[int]
-    values: dict[str, Any] | None = None  # derived fields cache (None: recompute)
+    ticket_ids: set[int] | None  # None: tickets not loaded (nothing about them changed)
+    ticket_values: dict[str, Any] | None = None  # ticket-derived fields (None: recompute)
+    values: dict[str, Any] | None = None  # all derived fields (None: recompute)
 
 
 class Batch:
@@ -98,6 +101,7 @@ class Batch:
         self.timer_heap: list[tuple[datetime, str]] = []
         self.horizon: datetime | None = None
         self.merged_facts: dict[str, PersonFacts] = {}
+        self.merge_survivors: set[str] = set()
         self.touched: set[str] = set()
 
     # -- identity phase -------------------------------------------------------------------
@@ -159,6 +163,7 @@ class Batch:
                     self.merged_facts[survivor] = previous.combine(gone.facts)
             self.identity.new_persons.pop(absorbed, None)
             self.tx.merge_person(absorbed, survivor)
+            self.merge_survivors.add(survivor)
         self.pending_merges.clear()
 
     # -- loading ----------------------------------------------------------------------------
@@ -171,17 +176,26 @@ class Batch:
         due = self.tx.due_timers(until)
         self.timer_heap = list(due)
         heapq.heapify(self.timer_heap)
-        wanted = {o for o in owners if o is not None}
-        wanted.update(owner for owner, _ in self.tickets.values() if owner != UNOWNED)
+        # Tickets are loaded only for persons whose tickets this batch can change.
+        with_tickets = {
+            o
+            for e, o in zip(events, owners, strict=True)
+            if o is not None and isinstance(e, TicketVersion)
+        }
+        with_tickets.update(owner for owner, _ in self.tickets.values() if owner != UNOWNED)
+        self.merge_survivors = {self.identity.find(pid) for pid in self.merge_survivors}
+        with_tickets.update(self.merge_survivors)
+        wanted = {o for o in owners if o is not None} | with_tickets
         wanted.update(pid for _, pid in due)
-        self._load_persons(wanted)
+        self._load_persons(wanted, with_tickets)
 
-    def _load_persons(self, wanted: set[str]) -> None:
+    def _load_persons(self, wanted: set[str], with_tickets: set[str] | None = None) -> None:
         missing = sorted(p for p in wanted if p not in self.persons)
         if not missing:
             return
         rows = self.tx.load_persons(missing)
-        tickets = self.tx.tickets_of(missing)
+        with_tickets = with_tickets or set()
+        tickets = self.tx.tickets_of([p for p in missing if p in with_tickets])
         merged_facts = self.merged_facts
         for pid in missing:
             row = rows.get(pid)
@@ -189,11 +203,13 @@ class Batch:
                 at = self.identity.new_persons.get(pid)
                 created = _us(at) if at is not None else time.time_ns() // 1000
                 row = PersonRow(pid, merged_facts.get(pid, PersonFacts()), {}, {}, None, created)
-            ids: set[int] = set()
-            for record in tickets.get(pid, []):
-                ids.add(record.ticket_id)
-                if record.ticket_id not in self.tickets:
-                    self.tickets[record.ticket_id] = (pid, record)
+            ids: set[int] | None = None
+            if pid in with_tickets or not row.state:
+                ids = set()
+                for record in tickets.get(pid, []):
+                    ids.add(record.ticket_id)
+                    if record.ticket_id not in self.tickets:
+                        self.tickets[record.ticket_id] = (pid, record)
             self.persons[pid] = _Person(row, ids)
 
     # -- fold -------------------------------------------------------------------------------
@@ -229,7 +245,7 @@ class Batch:
                     granted = fields[field_key].strip().lower() in _TRUE
                     facts = facts.with_consent(purpose, Latest(event.at, event.key, granted))
         if facts == person.row.facts:
-            return {owner}  # evaluated anyway: a new person must get its first state
+            return set()  # nothing changed
         person.row.facts = facts
         person.values = None
         return {owner}
@@ -259,10 +275,12 @@ class Batch:
         touched = set()
         for pid in {old_owner, new_owner} - {UNOWNED}:
             person = self.persons[pid]
+            assert person.ticket_ids is not None, "tickets of a ticket's owner are loaded"
             if pid == new_owner:
                 person.ticket_ids.add(tid)
             else:
                 person.ticket_ids.discard(tid)
+            person.ticket_values = None
             person.values = None
             touched.add(pid)
         return touched
@@ -272,8 +290,14 @@ class Batch:
         person = self.persons[pid]
         row = person.row
         if person.values is None:
-            records = (self.tickets[t][1] for t in person.ticket_ids)
-            person.values = derive_state(records, row.facts)
+            tv = person.ticket_values
+            if tv is None:
+                if person.ticket_ids is not None:
+                    tv = ticket_fields(self.tickets[t][1] for t in person.ticket_ids)
+                else:  # unchanged tickets: their fields as last derived
+                    tv = {k: row.state.get(k) for k in TICKET_FIELD_NAMES}
+                person.ticket_values = tv
+            person.values = {**tv, **fact_fields(row.facts)}
         values = dict(person.values)
         result = evaluate_person(
             pid, values, row.memberships, self.rules.states, self.rules.segments, now
@@ -375,8 +399,10 @@ class Batch:
                 current = t
             dirty |= self.apply(event, owners[i])
             owner = owners[i]
-            if owner is not None and owner in self.identity.new_persons:
-                dirty.add(owner)  # a new person is saved even if the event changed nothing
+            if owner is not None and (
+                owner in self.identity.new_persons or owner in self.merge_survivors
+            ):
+                dirty.add(owner)  # new or merged persons are evaluated even if nothing changed
         if current is not None:
             for pid in sorted(dirty):
                 self.evaluate(pid, current)

@@ -400,4 +400,4 @@ class ApiSettings(Section):
 
 
 class EngineSettings(Section):
-    batch_size: int = Field(default=1000, ge=1)
+    batch_size: int = Field(default=5000, ge=1, le=100_000)

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from tactful.batch import Batch, BatchStats
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event

@@ -241,6 +241,39 @@ STATE_FIELD_NAMES = (
 
 def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[str, Any]:
     """All §3 fields except ``support_state`` (which needs the rules and a moment)."""
+    return {**ticket_fields(tickets), **fact_fields(facts)}
+
+
+TICKET_FIELD_NAMES = (
+    "has_open_ticket",
+    "open_ticket_count",
+    "open_reasons",
+    "ticket_count",
+    "last_ticket_at",
+    "last_activity_at",
+    "last_ticket_status",
+    "ticket_reason",
+    "last_resolved_at",
+    "priority",
+    "refund_risk",
+    "last_refund_at",
+    "ticket_tags",
+)
+
+
+def fact_fields(facts: PersonFacts) -> dict[str, Any]:
+    """The fields that come from ratings and agent input."""
+    rating, health = facts.rating, facts.health
+    return {
+        "csat_score": rating.value if rating is not None else None,
+        "csat_at": rating.at if rating is not None else None,
+        "health": health.value if health is not None else None,
+        "health_at": health.at if health is not None else None,
+    }
+
+
+def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
+    """The fields that come from the person's tickets (``TICKET_FIELD_NAMES``)."""
     open_count = 0
     ticket_count = 0
     open_reasons: set[str] = set()
@@ -290,7 +323,6 @@ def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[st
             last_refund_at is None or record.last_risk_at > last_refund_at
         ):
             last_refund_at = record.last_risk_at
-    rating, health = facts.rating, facts.health
     return {
         "has_open_ticket": open_count > 0,
         "open_ticket_count": open_count,
@@ -304,9 +336,5 @@ def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[st
         "priority": PRIORITIES[priority_rank] if priority_rank >= 0 else None,
         "refund_risk": refund_risk,
         "last_refund_at": last_refund_at,
-        "csat_score": rating.value if rating is not None else None,
-        "csat_at": rating.at if rating is not None else None,
-        "health": health.value if health is not None else None,
-        "health_at": health.at if health is not None else None,
         "ticket_tags": sorted(open_tags),
     }

@@ -25,6 +25,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 sha256 TEXT NOT NULL UNIQUE,
                 source TEXT NOT NULL,
                 received_us {bigint} NOT NULL,
+                encoding TEXT NOT NULL,
                 body {blob} NOT NULL)""",
             """CREATE TABLE events (
                 seq {serial},

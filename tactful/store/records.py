@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from tactful.core import codec
-from tactful.core.events import TicketVersion
+from tactful.core.events import Identifier, TicketVersion
 from tactful.core.segments import Membership
 from tactful.core.state import Latest, PersonFacts, TicketRecord
 
@@ -36,32 +36,59 @@ def _pt(value: str | None) -> datetime | None:
 
 
 def dump_ticket(record: TicketRecord) -> bytes:
+    """Compact positional form: [version, reason, risk, last_risk_at, observations]."""
+    v = record.version
+    version = None
+    if v is not None:
+        version = [
+            v.key,
+            v.ticket_id,
+            v.created_at,
+            v.updated_at,
+            v.status,
+            v.priority,
+            v.tags,
+            v.subject,
+            v.channel,
+            v.requester_id,
+            [[i.kind, i.value] for i in v.requester],
+            v.custom_fields,
+        ]
     return orjson.dumps(
-        {
-            "v": record.version,
-            "reason": record.reason,
-            "risk": record.risk,
-            "lra": record.last_risk_at,
-            "obs": sorted(record.observations),
-        },
+        [version, record.reason, record.risk, record.last_risk_at, sorted(record.observations)],
         option=orjson.OPT_UTC_Z,
     )
 
 
 def load_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
-    data = orjson.loads(blob)
-    version = data["v"]
-    if version is not None:
-        version["kind"] = "ticket_version"
-    decoded = codec.decode(version) if version is not None else None
-    assert decoded is None or isinstance(decoded, TicketVersion)
+    raw, reason, risk, last_risk_at, observations = orjson.loads(blob)
+    parse = codec.parse_time
+    version = None
+    if raw is not None:
+        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw
+        updated_at = parse(updated)
+        version = TicketVersion(
+            key,
+            updated_at,
+            tid,
+            parse(created),
+            updated_at,
+            status,
+            priority,
+            tuple(tags),
+            subject,
+            channel,
+            req,
+            tuple(Identifier(k, val) for k, val in who),
+            tuple((f, val) for f, val in cf),
+        )
     return TicketRecord(
-        ticket_id=ticket_id,
-        version=decoded,
-        reason=data["reason"],
-        risk=data["risk"],
-        last_risk_at=_pt(data["lra"]),
-        observations=frozenset((codec.parse_time(at), status) for at, status in data["obs"]),
+        ticket_id,
+        version,
+        reason,
+        risk,
+        None if last_risk_at is None else parse(last_risk_at),
+        frozenset((parse(at), status) for at, status in observations),
     )
 
 

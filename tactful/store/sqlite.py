@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -212,8 +213,9 @@ class SQLiteTx(_Queries):
         if row is not None:
             return int(row[0])
         cur = self.conn.execute(
-            "INSERT INTO documents (sha256, source, received_us, body) VALUES (?, ?, ?, ?)",
-            (digest, source, time.time_ns() // 1000, body),
+            "INSERT INTO documents (sha256, source, received_us, encoding, body) "
+            "VALUES (?, ?, ?, 'zlib', ?)",
+            (digest, source, time.time_ns() // 1000, zlib.compress(body, 1)),
         )
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
