@@ -91,6 +91,10 @@ class Engine:
         self.plan = IdentityPlan(rules.key_kind, rules.default_region)
 
     # -- clock ------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.store.reader() as reader:
+            return reader.get_meta(key)
+
     def clock(self) -> datetime | None:
         with self.store.reader() as reader:
             text = reader.get_meta(CLOCK_KEY)
@@ -116,12 +120,21 @@ class Engine:
         """Store and apply one batch atomically. Duplicates (same key) are skipped."""
         return self.apply_many([Incoming(list(events), document, source)])
 
-    def apply_many(self, incoming: Sequence[Incoming], *, durable: bool = True) -> BatchStats:
+    def apply_many(
+        self,
+        incoming: Sequence[Incoming],
+        *,
+        durable: bool = True,
+        meta: dict[str, str] | None = None,
+    ) -> BatchStats:
         """Store raw documents and their events, then apply them, in one transaction.
 
         ``durable=False`` (bulk imports, which are re-runnable) skips the fsync at commit.
+        ``meta`` entries (e.g. a backfill cursor checkpoint) commit in the same transaction.
         """
         with self.store.transaction(durable=durable) as tx:
+            for key, value in (meta or {}).items():
+                tx.set_meta(key, value)
             events: list[Event] = []
             rows: list[EventRow] = []
             for item in incoming:
