@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from tactful.batch import Batch, BatchStats
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
@@ -24,7 +26,7 @@ from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
 from tactful.store.base import EventRow, Store, Tx
-from tactful.store.records import to_us
+from tactful.store.records import dump_state, to_us
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
@@ -216,8 +218,8 @@ class Engine:
         return ReplayReport(count, len(before), len(after), changed)
 
     @staticmethod
-    def _snapshot(tx: Tx) -> dict[str, tuple[str, tuple[str, ...]]]:
-        out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    def _snapshot(tx: Tx) -> dict[str, tuple[str, tuple[str, ...], bytes]]:
+        out: dict[str, tuple[str, tuple[str, ...], bytes]] = {}
         reader: Any = tx
         after: str | None = None
         while True:
@@ -229,14 +231,15 @@ class Engine:
                 out[pid] = (
                     str(row.state.get("support_state", "clear")),
                     tuple(sorted(s for s, m in row.memberships.items() if m.member)),
+                    dump_state(row.state),
                 )
             after = ids[-1]
 
 
-def _describe(value: tuple[str, tuple[str, ...]] | None) -> dict[str, Any] | None:
+def _describe(value: tuple[str, tuple[str, ...], bytes] | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    return {"support_state": value[0], "segments": list(value[1])}
+    return {"support_state": value[0], "segments": list(value[1]), "state": orjson.loads(value[2])}
 
 
 def chunked(items: Iterable[Event], size: int) -> Iterable[list[Event]]:

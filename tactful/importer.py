@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tactful.engine import Engine, Incoming
-from tactful.zendesk.files import Chunk, read_file
+from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
 
 @dataclass
@@ -91,6 +91,11 @@ def import_files(
     for path in paths:
         summary.files += 1
         chunk: Chunk
+        try:
+            check_file(path)
+        except ParseError:
+            flush()  # earlier files are applied; nothing of the malformed one
+            raise
         for chunk in read_file(path):
             summary.documents += 1
             parsed = chunk.parsed

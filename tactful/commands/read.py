@@ -12,7 +12,6 @@ from tactful.cli import App, CommandError, out_json, out_jsonl, parse_now
 from tactful.commands import add_json, add_now
 from tactful.config import STATE_FIELDS, format_duration
 from tactful.core.rules import RuleError, parse_rule
-from tactful.core.segments import advance_person
 from tactful.views import clock_of, fmt, iter_person_ids, person_json, preview, resolve_key
 
 
@@ -130,32 +129,35 @@ def cmd_people(app: App) -> int:
     return 0
 
 
-def _segment_sizes_at(app: App, now: datetime | None) -> dict[str, tuple[int, int]]:
+def _sizes_at(app: App, now: datetime | None) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """Segment sizes (members, holdout) and support-state counts as of ``now``.
+
+    Ahead of the engine clock only persons with a timer due by ``now`` can differ, so only
+    they are advanced (in memory). Before the clock, everyone is evaluated at ``now``.
+    """
     engine = app.engine
     with engine.store.reader() as reader:
         counts = dict(reader.segment_counts())
+        states = dict(reader.state_counts())
         clock = clock_of(reader)
-        if now is None or (clock is not None and now <= clock):
-            return counts
-        # Only persons with a timer due by ``now`` can differ: replay their timers in memory.
-        due = [pid for _, pid in reader.due_timers(now)]
-        rows = reader.load_persons(due)
-    for row in rows.values():
-        values = {k: v for k, v in row.state.items() if k != "support_state"}
-        last, _ = advance_person(
-            row.person_id,
-            values,
-            row.memberships,
-            engine.rules.states,
-            engine.rules.segments,
-            row.wake,
-            now,
-        )
-        if last is None:
-            continue
+        if now is None or clock is None or now == clock:
+            return counts, states
+        if now > clock:
+            rows = list(reader.load_persons([pid for _, pid in reader.due_timers(now)]).values())
+        else:
+            rows = [
+                r for pid in iter_person_ids(reader) for r in reader.load_persons([pid]).values()
+            ]
+    for row in rows:
+        p = preview(engine.rules, row, clock, now)
+        old_state = str(row.state.get("support_state", "clear"))
+        new_state = str(p.state.get("support_state", "clear"))
+        if old_state != new_state:
+            states[old_state] = states.get(old_state, 0) - 1
+            states[new_state] = states.get(new_state, 0) + 1
         for spec in engine.rules.segments:
             before = row.memberships.get(spec.name)
-            after = last.memberships.get(spec.name)
+            after = p.memberships.get(spec.name)
             was = before is not None and before.member
             is_ = after is not None and after.member
             if was == is_:
@@ -164,15 +166,14 @@ def _segment_sizes_at(app: App, now: datetime | None) -> dict[str, tuple[int, in
             sign = 1 if is_ else -1
             hold = after.holdout if is_ and after else before.holdout if before else False
             counts[spec.name] = (n + sign, h + (sign if hold else 0))
-    return counts
+    return counts, {k: v for k, v in states.items() if v}
 
 
 def cmd_segments(app: App) -> int:
     now = parse_now(app.args.now)
-    counts = _segment_sizes_at(app, now)
+    counts, states = _sizes_at(app, now)
     with app.engine.store.reader() as reader:
         clock = clock_of(reader)
-        states = reader.state_counts()
     rows: list[dict[str, Any]] = []
     for seg in app.settings.segments:
         members, holdout = counts.get(seg.name, (0, 0))

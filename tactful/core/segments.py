@@ -104,6 +104,10 @@ def in_holdout(person_id: str, segment: str, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None:
         return b
@@ -150,7 +154,7 @@ def step_segment(
     false_since = before.false_since or now
     ends = false_since + cooldown
     if now >= ends:
-        detail = f"rule false since {false_since.isoformat()}; cooldown ended"
+        detail = f"rule false since {_iso(false_since)}; cooldown ended"
         change = Change(spec.name, "exited", ends, spec.when, before.holdout, detail)
         return NOT_MEMBER, change, rule_next
     after = replace(before, false_since=false_since)

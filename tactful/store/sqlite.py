@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -428,6 +429,7 @@ class SQLiteStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._lock = threading.RLock()
         path = sqlite_path(url)
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
@@ -472,6 +474,11 @@ class SQLiteStore:
         """One write transaction. ``durable=False`` skips the fsync at commit (WAL with
         synchronous=NORMAL): still atomic and safe against a process crash, but the last
         commits may be lost on power failure. Only for re-runnable bulk work (import)."""
+        with self._lock, self._transaction(durable) as tx:
+            yield tx
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[SQLiteTx]:
         level = "FULL" if durable else "NORMAL"
         if level != self._sync:
             self.conn.execute(f"PRAGMA synchronous = {level}")
@@ -493,11 +500,13 @@ class SQLiteStore:
 
     @contextmanager
     def reader(self) -> Iterator[SQLiteReader]:
-        self.conn.execute("BEGIN")
-        try:
-            yield SQLiteReader(self.conn)
-        finally:
-            self.conn.execute("COMMIT")
+        """A consistent read snapshot (the connection is shared, so readers take the lock)."""
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                yield SQLiteReader(self.conn)
+            finally:
+                self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()

@@ -16,7 +16,7 @@ import orjson
 
 from tactful.zendesk.parse import Parsed, ParseError, parse_object
 
-__all__ = ["Chunk", "ParseError", "read_file"]
+__all__ = ["Chunk", "ParseError", "check_file", "read_file"]
 
 _BOM = b"\xef\xbb\xbf"
 _JSON = frozenset({".json"})
@@ -47,6 +47,15 @@ def read_file(path: str | Path) -> Iterator[Chunk]:
     )
 
 
+def check_file(path: str | Path) -> None:
+    """Raise ``ParseError`` if any document of a ``.jsonl`` file is not JSON (a cheap pass
+    before importing, so that a malformed file changes nothing). ``.json`` files are read
+    whole before anything is yielded, so they need no pass of their own."""
+    if Path(path).suffix.lower() in _JSONL:
+        for _ in _read_jsonl(Path(path), str(path), parse=False):
+            pass
+
+
 def _invalid(error: orjson.JSONDecodeError) -> str:
     return f"invalid JSON: {error.msg} (column {error.colno})"
 
@@ -64,7 +73,7 @@ def _read_json(path: Path, name: str) -> Iterator[Chunk]:
     yield Chunk(name, 1, parse_object(obj), len(data), body)
 
 
-def _read_jsonl(path: Path, name: str) -> Iterator[Chunk]:
+def _read_jsonl(path: Path, name: str, *, parse: bool = True) -> Iterator[Chunk]:
     try:
         handle = path.open("rb")
     except OSError as e:
@@ -78,4 +87,5 @@ def _read_jsonl(path: Path, name: str) -> Iterator[Chunk]:
                 obj = orjson.loads(text)
             except orjson.JSONDecodeError as e:
                 raise ParseError(name, number, _invalid(e)) from None
-            yield Chunk(name, number, parse_object(obj), len(raw), text.strip())
+            if parse:
+                yield Chunk(name, number, parse_object(obj), len(raw), text.strip())

@@ -1,0 +1,711 @@
+"""Import benchmark: ``tactful import`` of realistic Zendesk exports into SQLite, beside DuckDB.
+
+For each N (persons): generate export pages once (``tactful.sample.generate_exports``), then
+import them R times, each into a fresh SQLite file with the starter configuration, in a child
+process of its own (its RSS high-water mark is read with ``wait4``, so runs never pollute each
+other). Beside it, a DuckDB SQL query over the same ticket and user pages computes the basic
+per-requester fields, and the two are cross-checked. Finally the real CLI imports the largest
+N once, to show the start-up overhead.
+
+    .venv/bin/python bench/import.py                       # N = 2000, 10000, 30000; R = 3
+    .venv/bin/python bench/import.py --persons 5000 --repeat 1 --profile
+
+Figures only; this is not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import dir_bytes, load_now, machine, mb, median, num, run_child, secs, table
+
+from tactful.sample import SampleFiles, generate_exports
+
+TARGET = 20_000  # records/s (the issue's target on a 2-core machine)
+DEFAULT_PERSONS = (2000, 10_000, 30_000)
+STARTER_URL_LINE = 'url = "sqlite:///tactful.db"'
+OPEN = ("new", "open", "pending", "hold")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def config_text(db: Path) -> str:
+    """The starter ``tactful.toml`` with its store URL pointed at ``db``."""
+    from tactful.config import starter_config_text
+
+    text = starter_config_text()
+    if STARTER_URL_LINE not in text:
+        raise SystemExit(f"the starter config no longer contains {STARTER_URL_LINE!r}")
+    return text.replace(STARTER_URL_LINE, f'url = "sqlite:///{db.as_posix()}"')
+
+
+def remove_db(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- worker (child)
+
+
+def worker() -> int:
+    """Child process: one import. Reads a JSON spec on stdin, prints a JSON result."""
+    spec = json.loads(sys.stdin.buffer.read())
+    from tactful.config import settings_from_toml
+    from tactful.engine import Engine, rules_from_settings
+    from tactful.importer import import_files
+    from tactful.store.sqlite import open_store
+
+    db = Path(spec["db"])
+    settings = settings_from_toml(config_text(db), source="bench")
+    engine = Engine(rules_from_settings(settings), open_store(settings.store.url))
+    paths = [Path(p) for p in spec["paths"]]
+    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    profile_out = spec.get("profile")
+    if profile_out:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        summary = import_files(engine, paths, batch_size=settings.engine.batch_size)
+        profiler.disable()
+        profiler.dump_stats(profile_out)
+    else:
+        summary = import_files(engine, paths, batch_size=settings.engine.batch_size)
+    engine.store.close()
+    result = {
+        "summary": summary.as_json(),
+        "seconds": summary.seconds,
+        "baseline_kb": baseline_kb,
+        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "store_bytes": sum(
+            Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists()
+        ),
+    }
+    sys.stdout.write(json.dumps(result))
+    return 0
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class ImportRun:
+    seconds: float  # import_files wall time (in-process, excluding interpreter start-up)
+    records: int  # canonical events read (what `tactful import` reports)
+    peak_kb: int  # the child's RSS high-water mark (wait4)
+    baseline_kb: int  # its high-water mark just before importing (interpreter + modules)
+    store_bytes: int
+    summary: dict[str, Any]
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class DuckResult:
+    seconds: dict[str, list[float]]  # query form -> wall times
+    rows_read: int  # ticket rows (tickets + later versions) + user rows
+    requesters: int
+    rows: list[tuple[Any, ...]]  # (requester_id, email, ticket_count, open_count, has_open, ...)
+    version: str
+    forms_agree: bool  # every query form gave the same rows
+
+
+@dataclass
+class CrossCheck:
+    duck_requesters_open: int  # DuckDB: requesters with an open ticket
+    duck_emails_open: int  # DuckDB: the same, grouped by lower(email) (else by requester)
+    tactful_open: int  # Tactful: persons with has_open_ticket
+    rolled_up_open: int  # DuckDB rows rolled up to Tactful persons (identifiers table)
+    multi_requester_persons: int  # persons whose open tickets sit on >= 2 Zendesk user ids
+    unmapped_requesters: int  # requesters without a Tactful person
+    field_mismatches: dict[str, int]  # field -> persons that differ after the roll-up
+    compared: int  # persons compared
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def agree(self) -> bool:
+        return self.rolled_up_open == self.tactful_open and not any(self.field_mismatches.values())
+
+
+@dataclass
+class CliResult:
+    wall: float
+    seconds: float  # the import's own time as the CLI reports it
+    records: int
+    peak_kb: int
+
+
+@dataclass
+class SizeResult:
+    persons: int
+    files: SampleFiles
+    generate_seconds: float
+    input_bytes: int
+    runs: list[ImportRun]
+    duck: DuckResult | None = None
+    check: CrossCheck | None = None
+    cli: CliResult | None = None
+
+    @property
+    def median_seconds(self) -> float:
+        return median([r.seconds for r in self.runs])
+
+    @property
+    def median_rate(self) -> float:
+        return median([r.rate for r in self.runs])
+
+    @property
+    def peak_kb(self) -> int:
+        return max(r.peak_kb for r in self.runs)
+
+    @property
+    def baseline_kb(self) -> int:
+        return max(r.baseline_kb for r in self.runs)
+
+
+# --------------------------------------------------------------------------- import runs
+
+
+def import_once(files: SampleFiles, db: Path, profile: Path | None = None) -> ImportRun:
+    remove_db(db)
+    spec = {
+        "db": str(db),
+        "paths": [str(p) for p in files.paths],
+        "profile": str(profile) if profile else None,
+    }
+    child = run_child(
+        [sys.executable, str(Path(__file__).resolve()), "--worker"], json.dumps(spec).encode()
+    )
+    if child.returncode != 0:
+        raise SystemExit(
+            f"import worker failed ({child.returncode}):\n{child.stderr.decode(errors='replace')}"
+        )
+    data = json.loads(child.stdout)
+    return ImportRun(
+        seconds=float(data["seconds"]),
+        records=int(data["summary"]["records"]),
+        peak_kb=child.maxrss_kb,
+        baseline_kb=int(data["baseline_kb"]),
+        store_bytes=int(data["store_bytes"]),
+        summary=data["summary"],
+    )
+
+
+def cli_once(files: SampleFiles, work: Path) -> CliResult:
+    db = work / "cli.db"
+    remove_db(db)
+    config = work / "cli.toml"
+    config.write_text(config_text(db), encoding="utf-8")
+    exe = Path(sys.executable).with_name("tactful")
+    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "tactful"]
+    cmd = [*base, "--config", str(config), "import", "--json", *map(str, files.paths)]
+    child = run_child(cmd)
+    if child.returncode != 0:
+        raise SystemExit(f"tactful import failed:\n{child.stderr.decode(errors='replace')}")
+    data = json.loads(child.stdout)
+    remove_db(db)
+    return CliResult(child.wall, float(data["seconds"]), int(data["records"]), child.maxrss_kb)
+
+
+# --------------------------------------------------------------------------- DuckDB
+
+# Latest version of each ticket by updated_at across the tickets and tickets-updates pages;
+# deleted and merged-away tickets excluded (product.md section 3); the requester's email from
+# the users pages (so the rows can also be grouped the way Tactful joins users: by email).
+# Times come back as epoch microseconds (no time-zone conversion on the way out).
+_DUCK_BODY = """
+WITH versions AS ({tickets}),
+latest AS (
+    SELECT arg_max(t, t.updated_at) AS v FROM versions GROUP BY t.id
+),
+counted AS (
+    SELECT v.requester_id AS requester_id, v.status AS status,
+           v.created_at AS created_at, v.updated_at AS updated_at
+    FROM latest
+    WHERE v.status <> 'deleted'
+      AND NOT list_contains(coalesce(v.tags, []), 'closed_by_merge')
+      AND coalesce(v.via.channel, '') <> 'merge'
+),
+users AS (
+    SELECT u.id AS id, lower(trim(u.email)) AS email FROM ({users})
+),
+per_requester AS (
+    SELECT requester_id,
+           count(*) AS ticket_count,
+           count(*) FILTER (WHERE status IN ('new', 'open', 'pending', 'hold'))
+               AS open_ticket_count,
+           epoch_us(max(created_at)) AS last_ticket_at,
+           epoch_us(max(updated_at)) AS last_activity_at
+    FROM counted GROUP BY requester_id
+)
+SELECT p.requester_id, users.email, p.ticket_count, p.open_ticket_count,
+       p.open_ticket_count > 0 AS has_open_ticket, p.last_ticket_at, p.last_activity_at
+FROM per_requester p LEFT JOIN users ON users.id = p.requester_id
+ORDER BY p.requester_id
+"""
+_TICKET_SCHEMA = (
+    '{"tickets": [{"id": "BIGINT", "requester_id": "BIGINT", "status": "VARCHAR", '
+    '"created_at": "TIMESTAMP", "updated_at": "TIMESTAMP", "tags": ["VARCHAR"], '
+    '"via": {"channel": "VARCHAR"}}]}'
+)
+_USER_SCHEMA = '{"users": [{"id": "BIGINT", "email": "VARCHAR"}]}'
+DUCK_QUERIES = {
+    # As asked: DuckDB's JSON reader detects the page schema (every field of every ticket).
+    "read_json(format='auto')": _DUCK_BODY.format(
+        tickets="SELECT unnest(tickets) AS t FROM read_json($ticket_files, format = 'auto')",
+        users="SELECT unnest(users) AS u FROM read_json($user_files, format = 'auto')",
+    ),
+    # The same query reading each page as text and parsing only the needed fields: DuckDB's
+    # JSON reader is slow on one large object per file, this form is several times faster.
+    "read_text + from_json": _DUCK_BODY.format(
+        tickets=f"SELECT unnest(from_json(content, '{_TICKET_SCHEMA}').tickets) AS t "
+        "FROM read_text($ticket_files)",
+        users=f"SELECT unnest(from_json(content, '{_USER_SCHEMA}').users) AS u "
+        "FROM read_text($user_files)",
+    ),
+}
+
+
+def duck_query(files: SampleFiles, repeat: int) -> DuckResult:
+    import duckdb
+
+    params = {
+        "ticket_files": [str(p) for p in files.ticket_pages + files.ticket_update_pages],
+        "user_files": [str(p) for p in files.user_pages],
+    }
+    seconds: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[Any, ...]]] = {}
+    for name, sql in DUCK_QUERIES.items():
+        seconds[name] = []
+        for _ in range(repeat):
+            con = duckdb.connect()  # fresh in-memory database: nothing cached between runs
+            began = time.perf_counter()
+            results[name] = con.execute(sql, params).fetchall()
+            seconds[name].append(time.perf_counter() - began)
+            con.close()
+    first, *others = results.values()
+    rows_read = files.tickets + files.ticket_updates + files.users
+    return DuckResult(
+        seconds,
+        rows_read,
+        len(first),
+        first,
+        duckdb.__version__,
+        all(rows == first for rows in others),
+    )
+
+
+# --------------------------------------------------------------------------- cross-check
+
+
+def _us(text: str | None) -> int | None:
+    """A state time (ISO 8601 with Z) as epoch microseconds, like DuckDB's ``epoch_us``."""
+    if text is None:
+        return None
+    from tactful.core.codec import parse_time
+    from tactful.store.records import to_us
+
+    return to_us(parse_time(text))
+
+
+def cross_check(duck: DuckResult, db: Path) -> CrossCheck:
+    """Compare DuckDB's per-requester fields with Tactful's persons.
+
+    Tactful joins Zendesk users that share an email into one person, so DuckDB's rows are
+    rolled up to Tactful persons through the ``identifiers`` table (zendesk_user_id ->
+    person) before the fields are compared.
+    """
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    tactful_open = int(
+        con.execute(
+            "SELECT COUNT(*) FROM persons WHERE json_extract(state, '$.has_open_ticket')"
+        ).fetchone()[0]
+    )
+    owner = {
+        int(value): pid
+        for value, pid in con.execute(
+            "SELECT value, person_id FROM identifiers WHERE kind = 'zendesk_user_id'"
+        )
+    }
+    states: dict[str, dict[str, Any]] = {
+        pid: json.loads(state) for pid, state in con.execute("SELECT person_id, state FROM persons")
+    }
+    con.close()
+
+    rolled: dict[str, dict[str, Any]] = {}
+    open_requesters: dict[str, int] = defaultdict(int)
+    by_email_open: set[str] = set()
+    unmapped = 0
+    for requester, email, count, open_count, has_open, last_ticket, last_activity in duck.rows:
+        if has_open:
+            by_email_open.add(email or f"zd:{requester}")
+        pid = owner.get(int(requester))
+        if pid is None:
+            unmapped += 1
+            continue
+        agg = rolled.setdefault(
+            pid,
+            {
+                "ticket_count": 0,
+                "open_ticket_count": 0,
+                "last_ticket_at": None,
+                "last_activity_at": None,
+            },
+        )
+        agg["ticket_count"] += count
+        agg["open_ticket_count"] += open_count
+        for name, value in (("last_ticket_at", last_ticket), ("last_activity_at", last_activity)):
+            if agg[name] is None or value > agg[name]:
+                agg[name] = value
+        if has_open:
+            open_requesters[pid] += 1
+
+    mismatches: dict[str, int] = defaultdict(int)
+    examples: list[str] = []
+    compared = 0
+    for pid, state in states.items():
+        expected = rolled.get(pid)
+        if expected is None:
+            if state.get("ticket_count"):
+                mismatches["persons only in Tactful"] += 1
+            continue
+        compared += 1
+        got = {
+            "ticket_count": state.get("ticket_count"),
+            "open_ticket_count": state.get("open_ticket_count"),
+            "has_open_ticket": bool(state.get("has_open_ticket")),
+            "last_ticket_at": _us(state.get("last_ticket_at")),
+            "last_activity_at": _us(state.get("last_activity_at")),
+        }
+        want = dict(expected, has_open_ticket=expected["open_ticket_count"] > 0)
+        for name, value in got.items():
+            if want[name] != value:
+                mismatches[name] += 1
+                if len(examples) < 5:
+                    examples.append(f"{pid}.{name}: DuckDB {want[name]} vs Tactful {value}")
+    for pid in rolled:
+        if pid not in states:
+            mismatches["persons only in DuckDB"] += 1
+    return CrossCheck(
+        duck_requesters_open=sum(1 for r in duck.rows if r[4]),
+        duck_emails_open=len(by_email_open),
+        tactful_open=tactful_open,
+        rolled_up_open=sum(1 for agg in rolled.values() if agg["open_ticket_count"] > 0),
+        multi_requester_persons=sum(1 for n in open_requesters.values() if n > 1),
+        unmapped_requesters=unmapped,
+        field_mismatches=dict(mismatches),
+        compared=compared,
+        examples=examples,
+    )
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def bench_size(
+    persons: int,
+    repeat: int,
+    work: Path,
+    *,
+    duckdb: bool,
+    log: bool,
+) -> SizeResult:
+    out = work / f"exports-{persons}"
+    began = time.perf_counter()
+    files = generate_exports(out, persons=persons)
+    generated = time.perf_counter() - began
+    result = SizeResult(persons, files, generated, dir_bytes(out, "*.json"), [])
+    if log:
+        print(
+            f"  N={persons:,}: generated {files.records:,} records in {len(files.paths)} pages "
+            f"({mb(result.input_bytes)} MB) in {generated:.1f}s",
+            file=sys.stderr,
+        )
+    db = work / f"store-{persons}.db"
+    for i in range(repeat):
+        run = import_once(files, db)
+        result.runs.append(run)
+        if log:
+            print(
+                f"    import {i + 1}/{repeat}: {run.records:,} records in {run.seconds:.2f}s "
+                f"= {run.rate:,.0f}/s, peak RSS {mb(run.peak_kb, kib=True)} MB",
+                file=sys.stderr,
+            )
+    if duckdb:
+        result.duck = duck_query(files, repeat)
+        result.check = cross_check(result.duck, db)
+    remove_db(db)
+    return result
+
+
+def profile_import(files: SampleFiles, work: Path, top: int = 15) -> str:
+    import io
+    import pstats
+
+    stats_path = work / "import.prof"
+    run = import_once(files, work / "profile.db", profile=stats_path)
+    remove_db(work / "profile.db")
+    stream = io.StringIO()
+    stats = pstats.Stats(str(stats_path), stream=stream)
+    stats.sort_stats("tottime").print_stats(top)
+    text = stream.getvalue()
+    start = text.find("   ncalls")
+    body = text[start:] if start >= 0 else text
+    return (
+        f"cProfile of one import of N={files.persons:,} ({run.records:,} records in "
+        f"{run.seconds:.2f}s under the profiler), top {top} by tottime:\n{body.rstrip()}"
+    )
+
+
+def import_table(results: Sequence[SizeResult], repeat: int) -> str:
+    rows = []
+    for r in results:
+        rates = [run.rate for run in r.runs]
+        rows.append(
+            [
+                num(r.persons),
+                num(r.runs[0].records),
+                mb(r.input_bytes),
+                secs(r.median_seconds),
+                num(r.median_rate),
+                f"{num(min(rates))}–{num(max(rates))}",
+                f"{r.median_rate / TARGET:.2f}×",
+                mb(r.peak_kb, kib=True),
+                mb(r.peak_kb - r.baseline_kb, kib=True),
+                mb(r.runs[-1].store_bytes),
+            ]
+        )
+    return table(
+        [
+            "persons",
+            "records",
+            "input MB",
+            "median time",
+            "records/s",
+            "range",
+            "vs 20k/s",
+            "peak RSS MB",
+            "import RSS MB",
+            "store MB",
+        ],
+        rows,
+        title=f"tactful import → SQLite (in-process import_files, starter config, "
+        f"median of {repeat}, each run a fresh child process and store)",
+    )
+
+
+def duck_table(results: Sequence[SizeResult]) -> str:
+    rows = []
+    for r in results:
+        if r.duck is None or r.check is None:
+            continue
+        d, c = r.duck, r.check
+        times = [median(t) for t in d.seconds.values()]
+        rows.append(
+            [
+                num(r.persons),
+                num(d.rows_read),
+                *(secs(t) for t in times),
+                num(d.rows_read / min(times)),
+                f"{r.median_seconds / min(times):,.0f}×",
+                num(d.requesters),
+                num(c.duck_requesters_open),
+                num(c.duck_emails_open),
+                num(c.rolled_up_open),
+                num(c.tactful_open),
+                "yes" if c.agree and d.forms_agree else "NO",
+            ]
+        )
+    forms = next((list(r.duck.seconds) for r in results if r.duck), [])
+    return table(
+        [
+            "persons",
+            "rows read",
+            *forms,
+            "rows/s",
+            "import ÷ DuckDB",
+            "requesters",
+            "open: per requester",
+            "per email",
+            "rolled up",
+            "Tactful",
+            "agree",
+        ],
+        rows,
+        title="DuckDB SQL over the same pages (users + tickets + later versions): per requester "
+        "ticket_count, open_ticket_count, has_open_ticket, last_ticket_at, last_activity_at "
+        "(median wall time of each query form; rows/s and the ratio use the faster form)",
+    )
+
+
+def explain(results: Sequence[SizeResult]) -> list[str]:
+    lines = []
+    for r in results:
+        c = r.check
+        if c is None:
+            continue
+        diff = c.duck_requesters_open - c.tactful_open
+        line = (
+            f"  N={r.persons:,}: {c.compared:,} persons compared field by field "
+            f"(ticket_count, open_ticket_count, has_open_ticket, last_ticket_at, "
+            f"last_activity_at): "
+        )
+        if c.agree:
+            line += "all equal."
+        else:
+            parts = ", ".join(f"{k}: {v}" for k, v in sorted(c.field_mismatches.items()) if v)
+            line += f"DIFFERENCES ({parts or 'open counts'})."
+        lines.append(line)
+        if r.duck is not None and not r.duck.forms_agree:
+            lines.append("    the DuckDB query forms gave DIFFERENT rows")
+        if diff:
+            lines.append(
+                f"    {c.duck_requesters_open:,} requesters vs {c.tactful_open:,} persons with "
+                f"an open ticket: {diff:+,}. Tactful joins Zendesk users that share an email "
+                f"(other capitalisation, a second user id) into one person; "
+                f"{c.multi_requester_persons:,} persons have open tickets on two user ids"
+                + (" — that is the whole difference." if diff == c.multi_requester_persons else ".")
+            )
+        if c.unmapped_requesters:
+            lines.append(f"    {c.unmapped_requesters:,} requesters have no Tactful person.")
+        lines.extend(f"    e.g. {e}" for e in c.examples)
+    return lines
+
+
+@dataclass
+class ImportBench:
+    results: list[SizeResult]
+    repeat: int
+    cli: CliResult | None
+    profile: str | None
+
+
+def run(
+    persons: Sequence[int] = DEFAULT_PERSONS,
+    repeat: int = 3,
+    *,
+    duckdb: bool = True,
+    cli: bool = True,
+    profile: bool = False,
+    work_dir: Path | None = None,
+    keep: bool = False,
+    log: bool = True,
+) -> ImportBench:
+    work = Path(tempfile.mkdtemp(prefix="tactful-bench-import-", dir=work_dir))
+    try:
+        results = [
+            bench_size(n, repeat, work, duckdb=duckdb, log=log) for n in sorted(set(persons))
+        ]
+        cli_result = None
+        if cli and results:
+            if log:
+                print(f"  tactful import (CLI) N={results[-1].persons:,} …", file=sys.stderr)
+            cli_result = cli_once(results[-1].files, work)
+        profile_text = None
+        if profile and results:
+            if log:
+                print(f"  profiling one import N={results[-1].persons:,} …", file=sys.stderr)
+            profile_text = profile_import(results[-1].files, work)
+        return ImportBench(results, repeat, cli_result, profile_text)
+    finally:
+        if keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def report(bench: ImportBench) -> str:
+    results = bench.results
+    out = [import_table(results, bench.repeat)]
+    out.append(
+        "  records = canonical events read (users, ticket versions, ticket status events, "
+        "answered ratings), as `tactful import` counts them; peak RSS = the child's high-water "
+        "mark; import RSS = peak minus the mark before importing (interpreter, modules, store "
+        "open)"
+    )
+    if any(r.duck for r in results):
+        out += ["", duck_table(results), *explain(results)]
+        versions = {r.duck.version for r in results if r.duck}
+        out.append(
+            f"  DuckDB {', '.join(sorted(versions))}, default threads; the query reads only the "
+            "user and ticket pages (Tactful also folds ticket events and ratings, resolves "
+            "identities, evaluates states and segments and writes the event log)"
+        )
+    if bench.cli is not None and results:
+        c, last = bench.cli, results[-1]
+        out += [
+            "",
+            f"tactful import via the CLI, N={last.persons:,}, once: {c.wall:.2f}s wall "
+            f"({c.records / c.wall:,.0f} records/s end to end), of which the import itself "
+            f"{c.seconds:.2f}s ({c.records / c.seconds:,.0f}/s); start-up and exit "
+            f"{c.wall - c.seconds:.2f}s; peak RSS {mb(c.peak_kb, kib=True)} MB",
+        ]
+    if bench.profile:
+        out += ["", bench.profile]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--worker"]:
+        return worker()
+    parser = argparse.ArgumentParser(
+        prog="bench/import.py",
+        description="Benchmark `tactful import` (records/s, peak memory per N) beside DuckDB.",
+    )
+    parser.add_argument(
+        "--persons",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_PERSONS),
+        metavar="N",
+        help="persons to generate, one or more (default: 2000 10000 30000)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, metavar="R", help="imports per N")
+    parser.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB query")
+    parser.add_argument("--no-cli", action="store_true", help="skip the CLI run")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile one import of the largest N"
+    )
+    parser.add_argument("--work-dir", type=Path, default=None, help="where temp files go")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args(args_list)
+    if args.repeat < 1 or any(n < 1 for n in args.persons):
+        parser.error("--persons and --repeat must be positive")
+    print(f"machine: {machine()}", file=sys.stderr)
+    load_before = load_now()
+    bench = run(
+        args.persons,
+        args.repeat,
+        duckdb=not args.no_duckdb,
+        cli=not args.no_cli,
+        profile=args.profile,
+        work_dir=args.work_dir,
+        keep=args.keep,
+    )
+    print(f"machine: {machine()}")
+    print(f"load average before/after: {load_before} / {load_now()}")
+    print(report(bench))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,444 @@
+"""Tick benchmark: the cost of ``Engine.tick(T)`` firing D due timers among P persons.
+
+For each population P a SQLite store is built directly (the fast path: one transaction of
+``executemany`` through the store's own writers, ``synchronous=OFF`` for the builder only).
+Every person is a realistic one: the engine itself imports a few template customers (a ticket
+opened and solved, about shipping, a reaction, a refund, a product question), and each
+person is a copy of one template shifted in time, with its own person id, ticket and holdout
+draws. Every person has a timer: D of them fall due in the hour before T (the "recently
+resolved" week ends: support_state changes and the person enters the ``reintroduce``
+segment), the others later (after T, up to five days on). The built store is copied before
+each run, so every tick starts from the same state.
+
+    .venv/bin/python bench/tick.py                               # P = 10k, 100k, 1M; D = 1000
+    .venv/bin/python bench/tick.py --persons 1000000 --due 1000
+
+Figures only; this is not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import load_now, machine, mb, median, num, secs, table
+
+from tactful.config import Settings, settings_from_toml, starter_config_text
+from tactful.core import codec
+from tactful.core.events import TicketVersion
+from tactful.core.segments import in_holdout
+from tactful.core.state import TicketRecord
+from tactful.engine import CLOCK_KEY, SALT_KEY, Engine, rules_from_settings
+from tactful.identity_graph import person_id_for
+from tactful.store.base import PersonRow
+from tactful.store.records import dump_facts, dump_state, dump_ticket, to_us
+from tactful.store.sqlite import SQLiteTx, open_store
+
+DEFAULT_POPULATIONS = (10_000, 100_000, 1_000_000)
+T = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)  # the tick's target moment
+DUE_WINDOW = timedelta(hours=1)  # due timers fall in (T - 1h, T]
+LATER_FROM = timedelta(hours=1)  # the others in (T + 1h, T + 1h + LATER_SPAN]
+LATER_SPAN = timedelta(days=4)
+CLOCK = T - DUE_WINDOW - timedelta(minutes=1)  # the engine clock of the built store
+SALT = "bench-salt-0123456789abcdef"
+USER_BASE = 22_000_000_000_000
+TICKET_BASE = 50_000_000
+CHUNK = 50_000  # persons between flushes of the side tables
+
+# (tags, subject, priority): one ticket each, opened and solved; reasons per the starter config.
+TEMPLATE_TICKETS = (
+    (("shipping",), "Where is my order #123456?", None),
+    (("irritation",), "Skin irritation after using the Hydrating Serum", "high"),
+    (("refund",), "Refund for order #234567", "normal"),
+    (("how_to",), "How do I use the Retinol Night Cream with retinol?", "low"),
+)
+
+
+def starter_settings() -> Settings:
+    return settings_from_toml(starter_config_text(), source="bench (starter config)")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A person as the engine stored it, waiting for its next timer."""
+
+    row: PersonRow
+    ticket: TicketRecord
+
+
+def make_templates(settings: Settings, work: Path) -> list[Template]:
+    """Let the engine import a few customers; read back what it stored for each."""
+    db = work / "template.db"
+    store = open_store(f"sqlite:///{db.as_posix()}")
+    engine = Engine(rules_from_settings(settings), store)
+    created = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    events = []
+    for k, (tags, subject, priority) in enumerate(TEMPLATE_TICKETS):
+        tid, uid = TICKET_BASE - 100 + k, USER_BASE - 100 + k
+        steps = (("new", created), ("open", created + timedelta(hours=2)))
+        steps += (("solved", created + timedelta(days=1)),)
+        for status, at in steps:
+            events.append(
+                TicketVersion(
+                    key=f"zendesk:ticket:{tid}:{codec.format_time(at)}",
+                    at=at,
+                    ticket_id=tid,
+                    created_at=created,
+                    updated_at=at,
+                    status=status,
+                    priority=priority,
+                    tags=tags,
+                    subject=subject,
+                    channel="web",
+                    requester_id=uid,
+                )
+            )
+    engine.apply(events)
+    engine.tick(created + timedelta(days=2))  # past every cooldown: waiting for the week's end
+    out = []
+    with store.reader() as reader:
+        for k in range(len(TEMPLATE_TICKETS)):
+            (pid,) = reader.find_persons("zendesk_user_id", str(USER_BASE - 100 + k))
+            row = reader.load_persons([pid])[pid]
+            (ticket,) = reader.tickets_of([pid])[pid]
+            if row.wake is None:
+                raise SystemExit(f"template {k} has no timer: the starter rules changed?")
+            out.append(Template(row, ticket))
+    store.close()
+    return out
+
+
+def _shift_ticket(ticket: TicketRecord, delta: timedelta, tid: int, uid: int) -> TicketRecord:
+    v = ticket.version
+    assert v is not None
+    version: TicketVersion = replace(
+        v,
+        key=f"zendesk:ticket:{tid}:{codec.format_time(v.updated_at + delta)}",
+        at=v.at + delta,
+        ticket_id=tid,
+        created_at=v.created_at + delta,
+        updated_at=v.updated_at + delta,
+        requester_id=uid,
+    )
+    return TicketRecord(
+        tid,
+        version,
+        ticket.reason,
+        ticket.risk,
+        None if ticket.last_risk_at is None else ticket.last_risk_at + delta,
+        frozenset((at + delta, status) for at, status in ticket.observations),
+    )
+
+
+# Stand-ins for a person's ticket id and Zendesk user id inside a cached ticket blob.
+_TID_MARK, _UID_MARK = 987_654_321_987_001, 876_543_210_876_002
+
+
+@dataclass(frozen=True)
+class _Shifted:
+    """One template shifted by one delta, already in the store's persistence forms."""
+
+    state: bytes
+    support_state: str
+    memberships: tuple[tuple[str, int, int | None], ...]  # segment, since_us, false_since_us
+    ticket: bytes  # with _TID_MARK / _UID_MARK in place of the ids
+    wake_us: int
+    created_us: int
+
+
+def _shifted(tpl: Template, delta: timedelta) -> _Shifted:
+    row = tpl.row
+    assert row.wake is not None
+    state = {k: (v + delta if isinstance(v, datetime) else v) for k, v in row.state.items()}
+    memberships = tuple(
+        (
+            seg,
+            to_us(m.since + delta) if m.since is not None else to_us(row.wake),
+            None if m.false_since is None else to_us(m.false_since + delta),
+        )
+        for seg, m in sorted(row.memberships.items())
+        if m.member
+    )
+    ticket = dump_ticket(_shift_ticket(tpl.ticket, delta, _TID_MARK, _UID_MARK))
+    return _Shifted(
+        dump_state(state),
+        str(state.get("support_state", "clear")),
+        memberships,
+        ticket,
+        to_us(row.wake + delta),
+        row.created_us + delta // timedelta(microseconds=1),
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    path: Path
+    persons: int
+    due: int
+    seconds: float
+    size: int
+
+
+def build_store(
+    path: Path, persons: int, due: int, templates: Sequence[Template], settings: Settings
+) -> Built:
+    """P persons (D due before T), each with a timer, a ticket and its memberships.
+
+    Rows go straight into the store's tables (its schema, made by its migrations; blobs by
+    ``tactful.store.records``), one ``executemany`` per table over generators, in one
+    transaction. A template shifted by a delta is dumped once and reused (deltas are whole
+    seconds for the due persons and whole minutes for the others).
+    """
+    began = time.perf_counter()
+    store = open_store(f"sqlite:///{path.as_posix()}")  # the schema, by the store's migrations
+    store.close()
+    holdouts = {s.name: s.holdout for s in settings.segments}
+    rng = random.Random(persons * 7919 + due)
+    due_set = set(rng.sample(range(persons), due))
+    cache: dict[tuple[int, timedelta], _Shifted] = {}
+    tid_mark, uid_mark = str(_TID_MARK).encode(), str(_UID_MARK).encode()
+    memberships: list[tuple[str, str, int, int | None, int]] = []
+    timers: list[tuple[str, int]] = []
+    tickets: list[tuple[int, str, bytes]] = []
+
+    def people() -> Iterator[tuple[str, bytes, bytes, str, int]]:
+        facts = dump_facts(templates[0].row.facts)
+        for i in range(persons):
+            k = i % len(templates)
+            tpl_wake = templates[k].row.wake
+            assert tpl_wake is not None
+            if i in due_set:
+                wake = T - timedelta(seconds=rng.randrange(int(DUE_WINDOW.total_seconds())))
+            else:
+                later = rng.randrange(1, int(LATER_SPAN.total_seconds()) // 60)
+                wake = T + LATER_FROM + timedelta(minutes=later)
+            delta = wake - tpl_wake
+            shifted = cache.get((k, delta))
+            if shifted is None:
+                shifted = cache[(k, delta)] = _shifted(templates[k], delta)
+            uid, tid = USER_BASE + i, TICKET_BASE + i
+            pid = person_id_for(SALT, ("zendesk_user_id", str(uid)))
+            for seg, since, false_since in shifted.memberships:
+                holdout = int(in_holdout(pid, seg, holdouts.get(seg, 0.0)))
+                memberships.append((seg, pid, since, false_since, holdout))
+            timers.append((pid, shifted.wake_us))
+            blob = shifted.ticket.replace(tid_mark, str(tid).encode())
+            tickets.append((tid, pid, blob.replace(uid_mark, str(uid).encode())))
+            yield pid, facts, shifted.state, shifted.support_state, shifted.created_us
+
+    def chunked() -> Iterator[tuple[str, bytes, bytes, str, int]]:
+        # Persons in chunks; the side tables of each chunk are written after it.
+        it = people()
+        while True:
+            n = 0
+            for row in it:
+                yield row
+                n += 1
+                if n == CHUNK:
+                    break
+            flush_side_tables()
+            if n < CHUNK:
+                return
+
+    conn = sqlite3.connect(path, isolation_level=None)
+
+    def flush_side_tables() -> None:
+        conn.executemany(
+            "INSERT INTO memberships (segment, person_id, since_us, false_since_us, holdout) "
+            "VALUES (?, ?, ?, ?, ?)",
+            memberships,
+        )
+        conn.executemany("INSERT INTO timers (person_id, due_us) VALUES (?, ?)", timers)
+        conn.executemany(
+            "INSERT INTO tickets (ticket_id, person_id, record) VALUES (?, ?, ?)", tickets
+        )
+        memberships.clear()
+        timers.clear()
+        tickets.clear()
+
+    conn.execute("PRAGMA journal_mode = DELETE")  # builder only: no WAL copy of the whole file
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -262144")  # 256 MiB
+    conn.execute("BEGIN")
+    tx = SQLiteTx(conn)
+    tx.set_meta(SALT_KEY, SALT)
+    tx.set_meta(CLOCK_KEY, codec.format_time(CLOCK))
+    conn.executemany(
+        "INSERT INTO persons (person_id, facts, state, support_state, created_us) "
+        "VALUES (?, ?, ?, ?, ?)",
+        chunked(),
+    )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA journal_mode = WAL")  # as the store keeps it
+    conn.close()
+    return Built(path, persons, due, time.perf_counter() - began, path.stat().st_size)
+
+
+@dataclass
+class TickRun:
+    seconds: float
+    idle_seconds: float  # a second tick at T right after: nothing due
+    fired: int
+    entered: int
+    exited: int
+    state_changes: int
+
+
+@dataclass
+class PopulationResult:
+    built: Built
+    runs: list[TickRun]
+
+    @property
+    def median_seconds(self) -> float:
+        return median([r.seconds for r in self.runs])
+
+
+def tick_once(built: Built, work: Path, settings: Settings) -> TickRun:
+    run_db = work / "run.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{run_db}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(built.path, run_db)
+    store = open_store(f"sqlite:///{run_db.as_posix()}")
+    engine = Engine(rules_from_settings(settings), store)
+    began = time.perf_counter()
+    stats = engine.tick(T)
+    seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    engine.tick(T)
+    idle = time.perf_counter() - began
+    store.close()
+    return TickRun(
+        seconds, idle, stats.timers_fired, stats.entered, stats.exited, stats.state_changes
+    )
+
+
+@dataclass
+class TickBench:
+    results: list[PopulationResult]
+    due: int
+    runs: int
+
+
+def run(
+    populations: Sequence[int] = DEFAULT_POPULATIONS,
+    due: int = 1000,
+    runs: int = 3,
+    *,
+    work_dir: Path | None = None,
+    log: bool = True,
+) -> TickBench:
+    settings = starter_settings()
+    work = Path(tempfile.mkdtemp(prefix="tactful-bench-tick-", dir=work_dir))
+    try:
+        templates = make_templates(settings, work)
+        results = []
+        for persons in sorted(set(populations)):
+            d = min(due, persons)
+            built = build_store(work / f"built-{persons}.db", persons, d, templates, settings)
+            if log:
+                print(
+                    f"  P={persons:,}: built in {built.seconds:.1f}s ({mb(built.size)} MB)",
+                    file=sys.stderr,
+                )
+            result = PopulationResult(built, [])
+            for i in range(runs):
+                tick = tick_once(built, work, settings)
+                result.runs.append(tick)
+                if log:
+                    print(
+                        f"    tick {i + 1}/{runs}: {tick.fired:,} timers fired in "
+                        f"{secs(tick.seconds)} (idle tick {secs(tick.idle_seconds)})",
+                        file=sys.stderr,
+                    )
+            built.path.unlink()
+            results.append(result)
+        return TickBench(results, due, runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(bench: TickBench) -> str:
+    rows = []
+    for r in bench.results:
+        b, t = r.built, r.median_seconds
+        last = r.runs[-1]
+        rows.append(
+            [
+                num(b.persons),
+                num(b.due),
+                f"{b.seconds:.1f} s",
+                mb(b.size),
+                secs(t),
+                f"{t / max(last.fired, 1) * 1000:.2f} ms",
+                num(last.fired / t) if t > 0 else "-",
+                f"{secs(min(x.seconds for x in r.runs))}–{secs(max(x.seconds for x in r.runs))}",
+                secs(median([x.idle_seconds for x in r.runs])),
+                f"{last.state_changes:,} / {last.entered:,} / {last.exited:,}",
+            ]
+        )
+    return "\n".join(
+        [
+            table(
+                [
+                    "persons",
+                    "due",
+                    "build",
+                    "store MB",
+                    "tick (median)",
+                    "per timer",
+                    "timers/s",
+                    "range",
+                    "idle tick",
+                    "state chg / entered / exited",
+                ],
+                rows,
+                title=f"Engine.tick(T) firing the due timers (starter config; median of "
+                f"{bench.runs}, each on a fresh copy of the built store)",
+            ),
+            "  every person has a timer; the due ones fall in the hour before T, the others "
+            "after T; idle tick = a second tick at T (nothing due): the fixed cost",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench/tick.py", description="Benchmark Engine.tick firing D timers among P persons."
+    )
+    parser.add_argument(
+        "--persons",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_POPULATIONS),
+        metavar="P",
+        help="population sizes (default: 10000 100000 1000000)",
+    )
+    parser.add_argument("--due", type=int, default=1000, metavar="D", help="due timers")
+    parser.add_argument("--runs", type=int, default=3, help="ticks per population")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where temp stores go")
+    args = parser.parse_args(argv)
+    if args.due < 1 or args.runs < 1 or any(p < 1 for p in args.persons):
+        parser.error("--persons, --due and --runs must be positive")
+    print(f"machine: {machine()}", file=sys.stderr)
+    load_before = load_now()
+    bench = run(args.persons, args.due, args.runs, work_dir=args.work_dir)
+    print(f"machine: {machine()}")
+    print(f"load average before/after: {load_before} / {load_now()}")
+    print(report(bench))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

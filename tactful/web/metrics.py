@@ -1,0 +1,88 @@
+"""Prometheus metrics (names prefixed ``tactful_``), one registry per app instance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tactful.batch import BatchStats
+
+
+class _StoreCollector(Collector):
+    """Segment sizes, support states and timer lag, read from the store at scrape time."""
+
+    def __init__(
+        self, read: Callable[[], tuple[dict[str, tuple[int, int]], dict[str, int], datetime | None]]
+    ) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        segments, states, clock = self.read()
+        size = GaugeMetricFamily("tactful_segment_members", "Segment members", labels=["segment"])
+        hold = GaugeMetricFamily(
+            "tactful_segment_holdout_members", "Segment members in the holdout", labels=["segment"]
+        )
+        for name, (members, holdout) in sorted(segments.items()):
+            size.add_metric([name], members)
+            hold.add_metric([name], holdout)
+        state = GaugeMetricFamily(
+            "tactful_support_state_persons", "Persons by support state", labels=["support_state"]
+        )
+        for name, count in sorted(states.items()):
+            state.add_metric([name], count)
+        lag = GaugeMetricFamily(
+            "tactful_engine_clock_lag_seconds",
+            "Wall clock minus the engine clock (how far time-based changes are behind)",
+        )
+        if clock is not None:
+            lag.add_metric([], (datetime.now(UTC) - clock).total_seconds())
+        yield from (size, hold, state, lag)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "tactful_events_received", "Canonical events received", ["source"], registry=r
+        )
+        self.applied = Counter("tactful_events_applied", "Events applied (new)", registry=r)
+        self.duplicates = Counter("tactful_events_duplicate", "Events already applied", registry=r)
+        self.rejected = Counter(
+            "tactful_events_rejected", "Events or requests rejected", ["reason"], registry=r
+        )
+        self.segment_changes = Counter(
+            "tactful_segment_changes", "Segment entries and exits", ["change"], registry=r
+        )
+        self.timers = Counter("tactful_timers_fired", "Time-based evaluations fired", registry=r)
+        self.webhooks = Counter(
+            "tactful_webhook_requests", "Webhook requests by outcome", ["status"], registry=r
+        )
+        self.latency = Histogram(
+            "tactful_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+
+    def watch_store(
+        self, read: Callable[[], tuple[dict[str, tuple[int, int]], dict[str, int], datetime | None]]
+    ) -> None:
+        self.registry.register(_StoreCollector(read))
+
+    def record(self, stats: BatchStats) -> None:
+        self.applied.inc(stats.applied)
+        self.duplicates.inc(stats.duplicates)
+        self.timers.inc(stats.timers_fired)
+        self.segment_changes.labels("entered").inc(stats.entered)
+        self.segment_changes.labels("exited").inc(stats.exited)
+        for _, reason in stats.rejected:
+            self.rejected.labels(reason).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
