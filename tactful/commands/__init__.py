@@ -7,9 +7,9 @@ from typing import Any
 
 
 def register_all(sub: Any) -> None:
-    from tactful.commands import data, demo, read, setup
+    from tactful.commands import data, demo, read, serve, setup
 
-    for module in (setup, data, read, demo):
+    for module in (setup, data, read, serve, demo):
         module.register(sub)
 
 

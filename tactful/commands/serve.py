@@ -1,0 +1,61 @@
+"""``tactful serve``: the HTTP API, webhook receiver and background work in one process."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from tactful.cli import App, CommandError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the webhook receiver, API and background workers")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=1.0,
+        help="how often the engine clock follows the wall clock (default 1s)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(handler=cmd_serve)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(app: App) -> int:
+    import uvicorn
+
+    from tactful.web.app import create_app
+
+    settings = app.settings
+    host = app.args.host
+    if not settings.api.token and not is_loopback(host):
+        raise CommandError(
+            f"refusing to serve the API on {host} without [api] token: set it (e.g. "
+            'token = "env:TACTFUL_API_TOKEN") or bind to 127.0.0.1'
+        )
+    if not settings.zendesk.webhook_secret:
+        app.console.print(
+            "[yellow]warning:[/yellow] [zendesk] webhook_secret is not set: "
+            "webhooks will be refused (401)"
+        )
+    web = create_app(settings, app.engine, tick_seconds=app.args.tick_seconds)
+    config = uvicorn.Config(
+        web,
+        host=host,
+        port=app.args.port,
+        log_level=app.args.log_level,
+        lifespan="on",
+        access_log=False,
+    )
+    uvicorn.Server(config).run()  # handles SIGTERM/SIGINT: stops accepting, drains, lifespan
+    return 0

@@ -1,0 +1,236 @@
+"""``/api/*``: people, segments, members, and events from other systems."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tactful.core import codec
+from tactful.core.events import (
+    ConsentSet,
+    Event,
+    HealthSet,
+    Identifier,
+    IdentifierKind,
+    OutcomeRecorded,
+)
+from tactful.engine import Incoming
+from tactful.views import clock_of, fmt, person_json, resolve_key
+from tactful.web.context import WebContext
+from tactful.web.receiver import BodyTooLarge, read_limited
+
+MAX_EVENTS = 1000
+
+
+class PersonRef(BaseModel):
+    """Who the event is about: exactly one identifier."""
+
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = None
+    phone: str | None = None
+    external_id: str | None = None
+    zendesk_user_id: str | int | None = None
+    person_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> PersonRef:
+        given = [k for k, v in self.model_dump().items() if v not in (None, "")]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of email, phone, external_id, zendesk_user_id, person_id"
+            )
+        return self
+
+    def identifier(self) -> Identifier:
+        kinds: tuple[IdentifierKind, ...] = (
+            "email",
+            "phone",
+            "external_id",
+            "zendesk_user_id",
+            "person_id",
+        )
+        for kind in kinds:
+            value = getattr(self, kind)
+            if value not in (None, ""):
+                return Identifier(kind, str(value))
+        raise AssertionError("validated")
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, max_length=200, description="idempotency key")
+    person: PersonRef
+    at: datetime
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("time must carry a UTC offset (e.g. 2026-11-22T10:00:00Z)")
+        return value
+
+
+class HealthIn(_Base):
+    type: Literal["health"]
+    health: Literal["satisfied", "neutral", "unsatisfied"]
+    actor: str = ""
+
+
+class ConsentIn(_Base):
+    type: Literal["consent"]
+    purpose: Literal["ads", "email", "analytics"]
+    granted: bool
+    source: str = ""
+
+
+class OutcomeIn(_Base):
+    type: Literal["outcome"]
+    outcome: str = Field(
+        min_length=1, max_length=64, description="order | unsubscribe | complaint | recontact | …"
+    )
+    amount: float | None = None
+    currency: str | None = Field(None, max_length=8)
+    properties: dict[str, str] = {}
+
+
+EventIn = Annotated[HealthIn | ConsentIn | OutcomeIn, Field(discriminator="type")]
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+def to_event(item: HealthIn | ConsentIn | OutcomeIn) -> Event:
+    at = codec.parse_time(item.at.isoformat())
+    digest = hashlib.sha256(item.model_dump_json().encode()).hexdigest()[:24]
+    key = f"api:{item.type}:{item.id}" if item.id else f"api:{item.type}:{digest}"
+    person = item.person.identifier()
+    if isinstance(item, HealthIn):
+        return HealthSet(key, at, person, item.health, item.actor)
+    if isinstance(item, ConsentIn):
+        return ConsentSet(key, at, person, item.purpose, item.granted, item.source)
+    return OutcomeRecorded(
+        key,
+        at,
+        person,
+        item.outcome,
+        item.amount,
+        item.currency,
+        tuple(sorted(item.properties.items())),
+    )
+
+
+def _ctx(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.ctx
+    return ctx
+
+
+def _error(status: int, error: str, detail: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+async def post_events(request: Request) -> Response:
+    ctx = _ctx(request)
+    try:
+        body = await read_limited(request)
+        data = EventsIn.model_validate_json(body)
+    except BodyTooLarge:
+        return _error(413, "body_too_large", "at most 1 MiB")
+    except ValidationError as exc:
+        ctx.metrics.rejected.labels("invalid_api_event").inc()
+        problems = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
+        ]
+        return _error(422, "invalid_events", problems)
+    events = [to_event(item) for item in data.events]
+    ctx.metrics.received.labels("api").inc(len(events))
+    stats = await ctx.commit([Incoming(events, body, "api:events")])
+    rejected = [
+        {"id": key, "reason": reason}
+        for key, reason in stats.rejected
+        if key in {e.key for e in events}
+    ]
+    return JSONResponse(
+        {"accepted": len(events), "keys": [e.key for e in events], "rejected": rejected}
+    )
+
+
+async def get_person(request: Request) -> Response:
+    ctx = _ctx(request)
+    key = request.path_params["key"]
+    now = request.query_params.get("now")
+    at = None
+    if now:
+        try:
+            at = codec.parse_time(now)
+        except ValueError:
+            return _error(400, "bad_now", "now must be ISO 8601 with a UTC offset")
+    with ctx.engine.store.reader() as reader:
+        matches = resolve_key(reader, key, ctx.settings.identity.default_region)
+        people = [
+            person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid, now=at)
+            for pid in matches
+        ]
+    found = [p for p in people if p is not None]
+    if not found:
+        return _error(404, "not_found", "no person matches this key")
+    if len(found) > 1:
+        return _error(409, "ambiguous", {"person_ids": [p["person_id"] for p in found]})
+    return Response(orjson.dumps(found[0]), media_type="application/json")
+
+
+async def get_segments(request: Request) -> Response:
+    ctx = _ctx(request)
+    figures = ctx.store_figures()
+    counts, states, clock = figures
+    segments = []
+    for seg in ctx.settings.segments:
+        members, holdout = counts.get(seg.name, (0, 0))
+        segments.append(
+            {
+                "name": seg.name,
+                "description": seg.description,
+                "when": seg.when,
+                "cooldown_seconds": None if seg.cooldown is None else seg.cooldown.total_seconds(),
+                "holdout": seg.holdout,
+                "members": members,
+                "holdout_members": holdout,
+            }
+        )
+    return JSONResponse({"as_of": fmt(clock), "segments": segments, "support_states": states})
+
+
+async def get_members(request: Request) -> Response:
+    ctx = _ctx(request)
+    name = request.path_params["name"]
+    if ctx.settings.segment(name) is None:
+        return _error(404, "not_found", f"no segment named {name!r}")
+    try:
+        limit = int(request.query_params.get("limit", "100"))
+    except ValueError:
+        return _error(400, "bad_limit", "limit must be an integer")
+    if not 1 <= limit <= 1000:
+        return _error(400, "bad_limit", "limit must be between 1 and 1000")
+    after = request.query_params.get("after")
+    with ctx.engine.store.reader() as reader:
+        page = reader.segment_members(name, after, limit + 1)
+        clock = clock_of(reader)
+    more = len(page) > limit
+    page = page[:limit]
+    return JSONResponse(
+        {
+            "segment": name,
+            "as_of": fmt(clock),
+            "members": [
+                {"person_id": pid, "since": fmt(m.since), "holdout": m.holdout} for pid, m in page
+            ],
+            "next": page[-1][0] if more and page else None,
+        }
+    )

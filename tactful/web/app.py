@@ -1,0 +1,134 @@
+"""The ASGI app (Starlette): webhooks, API, health, metrics, OpenAPI; and its background work.
+
+``create_app(settings, engine)`` builds it; the lifespan starts the writer (group commit) and
+the ticker that moves the engine clock to the wall clock every ``tick_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tactful import __version__
+from tactful.config import Settings
+from tactful.engine import Engine
+from tactful.web import api, receiver
+from tactful.web.context import WebContext
+from tactful.web.metrics import Metrics
+from tactful.web.openapi import openapi_document
+from tactful.writer import Writer
+
+log = logging.getLogger("tactful.web")
+
+
+class _Guard(BaseHTTPMiddleware):
+    """Bearer auth for ``/api/*`` (constant-time compare) and request latency metrics."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        ctx: WebContext = request.app.state.ctx
+        started = time.perf_counter()
+        path = request.url.path
+        if path.startswith("/api/"):
+            token = ctx.settings.api.token
+            if token:
+                given = request.headers.get("authorization", "")
+                expected = f"Bearer {token}"
+                if not hmac.compare_digest(given.encode(), expected.encode()):
+                    return JSONResponse(
+                        {"error": "unauthorized", "detail": "Authorization: Bearer <token>"},
+                        status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+        response = await call_next(request)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "other")
+        ctx.metrics.latency.labels(label).observe(time.perf_counter() - started)
+        return response
+
+
+async def healthz(request: Request) -> Response:
+    ctx: WebContext = request.app.state.ctx
+    _, _, clock = ctx.store_figures()
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "engine_clock": None if clock is None else clock.isoformat().replace("+00:00", "Z"),
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    ctx: WebContext = request.app.state.ctx
+    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def _ticker(ctx: WebContext, every: float, clock: Callable[[], datetime]) -> None:
+    while True:
+        try:
+            await ctx.tick(clock())
+        except Exception:  # a failed tick is retried at the next one, never fatal
+            log.exception("tick failed")
+        await asyncio.sleep(every)
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    tick_seconds: float = 1.0,
+    clock: Callable[[], datetime] | None = None,
+) -> Starlette:
+    wall = clock or (lambda: datetime.now(UTC))
+    metric_set = Metrics()
+    writer = Writer(engine, on_applied=metric_set.record)
+    ctx = WebContext(settings, engine, writer, metric_set)
+    metric_set.watch_store(ctx.store_figures)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        writer.start()
+        task: asyncio.Task[None] | None = None
+        if tick_seconds > 0:
+            task = asyncio.create_task(_ticker(ctx, tick_seconds, wall))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.to_thread(writer.stop)
+
+    routes = [
+        Route("/webhooks/zendesk", receiver.zendesk_webhook, methods=["POST"]),
+        Route("/api/people/{key}", api.get_person, methods=["GET"]),
+        Route("/api/segments", api.get_segments, methods=["GET"]),
+        Route("/api/segments/{name}/members", api.get_members, methods=["GET"]),
+        Route("/api/events", api.post_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(_Guard)], lifespan=lifespan)
+    app.state.ctx = ctx
+    return app
+
+
+Handler = Callable[[Request], Awaitable[Response]]

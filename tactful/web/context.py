@@ -1,0 +1,41 @@
+"""What the web handlers share: settings, engine, writer (group commit) and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tactful.batch import BatchStats
+from tactful.config import Settings
+from tactful.engine import Engine, Incoming
+from tactful.views import clock_of
+from tactful.web.metrics import Metrics
+from tactful.writer import Writer
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    engine: Engine
+    writer: Writer
+    metrics: Metrics
+    pending_fetches: set[int] = field(default_factory=set)
+
+    async def commit(self, incoming: list[Incoming]) -> BatchStats:
+        """Hand the documents to the writer; return once they are durably committed."""
+        return await asyncio.wrap_future(self.writer.submit(incoming))
+
+    async def tick(self, now: datetime) -> BatchStats:
+        return await asyncio.wrap_future(self.writer.tick(now))
+
+    def store_figures(
+        self,
+    ) -> tuple[dict[str, tuple[int, int]], dict[str, int], datetime | None]:
+        with self.engine.store.reader() as reader:
+            return reader.segment_counts(), reader.state_counts(), clock_of(reader)
+
+    @property
+    def consent_defaults(self) -> dict[str, bool]:
+        c = self.settings.consent
+        return {"ads": c.ads, "email": c.email, "analytics": c.analytics}

@@ -1,0 +1,125 @@
+"""``POST /webhooks/zendesk``: signed Zendesk webhooks in, acknowledged only once committed.
+
+Order of checks (each failure changes nothing):
+1. body larger than 1 MiB → 413 (read in chunks; never buffered past the limit)
+2. signature missing, wrong or timestamp more than 5 minutes off → 401
+3. not JSON: if a ticket id can be recovered from the raw text, the body is kept and the
+   ticket is queued for a fetch through the API (202); otherwise → 400
+4. parsed into canonical events (unknown event types: stored and counted, 200)
+5. raw body + events committed in the writer's next transaction, then 200.
+A redelivery (same envelope id, same ticket version, same body) is acknowledged and changes
+nothing: events are deduplicated by key and documents by their SHA-256.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tactful.core.events import Event
+from tactful.engine import Incoming
+from tactful.web.context import WebContext
+from tactful.zendesk import signing
+from tactful.zendesk.parse import parse_object
+
+MAX_BODY = 1024 * 1024
+_TICKET_ID = re.compile(rb'"ticket"\s*:\s*\{\s*"id"\s*:\s*"?(\d{1,20})')
+_ANY_ID = re.compile(rb'"(?:ticket_id|id)"\s*:\s*"?(\d{1,20})')
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_limited(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _problem(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def recover_ticket_id(body: bytes) -> int | None:
+    match = _TICKET_ID.search(body) or _ANY_ID.search(body)
+    return int(match.group(1)) if match else None
+
+
+async def zendesk_webhook(request: Request) -> Response:
+    ctx: WebContext = request.app.state.ctx
+    metrics = ctx.metrics
+    try:
+        body = await read_limited(request)
+    except BodyTooLarge:
+        metrics.webhooks.labels("413").inc()
+        return _problem(413, "body_too_large", f"webhook bodies are limited to {MAX_BODY} bytes")
+    secret = ctx.settings.zendesk.webhook_secret
+    if not secret:
+        metrics.webhooks.labels("401").inc()
+        return _problem(401, "not_configured", "[zendesk] webhook_secret is not configured")
+    try:
+        signing.verify(
+            secret,
+            request.headers.get(signing.SIGNATURE_HEADER),
+            request.headers.get(signing.TIMESTAMP_HEADER),
+            body,
+            datetime.now(UTC),
+        )
+    except signing.SignatureError as exc:
+        metrics.webhooks.labels("401").inc()
+        metrics.rejected.labels("bad_signature").inc()
+        return _problem(401, "bad_signature", str(exc))
+    invocation = request.headers.get(signing.INVOCATION_HEADER, "")
+    try:
+        obj: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return await _unparsed(ctx, body, invocation)
+    parsed = parse_object(obj)
+    events: list[Event] = parsed.events
+    metrics.received.labels("webhook").inc(len(events))
+    for skipped in parsed.skipped:
+        metrics.rejected.labels(skipped.reason.split(":", 1)[0]).inc()
+    if parsed.shape == "unknown" and not events:
+        metrics.webhooks.labels("200").inc()
+        await ctx.commit([Incoming([], body, "webhook:unknown")])
+        return JSONResponse({"status": "stored", "events": 0, "shape": parsed.shape})
+    stats = await ctx.commit([Incoming(events, body, f"webhook:{parsed.shape}")])
+    metrics.webhooks.labels("200").inc()
+    return JSONResponse(
+        {
+            "status": "ok",
+            "events": len(events),
+            "duplicates": stats.duplicates if len(events) == stats.received else None,
+            "skipped": [s.reason for s in parsed.skipped],
+            "invocation_id": invocation or None,
+        }
+    )
+
+
+async def _unparsed(ctx: WebContext, body: bytes, invocation: str) -> Response:
+    ticket_id = recover_ticket_id(body)
+    if ticket_id is None:
+        ctx.metrics.webhooks.labels("400").inc()
+        ctx.metrics.rejected.labels("malformed_body").inc()
+        return _problem(400, "malformed_body", "body is not JSON and names no ticket id")
+    await ctx.commit([Incoming([], body, f"webhook:unparsed:ticket:{ticket_id}")])
+    ctx.pending_fetches.add(ticket_id)
+    ctx.metrics.webhooks.labels("202").inc()
+    return JSONResponse(
+        {"status": "accepted", "ticket_id": ticket_id, "detail": "ticket will be fetched"},
+        status_code=202,
+    )
