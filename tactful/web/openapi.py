@@ -72,7 +72,8 @@ def openapi_document() -> dict[str, Any]:
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string"},
-                            "description": "email, phone, external id, Zendesk user id or person id",
+                            "description": "email, phone, external id, Zendesk user id or "
+                            "person id",
                         },
                         {
                             "name": "now",
