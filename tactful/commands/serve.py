@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 from typing import Any
 
 from tactful.cli import App, CommandError
@@ -57,5 +58,9 @@ def cmd_serve(app: App) -> int:
         lifespan="on",
         access_log=False,
     )
-    uvicorn.Server(config).run()  # handles SIGTERM/SIGINT: stops accepting, drains, lifespan
+    # uvicorn captures SIGTERM/SIGINT, shuts down gracefully (stops accepting, lets requests
+    # finish, runs the lifespan shutdown: ticker stopped, writer drained) and then re-raises
+    # the signal to the handler that was installed before it: ours makes that a clean exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.Server(config).run()
     return 0
