@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,42 +28,42 @@ from tactful.web.receiver import BodyTooLarge, read_limited
 MAX_EVENTS = 1000
 
 
-class PersonRef(BaseModel):
-    """Who the event is about: exactly one identifier."""
-
-    model_config = ConfigDict(extra="forbid")
-    email: str | None = None
-    phone: str | None = None
-    external_id: str | None = None
-    zendesk_user_id: str | int | None = None
-    person_id: str | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> PersonRef:
-        given = [k for k, v in self.model_dump().items() if v not in (None, "")]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of email, phone, external_id, zendesk_user_id, person_id"
-            )
-        return self
+class _Ref(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     def identifier(self) -> Identifier:
-        kinds: tuple[IdentifierKind, ...] = (
-            "email",
-            "phone",
-            "external_id",
-            "zendesk_user_id",
-            "person_id",
-        )
-        for kind in kinds:
-            value = getattr(self, kind)
-            if value not in (None, ""):
-                return Identifier(kind, str(value))
-        raise AssertionError("validated")
+        ((kind, value),) = self.model_dump().items()
+        return Identifier(cast(IdentifierKind, kind), str(value))
+
+
+class EmailRef(_Ref):
+    email: Annotated[
+        str, Field(min_length=3, max_length=320, json_schema_extra={"format": "email"})
+    ]
+
+
+class PhoneRef(_Ref):
+    phone: Annotated[str, Field(min_length=4, max_length=40, pattern=r"^\+?[0-9][0-9 ().-]{3,}$")]
+
+
+class ExternalIdRef(_Ref):
+    external_id: Annotated[str, Field(min_length=1, max_length=255, pattern=r"\S")]
+
+
+class ZendeskUserRef(_Ref):
+    zendesk_user_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class PersonIdRef(_Ref):
+    person_id: Annotated[str, Field(pattern=r"^p_[0-9a-f]{1,64}$")]
+
+
+# Who the event is about: exactly one identifier.
+PersonRef = EmailRef | PhoneRef | ExternalIdRef | ZendeskUserRef | PersonIdRef
 
 
 class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: str | None = Field(None, max_length=200, description="idempotency key")
     person: PersonRef
     at: datetime
@@ -103,7 +103,7 @@ EventIn = Annotated[HealthIn | ConsentIn | OutcomeIn, Field(discriminator="type"
 
 
 class EventsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
@@ -150,6 +150,10 @@ async def post_events(request: Request) -> Response:
         ]
         return _error(422, "invalid_events", problems)
     events = [to_event(item) for item in data.events]
+    unusable = _unusable_identifiers(ctx, events)
+    if unusable:
+        ctx.metrics.rejected.labels("invalid_api_event").inc()
+        return _error(422, "invalid_events", unusable)
     ctx.metrics.received.labels("api").inc(len(events))
     stats = await ctx.commit([Incoming(events, body, "api:events")])
     rejected = [
@@ -162,12 +166,31 @@ async def post_events(request: Request) -> Response:
     )
 
 
+def _unusable_identifiers(ctx: WebContext, events: list[Event]) -> list[dict[str, str]]:
+    """Identifiers that do not normalize (an email without a domain, a phone that is not a
+    number in [identity] default_region) or person ids that do not exist: 422, not applied."""
+    problems = []
+    for index, event in enumerate(events):
+        try:
+            plan = ctx.engine.plan.identifiers(event)
+        except ValueError as exc:
+            problems.append({"loc": f"events.{index}.person", "msg": str(exc)})
+            continue
+        if plan and plan[0] and plan[0][0][0] == "person_id":
+            with ctx.engine.store.reader() as reader:
+                if reader.resolve_person_id(plan[0][0][1]) is None:
+                    problems.append(
+                        {"loc": f"events.{index}.person.person_id", "msg": "no such person"}
+                    )
+    return problems
+
+
 async def get_person(request: Request) -> Response:
     ctx = _ctx(request)
     key = request.path_params["key"]
     now = request.query_params.get("now")
     at = None
-    if now:
+    if now is not None:
         try:
             at = codec.parse_time(now)
         except ValueError:
