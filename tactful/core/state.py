@@ -244,20 +244,9 @@ def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[st
     return {**ticket_fields(tickets), **fact_fields(facts)}
 
 
-TICKET_FIELD_NAMES = (
-    "has_open_ticket",
-    "open_ticket_count",
-    "open_reasons",
-    "ticket_count",
-    "last_ticket_at",
-    "last_activity_at",
-    "last_ticket_status",
-    "ticket_reason",
-    "last_resolved_at",
-    "priority",
-    "refund_risk",
-    "last_refund_at",
-    "ticket_tags",
+FACT_FIELD_NAMES = ("csat_score", "csat_at", "health", "health_at")
+TICKET_FIELD_NAMES = tuple(
+    name for name in STATE_FIELD_NAMES if name not in (*FACT_FIELD_NAMES, "support_state")
 )
 
 
