@@ -151,14 +151,16 @@ def _ticket_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Eve
         if name in _DELETIONS:
             d["status"] = "deleted"
         out.append(ticket_version(d))
-    previous = event.get("previous")
-    previous = norm_status(previous) if isinstance(previous, str) and previous else None
     if name == "ticket.status_changed":
+        raw_previous = event.get("previous")
+        previous = (
+            norm_status(raw_previous) if isinstance(raw_previous, str) and raw_previous else None
+        )
         status = norm_status(event.get("current") or detail.get("status"))
     elif name in _DELETIONS:
-        status = "deleted"
+        previous, status = None, "deleted"
     elif out:
-        return out
+        return out  # other changes (priority, requester, subject, fields): the version says it
     else:
         raise BadRecord(f"{name} without a full ticket (status, requester_id, created_at, …)")
     out.append(TicketStatusChanged("", at, ticket_id, status, previous))

@@ -1,0 +1,227 @@
+"""The simulator's HTTP API (Starlette): Zendesk's paths, auth, rate limits, faults.
+
+Every request is checked in Zendesk's order: authentication (HTTP Basic
+``{email}/token:{api_token}``, else 401 ``{"error": "Couldn't authenticate you"}``), then the
+rate limit (incremental exports: ``rate_limit_per_minute``, 10 by default as documented;
+everything else ``general_rate_limit_per_minute``; over it: 429 with ``Retry-After`` seconds
+and ``{"error": "APIRateLimitExceeded", "description": …}``), then injected faults
+(``fail_next``, ``slow_next``, ``rate_limit_next``). Every answer is logged in
+``sim.requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tactful.sim import admin
+from tactful.sim.controls import (
+    GENERAL_LIMIT_TEXT,
+    INCREMENTAL_LIMIT_TEXT,
+    INCREMENTAL_PREFIX,
+    RequestRecord,
+)
+from tactful.sim.exports import BadRequest, cursor_page, ratings_page, ticket_events_page
+from tactful.sim.web import Handler, base_of, body_of, error, json_response, not_found
+
+if TYPE_CHECKING:
+    from tactful.sim.state import ZendeskSimulator
+
+_FAULT_TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+def _authenticated(sim: ZendeskSimulator, request: Request) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        text = base64.b64decode(token.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return text == f"{sim.email}/token:{sim.api_token}"
+
+
+def _gate(sim: ZendeskSimulator, request: Request) -> tuple[Response | None, float]:
+    """The early answer (401, 429, injected fault) if any, and an injected delay."""
+    path = request.url.path
+    with sim.lock:
+        if not _authenticated(sim, request):
+            return error(401, "Couldn't authenticate you"), 0.0
+        incremental = path.startswith(INCREMENTAL_PREFIX)
+        limiter = sim.incremental_limit if incremental else sim.general_limit
+        wait = limiter.check()
+        if wait is not None:
+            text = INCREMENTAL_LIMIT_TEXT if incremental else GENERAL_LIMIT_TEXT
+            response = error(429, "APIRateLimitExceeded", text)
+            response.headers["Retry-After"] = str(wait)
+            return response, 0.0
+        fault = sim.faults.take(path)
+    if fault is None or fault.status is None:
+        return None, fault.seconds if fault else 0.0
+    if fault.status == 429:
+        text = INCREMENTAL_LIMIT_TEXT if incremental else GENERAL_LIMIT_TEXT
+        response = error(429, "APIRateLimitExceeded", text)
+        response.headers["Retry-After"] = str(fault.retry_after or 60)
+    else:
+        response = error(fault.status, _FAULT_TEXT.get(fault.status, "Error"))
+    return response, fault.seconds
+
+
+def endpoint(sim: ZendeskSimulator, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        early, delay = _gate(sim, request)
+        if delay:
+            await asyncio.sleep(delay)
+        if early is not None:
+            response = early
+        else:
+            try:
+                response = await handler(sim, request, dict(request.path_params))
+            except BadRequest as e:
+                response = error(400, e.title, e.description)
+            except LookupError:
+                response = not_found()
+            except ValueError as e:
+                response = error(422, "RecordInvalid", str(e))
+            limiter = sim.incremental_limit
+            if not request.url.path.startswith(INCREMENTAL_PREFIX):
+                limiter = sim.general_limit
+            response.headers["X-Rate-Limit"] = str(limiter.per_minute)
+            response.headers["X-Rate-Limit-Remaining"] = str(limiter.remaining())
+        with sim.lock:
+            query = dict(request.query_params)
+            record = RequestRecord(
+                request.method, request.url.path, query, response.status_code, sim.now()
+            )
+            sim.requests.append(record)
+        return response
+
+    return run
+
+
+# -- exports
+
+
+async def tickets_export(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
+    with sim.lock:
+        return json_response(
+            cursor_page(sim, "tickets", dict(request.query_params), base_of(request))
+        )
+
+
+async def users_export(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
+    with sim.lock:
+        return json_response(
+            cursor_page(sim, "users", dict(request.query_params), base_of(request))
+        )
+
+
+async def events_export(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
+    with sim.lock:
+        page = ticket_events_page(sim, dict(request.query_params), base_of(request))
+        return json_response(page)
+
+
+async def ratings(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
+    with sim.lock:
+        return json_response(ratings_page(sim, dict(request.query_params), base_of(request)))
+
+
+# -- users and tickets
+
+
+async def show_user(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    with sim.lock:
+        return json_response({"user": sim.user_api(int(p["user_id"]))})
+
+
+_USER_FIELDS = ("name", "email", "phone", "external_id", "tags")
+
+
+async def update_user(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    data = (await body_of(request)).get("user")
+    if not isinstance(data, dict):
+        raise BadRequest("InvalidValue", 'expected {"user": {...}}')
+    changes = {k: data[k] for k in _USER_FIELDS if k in data}
+    fields = data.get("user_fields")
+    if fields is not None and not isinstance(fields, dict):
+        raise BadRequest("InvalidValue", "user_fields must be an object")
+    if "tags" in changes and not isinstance(changes["tags"], list):
+        raise BadRequest("InvalidValue", "tags must be a list")
+    with sim.lock:
+        user = sim.update_user(int(p["user_id"]), user_fields=fields, **changes)
+    return json_response({"user": user})
+
+
+async def user_tags(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    """GET lists, PUT adds, POST sets, DELETE removes (body or ``?tags=a,b``)."""
+    user_id = int(p["user_id"])
+    tags: list[str] = []
+    if request.method != "GET":
+        given = (await body_of(request)).get("tags")
+        if given is None and request.query_params.get("tags"):
+            given = request.query_params["tags"].split(",")
+        if not isinstance(given, list) or not all(isinstance(t, str) for t in given):
+            raise BadRequest("InvalidValue", 'expected {"tags": ["…"]}')
+        tags = [t.strip() for t in given if t.strip()]
+    with sim.lock:
+        current = sim.users[user_id].tags
+        if request.method == "PUT":
+            current = sim.add_user_tags(user_id, tags)
+        elif request.method == "POST":
+            sim.update_user(user_id, tags=tags)
+            current = sim.users[user_id].tags
+        elif request.method == "DELETE":
+            current = sim.remove_user_tags(user_id, tags)
+        status = 201 if request.method == "POST" else 200
+        return json_response({"tags": list(current)}, status)
+
+
+async def show_ticket(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    with sim.lock:
+        ticket = sim.ticket_api(int(p["ticket_id"]))
+    if ticket["status"] == "deleted":
+        return not_found()
+    return json_response({"ticket": ticket})
+
+
+def _routes(sim: ZendeskSimulator) -> list[Route]:
+    table: list[tuple[str, Handler, list[str]]] = [
+        ("/api/v2/incremental/tickets/cursor.json", tickets_export, ["GET"]),
+        ("/api/v2/incremental/users/cursor.json", users_export, ["GET"]),
+        ("/api/v2/incremental/ticket_events.json", events_export, ["GET"]),
+        ("/api/v2/satisfaction_ratings", ratings, ["GET"]),
+        ("/api/v2/users/{user_id:int}", show_user, ["GET"]),
+        ("/api/v2/users/{user_id:int}", update_user, ["PUT"]),
+        ("/api/v2/users/{user_id:int}/tags", user_tags, ["GET", "PUT", "POST", "DELETE"]),
+        ("/api/v2/tickets/{ticket_id:int}", show_ticket, ["GET"]),
+        *admin.ROUTES,
+    ]
+    routes: list[Route] = []
+    for path, handler, methods in table:
+        run = endpoint(sim, handler)
+        routes.append(Route(path, run, methods=methods))
+        if not path.endswith(".json"):
+            routes.append(Route(path + ".json", run, methods=methods))
+    return routes
+
+
+def build_app(sim: ZendeskSimulator) -> Starlette:
+    async def missing(request: Request, exc: Exception) -> Response:
+        response = error(404, "InvalidEndpoint", "Not found")
+        with sim.lock:
+            query = dict(request.query_params)
+            sim.requests.append(
+                RequestRecord(request.method, request.url.path, query, 404, sim.now())
+            )
+        return response
+
+    return Starlette(routes=_routes(sim), exception_handlers={404: missing, 405: missing})

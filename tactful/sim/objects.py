@@ -1,0 +1,223 @@
+"""Simulator records → Zendesk JSON (API objects, export rows, webhook ``detail`` objects).
+
+Field sets are copied from recorded Zendesk responses (``tests/fixtures/zendesk``): the
+incremental ticket and user cursor pages and the ticket audits; the same sets
+``tactful.sample`` writes. Event-subscription ``detail`` objects follow Zendesk's webhook
+event-type reference: ids as strings, statuses/priorities/types upper-case.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tactful.sim.model import Json, SimAudit, SimRating, SimTicket, SimUser
+
+BRAND_ID = 360_000_123_451
+TICKET_FORM_ID = 360_000_223_451
+CUSTOM_STATUS_IDS = {
+    "new": 360_000_810_001,
+    "open": 360_000_810_002,
+    "pending": 360_000_810_003,
+    "hold": 360_000_810_004,
+    "solved": 360_000_810_005,
+    "closed": 360_000_810_005,
+    "deleted": 360_000_810_005,
+}
+# API ``via.channel`` → the channel name event-subscription payloads use in ``detail.via``.
+_EVENT_CHANNELS = {"web": "web_form", "email": "mail", "api": "web_service"}
+_NO_SOURCE: Json = {"from": {}, "to": {}, "rel": None}
+
+
+def iso(value: datetime) -> str:
+    """``2026-08-01T10:32:05Z``: what the REST API prints (whole seconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_nanos(value: datetime) -> str:
+    """``2026-08-01T10:32:05.123456000Z``: envelope ``time`` (Zendesk prints nanoseconds)."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond * 1000:09d}Z"
+
+
+def epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def user_json(u: SimUser, base_url: str) -> Json:
+    user: Json = {
+        "id": u.id,
+        "url": f"{base_url}/api/v2/users/{u.id}.json",
+        "name": u.name,
+        "email": u.email,
+        "created_at": iso(u.created_at),
+        "updated_at": iso(u.updated_at),
+        "time_zone": "Eastern Time (US & Canada)",
+        "iana_time_zone": "America/New_York",
+        "phone": u.phone,
+        "shared_phone_number": False if u.phone else None,
+        "photo": None,
+        "locale_id": 1,
+        "locale": "en-US",
+        "organization_id": None,
+        "role": u.role,
+        "verified": u.email is not None,
+        "external_id": u.external_id,
+        "tags": list(u.tags),
+        "alias": None,
+        "active": u.active,
+        "shared": False,
+        "shared_agent": False,
+        "last_login_at": None,
+        "two_factor_auth_enabled": False,
+        "signature": None,
+        "details": None,
+        "notes": None,
+        "role_type": None,
+        "custom_role_id": None,
+        "moderator": False,
+        "ticket_restriction": "requested",
+        "only_private_comments": False,
+        "restricted_agent": True,
+        "suspended": False,
+        "default_group_id": None,
+        "report_csv": False,
+        "user_fields": dict(u.user_fields),
+    }
+    if not u.active:
+        user["permanently_deleted"] = False
+    return user
+
+
+def embedded_rating(r: SimRating | None) -> Json:
+    """The ticket's ``satisfaction_rating`` field."""
+    if r is None:
+        return {"score": "unoffered"}
+    if r.score == "offered":
+        return {"score": "offered"}
+    return {"score": r.score, "id": r.id, "comment": r.comment}
+
+
+def ticket_json(t: SimTicket, base_url: str, rating: SimRating | None) -> Json:
+    via: Json = {"channel": t.channel, "source": _NO_SOURCE}
+    fields = [dict(f) for f in t.custom_fields]
+    return {
+        "url": f"{base_url}/api/v2/tickets/{t.id}.json",
+        "id": t.id,
+        "external_id": t.external_id,
+        "via": via,
+        "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+        "type": t.type,
+        "subject": t.subject,
+        "raw_subject": t.subject,
+        "description": t.description,
+        "priority": t.priority,
+        "status": t.status,
+        "recipient": None,
+        "requester_id": t.requester_id,
+        "submitter_id": t.submitter_id,
+        "assignee_id": t.assignee_id,
+        "organization_id": None,
+        "group_id": t.group_id,
+        "collaborator_ids": [],
+        "follower_ids": [],
+        "email_cc_ids": [],
+        "forum_topic_id": None,
+        "problem_id": None,
+        "has_incidents": False,
+        "is_public": True,
+        "due_at": None,
+        "tags": sorted(set(t.tags)),
+        "custom_fields": fields,
+        "satisfaction_rating": embedded_rating(rating),
+        "sharing_agreement_ids": [],
+        "custom_status_id": CUSTOM_STATUS_IDS[t.status],
+        "fields": [dict(f) for f in fields],
+        "followup_ids": [],
+        "ticket_form_id": TICKET_FORM_ID,
+        "brand_id": BRAND_ID,
+        "allow_channelback": t.channel == "native_messaging",
+        "allow_attachments": True,
+        "from_messaging_channel": t.channel == "native_messaging",
+        "generated_timestamp": epoch(t.updated_at),
+    }
+
+
+def rating_json(r: SimRating, base_url: str) -> Json:
+    return {
+        "url": f"{base_url}/api/v2/satisfaction_ratings/{r.id}.json",
+        "id": r.id,
+        "assignee_id": r.assignee_id,
+        "group_id": r.group_id,
+        "requester_id": r.requester_id,
+        "ticket_id": r.ticket_id,
+        "score": r.score,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "comment": r.comment,
+    }
+
+
+def audit_json(a: SimAudit) -> Json:
+    """A row of ``/api/v2/incremental/ticket_events.json``."""
+    return {
+        "id": a.id,
+        "ticket_id": a.ticket_id,
+        "timestamp": epoch(a.at),
+        "created_at": iso(a.at),
+        "updater_id": a.updater_id,
+        "via": a.via,
+        "event_type": "Audit",
+        "child_events": [dict(c) for c in a.children],
+    }
+
+
+def _sid(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _upper(value: Any) -> str | None:
+    return value.upper() if isinstance(value, str) and value else None
+
+
+def ticket_detail(ticket: Json, actor_id: int) -> Json:
+    """Event-subscription ``detail`` for a ticket, from its API JSON."""
+    channel = ticket["via"]["channel"]
+    return {
+        "actor_id": str(actor_id),
+        "assignee_id": _sid(ticket["assignee_id"]),
+        "brand_id": _sid(ticket["brand_id"]),
+        "created_at": ticket["created_at"],
+        "custom_status": _sid(ticket["custom_status_id"]),
+        "description": ticket["description"],
+        "external_id": _sid(ticket["external_id"]),
+        "form_id": _sid(ticket["ticket_form_id"]),
+        "group_id": _sid(ticket["group_id"]),
+        "id": str(ticket["id"]),
+        "is_public": ticket["is_public"],
+        "organization_id": _sid(ticket["organization_id"]),
+        "priority": _upper(ticket["priority"]),
+        "requester_id": str(ticket["requester_id"]),
+        "status": _upper(ticket["status"]),
+        "subject": ticket["subject"],
+        "submitter_id": _sid(ticket["submitter_id"]),
+        "tags": list(ticket["tags"]) or None,
+        "type": _upper(ticket["type"]),
+        "updated_at": ticket["updated_at"],
+        "via": {"channel": _EVENT_CHANNELS.get(channel, channel)},
+    }
+
+
+def user_detail(user: Json) -> Json:
+    """Event-subscription ``detail`` for a user (as in the recorded ``user.deleted``)."""
+    return {
+        "created_at": user["created_at"],
+        "default_group_id": str(user["default_group_id"] or 0),
+        "email": user["email"] or "",
+        "external_id": user["external_id"] or "",
+        "id": str(user["id"]),
+        "organization_id": str(user["organization_id"] or 0),
+        "role": user["role"],
+        "updated_at": user["updated_at"],
+    }
