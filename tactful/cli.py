@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 
 from tactful import __version__
 from tactful.config import ConfigError, Settings, load_settings, starter_config_text
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(str(exc), highlight=False, markup=False)
         return 1
     except (CommandError, StoreError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,9 +7,9 @@ from typing import Any
 
 
 def register_all(sub: Any) -> None:
-    from tactful.commands import data, demo, read, serve, setup
+    from tactful.commands import data, demo, read, serve, setup, zendesk
 
-    for module in (setup, data, read, serve, demo):
+    for module in (setup, data, read, serve, zendesk, demo):
         module.register(sub)
 
 

@@ -23,17 +23,10 @@ from typing import Any
 
 from tactful.sim.model import Activity, Json
 from tactful.sim.objects import iso_nanos, ticket_detail, user_detail
+from tactful.zendesk.install import RECOMMENDED_TRIGGER_BODY as RECOMMENDED_TRIGGER_BODY
 
 EVENT_VERSION = "2022-11-06"
-RECOMMENDED_TRIGGER_BODY = (
-    '{"ticket": {"id": {{ticket.id}}, "status": "{{ticket.status}}", '
-    '"priority": "{{ticket.priority}}", "tags": "{{ticket.tags}}", '
-    '"subject": "{{ticket.title}}", "via": "{{ticket.via}}", '
-    '"created_at": "{{ticket.created_at_with_timestamp}}", '
-    '"updated_at": "{{ticket.updated_at_with_timestamp}}", '
-    '"requester": {"id": {{ticket.requester.id}}, "email": "{{ticket.requester.email}}", '
-    '"phone": "{{ticket.requester.phone}}", "external_id": "{{ticket.requester.external_id}}"}}}'
-)
+
 # Recommended trigger: fires on every ticket create and update.
 RECOMMENDED_CONDITIONS: Json = {
     "all": [],
