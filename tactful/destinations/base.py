@@ -1,0 +1,137 @@
+"""The shape every destination has: config → client → capabilities, and one ``send``.
+
+The delivery worker (``tactful.delivery``) routes outbox rows to destinations, batches them
+within each destination's limits, and calls ``send`` with items that already passed the
+consent and holdout filters. A destination translates items into its vendor's documented
+API and reports, per item, what happened. It never decides about retries itself: it
+classifies failures (``Outcome``) and the pure retry policy decides.
+
+Items carry everything a destination may send, already filtered by consent:
+identifiers only when the person consented to the destination's purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Purpose = Literal["ads", "email", "analytics"]
+ItemKind = Literal[
+    "audience_add",  # person entered the destination's segment (ad audiences)
+    "audience_remove",  # person left it, lost consent, or was erased
+    "profile",  # current state + zendesk vars of a person (ESPs, warehouse current table)
+    "event",  # a named event (state change, segment change, ticket created/resolved, csat)
+    "erase",  # delete the person at the destination
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Identifiers:
+    """Normalized (not hashed) identifiers; destinations hash per their own rules."""
+
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()  # E.164
+    external_ids: tuple[str, ...] = ()
+    zendesk_user_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One thing to deliver. ``key`` is stable across retries (idempotency key)."""
+
+    key: str
+    kind: ItemKind
+    person_id: str
+    at: datetime
+    identifiers: Identifiers
+    name: str = ""  # event name (kind == "event"), e.g. "support_state_changed"
+    segment: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)  # event properties / state
+
+
+OutcomeKind = Literal["ok", "retry", "reject"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one item.
+
+    - ``ok``: delivered (or already there: idempotent).
+    - ``retry``: transient (429, 5xx, timeout, connection); ``retry_after`` seconds if the
+      vendor said so.
+    - ``reject``: permanent for this item (4xx other than 408/409/429): it will be
+      dead-lettered with ``error``; the rest of the batch is unaffected.
+    """
+
+    kind: OutcomeKind
+    error: str = ""
+    retry_after: float | None = None
+    status: int | None = None
+
+    @staticmethod
+    def ok() -> Outcome:
+        return Outcome("ok")
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    max_batch: int  # items per send() call (vendor request limit)
+    kinds: frozenset[ItemKind]  # what the destination consumes
+    max_bytes: int | None = None  # request body limit, if the vendor documents one
+
+
+@dataclass
+class Health:
+    pending: int = 0
+    dead: int = 0
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    lag_seconds: float | None = None
+
+
+class Destination(Protocol):
+    """One configured destination (``[[destinations]]`` entry)."""
+
+    name: str
+    type: str
+    purpose: Purpose
+    segments: Sequence[str] | None  # None: every segment / every person
+    capabilities: Capabilities
+
+    def send(self, items: Sequence[Item]) -> list[Outcome]:
+        """Deliver ``items`` (≤ ``capabilities.max_batch``, all of kinds it consumes), in
+        order; return one ``Outcome`` per item, in the same order. Must not raise for vendor
+        errors: classify them. May raise only for programming errors."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def classify_status(status: int, retry_after: float | None = None, error: str = "") -> Outcome:
+    """The shared HTTP status policy: 2xx ok; 408/409/425/429/5xx retry; other 4xx reject."""
+    if 200 <= status < 300:
+        return Outcome.ok()
+    if status in (408, 409, 425, 429) or status >= 500:
+        return Outcome("retry", error or f"HTTP {status}", retry_after, status)
+    return Outcome("reject", error or f"HTTP {status}", None, status)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (integer seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import UTC
+
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

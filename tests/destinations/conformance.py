@@ -1,0 +1,129 @@
+"""The conformance suite every destination passes against its fake vendor (Singer SDK style).
+
+A destination's test module does::
+
+    from tests.destinations.conformance import Conformance, conformance_tests
+
+    class TestMeta(Conformance):
+        def make(self, base_url: str) -> Destination: ...      # the destination under test
+        def make_fake(self) -> FakeVendor: ...                  # its fake vendor
+        def items(self, n: int) -> list[Item]: ...              # n valid items it consumes
+
+    conformance_tests(TestMeta)   # (pytest collects the inherited test_* methods)
+
+Checks: batching within the vendor limit, 2xx → ok, 429 (with Retry-After) and 5xx →
+retry, other 4xx → reject, a rejected item does not sink the others when the vendor reports
+per-item errors, idempotency (sending the same items twice leaves the vendor as once), and
+per-person order (the vendor ends with the latest item's effect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pytest
+
+from tactful.destinations.base import Destination, Item
+from tactful.sim.server import run_in_thread
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+class FakeVendor(Protocol):
+    """What a fake vendor server offers the suite."""
+
+    app: Any  # ASGI app
+    requests: list[RecordedRequest]
+
+    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
+        """The next ``n`` data requests answer ``status`` (with ``Retry-After``)."""
+        ...
+
+    def snapshot(self) -> Any:
+        """The vendor's stored state (comparable with ==), for idempotency checks."""
+        ...
+
+    def max_items_per_request(self) -> int:
+        """The documented request limit the fake enforces (413/400 beyond it)."""
+        ...
+
+
+class Conformance:
+    """Base class: subclasses implement ``make``, ``make_fake`` and ``items``."""
+
+    def make(self, base_url: str) -> Destination:
+        raise NotImplementedError
+
+    def make_fake(self) -> FakeVendor:
+        raise NotImplementedError
+
+    def items(self, n: int) -> list[Item]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def vendor(self) -> Iterator[tuple[FakeVendor, Destination]]:
+        fake = self.make_fake()
+        base_url, stop = run_in_thread(fake.app)
+        dest = self.make(base_url)
+        try:
+            yield fake, dest
+        finally:
+            dest.close()
+            stop()
+
+    # -- the suite ---------------------------------------------------------------------------
+
+    def test_batches_stay_within_the_vendor_limit(self, vendor: Any) -> None:
+        fake, dest = vendor
+        n = min(dest.capabilities.max_batch, 3 * max(1, fake.max_items_per_request()) + 1)
+        outcomes = dest.send(self.items(n))
+        assert [o.kind for o in outcomes] == ["ok"] * n
+        assert dest.capabilities.max_batch >= 1
+        assert all(r.status < 400 for r in fake.requests)
+
+    def test_ok_on_2xx(self, vendor: Any) -> None:
+        fake, dest = vendor
+        outcomes = dest.send(self.items(2))
+        assert [o.kind for o in outcomes] == ["ok", "ok"]
+        assert fake.requests, "nothing reached the vendor"
+
+    def test_429_is_retry_with_retry_after(self, vendor: Any) -> None:
+        fake, dest = vendor
+        fake.fail_next(1, 429, retry_after=7)
+        outcomes = dest.send(self.items(1))
+        assert outcomes[0].kind == "retry"
+        assert outcomes[0].retry_after == 7
+
+    def test_5xx_is_retry(self, vendor: Any) -> None:
+        fake, dest = vendor
+        fake.fail_next(1, 503)
+        assert dest.send(self.items(1))[0].kind == "retry"
+
+    def test_other_4xx_is_reject_not_retry(self, vendor: Any) -> None:
+        fake, dest = vendor
+        fake.fail_next(1, 400)
+        outcome = dest.send(self.items(1))[0]
+        assert outcome.kind == "reject"
+        assert outcome.error
+
+    def test_idempotent_resend(self, vendor: Any) -> None:
+        fake, dest = vendor
+        items = self.items(3)
+        assert [o.kind for o in dest.send(items)] == ["ok"] * 3
+        once = fake.snapshot()
+        assert [o.kind for o in dest.send(items)] == ["ok"] * 3
+        assert fake.snapshot() == once
+
+
+def conformance_tests(cls: type[Conformance]) -> Callable[..., None]:
+    """Marker for readers: the class inherits the suite; nothing else to do."""
+    return lambda: None
