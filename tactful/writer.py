@@ -24,6 +24,7 @@ MAX_GROUP = 500  # documents per transaction
 @dataclass
 class _Job:
     incoming: list[Incoming] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
     tick: datetime | None = None
     future: Future[BatchStats] = field(default_factory=Future)
 
@@ -41,8 +42,10 @@ class Writer:
             self._started = True
             self._thread.start()
 
-    def submit(self, incoming: list[Incoming]) -> Future[BatchStats]:
-        job = _Job(incoming=incoming)
+    def submit(
+        self, incoming: list[Incoming], *, meta: dict[str, str] | None = None
+    ) -> Future[BatchStats]:
+        job = _Job(incoming=incoming, meta=dict(meta or {}))
         self._queue.put(job)
         return job.future
 
@@ -87,13 +90,14 @@ class Writer:
 
     def _apply(self, jobs: list[_Job]) -> None:
         incoming = [item for job in jobs for item in job.incoming]
+        meta = {k: v for job in jobs for k, v in job.meta.items()}
         try:
-            stats = self.engine.apply_many(incoming)
+            stats = self.engine.apply_many(incoming, meta=meta)
         except BaseException:
             # Fall back to one transaction per job so one bad submission fails alone.
             for job in jobs:
                 try:
-                    job_stats = self.engine.apply_many(job.incoming)
+                    job_stats = self.engine.apply_many(job.incoming, meta=job.meta)
                 except BaseException as exc:  # reported to the submitter, not lost
                     job.future.set_exception(exc)
                 else:

@@ -153,6 +153,13 @@ class _Queries:
         ).fetchall()
         return [Change(s, c, records.from_us(at), r, bool(h), d) for s, c, at, r, h, d in rows]
 
+    def documents_with_source_prefix(self, prefix: str, after_id: int) -> list[tuple[int, str]]:
+        rows = self.conn.execute(
+            "SELECT id, source FROM documents WHERE source LIKE ? AND id > ? ORDER BY id",
+            (prefix + "%", after_id),
+        ).fetchall()
+        return [(int(i), str(src)) for i, src in rows if str(src).startswith(prefix)]
+
     def person_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.conn.execute(
             "SELECT person_id FROM persons WHERE person_id > ? ORDER BY person_id LIMIT ?",

@@ -26,9 +26,11 @@ from tactful.config import Settings
 from tactful.engine import Engine
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
+from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
 from tactful.writer import Writer
+from tactful.zendesk.client import ZendeskClient
 
 log = logging.getLogger("tactful.web")
 
@@ -94,7 +96,11 @@ def create_app(
     *,
     tick_seconds: float = 1.0,
     clock: Callable[[], datetime] | None = None,
+    zendesk: ZendeskClient | None = None,
+    fetch_seconds: float = 2.0,
 ) -> Starlette:
+    """``zendesk``: the API client used to fetch tickets of unparsable webhook bodies
+    (default: built from ``[zendesk]`` when its API credentials are configured)."""
     wall = clock or (lambda: datetime.now(UTC))
     metric_set = Metrics()
     writer = Writer(engine, on_applied=metric_set.record)
@@ -104,13 +110,18 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
-        task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         if tick_seconds > 0:
-            task = asyncio.create_task(_ticker(ctx, tick_seconds, wall))
+            tasks.append(asyncio.create_task(_ticker(ctx, tick_seconds, wall)))
+        client = zendesk
+        if client is None and settings.zendesk.api_url and settings.zendesk.api_token:
+            client = ZendeskClient.from_settings(settings.zendesk)
+        if client is not None:
+            tasks.append(asyncio.create_task(run_fetcher(ctx, client, fetch_seconds)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -22,9 +22,11 @@ class WebContext:
     metrics: Metrics
     pending_fetches: set[int] = field(default_factory=set)
 
-    async def commit(self, incoming: list[Incoming]) -> BatchStats:
+    async def commit(
+        self, incoming: list[Incoming], *, meta: dict[str, str] | None = None
+    ) -> BatchStats:
         """Hand the documents to the writer; return once they are durably committed."""
-        return await asyncio.wrap_future(self.writer.submit(incoming))
+        return await asyncio.wrap_future(self.writer.submit(incoming, meta=meta))
 
     async def tick(self, now: datetime) -> BatchStats:
         return await asyncio.wrap_future(self.writer.tick(now))

@@ -261,3 +261,36 @@ def test_serve_refuses_public_bind_without_token(tmp_path: Path) -> None:
     config = tmp_path / "t.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/t.db"\n')
     assert main(["--config", str(config), "serve", "--host", "0.0.0.0"]) == 1
+
+
+def test_unparsable_body_is_fetched_through_the_api(tmp_path: Path) -> None:
+    """A signed body that is not JSON (a quote in a subject) names its ticket: the server
+    keeps it, answers 202 and fetches the ticket from Zendesk (here: the simulator)."""
+    import time
+
+    from tactful.sim import ZendeskSimulator
+    from tactful.zendesk.client import ZendeskClient
+
+    sim = ZendeskSimulator()
+    user = sim.create_user("Eve Stone", "eve@example.com")
+    ticket = sim.create_ticket(user, 'My "broken" order', tags=["shipping"])
+    base_url, stop = sim.serve()
+    settings = settings_from_toml(CONFIG, environ={})
+    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    client = ZendeskClient(base_url, sim.email, sim.api_token, sleep=lambda s: None)
+    app = create_app(settings, engine, tick_seconds=0, zendesk=client, fetch_seconds=0.05)
+    try:
+        with TestClient(app) as c:
+            body = f'{{"ticket": {{"id": {ticket}, "subject": "My "broken" order"}}}}'.encode()
+            r = c.post("/webhooks/zendesk", content=body, headers=signed(body))
+            assert r.status_code == 202
+            deadline = time.monotonic() + 10
+            while person(c, "eve@example.com").status_code != 200:
+                assert time.monotonic() < deadline, "ticket was never fetched"
+                time.sleep(0.05)
+            state = person(c, "eve@example.com").json()["state"]
+            assert state["has_open_ticket"] is True
+            assert state["ticket_tags"] == ["shipping"]
+    finally:
+        client.close()
+        stop()

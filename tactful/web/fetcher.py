@@ -1,0 +1,79 @@
+"""Fetch tickets whose webhook body was not valid JSON (a trigger with a stray quote).
+
+The receiver keeps such a body (document source ``webhook:unparsed:ticket:<id>``) and answers
+202. This background task fetches ``/api/v2/tickets/{id}.json`` through the Zendesk API and
+commits the ticket like any other event. The work list is durable: at start-up every kept
+body after the ``unparsed_fetched_until`` checkpoint is queued again, so a restart loses
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+
+from tactful.engine import Incoming
+from tactful.web.context import WebContext
+from tactful.zendesk.client import ZendeskClient, ZendeskError, ZendeskNotFound
+from tactful.zendesk.parse import parse_object
+
+log = logging.getLogger("tactful.fetcher")
+CHECKPOINT = "unparsed_fetched_until"
+PREFIX = "webhook:unparsed:ticket:"
+
+
+def pending_from_store(ctx: WebContext) -> list[tuple[int, int]]:
+    """(document id, ticket id) of kept bodies not yet fetched."""
+    with ctx.engine.store.reader() as reader:
+        done = int(reader.get_meta(CHECKPOINT) or 0)
+        rows = reader.documents_with_source_prefix(PREFIX, after_id=done)
+    return [(doc_id, int(source[len(PREFIX) :])) for doc_id, source in rows]
+
+
+async def fetch_one(ctx: WebContext, client: ZendeskClient, ticket_id: int) -> bool:
+    try:
+        data = await asyncio.to_thread(
+            client.get_json,
+            f"/api/v2/tickets/{ticket_id}.json",
+            endpoint="/api/v2/tickets/{id}.json",
+        )
+    except ZendeskNotFound:
+        log.warning("ticket named by an unparsed webhook no longer exists")
+        return True
+    except ZendeskError as exc:
+        log.warning("fetching a ticket failed, will retry: %s", exc)
+        return False
+    incoming = [Incoming(parse_object(data).events, orjson.dumps(data), "api:ticket")]
+    requester = (data.get("ticket") or {}).get("requester_id")
+    if isinstance(requester, int) and not _known_user(ctx, requester):
+        try:
+            user = await asyncio.to_thread(client.get_user, requester)
+        except ZendeskError as exc:
+            log.warning("fetching a requester failed, will retry: %s", exc)
+            return False
+        if user is not None:
+            doc = {"user": user}
+            incoming.append(Incoming(parse_object(doc).events, orjson.dumps(doc), "api:user"))
+    await ctx.commit(incoming)
+    return True
+
+
+def _known_user(ctx: WebContext, user_id: int) -> bool:
+    with ctx.engine.store.reader() as reader:
+        return bool(reader.find_persons("zendesk_user_id", str(user_id)))
+
+
+async def run_fetcher(ctx: WebContext, client: ZendeskClient, every: float = 2.0) -> None:
+    """Fetch forever: everything kept since the checkpoint, plus what just arrived."""
+    while True:
+        kept = await asyncio.to_thread(pending_from_store, ctx)
+        tickets = {ticket for _, ticket in kept} | ctx.pending_fetches
+        ctx.pending_fetches.clear()
+        all_fetched = True
+        for ticket_id in sorted(tickets):
+            all_fetched &= await fetch_one(ctx, client, ticket_id)
+        if all_fetched and kept:
+            await ctx.commit([], meta={CHECKPOINT: str(max(doc for doc, _ in kept))})
+        await asyncio.sleep(every)
