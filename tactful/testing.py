@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tactful.config import Settings, settings_from_toml
 from tactful.core.events import (
@@ -161,3 +162,39 @@ def harness(config_toml: str, url: str = "sqlite:///:memory:") -> Harness:
     clock = FakeClock()
     engine = Engine(rules_from_settings(settings), SQLiteStore(url), clock=clock)
     return Harness(settings, engine, clock)
+
+
+class RecordingDestination:
+    """An in-memory destination that records what it was sent; scripted outcomes."""
+
+    def __init__(
+        self, name: str, type: str = "webhook", *, max_batch: int = 100, purpose: str = "analytics"
+    ) -> None:
+        from tactful.destinations.base import Capabilities
+
+        self.name = name
+        self.type = type
+        self.purpose = purpose
+        self.segments = None
+        self.capabilities = Capabilities(
+            max_batch=max_batch,
+            kinds=frozenset({"audience_add", "audience_remove", "profile", "event", "erase"}),
+        )
+        self.sent: list[Any] = []  # every Item in the order sent (ok or not)
+        self.delivered: list[Any] = []  # Items acknowledged ok
+        self.script: list[Any] = []  # Outcomes to answer next, one per item (then ok)
+
+    def send(self, items: Any) -> list[Any]:
+        from tactful.destinations.base import Outcome
+
+        outcomes = []
+        for item in items:
+            self.sent.append(item)
+            outcome = self.script.pop(0) if self.script else Outcome.ok()
+            if outcome.kind == "ok":
+                self.delivered.append(item)
+            outcomes.append(outcome)
+        return outcomes
+
+    def close(self) -> None:
+        pass

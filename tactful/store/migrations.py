@@ -80,6 +80,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        "deliveries, attempts and the audience ledger",
+        [
+            """CREATE TABLE deliveries (
+                id {serial}, destination TEXT NOT NULL, person_id TEXT NOT NULL,
+                kind TEXT NOT NULL, name TEXT NOT NULL, segment TEXT,
+                key TEXT NOT NULL, at_us {bigint} NOT NULL, payload {blob} NOT NULL,
+                status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                next_us {bigint} NOT NULL, created_us {bigint} NOT NULL,
+                updated_us {bigint} NOT NULL, last_error TEXT NOT NULL DEFAULT '')""",
+            "CREATE UNIQUE INDEX deliveries_key ON deliveries (destination, key)",
+            "CREATE INDEX deliveries_due ON deliveries (destination, status, id)",
+            "CREATE INDEX deliveries_person ON deliveries (destination, person_id, id)",
+            """CREATE TABLE delivery_attempts (
+                id {serial}, delivery_id {bigint} NOT NULL, at_us {bigint} NOT NULL,
+                outcome TEXT NOT NULL, status INTEGER, error TEXT NOT NULL)""",
+            "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id)",
+            """CREATE TABLE audience_ledger (
+                destination TEXT NOT NULL, person_id TEXT NOT NULL, added_us {bigint} NOT NULL,
+                PRIMARY KEY (destination, person_id))""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

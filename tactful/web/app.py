@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +24,7 @@ from starlette.routing import Route
 
 from tactful import __version__
 from tactful.config import Settings
+from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
@@ -90,6 +92,18 @@ async def _ticker(ctx: WebContext, every: float, clock: Callable[[], datetime]) 
         await asyncio.sleep(every)
 
 
+async def _deliverer(worker: DeliveryWorker, every: float) -> None:
+    """Route the outbox and deliver what is due, continuously (the freshness loop)."""
+    while True:
+        try:
+            report = await asyncio.to_thread(worker.sync)
+        except Exception:  # retried at the next round; deliveries are durable rows
+            log.exception("delivery round failed")
+            report = None
+        if report is None or not (report.sent or report.routed):
+            await asyncio.sleep(every)
+
+
 def create_app(
     settings: Settings,
     engine: Engine,
@@ -98,6 +112,8 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     zendesk: ZendeskClient | None = None,
     fetch_seconds: float = 2.0,
+    deliver_seconds: float = 0.2,
+    destination_transport: Any = None,
 ) -> Starlette:
     """``zendesk``: the API client used to fetch tickets of unparsable webhook bodies
     (default: built from ``[zendesk]`` when its API credentials are configured)."""
@@ -118,6 +134,10 @@ def create_app(
             client = ZendeskClient.from_settings(settings.zendesk)
         if client is not None:
             tasks.append(asyncio.create_task(run_fetcher(ctx, client, fetch_seconds)))
+        worker = None
+        if settings.destinations and deliver_seconds > 0:
+            worker = DeliveryWorker(settings, engine.store, transport=destination_transport)
+            tasks.append(asyncio.create_task(_deliverer(worker, deliver_seconds)))
         try:
             yield
         finally:
@@ -126,6 +146,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(writer.stop)
+            if worker is not None:
+                worker.close()
 
     routes = [
         Route("/webhooks/zendesk", receiver.zendesk_webhook, methods=["POST"]),

@@ -1,0 +1,132 @@
+"""``tactful sync [--full]`` and ``tactful deliveries [retry]``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from tactful.cli import App, CommandError, out_json
+from tactful.commands import add_json
+from tactful.delivery.store import DeliveryStore
+from tactful.delivery.worker import DeliveryWorker
+from tactful.store.records import from_us
+from tactful.views import fmt
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sync", help="deliver everything owed now and exit")
+    p.add_argument(
+        "--full", action="store_true", help="also reconcile each ad audience against its segment"
+    )
+    add_json(p)
+    p.set_defaults(handler=cmd_sync)
+
+    p = sub.add_parser("deliveries", help="pending, failed and dead-lettered deliveries")
+    add_json(p)
+    p.add_argument(
+        "--all", dest="show_all", action="store_true", help="also list delivered and skipped ones"
+    )
+    p.set_defaults(handler=cmd_deliveries)
+    dsub = p.add_subparsers(dest="deliveries_command", metavar="SUBCOMMAND")
+    r = dsub.add_parser("retry", help="send dead-lettered deliveries again")
+    r.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids")
+    r.add_argument("--all", dest="retry_all", action="store_true", help="every dead letter")
+    add_json(r)
+    r.set_defaults(handler=cmd_retry)
+
+
+def cmd_sync(app: App) -> int:
+    worker = DeliveryWorker(app.settings, app.engine.store)
+    reconciled: dict[str, dict[str, int]] = {}
+    try:
+        if app.args.full:
+            worker.route_outbox()
+            for d in app.settings.destinations:
+                if d.is_ad_audience:
+                    adds, removes = worker.reconcile(d.name)
+                    reconciled[d.name] = {"add": adds, "remove": removes}
+        report = worker.sync()
+        while report.sent or report.skipped:  # deliver what became due in the meantime
+            more = worker.deliver_due()
+            if not (more.sent or more.skipped):
+                break
+            report.sent += more.sent
+            report.skipped += more.skipped
+            report.retried += more.retried
+            report.dead += more.dead
+    finally:
+        worker.close()
+    result = {
+        "routed": report.routed,
+        "sent": report.sent,
+        "retried": report.retried,
+        "dead": report.dead,
+        "skipped": report.skipped,
+        "errors": report.errors,
+        "reconciled": reconciled,
+    }
+    if app.args.json:
+        out_json(result)
+    else:
+        app.out.print(
+            f"routed {report.routed}, sent {report.sent}, will retry {report.retried}, "
+            f"dead-lettered {report.dead}, skipped {report.skipped}"
+        )
+        for name, counts in reconciled.items():
+            app.out.print(f"  reconciled {name}: +{counts['add']} −{counts['remove']}")
+        for name, error in report.errors.items():
+            app.out.print(f"  [red]{name}[/red]: {error}", highlight=False)
+    return 1 if report.errors else 0
+
+
+def cmd_deliveries(app: App) -> int:
+    store = DeliveryStore(app.engine.store)
+    statuses = ["pending", "dead", "done", "skipped"] if app.args.show_all else ["pending", "dead"]
+    rows = store.listing(statuses)
+    health = store.health()
+    if app.args.json:
+        out_json(
+            {
+                "deliveries": [
+                    {
+                        "id": r.id,
+                        "destination": r.destination,
+                        "person_id": r.person_id,
+                        "kind": r.kind,
+                        "name": r.name,
+                        "segment": r.segment,
+                        "status": "failed" if r.status == "pending" and r.attempts else r.status,
+                        "attempts": r.attempts,
+                        "next_attempt_at": fmt(from_us(r.next_us)),
+                        "created_at": fmt(from_us(r.created_us)),
+                        "last_error": r.last_error,
+                    }
+                    for r in rows
+                ],
+                "health": health,
+            }
+        )
+        return 0
+    table = Table("id", "destination", "kind", "status", "attempts", "last error")
+    for r in rows:
+        status = "failed" if r.status == "pending" and r.attempts else r.status
+        table.add_row(
+            str(r.id), r.destination, r.name or r.kind, status, str(r.attempts), r.last_error[:80]
+        )
+    app.out.print(table)
+    return 0
+
+
+def cmd_retry(app: App) -> int:
+    if not app.args.ids and not app.args.retry_all:
+        raise CommandError("give delivery ids, or --all")
+    count = DeliveryStore(app.engine.store).retry(None if app.args.retry_all else app.args.ids)
+    if app.args.json:
+        out_json({"requeued": count})
+    else:
+        app.out.print(
+            f"requeued {count} dead-lettered deliveries; run `tactful sync` or let "
+            "`tactful serve` deliver them"
+        )
+    return 0

@@ -1,0 +1,112 @@
+"""Outbox rows → per-destination deliveries (pure, given the persons' memberships).
+
+Rules (product.md §9):
+- Ad audiences follow exactly one ``segment``: an entry becomes ``audience_add``, an exit
+  ``audience_remove``. Holdout entries are never sent.
+- Profile destinations (ESPs, warehouse) get a ``profile`` delivery for every state change;
+  event destinations (webhooks, analytics, warehouse) get ``support_state_changed`` and
+  ``segment_membership_changed`` events; ESPs also get ``zendesk_ticket_created``,
+  ``zendesk_ticket_resolved`` and ``zendesk_csat_received`` derived from what changed.
+- ``segments = [...]`` narrows a profile/event destination to those segments' changes and to
+  persons who are (non-holdout) members of one of them; without it, everything.
+- Holdout members' segment changes go nowhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tactful.delivery.store import NewDelivery
+
+AUDIENCE_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
+ESP_TYPES = frozenset({"customerio", "sailthru", "klaviyo"})
+EVENT_TYPES = frozenset({"webhook", "segment", "amplitude", "mixpanel"})
+PROFILE_TYPES = ESP_TYPES | {"warehouse"}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the router needs to know of a configured destination."""
+
+    name: str
+    type: str
+    segment: str | None  # ad audiences
+    segments: tuple[str, ...] | None  # others: None = everything
+
+    @property
+    def is_audience(self) -> bool:
+        return self.type in AUDIENCE_TYPES
+
+    @property
+    def wants_profiles(self) -> bool:
+        return self.type in PROFILE_TYPES
+
+    @property
+    def wants_events(self) -> bool:
+        return self.type in EVENT_TYPES or self.type in ESP_TYPES or self.type == "warehouse"
+
+
+def esp_events(payload: Mapping[str, Any]) -> list[str]:
+    """Named ESP events implied by a state change."""
+    changed = set(payload.get("changed", ()))
+    values = payload.get("values", {})
+    out = []
+    if "ticket_count" in changed or "last_ticket_at" in changed:
+        out.append("zendesk_ticket_created")
+    if "last_resolved_at" in changed and values.get("last_resolved_at"):
+        out.append("zendesk_ticket_resolved")
+    if "csat_at" in changed and values.get("csat_at"):
+        out.append("zendesk_csat_received")
+    return out
+
+
+def route(
+    outbox_id: int,
+    person_id: str,
+    topic: str,
+    at_us: int,
+    raw: bytes,
+    routes: Sequence[Route],
+    member_of: frozenset[str],
+) -> list[NewDelivery]:
+    """Deliveries for one outbox row. ``member_of``: the person's non-holdout segments now."""
+    payload: dict[str, Any] = orjson.loads(raw)
+    out: list[NewDelivery] = []
+
+    def add(dest: Route, kind: str, name: str, segment: str | None, data: dict[str, Any]) -> None:
+        out.append(
+            NewDelivery(
+                dest.name, person_id, kind, name, segment, f"{outbox_id}:{kind}:{name}", at_us, data
+            )
+        )
+
+    if topic == "segment_membership_changed":
+        segment = payload["segment"]
+        if payload.get("holdout"):
+            return out
+        for dest in routes:
+            if dest.is_audience:
+                if dest.segment == segment:
+                    kind = "audience_add" if payload["change"] == "entered" else "audience_remove"
+                    add(dest, kind, "", segment, payload)
+            elif dest.wants_events and (dest.segments is None or segment in dest.segments):
+                add(dest, "event", topic, segment, payload)
+        return out
+    if topic == "support_state_changed":
+        for dest in routes:
+            if dest.is_audience:
+                continue
+            if dest.segments is not None and not (member_of & set(dest.segments)):
+                continue
+            if dest.wants_profiles:
+                add(dest, "profile", "profile", None, payload)
+            if dest.type in ESP_TYPES:
+                for name in esp_events(payload):
+                    add(dest, "event", name, None, payload)
+            if dest.type in EVENT_TYPES or dest.type == "warehouse":
+                add(dest, "event", topic, None, payload)
+    return out

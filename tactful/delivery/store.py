@@ -1,0 +1,256 @@
+"""Delivery rows, attempts and the audience ledger (SQLite SQL; the PostgreSQL adapter of the
+Production issue implements the same methods with ``FOR UPDATE SKIP LOCKED`` claims)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tactful.store.base import Store
+
+ROUTED_KEY = "outbox_routed_until"
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: int
+    destination: str
+    person_id: str
+    kind: str
+    name: str
+    segment: str | None
+    key: str
+    at_us: int
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_us: int
+    created_us: int
+    last_error: str
+
+
+_COLUMNS = (
+    "id, destination, person_id, kind, name, segment, key, at_us, payload, status, "
+    "attempts, next_us, created_us, last_error"
+)
+
+
+def _row(r: Sequence[Any]) -> DeliveryRow:
+    return DeliveryRow(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        orjson.loads(r[8]),
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    destination: str
+    person_id: str
+    kind: str
+    name: str
+    segment: str | None
+    key: str
+    at_us: int
+    payload: dict[str, Any]
+
+
+class DeliveryStore:
+    def __init__(self, store: Store, clock_us: Callable[[], int] = now_us) -> None:
+        self.store = store
+        self.now_us = clock_us
+
+    def outbox_after(self, limit: int) -> tuple[int, list[tuple[int, str, str, int, bytes]]]:
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            done = int(reader.get_meta(ROUTED_KEY) or 0)
+            rows = conn.execute(
+                "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (done, limit),
+            ).fetchall()
+        return done, [(int(i), p, t, int(a), bytes(b)) for i, p, t, a, b in rows]
+
+    def enqueue(self, rows: Iterable[NewDelivery], routed_until: int | None) -> int:
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            cur = conn.executemany(
+                "INSERT INTO deliveries (destination, person_id, kind, name, segment, key, "
+                "at_us, payload, status, attempts, next_us, created_us, updated_us) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+                "ON CONFLICT (destination, key) DO NOTHING",
+                [
+                    (
+                        r.destination,
+                        r.person_id,
+                        r.kind,
+                        r.name,
+                        r.segment,
+                        r.key,
+                        r.at_us,
+                        orjson.dumps(r.payload),
+                        now,
+                        now,
+                        now,
+                    )
+                    for r in rows
+                ],
+            )
+            if routed_until is not None:
+                tx.set_meta(ROUTED_KEY, str(routed_until))
+            return int(cur.rowcount)
+
+    def candidates(self, destination: str, limit: int) -> list[DeliveryRow]:
+        """Pending rows in id order (due or not: the worker keeps per-person order)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE destination = ? AND status = 'pending' "
+                "ORDER BY id LIMIT ?",
+                (destination, limit),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def finish(
+        self, results: Sequence[tuple[DeliveryRow, str, int | None, str, int | None, str]]
+    ) -> None:
+        """Record attempts: (row, new status, next_us, error, http status, outcome kind)."""
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            for row, status, next_us, error, http_status, outcome in results:
+                conn.execute(
+                    "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_us = ?, "
+                    "updated_us = ?, last_error = ? WHERE id = ?",
+                    (status, next_us if next_us is not None else row.next_us, now, error, row.id),
+                )
+                conn.execute(
+                    "INSERT INTO delivery_attempts (delivery_id, at_us, outcome, status, error) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (row.id, now, outcome, http_status, error),
+                )
+                if status == "done" and row.kind == "audience_add":
+                    conn.execute(
+                        "INSERT INTO audience_ledger (destination, person_id, added_us) "
+                        "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        (row.destination, row.person_id, now),
+                    )
+                elif status == "done" and row.kind in ("audience_remove", "erase"):
+                    conn.execute(
+                        "DELETE FROM audience_ledger WHERE destination = ? AND person_id = ?",
+                        (row.destination, row.person_id),
+                    )
+
+    def skip(self, rows: Sequence[DeliveryRow], reason: str) -> None:
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            conn.executemany(
+                "UPDATE deliveries SET status = 'skipped', updated_us = ?, last_error = ? "
+                "WHERE id = ?",
+                [(now, reason, r.id) for r in rows],
+            )
+
+    def ledger(self, destination: str) -> set[str]:
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT person_id FROM audience_ledger WHERE destination = ?", (destination,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def in_ledger(self, destination: str, person_ids: Sequence[str]) -> set[str]:
+        if not person_ids:
+            return set()
+        marks = ",".join("?" * len(person_ids))
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                f"SELECT person_id FROM audience_ledger WHERE destination = ? AND person_id IN "
+                f"({marks})",
+                (destination, *person_ids),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def listing(self, statuses: Sequence[str], limit: int = 500) -> list[DeliveryRow]:
+        marks = ",".join("?" * len(statuses))
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM deliveries WHERE status IN ({marks}) ORDER BY id LIMIT ?",
+                (*statuses, limit),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def retry(self, ids: Sequence[int] | None) -> int:
+        """Dead letters back to pending, due now (all when ``ids`` is None)."""
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            if ids is None:
+                cur = conn.execute(
+                    "UPDATE deliveries SET status = 'pending', next_us = ?, created_us = ? "
+                    "WHERE status = 'dead'",
+                    (now, now),
+                )
+            else:
+                cur = conn.executemany(
+                    "UPDATE deliveries SET status = 'pending', next_us = ?, created_us = ? "
+                    "WHERE status = 'dead' AND id = ?",
+                    [(now, now, i) for i in ids],
+                )
+            return int(cur.rowcount)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT destination, status, COUNT(*), MIN(created_us), MAX(updated_us) "
+                "FROM deliveries GROUP BY destination, status"
+            ).fetchall()
+            errors = conn.execute(
+                "SELECT destination, last_error, MAX(updated_us) FROM deliveries "
+                "WHERE last_error != '' AND status != 'skipped' GROUP BY destination"
+            ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for dest, status, count, oldest, newest in rows:
+            h = out.setdefault(
+                dest,
+                {
+                    "pending": 0,
+                    "dead": 0,
+                    "done": 0,
+                    "skipped": 0,
+                    "oldest_pending_us": None,
+                    "last_success_us": None,
+                },
+            )
+            h[status] = int(count)
+            if status == "pending":
+                h["oldest_pending_us"] = oldest
+            if status == "done":
+                h["last_success_us"] = newest
+        for dest, error, at in errors:
+            h = out.setdefault(dest, {})
+            h["last_error"], h["last_error_us"] = error, at
+        return out

@@ -1,0 +1,213 @@
+"""The delivery worker against recording destinations on a real SQLite store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tactful.config import settings_from_toml
+from tactful.delivery.policy import RetryPolicy, decide
+from tactful.delivery.store import DeliveryStore
+from tactful.delivery.worker import DeliveryWorker
+from tactful.destinations.base import Outcome
+from tactful.engine import Engine, rules_from_settings
+from tactful.store.sqlite import SQLiteStore
+from tactful.testing import RecordingDestination, at, consent, rating, ticket, user
+
+CONFIG = """
+[zendesk]
+subdomain = "glowlab"
+
+[[segments]]
+name = "suppress"
+when = "has_open_ticket"
+
+[[segments]]
+name = "held"
+when = "has_open_ticket"
+holdout = 0.999999
+
+[[destinations]]
+name = "meta"
+type = "meta_audience"
+segment = "suppress"
+audience_id = "123"
+access_token = "tok"
+
+[[destinations]]
+name = "cio"
+type = "customerio"
+site_id = "s"
+api_key = "k"
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "https://hooks.example.com/t"
+secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def setup(
+    tmp_path: Path, config: str = CONFIG
+) -> tuple[Engine, DeliveryWorker, dict[str, Any], Clock]:
+    settings = settings_from_toml(config, environ={})
+    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    dests = {
+        "meta": RecordingDestination("meta", "meta_audience", purpose="ads"),
+        "cio": RecordingDestination("cio", "customerio", purpose="email"),
+        "hook": RecordingDestination("hook", "webhook"),
+    }
+    clock = Clock()
+    worker = DeliveryWorker(
+        settings, engine.store, destinations=dests, clock=clock, rng=lambda: 0.0
+    )
+    return engine, worker, dests, clock
+
+
+def kinds(dest: RecordingDestination) -> list[tuple[str, str]]:
+    return [(i.kind, i.name) for i in dest.delivered]
+
+
+def test_audience_add_then_remove_only_what_tactful_added(tmp_path: Path) -> None:
+    engine, worker, dests, _ = setup(tmp_path)
+    engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
+    worker.sync()
+    assert kinds(dests["meta"]) == [("audience_add", "")]
+    assert dests["meta"].delivered[0].identifiers.emails == ("ann@example.com",)
+    engine.apply([ticket(1, at(1), "solved")])
+    worker.sync()
+    assert kinds(dests["meta"])[-1] == ("audience_remove", "")
+    # A removal for someone Tactful never added is not sent.
+    rows = DeliveryStore(engine.store)
+    assert rows.ledger("meta") == set()
+
+
+def test_holdout_members_are_never_sent(tmp_path: Path) -> None:
+    config = CONFIG.replace('segment = "suppress"', 'segment = "held"')
+    engine, worker, dests, _ = setup(tmp_path, config)
+    engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
+    worker.sync()
+    assert dests["meta"].delivered == []
+    assert all(i.segment != "held" for i in dests["hook"].delivered)
+
+
+def test_no_consent_means_not_sent(tmp_path: Path) -> None:
+    engine, worker, dests, _ = setup(tmp_path)
+    engine.apply(
+        [
+            user(1, emails=("ann@example.com",)),
+            consent(at(-1), "ads", False, email="ann@example.com"),
+            ticket(1, at(0), "open"),
+        ]
+    )
+    report = worker.sync()
+    assert dests["meta"].delivered == []
+    assert report.skipped >= 1
+    assert dests["cio"].delivered  # email purpose still allowed by default
+
+
+def test_esp_gets_profile_with_zendesk_vars_and_named_events(tmp_path: Path) -> None:
+    engine, worker, dests, _ = setup(tmp_path)
+    engine.apply([user(7, emails=("bo@example.com",)), ticket(5, at(0), "open", requester_id=7)])
+    engine.apply(
+        [
+            ticket(5, at(2), "solved", requester_id=7),
+            rating(1, at(3), "good", requester_id=7, ticket_id=5),
+        ]
+    )
+    worker.sync()
+    names = [name for kind, name in kinds(dests["cio"]) if kind == "event"]
+    assert "zendesk_ticket_created" in names
+    assert "zendesk_ticket_resolved" in names
+    assert "zendesk_csat_received" in names
+    profile = [i for i in dests["cio"].delivered if i.kind == "profile"][-1]
+    props = profile.properties
+    assert props["zendesk_id"] == "7"
+    assert props["zendesk_profile_url"] == "https://glowlab.zendesk.com/agent/users/7"
+    assert props["zendesk_tickets"][0]["id"] == 5
+    assert props["has_open_ticket"] is False and props["csat_score"] == 5
+
+
+def test_retry_keeps_per_person_order_and_honours_retry_after(tmp_path: Path) -> None:
+    engine, worker, dests, clock = setup(tmp_path)
+    meta = dests["meta"]
+    meta.script = [Outcome("retry", "HTTP 429", retry_after=30, status=429)]
+    engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
+    worker.sync()
+    engine.apply([ticket(1, at(1), "solved")])
+    worker.sync()
+    assert kinds(meta) == []  # the add waits 30 s; the remove must not overtake it
+    clock.now += timedelta(seconds=31)
+    worker.sync()
+    assert kinds(meta) == [("audience_add", ""), ("audience_remove", "")]
+
+
+def test_reject_dead_letters_and_retry_requeues(tmp_path: Path) -> None:
+    engine, worker, dests, _ = setup(tmp_path)
+    dests["hook"].script = [Outcome("reject", "HTTP 400: bad payload", status=400)]
+    engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
+    report = worker.sync()
+    assert report.dead == 1
+    store = DeliveryStore(engine.store)
+    dead = store.listing(["dead"])
+    assert len(dead) == 1 and "bad payload" in dead[0].last_error
+    assert store.retry([dead[0].id]) == 1
+    worker.sync()
+    assert store.listing(["dead"]) == []
+
+
+def test_full_reconcile_adds_missing_and_removes_stale(tmp_path: Path) -> None:
+    engine, worker, dests, _ = setup(tmp_path)
+    engine.apply(
+        [
+            user(1, emails=("a@example.com",)),
+            ticket(1, at(0), "open", requester_id=1),
+            user(2, emails=("b@example.com",)),
+            ticket(2, at(0), "open", requester_id=2),
+            user(3, emails=("c@example.com",)),
+        ]
+    )
+    worker.sync()
+    assert len(dests["meta"].delivered) == 2
+    store = DeliveryStore(engine.store)
+    members = store.ledger("meta")
+    with engine.store.reader() as reader:
+        (outsider,) = reader.find_persons("email", "c@example.com")
+    lost = min(members)
+    # Drift: the ledger lost a member, and holds someone who is not in the segment.
+    with engine.store.transaction() as tx:
+        conn: Any = tx.conn  # type: ignore[attr-defined]
+        conn.execute("DELETE FROM audience_ledger WHERE person_id = ?", (lost,))
+        conn.execute("INSERT INTO audience_ledger VALUES ('meta', ?, 0)", (outsider,))
+    assert worker.reconcile("meta") == (1, 1)
+    worker.sync()
+    assert store.ledger("meta") == members
+    last_two = [(i.kind, i.person_id) for i in dests["meta"].delivered[-2:]]
+    assert sorted(last_two) == sorted([("audience_add", lost), ("audience_remove", outsider)])
+
+
+def test_retry_policy_is_pure() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    policy = RetryPolicy(
+        base=timedelta(seconds=1), cap=timedelta(seconds=60), max_age=timedelta(hours=1)
+    )
+    assert decide(Outcome.ok(), 1, now, now, policy, 0.5).action == "done"
+    assert decide(Outcome("reject", "no"), 1, now, now, policy, 0.5).action == "dead"
+    d = decide(Outcome("retry", "x", retry_after=12), 1, now, now, policy, 0.9)
+    assert d.action == "retry" and d.at == now + timedelta(seconds=12)
+    d = decide(Outcome("retry", "x"), 4, now, now, policy, 1.0)
+    assert d.at == now + timedelta(seconds=8)
+    d = decide(Outcome("retry", "x"), 20, now, now, policy, 0.0)
+    assert d.at == now + timedelta(seconds=30)  # cap 60 s, half with zero jitter
+    old = now - timedelta(hours=2)
+    assert decide(Outcome("retry", "x"), 3, now, old, policy, 0.5).action == "dead"
