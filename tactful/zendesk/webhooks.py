@@ -77,6 +77,8 @@ _USER_EVENTS = {
     "user.deleted",
     "user.permanently_deleted",  # not in Zendesk's list today; accepted if it ever comes
     "user.merged",
+    "user.tags_changed",
+    "user.custom_field_changed",
 }
 
 
@@ -203,6 +205,18 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
     phones: list[Any] = []
     external_ids = [as_text(detail.get("external_id"))]
     active = True
+    tags: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    if name == "user.tags_changed":
+        current = event.get("current")
+        if isinstance(current, list):
+            tags = tuple(str(t).lower() for t in current if isinstance(t, str | int))
+    elif name == "user.custom_field_changed":
+        field = event.get("field")
+        key = field.get("key") or field.get("id") if isinstance(field, dict) else None
+        value = event.get("current")
+        if key is not None and value is not None and not isinstance(value, dict | list):
+            fields = ((str(key), str(value).lower() if isinstance(value, bool) else str(value)),)
     if name == "user.external_id_changed":
         external_ids = [as_text(event.get("current"))]
     elif name == "user.active_changed":
@@ -215,7 +229,19 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
     def texts(values: list[Any]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(v.strip() for v in values if isinstance(v, str) and v.strip()))
 
-    return [UserSeen("", at, user_id, texts(emails), texts(phones), texts(external_ids), active)]
+    return [
+        UserSeen(
+            "",
+            at,
+            user_id,
+            texts(emails),
+            texts(phones),
+            texts(external_ids),
+            active,
+            tags,
+            fields,
+        )
+    ]
 
 
 def parse_envelope(obj: Obj) -> Parsed:

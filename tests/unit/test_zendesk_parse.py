@@ -683,3 +683,39 @@ def test_json_bad_document_and_unknown_extension(tmp_path: Path) -> None:
     assert "unknown file type .csv" in str(error.value)
     with pytest.raises(ParseError, match="cannot read"):
         list(read_file(tmp_path / "missing.json"))
+
+
+def test_user_custom_field_and_tags_envelopes_feed_consent_fields() -> None:
+    from tactful.core.events import UserSeen
+
+    base = {
+        "id": "e9",
+        "time": "2026-11-22T10:00:00Z",
+        "account_id": 1,
+        "zendesk_event_version": "2022-11-06",
+        "subject": "zen:user:55",
+        "detail": {"id": "55", "email": "ann@example.com", "external_id": ""},
+    }
+    field = parse_object(
+        {
+            **base,
+            "type": "zen:event-type:user.custom_field_changed",
+            "event": {
+                "field": {"key": "marketing_consent_ads"},
+                "current": False,
+                "previous": True,
+            },
+        }
+    )
+    (seen,) = field.events
+    assert isinstance(seen, UserSeen)
+    assert seen.fields == (("marketing_consent_ads", "false"),)
+    tags = parse_object(
+        {
+            **base,
+            "type": "zen:event-type:user.tags_changed",
+            "event": {"current": ["VIP", "wholesale"], "previous": []},
+        }
+    )
+    (seen,) = tags.events
+    assert isinstance(seen, UserSeen) and seen.tags == ("vip", "wholesale")
