@@ -25,9 +25,11 @@ from tactful.core.events import (
     ConsentSet,
     Event,
     HealthSet,
+    PersonErased,
     RatingGiven,
     TicketStatusChanged,
     TicketVersion,
+    UserDeleted,
     UserMerged,
     UserSeen,
 )
@@ -102,6 +104,7 @@ class Batch:
         self.horizon: datetime | None = None
         self.merged_facts: dict[str, PersonFacts] = {}
         self.merge_survivors: set[str] = set()
+        self.erasures: dict[str, tuple[datetime, str]] = {}
         self.touched: set[str] = set()
 
     # -- identity phase -------------------------------------------------------------------
@@ -220,6 +223,10 @@ class Batch:
         if isinstance(event, TicketStatusChanged):
             return self._apply_status(event)
         if owner is None:
+            return set()
+        if isinstance(event, PersonErased) or (isinstance(event, UserDeleted) and event.permanent):
+            by = event.requested_by if isinstance(event, PersonErased) else "zendesk"
+            self.erasures.setdefault(owner, (event.at, by))
             return set()
         person = self.persons[owner]
         facts = person.row.facts
@@ -408,8 +415,37 @@ class Batch:
                 self.evaluate(pid, current)
         self.fire_timers(until, inclusive=True)
 
+    def erase(self) -> None:
+        """Erase persons asked for in this batch: nothing of them is written, their stored
+        data goes, and one outbox row tells every destination to forget them."""
+        for pid, (at, requested_by) in sorted(self.erasures.items()):
+            pid = self.identity.find(pid)
+            self.history = [h for h in self.history if h.person_id != pid]
+            self.state_rows = [r for r in self.state_rows if r.person_id != pid]
+            self.outbox = [o for o in self.outbox if o.person_id != pid]
+            self.touched.discard(pid)
+            person = self.persons.pop(pid, None)
+            if person is not None and person.ticket_ids:
+                self.dirty_tickets -= person.ticket_ids
+            report = self.tx.erase_person(pid, _us(at), requested_by)
+            identifiers: dict[str, list[str]] = {}
+            for kind, value in report.identifiers:
+                identifiers.setdefault(kind, []).append(value)
+            self.outbox.append(
+                OutboxRow(
+                    pid,
+                    "person_erased",
+                    at,
+                    orjson.dumps(
+                        {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
+                        option=orjson.OPT_UTC_Z,
+                    ),
+                )
+            )
+
     def flush(self) -> None:
         tx = self.tx
+        self.erase()
         tx.save_tickets((tid, *self.tickets[tid]) for tid in sorted(self.dirty_tickets))
         rows = [self.persons[pid].row for pid in sorted(self.touched)]
         tx.save_persons(rows, new=set(self.identity.new_persons))

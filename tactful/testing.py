@@ -168,7 +168,13 @@ class RecordingDestination:
     """An in-memory destination that records what it was sent; scripted outcomes."""
 
     def __init__(
-        self, name: str, type: str = "webhook", *, max_batch: int = 100, purpose: str = "analytics"
+        self,
+        name: str,
+        type: str = "webhook",
+        *,
+        max_batch: int = 100,
+        purpose: str = "analytics",
+        kinds: tuple[str, ...] = ("audience_add", "audience_remove", "profile", "event", "erase"),
     ) -> None:
         from tactful.destinations.base import Capabilities
 
@@ -178,7 +184,7 @@ class RecordingDestination:
         self.segments = None
         self.capabilities = Capabilities(
             max_batch=max_batch,
-            kinds=frozenset({"audience_add", "audience_remove", "profile", "event", "erase"}),
+            kinds=frozenset(kinds),  # type: ignore[arg-type]
         )
         self.sent: list[Any] = []  # every Item in the order sent (ok or not)
         self.delivered: list[Any] = []  # Items acknowledged ok

@@ -178,6 +178,16 @@ class OutcomeRecorded:
     properties: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class PersonErased:
+    """Erase a person (GDPR/CCPA): delete their data here and at every destination."""
+
+    key: str
+    at: datetime
+    person: Identifier
+    requested_by: str = ""
+
+
 Event = (
     TicketVersion
     | TicketStatusChanged
@@ -188,6 +198,7 @@ Event = (
     | HealthSet
     | ConsentSet
     | OutcomeRecorded
+    | PersonErased
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -200,5 +211,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "health_set": HealthSet,
     "consent_set": ConsentSet,
     "outcome_recorded": OutcomeRecorded,
+    "person_erased": PersonErased,
 }
 EVENT_KIND: dict[type[Event], str] = {cls: name for name, cls in EVENT_TYPES.items()}

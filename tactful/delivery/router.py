@@ -96,6 +96,10 @@ def route(
             elif dest.wants_events and (dest.segments is None or segment in dest.segments):
                 add(dest, "event", topic, segment, payload)
         return out
+    if topic == "person_erased":
+        for dest in routes:  # every destination forgets the person, holdout or not
+            add(dest, "erase", "person_erased", None, payload)
+        return out
     if topic == "support_state_changed":
         for dest in routes:
             if dest.is_audience:

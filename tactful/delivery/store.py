@@ -118,6 +118,11 @@ class DeliveryStore:
             )
             if routed_until is not None:
                 tx.set_meta(ROUTED_KEY, str(routed_until))
+                # Erasure rows carry identifiers only until they are routed.
+                conn.execute(
+                    "UPDATE outbox SET payload = ? WHERE topic = 'person_erased' AND id <= ?",
+                    (b"{}", routed_until),
+                )
             return int(cur.rowcount)
 
     def candidates(self, destination: str, limit: int) -> list[DeliveryRow]:
@@ -160,14 +165,17 @@ class DeliveryStore:
                         "DELETE FROM audience_ledger WHERE destination = ? AND person_id = ?",
                         (row.destination, row.person_id),
                     )
+                if row.kind == "erase" and status in ("done", "dead"):
+                    # identifiers of an erased person live only until the erasure is out
+                    conn.execute("UPDATE deliveries SET payload = ? WHERE id = ?", (b"{}", row.id))
 
     def skip(self, rows: Sequence[DeliveryRow], reason: str) -> None:
         now = self.now_us()
         with self.store.transaction() as tx:
             conn: Any = tx.conn  # type: ignore[attr-defined]
             conn.executemany(
-                "UPDATE deliveries SET status = 'skipped', updated_us = ?, last_error = ? "
-                "WHERE id = ?",
+                "UPDATE deliveries SET status = 'skipped', updated_us = ?, last_error = ?, "
+                "payload = CASE WHEN kind = 'erase' THEN X'7B7D' ELSE payload END WHERE id = ?",
                 [(now, reason, r.id) for r in rows],
             )
 

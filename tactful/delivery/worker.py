@@ -39,6 +39,39 @@ class SyncReport:
     errors: dict[str, str] = field(default_factory=dict)  # destination -> why unusable
 
 
+def dest_kinds(dest: Destination | None) -> frozenset[str]:
+    return frozenset() if dest is None else frozenset(dest.capabilities.kinds)
+
+
+def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool) -> Item | None:
+    """What "forget this person" means for one destination: a deletion where it can delete,
+    a removal from an ad audience Tactful added them to, else a ``person_erased`` event
+    (with no identifiers) so downstream systems can act."""
+    ids = row.payload.get("identifiers", {})
+    identifiers = Identifiers(
+        emails=tuple(ids.get("email", ())),
+        phones=tuple(ids.get("phone", ())),
+        external_ids=tuple(ids.get("external_id", ())),
+        zendesk_user_ids=tuple(ids.get("zendesk_user_id", ())),
+    )
+    key, at = f"{row.destination}:{row.key}", from_us(row.at_us)
+    if "erase" in wants:
+        return Item(key, "erase", row.person_id, at, identifiers)
+    if "audience_remove" in wants:
+        return Item(key, "audience_remove", row.person_id, at, identifiers) if ours else None
+    if "event" in wants:
+        return Item(
+            key,
+            "event",
+            row.person_id,
+            at,
+            Identifiers(),
+            name="person_erased",
+            properties={"person_id": row.person_id},
+        )
+    return None
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -162,12 +195,21 @@ class DeliveryWorker:
             )
         purpose = getattr(config, "purpose", "analytics")
         default = bool(getattr(self.settings.consent, purpose, True))
-        removals = [r.person_id for r in rows if r.kind == "audience_remove"]
+        removals = [r.person_id for r in rows if r.kind in ("audience_remove", "erase")]
         ours = self.rows.in_ledger(config.name, removals)
         items: list[Item] = []
         sendable: list[DeliveryRow] = []
         skipped: list[DeliveryRow] = []
+        wants = dest_kinds(self.destinations.get(config.name))
         for row in rows:
+            if row.kind == "erase":
+                item = erase_item(row, config, wants, row.person_id in ours)
+                if item is None:
+                    skipped.append(row)
+                else:
+                    items.append(item)
+                    sendable.append(row)
+                continue
             person = persons.get(row.person_id)
             consent = None if person is None else person.facts.consent_for(purpose)
             allowed = person is not None and (default if consent is None else consent)

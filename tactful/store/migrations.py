@@ -106,6 +106,20 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        3,
+        "erasure proofs",
+        [
+            """CREATE TABLE erasures (
+                id {serial}, person_id TEXT NOT NULL, at_us {bigint} NOT NULL,
+                erased_us {bigint} NOT NULL, identifiers_sha256 TEXT NOT NULL,
+                requested_by TEXT NOT NULL, events_deleted INTEGER NOT NULL,
+                documents_deleted INTEGER NOT NULL, documents_redacted INTEGER NOT NULL)""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

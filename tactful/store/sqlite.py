@@ -25,6 +25,7 @@ from tactful.store.base import (
     StateChangeRow,
     StoreError,
 )
+from tactful.store.erasure import ErasureReport, erase
 from tactful.store.migrations import migrate
 
 _CHUNK = 500  # parameters per IN (...) list
@@ -409,6 +410,9 @@ class SQLiteTx(_Queries):
             "VALUES (?, ?, ?, ?, ?)",
             [(r.person_id, r.topic, records.to_us(r.at), r.payload, now) for r in rows],
         )
+
+    def erase_person(self, person_id: str, at_us: int, requested_by: str) -> ErasureReport:
+        return erase(self.conn, person_id, at_us, requested_by)
 
     def reset_derived(self) -> None:
         for table in (

@@ -19,6 +19,7 @@ from tactful.core.events import (
     Identifier,
     IdentifierKind,
     OutcomeRecorded,
+    PersonErased,
 )
 from tactful.engine import Incoming
 from tactful.views import clock_of, fmt, person_json, resolve_key
@@ -99,7 +100,12 @@ class OutcomeIn(_Base):
     properties: dict[str, str] = {}
 
 
-EventIn = Annotated[HealthIn | ConsentIn | OutcomeIn, Field(discriminator="type")]
+class EraseIn(_Base):
+    type: Literal["erase"]
+    requested_by: str = Field("", max_length=200)
+
+
+EventIn = Annotated[HealthIn | ConsentIn | OutcomeIn | EraseIn, Field(discriminator="type")]
 
 
 class EventsIn(BaseModel):
@@ -107,7 +113,7 @@ class EventsIn(BaseModel):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
-def to_event(item: HealthIn | ConsentIn | OutcomeIn) -> Event:
+def to_event(item: HealthIn | ConsentIn | OutcomeIn | EraseIn) -> Event:
     at = codec.parse_time(item.at.isoformat())
     digest = hashlib.sha256(item.model_dump_json().encode()).hexdigest()[:24]
     key = f"api:{item.type}:{item.id}" if item.id else f"api:{item.type}:{digest}"
@@ -116,6 +122,8 @@ def to_event(item: HealthIn | ConsentIn | OutcomeIn) -> Event:
         return HealthSet(key, at, person, item.health, item.actor)
     if isinstance(item, ConsentIn):
         return ConsentSet(key, at, person, item.purpose, item.granted, item.source)
+    if isinstance(item, EraseIn):
+        return PersonErased(key, at, person, item.requested_by)
     return OutcomeRecorded(
         key,
         at,

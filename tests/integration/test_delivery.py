@@ -63,9 +63,13 @@ def setup(
     settings = settings_from_toml(config, environ={})
     engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
     dests = {
-        "meta": RecordingDestination("meta", "meta_audience", purpose="ads"),
-        "cio": RecordingDestination("cio", "customerio", purpose="email"),
-        "hook": RecordingDestination("hook", "webhook"),
+        "meta": RecordingDestination(
+            "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")
+        ),
+        "cio": RecordingDestination(
+            "cio", "customerio", purpose="email", kinds=("profile", "event", "erase")
+        ),
+        "hook": RecordingDestination("hook", "webhook", kinds=("event",)),
     }
     clock = Clock()
     worker = DeliveryWorker(
@@ -211,3 +215,58 @@ def test_retry_policy_is_pure() -> None:
     assert d.at == now + timedelta(seconds=30)  # cap 60 s, half with zero jitter
     old = now - timedelta(hours=2)
     assert decide(Outcome("retry", "x"), 3, now, old, policy, 0.5).action == "dead"
+
+
+def test_erasure_deletes_locally_keeps_proof_and_reaches_every_destination(
+    tmp_path: Path,
+) -> None:
+    from tactful.core.events import Identifier, PersonErased
+
+    engine, worker, dests, _ = setup(tmp_path)
+    engine.apply(
+        [
+            user(1, emails=("ann@example.com",), phones=("+14155550100",)),
+            ticket(1, at(0), "open"),
+            user(2, emails=("bob@example.com",)),
+        ]
+    )
+    worker.sync()
+    assert kinds(dests["meta"]) == [("audience_add", "")]
+    engine.apply(
+        [PersonErased("erase-1", at(5), Identifier("email", "ann@example.com"), "dpo@example.com")]
+    )
+    with engine.store.reader() as reader:
+        assert reader.find_persons("email", "ann@example.com") == []
+        assert reader.find_persons("email", "bob@example.com") != []
+        conn: Any = reader.conn  # type: ignore[attr-defined]
+        assert (
+            conn.execute(
+                "SELECT COUNT(*) FROM events WHERE CAST(canonical AS TEXT) LIKE '%ann@example.com%'"
+            ).fetchone()[0]
+            == 0
+        )
+        proof = conn.execute(
+            "SELECT requested_by, identifiers_sha256, events_deleted FROM erasures"
+        ).fetchall()
+    assert proof[0][0] == "dpo@example.com" and len(proof[0][1]) == 64 and proof[0][2] >= 2
+    worker.sync()
+    assert dests["meta"].delivered[-1].kind == "audience_remove"
+    assert dests["meta"].delivered[-1].identifiers.emails == ("ann@example.com",)
+    assert dests["cio"].delivered[-1].kind == "erase"
+    assert (dests["hook"].delivered[-1].name, dests["hook"].delivered[-1].identifiers) == (
+        "person_erased",
+        dests["hook"].delivered[-1].identifiers.__class__(),
+    )
+    assert DeliveryStore(engine.store).ledger("meta") == set()
+    with engine.store.reader() as reader:
+        conn = reader.conn  # type: ignore[attr-defined]
+        leftovers = (
+            conn.execute(
+                "SELECT COUNT(*) FROM deliveries "
+                "WHERE CAST(payload AS TEXT) LIKE '%ann@example.com%'"
+            ).fetchone()[0]
+            + conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE CAST(payload AS TEXT) LIKE '%ann@example.com%'"
+            ).fetchone()[0]
+        )
+    assert leftovers == 0

@@ -1,0 +1,315 @@
+"""Google Ads Customer Match destination (``google_customer_match``), over the REST API.
+
+Consumes ``audience_add`` / ``audience_remove`` items. Per ``send``:
+
+1. An access token from ``POST https://oauth2.googleapis.com/token``
+   (``grant_type=refresh_token``), cached until a minute before ``expires_in``. A 401 from
+   the Ads API drops it and retries the call once with a fresh one. ``invalid_grant`` rejects
+   the batch with "refresh_token rejected: re-authorize".
+2. The batch is planned into single-kind jobs (``google_jobs.plan``): Google forbids mixing
+   creates and removes in one job, and per-person order is kept by running jobs in order.
+3. Per job: ``POST /v26/customers/{cid}/offlineUserDataJobs:create`` (``CUSTOMER_MATCH_USER_LIST``
+   with the user list, and for adds ``consent`` ``GRANTED``/``GRANTED``: every item given to a
+   destination passed the consent filter; removes need no consent), then
+   ``…/offlineUserDataJobs/{id}:addOperations`` in chunks of at most ``identifiers_per_request``
+   identifiers with ``enablePartialFailure``, then ``…:run``, then polling
+   ``googleAds:search`` for the job's status with backoff until ``SUCCESS`` or ``FAILED``, at
+   most ``poll_timeout`` seconds (``sleep`` and ``clock`` are injectable).
+
+Outcomes: per-operation partial failures reject their items; RPC errors go through
+``classify_status`` (429 ``RESOURCE_EXHAUSTED`` and 5xx retry, with ``Retry-After`` or Google's
+``retryDelay``); a ``FAILED`` job or a poll timeout retries its items; when a job does not
+complete, later jobs of the batch are not started and their items retry. A job still running
+at the end of a send is awaited before the next send creates one (concurrent work on one list
+fails with ``CONCURRENT_MODIFICATION``, and per-person order depends on it).
+
+Headers: ``Authorization: Bearer``, ``developer-token``, and ``login-customer-id`` when set
+(customer ids are sent as digits, without dashes). A ``base_url`` (the fake, a simulator)
+replaces both hosts: the Ads API under it and the token endpoint at ``{base_url}/token``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from tactful.config_models import DestinationSettings
+from tactful.destinations.base import (
+    Capabilities,
+    Item,
+    Outcome,
+    Purpose,
+    classify_status,
+    parse_retry_after,
+)
+from tactful.destinations.google_jobs import (
+    API_VERSION,
+    JOB_KINDS,
+    MAX_IDENTIFIERS_PER_REQUEST,
+    RECOMMENDED_IDENTIFIERS_PER_REQUEST,
+    Phase,
+    describe_error,
+    failed_operations,
+    plan,
+)
+
+ADS_URL = "https://googleads.googleapis.com"
+TOKEN_URL = "https://oauth2.googleapis.com/token"
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+TOKEN_SKEW = 60.0  # refresh this long before the token expires
+MAX_BATCH = 10_000
+
+
+class _Abort(Exception):
+    """A call failed: ``outcome`` applies to everything the call was for."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+def _digits(customer_id: str) -> str:
+    return customer_id.replace("-", "").strip()
+
+
+class GoogleCustomerMatch:
+    type = "google_customer_match"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        customer_id: str,
+        user_list_id: str,
+        developer_token: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        login_customer_id: str | None = None,
+        base_url: str | None = None,
+        purpose: Purpose = "ads",
+        segments: Sequence[str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        max_batch: int = MAX_BATCH,
+        identifiers_per_request: int = RECOMMENDED_IDENTIFIERS_PER_REQUEST,
+        poll_timeout: float = 600.0,
+        poll_interval: float = 2.0,
+        max_poll_interval: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= identifiers_per_request <= MAX_IDENTIFIERS_PER_REQUEST:
+            raise ValueError(f"identifiers_per_request must be 1..{MAX_IDENTIFIERS_PER_REQUEST}")
+        self.name = name
+        self.purpose: Purpose = purpose
+        self.segments = segments
+        self.capabilities = Capabilities(max_batch=max_batch, kinds=JOB_KINDS)
+        self.customer_id = _digits(customer_id)
+        self.user_list = (
+            user_list_id
+            if user_list_id.startswith("customers/")
+            else f"customers/{self.customer_id}/userLists/{user_list_id.strip()}"
+        )
+        self._ads_url = (base_url or ADS_URL).rstrip("/")
+        self._token_url = f"{base_url.rstrip('/')}/token" if base_url else TOKEN_URL
+        self._oauth = {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        }
+        self._headers = {"developer-token": developer_token}
+        if login_customer_id and _digits(login_customer_id):
+            self._headers["login-customer-id"] = _digits(login_customer_id)
+        self._chunk = identifiers_per_request
+        self._poll_timeout = poll_timeout
+        self._poll_interval = poll_interval
+        self._max_poll_interval = max_poll_interval
+        self._sleep = sleep
+        self._clock = clock
+        self._token: tuple[str, float] | None = None  # (access token, expires at)
+        self._pending: str | None = None  # a job run by an earlier send, not seen finished
+        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
+
+    # --- send -----------------------------------------------------------------------------
+
+    def send(self, items: Sequence[Item]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(items)
+        phases, problems = plan(items)
+        for index, error in problems.items():
+            outcomes[index] = Outcome("reject", error)
+        try:
+            if self._pending is not None:
+                self._wait(self._pending)
+        except _Abort as abort:
+            return [o or abort.outcome for o in outcomes]
+        for number, phase in enumerate(phases):
+            try:
+                self._run(phase, outcomes)
+            except _Abort as abort:
+                for index in phase.items:
+                    outcomes[index] = outcomes[index] or abort.outcome
+                skipped = Outcome(
+                    "retry",
+                    f"not started: an earlier job of this batch did not complete ({abort})",
+                    abort.outcome.retry_after,
+                )
+                for later in phases[number + 1 :]:
+                    for index in later.items:
+                        outcomes[index] = skipped
+                break
+        return [o or Outcome.ok() for o in outcomes]
+
+    def _run(self, phase: Phase, outcomes: list[Outcome | None]) -> None:
+        metadata: dict[str, Any] = {"userList": self.user_list}
+        if phase.kind == "audience_add":
+            metadata["consent"] = {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}
+        job_body = {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}
+        created = self._call(
+            f"customers/{self.customer_id}/offlineUserDataJobs:create", {"job": job_body}
+        )
+        job = created.get("resourceName")
+        if not isinstance(job, str) or not job:
+            raise _Abort(Outcome("retry", "offlineUserDataJobs:create returned no resourceName"))
+        for start, end in phase.chunks(self._chunk):
+            body = {"operations": phase.operations[start:end], "enablePartialFailure": True}
+            answer = self._call(f"{job}:addOperations", body)
+            for offset, error in failed_operations(answer.get("partialFailureError")).items():
+                if 0 <= offset < end - start:
+                    outcomes[phase.owners[start + offset]] = Outcome("reject", error)
+        if all(outcomes[index] is not None for index in phase.items):
+            return  # nothing left to run; a job never run is discarded by Google
+        self._call(f"{job}:run", {})
+        self._pending = job
+        self._wait(job)
+
+    def _wait(self, job: str) -> None:
+        """Poll the job until it finishes; ``_Abort`` on ``FAILED`` or after the timeout."""
+        deadline = self._clock() + self._poll_timeout
+        delay = self._poll_interval
+        while True:
+            self._sleep(delay)
+            status, reason = self._status(job)
+            if status == "SUCCESS":
+                self._pending = None
+                return
+            if status == "FAILED":
+                self._pending = None
+                raise _Abort(Outcome("retry", f"job {job} FAILED: {reason or 'no reason given'}"))
+            delay = min(delay * 2, self._max_poll_interval)
+            if self._clock() + delay > deadline:
+                raise _Abort(
+                    Outcome("retry", f"job {job} still {status} after {self._poll_timeout:g}s")
+                )
+
+    def _status(self, job: str) -> tuple[str, str]:
+        query = (
+            "SELECT offline_user_data_job.resource_name, offline_user_data_job.status,"
+            " offline_user_data_job.failure_reason FROM offline_user_data_job"
+            f" WHERE offline_user_data_job.resource_name = '{job}'"
+        )
+        answer = self._call(f"customers/{self.customer_id}/googleAds:search", {"query": query})
+        rows = answer.get("results") or [None]
+        found = rows[0].get("offlineUserDataJob") if isinstance(rows[0], dict) else None
+        if not isinstance(found, dict):
+            raise _Abort(Outcome("retry", f"job {job} not found by googleAds:search"))
+        return str(found.get("status", "UNKNOWN")), str(found.get("failureReason", ""))
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the Ads API; the JSON answer, or ``_Abort`` with the classified outcome."""
+        url = f"{self._ads_url}/{API_VERSION}/{path}"
+        for attempt in (1, 2):
+            headers = {**self._headers, "authorization": f"Bearer {self._access_token()}"}
+            try:
+                response = self._client.post(url, json=body, headers=headers)
+            except httpx.TransportError as e:
+                raise _Abort(Outcome("retry", f"{path}: {type(e).__name__}: {e}")) from e
+            if response.status_code == 401 and attempt == 1:
+                self._token = None  # expired or revoked early: refresh once
+                continue
+            return self._answer(path, response)
+        raise AssertionError("unreachable")
+
+    def _answer(self, path: str, response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.is_success and isinstance(data, dict):
+            return data
+        text, delay = describe_error(data)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        error = f"{path}: HTTP {response.status_code}" + (f" {text}" if text else "")
+        if response.is_success:
+            raise _Abort(Outcome("retry", f"{error}: answer is not a JSON object"))
+        status = response.status_code
+        raise _Abort(
+            classify_status(status, retry_after if retry_after is not None else delay, error)
+        )
+
+    def _access_token(self) -> str:
+        now = self._clock()
+        if self._token is not None and now < self._token[1] - TOKEN_SKEW:
+            return self._token[0]
+        try:
+            response = self._client.post(self._token_url, data=self._oauth)
+        except httpx.TransportError as e:
+            raise _Abort(Outcome("retry", f"OAuth token refresh: {type(e).__name__}: {e}")) from e
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        token = data.get("access_token")
+        if response.is_success and isinstance(token, str) and token:
+            expires_in = data.get("expires_in")
+            ttl = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+            self._token = (token, now + ttl)
+            return token
+        code, why = str(data.get("error", "")), str(data.get("error_description", ""))
+        detail = f" ({code}: {why})" if why else f" ({code})" if code else ""
+        status = response.status_code
+        if code == "invalid_grant":
+            raise _Abort(
+                Outcome("reject", f"refresh_token rejected: re-authorize{detail}", None, status)
+            )
+        if code in ("invalid_client", "unauthorized_client"):
+            error = f"OAuth client rejected: check client_id and client_secret{detail}"
+            raise _Abort(Outcome("reject", error, None, status))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        error = f"OAuth token refresh: HTTP {status}{detail}"
+        if response.is_success:
+            raise _Abort(Outcome("retry", f"{error}: no access_token in the answer"))
+        raise _Abort(classify_status(status, retry_after, error))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> GoogleCustomerMatch:
+    keys = ("customer_id", "user_list_id", "developer_token", "client_id", "client_secret")
+    values = {key: config.setting(key) for key in (*keys, "refresh_token")}
+    missing = [key for key, value in values.items() if not value]
+    if missing:
+        raise ValueError(f"destination {config.name!r}: google_customer_match needs {missing}")
+    return GoogleCustomerMatch(
+        name=config.name,
+        customer_id=str(values["customer_id"]),
+        user_list_id=str(values["user_list_id"]),
+        developer_token=str(values["developer_token"]),
+        client_id=str(values["client_id"]),
+        client_secret=str(values["client_secret"]),
+        refresh_token=str(values["refresh_token"]),
+        login_customer_id=config.setting("login_customer_id"),
+        base_url=config.base_url,
+        purpose=config.purpose,
+        segments=config.segment_names,
+        transport=transport,
+    )

@@ -1,0 +1,339 @@
+"""Meta Custom Audience destination (``type = "meta_audience"``).
+
+Marketing API, Custom Audience Users edge: ``POST /{audience_id}/users`` adds people and
+``DELETE /{audience_id}/users`` removes them, with the form fields ``payload`` (JSON
+``schema``, ``is_raw``, ``data``), ``session`` (JSON ``session_id``, ``batch_seq``,
+``last_batch_flag``, ``estimated_num_total``) and ``access_token``; at most 10,000 rows a
+request. Rows follow the multi-key schema ``EMAIL, PHONE, EXTERN_ID`` with unknown keys left
+blank, as the reference says; EMAIL and PHONE are hashed by Meta's rules, EXTERN_ID is not.
+
+Answers carry ``num_received``, ``num_invalid_entries`` and ``invalid_entry_samples``; Graph
+errors ``{"error": {"code", "error_subcode", "message"}}``. Throttling (4, 17, 32, 613, the
+800xx business-use-case limits) is retried after ``Retry-After`` or Meta's own estimate; a bad
+token (190) and "Audience Size too Low" (200/1870047: Meta refuses removals that would leave
+the audience too small) are rejected with a message that says what to do. A person's items
+keep their order across requests. ``plan_audience_ops``, ``chunk_rows`` and ``zip_rows`` are
+shared with the TikTok destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
+
+import httpx
+
+from tactful.destinations import hashing
+from tactful.destinations.base import (
+    Capabilities,
+    Identifiers,
+    Item,
+    ItemKind,
+    Outcome,
+    Purpose,
+    classify_status,
+    parse_retry_after,
+)
+
+if TYPE_CHECKING:
+    from tactful.config_models import DestinationSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://graph.facebook.com/v25.0"
+MAX_ROWS_PER_REQUEST = 10_000  # "only a maximum of 10000 at a time"
+MAX_ITEMS_PER_SEND = 50_000  # split into requests of at most MAX_ROWS_PER_REQUEST rows
+SCHEMA = ("EMAIL", "PHONE", "EXTERN_ID")
+KINDS: frozenset[ItemKind] = frozenset({"audience_add", "audience_remove"})
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # plus 80000-80099 (business use case)
+TRANSIENT_CODES = frozenset({1, 2})
+AUTH_CODES = frozenset({102, 190})
+PERMISSION_CODES = frozenset({10, 200, 294})
+SMALL_AUDIENCE = (200, 1870047)
+SMALL_AUDIENCE_MESSAGE = (
+    "Meta refuses removals from small audiences (error 200/1870047 'Audience Size too Low'): "
+    "removing these people would leave the audience too small, so they stay in it until "
+    "the audience grows; use it as an exclusion audience or keep it larger"
+)
+
+Row = tuple[str, ...]
+T = TypeVar("T")
+
+
+# -- shared planning (also used by tactful.destinations.tiktok) ----------------------------
+
+
+@dataclass
+class Group:
+    """Consecutive work of one kind: ``entries`` are ``(item index, rows)``."""
+
+    kind: ItemKind
+    entries: list[tuple[int, list[Row]]] = field(default_factory=list)
+
+
+def plan_audience_ops(
+    items: Sequence[Item],
+    rows_of: Callable[[Identifiers], list[Row]],
+    outcomes: list[Outcome | None],
+) -> list[Group]:
+    """Group adds and removes, flushing a group before a later opposite item of one of its
+    people. Items of other kinds or without rows get their ``reject`` outcome here."""
+    groups: list[Group] = []
+    pending = {kind: Group(kind) for kind in ("audience_add", "audience_remove")}
+    people: dict[str, set[str]] = {kind: set() for kind in pending}
+    for index, item in enumerate(items):
+        if item.kind not in pending:
+            outcomes[index] = Outcome("reject", f"unsupported item kind {item.kind!r}")
+            continue
+        rows = rows_of(item.identifiers)
+        if not rows:
+            outcomes[index] = Outcome("reject", "no identifier this platform can match on")
+            continue
+        other = "audience_remove" if item.kind == "audience_add" else "audience_add"
+        if item.person_id in people[other]:
+            groups.append(pending[other])
+            pending[other], people[other] = Group(pending[other].kind), set()
+        pending[item.kind].entries.append((index, rows))
+        people[item.kind].add(item.person_id)
+    groups.extend(group for group in pending.values() if group.entries)
+    return groups
+
+
+def chunk_rows(entries: list[tuple[int, list[T]]], limit: int) -> list[list[tuple[int, list[T]]]]:
+    """Split entries into chunks of at most ``limit`` rows without splitting an entry."""
+    chunks: list[list[tuple[int, list[T]]]] = []
+    current: list[tuple[int, list[T]]] = []
+    size = 0
+    for entry in entries:
+        if current and size + len(entry[1]) > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += len(entry[1])
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def zip_rows(*columns: list[str]) -> list[Row]:
+    """One row per position; a missing key is ``""`` (distinct values per column)."""
+    unique = [list(dict.fromkeys(column)) for column in columns]
+    width = max((len(column) for column in unique), default=0)
+    return [tuple(col[i] if i < len(col) else "" for col in unique) for i in range(width)]
+
+
+# -- Meta ---------------------------------------------------------------------------------
+
+
+def meta_rows(identifiers: Identifiers) -> list[Row]:
+    emails = [h for raw in identifiers.emails if (h := hashing.meta_email(raw))]
+    phones = [h for raw in identifiers.phones if (h := hashing.meta_phone(raw))]
+    extern = [v for raw in identifiers.external_ids if (v := hashing.meta_extern_id(raw))]
+    return zip_rows(emails, phones, extern)
+
+
+@dataclass
+class _Answer:
+    outcome: Outcome
+    fatal: bool = False  # the rest of this send() would fail the same way: do not send it
+    samples: dict[str, str] = field(default_factory=dict)
+    invalid: int = 0
+
+
+def _buc_wait(response: httpx.Response) -> float | None:
+    """Seconds until access is regained, from ``X-Business-Use-Case-Usage`` (minutes)."""
+    try:
+        usage = json.loads(response.headers.get("x-business-use-case-usage", ""))
+        minutes = [
+            float(entry.get("estimated_time_to_regain_access") or 0)
+            for entries in usage.values()
+            for entry in entries
+        ]
+    except (ValueError, AttributeError, TypeError):
+        return None
+    wait = max(minutes, default=0.0) * 60
+    return wait or None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def error_answer(response: httpx.Response) -> _Answer:
+    """Classify a non-2xx Graph API answer."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    error = _json_object(response).get("error")
+    if not isinstance(error, dict):
+        return _Answer(classify_status(status, retry_after, f"HTTP {status} from Meta"))
+    code, subcode = error.get("code"), error.get("error_subcode")
+    text = error.get("error_user_msg") or error.get("message") or "no message"
+    desc = f"Meta error {code}{f'/{subcode}' if subcode else ''}: {text}"
+    if code in RATE_LIMIT_CODES or (isinstance(code, int) and 80000 <= code < 80100):
+        wait = retry_after if retry_after is not None else _buc_wait(response)
+        return _Answer(Outcome("retry", desc, wait, status), fatal=True)
+    if (code, subcode) == SMALL_AUDIENCE:
+        return _Answer(Outcome("reject", SMALL_AUDIENCE_MESSAGE, None, status))
+    if code in AUTH_CODES:
+        hint = "; create a new system-user token with ads_management and update access_token"
+        error_text = f"Meta rejected the access token ({desc}){hint}"
+        return _Answer(Outcome("reject", error_text, None, status), fatal=True)
+    if code in PERMISSION_CODES or (code, subcode) == (100, 33):
+        hint = "; check the audience id and that the token's user may manage that audience"
+        return _Answer(Outcome("reject", desc + hint, None, status), fatal=True)
+    if code in TRANSIENT_CODES or error.get("is_transient") is True or status >= 500:
+        return _Answer(Outcome("retry", desc, retry_after, status), fatal=True)
+    outcome = classify_status(status, retry_after, desc)
+    return _Answer(outcome, fatal=outcome.kind == "retry")
+
+
+class MetaAudience:
+    """One ``meta_audience`` destination: a Custom Audience kept in step with a segment."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        audience_id: str,
+        access_token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        purpose: Purpose = "ads",
+        segments: Sequence[str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+        rows_per_request: int = MAX_ROWS_PER_REQUEST,
+    ) -> None:
+        self.name = name
+        self.type = "meta_audience"
+        self.purpose: Purpose = purpose
+        self.segments = segments
+        self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
+        self.url = f"{base_url.rstrip('/')}/{audience_id}/users"
+        self._token = access_token
+        self._rows_per_request = rows_per_request
+        self._client = httpx.Client(transport=transport, timeout=timeout)
+
+    def send(self, items: Sequence[Item]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(items)
+        stop: Outcome | None = None
+        for group in plan_audience_ops(items, meta_rows, outcomes):
+            chunks = chunk_rows(group.entries, self._rows_per_request)
+            session = self._session(group, items)
+            for seq, chunk in enumerate(chunks, start=1):
+                if stop is None:
+                    last = seq == len(chunks)
+                    session.update(batch_seq=seq, last_batch_flag=last)
+                    answer = self._call(group.kind, chunk, session)
+                    self._assign(answer, chunk, outcomes)
+                    stop = answer.outcome if answer.fatal else None
+                else:
+                    for index, _ in chunk:
+                        outcomes[index] = stop
+        return [outcome or Outcome.ok() for outcome in outcomes]
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- internals
+
+    def _session(self, group: Group, items: Sequence[Item]) -> dict[str, Any]:
+        """The same items give the same session id, so a retried upload is recognisable."""
+        keys = "\n".join([group.kind, *(items[index].key for index, _ in group.entries)])
+        session_id = int.from_bytes(hashlib.sha256(keys.encode()).digest()[:8], "big") >> 1
+        total = sum(len(rows) for _, rows in group.entries)
+        return {"session_id": session_id, "estimated_num_total": total}
+
+    def _call(
+        self, kind: ItemKind, chunk: list[tuple[int, list[Row]]], session: dict[str, Any]
+    ) -> _Answer:
+        rows = [list(row) for _, entry_rows in chunk for row in entry_rows]
+        payload = {"schema": list(SCHEMA), "is_raw": True, "data": rows}
+        form = {
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "session": json.dumps(session, separators=(",", ":")),
+            "access_token": self._token,
+        }
+        method = "POST" if kind == "audience_add" else "DELETE"
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        try:
+            response = self._client.request(
+                method, self.url, content=urlencode(form), headers=headers
+            )
+        except httpx.TransportError as exc:
+            return _Answer(Outcome("retry", f"Meta unreachable: {exc!r}"), fatal=True)
+        if not 200 <= response.status_code < 300:
+            answer = error_answer(response)
+            log.warning("%s: %s %s", self.name, method, answer.outcome.error)
+            return answer
+        body = _json_object(response)
+        raw = body.get("invalid_entry_samples")
+        samples = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        if "num_received" in body and _count(body["num_received"]) != len(rows):
+            log.warning(
+                "%s: Meta received %s of %d rows", self.name, body["num_received"], len(rows)
+            )
+        return _Answer(
+            Outcome.ok(), samples=samples, invalid=_count(body.get("num_invalid_entries"))
+        )
+
+    def _assign(
+        self, answer: _Answer, chunk: list[tuple[int, list[Row]]], outcomes: list[Outcome | None]
+    ) -> None:
+        for index, _ in chunk:
+            outcomes[index] = answer.outcome
+        if not answer.invalid:
+            return
+        found = 0
+        for index, rows in chunk:
+            bad = [reason for row in rows if (reason := _sample_reason(row, answer.samples))]
+            found += len(bad)
+            if bad and len(bad) == len(rows):
+                outcomes[index] = Outcome("reject", f"Meta reported an invalid entry: {bad[0]}")
+        if found < answer.invalid:
+            unknown = answer.invalid - found
+            log.warning("%s: %d invalid entries not identifiable from samples", self.name, unknown)
+
+
+def _sample_reason(row: Row, samples: dict[str, str]) -> str | None:
+    """Meta's ``invalid_entry_samples`` maps a sample of invalid entries to a reason; an
+    entry is matched by a value of the row or by the row as JSON."""
+    if not samples:
+        return None
+    for candidate in (json.dumps(list(row)), json.dumps(list(row), separators=(",", ":"))):
+        if candidate in samples:
+            return samples[candidate]
+    return next((samples[value] for value in row if value and value in samples), None)
+
+
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> MetaAudience:
+    audience_id = config.setting("audience_id")
+    access_token = config.setting("access_token")
+    if not audience_id or not access_token:
+        raise ValueError(f"destination {config.name!r}: audience_id and access_token are needed")
+    return MetaAudience(
+        name=config.name,
+        audience_id=audience_id,
+        access_token=access_token,
+        base_url=config.base_url or DEFAULT_BASE_URL,
+        purpose=config.purpose,
+        segments=config.segment_names,
+        transport=transport,
+    )
