@@ -1,0 +1,197 @@
+"""Amplitude destination: events through the HTTP V2 API.
+
+Per Amplitude's HTTP V2 API documentation: ``POST https://api2.amplitude.com/2/httpapi``
+(EU residency: ``base_url = "https://api.eu.amplitude.com"``), JSON ``{"api_key", "events",
+"options"}``; up to 2,000 events and 1 MB a request (413 beyond). Each ``event`` item
+becomes::
+
+    {"user_id": <person_id or external id>, "event_type": item.name, "time": <ms>,
+     "event_properties": item.properties, "insert_id": <from item.key>}
+
+``insert_id`` (Amplitude deduplicates on it for 7 days) is a UUID derived from ``item.key``.
+``user_id`` must be at least 5 characters unless ``options.min_id_length`` says otherwise:
+shorter ids set ``min_id_length`` for the request.
+
+Responses: 200 ok. A 400 ingests nothing; when it names events (``events_with_invalid_fields``
+/ ``events_with_missing_fields`` / ``events_with_invalid_id_lengths`` map fields to the index
+of the first bad event; ``silenced_events`` lists indexes), those items are rejected and the
+rest are resent at once, as Amplitude's batching guide says, until a request succeeds or
+fails as a whole. A 400 naming no event (invalid API key, missing field) rejects them all.
+429 (throttled users or devices) is a retry after ``Retry-After``, else the 30 s Amplitude
+asks for; 5xx retry; other 4xx reject. Settings: ``api_key``; optional
+``user_id = "external_id"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from tactful.config_models import DestinationSettings
+from tactful.destinations.base import (
+    Capabilities,
+    Item,
+    Outcome,
+    Purpose,
+    classify_status,
+    parse_retry_after,
+)
+from tactful.destinations.webhook import (
+    Part,
+    dedupe_id,
+    dumps,
+    epoch_ms,
+    error_text,
+    pack,
+    post,
+    send_chunks,
+    unsupported,
+    user_id_for,
+)
+
+API = "https://api2.amplitude.com"
+PATH = "/2/httpapi"
+MAX_EVENTS = 2000
+MAX_REQUEST_BYTES = 1_000_000
+DEFAULT_MIN_ID_LENGTH = 5
+THROTTLE_PAUSE = 30.0  # "pause sending events for that user or device for … 30 seconds"
+MAX_ROUNDS = 20  # resends of one chunk after per-event 400s
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_INDEX_MAPS = (
+    "events_with_invalid_fields",
+    "events_with_missing_fields",
+    "events_with_invalid_id_lengths",
+)
+
+
+def insert_id(key: str) -> str:
+    return dedupe_id(key)
+
+
+def event(item: Item, user_id_source: str = "person_id") -> dict[str, Any]:
+    return {
+        "user_id": user_id_for(item, user_id_source),
+        "event_type": item.name,
+        "time": epoch_ms(item.at),
+        "event_properties": dict(item.properties),
+        "insert_id": insert_id(item.key),
+    }
+
+
+def bad_events(body: Any) -> dict[int, str]:
+    """Index → reason for the events a 400 body names."""
+    out: dict[int, str] = {}
+    if not isinstance(body, dict):
+        return out
+    error = str(body.get("error") or "invalid event")
+    for name in _INDEX_MAPS:
+        fields = body.get(name)
+        if isinstance(fields, dict):
+            for field, indexes in fields.items():
+                for i in indexes if isinstance(indexes, list) else []:
+                    if isinstance(i, int):
+                        out.setdefault(i, f"{error} ({name}: {field})")
+    silenced = body.get("silenced_events")
+    for i in silenced if isinstance(silenced, list) else []:
+        if isinstance(i, int):
+            out.setdefault(i, f"{error} (silenced)")
+    return out
+
+
+class AmplitudeDestination:
+    type = "amplitude"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        api_key: str,
+        base_url: str | None = None,
+        purpose: Purpose = "analytics",
+        segments: Sequence[str] | None = None,
+        user_id: str = "person_id",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.purpose: Purpose = purpose
+        self.segments = segments
+        self.capabilities = Capabilities(
+            max_batch=MAX_EVENTS, kinds=frozenset({"event"}), max_bytes=MAX_REQUEST_BYTES
+        )
+        self.url = (base_url or API).rstrip("/") + PATH
+        self._api_key = api_key
+        self._user_id = user_id
+        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
+
+    def send(self, items: Sequence[Item]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [unsupported(item, "Amplitude") for item in items]
+        events = {
+            i: event(item, self._user_id) for i, item in enumerate(items) if outcomes[i] is None
+        }
+        for i, e in events.items():
+            if not e["user_id"]:
+                outcomes[i] = Outcome("reject", "no user id")
+        parts = [(i, dumps(e)) for i, e in events.items() if outcomes[i] is None]
+        shortest = min((len(events[i]["user_id"]) for i, _ in parts), default=0)
+        prefix = b'{"api_key":' + dumps(self._api_key)
+        if shortest and shortest < DEFAULT_MIN_ID_LENGTH:
+            prefix += b',"options":{"min_id_length":' + str(shortest).encode() + b"}"
+        prefix += b',"events":['
+        chunks = pack(parts, MAX_EVENTS, MAX_REQUEST_BYTES, len(prefix) + 2)
+        return send_chunks(chunks, lambda chunk: self._send_chunk(prefix, chunk), outcomes)
+
+    def _send_chunk(self, prefix: bytes, chunk: list[Part]) -> dict[int, Outcome]:
+        result: dict[int, Outcome] = {}
+        remaining = chunk
+        for _ in range(MAX_ROUNDS):
+            body = prefix + b",".join(p for _, p in remaining) + b"]}"
+            response = post(self._client, self.url, body, {"content-type": "application/json"})
+            if isinstance(response, Outcome):
+                return result | {i: response for i, _ in remaining}
+            named = bad_events(_json(response)) if response.status_code == 400 else {}
+            bad = {n: why for n, why in named.items() if 0 <= n < len(remaining)}
+            if not bad:
+                return result | {i: self._classify(response) for i, _ in remaining}
+            for position, reason in bad.items():
+                result[remaining[position][0]] = Outcome("reject", reason, None, 400)
+            remaining = [part for n, part in enumerate(remaining) if n not in bad]
+            if not remaining:
+                return result
+        again = Outcome("retry", f"events still rejected after {MAX_ROUNDS} resends")
+        return result | {i: again for i, _ in remaining}
+
+    def _classify(self, response: httpx.Response) -> Outcome:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if response.status_code == 429 and retry_after is None:
+            retry_after = THROTTLE_PAUSE
+        return classify_status(response.status_code, retry_after, error_text(response))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> AmplitudeDestination:
+    api_key = config.setting("api_key")
+    if not api_key:
+        raise ValueError(f"destination {config.name!r}: amplitude needs 'api_key'")
+    return AmplitudeDestination(
+        name=config.name,
+        api_key=api_key,
+        base_url=config.base_url,
+        purpose=config.purpose,
+        segments=config.segment_names,
+        user_id=config.setting("user_id", "person_id") or "person_id",
+        transport=transport,
+    )

@@ -1,0 +1,184 @@
+"""Mixpanel destination: events through the Import API.
+
+Per Mixpanel's Import Events documentation: ``POST https://api.mixpanel.com/import?strict=1
+&project_id=…`` (EU/India residency: ``base_url = "https://api-eu.mixpanel.com"`` or
+``https://api-in.mixpanel.com``), HTTP Basic with a service account (``service_account_user``
+/ ``service_account_secret``), a JSON array of at most 2,000 events and (conservatively)
+2 MB uncompressed. Each ``event`` item becomes::
+
+    {"event": item.name, "properties": {**item.properties, "time": <ms>,
+     "distinct_id": <person_id or external id>, "$insert_id": <from item.key>}}
+
+``$insert_id`` (36 alphanumerics or ``-``; Mixpanel deduplicates on event, distinct_id,
+time and ``$insert_id``) is a UUID derived from ``item.key``. An event over 1 MB is rejected
+here without a request.
+
+Responses: 200 ok. With ``strict=1`` a 400 is a partial success: Mixpanel ingested the
+valid events and lists the others in ``failed_records`` (``index``, ``insert_id``,
+``field``, ``message``): those are rejected and the rest are ok. A 400 without
+``failed_records`` (or 401/403/413) rejects the whole request; 429 and 5xx retry (with
+``Retry-After``). Settings: ``project_id``, ``service_account_user``,
+``service_account_secret``; optional ``user_id = "external_id"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+
+from tactful.config_models import DestinationSettings
+from tactful.destinations.base import (
+    Capabilities,
+    Item,
+    Outcome,
+    Purpose,
+    classify_status,
+    parse_retry_after,
+)
+from tactful.destinations.webhook import (
+    Part,
+    basic_auth,
+    dedupe_id,
+    dumps,
+    epoch_ms,
+    error_text,
+    pack,
+    post,
+    send_chunks,
+    unsupported,
+    user_id_for,
+)
+
+API = "https://api.mixpanel.com"
+PATH = "/import"
+MAX_EVENTS = 2000
+MAX_REQUEST_BYTES = 2_000_000
+MAX_EVENT_BYTES = 1_000_000
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def insert_id(key: str) -> str:
+    return dedupe_id(key)
+
+
+def event(item: Item, user_id_source: str = "person_id") -> dict[str, Any]:
+    properties = dict(item.properties)
+    properties.update(
+        {
+            "time": epoch_ms(item.at),
+            "distinct_id": user_id_for(item, user_id_source),
+            "$insert_id": insert_id(item.key),
+        }
+    )
+    return {"event": item.name, "properties": properties}
+
+
+def failed_records(response: httpx.Response) -> dict[int, str]:
+    """Index → message for the events a strict 400 lists."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return {}
+    records = body.get("failed_records") if isinstance(body, dict) else None
+    out: dict[int, str] = {}
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and isinstance(record.get("index"), int):
+            field = record.get("field") or "event"
+            out[record["index"]] = f"{field}: {record.get('message') or 'failed validation'}"
+    return out
+
+
+class MixpanelDestination:
+    type = "mixpanel"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        project_id: str,
+        service_account_user: str,
+        service_account_secret: str,
+        base_url: str | None = None,
+        purpose: Purpose = "analytics",
+        segments: Sequence[str] | None = None,
+        user_id: str = "person_id",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.purpose: Purpose = purpose
+        self.segments = segments
+        self.capabilities = Capabilities(
+            max_batch=MAX_EVENTS, kinds=frozenset({"event"}), max_bytes=MAX_REQUEST_BYTES
+        )
+        query = urlencode({"strict": "1", "project_id": project_id})
+        self.url = f"{(base_url or API).rstrip('/')}{PATH}?{query}"
+        self._user_id = user_id
+        self._headers = {
+            "authorization": basic_auth(service_account_user, service_account_secret),
+            "content-type": "application/json",
+        }
+        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
+
+    def send(self, items: Sequence[Item]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [unsupported(item, "Mixpanel") for item in items]
+        parts: list[tuple[int, bytes]] = []
+        for i, item in enumerate(items):
+            if outcomes[i] is not None:
+                continue
+            encoded = dumps(event(item, self._user_id))
+            if len(encoded) > MAX_EVENT_BYTES:
+                outcomes[i] = Outcome(
+                    "reject", f"event is {len(encoded)} bytes: Mixpanel takes at most 1 MB"
+                )
+            else:
+                parts.append((i, encoded))
+        chunks = pack(parts, MAX_EVENTS, MAX_REQUEST_BYTES, 2)
+        return send_chunks(chunks, self._send_chunk, outcomes)
+
+    def _send_chunk(self, chunk: list[Part]) -> dict[int, Outcome]:
+        body = b"[" + b",".join(p for _, p in chunk) + b"]"
+        response = post(self._client, self.url, body, self._headers)
+        if isinstance(response, Outcome):
+            return {i: response for i, _ in chunk}
+        failed = failed_records(response) if response.status_code == 400 else {}
+        if failed:
+            return {
+                i: Outcome("reject", failed[n], None, 400) if n in failed else Outcome.ok()
+                for n, (i, _) in enumerate(chunk)
+            }
+        outcome = classify_status(
+            response.status_code,
+            parse_retry_after(response.headers.get("retry-after")),
+            error_text(response),
+        )
+        return {i: outcome for i, _ in chunk}
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> MixpanelDestination:
+    values = {
+        key: config.setting(key)
+        for key in ("project_id", "service_account_user", "service_account_secret")
+    }
+    missing = [key for key, value in values.items() if not value]
+    if missing:
+        raise ValueError(f"destination {config.name!r}: mixpanel needs {', '.join(missing)}")
+    return MixpanelDestination(
+        name=config.name,
+        project_id=values["project_id"] or "",
+        service_account_user=values["service_account_user"] or "",
+        service_account_secret=values["service_account_secret"] or "",
+        base_url=config.base_url,
+        purpose=config.purpose,
+        segments=config.segment_names,
+        user_id=config.setting("user_id", "person_id") or "person_id",
+        transport=transport,
+    )
