@@ -39,6 +39,30 @@ class SyncReport:
     errors: dict[str, str] = field(default_factory=dict)  # destination -> why unusable
 
 
+def _send(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+    try:
+        return dest.send(items)
+    except Exception as exc:  # a bug in a destination: retry later, never lose rows
+        # Only the type: messages may quote vendor responses about people (no identifiers
+        # in logs); the delivery row keeps the full text for operators.
+        log.error("destination %s raised %s", dest.name, type(exc).__name__)
+        return [Outcome("retry", f"{type(exc).__name__}: {exc}")] * len(items)
+
+
+def send_splitting(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+    """Send; when a whole batch is rejected alike (one bad record fails the request), split
+    it in halves until the bad records are alone, so the good ones still go through."""
+    outcomes = _send(dest, items)
+    if (
+        len(items) > 1
+        and all(o.kind == "reject" for o in outcomes)
+        and len({(o.status, o.error) for o in outcomes}) == 1
+    ):
+        half = len(items) // 2
+        return send_splitting(dest, items[:half]) + send_splitting(dest, items[half:])
+    return outcomes
+
+
 def dest_kinds(dest: Destination | None) -> frozenset[str]:
     return frozenset() if dest is None else frozenset(dest.capabilities.kinds)
 
@@ -176,11 +200,7 @@ class DeliveryWorker:
                 report.skipped += len(skipped)
             if not sendable:
                 continue
-            try:
-                outcomes = dest.send(items)
-            except Exception as exc:  # a bug in a destination: retry later, never lose rows
-                log.exception("destination %s failed", config.name)
-                outcomes = [Outcome("retry", f"{type(exc).__name__}: {exc}")] * len(items)
+            outcomes = send_splitting(dest, items)
             self._record(sendable, outcomes, report)
 
     def _items(

@@ -270,3 +270,24 @@ def test_erasure_deletes_locally_keeps_proof_and_reaches_every_destination(
             ).fetchone()[0]
         )
     assert leftovers == 0
+
+
+def test_a_batch_rejected_whole_is_split_to_find_the_bad_record(tmp_path: Path) -> None:
+    from tactful.delivery.worker import send_splitting
+    from tactful.destinations.base import Identifiers, Item
+
+    class Strict(RecordingDestination):
+        """Rejects a whole request (HTTP 400) when any record in it is bad."""
+
+        def send(self, items: Any) -> list[Any]:
+            if any(i.person_id == "bad" for i in items):
+                return [Outcome("reject", "HTTP 400: invalid record", status=400)] * len(items)
+            return super().send(items)
+
+    dest = Strict("strict")
+    items = [
+        Item(f"k{i}", "event", "bad" if i == 5 else f"p{i}", at(0), Identifiers()) for i in range(8)
+    ]
+    outcomes = send_splitting(dest, items)
+    assert [o.kind for o in outcomes] == ["ok"] * 5 + ["reject"] + ["ok"] * 2
+    assert [i.person_id for i in dest.delivered] == [f"p{i}" for i in range(8) if i != 5]
