@@ -34,8 +34,11 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 demo: install ## Generate sample Zendesk exports, import them, show segments and people
 	$(BIN)/tactful demo
 
-bench: install ## Import benchmark (prints its figures)
-	$(BIN)/python bench/import.py
+bench: install ## Benchmarks: import (beside DuckDB), tick, webhooks, freshness, reconcile
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/freshness.py
+	$(BIN)/python bench/reconcile.py
 
 clean: ## Remove caches, build output and demo data (keeps .venv; rm -rf .venv to start over)
 	rm -rf demo-data build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

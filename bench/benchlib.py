@@ -18,17 +18,34 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ChildResult:
-    """A finished child process: exit code, output, wall time and its own RSS high-water mark."""
+    """A finished child process: exit code, output, wall time and its peak RSS."""
 
     returncode: int
     stdout: bytes
     stderr: bytes
     wall: float
-    maxrss_kb: int  # the child's ru_maxrss (Linux: KiB), from wait4: no other run pollutes it
+    hwm_kb: int  # the child's VmHWM (KiB), polled while it ran (0 where /proc is missing)
+
+
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    """The process's RSS high-water mark (``VmHWM``, KiB), 0 if unknown.
+
+    Not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` starts from its parent's high-water
+    mark at fork (it survives ``exec``), so a big parent would inflate every child's figure.
+    ``VmHWM`` belongs to the address space made by ``exec``: the child's own memory only.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def run_child(cmd: Sequence[str], stdin: bytes | None = None, timeout: float = 900) -> ChildResult:
-    """Run ``cmd`` and wait for it with ``wait4``, so the rusage is this child's alone."""
+    """Run ``cmd``, polling its VmHWM until it exits (the last reading is its peak)."""
     with (
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
@@ -39,21 +56,21 @@ def run_child(cmd: Sequence[str], stdin: bytes | None = None, timeout: float = 9
             inp.seek(0)
         began = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdin=inp, stdout=out, stderr=err)
-        deadline = began + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid == proc.pid:
-                break
-            if time.perf_counter() > deadline:
+        hwm = 0
+        try:
+            while proc.poll() is None:
+                hwm = max(hwm, vm_hwm_kb(proc.pid))
+                if time.perf_counter() - began > timeout:
+                    proc.kill()
+                time.sleep(0.005)
+        finally:
+            if proc.poll() is None:
                 proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)
+                proc.wait()
         wall = time.perf_counter() - began
-        proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
         out.seek(0)
         err.seek(0)
-        return ChildResult(proc.returncode, out.read(), err.read(), wall, int(usage.ru_maxrss))
+        return ChildResult(proc.returncode, out.read(), err.read(), wall, hwm)
 
 
 def median(values: Sequence[float]) -> float:
@@ -77,8 +94,15 @@ def secs(value: float) -> str:
     return f"{value:.2f} s"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str = "") -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str = "",
+    align: str = "l",
+) -> str:
+    """A plain-text table; ``align`` has one letter per column, ``l`` or ``r`` (columns past
+    its end are right-aligned): by default the first column left, the others right."""
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -86,7 +110,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str =
 
     def line(cells: Sequence[str]) -> str:
         parts = [
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+            cell.ljust(widths[i]) if align[i : i + 1] == "l" else cell.rjust(widths[i])
             for i, cell in enumerate(cells)
         ]
         return "  ".join(parts).rstrip()
@@ -120,6 +144,29 @@ def machine() -> str:
         f"{cpu}, {cores} cores{mem}; {platform.system()} {platform.release()}; "
         f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}"
     )
+
+
+def code_version() -> str:
+    """The commit measured, ``+dirty`` if ``tactful/`` has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "tactful"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def load_now() -> str:

@@ -2,10 +2,15 @@
 
 For each N (persons): generate export pages once (``tactful.sample.generate_exports``), then
 import them R times, each into a fresh SQLite file with the starter configuration, in a child
-process of its own (its RSS high-water mark is read with ``wait4``, so runs never pollute each
-other). Beside it, a DuckDB SQL query over the same ticket and user pages computes the basic
-per-requester fields, and the two are cross-checked. Finally the real CLI imports the largest
-N once, to show the start-up overhead.
+process of its own that reports its RSS high-water mark (``VmHWM``: runs never pollute each
+other; ``ru_maxrss`` would, as a child inherits its parent's mark on Linux). Beside it, a
+DuckDB SQL query over the same ticket and user pages computes the basic per-requester fields,
+and the two are cross-checked. Finally the real CLI imports the largest N once, to show the
+start-up overhead.
+
+A time budget (``--budget``, default 180 s) keeps the section bounded: a further run of an N
+starts only if it should end within the budget, leaving time for the CLI run after the largest
+N (the table shows the runs per N); every N gets at least one run, and the CLI run is made.
 
     .venv/bin/python bench/import.py                       # N = 2000, 10000, 30000; R = 3
     .venv/bin/python bench/import.py --persons 5000 --repeat 1 --profile
@@ -17,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sys
 import tempfile
@@ -30,7 +34,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import dir_bytes, load_now, machine, mb, median, num, run_child, secs, table
+from benchlib import (
+    code_version,
+    dir_bytes,
+    load_now,
+    machine,
+    mb,
+    median,
+    num,
+    run_child,
+    secs,
+    table,
+    vm_hwm_kb,
+)
 
 from tactful.sample import SampleFiles, generate_exports
 
@@ -73,24 +89,26 @@ def worker() -> int:
     settings = settings_from_toml(config_text(db), source="bench")
     engine = Engine(rules_from_settings(settings), open_store(settings.store.url))
     paths = [Path(p) for p in spec["paths"]]
-    baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    batch_size = spec.get("batch_size") or settings.engine.batch_size
+    baseline_kb = vm_hwm_kb()
     profile_out = spec.get("profile")
     if profile_out:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-        summary = import_files(engine, paths, batch_size=settings.engine.batch_size)
+        summary = import_files(engine, paths, batch_size=batch_size)
         profiler.disable()
         profiler.dump_stats(profile_out)
     else:
-        summary = import_files(engine, paths, batch_size=settings.engine.batch_size)
+        summary = import_files(engine, paths, batch_size=batch_size)
     engine.store.close()
     result = {
         "summary": summary.as_json(),
+        "batch_size": batch_size,
         "seconds": summary.seconds,
         "baseline_kb": baseline_kb,
-        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_kb": vm_hwm_kb(),
         "store_bytes": sum(
             Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists()
         ),
@@ -106,10 +124,11 @@ def worker() -> int:
 class ImportRun:
     seconds: float  # import_files wall time (in-process, excluding interpreter start-up)
     records: int  # canonical events read (what `tactful import` reports)
-    peak_kb: int  # the child's RSS high-water mark (wait4)
+    peak_kb: int  # the child's RSS high-water mark (VmHWM) after the import
     baseline_kb: int  # its high-water mark just before importing (interpreter + modules)
     store_bytes: int
     summary: dict[str, Any]
+    batch_size: int  # events per transaction (the config's engine.batch_size unless overridden)
 
     @property
     def rate(self) -> float:
@@ -182,10 +201,13 @@ class SizeResult:
 # --------------------------------------------------------------------------- import runs
 
 
-def import_once(files: SampleFiles, db: Path, profile: Path | None = None) -> ImportRun:
+def import_once(
+    files: SampleFiles, db: Path, profile: Path | None = None, batch_size: int | None = None
+) -> ImportRun:
     remove_db(db)
     spec = {
         "db": str(db),
+        "batch_size": batch_size,
         "paths": [str(p) for p in files.paths],
         "profile": str(profile) if profile else None,
     }
@@ -200,10 +222,11 @@ def import_once(files: SampleFiles, db: Path, profile: Path | None = None) -> Im
     return ImportRun(
         seconds=float(data["seconds"]),
         records=int(data["summary"]["records"]),
-        peak_kb=child.maxrss_kb,
+        peak_kb=int(data["peak_kb"]),
         baseline_kb=int(data["baseline_kb"]),
         store_bytes=int(data["store_bytes"]),
         summary=data["summary"],
+        batch_size=int(data["batch_size"]),
     )
 
 
@@ -220,7 +243,7 @@ def cli_once(files: SampleFiles, work: Path) -> CliResult:
         raise SystemExit(f"tactful import failed:\n{child.stderr.decode(errors='replace')}")
     data = json.loads(child.stdout)
     remove_db(db)
-    return CliResult(child.wall, float(data["seconds"]), int(data["records"]), child.maxrss_kb)
+    return CliResult(child.wall, float(data["seconds"]), int(data["records"]), child.hwm_kb)
 
 
 # --------------------------------------------------------------------------- DuckDB
@@ -427,6 +450,9 @@ def bench_size(
     *,
     duckdb: bool,
     log: bool,
+    deadline: float | None = None,
+    reserve: bool = False,
+    batch_size: int | None = None,
 ) -> SizeResult:
     out = work / f"exports-{persons}"
     began = time.perf_counter()
@@ -441,7 +467,13 @@ def bench_size(
         )
     db = work / f"store-{persons}.db"
     for i in range(repeat):
-        run = import_once(files, db)
+        if i > 0 and deadline is not None:
+            last = result.runs[-1].seconds
+            if time.perf_counter() + last * (2 if reserve else 1) > deadline:
+                if log:
+                    print(f"    (time budget: {i} run(s) of N={persons:,})", file=sys.stderr)
+                break
+        run = import_once(files, db, batch_size=batch_size)
         result.runs.append(run)
         if log:
             print(
@@ -456,12 +488,14 @@ def bench_size(
     return result
 
 
-def profile_import(files: SampleFiles, work: Path, top: int = 15) -> str:
+def profile_import(
+    files: SampleFiles, work: Path, top: int = 15, batch_size: int | None = None
+) -> str:
     import io
     import pstats
 
     stats_path = work / "import.prof"
-    run = import_once(files, work / "profile.db", profile=stats_path)
+    run = import_once(files, work / "profile.db", profile=stats_path, batch_size=batch_size)
     remove_db(work / "profile.db")
     stream = io.StringIO()
     stats = pstats.Stats(str(stats_path), stream=stream)
@@ -476,12 +510,14 @@ def profile_import(files: SampleFiles, work: Path, top: int = 15) -> str:
 
 
 def import_table(results: Sequence[SizeResult], repeat: int) -> str:
+    batch = ", ".join(sorted({str(run.batch_size) for r in results for run in r.runs}))
     rows = []
     for r in results:
         rates = [run.rate for run in r.runs]
         rows.append(
             [
                 num(r.persons),
+                str(len(r.runs)),
                 num(r.runs[0].records),
                 mb(r.input_bytes),
                 secs(r.median_seconds),
@@ -496,6 +532,7 @@ def import_table(results: Sequence[SizeResult], repeat: int) -> str:
     return table(
         [
             "persons",
+            "runs",
             "records",
             "input MB",
             "median time",
@@ -507,8 +544,8 @@ def import_table(results: Sequence[SizeResult], repeat: int) -> str:
             "store MB",
         ],
         rows,
-        title=f"tactful import → SQLite (in-process import_files, starter config, "
-        f"median of {repeat}, each run a fresh child process and store)",
+        title=f"tactful import → SQLite (in-process import_files, starter config, batch_size "
+        f"{batch}, median of the runs (R = {repeat}), each a fresh child process and store)",
     )
 
 
@@ -577,12 +614,13 @@ def explain(results: Sequence[SizeResult]) -> list[str]:
         if r.duck is not None and not r.duck.forms_agree:
             lines.append("    the DuckDB query forms gave DIFFERENT rows")
         if diff:
+            whole = diff == c.multi_requester_persons
             lines.append(
                 f"    {c.duck_requesters_open:,} requesters vs {c.tactful_open:,} persons with "
                 f"an open ticket: {diff:+,}. Tactful joins Zendesk users that share an email "
                 f"(other capitalisation, a second user id) into one person; "
                 f"{c.multi_requester_persons:,} persons have open tickets on two user ids"
-                + (" — that is the whole difference." if diff == c.multi_requester_persons else ".")
+                + (": that is the whole difference." if whole else ".")
             )
         if c.unmapped_requesters:
             lines.append(f"    {c.unmapped_requesters:,} requesters have no Tactful person.")
@@ -607,12 +645,27 @@ def run(
     profile: bool = False,
     work_dir: Path | None = None,
     keep: bool = False,
+    budget: float = 180.0,
+    batch_size: int | None = None,
     log: bool = True,
 ) -> ImportBench:
     work = Path(tempfile.mkdtemp(prefix="tactful-bench-import-", dir=work_dir))
+    began = time.perf_counter()
+    deadline = began + budget if budget > 0 else None
     try:
+        sizes = sorted(set(persons))
         results = [
-            bench_size(n, repeat, work, duckdb=duckdb, log=log) for n in sorted(set(persons))
+            bench_size(
+                n,
+                repeat,
+                work,
+                duckdb=duckdb,
+                log=log,
+                deadline=deadline,
+                reserve=cli and n == sizes[-1],  # leave time for the CLI run
+                batch_size=batch_size,
+            )
+            for n in sizes
         ]
         cli_result = None
         if cli and results:
@@ -623,7 +676,7 @@ def run(
         if profile and results:
             if log:
                 print(f"  profiling one import N={results[-1].persons:,} …", file=sys.stderr)
-            profile_text = profile_import(results[-1].files, work)
+            profile_text = profile_import(results[-1].files, work, batch_size=batch_size)
         return ImportBench(results, repeat, cli_result, profile_text)
     finally:
         if keep:
@@ -685,6 +738,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile one import of the largest N"
     )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="time budget of the section: fewer runs of an N rather than overrun it; at "
+        "least one each (default 180; 0: no budget)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help="events per transaction (default: the starter config's engine.batch_size); "
+        "the CLI run always uses the config's",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="where temp files go")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args(args_list)
@@ -700,8 +769,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=args.profile,
         work_dir=args.work_dir,
         keep=args.keep,
+        budget=args.budget,
+        batch_size=args.batch_size,
     )
     print(f"machine: {machine()}")
+    print(f"tactful: {code_version()}")
     print(f"load average before/after: {load_before} / {load_now()}")
     print(report(bench))
     return 0

@@ -1,14 +1,15 @@
 """Tick benchmark: the cost of ``Engine.tick(T)`` firing D due timers among P persons.
 
-For each population P a SQLite store is built directly (the fast path: one transaction of
-``executemany`` through the store's own writers, ``synchronous=OFF`` for the builder only).
+For each population P a SQLite store is built directly (the fast path: one transaction, one
+``executemany`` per table over generators, blobs by ``tactful.store.records``, the schema by the
+store's migrations, ``synchronous=OFF`` for the builder only).
 Every person is a realistic one: the engine itself imports a few template customers (a ticket
 opened and solved, about shipping, a reaction, a refund, a product question), and each
 person is a copy of one template shifted in time, with its own person id, ticket and holdout
 draws. Every person has a timer: D of them fall due in the hour before T (the "recently
 resolved" week ends: support_state changes and the person enters the ``reintroduce``
-segment), the others later (after T, up to five days on). The built store is copied before
-each run, so every tick starts from the same state.
+segment), the others later (after T, up to about four days on). The built store is copied
+before each run, so every tick starts from the same state.
 
     .venv/bin/python bench/tick.py                               # P = 10k, 100k, 1M; D = 1000
     .venv/bin/python bench/tick.py --persons 1000000 --due 1000
@@ -19,6 +20,10 @@ Figures only; this is not a timed test.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import os
+import pstats
 import random
 import shutil
 import sqlite3
@@ -32,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import load_now, machine, mb, median, num, secs, table
+from benchlib import code_version, load_now, machine, mb, median, num, secs, table
 
 from tactful.config import Settings, settings_from_toml, starter_config_text
 from tactful.core import codec
@@ -86,8 +91,11 @@ def make_templates(settings: Settings, work: Path) -> list[Template]:
     events = []
     for k, (tags, subject, priority) in enumerate(TEMPLATE_TICKETS):
         tid, uid = TICKET_BASE - 100 + k, USER_BASE - 100 + k
-        steps = (("new", created), ("open", created + timedelta(hours=2)))
-        steps += (("solved", created + timedelta(days=1)),)
+        steps = (
+            ("new", created),
+            ("open", created + timedelta(hours=2)),
+            ("solved", created + timedelta(days=1)),
+        )
         for status, at in steps:
             events.append(
                 TicketVersion(
@@ -293,6 +301,7 @@ class TickRun:
     entered: int
     exited: int
     state_changes: int
+    wal_bytes: int  # what the tick wrote to the WAL (pages it changed), fsynced at commit
 
 
 @dataclass
@@ -305,22 +314,43 @@ class PopulationResult:
         return median([r.seconds for r in self.runs])
 
 
-def tick_once(built: Built, work: Path, settings: Settings) -> TickRun:
+def tick_once(built: Built, work: Path, settings: Settings, profile: Path | None = None) -> TickRun:
     run_db = work / "run.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{run_db}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(built.path, run_db)
+    # Write the copy out first: its writeback would otherwise stall the tick's commit fsync.
+    fd = os.open(run_db, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     store = open_store(f"sqlite:///{run_db.as_posix()}")
     engine = Engine(rules_from_settings(settings), store)
+    profiler = cProfile.Profile() if profile else None
     began = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     stats = engine.tick(T)
+    if profiler is not None:
+        profiler.disable()
     seconds = time.perf_counter() - began
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
+    wal = Path(f"{run_db}-wal")
+    wal_bytes = wal.stat().st_size if wal.exists() else 0
     began = time.perf_counter()
     engine.tick(T)
     idle = time.perf_counter() - began
     store.close()
     return TickRun(
-        seconds, idle, stats.timers_fired, stats.entered, stats.exited, stats.state_changes
+        seconds,
+        idle,
+        stats.timers_fired,
+        stats.entered,
+        stats.exited,
+        stats.state_changes,
+        wal_bytes,
     )
 
 
@@ -329,6 +359,7 @@ class TickBench:
     results: list[PopulationResult]
     due: int
     runs: int
+    profile: str | None = None
 
 
 def run(
@@ -337,9 +368,11 @@ def run(
     runs: int = 3,
     *,
     work_dir: Path | None = None,
+    profile: bool = False,
     log: bool = True,
 ) -> TickBench:
     settings = starter_settings()
+    profile_text: str | None = None
     work = Path(tempfile.mkdtemp(prefix="tactful-bench-tick-", dir=work_dir))
     try:
         templates = make_templates(settings, work)
@@ -362,9 +395,20 @@ def run(
                         f"{secs(tick.seconds)} (idle tick {secs(tick.idle_seconds)})",
                         file=sys.stderr,
                     )
+            if profile and persons == max(populations):
+                stats_path = work / "tick.prof"
+                tick = tick_once(built, work, settings, stats_path)
+                stream = io.StringIO()
+                pstats.Stats(str(stats_path), stream=stream).sort_stats("tottime").print_stats(15)
+                text = stream.getvalue()
+                profile_text = (
+                    f"cProfile of one tick among {persons:,} persons ({tick.fired:,} timers in "
+                    f"{secs(tick.seconds)} under the profiler), top 15 by tottime:\n"
+                    + text[max(text.find("   ncalls"), 0) :].rstrip()
+                )
             built.path.unlink()
             results.append(result)
-        return TickBench(results, due, runs)
+        return TickBench(results, due, runs, profile_text)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -385,6 +429,7 @@ def report(bench: TickBench) -> str:
                 num(last.fired / t) if t > 0 else "-",
                 f"{secs(min(x.seconds for x in r.runs))}–{secs(max(x.seconds for x in r.runs))}",
                 secs(median([x.idle_seconds for x in r.runs])),
+                mb(last.wal_bytes),
                 f"{last.state_changes:,} / {last.entered:,} / {last.exited:,}",
             ]
         )
@@ -401,6 +446,7 @@ def report(bench: TickBench) -> str:
                     "timers/s",
                     "range",
                     "idle tick",
+                    "WAL MB",
                     "state chg / entered / exited",
                 ],
                 rows,
@@ -408,7 +454,9 @@ def report(bench: TickBench) -> str:
                 f"{bench.runs}, each on a fresh copy of the built store)",
             ),
             "  every person has a timer; the due ones fall in the hour before T, the others "
-            "after T; idle tick = a second tick at T (nothing due): the fixed cost",
+            "after T; idle tick = a second tick at T (nothing due): the fixed cost; WAL MB = "
+            "pages the tick wrote (and fsynced at commit)",
+            *(["", bench.profile] if bench.profile else []),
         ]
     )
 
@@ -428,13 +476,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--due", type=int, default=1000, metavar="D", help="due timers")
     parser.add_argument("--runs", type=int, default=3, help="ticks per population")
     parser.add_argument("--work-dir", type=Path, default=None, help="where temp stores go")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile one tick of the largest population"
+    )
     args = parser.parse_args(argv)
     if args.due < 1 or args.runs < 1 or any(p < 1 for p in args.persons):
         parser.error("--persons, --due and --runs must be positive")
     print(f"machine: {machine()}", file=sys.stderr)
     load_before = load_now()
-    bench = run(args.persons, args.due, args.runs, work_dir=args.work_dir)
+    bench = run(args.persons, args.due, args.runs, work_dir=args.work_dir, profile=args.profile)
     print(f"machine: {machine()}")
+    print(f"tactful: {code_version()}")
     print(f"load average before/after: {load_before} / {load_now()}")
     print(report(bench))
     return 0
