@@ -34,6 +34,7 @@ from tactful.config_models import (
     ConsentSettings,
     CsatSettings,
     DestinationSettings,
+    DeliverySettings,
     EngineSettings,
     IdentitySettings,
     ReasonSettings,
@@ -69,6 +70,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "consent": ConsentSettings,
     "api": ApiSettings,
     "engine": EngineSettings,
+    "delivery": DeliverySettings,
 }
 ARRAYS: dict[str, type[BaseModel]] = {
     "reasons": ReasonSettings,
@@ -110,6 +112,7 @@ class Settings(BaseModel):
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     source: str = "<memory>"
     _classifier: ReasonClassifier | None = PrivateAttr(default=None)
 

@@ -401,3 +401,25 @@ class ApiSettings(Section):
 
 class EngineSettings(Section):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
+
+
+def _as_duration(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as '3d', got {value!r}")
+    return parse_duration(value)
+
+
+class DeliverySettings(Section):
+    """Retries of the delivery worker: backoff from ``retry_base`` doubling up to
+    ``retry_cap`` (or the vendor's ``Retry-After``); dead letter after ``max_age``."""
+
+    retry_base: timedelta = timedelta(seconds=1)
+    retry_cap: timedelta = timedelta(minutes=15)
+    max_age: timedelta = timedelta(days=3)
+
+    @field_validator("retry_base", "retry_cap", "max_age", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return _as_duration(value)

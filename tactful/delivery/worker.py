@@ -110,7 +110,10 @@ class DeliveryWorker:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.policy = policy or RetryPolicy()
+        d = getattr(settings, "delivery", None)
+        self.policy = policy or (
+            RetryPolicy(d.retry_base, d.retry_cap, d.max_age) if d is not None else RetryPolicy()
+        )
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.rng = rng
