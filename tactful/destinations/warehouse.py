@@ -20,7 +20,8 @@ URLs: ``duckdb:///relative.duckdb``, ``duckdb:////abs/path.duckdb`` (opened for 
 stored yet, and ``dir/persons_current.parquet``, a snapshot rewritten when it changes; files
 are written to a temporary name and renamed; an erase rewrites the part files that hold the
 person); ``postgresql://…`` (needs ``psycopg``, not a tactful dependency). The first two need
-``duckdb``. ``snowflake://`` and ``bigquery://`` are not yet supported: ``create`` says so.
+``duckdb``. ``snowflake://`` and ``bigquery://`` are handed to ``warehouse_snowflake`` and
+``warehouse_bigquery`` (their loaders; same tables).
 A batch is one transaction (one set of files): a database error retries the whole batch; an
 item whose properties are not JSON is rejected alone.
 """
@@ -345,9 +346,8 @@ def create(config: DestinationSettings, *, transport: Any = None) -> _Base:
             config.name, connect, POSTGRES, (psycopg.Error,), keep_open=True, **common
         )
     if scheme in ("snowflake", "bigquery"):
-        raise UnsupportedWarehouse(
-            f"warehouse type '{scheme}' is not yet supported (staged files + COPY/load job "
-            "are planned): use duckdb:///, parquet:/// or postgresql:// for now"
-        )
+        module = importlib.import_module(f"tactful.destinations.warehouse_{scheme}")
+        cloud: _Base = module.create(config, transport=transport)
+        return cloud
     names = ", ".join(f"{s}://" for s in WAREHOUSE_SCHEMES)
     raise UnsupportedWarehouse(f"unsupported warehouse URL {url!r}: use one of {names}")
