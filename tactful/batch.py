@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -25,6 +25,8 @@ from tactful.core.events import (
     ConsentSet,
     Event,
     HealthSet,
+    OutcomeRecorded,
+    OverrideSet,
     PersonErased,
     RatingGiven,
     TicketStatusChanged,
@@ -105,6 +107,7 @@ class Batch:
         self.merged_facts: dict[str, PersonFacts] = {}
         self.merge_survivors: set[str] = set()
         self.erasures: dict[str, tuple[datetime, str]] = {}
+        self.outcome_rows: list[tuple[str, OutcomeRecorded]] = []
         self.touched: set[str] = set()
 
     # -- identity phase -------------------------------------------------------------------
@@ -232,17 +235,21 @@ class Batch:
         facts = person.row.facts
         if isinstance(event, RatingGiven):
             score = csat_score(event, good=self.rules.csat_good, bad=self.rules.csat_bad)
-            facts = PersonFacts(
-                pick_latest(facts.rating, Latest(event.at, event.key, score)),
-                facts.health,
-                facts.consent,
+            facts = replace(
+                facts, rating=pick_latest(facts.rating, Latest(event.at, event.key, score))
             )
         elif isinstance(event, HealthSet):
-            facts = PersonFacts(
-                facts.rating,
-                pick_latest(facts.health, Latest(event.at, event.key, event.health)),
-                facts.consent,
+            facts = replace(
+                facts, health=pick_latest(facts.health, Latest(event.at, event.key, event.health))
             )
+        elif isinstance(event, OverrideSet):
+            until = None if event.until is None else codec.format_time(event.until)
+            facts = replace(
+                facts, override=pick_latest(facts.override, Latest(event.at, event.key, until))
+            )
+        elif isinstance(event, OutcomeRecorded):
+            self.outcome_rows.append((owner, event))
+            return set()
         elif isinstance(event, ConsentSet):
             facts = facts.with_consent(event.purpose, Latest(event.at, event.key, event.granted))
         elif isinstance(event, UserSeen):
@@ -446,6 +453,12 @@ class Batch:
     def flush(self) -> None:
         tx = self.tx
         self.erase()
+        erased = {self.identity.find(p) for p in self.erasures}
+        tx.append_outcomes(
+            (self.identity.find(pid), e)
+            for pid, e in self.outcome_rows
+            if self.identity.find(pid) not in erased
+        )
         tx.save_tickets((tid, *self.tickets[tid]) for tid in sorted(self.dirty_tickets))
         rows = [self.persons[pid].row for pid in sorted(self.touched)]
         tx.save_persons(rows, new=set(self.identity.new_persons))

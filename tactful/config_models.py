@@ -55,6 +55,7 @@ STATE_FIELDS: dict[str, FieldType] = {
     "csat_at": "time",
     "health": "str",
     "health_at": "time",
+    "promo_override_until": "time",
     "ticket_tags": "list",
     "support_state": "str",
 }

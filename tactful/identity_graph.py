@@ -22,6 +22,7 @@ from tactful.core.events import (
     Event,
     HealthSet,
     OutcomeRecorded,
+    OverrideSet,
     PersonErased,
     RatingGiven,
     TicketVersion,
@@ -75,7 +76,9 @@ class IdentityPlan:
             raw.extend(("email", e) for e in event.emails)
             raw.extend(("phone", p) for p in event.phones)
             raw.extend(("external_id", x) for x in event.external_ids)
-        elif isinstance(event, HealthSet | ConsentSet | OutcomeRecorded | PersonErased):
+        elif isinstance(
+            event, HealthSet | ConsentSet | OutcomeRecorded | PersonErased | OverrideSet
+        ):
             raw.append((event.person.kind, event.person.value))
         elif isinstance(event, UserDeleted):
             raw.append(("zendesk_user_id", event.zendesk_user_id))

@@ -67,7 +67,7 @@ def _identifier(value: Any) -> Identifier:
     return Identifier(value[0], value[1])
 
 
-_TIME_FIELDS = {"at", "created_at", "updated_at"}
+_TIME_FIELDS = {"at", "created_at", "updated_at", "until"}
 _IDENTIFIER_FIELDS = {"person"}
 _IDENTIFIER_TUPLE_FIELDS = {"requester"}
 _PAIR_FIELDS = {"custom_fields", "fields", "properties"}
@@ -81,7 +81,7 @@ def decode(data: dict[str, Any]) -> Event:
             continue
         value = data[f.name]
         if f.name in _TIME_FIELDS:
-            value = parse_time(value)
+            value = None if value is None else parse_time(value)
         elif f.name in _IDENTIFIER_FIELDS:
             value = _identifier(value)
         elif f.name in _IDENTIFIER_TUPLE_FIELDS:

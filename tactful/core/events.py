@@ -188,6 +188,17 @@ class PersonErased:
     requested_by: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class OverrideSet:
+    """An agent suppressed promos for this person until ``until`` (None lifts it)."""
+
+    key: str
+    at: datetime
+    person: Identifier
+    until: datetime | None
+    actor: str = ""
+
+
 Event = (
     TicketVersion
     | TicketStatusChanged
@@ -199,6 +210,7 @@ Event = (
     | ConsentSet
     | OutcomeRecorded
     | PersonErased
+    | OverrideSet
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -212,5 +224,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "consent_set": ConsentSet,
     "outcome_recorded": OutcomeRecorded,
     "person_erased": PersonErased,
+    "override_set": OverrideSet,
 }
 EVENT_KIND: dict[type[Event], str] = {cls: name for name, cls in EVENT_TYPES.items()}

@@ -195,6 +195,7 @@ class PersonFacts:
     rating: Latest | None = None  # value: csat score 1-5
     health: Latest | None = None  # value: satisfied | neutral | unsatisfied
     consent: tuple[tuple[str, Latest], ...] = ()  # purpose -> Latest(value: bool)
+    override: Latest | None = None  # value: ISO time promos are suppressed until, or None
 
     def consent_for(self, purpose: str) -> bool | None:
         for name, latest in self.consent:
@@ -205,7 +206,7 @@ class PersonFacts:
     def with_consent(self, purpose: str, candidate: Latest) -> PersonFacts:
         current = dict(self.consent)
         current[purpose] = pick_latest(current.get(purpose), candidate)
-        return PersonFacts(self.rating, self.health, tuple(sorted(current.items())))
+        return PersonFacts(self.rating, self.health, tuple(sorted(current.items())), self.override)
 
     def combine(self, other: PersonFacts) -> PersonFacts:
         """Facts of two persons being merged into one (order-independent)."""
@@ -214,7 +215,10 @@ class PersonFacts:
         merged = self
         for purpose, latest in other.consent:
             merged = merged.with_consent(purpose, latest)
-        return PersonFacts(rating, health, merged.consent)
+        override = (
+            self.override if other.override is None else pick_latest(self.override, other.override)
+        )
+        return PersonFacts(rating, health, merged.consent, override)
 
 
 STATE_FIELD_NAMES = (
@@ -235,6 +239,7 @@ STATE_FIELD_NAMES = (
     "health",
     "health_at",
     "ticket_tags",
+    "promo_override_until",
     "support_state",
 )
 
@@ -244,7 +249,7 @@ def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[st
     return {**ticket_fields(tickets), **fact_fields(facts)}
 
 
-FACT_FIELD_NAMES = ("csat_score", "csat_at", "health", "health_at")
+FACT_FIELD_NAMES = ("csat_score", "csat_at", "health", "health_at", "promo_override_until")
 TICKET_FIELD_NAMES = tuple(
     name for name in STATE_FIELD_NAMES if name not in (*FACT_FIELD_NAMES, "support_state")
 )
@@ -258,7 +263,17 @@ def fact_fields(facts: PersonFacts) -> dict[str, Any]:
         "csat_at": rating.at if rating is not None else None,
         "health": health.value if health is not None else None,
         "health_at": health.at if health is not None else None,
+        "promo_override_until": _override_until(facts.override),
     }
+
+
+def _override_until(override: Latest | None) -> datetime | None:
+    if override is None or override.value is None:
+        return None
+    value = override.value
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:

@@ -103,6 +103,7 @@ def erase(conn: sqlite3.Connection, person_id: str, at_us: int, requested_by: st
         "state_changes",
         "timers",
         "outbox",
+        "outcomes",
     ):
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
     conn.execute(

@@ -120,6 +120,21 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        4,
+        "outcomes (orders, unsubscribes, complaints, re-contacts)",
+        [
+            """CREATE TABLE outcomes (
+                key TEXT PRIMARY KEY, person_id TEXT NOT NULL, at_us {bigint} NOT NULL,
+                outcome TEXT NOT NULL, amount DOUBLE PRECISION, currency TEXT,
+                properties {blob} NOT NULL)""",
+            "CREATE INDEX outcomes_person ON outcomes (person_id, at_us)",
+            "CREATE INDEX outcomes_kind ON outcomes (outcome, at_us)",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

@@ -110,6 +110,7 @@ def dump_facts(facts: PersonFacts) -> bytes:
             "rating": _dump_latest(facts.rating),
             "health": _dump_latest(facts.health),
             "consent": {purpose: _dump_latest(latest) for purpose, latest in facts.consent},
+            "override": _dump_latest(facts.override),
         }
     )
 
@@ -125,7 +126,12 @@ def load_facts(blob: bytes | None) -> PersonFacts:
             if (latest := _load_latest(raw)) is not None
         )
     )
-    return PersonFacts(_load_latest(data["rating"]), _load_latest(data["health"]), consent)
+    return PersonFacts(
+        _load_latest(data["rating"]),
+        _load_latest(data["health"]),
+        consent,
+        _load_latest(data.get("override")),
+    )
 
 
 TIME_FIELDS = frozenset(
@@ -136,6 +142,7 @@ TIME_FIELDS = frozenset(
         "last_refund_at",
         "csat_at",
         "health_at",
+        "promo_override_until",
     }
 )
 

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tactful.core.segments import Change, Membership
 from tactful.core.state import TicketRecord
 from tactful.store import records
@@ -296,6 +298,7 @@ class SQLiteTx(_Queries):
         )
         c.execute("DELETE FROM identifiers WHERE person_id = ?", (absorbed,))
         c.execute("UPDATE tickets SET person_id = ? WHERE person_id = ?", (survivor, absorbed))
+        c.execute("UPDATE outcomes SET person_id = ? WHERE person_id = ?", (survivor, absorbed))
         c.execute(
             "UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
         )
@@ -411,6 +414,24 @@ class SQLiteTx(_Queries):
             [(r.person_id, r.topic, records.to_us(r.at), r.payload, now) for r in rows],
         )
 
+    def append_outcomes(self, rows: Iterable[tuple[str, Any]]) -> None:
+        self.conn.executemany(
+            "INSERT INTO outcomes (key, person_id, at_us, outcome, amount, currency, properties) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            [
+                (
+                    e.key,
+                    pid,
+                    records.to_us(e.at),
+                    e.outcome,
+                    e.amount,
+                    e.currency,
+                    orjson.dumps(dict(e.properties)),
+                )
+                for pid, e in rows
+            ],
+        )
+
     def erase_person(self, person_id: str, at_us: int, requested_by: str) -> ErasureReport:
         return erase(self.conn, person_id, at_us, requested_by)
 
@@ -425,6 +446,7 @@ class SQLiteTx(_Queries):
             "state_changes",
             "timers",
             "outbox",
+            "outcomes",
         ):
             self.conn.execute(f"DELETE FROM {table}")
         self.conn.execute("DELETE FROM meta WHERE key = 'clock'")

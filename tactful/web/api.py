@@ -19,6 +19,7 @@ from tactful.core.events import (
     Identifier,
     IdentifierKind,
     OutcomeRecorded,
+    OverrideSet,
     PersonErased,
 )
 from tactful.engine import Incoming
@@ -105,7 +106,22 @@ class EraseIn(_Base):
     requested_by: str = Field("", max_length=200)
 
 
-EventIn = Annotated[HealthIn | ConsentIn | OutcomeIn | EraseIn, Field(discriminator="type")]
+class OverrideIn(_Base):
+    type: Literal["override"]
+    until: datetime | None = Field(None, description="suppress promos until; null lifts it")
+    actor: str = Field("", max_length=200)
+
+    @field_validator("until")
+    @classmethod
+    def _aware_until(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("time must carry a UTC offset (e.g. 2026-11-22T10:00:00Z)")
+        return value
+
+
+EventIn = Annotated[
+    HealthIn | ConsentIn | OutcomeIn | EraseIn | OverrideIn, Field(discriminator="type")
+]
 
 
 class EventsIn(BaseModel):
@@ -113,7 +129,7 @@ class EventsIn(BaseModel):
     events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS)
 
 
-def to_event(item: HealthIn | ConsentIn | OutcomeIn | EraseIn) -> Event:
+def to_event(item: HealthIn | ConsentIn | OutcomeIn | EraseIn | OverrideIn) -> Event:
     at = codec.parse_time(item.at.isoformat())
     digest = hashlib.sha256(item.model_dump_json().encode()).hexdigest()[:24]
     key = f"api:{item.type}:{item.id}" if item.id else f"api:{item.type}:{digest}"
@@ -124,6 +140,9 @@ def to_event(item: HealthIn | ConsentIn | OutcomeIn | EraseIn) -> Event:
         return ConsentSet(key, at, person, item.purpose, item.granted, item.source)
     if isinstance(item, EraseIn):
         return PersonErased(key, at, person, item.requested_by)
+    if isinstance(item, OverrideIn):
+        until = None if item.until is None else codec.parse_time(item.until.isoformat())
+        return OverrideSet(key, at, person, until, item.actor)
     return OutcomeRecorded(
         key,
         at,

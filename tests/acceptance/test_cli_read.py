@@ -37,6 +37,8 @@ SPEC_STATE_FIELDS = [
     "health",
     "health_at",
     "ticket_tags",
+    # Added by the sidebar issue (#5): an agent's "suppress promos until" override.
+    "promo_override_until",
     "support_state",
 ]
 TIME_FIELDS = {
@@ -115,7 +117,7 @@ def _configured_segments(cli: Cli) -> list[str]:
 
 def test_state_field_names_are_the_contract() -> None:
     assert list(STATE_FIELD_NAMES) == SPEC_STATE_FIELDS
-    assert len(SPEC_STATE_FIELDS) == 18
+    assert len(SPEC_STATE_FIELDS) == 18 + 1  # §3 plus promo_override_until
 
 
 def _assert_person_shape(person: dict[str, Any], segment_names: list[str]) -> None:

@@ -362,3 +362,26 @@ def test_failed_batch_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert counts["events"] == 1 and counts["tickets"] == 1
     stats = h.engine.apply([ticket(1, at(1), "solved"), ticket(2, at(1), "open")])
     assert stats.applied == 2
+
+
+def test_agent_override_suppresses_until_it_expires_by_itself() -> None:
+    from tactful.core.events import OverrideSet
+
+    config = (
+        CONFIG + '\n[[segments]]\nname = "overridden"\nwhen = "promo_override_until within 0m"\n'
+    )
+    h = harness(config)
+    until = at(days=3)
+    h.engine.apply(
+        [
+            user(1, emails=("a@example.com",)),
+            OverrideSet("o1", at(1), Identifier("zendesk_user_id", "1"), until, "agent:7"),
+        ]
+    )
+    assert "overridden" in members(h.engine)
+    assert person(h.engine)["state"]["promo_override_until"] == iso(until)
+    h.engine.tick(until)
+    assert "overridden" in members(h.engine)  # still suppressed at the very moment
+    h.engine.tick(until + timedelta(days=1))
+    history = [(x["segment"], x["change"], x["at"]) for x in person(h.engine)["history"]]
+    assert ("overridden", "exited", iso(until + timedelta(microseconds=1))) in history
