@@ -7,9 +7,9 @@ from typing import Any
 
 
 def register_all(sub: Any) -> None:
-    from tactful.commands import data, deliver, demo, read, serve, setup, zendesk
+    from tactful.commands import app, data, deliver, demo, read, serve, setup, zendesk
 
-    for module in (setup, data, read, serve, zendesk, deliver, demo):
+    for module in (setup, data, read, serve, zendesk, app, deliver, demo):
         module.register(sub)
 
 
