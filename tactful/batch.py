@@ -260,6 +260,26 @@ class Batch:
                     facts = facts.with_consent(purpose, Latest(event.at, event.key, granted))
         if facts == person.row.facts:
             return set()  # nothing changed
+        for purpose in ("ads", "email", "analytics"):
+            before, after = person.row.facts.consent_for(purpose), facts.consent_for(purpose)
+            if after is not None and before != after:
+                # Destinations of this purpose must forget (or may learn) this person.
+                self.outbox.append(
+                    OutboxRow(
+                        owner,
+                        "consent_changed",
+                        event.at,
+                        orjson.dumps(
+                            {
+                                "person_id": owner,
+                                "purpose": purpose,
+                                "granted": after,
+                                "occurred_at": event.at,
+                            },
+                            option=orjson.OPT_UTC_Z,
+                        ),
+                    )
+                )
         person.row.facts = facts
         person.values = None
         return {owner}

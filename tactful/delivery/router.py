@@ -36,6 +36,7 @@ class Route:
     type: str
     segment: str | None  # ad audiences
     segments: tuple[str, ...] | None  # others: None = everything
+    purpose: str = "analytics"
 
     @property
     def is_audience(self) -> bool:
@@ -95,6 +96,17 @@ def route(
                     add(dest, kind, "", segment, payload)
             elif dest.wants_events and (dest.segments is None or segment in dest.segments):
                 add(dest, "event", topic, segment, payload)
+        return out
+    if topic == "consent_changed":
+        # Ad audiences of that purpose: withdrawn → remove (if Tactful added them); given →
+        # add when the person is a (non-holdout) member of the audience's segment now.
+        for dest in routes:
+            if not dest.is_audience or dest.purpose != payload["purpose"]:
+                continue
+            if not payload["granted"]:
+                add(dest, "audience_remove", "", dest.segment, payload)
+            elif dest.segment in member_of:
+                add(dest, "audience_add", "", dest.segment, payload)
         return out
     if topic == "person_erased":
         for dest in routes:  # every destination forgets the person, holdout or not

@@ -120,7 +120,7 @@ class DeliveryWorker:
         self.transport = transport
         self.configs = {d.name: d for d in settings.destinations}
         self.routes = [
-            Route(d.name, d.type, d.segment, tuple(d.segments) if d.segments else None)
+            Route(d.name, d.type, d.segment, tuple(d.segments) if d.segments else None, d.purpose)
             for d in settings.destinations
         ]
         self.destinations: dict[str, Destination] = dict(destinations or {})

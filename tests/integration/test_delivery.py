@@ -291,3 +291,22 @@ def test_a_batch_rejected_whole_is_split_to_find_the_bad_record(tmp_path: Path) 
     outcomes = send_splitting(dest, items)
     assert [o.kind for o in outcomes] == ["ok"] * 5 + ["reject"] + ["ok"] * 2
     assert [i.person_id for i in dest.delivered] == [f"p{i}" for i in range(8) if i != 5]
+
+
+def test_withdrawn_consent_removes_from_audiences_and_regranting_adds_back(
+    tmp_path: Path,
+) -> None:
+    engine, worker, dests, _ = setup(tmp_path)
+    engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
+    worker.sync()
+    assert kinds(dests["meta"]) == [("audience_add", "")]
+    engine.apply([consent(at(1), "ads", False, email="ann@example.com")])
+    worker.sync()
+    assert kinds(dests["meta"])[-1] == ("audience_remove", "")
+    assert DeliveryStore(engine.store).ledger("meta") == set()
+    engine.apply([consent(at(2), "email", False, email="ann@example.com")])
+    worker.sync()
+    assert len(dests["meta"].delivered) == 2  # another purpose: nothing for ads
+    engine.apply([consent(at(3), "ads", True, email="ann@example.com")])
+    worker.sync()
+    assert kinds(dests["meta"])[-1] == ("audience_add", "")
