@@ -136,6 +136,8 @@ class ZendeskSettings(Section):
     base_url: str | None = None
     public_url: str | None = None
     app_public_key: str | None = None
+    app_audience: str | None = None  # the sidebar JWT's expected ``aud`` (checked when set)
+    high_value_tag: str | None = None  # Zendesk user tag for value score 4 (sidebar)
 
     @field_validator("subdomain")
     @classmethod

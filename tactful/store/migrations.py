@@ -135,6 +135,22 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        5,
+        "agent actions from the Zendesk sidebar",
+        [
+            """CREATE TABLE agent_actions (
+                id {serial}, idempotency_key TEXT NOT NULL UNIQUE, at_us {bigint} NOT NULL,
+                agent TEXT NOT NULL, account TEXT NOT NULL, person_id TEXT,
+                email TEXT NOT NULL, action TEXT NOT NULL, params TEXT NOT NULL,
+                status TEXT NOT NULL, result TEXT NOT NULL DEFAULT '',
+                updated_us {bigint} NOT NULL)""",
+            "CREATE INDEX agent_actions_person ON agent_actions (person_id, at_us)",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

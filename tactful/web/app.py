@@ -26,11 +26,14 @@ from tactful import __version__
 from tactful.config import Settings
 from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine
+from tactful.valuetags import run_value_tagger
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
 from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
+from tactful.web.sidebar.routes import routes as sidebar_routes
+from tactful.web.sidebar.state import SidebarState
 from tactful.writer import Writer
 from tactful.zendesk.client import ZendeskClient
 
@@ -122,6 +125,7 @@ def create_app(
     writer = Writer(engine, on_applied=metric_set.record)
     ctx = WebContext(settings, engine, writer, metric_set)
     metric_set.watch_store(ctx.store_figures)
+    sidebar = SidebarState(ctx, wall, transport=destination_transport)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -134,6 +138,9 @@ def create_app(
             client = ZendeskClient.from_settings(settings.zendesk)
         if client is not None:
             tasks.append(asyncio.create_task(run_fetcher(ctx, client, fetch_seconds)))
+            if settings.zendesk.high_value_tag:  # the sidebar's value score 4 tag
+                tag = settings.zendesk.high_value_tag
+                tasks.append(asyncio.create_task(run_value_tagger(engine.store, client, tag, wall)))
         worker = None
         if settings.destinations and deliver_seconds > 0:
             worker = DeliveryWorker(settings, engine.store, transport=destination_transport)
@@ -148,6 +155,7 @@ def create_app(
             await asyncio.to_thread(writer.stop)
             if worker is not None:
                 worker.close()
+            sidebar.close()
 
     routes = [
         Route("/webhooks/zendesk", receiver.zendesk_webhook, methods=["POST"]),
@@ -158,9 +166,11 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *sidebar_routes(),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_Guard)], lifespan=lifespan)
     app.state.ctx = ctx
+    app.state.sidebar = sidebar
     return app
 
 

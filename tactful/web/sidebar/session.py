@@ -1,0 +1,70 @@
+"""The page's own short-lived session: an HMAC-SHA256 signed token (agent ``sub``, account,
+expiry) that the sidebar page sends back as ``Authorization: Bearer`` on its follow-ups.
+
+The secret is random per process unless given, so sessions end when the server restarts
+(the agent reopens the sidebar, which posts a fresh Zendesk token).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+
+from tactful.web.sidebar.auth import Agent, AuthError
+
+SESSION_SECONDS = 15 * 60
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Sessions:
+    def __init__(
+        self,
+        secret: bytes | None = None,
+        *,
+        lifetime: float = SESSION_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        self.lifetime = lifetime
+        self.clock = clock
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, agent: Agent) -> str:
+        claims = {"sub": agent.sub, "acct": agent.account, "exp": self.clock() + self.lifetime}
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return f"{body}.{self._sign(body)}"
+
+    def verify(self, token: str | None) -> Agent:
+        if not token or token.count(".") != 1:
+            raise AuthError("missing session")
+        body, signature = token.split(".")
+        if not hmac.compare_digest(signature, self._sign(body)):
+            raise AuthError("invalid session")
+        try:
+            claims = json.loads(_unb64(body))
+            sub, account, exp = str(claims["sub"]), str(claims["acct"]), float(claims["exp"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuthError("invalid session") from exc
+        if self.clock() >= exp:
+            raise AuthError("session expired: reopen the sidebar")
+        return Agent(sub, account)
+
+    def from_header(self, authorization: str | None) -> Agent:
+        value = (authorization or "").strip()
+        if not value.lower().startswith("bearer "):
+            raise AuthError("missing session")
+        return self.verify(value[7:].strip())

@@ -1,0 +1,128 @@
+"""Shared by the sidebar tests: RSA keys, Zendesk-style tokens, and an app on a real SQLite
+store with the Customer.io fake."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+
+from tactful.config import Settings, settings_from_toml
+from tactful.delivery.worker import DeliveryWorker
+from tactful.destinations.fakes.customerio import FakeCustomerIO
+from tactful.engine import Engine, rules_from_settings
+from tactful.sim.server import run_in_thread
+from tactful.store.sqlite import SQLiteStore
+from tactful.testing import FakeClock, at, ticket, user
+from tactful.web.app import create_app
+
+ISSUER = "glowlab.zendesk.com"
+EMAIL = "ann@example.com"
+
+
+def rsa_pair() -> tuple[Any, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key, pem.decode()
+
+
+PRIVATE, PUBLIC_PEM = rsa_pair()
+OTHER_PRIVATE, _ = rsa_pair()
+
+
+def token(
+    *,
+    key: Any = None,
+    sub: str = "agent-42",
+    iss: str = ISSUER,
+    aud: str | None = None,
+    exp_in: float = 300,
+    **extra: Any,
+) -> str:
+    claims: dict[str, Any] = {"sub": sub, "iss": iss, "exp": int(time.time() + exp_in), **extra}
+    if aud is not None:
+        claims["aud"] = aud
+    return jwt.encode(claims, key or PRIVATE, algorithm="RS256")
+
+
+def config(esp_url: str, *, audience: str | None = None, extra: str = "") -> str:
+    aud = f'app_audience = "{audience}"\n' if audience else ""
+    return f"""
+[zendesk]
+subdomain = "glowlab"
+app_public_key = '''{PUBLIC_PEM}'''
+{aud}
+[[segments]]
+name = "open_issue"
+when = "has_open_ticket"
+
+[[segments]]
+name = "unhappy"
+when = 'health == "unsatisfied"'
+
+[[segments]]
+name = "overridden"
+when = "promo_override_until within 0m"
+
+[[destinations]]
+name = "cio"
+type = "customerio"
+site_id = "site-1"
+api_key = "track-key"
+app_api_key = "app-key"
+base_url = "{esp_url}"
+{extra}
+"""
+
+
+@dataclass
+class World:
+    settings: Settings
+    engine: Engine
+    clock: FakeClock
+    app: Starlette
+    cio: FakeCustomerIO
+    worker: DeliveryWorker
+    stop_server: Callable[[], None]
+
+    def deliver(self) -> None:
+        self.worker.sync()
+
+    def stop(self) -> None:
+        self.worker.close()
+        self.stop_server()
+        self.engine.store.close()
+
+
+def world(
+    tmp_path: Path,
+    *,
+    esp_url: str | None = None,
+    audience: str | None = None,
+    tick_seconds: float = 0,
+) -> World:
+    cio = FakeCustomerIO()
+    url, stop = run_in_thread(cio.app)
+    settings = settings_from_toml(config(esp_url or url, audience=audience), environ={})
+    clock = FakeClock(at(1))
+    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine.apply([user(1, emails=(EMAIL,)), ticket(1, at(0), "open")])
+    worker = DeliveryWorker(settings, engine.store)
+    worker.sync()  # the person now exists at the Customer.io fake
+    app = create_app(settings, engine, tick_seconds=tick_seconds, clock=clock, deliver_seconds=0)
+    app.state.sidebar.esp_timeout = 2.0
+    return World(settings, engine, clock, app, cio, worker, stop)
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
