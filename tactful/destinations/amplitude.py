@@ -39,7 +39,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
-from tactful.destinations.webhook import (
+from tactful.destinations.http import (
     Part,
     dedupe_id,
     dumps,

@@ -12,8 +12,8 @@ errors ``{"error": {"code", "error_subcode", "message"}}``. Throttling (4, 17, 3
 800xx business-use-case limits) is retried after ``Retry-After`` or Meta's own estimate; a bad
 token (190) and "Audience Size too Low" (200/1870047: Meta refuses removals that would leave
 the audience too small) are rejected with a message that says what to do. A person's items
-keep their order across requests. ``plan_audience_ops``, ``chunk_rows`` and ``zip_rows`` are
-shared with the TikTok destination.
+keep their order across requests. ``plan_audience_ops``, ``chunk_rows`` and ``zip_rows``
+(``tactful.destinations.audiences``, re-exported here) are shared with the TikTok destination.
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
 
 from tactful.destinations import hashing
+from tactful.destinations.audiences import Group as Group
+from tactful.destinations.audiences import Row as Row
+from tactful.destinations.audiences import chunk_rows as chunk_rows
+from tactful.destinations.audiences import plan_audience_ops as plan_audience_ops
+from tactful.destinations.audiences import zip_rows as zip_rows
 from tactful.destinations.base import (
     Capabilities,
     Identifiers,
@@ -60,74 +65,6 @@ SMALL_AUDIENCE_MESSAGE = (
     "removing these people would leave the audience too small, so they stay in it until "
     "the audience grows; use it as an exclusion audience or keep it larger"
 )
-
-Row = tuple[str, ...]
-T = TypeVar("T")
-
-
-# -- shared planning (also used by tactful.destinations.tiktok) ----------------------------
-
-
-@dataclass
-class Group:
-    """Consecutive work of one kind: ``entries`` are ``(item index, rows)``."""
-
-    kind: ItemKind
-    entries: list[tuple[int, list[Row]]] = field(default_factory=list)
-
-
-def plan_audience_ops(
-    items: Sequence[Item],
-    rows_of: Callable[[Identifiers], list[Row]],
-    outcomes: list[Outcome | None],
-) -> list[Group]:
-    """Group adds and removes, flushing a group before a later opposite item of one of its
-    people. Items of other kinds or without rows get their ``reject`` outcome here."""
-    groups: list[Group] = []
-    pending = {kind: Group(kind) for kind in ("audience_add", "audience_remove")}
-    people: dict[str, set[str]] = {kind: set() for kind in pending}
-    for index, item in enumerate(items):
-        if item.kind not in pending:
-            outcomes[index] = Outcome("reject", f"unsupported item kind {item.kind!r}")
-            continue
-        rows = rows_of(item.identifiers)
-        if not rows:
-            outcomes[index] = Outcome("reject", "no identifier this platform can match on")
-            continue
-        other = "audience_remove" if item.kind == "audience_add" else "audience_add"
-        if item.person_id in people[other]:
-            groups.append(pending[other])
-            pending[other], people[other] = Group(pending[other].kind), set()
-        pending[item.kind].entries.append((index, rows))
-        people[item.kind].add(item.person_id)
-    groups.extend(group for group in pending.values() if group.entries)
-    return groups
-
-
-def chunk_rows(entries: list[tuple[int, list[T]]], limit: int) -> list[list[tuple[int, list[T]]]]:
-    """Split entries into chunks of at most ``limit`` rows without splitting an entry."""
-    chunks: list[list[tuple[int, list[T]]]] = []
-    current: list[tuple[int, list[T]]] = []
-    size = 0
-    for entry in entries:
-        if current and size + len(entry[1]) > limit:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(entry)
-        size += len(entry[1])
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def zip_rows(*columns: list[str]) -> list[Row]:
-    """One row per position; a missing key is ``""`` (distinct values per column)."""
-    unique = [list(dict.fromkeys(column)) for column in columns]
-    width = max((len(column) for column in unique), default=0)
-    return [tuple(col[i] if i < len(col) else "" for col in unique) for i in range(width)]
-
-
-# -- Meta ---------------------------------------------------------------------------------
 
 
 def meta_rows(identifiers: Identifiers) -> list[Row]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tactful.destinations import hashing
+from tactful.destinations.audiences import Row, chunk_rows, plan_audience_ops, zip_rows
 from tactful.destinations.base import (
     Capabilities,
     Identifiers,
@@ -33,7 +34,6 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
-from tactful.destinations.meta import Row, chunk_rows, plan_audience_ops, zip_rows
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings

@@ -41,7 +41,8 @@ from typing import Any
 
 from tactful.config_models import WAREHOUSE_SCHEMES, DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
-from tactful.destinations.webhook import dumps, identifiers_data
+from tactful.destinations.http import dumps
+from tactful.destinations.webhook import identifiers_data
 
 MAX_BATCH = 1000
 LOCKED_RETRY_AFTER = 5.0

@@ -21,22 +21,19 @@ webhooks, so the item is rejected with "endpoint gone: disabled" and the destina
 disables itself (later items are rejected without a request, until it is re-created);
 everything else goes through ``classify_status`` with ``Retry-After``.
 
-The module also holds the small helpers the HTTP analytics destinations (``segment``,
-``amplitude``, ``mixpanel``) share: JSON encoding, dedupe ids, request packing, POST.
+The small helpers the HTTP analytics destinations (``segment``, ``amplitude``,
+``mixpanel``) share with it (JSON encoding, dedupe ids, request packing, POST) live in
+``tactful.destinations.http``; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import orjson
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations import standard_webhooks
@@ -49,135 +46,28 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.http import Part as Part
+from tactful.destinations.http import basic_auth as basic_auth
+from tactful.destinations.http import dedupe_id as dedupe_id
+from tactful.destinations.http import dumps as dumps
+from tactful.destinations.http import epoch_ms as epoch_ms
+from tactful.destinations.http import error_text as error_text
+from tactful.destinations.http import pack as pack
+from tactful.destinations.http import post as post
+from tactful.destinations.http import rfc3339 as rfc3339
+from tactful.destinations.http import send_chunks as send_chunks
+from tactful.destinations.http import unsupported as unsupported
+from tactful.destinations.http import user_id_for as user_id_for
 
 # The spec recommends a 15–30 s request timeout for webhooks.
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 GONE_ERROR = "endpoint gone: disabled"
 MAX_BATCH = 100  # items per send(); each is its own request
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-Part = tuple[int, bytes]  # (item index, encoded JSON)
 
 
 def webhook_id(key: str) -> str:
     """Stable message id of an item: the receiver's idempotency key across retries."""
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-# Shared by the HTTP analytics destinations (segment, amplitude, mixpanel) ---------------
-
-
-def rfc3339(at: datetime) -> str:
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def dumps(value: Any) -> bytes:
-    """Minified JSON; datetimes as RFC 3339 (naive ones taken as UTC)."""
-    return orjson.dumps(
-        value, default=_json_default, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
-    )
-
-
-_DEDUPE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tactful.dev/destinations/dedupe")
-
-
-def dedupe_id(key: str) -> str:
-    """A vendor dedupe id from ``item.key``: a UUID (36 characters of ``[0-9a-f-]``), which
-    fits Segment's ``messageId`` (< 100), Amplitude's ``insert_id`` and Mixpanel's
-    ``$insert_id`` (≤ 36 alphanumerics or ``-``)."""
-    return str(uuid.uuid5(_DEDUPE_NAMESPACE, key))
-
-
-def epoch_ms(at: datetime) -> int:
-    aware = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return (aware - _EPOCH) // timedelta(milliseconds=1)
-
-
-def user_id_for(item: Item, source: str) -> str:
-    """``person_id`` (default), or with ``source == "external_id"`` the first consented
-    external id (falling back to ``person_id``)."""
-    if source == "external_id" and item.identifiers.external_ids:
-        return item.identifiers.external_ids[0]
-    return item.person_id
-
-
-def pack(parts: Sequence[Part], max_count: int, max_bytes: int, overhead: int) -> list[list[Part]]:
-    """Split encoded ``(index, json)`` parts, in order, into request bodies of at most
-    ``max_count`` parts and ``max_bytes`` (``overhead`` + parts + ``,`` separators)."""
-    out: list[list[Part]] = []
-    current: list[Part] = []
-    size = overhead
-    for part in parts:
-        grown = size + len(part[1]) + (1 if current else 0)
-        if current and (len(current) >= max_count or grown > max_bytes):
-            out.append(current)
-            current, grown = [], overhead + len(part[1])
-        current.append(part)
-        size = grown
-    if current:
-        out.append(current)
-    return out
-
-
-def send_chunks(
-    chunks: list[list[Part]],
-    send_chunk: Callable[[list[Part]], dict[int, Outcome]],
-    outcomes: list[Outcome | None],
-) -> list[Outcome]:
-    """Send request bodies in order and fill in ``outcomes``. After a transient failure the
-    later chunks are held (``retry`` without a request), so that no person's later event
-    overtakes an earlier one (per-person order)."""
-    held: Outcome | None = None
-    for chunk in chunks:
-        if held is not None:
-            for i, _ in chunk:
-                outcomes[i] = Outcome("retry", f"held: {held.error}", held.retry_after)
-            continue
-        results = send_chunk(chunk)
-        for i, outcome in results.items():
-            outcomes[i] = outcome
-        held = next((o for o in results.values() if o.kind == "retry"), None)
-    return [o if o is not None else Outcome("retry", "not sent") for o in outcomes]
-
-
-def basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def post(
-    client: httpx.Client, url: str, body: bytes, headers: dict[str, str]
-) -> httpx.Response | Outcome:
-    """POST, or a ``retry`` outcome when the request did not complete."""
-    try:
-        return client.post(url, content=body, headers=headers)
-    except httpx.TransportError as e:
-        where = url.split("?", 1)[0]  # the query may hold tokens
-        return Outcome("retry", f"request to {where} failed: {type(e).__name__}: {e}")
-
-
-def error_text(response: httpx.Response) -> str:
-    if response.is_success:
-        return ""
-    snippet = response.text[:300].strip()
-    return f"HTTP {response.status_code}" + (f": {snippet}" if snippet else "")
-
-
-def unsupported(item: Item, what: str) -> Outcome | None:
-    """A reject for items this destination cannot send (not a named event)."""
-    if item.kind != "event":
-        return Outcome("reject", f"{what} takes event items, not {item.kind!r}")
-    if not item.name:
-        return Outcome("reject", "event item without a name")
-    return None
-
-
-# The webhook destination ------------------------------------------------------------------
 
 
 def identifiers_data(identifiers: Identifiers) -> dict[str, list[str]]:

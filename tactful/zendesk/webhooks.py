@@ -30,15 +30,13 @@ from tactful.core.events import (
     UserMerged,
     UserSeen,
 )
-from tactful.zendesk.parse import (
+from tactful.zendesk.parse import Parsed, Skipped, parse_object
+from tactful.zendesk.records import (
     BadRecord,
     Obj,
-    Parsed,
-    Skipped,
     as_int,
     as_text,
     norm_status,
-    parse_object,
     parse_time,
     ticket_version,
 )

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.destinations.webhook import basic_auth
+from tactful.destinations.http import basic_auth
 
 
 @dataclass

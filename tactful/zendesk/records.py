@@ -1,0 +1,245 @@
+"""Zendesk API records → canonical events, one record at a time.
+
+The converters (``ticket_version``, ``user_seen``, ``rating_given``, ``status_change``) take
+one API-shaped object and return its event, or raise ``BadRecord`` with the reason it was
+skipped; the field helpers (``parse_time``, ``as_int``, ``as_text``, ``norm_status``, …) are
+shared with ``tactful.zendesk.webhooks``. Documents are dispatched in
+``tactful.zendesk.parse``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tactful.core.codec import format_time
+from tactful.core.events import (
+    KNOWN_STATUSES,
+    PRIORITIES,
+    Identifier,
+    IdentifierKind,
+    RatingGiven,
+    TicketStatusChanged,
+    TicketVersion,
+    UserSeen,
+)
+
+
+class BadRecord(Exception):
+    """Internal: one record cannot be translated; ``reason`` goes to ``Skipped``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+Obj = dict[str, Any]
+_STATUS_ALIASES = {
+    "on-hold": "hold",
+    "on hold": "hold",
+    "archived": "closed",
+    "scrubbed": "deleted",
+}
+_REQUESTER_KINDS: tuple[IdentifierKind, ...] = ("email", "phone", "external_id")
+
+
+def parse_time(value: Any, what: str) -> datetime:
+    """ISO 8601 with an offset → aware UTC; anything else raises ``BadRecord``."""
+    if not isinstance(value, str):
+        raise BadRecord(f"{what} missing" if value is None else f"{what} is not text: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"bad {what}: {value!r}") from None
+    tz = parsed.tzinfo
+    if tz is UTC:
+        return parsed
+    if tz is None:
+        raise BadRecord(f"{what} without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def time_key(raw: Any, value: datetime) -> str:
+    """The canonical ISO text of a time for keys (the raw text when already canonical)."""
+    if isinstance(raw, str) and len(raw) == 20 and raw[19] == "Z" and raw[10] == "T":
+        return raw
+    return format_time(value)
+
+
+def as_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def as_text(value: Any) -> str | None:
+    """A field value as text (booleans ``true``/``false``); None for null and objects."""
+    if value is None:
+        return None
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def add_pairs(key: str, value: Any, out: list[tuple[str, str]]) -> None:
+    """Append ``(key, text)`` for a value; lists give one pair per element."""
+    for item in value if isinstance(value, list) else (value,):
+        text = as_text(item)
+        if text is not None:
+            out.append((key, text))
+
+
+def norm_status(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRecord("ticket without status")
+    status = value.strip().lower()
+    if status in KNOWN_STATUSES:
+        return status
+    alias = _STATUS_ALIASES.get(status)
+    if alias is None:
+        raise BadRecord(f"unknown ticket status {value!r}")
+    return alias
+
+
+def requester_identifiers(requester: Obj) -> tuple[Identifier, ...]:
+    found: list[Identifier] = []
+    for kind in _REQUESTER_KINDS:
+        value = requester.get(kind)
+        if isinstance(value, str) and value.strip():
+            found.append(Identifier(kind, value.strip()))
+    return tuple(found)
+
+
+def ticket_version(t: Obj) -> TicketVersion:
+    """One API-shaped ticket object → ``TicketVersion`` (raises ``BadRecord``)."""
+    ticket_id = as_int(t.get("id"))
+    if ticket_id is None:
+        raise BadRecord("ticket without id")
+    status = norm_status(t.get("status"))
+    updated_raw = t.get("updated_at")
+    updated = parse_time(updated_raw, "updated_at")
+    created = parse_time(t.get("created_at"), "created_at")
+    requester_id = as_int(t.get("requester_id"))
+    requester: tuple[Identifier, ...] = ()
+    inline = t.get("requester")
+    if isinstance(inline, dict):
+        requester = requester_identifiers(inline)
+        if requester_id is None:
+            requester_id = as_int(inline.get("id"))
+    if requester_id is None and not requester:
+        raise BadRecord("ticket without requester")
+    priority = t.get("priority")
+    if priority is not None:
+        priority = priority.lower() if isinstance(priority, str) else None
+        if priority not in PRIORITIES:
+            priority = None
+    tags = t.get("tags")
+    subject = t.get("subject") or t.get("raw_subject") or ""
+    via = t.get("via")
+    channel = via.get("channel") if isinstance(via, dict) else via
+    custom: list[tuple[str, str]] = []
+    for field in t.get("custom_fields") or ():
+        if isinstance(field, dict) and field.get("id") is not None:
+            add_pairs(str(field["id"]), field.get("value"), custom)
+    return TicketVersion(
+        key=f"zendesk:ticket:{ticket_id}:{time_key(updated_raw, updated)}",
+        at=updated,
+        ticket_id=ticket_id,
+        created_at=created,
+        updated_at=updated,
+        status=status,
+        priority=priority,
+        tags=tuple(x.lower() for x in tags if isinstance(x, str)) if tags else (),
+        subject=subject if isinstance(subject, str) else str(subject),
+        channel=channel if isinstance(channel, str) else "",
+        requester_id=requester_id,
+        requester=requester,
+        custom_fields=tuple(custom),
+    )
+
+
+def _texts(*values: Any) -> tuple[str, ...]:
+    return tuple(v.strip() for v in values if isinstance(v, str) and v.strip())
+
+
+def user_seen(u: Obj, emails: tuple[str, ...] = (), phones: tuple[str, ...] = ()) -> UserSeen:
+    user_id = as_int(u.get("id"))
+    if user_id is None:
+        raise BadRecord("user without id")
+    raw = u.get("updated_at") or u.get("created_at")
+    at = parse_time(raw, "updated_at")
+    fields: list[tuple[str, str]] = []
+    user_fields = u.get("user_fields")
+    if isinstance(user_fields, dict):
+        for name, value in user_fields.items():
+            add_pairs(name, value, fields)
+    tags = u.get("tags")
+    return UserSeen(
+        key=f"zendesk:user:{user_id}:{time_key(raw, at)}",
+        at=at,
+        zendesk_user_id=user_id,
+        emails=tuple(dict.fromkeys(_texts(u.get("email")) + emails)),
+        phones=tuple(dict.fromkeys(_texts(u.get("phone")) + phones)),
+        external_ids=_texts(as_text(u.get("external_id"))),
+        active=u.get("active") is not False,
+        tags=tuple(x.lower() for x in tags if isinstance(x, str)) if tags else (),
+        fields=tuple(fields),
+    )
+
+
+def rating_given(r: Obj) -> RatingGiven:
+    rating_id = as_int(r.get("id"))
+    if rating_id is None:
+        raise BadRecord("rating without id")
+    score: Any = r.get("score")
+    if isinstance(score, str):
+        score = score.strip().lower().removesuffix("_with_comment")
+        if score in ("offered", "unoffered"):
+            raise BadRecord(f"rating {score}, not given")
+        if score not in ("good", "bad"):
+            score = as_int(score) if score.isdigit() else score
+    elif as_int(score) is not None:
+        score = as_int(score)
+    if not (score in ("good", "bad") or (type(score) is int and 1 <= score <= 5)):
+        raise BadRecord(f"unknown rating score {r.get('score')!r}")
+    raw = r.get("updated_at") or r.get("created_at")
+    at = parse_time(raw, "updated_at")
+    return RatingGiven(
+        key=f"zendesk:rating:{rating_id}:{time_key(raw, at)}",
+        at=at,
+        rating_id=rating_id,
+        ticket_id=as_int(r.get("ticket_id")),
+        requester_id=as_int(r.get("requester_id")),
+        score=score,
+    )
+
+
+def status_change(ticket_id: int, child: Obj, at: datetime) -> TicketStatusChanged | None:
+    """A ticket event child / audit event → status change, None when it is about another field."""
+    if "status" in child and child.get("field_name") is None:
+        value = child["status"]  # incremental ticket events: {"status": "solved", ...}
+    elif child.get("field_name") == "status":
+        value = child.get("value")  # audits: {"field_name": "status", "value": "solved"}
+    else:
+        return None
+    child_id = as_int(child.get("id"))
+    if child_id is None:
+        raise BadRecord("status change without id")
+    previous = child.get("previous_value")
+    return TicketStatusChanged(
+        key=f"zendesk:ticket_event:{child_id}",
+        at=at,
+        ticket_id=ticket_id,
+        status=norm_status(value),
+        previous_status=norm_status(previous) if isinstance(previous, str) and previous else None,
+    )
