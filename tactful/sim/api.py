@@ -15,7 +15,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -185,6 +185,65 @@ async def user_tags(sim: ZendeskSimulator, request: Request, p: dict[str, str]) 
         return json_response({"tags": list(current)}, status)
 
 
+def _identities(sim: ZendeskSimulator, user_id: int) -> list[dict[str, Any]]:
+    """A user's identities as Zendesk lists them: email (id = user*10+1), phone (…+2)."""
+    user = sim.users[user_id]
+    out = []
+    if user.email:
+        out.append(
+            {
+                "id": user_id * 10 + 1,
+                "user_id": user_id,
+                "type": "email",
+                "value": user.email,
+                "primary": True,
+                "verified": True,
+            }
+        )
+    if user.phone:
+        out.append(
+            {
+                "id": user_id * 10 + 2,
+                "user_id": user_id,
+                "type": "phone_number",
+                "value": user.phone,
+                "primary": not user.email,
+                "verified": True,
+            }
+        )
+    return out
+
+
+async def user_identities(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    """GET lists a user's identities; PUT …/identities/{id} updates an identity's value
+    (Zendesk's way to change an address, primary included)."""
+    user_id = int(p["user_id"])
+    with sim.lock:
+        if user_id not in sim.users:
+            return not_found()
+        if request.method == "GET":
+            return json_response(
+                {
+                    "identities": _identities(sim, user_id),
+                    "next_page": None,
+                    "previous_page": None,
+                    "count": len(_identities(sim, user_id)),
+                }
+            )
+    data = (await body_of(request)).get("identity")
+    if not isinstance(data, dict) or not isinstance(data.get("value"), str):
+        raise BadRequest("InvalidValue", 'expected {"identity": {"value": "…"}}')
+    identity_id = int(p["identity_id"])
+    with sim.lock:
+        found = [i for i in _identities(sim, user_id) if i["id"] == identity_id]
+        if not found:
+            return not_found()
+        field = "email" if found[0]["type"] == "email" else "phone"
+        sim.update_user(user_id, **{field: data["value"]})
+        updated = [i for i in _identities(sim, user_id) if i["id"] == identity_id]
+    return json_response({"identity": updated[0]})
+
+
 async def show_ticket(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
     with sim.lock:
         ticket = sim.ticket_api(int(p["ticket_id"]))
@@ -202,6 +261,8 @@ def _routes(sim: ZendeskSimulator) -> list[Route]:
         ("/api/v2/users/{user_id:int}", show_user, ["GET"]),
         ("/api/v2/users/{user_id:int}", update_user, ["PUT"]),
         ("/api/v2/users/{user_id:int}/tags", user_tags, ["GET", "PUT", "POST", "DELETE"]),
+        ("/api/v2/users/{user_id:int}/identities", user_identities, ["GET"]),
+        ("/api/v2/users/{user_id:int}/identities/{identity_id:int}", user_identities, ["PUT"]),
         ("/api/v2/tickets/{ticket_id:int}", show_ticket, ["GET"]),
         *admin.ROUTES,
     ]

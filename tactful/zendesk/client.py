@@ -550,6 +550,38 @@ class ZendeskClient:
         user = data.get("user")
         return user if isinstance(user, dict) else {}
 
+    def change_email(self, user_id: int, old: str, new: str) -> dict[str, Any]:
+        """Change a user's email address in place (primary stays primary): find the email
+        identity holding ``old`` and update its value (Zendesk's Update Identity)."""
+        listing = self.get_json(
+            f"/api/v2/users/{int(user_id)}/identities",
+            {"type[]": "email"},
+            endpoint="/api/v2/users/{id}/identities",
+        )
+        identities = listing.get("identities") or []
+        match = [
+            i
+            for i in identities
+            if isinstance(i, dict)
+            and i.get("type") == "email"
+            and str(i.get("value", "")).strip().lower() == old.strip().lower()
+        ]
+        if not match:
+            raise ZendeskNotFound(
+                "the Zendesk user has no email identity with the old address",
+                status=404,
+                endpoint="/api/v2/users/{id}/identities",
+            )
+        response = self.request(
+            "PUT",
+            f"/api/v2/users/{int(user_id)}/identities/{int(match[0]['id'])}",
+            json={"identity": {"value": new}},
+            endpoint="/api/v2/users/{id}/identities/{id}",
+        )
+        data = _object(response, "PUT /api/v2/users/{id}/identities/{id}")
+        identity = data.get("identity")
+        return identity if isinstance(identity, dict) else {}
+
     # -- webhooks and triggers ----------------------------------------------------------------
     def _list(self, path: str, key: str, params: Params | None = None) -> list[dict[str, Any]]:
         """Every item of a list: cursor pagination (``page[size]``/``page[after]``), or the

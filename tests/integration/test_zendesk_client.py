@@ -676,3 +676,22 @@ def test_cli_zendesk_errors_are_clear(
     err = squash(capsys.readouterr().err)
     assert "HTTP 401" in err and "check [zendesk] email and api_token" in err
     assert TOKEN not in err
+
+
+def test_change_email_updates_the_primary_identity_in_place_on_the_simulator() -> None:
+    from tactful.sim import ZendeskSimulator
+    from tactful.zendesk.client import ZendeskNotFound
+
+    sim = ZendeskSimulator()
+    user_id = sim.create_user("Ann Lee", "ann@example.com")
+    base_url, stop = sim.serve()
+    client = ZendeskClient(base_url, sim.email, sim.api_token, sleep=lambda s: None)
+    try:
+        identity = client.change_email(user_id, "ANN@example.com", "ann.new@example.com")
+        assert identity["value"] == "ann.new@example.com" and identity["primary"] is True
+        assert client.get_user(user_id)["email"] == "ann.new@example.com"  # type: ignore[index]
+        with pytest.raises(ZendeskNotFound):
+            client.change_email(user_id, "nobody@example.com", "x@example.com")
+    finally:
+        client.close()
+        stop()

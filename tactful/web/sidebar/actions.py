@@ -182,13 +182,7 @@ async def _change_email(
             new,
         )
     try:
-        await asyncio.to_thread(
-            client.request,
-            "PUT",
-            f"/api/v2/users/{zendesk_id}",
-            json={"user": {"email": new}},
-            endpoint="/api/v2/users/{id}",
-        )
+        await asyncio.to_thread(client.change_email, zendesk_id, old, new)
     except ZendeskError as exc:
         try:
             await state.call_esp(lambda esp: esp.change_email(new, old))
