@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
 from tactful.web.sidebar.routes import routes as sidebar_routes
+from tactful.web.sidebar.session import Sessions
 from tactful.web.sidebar.state import SidebarState
 from tactful.writer import Writer
 from tactful.zendesk.client import ZendeskClient
@@ -107,6 +109,17 @@ async def _deliverer(worker: DeliveryWorker, every: float) -> None:
             await asyncio.sleep(every)
 
 
+def _session_secret(engine: Engine) -> bytes:
+    """The sidebar's session key, kept in the store: sessions survive restarts and work
+    across several server processes on one database."""
+    with engine.store.transaction() as tx:
+        value = tx.get_meta("sidebar_session_secret")
+        if value is None:
+            value = secrets.token_hex(32)
+            tx.set_meta("sidebar_session_secret", value)
+    return bytes.fromhex(value)
+
+
 def create_app(
     settings: Settings,
     engine: Engine,
@@ -125,7 +138,9 @@ def create_app(
     writer = Writer(engine, on_applied=metric_set.record)
     ctx = WebContext(settings, engine, writer, metric_set)
     metric_set.watch_store(ctx.store_figures)
-    sidebar = SidebarState(ctx, wall, transport=destination_transport)
+    sidebar = SidebarState(
+        ctx, wall, sessions=Sessions(_session_secret(engine)), transport=destination_transport
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

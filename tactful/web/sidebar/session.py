@@ -1,8 +1,9 @@
 """The page's own short-lived session: an HMAC-SHA256 signed token (agent ``sub``, account,
 expiry) that the sidebar page sends back as ``Authorization: Bearer`` on its follow-ups.
 
-The secret is random per process unless given, so sessions end when the server restarts
-(the agent reopens the sidebar, which posts a fresh Zendesk token).
+``tactful serve`` gives it a secret kept in the store, so sessions survive restarts and are
+valid on every server process of one database; without one, the secret is random per
+process.
 """
 
 from __future__ import annotations
