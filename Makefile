@@ -2,7 +2,7 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-# The port `make demo` will serve the dashboard on (used once `tactful demo` serves it).
+# The port `make demo` serves the dashboard on (`make demo DEMO_PORT=8080`).
 DEMO_PORT ?= 8000
 
 BIN := $(VENV)/bin
@@ -31,8 +31,8 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-demo: install ## Generate sample Zendesk exports, import them, show segments and people
-	$(BIN)/tactful demo
+demo: install ## Live demo: server + Zendesk simulator + fake destinations (Ctrl-C stops)
+	$(BIN)/tactful demo --port $(DEMO_PORT)
 
 bench: install ## Benchmarks: import (beside DuckDB), tick, webhooks, freshness, reconcile
 	$(BIN)/python bench/run.py

@@ -144,6 +144,7 @@ class Settings(BaseModel):
         for section, key in (("zendesk", "api_token"), ("zendesk", "webhook_secret")):
             data[section][key] = MASK if data[section][key] else data[section][key]
         data["api"]["token"] = MASK if self.api.token else None
+        data["api"]["dashboard_password"] = MASK if self.api.dashboard_password else None
         for seg, out in zip(self.segments, data["segments"], strict=True):
             out["cooldown"] = format_duration(seg.cooldown) if seg.cooldown else None
         for dest in data["destinations"]:

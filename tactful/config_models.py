@@ -400,6 +400,7 @@ class ConsentSettings(Section):
 
 class ApiSettings(Section):
     token: str | None = None
+    dashboard_password: str | None = None  # the dashboard's login (besides the token)
 
 
 class EngineSettings(Section):

@@ -7,9 +7,9 @@ from typing import Any
 
 
 def register_all(sub: Any) -> None:
-    from tactful.commands import app, data, deliver, demo, read, serve, setup, zendesk
+    from tactful.commands import app, data, deliver, demo, read, report, serve, setup, zendesk
 
-    for module in (setup, data, read, serve, zendesk, app, deliver, demo):
+    for module in (setup, data, read, serve, zendesk, app, deliver, demo, report):
         module.register(sub)
 
 

@@ -1,7 +1,7 @@
-"""``tactful demo``: generated Zendesk exports → a local SQLite store → segments and people.
+"""``tactful demo``: the live demo (server, Zendesk simulator, fake destinations), or with
+``--offline`` generated Zendesk exports → a local SQLite store → segments and people.
 
-Needs no secrets and no network. (The live demo with the server, the Zendesk simulator and
-fake destinations arrives with the dashboard issue.)
+Both need no secrets and no network.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tactful.cli import App
+from tactful.cli import App, CommandError
 from tactful.config import load_settings, starter_config_text
 from tactful.engine import Engine, rules_from_settings
 from tactful.importer import import_files
@@ -21,13 +21,63 @@ from tactful.views import clock_of, person_json
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="generate sample Zendesk exports, import them, show results")
-    p.add_argument("--dir", default="demo-data", help="where to put the files and the store")
-    p.add_argument("--persons", type=int, default=2000, help="customers to generate")
+    p = sub.add_parser(
+        "demo",
+        help="live demo: server, Zendesk simulator, fake destinations (--offline: import only)",
+    )
+    p.add_argument("--dir", default="demo-data", help="where to put the config and the store")
+    p.add_argument("--port", type=int, default=8000, help="port of the dashboard (default 8000)")
+    p.add_argument("--customers", type=int, default=300, help="simulated customers (default 300)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated hours per real second (default 1)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after this many seconds (default: run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="no server: generate sample exports, import them, show segments and people",
+    )
+    p.add_argument(
+        "--persons", type=int, default=None, help="--offline: customers to generate (default 2000)"
+    )
     p.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(app: App) -> int:
+    if app.args.offline:
+        return cmd_demo_offline(app)
+    from tactful.demo.runner import DemoError, DemoOptions, run_demo
+
+    args = app.args
+    if args.persons is not None:
+        raise CommandError("--persons is for --offline; the live demo takes --customers N")
+    if args.customers < 1 or args.speed <= 0 or (args.duration is not None and args.duration <= 0):
+        raise CommandError("--customers, --speed and --duration must be positive")
+    options = DemoOptions(
+        port=args.port,
+        directory=Path(args.dir),
+        customers=args.customers,
+        speed=args.speed,
+        duration=args.duration,
+    )
+    try:
+        return run_demo(options)
+    except DemoError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def cmd_demo_offline(app: App) -> int:
+    if app.args.persons is None:
+        app.args.persons = 2000
     out = Path(app.args.dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "tactful.toml"

@@ -30,6 +30,7 @@ from tactful.engine import Engine
 from tactful.valuetags import run_value_tagger
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
+from tactful.web.dashboard.routes import routes as dashboard_routes
 from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
@@ -182,6 +183,7 @@ def create_app(
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *sidebar_routes(),
+        *dashboard_routes(),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_Guard)], lifespan=lifespan)
     app.state.ctx = ctx

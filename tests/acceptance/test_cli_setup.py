@@ -337,7 +337,7 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
 
 def test_demo_generates_imports_and_prints_segments(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = cli.raw("demo", "--dir", str(out), "--persons", "200")
+    result = cli.raw("demo", "--offline", "--dir", str(out), "--persons", "200")
     assert result.code == 0, result.err
     for name in SEEDED_SEGMENTS:
         assert name in result.out

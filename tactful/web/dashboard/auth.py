@@ -1,0 +1,107 @@
+"""Dashboard login: the ``[api] token`` or ``[api] dashboard_password``, compared in constant
+time; an HMAC-SHA256 signed session cookie (HttpOnly, SameSite=Lax); a CSRF token per session.
+
+Neither configured: no login (``tactful serve`` then binds loopback only, like the API); a
+cookie-only session is still issued so that POSTs carry a CSRF token.
+
+The signing key mixes the store's random secret with the configured credentials, so
+changing the token or the password ends every session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+COOKIE = "tactful_dashboard"
+SESSION_SECONDS = 12 * 3600
+SECRET_META_KEY = "dashboard_session_secret"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    expires: float
+    logged_in: bool
+
+
+class DashboardAuth:
+    def __init__(
+        self,
+        secret: bytes,
+        credentials: list[str],
+        *,
+        lifetime: float = SESSION_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._credentials = [c for c in credentials if c]
+        mixed = b"\0".join(c.encode() for c in self._credentials)
+        self._key = hmac.new(secret, b"dashboard\0" + mixed, hashlib.sha256).digest()
+        self.lifetime = lifetime
+        self.clock = clock
+
+    @property
+    def login_required(self) -> bool:
+        return bool(self._credentials)
+
+    def check(self, given: str) -> bool:
+        """Whether ``given`` is one of the credentials; every comparison runs."""
+        ok = False
+        for credential in self._credentials:
+            ok |= hmac.compare_digest(given.encode(), credential.encode())
+        return ok and bool(given)
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, *, logged_in: bool) -> tuple[Session, str]:
+        session = Session(secrets.token_hex(16), self.clock() + self.lifetime, logged_in)
+        claims = {"sid": session.sid, "exp": session.expires, "in": logged_in}
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return session, f"{body}.{self._sign(body)}"
+
+    def verify(self, cookie: str | None) -> Session | None:
+        if not cookie or cookie.count(".") != 1:
+            return None
+        body, signature = cookie.split(".")
+        if not hmac.compare_digest(signature, self._sign(body)):
+            return None
+        try:
+            claims = json.loads(_unb64(body))
+            session = Session(str(claims["sid"]), float(claims["exp"]), bool(claims["in"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if self.clock() >= session.expires:
+            return None
+        if self.login_required and not session.logged_in:
+            return None
+        return session
+
+    def csrf(self, session: Session) -> str:
+        return self._sign(f"csrf\0{session.sid}")
+
+    def csrf_ok(self, session: Session | None, given: str) -> bool:
+        if session is None or not given:
+            return False
+        return hmac.compare_digest(given, self.csrf(session))
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go back to after login (never another site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

@@ -1,0 +1,189 @@
+"""What the dashboard pages show, read from the store in one reader each."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tactful.delivery.store import DeliveryStore
+from tactful.store.records import to_us
+from tactful.views import clock_of
+from tactful.web.context import WebContext
+from tactful.web.dashboard.charts import Delta, Point, Window, choose_window, size_series
+
+RECENT_CHANGES = 50
+
+
+@dataclass
+class SegmentRow:
+    name: str
+    when: str
+    members: int
+    holdout: int
+    entered_1h: int = 0
+    exited_1h: int = 0
+    entered_24h: int = 0
+    exited_24h: int = 0
+    series: list[Point] = field(default_factory=list)
+
+
+@dataclass
+class DestinationRow:
+    name: str
+    type: str
+    pending: int
+    dead: int
+    done: int
+    lag_seconds: float | None
+    last_success_us: int | None
+    last_error: str | None
+    last_error_us: int | None
+
+
+@dataclass
+class Overview:
+    now_us: int
+    engine_clock: datetime | None
+    window: Window
+    segments: list[SegmentRow]
+    states: list[tuple[str, int]]
+    destinations: list[DestinationRow]
+    changes: list[tuple[str, int, str | None, str, str]]  # person, at_us, old, new, changed
+
+
+def _now_us(clock: datetime | None) -> int:
+    """The engine clock (simulations run ahead of the wall clock), else the wall clock."""
+    return to_us(clock) if clock is not None else time.time_ns() // 1000
+
+
+def _counts_since(conn: Any, since_us: int) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        "SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > ? "
+        "GROUP BY segment, change",
+        (since_us,),
+    ).fetchall()
+    return {(s, c): int(n) for s, c, n in rows}
+
+
+def bucket_deltas(conn: Any, bucket_us: int) -> dict[str, dict[int, Delta]]:
+    """Entries and exits per segment per bucket (``at_us // bucket_us``)."""
+    rows = conn.execute(
+        "SELECT segment, at_us / ?, change, holdout, COUNT(*) FROM membership_history "
+        "GROUP BY 1, 2, 3, 4",
+        (bucket_us,),
+    ).fetchall()
+    acc: dict[str, dict[int, list[int]]] = {}
+    for segment, bucket, change, holdout, n in rows:
+        slot = acc.setdefault(segment, {}).setdefault(int(bucket), [0, 0, 0, 0])
+        index = 0 if change == "entered" else 1 if change == "exited" else None
+        if index is None:
+            continue
+        slot[index] += int(n)
+        if holdout:
+            slot[index + 2] += int(n)
+    return {s: {b: Delta(*v) for b, v in per.items()} for s, per in acc.items()}
+
+
+def overview(ctx: WebContext) -> Overview:
+    settings = ctx.settings
+    with ctx.engine.store.reader() as reader:
+        conn: Any = reader.conn  # type: ignore[attr-defined]
+        clock = clock_of(reader)
+        now = _now_us(clock)
+        counts = reader.segment_counts()
+        states = reader.state_counts()
+        first = conn.execute("SELECT MIN(at_us) FROM membership_history").fetchone()[0]
+        window = choose_window(None if first is None else int(first), now)
+        deltas = bucket_deltas(conn, window.bucket_us)
+        hour = _counts_since(conn, now - 3600 * 1_000_000)
+        day = _counts_since(conn, now - 24 * 3600 * 1_000_000)
+        changes = conn.execute(
+            "SELECT person_id, at_us, old_state, new_state, changed FROM state_changes "
+            "ORDER BY at_us DESC, id DESC LIMIT ?",
+            (RECENT_CHANGES,),
+        ).fetchall()
+    segments = []
+    for spec in settings.segments:
+        members, holdout = counts.get(spec.name, (0, 0))
+        segments.append(
+            SegmentRow(
+                spec.name,
+                spec.when,
+                members,
+                holdout,
+                hour.get((spec.name, "entered"), 0),
+                hour.get((spec.name, "exited"), 0),
+                day.get((spec.name, "entered"), 0),
+                day.get((spec.name, "exited"), 0),
+                size_series(deltas.get(spec.name, {}), window, now),
+            )
+        )
+    return Overview(
+        now,
+        clock,
+        window,
+        segments,
+        sorted(states.items(), key=lambda kv: (-kv[1], kv[0])),
+        destinations(ctx),
+        [(p, int(a), o, n, c) for p, a, o, n, c in changes],
+    )
+
+
+def destinations(ctx: WebContext) -> list[DestinationRow]:
+    """Delivery health per configured destination; lag is on the wall clock (deliveries are
+    stamped with it)."""
+    health = DeliveryStore(ctx.engine.store).health()
+    wall = time.time_ns() // 1000
+    out = []
+    for dest in ctx.settings.destinations:
+        h = health.get(dest.name, {})
+        oldest = h.get("oldest_pending_us")
+        out.append(
+            DestinationRow(
+                dest.name,
+                dest.type,
+                int(h.get("pending", 0)),
+                int(h.get("dead", 0)),
+                int(h.get("done", 0)),
+                None if oldest is None else max(0.0, (wall - int(oldest)) / 1e6),
+                h.get("last_success_us"),
+                h.get("last_error"),
+                h.get("last_error_us"),
+            )
+        )
+    configured = {dest.name for dest in ctx.settings.destinations}
+    for name in sorted(set(health) - configured):  # removed from the config, rows remain
+        h = health[name]
+        out.append(
+            DestinationRow(
+                name,
+                "(not configured)",
+                int(h.get("pending", 0)),
+                int(h.get("dead", 0)),
+                int(h.get("done", 0)),
+                None,
+                h.get("last_success_us"),
+                h.get("last_error"),
+                h.get("last_error_us"),
+            )
+        )
+    return out
+
+
+def retry_dead(ctx: WebContext, destination: str | None) -> int:
+    """Dead letters of one destination (all when None) back to pending."""
+    store = DeliveryStore(ctx.engine.store)
+    if destination is None:
+        return store.retry(None)
+    with ctx.engine.store.reader() as reader:
+        conn: Any = reader.conn  # type: ignore[attr-defined]
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM deliveries WHERE status = 'dead' AND destination = ?",
+                (destination,),
+            ).fetchall()
+        ]
+    return store.retry(ids) if ids else 0

@@ -1,0 +1,248 @@
+"""Dashboard routes: ``/login``, ``/logout``, ``/`` (overview), ``/people``, ``/config``,
+``POST /retry`` (dead letters back to pending) and ``/report`` when ``tactful.report`` is
+installed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tactful.config import MASK
+from tactful.core import codec
+from tactful.engine import Engine
+from tactful.views import person_json, resolve_key
+from tactful.web.context import WebContext
+from tactful.web.dashboard import data, layout, pages
+from tactful.web.dashboard.auth import COOKIE, SECRET_META_KEY, DashboardAuth, Session, safe_next
+from tactful.web.receiver import BodyTooLarge, read_limited
+
+NO_STORE = {"Cache-Control": "no-store"}
+_init_lock = threading.Lock()
+
+
+@dataclass
+class Gate:
+    auth: DashboardAuth
+    session: Session
+    cookie: str | None  # a cookie to set (a new anonymous session when login is off)
+
+    @property
+    def csrf(self) -> str:
+        return self.auth.csrf(self.session)
+
+
+def _ctx(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.ctx
+    return ctx
+
+
+def _secret(engine: Engine) -> bytes:
+    with engine.store.transaction() as tx:
+        value = tx.get_meta(SECRET_META_KEY)
+        if value is None:
+            value = secrets.token_hex(32)
+            tx.set_meta(SECRET_META_KEY, value)
+    return bytes.fromhex(value)
+
+
+async def _auth(request: Request) -> DashboardAuth:
+    existing: DashboardAuth | None = getattr(request.app.state, "dashboard_auth", None)
+    if existing is not None:
+        return existing
+    ctx = _ctx(request)
+    secret = await asyncio.to_thread(_secret, ctx.engine)
+    api = ctx.settings.api
+    with _init_lock:
+        existing = getattr(request.app.state, "dashboard_auth", None)
+        if existing is None:
+            existing = DashboardAuth(secret, [api.token or "", api.dashboard_password or ""])
+            request.app.state.dashboard_auth = existing
+    return existing
+
+
+def _set_cookie(request: Request, response: Response, value: str, max_age: int) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = await read_limited(request, 64 * 1024)
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+Handler = Callable[[Request, Gate], Awaitable[Response]]
+
+
+def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Logged-in sessions only (login page otherwise); POSTs need the session's CSRF token."""
+
+    async def endpoint(request: Request) -> Response:
+        auth = await _auth(request)
+        session = auth.verify(request.cookies.get(COOKIE))
+        cookie = None
+        if session is None:
+            if auth.login_required or request.method != "GET":
+                if request.method != "GET":
+                    return PlainTextResponse("403 session expired: log in again", 403)
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
+            session, cookie = auth.issue(logged_in=False)
+        response = await handler(request, Gate(auth, session, cookie))
+        if cookie is not None:
+            _set_cookie(request, response, cookie, int(auth.lifetime))
+        response.headers.update(NO_STORE)
+        return response
+
+    return endpoint
+
+
+def _page(request: Request, gate: Gate, title: str, body: str, status: int = 200) -> Response:
+    html = layout.page(
+        title, body, active=request.url.path, csrf=gate.csrf, logout=gate.auth.login_required
+    )
+    return HTMLResponse(html, status)
+
+
+async def login_form(request: Request) -> Response:
+    auth = await _auth(request)
+    target = safe_next(request.query_params.get("next"))
+    if not auth.login_required or auth.verify(request.cookies.get(COOKIE)) is not None:
+        return RedirectResponse(target, 303)
+    return HTMLResponse(layout.login_page(target), headers=NO_STORE)
+
+
+async def login(request: Request) -> Response:
+    auth = await _auth(request)
+    try:
+        form = await _form(request)
+    except BodyTooLarge:
+        return PlainTextResponse("413 body too large", 413)
+    target = safe_next(form.get("next"))
+    if not auth.login_required:
+        return RedirectResponse(target, 303)
+    if not auth.check(form.get("password", "")):
+        page = layout.login_page(target, "Wrong token or password.")
+        return HTMLResponse(page, 401, headers=NO_STORE)
+    _, cookie = auth.issue(logged_in=True)
+    response = RedirectResponse(target, 303, headers=NO_STORE)
+    _set_cookie(request, response, cookie, int(auth.lifetime))
+    return response
+
+
+async def logout(request: Request, gate: Gate) -> Response:
+    form = await _form(request)
+    if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
+        return PlainTextResponse("403 bad CSRF token", 403)
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+async def overview(request: Request, gate: Gate) -> Response:
+    ov = await asyncio.to_thread(data.overview, _ctx(request))
+    flash = request.query_params.get("retried")
+    message = f"{flash} dead letters back to pending." if flash and flash.isdigit() else None
+    return _page(request, gate, "Overview", pages.overview(ov, gate.csrf, message))
+
+
+async def retry(request: Request, gate: Gate) -> Response:
+    try:
+        form = await _form(request)
+    except BodyTooLarge:
+        return PlainTextResponse("413 body too large", 413)
+    if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
+        return PlainTextResponse("403 bad CSRF token: reload the page", 403)
+    destination = form.get("destination") or None
+    count = await asyncio.to_thread(data.retry_dead, _ctx(request), destination)
+    return RedirectResponse(f"/?retried={count}#destinations", 303)
+
+
+def _lookup(ctx: WebContext, query: str) -> list[dict[str, Any]]:
+    with ctx.engine.store.reader() as reader:
+        ids = resolve_key(reader, query, ctx.settings.identity.default_region)
+        found = [
+            person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid) for pid in ids[:20]
+        ]
+    return [p for p in found if p is not None]
+
+
+async def people(request: Request, gate: Gate) -> Response:
+    ctx = _ctx(request)
+    query = request.query_params.get("q", "").strip()
+    found = await asyncio.to_thread(_lookup, ctx, query) if query else []
+    rules = {s.name: s.when for s in ctx.settings.segments}
+    status = 404 if query and not found else 200
+    return _page(request, gate, "People", pages.people(query, found, rules), status)
+
+
+async def config(request: Request, gate: Gate) -> Response:
+    settings = _ctx(request).settings
+    masked = settings.masked()
+    api = masked.get("api")
+    if isinstance(api, dict) and api.get("dashboard_password"):
+        api["dashboard_password"] = MASK
+    return _page(request, gate, "Configuration", pages.config(masked))
+
+
+def _report_body(document: str) -> str:
+    """The report's body without its own heading (the layout has one)."""
+    found = re.search(r"<body[^>]*>(.*)</body>", document, re.S)
+    body = found.group(1) if found else document
+    return re.sub(r"^\s*<h1>.*?</h1>", "", body, count=1, flags=re.S)
+
+
+async def report(request: Request, gate: Gate) -> Response:
+    """The measurement report (``tactful.report``) inside the layout; ``?segment=&since=``."""
+    from tactful.report import ReportError, build_report, render_html
+
+    ctx = _ctx(request)
+    segment = request.query_params.get("segment") or None
+    since_text = request.query_params.get("since") or None
+    title = "Measurement report"
+    try:
+        since = None if since_text is None else codec.parse_time(since_text)
+    except ValueError:
+        body = '<p class="flash error">since must be ISO 8601 with a UTC offset</p>'
+        return _page(request, gate, title, body, 400)
+
+    def build() -> str:
+        built = build_report(ctx.engine.store, ctx.settings, segment=segment, since=since)
+        return render_html(built)
+
+    try:
+        document = await asyncio.to_thread(build)
+    except ReportError as exc:
+        return _page(request, gate, title, f'<p class="flash error">{layout.e(exc)}</p>', 400)
+    return _page(
+        request, gate, title, f'<section class="report">{_report_body(document)}</section>'
+    )
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", guarded(logout), methods=["POST"]),
+        Route("/", guarded(overview), methods=["GET"]),
+        Route("/people", guarded(people), methods=["GET"]),
+        Route("/config", guarded(config), methods=["GET"]),
+        Route("/retry", guarded(retry), methods=["POST"]),
+        Route("/report", guarded(report), methods=["GET"]),
+    ]

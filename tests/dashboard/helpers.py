@@ -1,0 +1,100 @@
+"""Shared by the dashboard tests: an app on a real SQLite store with a little history and one
+dead letter."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+
+from tactful.config import Settings, settings_from_toml
+from tactful.engine import Engine, rules_from_settings
+from tactful.store.sqlite import SQLiteStore
+from tactful.testing import FakeClock, at, ticket, user
+from tactful.web.app import create_app
+
+TOKEN = "api-token-123"
+PASSWORD = "let-me-in-please"
+EMAIL = "ann@example.com"
+
+
+def config(*, token: str | None = TOKEN, password: str | None = PASSWORD) -> str:
+    api = ""
+    if token or password:
+        api = "[api]\n"
+        api += f'token = "{token}"\n' if token else ""
+        api += f'dashboard_password = "{password}"\n' if password else ""
+    return f"""
+{api}
+[zendesk]
+subdomain = "glowlab"
+
+[[segments]]
+name = "open_issue"
+when = "has_open_ticket"
+
+[[segments]]
+name = "held"
+when = "has_open_ticket"
+holdout = 0.999999
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "https://hooks.example.com/t"
+secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
+"""
+
+
+@dataclass
+class World:
+    settings: Settings
+    engine: Engine
+    app: Starlette
+
+    def dead_count(self) -> int:
+        with self.engine.store.reader() as reader:
+            row = reader.conn.execute(  # type: ignore[attr-defined]
+                "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'"
+            ).fetchone()
+        return int(row[0])
+
+
+def add_dead_letter(engine: Engine, person_id: str, destination: str = "hook") -> None:
+    now = time.time_ns() // 1000
+    with engine.store.transaction() as tx:
+        tx.conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO deliveries (destination, person_id, kind, name, segment, key, at_us, "
+            "payload, status, attempts, next_us, created_us, updated_us, last_error) VALUES "
+            "(?, ?, 'event', 'segment_entered', 'open_issue', 'k-dead-1', ?, ?, 'dead', 8, ?, ?, "
+            "?, 'HTTP 500: upstream broke')",
+            (destination, person_id, now, orjson.dumps({}), now, now, now),
+        )
+
+
+def person_of(engine: Engine, email: str = EMAIL) -> str:
+    with engine.store.reader() as reader:
+        return reader.find_persons("email", email)[0]
+
+
+def world(tmp_path: Path, *, token: str | None = TOKEN, password: str | None = PASSWORD) -> World:
+    settings = settings_from_toml(config(token=token, password=password), environ={})
+    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine.apply(
+        [
+            user(1, emails=(EMAIL,)),
+            user(2, emails=("bob@example.com",)),
+            user(3, emails=("cy@example.com",)),
+            ticket(1, at(1), "open", requester_id=1),
+            ticket(2, at(2), "open", requester_id=2),
+            ticket(3, at(3), "open", requester_id=3),
+        ]
+    )
+    engine.apply([ticket(2, at(5), "solved", requester_id=2)])
+    engine.tick(at(6))
+    add_dead_letter(engine, person_of(engine))
+    app = create_app(settings, engine, tick_seconds=0, clock=FakeClock(at(6)), deliver_seconds=0)
+    return World(settings, engine, app)
