@@ -7,9 +7,20 @@ from typing import Any
 
 
 def register_all(sub: Any) -> None:
-    from tactful.commands import app, data, deliver, demo, read, report, serve, setup, zendesk
+    from tactful.commands import (
+        app,
+        data,
+        deliver,
+        demo,
+        doctor,
+        read,
+        report,
+        serve,
+        setup,
+        zendesk,
+    )
 
-    for module in (setup, data, read, serve, zendesk, app, deliver, demo, report):
+    for module in (setup, doctor, data, read, serve, zendesk, app, deliver, demo, report):
         module.register(sub)
 
 

@@ -244,6 +244,21 @@ async def user_identities(sim: ZendeskSimulator, request: Request, p: dict[str, 
     return json_response({"identity": updated[0]})
 
 
+async def show_me(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    """``GET /api/v2/users/me``: the authenticated agent (the simulator's admin)."""
+    return json_response(
+        {
+            "user": {
+                "id": 1,
+                "name": "Simulator Admin",
+                "email": sim.email,
+                "role": "admin",
+                "active": True,
+            }
+        }
+    )
+
+
 async def show_ticket(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
     with sim.lock:
         ticket = sim.ticket_api(int(p["ticket_id"]))
@@ -258,6 +273,7 @@ def _routes(sim: ZendeskSimulator) -> list[Route]:
         ("/api/v2/incremental/users/cursor.json", users_export, ["GET"]),
         ("/api/v2/incremental/ticket_events.json", events_export, ["GET"]),
         ("/api/v2/satisfaction_ratings", ratings, ["GET"]),
+        ("/api/v2/users/me", show_me, ["GET"]),
         ("/api/v2/users/{user_id:int}", show_user, ["GET"]),
         ("/api/v2/users/{user_id:int}", update_user, ["PUT"]),
         ("/api/v2/users/{user_id:int}/tags", user_tags, ["GET", "PUT", "POST", "DELETE"]),

@@ -1,0 +1,158 @@
+"""``tactful doctor``: reach every configured service, report what fails and how to fix it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tactful.cli import App, out_json
+from tactful.commands import add_json
+from tactful.config import load_settings
+
+TIMEOUT = 5.0
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    seconds: float = 0.0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="reach every configured service; say what fails and how "
+        "to fix it (exit 1 if anything fails)",
+    )
+    add_json(p)
+    p.set_defaults(handler=cmd_doctor)
+
+
+def _timed(name: str, probe: Callable[[], tuple[bool, str, str]]) -> Check:
+    started = time.perf_counter()
+    try:
+        ok, detail, fix = probe()
+    except Exception as exc:  # a probe must report, never crash the doctor
+        ok, detail, fix = False, f"{type(exc).__name__}: {exc}", ""
+    return Check(name, ok, detail, fix, time.perf_counter() - started)
+
+
+def _store(app: App) -> tuple[bool, str, str]:
+    engine = app.engine
+    with engine.store.transaction() as tx:
+        tx.set_meta("doctor_checked", str(time.time()))
+    with engine.store.reader() as reader:
+        counts = reader.counts()
+    return True, f"writable; {counts['persons']} persons, {counts['events']} events", ""
+
+
+def _zendesk(settings: Any) -> tuple[bool, str, str]:
+    from tactful.zendesk.client import ZendeskClient, ZendeskError
+
+    client = ZendeskClient.from_settings(settings.zendesk, max_attempts=1)
+    try:
+        me = client.get_json("/api/v2/users/me.json", endpoint="/api/v2/users/me.json")
+    except ZendeskError as exc:
+        return False, str(exc), "check [zendesk] subdomain/base_url, email and api_token"
+    finally:
+        client.close()
+    user = me.get("user") or {}
+    role = user.get("role", "?")
+    if role == "end-user" or not user.get("id"):
+        return (
+            False,
+            "authenticated as an anonymous or end user",
+            ("use the email of an agent or admin with an API token ([zendesk] email)"),
+        )
+    return True, f"authenticated as a {role}", ""
+
+
+def _reachable(url: str) -> tuple[bool, str, str]:
+    parts = urlsplit(url)
+    root = f"{parts.scheme}://{parts.netloc}/"
+    response = httpx.get(root, timeout=TIMEOUT, follow_redirects=False)
+    return True, f"{parts.netloc} answered HTTP {response.status_code}", ""
+
+
+def checks(app: App) -> list[Check]:
+    settings = load_settings(app.args.config)
+    out = [Check("configuration", True, f"{settings.source}: valid")]
+    out.append(_timed("store", lambda: _store(app)))
+    z = settings.zendesk
+    if z.api_url and z.api_token:
+        out.append(_timed("zendesk api", lambda: _zendesk(settings)))
+    else:
+        out.append(
+            Check(
+                "zendesk api",
+                True,
+                "not configured (backfill, install and fetches "
+                "need [zendesk] subdomain, email, api_token)",
+            )
+        )
+    if not z.webhook_secret:
+        out.append(
+            Check(
+                "zendesk webhooks",
+                False,
+                "[zendesk] webhook_secret is not set: webhooks will be refused",
+                "run `tactful zendesk install`, then set "
+                "the printed secret in the environment variable webhook_secret names",
+            )
+        )
+    if z.public_url and not z.public_url.startswith("https://"):
+        out.append(
+            Check(
+                "public url",
+                False,
+                f"{z.public_url} is not https",
+                "Zendesk only calls https URLs (except localhost for development)",
+            )
+        )
+    if not settings.api.token:
+        out.append(
+            Check(
+                "api token",
+                False,
+                "[api] token is not set: serve binds loopback only",
+                'set token = "env:TACTFUL_API_TOKEN"',
+            )
+        )
+    for dest in settings.destinations:
+        url = dest.base_url or dest.setting("url")
+        if url and url.startswith(("http://", "https://")):
+            out.append(_timed(f"destination {dest.name}", partial(_reachable, url)))
+        else:
+            out.append(_timed(f"destination {dest.name}", partial(_builds, dest)))
+    return out
+
+
+def _builds(config: Any) -> tuple[bool, str, str]:
+    from tactful.destinations import registry
+
+    dest = registry.create(config)
+    dest.close()
+    return True, f"{config.type}: configured (uses the vendor's default host)", ""
+
+
+def cmd_doctor(app: App) -> int:
+    results = checks(app)
+    failed = [c for c in results if not c.ok]
+    if app.args.json:
+        out_json({"ok": not failed, "checks": [c.__dict__ for c in results]})
+    else:
+        for c in results:
+            mark = "[green]ok[/green]  " if c.ok else "[red]FAIL[/red]"
+            app.out.print(f"{mark} {c.name}: {c.detail}", highlight=False)
+            if c.fix:
+                app.out.print(f"       fix: {c.fix}", highlight=False)
+    return 1 if failed else 0
