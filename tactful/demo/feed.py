@@ -56,6 +56,17 @@ class Feed:
                 self.counts["outcomes_refused"] += len(batch)
                 log.warning("outcomes refused (%s): %s", response.status_code, response.text)
 
+    def suppressed(self, email: str) -> bool:
+        """A treated (non-holdout) member of ``suppress_promos`` right now?"""
+        try:
+            response = self.api.get(f"/api/people/{email}")
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            return False
+        segment = response.json().get("segments", {}).get("suppress_promos", {})
+        return bool(segment.get("member")) and not segment.get("holdout")
+
     def close(self) -> None:
         self.webhooks.close()
         self.api.close()

@@ -98,7 +98,13 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
         cleanup.callback(stop_server)
         feed = Feed(base_url, sim, settings.zendesk.webhook_secret or "", keys.api_token)
         cleanup.callback(feed.close)
-        story = Story(sim, options.customers, seed=options.seed, on_rating=feed.rating)
+        story = Story(
+            sim,
+            options.customers,
+            seed=options.seed,
+            on_rating=feed.rating,
+            suppressed=feed.suppressed,
+        )
         _banner(say, options, base_url, keys, config_path, fakes)
         _play(story, feed, fakes, options, stop, say)
         say("stopping…")

@@ -65,6 +65,9 @@ class Plot:
     rating: str | None = None
 
 
+SPARED_BY_SUPPRESSION = 0.6  # share of promo-caused unsubscribes/complaints suppression avoids
+
+
 class Story:
     def __init__(
         self,
@@ -73,8 +76,13 @@ class Story:
         *,
         seed: int = 7,
         on_rating: Callable[[Json], None] | None = None,
+        suppressed: Callable[[str], bool] | None = None,
     ) -> None:
         self.sim = sim
+        # Is this customer kept out of promos by Tactful right now (a treated member of
+        # suppress_promos)? Promos sent to upset customers cause unsubscribes and complaints;
+        # suppression spares most of them — which is what the report's holdout then shows.
+        self.suppressed = suppressed or (lambda email: False)
         self.rng = random.Random(seed)
         self.start = sim.now()
         self.on_rating = on_rating or (lambda doc: None)
@@ -304,6 +312,10 @@ class Story:
         self._after(self.rng.uniform(5 * 24, 20 * 24), partial(self._shop, customer))
 
     def _outcome(self, customer: Customer, kind: str) -> None:
+        spared = kind in ("unsubscribe", "complaint") and self.suppressed(customer.email)
+        if spared and self._chance(SPARED_BY_SUPPRESSION):
+            self.counts["outcome_spared"] += 1
+            return
         item: Json = {
             "type": "outcome",
             "id": f"demo-{kind}-{next(self._outcome_ids)}",
