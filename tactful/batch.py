@@ -51,6 +51,7 @@ from tactful.core.state import (
 )
 from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
 from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
+from tactful.store.records import to_us
 
 UNOWNED = ""
 _TRUE = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "granted"})
@@ -207,7 +208,7 @@ class Batch:
             row = rows.get(pid)
             if row is None:
                 at = self.identity.new_persons.get(pid)
-                created = _us(at) if at is not None else time.time_ns() // 1000
+                created = to_us(at) if at is not None else time.time_ns() // 1000
                 row = PersonRow(pid, merged_facts.get(pid, PersonFacts()), {}, {}, None, created)
             ids: set[int] | None = None
             if pid in with_tickets or not row.state:
@@ -454,7 +455,7 @@ class Batch:
             person = self.persons.pop(pid, None)
             if person is not None and person.ticket_ids:
                 self.dirty_tickets -= person.ticket_ids
-            report = self.tx.erase_person(pid, _us(at), requested_by)
+            report = self.tx.erase_person(pid, to_us(at), requested_by)
             identifiers: dict[str, list[str]] = {}
             for kind, value in report.identifiers:
                 identifiers.setdefault(kind, []).append(value)
@@ -486,9 +487,3 @@ class Batch:
         tx.append_state_changes(self.state_rows)
         tx.append_outbox(self.outbox)
         self.stats.persons_touched = len(rows)
-
-
-def _us(value: datetime) -> int:
-    from tactful.store.records import to_us
-
-    return to_us(value)

@@ -12,7 +12,7 @@ The engine clock never goes back: it advances to each event's time, to the wall 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -240,14 +240,3 @@ def _describe(value: tuple[str, tuple[str, ...], bytes] | None) -> dict[str, Any
     if value is None:
         return None
     return {"support_state": value[0], "segments": list(value[1]), "state": orjson.loads(value[2])}
-
-
-def chunked(items: Iterable[Event], size: int) -> Iterable[list[Event]]:
-    batch: list[Event] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -12,13 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from tactful.core import codec
-from tactful.core.events import CONSENT_PURPOSES
+from tactful.core.events import CONSENT_PURPOSES, IDENTIFIER_KINDS
 from tactful.core.segments import Membership, advance_person, evaluate_person
 from tactful.core.state import STATE_FIELD_NAMES
 from tactful.engine import CLOCK_KEY, Rules
 from tactful.store.base import PersonRow, Reader
-
-IDENTIFIER_KINDS = ("email", "phone", "external_id", "zendesk_user_id")
 
 
 def fmt(value: datetime | None) -> str | None:

@@ -9,7 +9,7 @@ once. Every event carries ``at``: the moment the fact became true, an aware UTC 
 the engine clock advances to it.
 
 Rules:
-- Times are aware datetimes in UTC. Naive datetimes are rejected by ``require_utc``.
+- Times are aware datetimes in UTC; the edges (parsers, the API) reject naive ones.
 - Strings are already normalized where the event says so (statuses lower-case, tags
   lower-case). Identifiers are *raw* here; ``tactful.core.identity`` normalizes them.
 """
@@ -17,7 +17,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
@@ -34,13 +34,6 @@ IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
     "external_id",
     "zendesk_user_id",
 )
-
-
-def require_utc(value: datetime, what: str = "time") -> datetime:
-    """Return ``value`` in UTC; reject naive datetimes (the boundary rule)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

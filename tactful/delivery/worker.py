@@ -26,7 +26,6 @@ from tactful.store.base import Store
 from tactful.store.records import from_us, to_us
 
 log = logging.getLogger("tactful.delivery")
-PURPOSES = ("ads", "email", "analytics")
 
 
 @dataclass

@@ -82,16 +82,6 @@ class Capabilities:
     max_bytes: int | None = None  # request body limit, if the vendor documents one
 
 
-@dataclass
-class Health:
-    pending: int = 0
-    dead: int = 0
-    last_success: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    lag_seconds: float | None = None
-
-
 class Destination(Protocol):
     """One configured destination (``[[destinations]]`` entry)."""
 
