@@ -212,9 +212,7 @@ class DeliveryWorker:
         with self.store.reader() as reader:
             persons = reader.load_persons(pids)
             idents = reader.identifiers_of(pids)
-            tickets = reader.tickets_of(
-                [p for p in pids if any(r.person_id == p and r.kind == "profile" for r in rows)]
-            )
+            tickets = reader.tickets_of(sorted({r.person_id for r in rows if r.kind == "profile"}))
         purpose = getattr(config, "purpose", "analytics")
         default = bool(getattr(self.settings.consent, purpose, True))
         removals = [r.person_id for r in rows if r.kind in ("audience_remove", "erase")]

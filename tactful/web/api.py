@@ -196,7 +196,8 @@ async def post_events(request: Request) -> Response:
 def _unusable_identifiers(ctx: WebContext, events: list[Event]) -> list[dict[str, str]]:
     """Identifiers that do not normalize (an email without a domain, a phone that is not a
     number in [identity] default_region) or person ids that do not exist: 422, not applied."""
-    problems = []
+    problems: list[dict[str, str]] = []
+    person_ids: list[tuple[int, str]] = []
     for index, event in enumerate(events):
         try:
             plan = ctx.engine.plan.identifiers(event)
@@ -204,8 +205,11 @@ def _unusable_identifiers(ctx: WebContext, events: list[Event]) -> list[dict[str
             problems.append({"loc": f"events.{index}.person", "msg": str(exc)})
             continue
         if plan and plan[0] and plan[0][0][0] == "person_id":
-            with ctx.engine.store.reader() as reader:
-                if reader.resolve_person_id(plan[0][0][1]) is None:
+            person_ids.append((index, plan[0][0][1]))
+    if person_ids:
+        with ctx.engine.store.reader() as reader:
+            for index, pid in person_ids:
+                if reader.resolve_person_id(pid) is None:
                     problems.append(
                         {"loc": f"events.{index}.person.person_id", "msg": "no such person"}
                     )
