@@ -32,7 +32,6 @@ import orjson
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
-    Capabilities,
     Item,
     Outcome,
     Purpose,
@@ -40,6 +39,7 @@ from tactful.destinations.base import (
     parse_retry_after,
 )
 from tactful.destinations.http import (
+    EventHttpDestination,
     Part,
     dedupe_id,
     dumps,
@@ -59,7 +59,6 @@ MAX_REQUEST_BYTES = 1_000_000
 DEFAULT_MIN_ID_LENGTH = 5
 THROTTLE_PAUSE = 30.0  # "pause sending events for that user or device for … 30 seconds"
 MAX_ROUNDS = 20  # resends of one chunk after per-event 400s
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _INDEX_MAPS = (
     "events_with_invalid_fields",
     "events_with_missing_fields",
@@ -101,7 +100,7 @@ def bad_events(body: Any) -> dict[int, str]:
     return out
 
 
-class AmplitudeDestination:
+class AmplitudeDestination(EventHttpDestination):
     type = "amplitude"
 
     def __init__(
@@ -115,16 +114,17 @@ class AmplitudeDestination:
         user_id: str = "person_id",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.name = name
-        self.purpose: Purpose = purpose
-        self.segments = segments
-        self.capabilities = Capabilities(
-            max_batch=MAX_EVENTS, kinds=frozenset({"event"}), max_bytes=MAX_REQUEST_BYTES
+        super().__init__(
+            name=name,
+            url=(base_url or API).rstrip("/") + PATH,
+            max_batch=MAX_EVENTS,
+            max_bytes=MAX_REQUEST_BYTES,
+            purpose=purpose,
+            segments=segments,
+            user_id=user_id,
+            transport=transport,
         )
-        self.url = (base_url or API).rstrip("/") + PATH
         self._api_key = api_key
-        self._user_id = user_id
-        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
 
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [unsupported(item, "Amplitude") for item in items]
@@ -148,7 +148,7 @@ class AmplitudeDestination:
         remaining = chunk
         for _ in range(MAX_ROUNDS):
             body = prefix + b",".join(p for _, p in remaining) + b"]}"
-            response = post(self._client, self.url, body, {"content-type": "application/json"})
+            response = post(self._client, self.url, body, self._headers)
             if isinstance(response, Outcome):
                 return result | {i: response for i, _ in remaining}
             named = bad_events(_json(response)) if response.status_code == 400 else {}
@@ -168,9 +168,6 @@ class AmplitudeDestination:
         if response.status_code == 429 and retry_after is None:
             retry_after = THROTTLE_PAUSE
         return classify_status(response.status_code, retry_after, error_text(response))
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def _json(response: httpx.Response) -> Any:

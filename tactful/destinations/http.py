@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tactful.destinations.base import Item, Outcome
+from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Part = tuple[int, bytes]  # (item index, encoded JSON)
@@ -128,3 +128,40 @@ def unsupported(item: Item, what: str) -> Outcome | None:
     if not item.name:
         return Outcome("reject", "event item without a name")
     return None
+
+
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class EventHttpDestination:
+    """What the event-only HTTP destinations (Segment, Amplitude, Mixpanel) share: identity,
+    purpose, capabilities, which person id they send, and one HTTP client."""
+
+    type = ""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        url: str,
+        max_batch: int,
+        max_bytes: int,
+        purpose: Purpose = "analytics",
+        segments: Sequence[str] | None = None,
+        user_id: str = "person_id",
+        headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.purpose: Purpose = purpose
+        self.segments = segments
+        self.capabilities = Capabilities(
+            max_batch=max_batch, kinds=frozenset({"event"}), max_bytes=max_bytes
+        )
+        self.url = url
+        self._user_id = user_id
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
+
+    def close(self) -> None:
+        self._client.close()

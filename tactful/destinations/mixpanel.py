@@ -32,7 +32,6 @@ import orjson
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
-    Capabilities,
     Item,
     Outcome,
     Purpose,
@@ -40,6 +39,7 @@ from tactful.destinations.base import (
     parse_retry_after,
 )
 from tactful.destinations.http import (
+    EventHttpDestination,
     Part,
     basic_auth,
     dedupe_id,
@@ -58,7 +58,6 @@ PATH = "/import"
 MAX_EVENTS = 2000
 MAX_REQUEST_BYTES = 2_000_000
 MAX_EVENT_BYTES = 1_000_000
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 def insert_id(key: str) -> str:
@@ -92,7 +91,7 @@ def failed_records(response: httpx.Response) -> dict[int, str]:
     return out
 
 
-class MixpanelDestination:
+class MixpanelDestination(EventHttpDestination):
     type = "mixpanel"
 
     def __init__(
@@ -108,20 +107,18 @@ class MixpanelDestination:
         user_id: str = "person_id",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.name = name
-        self.purpose: Purpose = purpose
-        self.segments = segments
-        self.capabilities = Capabilities(
-            max_batch=MAX_EVENTS, kinds=frozenset({"event"}), max_bytes=MAX_REQUEST_BYTES
-        )
         query = urlencode({"strict": "1", "project_id": project_id})
-        self.url = f"{(base_url or API).rstrip('/')}{PATH}?{query}"
-        self._user_id = user_id
-        self._headers = {
-            "authorization": basic_auth(service_account_user, service_account_secret),
-            "content-type": "application/json",
-        }
-        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
+        super().__init__(
+            name=name,
+            url=f"{(base_url or API).rstrip('/')}{PATH}?{query}",
+            max_batch=MAX_EVENTS,
+            max_bytes=MAX_REQUEST_BYTES,
+            purpose=purpose,
+            segments=segments,
+            user_id=user_id,
+            headers={"authorization": basic_auth(service_account_user, service_account_secret)},
+            transport=transport,
+        )
 
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [unsupported(item, "Mixpanel") for item in items]
@@ -156,9 +153,6 @@ class MixpanelDestination:
             error_text(response),
         )
         return {i: outcome for i, _ in chunk}
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def create(

@@ -26,7 +26,6 @@ import httpx
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
-    Capabilities,
     Item,
     Outcome,
     Purpose,
@@ -34,6 +33,7 @@ from tactful.destinations.base import (
     parse_retry_after,
 )
 from tactful.destinations.http import (
+    EventHttpDestination,
     Part,
     basic_auth,
     dedupe_id,
@@ -52,7 +52,6 @@ PATH = "/v1/batch"
 MAX_MESSAGES = 2500
 MAX_REQUEST_BYTES = 500_000  # "500KB" (read as 1000-byte KB: the smaller reading)
 MAX_MESSAGE_BYTES = 32 * 1000
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _PREFIX, _SUFFIX = b'{"batch":[', b"]}"
 
 
@@ -71,7 +70,7 @@ def message(item: Item, user_id_source: str = "person_id") -> dict[str, Any]:
     }
 
 
-class SegmentDestination:
+class SegmentDestination(EventHttpDestination):
     type = "segment"
 
     def __init__(
@@ -85,19 +84,17 @@ class SegmentDestination:
         user_id: str = "person_id",
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.name = name
-        self.purpose: Purpose = purpose
-        self.segments = segments
-        self.capabilities = Capabilities(
-            max_batch=MAX_MESSAGES, kinds=frozenset({"event"}), max_bytes=MAX_REQUEST_BYTES
+        super().__init__(
+            name=name,
+            url=(base_url or API).rstrip("/") + PATH,
+            max_batch=MAX_MESSAGES,
+            max_bytes=MAX_REQUEST_BYTES,
+            purpose=purpose,
+            segments=segments,
+            user_id=user_id,
+            headers={"authorization": basic_auth(write_key, "")},
+            transport=transport,
         )
-        self.url = (base_url or API).rstrip("/") + PATH
-        self._user_id = user_id
-        self._headers = {
-            "authorization": basic_auth(write_key, ""),
-            "content-type": "application/json",
-        }
-        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
 
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
@@ -130,9 +127,6 @@ class SegmentDestination:
             parse_retry_after(response.headers.get("retry-after")),
             error_text(response),
         )
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def create(
