@@ -129,7 +129,6 @@ secret = "{HOOK_SECRET}"
             assert hook.unverified == 0
             post(client, "Solved", 2)
             wait_for(lambda: not members(), "the Meta audience removal")
-            events = cio.snapshot()["events"]
             wait_for(
                 lambda: any(
                     "zendesk_ticket_resolved" in json.dumps(e)
@@ -137,7 +136,6 @@ secret = "{HOOK_SECRET}"
                 ),
                 "the zendesk_ticket_resolved event",
             )
-            assert events is not None
     finally:
         for _, stop in servers:
             stop()

@@ -19,7 +19,7 @@ per-person order (the vendor ends with the latest item's effect).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -124,6 +124,16 @@ class Conformance:
         assert fake.snapshot() == once
 
 
-def conformance_tests(cls: type[Conformance]) -> Callable[..., None]:
-    """Marker for readers: the class inherits the suite; nothing else to do."""
-    return lambda: None
+def conformance_tests(cls: type[Conformance]) -> type[Conformance]:
+    """Check at import that a destination's suite is complete (pytest runs the inherited
+    ``test_*`` methods): it must subclass ``Conformance`` and provide all three hooks."""
+    if not issubclass(cls, Conformance):
+        raise TypeError(f"{cls.__name__} must subclass Conformance")
+    missing = [
+        hook
+        for hook in ("make", "make_fake", "items")
+        if getattr(cls, hook) is getattr(Conformance, hook)
+    ]
+    if missing:
+        raise TypeError(f"{cls.__name__} does not implement {', '.join(missing)}")
+    return cls
