@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +27,22 @@ class _Job:
     meta: dict[str, str] = field(default_factory=dict)
     tick: datetime | None = None
     future: Future[BatchStats] = field(default_factory=Future)
+
+
+def _settle(
+    future: Future[BatchStats], stats: BatchStats | None = None, error: BaseException | None = None
+) -> None:
+    """Resolve a submitter's future. A submitter that went away (its request or the ticker
+    was cancelled, e.g. at shutdown) cancelled the future: the work is still committed (it is
+    idempotent), there is just nobody left to tell."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert stats is not None
+            future.set_result(stats)
+    except InvalidStateError:
+        pass
 
 
 class Writer:
@@ -99,25 +115,25 @@ class Writer:
                 try:
                     job_stats = self.engine.apply_many(job.incoming, meta=job.meta)
                 except BaseException as exc:  # reported to the submitter, not lost
-                    job.future.set_exception(exc)
+                    _settle(job.future, error=exc)
                 else:
                     self._done(job, job_stats)
             return
         if self.on_applied is not None:
             self.on_applied(stats)
         for job in jobs:
-            job.future.set_result(stats)
+            _settle(job.future, stats)
 
     def _do_tick(self, job: _Job) -> None:
         assert job.tick is not None
         try:
             stats = self.engine.tick(job.tick)
         except BaseException as exc:
-            job.future.set_exception(exc)
+            _settle(job.future, error=exc)
         else:
             self._done(job, stats)
 
     def _done(self, job: _Job, stats: BatchStats) -> None:
         if self.on_applied is not None:
             self.on_applied(stats)
-        job.future.set_result(stats)
+        _settle(job.future, stats)
