@@ -133,7 +133,7 @@ class Batch:
             if isinstance(event, UserMerged):
                 keys.append(("zendesk_user_id", str(event.source_user_id)))
                 keys.append(("zendesk_user_id", str(event.target_user_id)))
-        self.identity.preload(keys)
+        self._lock_and_preload(keys, events)
         owners: list[str | None] = []
         for event, plan in zip(events, plans, strict=True):
             if isinstance(event, UserMerged):
@@ -149,6 +149,39 @@ class Batch:
         self._apply_merges()
         self.identity.flush()
         return [None if o is None else self.identity.find(o) for o in owners]
+
+    def _lock_and_preload(self, keys: list[tuple[str, str]], events: Sequence[Event]) -> None:
+        """Look up the batch's identifiers and tickets. Where several processes write
+        (``tx.locking``), first lock the identifiers and tickets the events name, then every
+        person they lead to, so no other transaction folds these persons until this one
+        ends. A lookup made before a person was locked may be stale (another process merged
+        it meanwhile), so lookups repeat until they find no person not yet locked."""
+        ticket_ids = sorted(
+            {e.ticket_id for e in events if isinstance(e, TicketVersion | TicketStatusChanged)}
+        )
+        tx = self.tx
+        if not tx.locking:
+            self.identity.preload(keys)
+            self.tickets.update(tx.load_tickets(ticket_ids))
+            return
+        tx.lock([f"i:{k}:{v}" for k, v in keys] + [f"t:{t}" for t in ticket_ids])
+        locked: set[str] = set()
+        while True:
+            self.identity.idmap.clear()
+            self.identity.preload(keys)
+            self.tickets = dict(tx.load_tickets(ticket_ids))
+            persons = {p for owners in self.identity.idmap.values() for p in owners}
+            persons.update(owner for owner, _ in self.tickets.values() if owner != UNOWNED)
+            for kind, value in keys:
+                if kind == "person_id":
+                    found = tx.resolve_person_id(value)
+                    if found is not None:
+                        persons.add(found)
+            fresh = persons - locked
+            if not fresh:
+                return
+            tx.lock(f"p:{p}" for p in fresh)
+            locked |= fresh
 
     def _apply_merges(self) -> None:
         for absorbed, survivor, at in self.pending_merges:
@@ -175,10 +208,6 @@ class Batch:
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
-        ticket_ids = [
-            e.ticket_id for e in events if isinstance(e, TicketVersion | TicketStatusChanged)
-        ]
-        self.tickets.update(self.tx.load_tickets(ticket_ids))
         self.horizon = until
         due = self.tx.due_timers(until)
         self.timer_heap = list(due)

@@ -11,7 +11,9 @@ The engine clock never goes back: it advances to each event's time, to the wall 
 
 from __future__ import annotations
 
+import random
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,11 +27,12 @@ from tactful.core.events import EVENT_KIND, Event
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
-from tactful.store.base import EventRow, Store, Tx
+from tactful.store.base import EventRow, Store, StoreConflict, Tx
 from tactful.store.records import dump_state, to_us
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
+CONFLICT_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,21 @@ class Engine:
     @staticmethod
     def _salt(tx: Tx) -> str:
         salt = tx.get_meta(SALT_KEY)
-        if salt is None:
-            salt = secrets.token_hex(16)
-            tx.set_meta(SALT_KEY, salt)
+        if salt is None:  # first batch ever; with several processes, the first writer wins
+            salt = tx.setdefault_meta(SALT_KEY, secrets.token_hex(16))
         return salt
+
+    def _retrying(self, work: Callable[[], BatchStats]) -> BatchStats:
+        """Run a batch; when another process's transaction conflicted with it (nothing was
+        written), run it again."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return work()
+            except StoreConflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # -- apply ------------------------------------------------------------------------------
     def apply(
@@ -134,6 +148,11 @@ class Engine:
         ``durable=False`` (bulk imports, which are re-runnable) skips the fsync at commit.
         ``meta`` entries (e.g. a backfill cursor checkpoint) commit in the same transaction.
         """
+        return self._retrying(lambda: self._apply_many(incoming, durable, meta))
+
+    def _apply_many(
+        self, incoming: Sequence[Incoming], durable: bool, meta: dict[str, str] | None
+    ) -> BatchStats:
         with self.store.transaction(durable=durable) as tx:
             for key, value in (meta or {}).items():
                 tx.set_meta(key, value)
@@ -164,8 +183,13 @@ class Engine:
 
     def tick(self, now: datetime | None = None) -> BatchStats:
         """Advance the clock to ``now`` (default: the wall clock) and fire due timers."""
-        with self.store.transaction() as tx:
-            return self._run(tx, [], now or self.wall_clock())
+        target = now or self.wall_clock()
+
+        def work() -> BatchStats:
+            with self.store.transaction() as tx:
+                return self._run(tx, [], target)
+
+        return self._retrying(work)
 
     def _run(self, tx: Tx, events: Sequence[Event], target: datetime | None) -> BatchStats:
         clock = self._clock(tx)
@@ -182,7 +206,7 @@ class Engine:
         batch.load(events, owners, until)
         batch.sweep(events, owners, clock, until)
         batch.flush()
-        tx.set_meta(CLOCK_KEY, codec.format_time(until))
+        tx.advance_clock(until)
         stats = batch.stats
         stats.applied = len(events) - len({k for k, _ in stats.rejected})
         return stats

@@ -5,6 +5,7 @@ Used by Tactful's own tests and useful to anyone testing rules against their con
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from tactful.core.events import (
     UserSeen,
 )
 from tactful.engine import Engine, rules_from_settings
-from tactful.store.sqlite import SQLiteStore
+from tactful.store.sqlite import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -157,10 +158,23 @@ class Harness:
     clock: FakeClock = field(default_factory=FakeClock)
 
 
-def harness(config_toml: str, url: str = "sqlite:///:memory:") -> Harness:
+# Where ``harness()`` and ``new_store_url()`` put stores: a fresh in-memory SQLite by
+# default; the test suite points it at fresh PostgreSQL databases to run the same tests there.
+store_url_factory: list[Callable[[], str]] = [lambda: "sqlite:///:memory:"]
+
+
+def new_store_url(directory: Any = None) -> str:
+    """A fresh store URL: a SQLite file in ``directory`` (in memory without one), or a fresh
+    database of the store the suite is running on."""
+    if len(store_url_factory) == 1 and directory is not None:
+        return f"sqlite:///{directory}/t.db"
+    return store_url_factory[-1]()
+
+
+def harness(config_toml: str, url: str | None = None) -> Harness:
     settings = settings_from_toml(config_toml, environ={})
     clock = FakeClock()
-    engine = Engine(rules_from_settings(settings), SQLiteStore(url), clock=clock)
+    engine = Engine(rules_from_settings(settings), open_store(url or new_store_url()), clock=clock)
     return Harness(settings, engine, clock)
 
 

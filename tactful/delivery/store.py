@@ -1,5 +1,8 @@
-"""Delivery rows, attempts and the audience ledger (SQLite SQL; the PostgreSQL adapter of the
-Production issue implements the same methods with ``FOR UPDATE SKIP LOCKED`` claims)."""
+"""Delivery rows, attempts and the audience ledger (portable SQL: SQLite and PostgreSQL).
+
+Outbox rows are claimed for routing with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL) and marked
+``routed`` in the same transaction that inserts their deliveries, so a row is routed once
+even when several processes route, and rows committed out of id order are never skipped."""
 
 from __future__ import annotations
 
@@ -11,8 +14,6 @@ from typing import Any
 import orjson
 
 from tactful.store.base import Store
-
-ROUTED_KEY = "outbox_routed_until"
 
 
 def now_us() -> int:
@@ -79,51 +80,66 @@ class DeliveryStore:
         self.store = store
         self.now_us = clock_us
 
-    def outbox_after(self, limit: int) -> tuple[int, list[tuple[int, str, str, int, bytes]]]:
-        with self.store.reader() as reader:
-            conn: Any = reader.conn  # type: ignore[attr-defined]
-            done = int(reader.get_meta(ROUTED_KEY) or 0)
-            rows = conn.execute(
-                "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE id > ? "
-                "ORDER BY id LIMIT ?",
-                (done, limit),
-            ).fetchall()
-        return done, [(int(i), p, t, int(a), bytes(b)) for i, p, t, a, b in rows]
-
-    def enqueue(self, rows: Iterable[NewDelivery], routed_until: int | None) -> int:
+    def route(
+        self,
+        limit: int,
+        plan: Callable[[Any, list[tuple[int, str, str, int, bytes]]], list[NewDelivery]],
+    ) -> tuple[int, int]:
+        """Claim up to ``limit`` unrouted outbox rows (oldest first), turn them into
+        deliveries with ``plan`` and mark them routed, in one transaction.
+        Returns (outbox rows routed, deliveries inserted)."""
         now = self.now_us()
         with self.store.transaction() as tx:
             conn: Any = tx.conn  # type: ignore[attr-defined]
-            cur = conn.executemany(
-                "INSERT INTO deliveries (destination, person_id, kind, name, segment, key, "
-                "at_us, payload, status, attempts, next_us, created_us, updated_us) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
-                "ON CONFLICT (destination, key) DO NOTHING",
-                [
-                    (
-                        r.destination,
-                        r.person_id,
-                        r.kind,
-                        r.name,
-                        r.segment,
-                        r.key,
-                        r.at_us,
-                        orjson.dumps(r.payload),
-                        now,
-                        now,
-                        now,
-                    )
-                    for r in rows
-                ],
+            skip = " FOR UPDATE SKIP LOCKED" if getattr(tx, "locking", False) else ""
+            raw = conn.execute(
+                "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE routed = 0 "
+                "ORDER BY id LIMIT ?" + skip,
+                (limit,),
+            ).fetchall()
+            rows = [(int(i), p, t, int(a), bytes(b)) for i, p, t, a, b in raw]
+            if not rows:
+                return 0, 0
+            inserted = self._insert(conn, plan(tx, rows), now)
+            ids = [(r[0],) for r in rows]
+            conn.executemany("UPDATE outbox SET routed = 1 WHERE id = ?", ids)
+            # Erasure rows carry identifiers only until they are routed.
+            conn.executemany(
+                "UPDATE outbox SET payload = ? WHERE id = ?",
+                [(b"{}", r[0]) for r in rows if r[2] == "person_erased"],
             )
-            if routed_until is not None:
-                tx.set_meta(ROUTED_KEY, str(routed_until))
-                # Erasure rows carry identifiers only until they are routed.
-                conn.execute(
-                    "UPDATE outbox SET payload = ? WHERE topic = 'person_erased' AND id <= ?",
-                    (b"{}", routed_until),
+            return len(rows), inserted
+
+    def enqueue(self, rows: Iterable[NewDelivery]) -> int:
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            return self._insert(tx.conn, rows, now)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _insert(conn: Any, rows: Iterable[NewDelivery], now: int) -> int:
+        cur = conn.executemany(
+            "INSERT INTO deliveries (destination, person_id, kind, name, segment, key, "
+            "at_us, payload, status, attempts, next_us, created_us, updated_us) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+            "ON CONFLICT (destination, key) DO NOTHING",
+            [
+                (
+                    r.destination,
+                    r.person_id,
+                    r.kind,
+                    r.name,
+                    r.segment,
+                    r.key,
+                    r.at_us,
+                    orjson.dumps(r.payload),
+                    now,
+                    now,
+                    now,
                 )
-            return int(cur.rowcount)
+                for r in rows
+            ],
+        )
+        return max(0, int(cur.rowcount))
 
     def candidates(self, destination: str, limit: int) -> list[DeliveryRow]:
         """Pending rows in id order (due or not: the worker keeps per-person order)."""
@@ -175,8 +191,8 @@ class DeliveryStore:
             conn: Any = tx.conn  # type: ignore[attr-defined]
             conn.executemany(
                 "UPDATE deliveries SET status = 'skipped', updated_us = ?, last_error = ?, "
-                "payload = CASE WHEN kind = 'erase' THEN X'7B7D' ELSE payload END WHERE id = ?",
-                [(now, reason, r.id) for r in rows],
+                "payload = CASE WHEN kind = 'erase' THEN ? ELSE payload END WHERE id = ?",
+                [(now, reason, b"{}", r.id) for r in rows],
             )
 
     def ledger(self, destination: str) -> set[str]:

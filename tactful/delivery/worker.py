@@ -140,28 +140,32 @@ class DeliveryWorker:
 
     # -- routing ----------------------------------------------------------------------------
     def route_outbox(self, chunk: int = 2000) -> int:
+        """Turn outbox rows into per-destination deliveries. One process routes at a time
+        (``claim``): routing in outbox order keeps each person's deliveries in order."""
         total = 0
         if not self.routes:
             return 0
-        while True:
-            _, rows = self.rows.outbox_after(chunk)
-            if not rows:
-                return total
-            members = self._memberships({pid for _, pid, _, _, _ in rows})
-            new: list[NewDelivery] = []
-            for oid, pid, topic, at_us, raw in rows:
-                new.extend(
-                    route(oid, pid, topic, at_us, raw, self.routes, members.get(pid, frozenset()))
-                )
-            total += self.rows.enqueue(new, routed_until=rows[-1][0])
+        with self.store.claim("route") as mine:
+            if not mine:
+                return 0
+            while True:
+                count, _ = self.rows.route(chunk, self._plan)
+                if count == 0:
+                    return total
+                total += count
 
-    def _memberships(self, person_ids: set[str]) -> dict[str, frozenset[str]]:
-        with self.store.reader() as reader:
-            persons = reader.load_persons(sorted(person_ids))
-        return {
+    def _plan(self, tx: Any, rows: list[tuple[int, str, str, int, bytes]]) -> list[NewDelivery]:
+        persons = tx.load_persons(sorted({pid for _, pid, _, _, _ in rows}))
+        members = {
             pid: frozenset(s for s, m in row.memberships.items() if m.member and not m.holdout)
             for pid, row in persons.items()
         }
+        new: list[NewDelivery] = []
+        for oid, pid, topic, at_us, raw in rows:
+            new.extend(
+                route(oid, pid, topic, at_us, raw, self.routes, members.get(pid, frozenset()))
+            )
+        return new
 
     # -- delivering -------------------------------------------------------------------------
     def deliver_due(self) -> SyncReport:
@@ -171,7 +175,11 @@ class DeliveryWorker:
             if dest is None:
                 report.errors[config.name] = self.broken[config.name]
                 continue
-            self._deliver(config, dest, report)
+            # One process sends to a destination at a time (per-person order, vendor limits);
+            # a destination another process is sending to is skipped this round.
+            with self.store.claim(f"deliver:{config.name}") as mine:
+                if mine:
+                    self._deliver(config, dest, report)
         return report
 
     def _due(self, name: str, limit: int) -> list[DeliveryRow]:
@@ -327,7 +335,7 @@ class DeliveryWorker:
             )
             for pid in sorted(have - desired)
         ]
-        self.rows.enqueue(new, routed_until=None)
+        self.rows.enqueue(new)
         return len(desired - have), len(have - desired)
 
     # -- the whole job ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The store interface. SQLite implements it now; PostgreSQL implements the same one.
+"""The store interface, implemented by SQLite (embedded) and PostgreSQL (several processes).
 
 Everything the engine writes for one batch happens inside one ``transaction()``: a crash at
 any point leaves the store as it was before the batch or after it, never in between.
@@ -21,6 +21,11 @@ IdentKey = tuple[str, str]  # (kind, normalized value)
 
 class StoreError(Exception):
     """A store failure the operator must act on (disk full, read-only, bad URL, schema)."""
+
+
+class StoreConflict(StoreError):
+    """Another process's transaction conflicted with this one (deadlock, serialization):
+    nothing was written; running the same work again is safe."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +111,20 @@ class Tx(Protocol):
     # derived data reset (replay)
     def reset_derived(self) -> None: ...
 
+    # concurrency between processes (no-ops where one process writes at a time)
+    locking: bool
+
+    def lock(self, keys: Iterable[str]) -> None: ...
+    def setdefault_meta(self, key: str, value: str) -> str: ...
+    def advance_clock(self, until: datetime) -> None: ...
+
 
 class Store(Protocol):
     url: str
 
     def transaction(self, *, durable: bool = True) -> AbstractContextManager[Tx]: ...
     def reader(self) -> AbstractContextManager[Reader]: ...
+    def claim(self, name: str) -> AbstractContextManager[bool]: ...
     def close(self) -> None: ...
 
 
@@ -126,7 +139,9 @@ class Reader(Protocol):
     def history_of(self, person_id: str) -> list[Change]: ...
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]: ...
     def person_ids(self, after: str | None, limit: int) -> list[str]: ...
-    def documents_with_source_prefix(self, prefix: str, after_id: int) -> list[tuple[int, str]]: ...
+    def documents_with_source_prefix(
+        self, prefix: str, after_id: int
+    ) -> list[tuple[int, str, int]]: ...
     def segment_counts(self) -> dict[str, tuple[int, int]]: ...
     def segment_members(
         self, segment: str, after: str | None, limit: int

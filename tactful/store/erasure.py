@@ -14,11 +14,11 @@ user names, ticket subjects) — only the identifiers Tactful knows are redacted
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -57,7 +57,9 @@ def _event_patterns(identifiers: Sequence[tuple[str, str]]) -> list[str]:
     return patterns
 
 
-def erase(conn: sqlite3.Connection, person_id: str, at_us: int, requested_by: str) -> ErasureReport:
+def erase(
+    conn: Any, person_id: str, at_us: int, requested_by: str, *, dialect: str = "sqlite"
+) -> ErasureReport:
     idents = [
         (str(k), str(v))
         for k, v in conn.execute(
@@ -66,9 +68,12 @@ def erase(conn: sqlite3.Connection, person_id: str, at_us: int, requested_by: st
     ]
     doc_ids: set[int] = set()
     deleted = 0
+    as_text = (
+        "convert_from(canonical, 'UTF8')" if dialect == "postgresql" else "CAST(canonical AS TEXT)"
+    )
     for pattern in _event_patterns(idents):
         rows = conn.execute(
-            "SELECT seq, document_id FROM events WHERE CAST(canonical AS TEXT) LIKE ?", (pattern,)
+            f"SELECT seq, document_id FROM events WHERE {as_text} LIKE ?", (pattern,)
         ).fetchall()
         for seq, doc in rows:
             if doc is not None:

@@ -6,6 +6,7 @@ in per dialect. Migrations only ever append: never edit one that has shipped; ad
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -151,12 +152,36 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        "outbox rows marked when routed (several processes commit out of id order)",
+        [
+            "ALTER TABLE outbox ADD COLUMN routed INTEGER NOT NULL DEFAULT 0",
+            "UPDATE outbox SET routed = 1 WHERE id <= COALESCE((SELECT CAST(value AS {bigint}) "
+            "FROM meta WHERE key = 'outbox_routed_until'), 0)",
+            "CREATE INDEX outbox_unrouted ON outbox (id) WHERE routed = 0",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
+MIGRATION_LOCK = 0x7AC7F17  # advisory lock key: one migrator at a time (PostgreSQL)
+
+_TEXT = re.compile(r"\bTEXT\b")
 
 
 def statements(dialect: str, migration: list[str]) -> list[str]:
+    """The migration's SQL for one dialect. On PostgreSQL text compares bytewise (``COLLATE
+    "C"``), as on SQLite, so ordering and paging by ids agree on both stores."""
     types = DIALECT_TYPES[dialect]
-    return [sql.format(**types) for sql in migration]
+    out = [sql.format(**types) for sql in migration]
+    if dialect == "postgresql":
+        out = [
+            _TEXT.sub('TEXT COLLATE "C"', sql) if sql.startswith(("CREATE TABLE", "ALTER")) else sql
+            for sql in out
+        ]
+    return out
 
 
 def migrate(

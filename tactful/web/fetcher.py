@@ -4,13 +4,17 @@ The receiver keeps such a body (document source ``webhook:unparsed:ticket:<id>``
 202. This background task fetches ``/api/v2/tickets/{id}.json`` through the Zendesk API and
 commits the ticket like any other event. The work list is durable: at start-up every kept
 body after the ``unparsed_fetched_until`` checkpoint is queued again, so a restart loses
-nothing.
+nothing. With several processes one fetches at a time (``store.claim``), and the checkpoint
+stays ``SETTLE_US`` behind the newest body: on PostgreSQL a body with a smaller id can commit
+after one with a larger id, and must not fall behind the checkpoint unseen. Bodies between
+the checkpoint and now are remembered in memory, so they are not fetched twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import orjson
 
@@ -24,12 +28,15 @@ CHECKPOINT = "unparsed_fetched_until"
 PREFIX = "webhook:unparsed:ticket:"
 
 
-def pending_from_store(ctx: WebContext) -> list[tuple[int, int]]:
-    """(document id, ticket id) of kept bodies not yet fetched."""
+SETTLE_US = 60_000_000  # a transaction open longer than this has failed
+
+
+def pending_from_store(ctx: WebContext) -> list[tuple[int, int, int]]:
+    """(document id, ticket id, received µs) of kept bodies after the checkpoint."""
     with ctx.engine.store.reader() as reader:
         done = int(reader.get_meta(CHECKPOINT) or 0)
         rows = reader.documents_with_source_prefix(PREFIX, after_id=done)
-    return [(doc_id, int(source[len(PREFIX) :])) for doc_id, source in rows]
+    return [(doc_id, int(source[len(PREFIX) :]), at) for doc_id, source, at in rows]
 
 
 async def fetch_one(ctx: WebContext, client: ZendeskClient, ticket_id: int) -> bool:
@@ -67,13 +74,25 @@ def _known_user(ctx: WebContext, user_id: int) -> bool:
 
 async def run_fetcher(ctx: WebContext, client: ZendeskClient, every: float = 2.0) -> None:
     """Fetch forever: everything kept since the checkpoint, plus what just arrived."""
+    fetched: set[int] = set()  # documents after the checkpoint already fetched
     while True:
-        kept = await asyncio.to_thread(pending_from_store, ctx)
-        tickets = {ticket for _, ticket in kept} | ctx.pending_fetches
-        ctx.pending_fetches.clear()
-        all_fetched = True
-        for ticket_id in sorted(tickets):
-            all_fetched &= await fetch_one(ctx, client, ticket_id)
-        if all_fetched and kept:
-            await ctx.commit([], meta={CHECKPOINT: str(max(doc for doc, _ in kept))})
+        with ctx.engine.store.claim("fetch-unparsed") as mine:
+            if mine:
+                await _fetch_round(ctx, client, fetched)
         await asyncio.sleep(every)
+
+
+async def _fetch_round(ctx: WebContext, client: ZendeskClient, fetched: set[int]) -> None:
+    kept = [k for k in await asyncio.to_thread(pending_from_store, ctx) if k[0] not in fetched]
+    tickets = {ticket for _, ticket, _ in kept} | ctx.pending_fetches
+    ctx.pending_fetches.clear()
+    failed: set[int] = set()
+    for ticket_id in sorted(tickets):
+        if not await fetch_one(ctx, client, ticket_id):
+            failed.add(ticket_id)
+    fetched.update(doc for doc, ticket, _ in kept if ticket not in failed)
+    settled = time.time_ns() // 1000 - SETTLE_US
+    done = [doc for doc, ticket, at in kept if at < settled and ticket not in failed]
+    if done and not failed:
+        await ctx.commit([], meta={CHECKPOINT: str(max(done))})
+        fetched.difference_update(d for d in list(fetched) if d <= max(done))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
@@ -20,9 +21,12 @@ from tactful.destinations.fakes.meta import FakeMeta
 from tactful.destinations.fakes.webhook import FakeWebhookReceiver
 from tactful.engine import Engine, rules_from_settings
 from tactful.sim.server import run_in_thread
-from tactful.store.sqlite import SQLiteStore
+from tactful.store.sqlite import open_store
+from tactful.testing import new_store_url
 from tactful.web.app import create_app
 from tactful.zendesk.signing import sign
+
+pytestmark = pytest.mark.store
 
 SECRET = "ZGF0YS1vdXQtdGVzdA=="
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -101,7 +105,7 @@ url = "{hook_url}{hook.path}"
 secret = "{HOOK_SECRET}"
 """
     settings = settings_from_toml(config, environ={})
-    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     app = create_app(settings, engine, tick_seconds=0, deliver_seconds=0.05)
     hashed = hashlib.sha256(b"ann@example.com").hexdigest()
 

@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 
 from tactful.config import Settings, settings_from_toml
 from tactful.engine import Engine, rules_from_settings
-from tactful.store.sqlite import SQLiteStore
-from tactful.testing import FakeClock, at, ticket, user
+from tactful.store.sqlite import open_store
+from tactful.testing import FakeClock, at, new_store_url, ticket, user
 from tactful.web.app import create_app
 
 TOKEN = "api-token-123"
@@ -82,7 +82,7 @@ def person_of(engine: Engine, email: str = EMAIL) -> str:
 
 def world(tmp_path: Path, *, token: str | None = TOKEN, password: str | None = PASSWORD) -> World:
     settings = settings_from_toml(config(token=token, password=password), environ={})
-    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     engine.apply(
         [
             user(1, emails=(EMAIL,)),

@@ -12,6 +12,8 @@ from starlette.testclient import TestClient
 from tactful.web.dashboard.auth import COOKIE, DashboardAuth, safe_next
 from tests.dashboard.helpers import EMAIL, PASSWORD, TOKEN, World, world
 
+pytestmark = pytest.mark.store
+
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:

@@ -6,14 +6,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tactful.config import settings_from_toml
 from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import Outcome
 from tactful.engine import Engine, rules_from_settings
-from tactful.store.sqlite import SQLiteStore
-from tactful.testing import RecordingDestination, at, consent, rating, ticket, user
+from tactful.store.sqlite import open_store
+from tactful.testing import RecordingDestination, at, consent, new_store_url, rating, ticket, user
+
+pytestmark = pytest.mark.store
 
 CONFIG = """
 [zendesk]
@@ -61,7 +65,7 @@ def setup(
     tmp_path: Path, config: str = CONFIG
 ) -> tuple[Engine, DeliveryWorker, dict[str, Any], Clock]:
     settings = settings_from_toml(config, environ={})
-    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     dests = {
         "meta": RecordingDestination(
             "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")

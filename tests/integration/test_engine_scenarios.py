@@ -12,6 +12,8 @@ from tactful.engine import Engine
 from tactful.testing import T0, at, harness, health, rating, status_change, ticket, user, user_merge
 from tactful.views import person_json, resolve_key
 
+pytestmark = pytest.mark.store
+
 CONFIG = """
 [[reasons]]
 name = "refund"

@@ -14,9 +14,12 @@ from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
 from tactful.engine import Engine, rules_from_settings
-from tactful.store.sqlite import SQLiteStore
+from tactful.store.sqlite import open_store
+from tactful.testing import new_store_url
 from tactful.web.app import create_app
 from tactful.zendesk.signing import sign
+
+pytestmark = pytest.mark.store
 
 SECRET = "dGhpcyBpcyBhIHRlc3Qgc2VjcmV0"
 TOKEN = "s3cret-token"
@@ -46,7 +49,7 @@ when = 'health == "unsatisfied"'
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = settings_from_toml(CONFIG, environ={})
-    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     app = create_app(settings, engine, tick_seconds=0)
     with TestClient(app) as c:
         yield c
@@ -276,7 +279,7 @@ def test_unparsable_body_is_fetched_through_the_api(tmp_path: Path) -> None:
     ticket = sim.create_ticket(user, 'My "broken" order', tags=["shipping"])
     base_url, stop = sim.serve()
     settings = settings_from_toml(CONFIG, environ={})
-    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     client = ZendeskClient(base_url, sim.email, sim.api_token, sleep=lambda s: None)
     app = create_app(settings, engine, tick_seconds=0, zendesk=client, fetch_seconds=0.05)
     try:

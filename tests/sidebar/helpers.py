@@ -20,8 +20,8 @@ from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.fakes.customerio import FakeCustomerIO
 from tactful.engine import Engine, rules_from_settings
 from tactful.sim.server import run_in_thread
-from tactful.store.sqlite import SQLiteStore
-from tactful.testing import FakeClock, at, ticket, user
+from tactful.store.sqlite import open_store
+from tactful.testing import FakeClock, at, new_store_url, ticket, user
 from tactful.web.app import create_app
 
 ISSUER = "glowlab.zendesk.com"
@@ -115,7 +115,7 @@ def world(
     url, stop = run_in_thread(cio.app)
     settings = settings_from_toml(config(esp_url or url, audience=audience), environ={})
     clock = FakeClock(at(1))
-    engine = Engine(rules_from_settings(settings), SQLiteStore(f"sqlite:///{tmp_path}/t.db"))
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     engine.apply([user(1, emails=(EMAIL,)), ticket(1, at(0), "open")])
     worker = DeliveryWorker(settings, engine.store)
     worker.sync()  # the person now exists at the Customer.io fake

@@ -11,6 +11,8 @@ from starlette.testclient import TestClient
 
 from tests.sidebar.helpers import EMAIL, OTHER_PRIVATE, World, days, token, world
 
+pytestmark = pytest.mark.store
+
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:

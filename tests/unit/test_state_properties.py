@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from tactful.core.state import (
 )
 from tactful.testing import T0, harness, rating, status_change, ticket
 from tests.integration.test_engine_scenarios import CONFIG
+
+pytestmark = pytest.mark.store
 
 STATUSES = ["new", "open", "pending", "hold", "solved", "closed", "deleted"]
 

@@ -1,0 +1,313 @@
+"""PostgreSQL store: the same SQL as SQLite (``tactful.store.sql``), for several processes.
+
+``[store] url = "postgresql://user:pass@host:5432/db?pool_size=10"`` (psycopg 3 with a
+connection pool; ``pool_size`` is ours and is removed before connecting).
+
+Several ``serve`` / ``import`` processes may share one database:
+
+- A batch first locks the identifiers and tickets its events name, then the persons they
+  resolve to (``pg_advisory_xact_lock``, in one sorted order), so two processes never fold
+  the same person at once: events are applied once (the event key is unique) and in
+  per-person order. Locks end with the transaction; a crashed process holds none.
+- Due timers are claimed, not waited for: ``FOR UPDATE SKIP LOCKED`` on rows whose person
+  this transaction could lock without waiting (``pg_try_advisory_xact_lock``).
+- Background work that must run in one place at a time (routing the outbox, sending to one
+  destination, fetching unparsed tickets) is claimed with a session advisory lock on a
+  dedicated connection (``claim``): whoever holds it works, the others skip; a killed process
+  loses its claims at once, so another takes over on its next round. No leader, no
+  coordination service.
+- Deadlocks (rare: identity changed between lookup and lock) and serialization failures
+  raise ``StoreConflict``; the engine retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tactful.store import records
+from tactful.store.base import StoreConflict, StoreError
+from tactful.store.migrations import MIGRATION_LOCK, migrate
+from tactful.store.sql import SqlQueries, SqlTx
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError:  # pragma: no cover - depends on the install
+    psycopg = None  # type: ignore[assignment]
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """``?`` placeholders → psycopg's ``%s`` (and a literal ``%`` → ``%%``)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _NoRows:
+    rowcount = 0
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+
+class PgConn:
+    """A psycopg connection speaking the sqlite3 subset the shared SQL uses."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur = self.raw.cursor()
+        if params:
+            cur.execute(translate(sql), tuple(params))
+        else:
+            cur.execute(sql)
+        return cur
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any:
+        rows = [tuple(p) for p in params]
+        if not rows:
+            return _NoRows()
+        cur = self.raw.cursor()
+        cur.executemany(translate(sql), rows)
+        return cur
+
+
+def _explain(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if psycopg is not None:
+        if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+            return f"{text} (the database is read-only — a standby? nothing was written)"
+        if isinstance(exc, pg_errors.DiskFull):
+            return f"{text} (the database server's disk is full: nothing was written)"
+    return text
+
+
+def _conflict(exc: BaseException) -> bool:
+    return psycopg is not None and isinstance(
+        exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure
+    )
+
+
+class PgTx(SqlTx):
+    locking = True
+    _for_update = " FOR UPDATE"
+
+    def __init__(self, conn: PgConn) -> None:
+        super().__init__(conn, "postgresql")
+
+    def lock(self, keys: Iterable[str]) -> None:
+        ordered = sorted(set(keys))
+        if ordered:
+            self.conn.execute(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
+                "unnest(?::text[]) WITH ORDINALITY AS u(k, n)",
+                (ordered,),
+            )
+
+    def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
+        """Claim due timers: skip persons another transaction is working on right now."""
+        rows = self.conn.execute(
+            "SELECT due_us, person_id FROM timers WHERE due_us <= ? AND "
+            "pg_try_advisory_xact_lock(hashtextextended('p:' || person_id, 0)) "
+            "ORDER BY due_us, person_id FOR UPDATE SKIP LOCKED",
+            (records.to_us(until),),
+        ).fetchall()
+        return [(records.from_us(due), pid) for due, pid in rows]
+
+
+class PgReader(SqlQueries):
+    dialect = "postgresql"
+
+    def __init__(self, conn: PgConn) -> None:
+        self.conn = conn
+
+
+def _split_url(url: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    ours = {k: query.pop(k) for k in ("pool_size",) if k in query}
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(query))), ours
+
+
+class PostgresStore:
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        if psycopg is None:
+            raise StoreError(
+                "the PostgreSQL store needs psycopg: pip install 'tactful[postgresql]'"
+            )
+        self.url = url
+        conninfo, ours = _split_url(url)
+        size = int(ours.get("pool_size", "10"))
+        self._conninfo = conninfo
+        self.pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max(2, size),
+            kwargs={"autocommit": True},
+            open=False,
+            name="tactful",
+            timeout=30,
+        )
+        try:
+            self.pool.open(wait=True, timeout=15)
+        except PoolTimeout as exc:
+            self.pool.close()
+            raise StoreError(f"cannot connect to {self.safe_url}: {exc}") from exc
+        self._claims_lock = threading.Lock()
+        self._claims_conn: Any = None
+        self._held: set[str] = set()
+        try:
+            self._migrate()
+        except psycopg.Error as exc:
+            self.pool.close()
+            raise StoreError(f"cannot migrate {self.safe_url}: {_explain(exc)}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return urlunsplit(parts._replace(netloc=f"{host}{port}", query=""))
+
+    def _migrate(self) -> None:
+        """Apply pending migrations in one transaction; concurrent starters wait their turn."""
+        with self.pool.connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "description TEXT NOT NULL, applied_us BIGINT NOT NULL)"
+                )
+                row = conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                ).fetchone()
+                pg = PgConn(conn)
+                migrate(
+                    "postgresql",
+                    int(row[0]),
+                    pg.execute,
+                    lambda version, description: pg.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (version, description, time.time_ns() // 1000),
+                    ),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreError(f"no database connection to {self.safe_url}: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"database {self.safe_url} unreachable: {_explain(exc)}") from exc
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[PgTx]:
+        """One write transaction (READ COMMITTED + advisory locks). ``durable=False`` turns
+        off the commit's WAL flush wait for this transaction only (bulk import)."""
+        with self._connection() as conn:
+            try:
+                conn.execute("BEGIN")
+                if not durable:
+                    conn.execute("SET LOCAL synchronous_commit = off")
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot write to {self.safe_url}: {_explain(exc)}") from exc
+            try:
+                yield PgTx(PgConn(conn))
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                _rollback(conn)
+                if _conflict(exc):
+                    raise StoreConflict(f"{type(exc).__name__}: {_explain(exc)}") from exc
+                raise StoreError(f"cannot write to {self.safe_url}: {_explain(exc)}") from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextmanager
+    def reader(self) -> Iterator[PgReader]:
+        """A consistent snapshot (REPEATABLE READ, read only)."""
+        with self._connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield PgReader(PgConn(conn))
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot read {self.safe_url}: {_explain(exc)}") from exc
+            finally:
+                _rollback(conn)
+
+    @contextmanager
+    def claim(self, name: str) -> Iterator[bool]:
+        """Work that runs in one process at a time: True when this process holds ``name``
+        until the block ends; False when another process (or thread) holds it."""
+        with self._claims_lock:
+            if name in self._held:
+                got = False
+            else:
+                got = self._try_claim(name)
+                if got:
+                    self._held.add(name)
+        try:
+            yield got
+        finally:
+            if got:
+                with self._claims_lock:
+                    self._held.discard(name)
+                    self._release(name)
+
+    def _try_claim(self, name: str) -> bool:
+        try:
+            if self._claims_conn is None or self._claims_conn.closed:
+                self._claims_conn = psycopg.connect(self._conninfo, autocommit=True)
+            row = self._claims_conn.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", ("claim:" + name,)
+            ).fetchone()
+            return bool(row[0])
+        except psycopg.Error:
+            self._claims_conn = None  # reconnect next time; hold nothing meanwhile
+            return False
+
+    def _release(self, name: str) -> None:
+        try:
+            if self._claims_conn is not None:
+                self._claims_conn.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", ("claim:" + name,)
+                )
+        except psycopg.Error:
+            self._claims_conn = None
+
+    def close(self) -> None:
+        if self._claims_conn is not None:
+            self._claims_conn.close()
+        self.pool.close()
+
+
+def _rollback(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # the connection is gone; the pool discards it
+        conn.execute("ROLLBACK")

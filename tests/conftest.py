@@ -1,0 +1,70 @@
+"""Suite-wide fixtures: a throwaway PostgreSQL cluster, and the store suite on both stores.
+
+Modules marked ``pytestmark = pytest.mark.store`` run every test twice: on SQLite and on a
+fresh PostgreSQL database (``store_kind`` is ``"sqlite"`` or ``"postgresql"``); inside such a
+test ``tactful.testing.harness()`` and ``new_store_url()`` give stores of that kind.
+
+PostgreSQL comes from Debian's packages (``tactful.pgcluster`` starts a cluster in a
+temporary directory) or from ``TACTFUL_TEST_PG``. Without it those tests are skipped, unless
+``TACTFUL_REQUIRE_PG=1`` (CI sets it), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tactful import pgcluster, testing
+
+STORE_KINDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "store: run on both stores (SQLite and PostgreSQL)")
+    config.addinivalue_line("markers", "postgresql: needs a PostgreSQL server")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("store") is None:
+        return
+    if "store_kind" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("store_kind")
+    metafunc.parametrize("store_kind", STORE_KINDS, indirect=True)
+
+
+_cluster: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgcluster.Cluster]:
+    try:
+        cluster = pgcluster.start()
+    except pgcluster.ClusterUnavailable as exc:
+        if os.environ.get("TACTFUL_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL is required here: {exc}")
+        pytest.skip(f"no PostgreSQL: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pgcluster.Cluster) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture
+def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    kind = getattr(request, "param", "sqlite")
+    if kind == "postgresql":
+        cluster: pgcluster.Cluster = request.getfixturevalue("pg_cluster")
+        testing.store_url_factory.append(cluster.new_database)
+        try:
+            yield kind
+        finally:
+            testing.store_url_factory.pop()
+    else:
+        yield kind
