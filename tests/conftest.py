@@ -51,9 +51,12 @@ def pg_cluster() -> Iterator[pgcluster.Cluster]:
 
 
 @pytest.fixture
-def pg_url(pg_cluster: pgcluster.Cluster) -> str:
+def pg_url(pg_cluster: pgcluster.Cluster) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test."""
-    return pg_cluster.new_database()
+    yield pg_cluster.new_database()
+    from tactful.store.postgres import close_all
+
+    close_all()
 
 
 @pytest.fixture
@@ -66,5 +69,16 @@ def store_kind(request: pytest.FixtureRequest) -> Iterator[str]:
             yield kind
         finally:
             testing.store_url_factory.pop()
+            from tactful.store.postgres import close_all
+
+            close_all()
     else:
         yield kind
+
+
+@pytest.fixture(autouse=True)
+def _store_backend(request: pytest.FixtureRequest) -> None:
+    """Set the store kind up for tests of the store suite that do not ask for it by name."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "store_kind" in callspec.params:
+        request.getfixturevalue("store_kind")

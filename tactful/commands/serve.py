@@ -22,6 +22,18 @@ def register(sub: Any) -> None:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(handler=cmd_serve)
 
+    p = sub.add_parser(
+        "worker",
+        help="background work only (clock, deliveries), no HTTP: for extra processes",
+    )
+    p.add_argument(
+        "--tick-seconds", type=float, default=1.0, help="clock follows the wall clock (1s)"
+    )
+    p.add_argument(
+        "--deliver-seconds", type=float, default=0.2, help="idle pause between delivery rounds"
+    )
+    p.set_defaults(handler=cmd_worker)
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -63,4 +75,32 @@ def cmd_serve(app: App) -> int:
     # the signal to the handler that was installed before it: ours makes that a clean exit.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_worker(app: App) -> int:
+    """Tick the engine clock and deliver, until SIGTERM/SIGINT. Any number of workers and
+    ``serve`` processes may share one PostgreSQL database: timers and deliveries are claimed,
+    so each piece of work is done once, and a killed worker's claims pass to the others."""
+    import threading
+    import time
+
+    from tactful.delivery.worker import DeliveryWorker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    worker = DeliveryWorker(app.settings, app.engine.store)
+    tick_every, deliver_every = app.args.tick_seconds, app.args.deliver_seconds
+    next_tick = 0.0
+    try:
+        while not stop.is_set():
+            if time.monotonic() >= next_tick:
+                app.engine.tick()
+                next_tick = time.monotonic() + tick_every
+            report = worker.sync() if app.settings.destinations else None
+            if report is None or not (report.sent or report.routed):
+                stop.wait(min(deliver_every, max(0.0, next_tick - time.monotonic())))
+    finally:
+        worker.close()
     return 0

@@ -252,9 +252,12 @@ class DeliveryStore:
                 "SELECT destination, status, COUNT(*), MIN(created_us), MAX(updated_us) "
                 "FROM deliveries GROUP BY destination, status"
             ).fetchall()
-            errors = conn.execute(
-                "SELECT destination, last_error, MAX(updated_us) FROM deliveries "
-                "WHERE last_error != '' AND status != 'skipped' GROUP BY destination"
+            errors = conn.execute(  # the latest error of each destination
+                "SELECT d.destination, d.last_error, d.updated_us FROM deliveries d JOIN "
+                "(SELECT destination, MAX(updated_us) AS at FROM deliveries "
+                "WHERE last_error != '' AND status != 'skipped' GROUP BY destination) m "
+                "ON d.destination = m.destination AND d.updated_us = m.at "
+                "WHERE d.last_error != '' AND d.status != 'skipped' ORDER BY d.id"
             ).fetchall()
         out: dict[str, dict[str, Any]] = {}
         for dest, status, count, oldest, newest in rows:

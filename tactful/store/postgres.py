@@ -26,6 +26,7 @@ import contextlib
 import functools
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -147,6 +148,15 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(scheme=scheme, query=urlencode(query))), ours
 
 
+_open: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every PostgreSQL store still open in this process (test teardown)."""
+    for store in list(_open):
+        store.close()
+
+
 class PostgresStore:
     dialect = "postgresql"
 
@@ -176,6 +186,7 @@ class PostgresStore:
         self._claims_lock = threading.Lock()
         self._claims_conn: Any = None
         self._held: set[str] = set()
+        _open.add(self)
         try:
             self._migrate()
         except psycopg.Error as exc:
@@ -303,8 +314,10 @@ class PostgresStore:
             self._claims_conn = None
 
     def close(self) -> None:
+        _open.discard(self)
         if self._claims_conn is not None:
             self._claims_conn.close()
+            self._claims_conn = None
         self.pool.close()
 
 

@@ -248,14 +248,15 @@ class SqlTx(SqlQueries):
         return int(row[0])
 
     def insert_events(self, rows: Sequence[EventRow]) -> list[bool]:
+        """Insert the events not yet in the log; True for each row that was new (the first
+        of several rows with one key in the same call counts as new)."""
         received = time.time_ns() // 1000
-        cur = self.conn.cursor()
-        inserted: list[bool] = []
-        for row in rows:
-            cur.execute(
-                "INSERT INTO events (key, kind, at_us, source, received_us, document_id, "
-                "canonical) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (
+        new_keys: set[str] = set()
+        for chunk in chunks(list(rows), 400):
+            values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            params: list[Any] = []
+            for row in chunk:
+                params += (
                     row.key,
                     row.kind,
                     row.at_us,
@@ -263,9 +264,19 @@ class SqlTx(SqlQueries):
                     received,
                     row.document_id,
                     row.canonical,
-                ),
+                )
+            new_keys.update(
+                str(r[0])
+                for r in self.conn.execute(
+                    "INSERT INTO events (key, kind, at_us, source, received_us, document_id, "
+                    f"canonical) VALUES {values} ON CONFLICT (key) DO NOTHING RETURNING key",
+                    params,
+                ).fetchall()
             )
-            inserted.append(cur.rowcount == 1)
+        inserted: list[bool] = []
+        for row in rows:
+            inserted.append(row.key in new_keys)
+            new_keys.discard(row.key)
         return inserted
 
     def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, str, bytes]]]:

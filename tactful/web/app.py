@@ -109,11 +109,10 @@ async def _deliverer(worker: DeliveryWorker, every: float) -> None:
 def _session_secret(engine: Engine) -> bytes:
     """The sidebar's session key, kept in the store: sessions survive restarts and work
     across several server processes on one database."""
-    with engine.store.transaction() as tx:
-        value = tx.get_meta("sidebar_session_secret")
-        if value is None:
-            value = secrets.token_hex(32)
-            tx.set_meta("sidebar_session_secret", value)
+    with engine.store.transaction() as tx:  # first process to start wins; others read it
+        value = tx.get_meta("sidebar_session_secret") or tx.setdefault_meta(
+            "sidebar_session_secret", secrets.token_hex(32)
+        )
     return bytes.fromhex(value)
 
 

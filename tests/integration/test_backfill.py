@@ -46,6 +46,8 @@ from tactful.zendesk.backfill import (
 )
 from tactful.zendesk.client import STREAMS, Checkpoint, ZendeskClient, basic_auth_header
 
+pytestmark = pytest.mark.store
+
 EMAIL = "agent@glowlab.example"
 TOKEN = "test-token-123"
 BASE = "https://glowlab.zendesk.com"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tactful.engine import Incoming
 from tactful.testing import at, harness, ticket
 from tactful.writer import Writer
+
+pytestmark = pytest.mark.store
 
 
 def test_cancelled_submission_is_still_committed_and_the_writer_survives() -> None:

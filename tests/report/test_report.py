@@ -17,6 +17,8 @@ from tactful.report import ReportError, build_report, render_html, report_json
 from tactful.report.stats import Z95, newcombe_interval, wilson_interval
 from tactful.testing import Harness, at, harness, rating, ticket
 
+pytestmark = pytest.mark.store
+
 CONFIG = """
 [[segments]]
 name = "suppress_promos"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tactful.core.events import Identifier, OutcomeRecorded
 from tactful.testing import T0, harness
 from tactful.valuescore import high_value_people, score_of, value_score
+
+pytestmark = pytest.mark.store
 
 
 def test_quartiles_by_rank_with_ties_sharing_the_higher_score() -> None:

@@ -47,11 +47,10 @@ def _ctx(request: Request) -> WebContext:
 
 
 def _secret(engine: Engine) -> bytes:
-    with engine.store.transaction() as tx:
-        value = tx.get_meta(SECRET_META_KEY)
-        if value is None:
-            value = secrets.token_hex(32)
-            tx.set_meta(SECRET_META_KEY, value)
+    with engine.store.transaction() as tx:  # first process to start wins; others read it
+        value = tx.get_meta(SECRET_META_KEY) or tx.setdefault_meta(
+            SECRET_META_KEY, secrets.token_hex(32)
+        )
     return bytes.fromhex(value)
 
 
