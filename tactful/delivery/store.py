@@ -170,7 +170,9 @@ class DeliveryStore:
                     "VALUES (?, ?, ?, ?, ?)",
                     (row.id, now, outcome, http_status, error),
                 )
-                if status == "done" and row.kind == "audience_add":
+                # An add whose answer was lost (retry) may have been applied: the ledger
+                # records it, so a later removal is sent (removing a non-member is harmless).
+                if row.kind == "audience_add" and (status == "done" or outcome == "retry"):
                     conn.execute(
                         "INSERT INTO audience_ledger (destination, person_id, added_us) "
                         "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",

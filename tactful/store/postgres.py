@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tactful.store import records
 from tactful.store.base import StoreConflict, StoreError
-from tactful.store.migrations import MIGRATION_LOCK, migrate
+from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate
 from tactful.store.sql import SqlQueries, SqlTx
 
 try:
@@ -203,6 +203,8 @@ class PostgresStore:
     def _migrate(self) -> None:
         """Apply pending migrations in one transaction; concurrent starters wait their turn."""
         with self.pool.connection() as conn:
+            if self._schema_version(conn) == LATEST_VERSION:
+                return  # nothing to do (and a read-only standby can still be read)
             conn.execute("BEGIN")
             try:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
@@ -227,6 +229,14 @@ class PostgresStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    @staticmethod
+    def _schema_version(conn: Any) -> int:
+        if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+            return 0
+        return int(
+            conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        )
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -27,6 +27,7 @@ from tactful import __version__
 from tactful.config import Settings
 from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine
+from tactful.store.base import StoreError
 from tactful.valuetags import run_value_tagger
 from tactful.views import clock_of, fmt
 from tactful.web import api, receiver
@@ -67,6 +68,17 @@ class _Guard(BaseHTTPMiddleware):
         label = getattr(route, "path", "other")
         ctx.metrics.latency.labels(label).observe(time.perf_counter() - started)
         return response
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """The store refused the work (disk full, read-only, unreachable): nothing was written or
+    acknowledged; 503 + Retry-After makes Zendesk (and API clients) send it again later."""
+    log.error("store unavailable: %s", exc)
+    return JSONResponse(
+        {"error": "store_unavailable", "detail": str(exc)},
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -180,7 +192,12 @@ def create_app(
         *sidebar_routes(),
         *dashboard_routes(),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_Guard)], lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_Guard)],
+        lifespan=lifespan,
+        exception_handlers={StoreError: _store_unavailable},
+    )
     app.state.ctx = ctx
     app.state.sidebar = sidebar
     return app

@@ -302,8 +302,12 @@ def _validate(entry: Any) -> tuple[str, str] | None:
         for name, value in attrs.items():
             if len(name.encode()) > 150:
                 return "attributes", "attribute name cannot be longer than 150 bytes"
-            size = (
-                len(value.encode()) if isinstance(value, str) else len(json.dumps(value).encode())
+            # Non-string values count as the compact JSON they arrive as (json.dumps's default
+            # ", "/": " separators and \u escapes would overcount them).
+            size = len(
+                value.encode()
+                if isinstance(value, str)
+                else json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
             )
             if size > VALUE_BYTES:
                 return (
