@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -171,7 +172,7 @@ def start() -> Cluster:
 
 
 @contextlib.contextmanager
-def running() -> object:
+def running() -> Iterator[Cluster]:
     cluster = start()
     try:
         yield cluster

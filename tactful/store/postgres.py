@@ -212,13 +212,11 @@ class PostgresStore:
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                     "description TEXT NOT NULL, applied_us BIGINT NOT NULL)"
                 )
-                row = conn.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
-                ).fetchone()
+                current = self._schema_version(conn)
                 pg = PgConn(conn)
                 migrate(
                     "postgresql",
-                    int(row[0]),
+                    current,
                     pg.execute,
                     lambda version, description: pg.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, ?)",
