@@ -410,12 +410,11 @@ def test_tick_fires_the_cooldown_exit_at_its_exact_moment(scenario: Cli) -> None
     assert person["state"]["has_open_ticket"] is False
     assert person["state"]["last_resolved_at"] == SOLVED
     assert person["state"]["support_state"] == "recently_resolved"
-    # the rule is false since SOLVED, but the 24h cooldown keeps them in
-    assert person["segments"]["suppress_promos"] == {
-        "member": True,
-        "since": OPENED,
-        "holdout": False,
-    }
+    # the rule is false since SOLVED, but the 24h cooldown keeps them in (holdout or not:
+    # the assignment follows the person id, a keyed hash with this store's random salt)
+    promos = person["segments"]["suppress_promos"]
+    assert {k: promos[k] for k in ("member", "since")} == {"member": True, "since": OPENED}
+    assert isinstance(promos["holdout"], bool)
     assert _clock(scenario) == SOLVED
     shipping = [h for h in person["history"] if h["segment"] == "shipping_help"]
     assert [(h["change"], h["at"]) for h in shipping] == [("entered", OPENED), ("exited", SOLVED)]
