@@ -34,11 +34,8 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 demo: install ## Live demo: server + Zendesk simulator + fake destinations (Ctrl-C stops)
 	$(BIN)/tactful demo --port $(DEMO_PORT)
 
-bench: install ## Benchmarks: import (beside DuckDB), tick, webhooks, freshness, reconcile
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/webhooks.py
-	$(BIN)/python bench/freshness.py
-	$(BIN)/python bench/reconcile.py
+bench: install ## Benchmarks: every section, one summary table vs the targets (~10 min; BENCH_ARGS=--quick)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove caches, build output and demo data (keeps .venv; rm -rf .venv to start over)
 	rm -rf demo-data build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -44,33 +44,55 @@ def vm_hwm_kb(pid: int | str = "self") -> int:
     return 0
 
 
-def run_child(cmd: Sequence[str], stdin: bytes | None = None, timeout: float = 900) -> ChildResult:
-    """Run ``cmd``, polling its VmHWM until it exits (the last reading is its peak)."""
-    with (
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-        tempfile.TemporaryFile() as inp,
-    ):
-        if stdin is not None:
-            inp.write(stdin)
-            inp.seek(0)
-        began = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdin=inp, stdout=out, stderr=err)
-        hwm = 0
-        try:
-            while proc.poll() is None:
-                hwm = max(hwm, vm_hwm_kb(proc.pid))
-                if time.perf_counter() - began > timeout:
+def run_child(
+    cmd: Sequence[str],
+    stdin: bytes | None = None,
+    timeout: float = 900,
+    *,
+    pass_stderr: bool = False,
+) -> ChildResult:
+    """Run ``cmd``, polling its VmHWM until it exits (the last reading is its peak).
+
+    ``pass_stderr``: also copy the child's stderr (its progress) to ours as it runs; it is
+    captured either way. A child still running after ``timeout`` seconds is killed (return
+    code -9).
+    """
+    with tempfile.TemporaryDirectory(prefix="tactful-bench-child-") as tmp:
+        out_path, err_path = Path(tmp, "out"), Path(tmp, "err")
+        with (
+            open(out_path, "wb") as out,
+            open(err_path, "ab") as err,
+            open(err_path, "rb") as err_reader,
+            tempfile.TemporaryFile() as inp,
+        ):
+            if stdin is not None:
+                inp.write(stdin)
+                inp.seek(0)
+
+            def copy_stderr() -> None:
+                if pass_stderr:
+                    chunk = err_reader.read()
+                    if chunk:
+                        sys.stderr.buffer.write(chunk)
+                        sys.stderr.flush()
+
+            began = time.perf_counter()
+            proc = subprocess.Popen(list(cmd), stdin=inp, stdout=out, stderr=err)
+            hwm = 0
+            try:
+                while proc.poll() is None:
+                    hwm = max(hwm, vm_hwm_kb(proc.pid))
+                    if time.perf_counter() - began > timeout:
+                        proc.kill()
+                    copy_stderr()
+                    time.sleep(0.005 if not pass_stderr else 0.05)
+            finally:
+                if proc.poll() is None:
                     proc.kill()
-                time.sleep(0.005)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        wall = time.perf_counter() - began
-        out.seek(0)
-        err.seek(0)
-        return ChildResult(proc.returncode, out.read(), err.read(), wall, hwm)
+                    proc.wait()
+                copy_stderr()
+            wall = time.perf_counter() - began
+        return ChildResult(proc.returncode, out_path.read_bytes(), err_path.read_bytes(), wall, hwm)
 
 
 def median(values: Sequence[float]) -> float:
@@ -179,3 +201,60 @@ def load_now() -> str:
 
 def dir_bytes(path: Path, pattern: str = "*") -> int:
     return sum(p.stat().st_size for p in path.glob(pattern) if p.is_file())
+
+
+# --------------------------------------------------------------------------- summary rows
+
+# The Production issue's targets (2-core machine), printed beside the measured figures.
+IMPORT_TARGET = 20_000  # records/s into SQLite
+WEBHOOK_RATE_TARGET = 500.0  # acknowledgements/s
+WEBHOOK_P99_TARGET_MS = 50.0
+FRESHNESS_P99_TARGET_S = 2.0  # webhook -> destination, at 200 events/s
+RECONCILE_TARGET_S = 10.0  # full reconcile of a 1,000,000-member audience
+RECONCILE_MEMBERS = 1_000_000  # smaller audiences (--quick) are not judged against it
+FRESHNESS_RATE = 200.0  # events/s the freshness target is stated at
+# "Flat" as judged here: the figure at the largest population is at most this multiple of
+# the figure at the smallest (tick time; peak memory).
+FLAT_RATIO = 1.25
+TICK_FLAT_RATIO = 1.5
+
+MET, NOT_MET, NO_TARGET = "met", "NOT MET", "—"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the combined summary (``bench/run.py``)."""
+
+    section: str
+    case: str
+    measured: str
+    target: str = ""
+    met: str = NO_TARGET  # MET, NOT_MET or NO_TARGET (or a short reason: "unavailable")
+    peak_rss: str = ""  # MB, the measured process's VmHWM
+    notes: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def verdict(ok: bool) -> str:
+    return MET if ok else NOT_MET
+
+
+def write_result(path: str | os.PathLike[str] | None, report: str, rows: Sequence[Row]) -> None:
+    """What a section's ``--json-out`` holds: its printed report and its summary rows."""
+    if path is None:
+        return
+    import json
+
+    Path(path).write_text(
+        json.dumps({"report": report, "rows": [r.as_json() for r in rows]}), encoding="utf-8"
+    )
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` percentile (0 < q <= 100) of already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil(n * q / 100)
+    return float(sorted_values[int(rank) - 1])

@@ -4,6 +4,9 @@ Starts `tactful serve` (SQLite) with one `webhook` destination pointing at a rec
 this process, then sends signed Zendesk trigger webhooks at ``--rate`` per second for
 ``--seconds``, each for a new customer. For every customer the receiver notes when the
 `support_state_changed` delivery about them arrives. Freshness = arrival − acknowledgement.
+A delivery that has not arrived 30 s after the last send counts as slower than any that did
+(so it can only raise the p99, never hide). The server's peak RSS is its ``VmHWM``, read just
+before it is stopped.
 
     .venv/bin/python bench/freshness.py [--rate 200] [--seconds 15]
 """
@@ -14,13 +17,13 @@ import argparse
 import json
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +32,20 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (
+    FRESHNESS_P99_TARGET_S,
+    FRESHNESS_RATE,
+    NO_TARGET,
+    Row,
+    mb,
+    percentile,
+    verdict,
+    vm_hwm_kb,
+    write_result,
+)
 
 from tactful.sim.server import run_in_thread
 from tactful.zendesk.signing import sign
@@ -86,11 +103,27 @@ def body_for(i: int) -> tuple[bytes, dict[str, str]]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--seconds", type=float, default=15.0)
-    args = parser.parse_args()
+@dataclass
+class FreshnessBench:
+    rate: float  # asked, events/s
+    sent: int
+    acked: int
+    ack_rate: float  # acknowledged per second of sending
+    sent_for: float
+    lags: list[float]  # seconds, sorted, delivered only
+    peak_kb: int  # the server's VmHWM
+    wait: float  # how long undelivered ones were waited for after the last send
+
+    @property
+    def missing(self) -> int:
+        return self.acked - len(self.lags)
+
+    def pct(self, q: float) -> float:
+        """Percentile over every acknowledged event; an undelivered one counts as infinite."""
+        return percentile(self.lags + [float("inf")] * self.missing, q)
+
+
+def run(rate: float = 200.0, seconds: float = 15.0, wait: float = 30.0) -> FreshnessBench:
     receiver = Receiver()
     hook_url, stop_receiver = run_in_thread(receiver.app)
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,37 +170,84 @@ def main() -> None:
                 if r.status_code == 200:
                     acked[i] = time.monotonic()
 
-            n = int(args.rate * args.seconds)
+            n = int(rate * seconds)
+            print(f"  sending {n:,} webhooks at {rate:g}/s …", file=sys.stderr)
             started = time.monotonic()
             with ThreadPoolExecutor(max_workers=32) as pool:
                 for i in range(n):
-                    due = started + i / args.rate
+                    due = started + i / rate
                     delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                     pool.submit(send, i)
             sent_for = time.monotonic() - started
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + wait
             while len(receiver.arrived) < len(acked) and time.monotonic() < deadline:
                 time.sleep(0.1)
             client.close()
+            peak_kb = vm_hwm_kb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
             stop_receiver()
     lags = sorted(receiver.arrived[i] - acked[i] for i in acked if i in receiver.arrived)
-    missing = len(acked) - len(lags)
-    print(
-        f"\nfreshness: {len(acked)} signed webhooks acknowledged at {len(acked) / sent_for:.0f}/s"
-        f" for {sent_for:.1f}s; webhook destination on loopback"
-    )
-    if lags:
-        p99 = lags[max(0, int(len(lags) * 0.99) - 1)]
-        print(
-            f"ack → destination request: p50 {statistics.median(lags) * 1000:.0f} ms, "
-            f"p99 {p99 * 1000:.0f} ms, min {lags[0] * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms; "
-            f"not delivered within 30 s: {missing}"
+    return FreshnessBench(rate, n, len(acked), len(acked) / sent_for, sent_for, lags, peak_kb, wait)
+
+
+def _s(value: float) -> str:
+    return "never" if value == float("inf") else f"{value * 1000:,.0f} ms"
+
+
+def report(b: FreshnessBench) -> str:
+    lines = [
+        f"Freshness: {b.acked:,} of {b.sent:,} signed webhooks acknowledged at "
+        f"{b.ack_rate:.0f}/s (asked {b.rate:g}/s) for {b.sent_for:.1f} s; webhook destination "
+        "on loopback",
+    ]
+    if b.lags:
+        lines.append(
+            f"  ack → destination request: p50 {_s(b.pct(50))}, p99 {_s(b.pct(99))}, "
+            f"min {_s(b.lags[0])}, max delivered {_s(b.lags[-1])}; not delivered within "
+            f"{b.wait:.0f} s of the last send: {b.missing:,}; server peak RSS "
+            f"{mb(b.peak_kb, kib=True)} MB"
         )
+    else:
+        lines.append("  nothing was delivered")
+    return "\n".join(lines)
+
+
+def summary_rows(b: FreshnessBench) -> list[Row]:
+    p50, p99 = b.pct(50), b.pct(99)
+    rate_ok = b.ack_rate >= 0.95 * b.rate
+    notes = f"{b.acked:,} acked at {b.ack_rate:.0f}/s; undelivered {b.missing:,}"
+    if not rate_ok:
+        notes += f"; the asked {b.rate:g}/s was not reached"
+    met = verdict(rate_ok and p99 < FRESHNESS_P99_TARGET_S)
+    return [
+        Row(
+            "freshness",
+            f"webhook → destination at {b.rate:g} events/s",
+            f"p50 {_s(p50)}, p99 {_s(p99)}",
+            f"p99 < {FRESHNESS_P99_TARGET_S:g} s at {FRESHNESS_RATE:g}/s",
+            met if b.rate >= FRESHNESS_RATE else f"{NO_TARGET} (lower rate)",
+            mb(b.peak_kb, kib=True),
+            notes,
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--json-out", default=None, metavar="FILE", help="also write the report and summary rows"
+    )
+    args = parser.parse_args()
+    bench = run(args.rate, args.seconds)
+    text = report(bench)
+    print(text)
+    write_result(args.json_out, text, summary_rows(bench))
 
 
 if __name__ == "__main__":

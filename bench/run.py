@@ -1,145 +1,207 @@
-"""All benchmarks with their defaults: the import (beside DuckDB) and the tick; one summary.
+"""Every benchmark, one command, one summary table with the Production issue's targets.
 
-    .venv/bin/python bench/run.py            # import N = 2000, 10000, 30000; tick P = 10k..1M
-    .venv/bin/python bench/run.py --quick    # a smoke run in well under a minute
+    .venv/bin/python bench/run.py            # everything (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick    # a smoke run of every section (under 2 minutes)
+    .venv/bin/python bench/run.py --only import-sqlite tick
 
-Prints each section's table, then one combined table of the headline figures.
+Each section runs as a child process of its own (``bench/<script>.py … --json-out FILE``), and
+each figure's peak memory is the RSS high-water mark (``VmHWM``) of the process that did the
+work: an import worker, a tick process, the server, a reconcile child. The sections' own
+tables are printed first, then the summary: measured figure, target, met / NOT MET (computed
+from the figures), peak RSS. A section that fails or cannot run here (the PostgreSQL store
+before it exists) shows why in its row; the others still run.
 Figures only; this is not a timed test.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import code_version, load_now, machine, mb, median, num, secs, table
+from benchlib import Row, code_version, load_now, machine, run_child, table
+
+BENCH = Path(__file__).resolve().parent
 
 
-def _module(name: str) -> ModuleType:
-    # bench/import.py cannot be imported with an import statement ("import" is a keyword).
-    return importlib.import_module(name)
+@dataclass(frozen=True)
+class Section:
+    name: str
+    title: str  # the summary's section label when it fails
+    script: str
+    args: Callable[[bool, Path], list[str]]  # (quick, work dir) -> arguments
+    timeout: float  # seconds before the section is killed
+
+    def argv(self, quick: bool, work: Path, import_persons: Sequence[int] | None) -> list[str]:
+        args = self.args(quick, work)
+        if import_persons and self.script == "import.py":  # --persons overridden
+            at = args.index("--persons")
+            end = next((i for i in range(at + 1, len(args)) if args[i].startswith("--")), None)
+            args[at + 1 : end] = [str(n) for n in import_persons]
+        return args
 
 
-def summary(imports: object | None, ticks: object | None) -> str:
-    imp = _module("import")
-    tck = _module("tick")
-    rows: list[list[str]] = []
-    if isinstance(imports, imp.ImportBench):
-        for r in imports.results:
-            rows.append(
-                [
-                    "import → SQLite",
-                    f"N={num(r.persons)} persons, {num(r.runs[0].records)} records",
-                    f"{num(r.median_rate)} records/s",
-                    f"{r.median_rate / imp.TARGET:.2f}× the 20,000/s target; "
-                    f"{secs(r.median_seconds)} (median of {len(r.runs)}); "
-                    f"peak RSS {mb(r.peak_kb, kib=True)} MB",
-                ]
+def _tick_args(quick: bool, work: Path) -> list[str]:
+    persons = ["10000", "100000"] if quick else ["10000", "100000", "1000000"]
+    runs = "1" if quick else "3"
+    return ["--persons", *persons, "--runs", runs, "--keep-largest", str(work / "tick.db")]
+
+
+def _reconcile_args(quick: bool, work: Path) -> list[str]:
+    args = ["--members", "100000" if quick else "1000000"]
+    args += ["--runs", "1", "--store-runs", "1"] if quick else ["--runs", "3", "--store-runs", "2"]
+    if (work / "tick.db").exists():  # the tick section's largest store, the same population
+        args += ["--store-path", str(work / "tick.db")]
+    return args
+
+
+SECTIONS = (
+    Section(
+        "import-sqlite",
+        "import → SQLite",
+        "import.py",
+        lambda quick, work: (
+            ["--store", "sqlite", "--no-cli"]
+            + (
+                ["--persons", "500", "2000", "--repeat", "1", "--budget", "30"]
+                if quick
+                else ["--persons", "2000", "10000", "30000", "--repeat", "3", "--budget", "170"]
             )
-        for r in imports.results:
-            if r.duck is None or r.check is None:
-                continue
-            times = {k: median(v) for k, v in r.duck.seconds.items()}
-            fastest = min(times.values())
-            agree = "agree" if r.check.agree and r.duck.forms_agree else "DISAGREE"
-            rows.append(
-                [
-                    "DuckDB basic fields",
-                    f"N={num(r.persons)}, {num(r.duck.rows_read)} rows",
-                    " / ".join(secs(t) for t in times.values()),
-                    f"{num(r.duck.rows_read / fastest)} rows/s; open-ticket persons "
-                    f"{num(r.check.rolled_up_open)} vs Tactful {num(r.check.tactful_open)}: "
-                    f"{agree}",
-                ]
+        ),
+        600,
+    ),
+    Section(
+        "import-postgresql",
+        "import → PostgreSQL",
+        "import.py",
+        lambda quick, work: (
+            ["--store", "postgresql", "--no-cli", "--no-duck-rows"]
+            + (
+                ["--persons", "500", "--repeat", "1", "--budget", "20"]
+                if quick
+                else ["--persons", "2000", "10000", "--repeat", "3", "--budget", "100"]
             )
-        if imports.cli is not None and imports.results:
-            c, last = imports.cli, imports.results[-1]
-            rows.append(
-                [
-                    "tactful import (CLI)",
-                    f"N={num(last.persons)}",
-                    f"{c.wall:.2f} s wall",
-                    f"{num(c.records / c.wall)} records/s end to end; start-up and exit "
-                    f"{c.wall - c.seconds:.2f} s",
-                ]
-            )
-    if isinstance(ticks, tck.TickBench):
-        for p in ticks.results:
-            fired = p.runs[-1].fired
-            rows.append(
-                [
-                    "Engine.tick",
-                    f"{num(fired)} due among {num(p.built.persons)} persons",
-                    secs(p.median_seconds),
-                    f"{p.median_seconds / max(fired, 1) * 1000:.2f} ms per timer; "
-                    f"idle tick {secs(median([x.idle_seconds for x in p.runs]))}",
-                ]
-            )
-    return table(["benchmark", "case", "figure", "notes"], rows, title="Summary", align="llrl")
+        ),
+        420,
+    ),
+    Section(
+        "webhooks",
+        "webhooks (acks)",
+        "webhooks.py",
+        lambda quick, work: ["--rounds", "1", "--seconds", "3"] if quick else ["--rounds", "3"],
+        240,
+    ),
+    Section(
+        "freshness",
+        "freshness",
+        "freshness.py",
+        lambda quick, work: ["--seconds", "5"] if quick else ["--seconds", "15"],
+        180,
+    ),
+    Section("tick", "Engine.tick", "tick.py", _tick_args, 600),
+    Section("reconcile", "reconcile", "reconcile.py", _reconcile_args, 600),
+)
+NAMES = tuple(s.name for s in SECTIONS)
+
+
+@dataclass
+class Outcome:
+    section: Section
+    wall: float
+    report: str
+    rows: list[Row]
+
+
+def run_section(
+    section: Section, quick: bool, work: Path, import_persons: Sequence[int] | None = None
+) -> Outcome:
+    out = work / f"{section.name}.json"
+    out.unlink(missing_ok=True)
+    cmd = [
+        sys.executable,
+        str(BENCH / section.script),
+        *section.argv(quick, work, import_persons),
+        "--json-out",
+        str(out),
+    ]
+    print(f"== {section.name}: {' '.join(cmd[1:])}", file=sys.stderr)
+    child = run_child(cmd, timeout=section.timeout, pass_stderr=True)
+    if child.returncode == 0 and out.exists():
+        data = json.loads(out.read_text(encoding="utf-8"))
+        rows = [Row(**r) for r in data["rows"]]
+        return Outcome(section, child.wall, str(data["report"]), rows)
+    if child.returncode == -9 and child.wall >= section.timeout:
+        why = f"timed out after {section.timeout:.0f} s"
+    else:
+        lines = child.stderr.decode(errors="replace").strip().splitlines()
+        why = f"exit {child.returncode}" + (f": {lines[-1][:160]}" if lines else "")
+    row = Row(section.title, "—", "failed", met="failed", notes=why)
+    return Outcome(section, child.wall, f"{section.name}: FAILED ({why})", [row])
+
+
+def summary(outcomes: Sequence[Outcome]) -> str:
+    rows = [r for o in outcomes for r in o.rows]
+    # The memory rows (flat in the number of people?) together, after the others.
+    ordered = [r for r in rows if not r.section.startswith("memory")]
+    ordered += [r for r in rows if r.section.startswith("memory")]
+    return table(
+        ["section", "case", "measured", "target", "met?", "peak RSS MB", "notes"],
+        [[r.section, r.case, r.measured, r.target, r.met, r.peak_rss, r.notes] for r in ordered],
+        title="Summary (medians; peak RSS = VmHWM of the process that did the work)",
+        align="lllllrl",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    imp = _module("import")
-    tck = _module("tick")
     parser = argparse.ArgumentParser(
-        prog="bench/run.py", description="Run the import and tick benchmarks; print a summary."
+        prog="bench/run.py",
+        description="Run every benchmark section in its own process; print one summary table.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
-    parser.add_argument("--import-persons", type=int, nargs="+", default=None, metavar="N")
-    parser.add_argument("--repeat", type=int, default=None, metavar="R", help="imports per N")
-    parser.add_argument("--budget", type=float, default=180.0, help="import section budget (s)")
-    parser.add_argument("--batch-size", type=int, default=None, metavar="B", help="import batch")
-    parser.add_argument("--tick-persons", type=int, nargs="+", default=None, metavar="P")
-    parser.add_argument("--due", type=int, default=1000, metavar="D")
-    parser.add_argument("--runs", type=int, default=None, help="ticks per population")
-    parser.add_argument("--profile", action="store_true", help="cProfile one import and tick")
-    parser.add_argument("--skip", choices=("import", "tick"), action="append", default=[])
-    args = parser.parse_args(argv)
-    quick = args.quick
-    persons = args.import_persons or ([2000, 10_000] if quick else list(imp.DEFAULT_PERSONS))
-    populations = args.tick_persons or (
-        [10_000, 100_000] if quick else list(tck.DEFAULT_POPULATIONS)
+    parser.add_argument("--only", nargs="+", choices=NAMES, default=None, metavar="SECTION")
+    parser.add_argument("--skip", nargs="+", choices=NAMES, default=[], metavar="SECTION")
+    parser.add_argument(
+        "--import-persons",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="the import sections' sizes instead of their defaults",
     )
-    repeat = args.repeat or (1 if quick else 3)
-    runs = args.runs or (1 if quick else 3)
+    parser.add_argument("--work-dir", type=Path, default=None, help="where temp files go")
+    args = parser.parse_args(argv)
+    chosen = [s for s in SECTIONS if (args.only is None or s.name in args.only)]
+    chosen = [s for s in chosen if s.name not in args.skip]
 
     print(f"machine: {machine()}", file=sys.stderr)
     load_before = load_now()
     began = time.perf_counter()
-    imports = ticks = None
-    sections: list[str] = []
-    if "import" not in args.skip:
-        print("import benchmark …", file=sys.stderr)
-        imports = imp.run(
-            persons,
-            repeat,
-            profile=args.profile,
-            budget=args.budget,
-            batch_size=args.batch_size,
-        )
-        sections.append(imp.report(imports))
-    if "tick" not in args.skip:
-        print("tick benchmark …", file=sys.stderr)
-        ticks = tck.run(populations, args.due, runs, profile=args.profile)
-        sections.append(tck.report(ticks))
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="tactful-bench-run-", dir=args.work_dir) as tmp:
+        work = Path(tmp)
+        for section in chosen:
+            outcomes.append(run_section(section, args.quick, work, args.import_persons))
+    total = time.perf_counter() - began
     print(f"machine: {machine()}")
     print(f"tactful: {code_version()}")
     print(
-        f"load average before/after: {load_before} / {load_now()}; "
-        f"total {time.perf_counter() - began:.0f} s"
+        f"load average before/after: {load_before} / {load_now()}; total {total:.0f} s ("
+        + ", ".join(f"{o.section.name} {o.wall:.0f} s" for o in outcomes)
+        + ")"
+        + ("; --quick: small sizes, NOT the targets' sizes" if args.quick else "")
     )
-    for text in sections:
+    for o in outcomes:
         print()
-        print(text)
+        print(o.report)
     print()
-    print(summary(imports, ticks))
+    print(summary(outcomes))
     return 0
 
 

@@ -9,7 +9,9 @@ person is a copy of one template shifted in time, with its own person id, ticket
 draws. Every person has a timer: D of them fall due in the hour before T (the "recently
 resolved" week ends: support_state changes and the person enters the ``reintroduce``
 segment), the others later (after T, up to about four days on). The built store is copied
-before each run, so every tick starts from the same state.
+before each run, so every tick starts from the same state. Each tick runs in a child process
+of its own that opens the copy, ticks and reports its RSS high-water mark (``VmHWM``), so the
+peak memory of a tick can be compared across populations.
 
     .venv/bin/python bench/tick.py                               # P = 10k, 100k, 1M; D = 1000
     .venv/bin/python bench/tick.py --persons 1000000 --due 1000
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import random
@@ -37,7 +40,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import code_version, load_now, machine, mb, median, num, secs, table
+from benchlib import (
+    FLAT_RATIO,
+    TICK_FLAT_RATIO,
+    Row,
+    code_version,
+    load_now,
+    machine,
+    mb,
+    median,
+    num,
+    run_child,
+    secs,
+    table,
+    verdict,
+    vm_hwm_kb,
+    write_result,
+)
 
 from tactful.config import Settings, settings_from_toml, starter_config_text
 from tactful.core import codec
@@ -302,6 +321,8 @@ class TickRun:
     exited: int
     state_changes: int
     wal_bytes: int  # what the tick wrote to the WAL (pages it changed), fsynced at commit
+    peak_kb: int = 0  # the tick process's RSS high-water mark (VmHWM) after both ticks
+    baseline_kb: int = 0  # its high-water mark just before the tick (interpreter, store open)
 
 
 @dataclass
@@ -313,8 +334,13 @@ class PopulationResult:
     def median_seconds(self) -> float:
         return median([r.seconds for r in self.runs])
 
+    @property
+    def peak_kb(self) -> int:
+        return max(r.peak_kb for r in self.runs)
+
 
 def tick_once(built: Built, work: Path, settings: Settings, profile: Path | None = None) -> TickRun:
+    """Tick a fresh copy of the built store, in a child process of its own."""
     run_db = work / "run.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{run_db}{suffix}").unlink(missing_ok=True)
@@ -325,9 +351,32 @@ def tick_once(built: Built, work: Path, settings: Settings, profile: Path | None
         os.fsync(fd)
     finally:
         os.close(fd)
+    spec = {"db": str(run_db), "profile": str(profile) if profile else None}
+    child = run_child(
+        [sys.executable, str(Path(__file__).resolve()), "--worker"], json.dumps(spec).encode()
+    )
+    if child.returncode != 0:
+        raise SystemExit(
+            f"tick worker failed ({child.returncode}):\n{child.stderr.decode(errors='replace')}"
+        )
+    return TickRun(**json.loads(child.stdout))
+
+
+def worker() -> int:
+    """Child process: one tick (and an idle tick) of a prepared store; prints a JSON result."""
+    spec = json.loads(sys.stdin.buffer.read())
+    settings = starter_settings()
+    run_db = Path(spec["db"])
+    profile = Path(spec["profile"]) if spec.get("profile") else None
+    sys.stdout.write(json.dumps(_tick(run_db, settings, profile).__dict__))
+    return 0
+
+
+def _tick(run_db: Path, settings: Settings, profile: Path | None) -> TickRun:
     store = open_store(f"sqlite:///{run_db.as_posix()}")
     engine = Engine(rules_from_settings(settings), store)
     profiler = cProfile.Profile() if profile else None
+    baseline_kb = vm_hwm_kb()
     began = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -351,6 +400,8 @@ def tick_once(built: Built, work: Path, settings: Settings, profile: Path | None
         stats.exited,
         stats.state_changes,
         wal_bytes,
+        vm_hwm_kb(),
+        baseline_kb,
     )
 
 
@@ -370,7 +421,10 @@ def run(
     work_dir: Path | None = None,
     profile: bool = False,
     log: bool = True,
+    keep_largest: Path | None = None,
 ) -> TickBench:
+    """``keep_largest``: move the largest built store there afterwards (``bench/run.py`` hands
+    it to the reconcile benchmark) instead of deleting it."""
     settings = starter_settings()
     profile_text: str | None = None
     work = Path(tempfile.mkdtemp(prefix="tactful-bench-tick-", dir=work_dir))
@@ -392,7 +446,8 @@ def run(
                 if log:
                     print(
                         f"    tick {i + 1}/{runs}: {tick.fired:,} timers fired in "
-                        f"{secs(tick.seconds)} (idle tick {secs(tick.idle_seconds)})",
+                        f"{secs(tick.seconds)} (idle tick {secs(tick.idle_seconds)}), "
+                        f"peak RSS {mb(tick.peak_kb, kib=True)} MB",
                         file=sys.stderr,
                     )
             if profile and persons == max(populations):
@@ -406,7 +461,10 @@ def run(
                     f"{secs(tick.seconds)} under the profiler), top 15 by tottime:\n"
                     + text[max(text.find("   ncalls"), 0) :].rstrip()
                 )
-            built.path.unlink()
+            if keep_largest is not None and persons == max(populations):
+                shutil.move(built.path, keep_largest)
+            else:
+                built.path.unlink()
             results.append(result)
         return TickBench(results, due, runs, profile_text)
     finally:
@@ -430,6 +488,7 @@ def report(bench: TickBench) -> str:
                 f"{secs(min(x.seconds for x in r.runs))}–{secs(max(x.seconds for x in r.runs))}",
                 secs(median([x.idle_seconds for x in r.runs])),
                 mb(last.wal_bytes),
+                mb(r.peak_kb, kib=True),
                 f"{last.state_changes:,} / {last.entered:,} / {last.exited:,}",
             ]
         )
@@ -447,6 +506,7 @@ def report(bench: TickBench) -> str:
                     "range",
                     "idle tick",
                     "WAL MB",
+                    "peak RSS MB",
                     "state chg / entered / exited",
                 ],
                 rows,
@@ -455,13 +515,64 @@ def report(bench: TickBench) -> str:
             ),
             "  every person has a timer; the due ones fall in the hour before T, the others "
             "after T; idle tick = a second tick at T (nothing due): the fixed cost; WAL MB = "
-            "pages the tick wrote (and fsynced at commit)",
+            "pages the tick wrote (and fsynced at commit); peak RSS = the tick process's "
+            "high-water mark (it only opens the store and ticks), the highest of the runs",
             *(["", bench.profile] if bench.profile else []),
         ]
     )
 
 
+def summary_rows(bench: TickBench) -> list[Row]:
+    """The section's lines of the combined summary (``bench/run.py``)."""
+    rows = []
+    for r in bench.results:
+        fired = r.runs[-1].fired
+        rows.append(
+            Row(
+                "Engine.tick",
+                f"{num(fired)} due among {num(r.built.persons)} persons",
+                secs(r.median_seconds),
+                peak_rss=mb(r.peak_kb, kib=True),
+                notes=f"median of {len(r.runs)}; "
+                f"{r.median_seconds / max(fired, 1) * 1000:.2f} ms per timer; idle tick "
+                f"{secs(median([x.idle_seconds for x in r.runs]))}",
+            )
+        )
+    if len(bench.results) >= 2:
+        first, last = bench.results[0], bench.results[-1]
+        ratio = last.median_seconds / first.median_seconds
+        idle = [median([x.idle_seconds for x in r.runs]) for r in (first, last)]
+        grow = last.built.persons / first.built.persons
+        rows.append(
+            Row(
+                "Engine.tick vs population",
+                f"{num(first.built.persons)} → {num(last.built.persons)} persons (×{grow:,.0f})",
+                f"{secs(first.median_seconds)} → {secs(last.median_seconds)} (×{ratio:.2f})",
+                f"independent of population (≤ ×{TICK_FLAT_RATIO})",
+                verdict(ratio <= TICK_FLAT_RATIO),
+                notes=f"idle tick {secs(idle[0])} → {secs(idle[1])}: no scan of the persons; "
+                "the due persons sit on more B-tree pages in a larger store",
+            )
+        )
+        mem = last.peak_kb / first.peak_kb if first.peak_kb else float("nan")
+        rows.append(
+            Row(
+                "memory: Engine.tick",
+                f"peak RSS, {num(first.built.persons)} → {num(last.built.persons)} persons",
+                f"{mb(first.peak_kb, kib=True)} → {mb(last.peak_kb, kib=True)} MB (×{mem:.2f})",
+                f"flat in persons (≤ ×{FLAT_RATIO})",
+                verdict(mem <= FLAT_RATIO),
+                mb(last.peak_kb, kib=True),
+                "each tick in its own process; includes SQLite's page cache, which grows with "
+                "the pages read, up to the store's cache_size",
+            )
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--worker"]:
+        return worker()
     parser = argparse.ArgumentParser(
         prog="bench/tick.py", description="Benchmark Engine.tick firing D timers among P persons."
     )
@@ -479,16 +590,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile one tick of the largest population"
     )
+    parser.add_argument(
+        "--keep-largest",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="move the largest built store to PATH instead of deleting it",
+    )
+    parser.add_argument(
+        "--json-out", default=None, metavar="FILE", help="also write the report and summary rows"
+    )
     args = parser.parse_args(argv)
     if args.due < 1 or args.runs < 1 or any(p < 1 for p in args.persons):
         parser.error("--persons, --due and --runs must be positive")
     print(f"machine: {machine()}", file=sys.stderr)
     load_before = load_now()
-    bench = run(args.persons, args.due, args.runs, work_dir=args.work_dir, profile=args.profile)
+    bench = run(
+        args.persons,
+        args.due,
+        args.runs,
+        work_dir=args.work_dir,
+        profile=args.profile,
+        keep_largest=args.keep_largest,
+    )
     print(f"machine: {machine()}")
     print(f"tactful: {code_version()}")
     print(f"load average before/after: {load_before} / {load_now()}")
-    print(report(bench))
+    text = report(bench)
+    print(text)
+    write_result(args.json_out, text, summary_rows(bench))
     return 0
 
 

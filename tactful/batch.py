@@ -50,6 +50,7 @@ from tactful.core.state import (
     ticket_fields,
 )
 from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
+from tactful.store import records
 from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
 from tactful.store.records import to_us
 
@@ -87,6 +88,7 @@ class _Person:
     ticket_ids: set[int] | None  # None: tickets not loaded (nothing about them changed)
     ticket_values: dict[str, Any] | None = None  # ticket-derived fields (None: recompute)
     values: dict[str, Any] | None = None  # all derived fields (None: recompute)
+    unsaved: bool = False  # the row differs from the stored one (facts, state, segments, wake)
 
 
 class Batch:
@@ -299,19 +301,22 @@ class Batch:
                         owner,
                         "consent_changed",
                         event.at,
-                        orjson.dumps(
-                            {
-                                "person_id": owner,
-                                "purpose": purpose,
-                                "granted": after,
-                                "occurred_at": event.at,
-                            },
-                            option=orjson.OPT_UTC_Z,
+                        codec.exact(
+                            orjson.dumps(
+                                {
+                                    "person_id": owner,
+                                    "purpose": purpose,
+                                    "granted": after,
+                                    "occurred_at": event.at,
+                                },
+                                option=orjson.OPT_UTC_Z,
+                            )
                         ),
                     )
                 )
         person.row.facts = facts
         person.values = None
+        person.unsaved = True
         return {owner}
 
     def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
@@ -367,7 +372,7 @@ class Batch:
             pid, values, row.memberships, self.rules.states, self.rules.segments, now
         )
         old = row.state
-        changed = tuple(k for k, v in values.items() if old.get(k) != v)
+        changed = () if values == old else tuple(k for k, v in values.items() if old.get(k) != v)
         if changed:
             self.stats.state_changes += 1
             old_state = old.get("support_state")
@@ -379,23 +384,28 @@ class Batch:
                     pid,
                     "support_state_changed",
                     now,
-                    orjson.dumps(
-                        {
-                            "person_id": pid,
-                            "old_state": old_state,
-                            "new_state": result.support_state,
-                            "changed": list(changed),
-                            "values": {k: values[k] for k in changed},
-                            "occurred_at": now,
-                        },
-                        option=orjson.OPT_UTC_Z,
+                    codec.exact(
+                        orjson.dumps(
+                            {
+                                "person_id": pid,
+                                "old_state": old_state,
+                                "new_state": result.support_state,
+                                "changed": list(changed),
+                                "values": {k: values[k] for k in changed},
+                                "occurred_at": now,
+                            },
+                            option=orjson.OPT_UTC_Z,
+                        )
                     ),
                 )
             )
             row.state = values
         for change in result.changes:
             self._record_change(pid, change)
-        row.memberships = {k: m for k, m in result.memberships.items() if m.member}
+        memberships = {k: m for k, m in result.memberships.items() if m.member}
+        if changed or result.wake != row.wake or memberships != row.memberships:
+            person.unsaved = True
+        row.memberships = memberships
         row.wake = result.wake
         if result.wake is not None and self.horizon is not None and result.wake <= self.horizon:
             heapq.heappush(self.timer_heap, (result.wake, pid))
@@ -412,16 +422,18 @@ class Batch:
                 pid,
                 "segment_membership_changed",
                 change.at,
-                orjson.dumps(
-                    {
-                        "person_id": pid,
-                        "segment": change.segment,
-                        "change": change.change,
-                        "holdout": change.holdout,
-                        "rule": change.rule,
-                        "detail": change.detail,
-                        "occurred_at": codec.format_time(change.at),
-                    }
+                codec.exact(
+                    orjson.dumps(
+                        {
+                            "person_id": pid,
+                            "segment": change.segment,
+                            "change": change.change,
+                            "holdout": change.holdout,
+                            "rule": change.rule,
+                            "detail": change.detail,
+                            "occurred_at": codec.format_time(change.at),
+                        }
+                    )
                 ),
             )
         )
@@ -475,6 +487,8 @@ class Batch:
     def erase(self) -> None:
         """Erase persons asked for in this batch: nothing of them is written, their stored
         data goes, and one outbox row tells every destination to forget them."""
+        if self.erasures:
+            records.forget_decoded()  # nothing decoded of them stays in memory
         for pid, (at, requested_by) in sorted(self.erasures.items()):
             pid = self.identity.find(pid)
             self.history = [h for h in self.history if h.person_id != pid]
@@ -493,9 +507,11 @@ class Batch:
                     pid,
                     "person_erased",
                     at,
-                    orjson.dumps(
-                        {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
-                        option=orjson.OPT_UTC_Z,
+                    codec.exact(
+                        orjson.dumps(
+                            {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
+                            option=orjson.OPT_UTC_Z,
+                        )
                     ),
                 )
             )
@@ -510,9 +526,15 @@ class Batch:
             if self.identity.find(pid) not in erased
         )
         tx.save_tickets((tid, *self.tickets[tid]) for tid in sorted(self.dirty_tickets))
-        rows = [self.persons[pid].row for pid in sorted(self.touched)]
-        tx.save_persons(rows, new=set(self.identity.new_persons))
+        # A person evaluated with nothing to show for it is stored as it is: not rewritten.
+        new, survivors = self.identity.new_persons, self.merge_survivors
+        rows = [
+            person.row
+            for pid in sorted(self.touched)
+            if (person := self.persons[pid]).unsaved or pid in new or pid in survivors
+        ]
+        tx.save_persons(rows, new=set(new))
         tx.append_history(self.history)
         tx.append_state_changes(self.state_rows)
         tx.append_outbox(self.outbox)
-        self.stats.persons_touched = len(rows)
+        self.stats.persons_touched = len(self.touched)

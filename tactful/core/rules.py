@@ -127,6 +127,11 @@ class Rule:
     fields_used: frozenset[str]
     _fn: Timed = field(repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # The hot path calls the compiled closure itself (no method call in between); the
+        # method below documents it and is what a subclass or a copy without it would use.
+        object.__setattr__(self, "evaluate", self._fn)
+
     def evaluate(self, values: Values, now: datetime) -> tuple[bool, datetime | None]:
         """Return ``(value, next_change)``; see the module docstring for the contract."""
         return self._fn(values, now)

@@ -123,7 +123,8 @@ def choose_state(
     wake: datetime | None = None
     for spec in states:
         holds, next_change = spec.rule.evaluate(values, now)
-        wake = _earliest(wake, next_change)
+        if next_change is not None and (wake is None or next_change < wake):
+            wake = next_change  # the earliest (as ``_earliest``)
         if holds:
             return spec.name, wake
     return CLEAR, wake
@@ -186,13 +187,22 @@ def evaluate_person(
     after: dict[str, Membership] = {}
     changes: list[Change] = []
     for spec in segments:
+        name = spec.name
         holds, rule_next = spec.rule.evaluate(values, now)
-        before = memberships.get(spec.name, NOT_MEMBER)
-        membership, change, seg_wake = step_segment(spec, person_id, before, holds, rule_next, now)
-        after[spec.name] = membership
-        if change is not None:
-            changes.append(change)
-        wake = _earliest(wake, seg_wake)
+        before = memberships.get(name, NOT_MEMBER)
+        if (before.member and before.false_since is None) if holds else not before.member:
+            # Steady: a member whose rule holds (no cooldown running) or a non-member whose
+            # rule does not; ``step_segment`` would return ``before`` and ``rule_next``.
+            after[name] = before
+            seg_wake = rule_next
+        else:
+            after[name], change, seg_wake = step_segment(
+                spec, person_id, before, holds, rule_next, now
+            )
+            if change is not None:
+                changes.append(change)
+        if seg_wake is not None and (wake is None or seg_wake < wake):
+            wake = seg_wake
     return Evaluation(support_state, after, changes, wake)
 
 

@@ -26,7 +26,7 @@ Everything folds with max/union, so the state is independent of arrival order.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -56,17 +56,48 @@ class TicketRecord:
     risk: bool
     last_risk_at: datetime | None
     observations: frozenset[Observation]
+    # (status, last activity, last resolution), derived from the observations on first use:
+    # a record is immutable, and the same one is read at every evaluation of its person.
+    _derived: tuple[str | None, datetime | None, datetime | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _derive(self) -> tuple[str | None, datetime | None, datetime | None]:
+        derived = self._derived
+        if derived is not None:
+            return derived
+        ordered = sorted(self.observations)
+        if not ordered:
+            derived = (None, None, None)
+        else:
+            latest_at = ordered[-1][0]
+            first = len(ordered) - 1  # the observations at latest_at: ordered[first:]
+            while first > 0 and ordered[first - 1][0] == latest_at:
+                first -= 1
+            status = ordered[first][1]  # the least status at the latest moment
+            version = self.version
+            if (
+                version is not None
+                and version.updated_at == latest_at
+                and any(s == version.status for _, s in ordered[first:])
+            ):
+                status = version.status
+            last_resolved_at = None
+            previous: str | None = None
+            for at, observed in ordered:
+                if observed in RESOLVED_STATUSES and (
+                    previous is None or previous not in RESOLVED_STATUSES
+                ):
+                    last_resolved_at = at
+                previous = observed
+            derived = (status, latest_at, last_resolved_at)
+        object.__setattr__(self, "_derived", derived)
+        return derived
 
     @property
     def status(self) -> str | None:
-        if not self.observations:
-            return None
-        latest_at = max(at for at, _ in self.observations)
-        at_latest = {status for at, status in self.observations if at == latest_at}
-        version = self.version
-        if version is not None and version.updated_at == latest_at and version.status in at_latest:
-            return version.status
-        return min(at_latest)
+        """Status of the latest observation (ties: the latest version's, else the least)."""
+        return self._derive()[0]
 
     @property
     def merged(self) -> bool:
@@ -84,9 +115,12 @@ class TicketRecord:
 
     @property
     def last_activity_at(self) -> datetime | None:
-        if not self.observations:
-            return None
-        return max(at for at, _ in self.observations)
+        return self._derive()[1]
+
+    @property
+    def last_resolved_at(self) -> datetime | None:
+        """The latest of ``resolutions()`` (None: never resolved)."""
+        return self._derive()[2]
 
     def resolutions(self) -> list[datetime]:
         """Moments the ticket went from not-resolved (or unknown) to solved/closed."""
@@ -293,12 +327,13 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
     last_resolved_at: datetime | None = None
     last_refund_at: datetime | None = None
     for record in tickets:
-        if not record.counted:
-            continue
         version = record.version
-        assert version is not None  # counted implies a version
+        if version is None:
+            continue
+        status, activity, resolved_at = record._derive()
+        if status == "deleted" or MERGE_TAG in version.tags or version.channel == MERGE_CHANNEL:
+            continue  # not counted (see ``TicketRecord.counted``)
         ticket_count += 1
-        status = record.status
         if status in OPEN_STATUSES:
             open_count += 1
             open_reasons.add(record.reason)
@@ -312,7 +347,6 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
             newest_created = created
             ticket_reason = record.reason
             last_ticket_at = version.created_at
-        activity = record.last_activity_at
         if activity is not None:
             updated = (activity, record.ticket_id)
             if newest_updated is None or updated > newest_updated:
@@ -320,9 +354,8 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
                 last_ticket_status = status
             if last_activity_at is None or activity > last_activity_at:
                 last_activity_at = activity
-        for resolved_at in record.resolutions():
-            if last_resolved_at is None or resolved_at > last_resolved_at:
-                last_resolved_at = resolved_at
+        if resolved_at is not None and (last_resolved_at is None or resolved_at > last_resolved_at):
+            last_resolved_at = resolved_at
         if record.last_risk_at is not None and (
             last_refund_at is None or record.last_risk_at > last_refund_at
         ):

@@ -1,9 +1,17 @@
-"""Persistence forms of the core's values (JSON via orjson), shared by every store adapter."""
+"""Persistence forms of the core's values (JSON via orjson), shared by every store adapter.
+
+Decoding is the costly half of a bulk import: the same ticket and facts blobs are read again
+and again as persons come back batch after batch. Their decoded values are immutable, so a
+bounded memo (``_Memo``) hands out the value already decoded — or just encoded: a value that
+survives the JSON round trip exactly is remembered when it is dumped. Encoded blobs are copied
+to their exact size (``codec.exact``): orjson returns 4 KiB buffers, which thousands of pending
+rows turn into hundreds of MB.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -22,9 +30,51 @@ def to_us(value: datetime) -> int:
 
 
 def from_us(value: int) -> datetime:
-    from datetime import timedelta
-
     return EPOCH + timedelta(microseconds=value)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Memo(Generic[K, V]):
+    """Blob → decoded immutable value, bounded: two generations of at most ``size`` entries;
+    a full young generation becomes the old one and the old one is dropped. Memory stays flat
+    however many persons the store holds; recently used entries survive."""
+
+    __slots__ = ("old", "size", "young")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.young: dict[K, V] = {}
+        self.old: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self.young.get(key)
+        if value is None:
+            value = self.old.get(key)
+            if value is not None:
+                self.put(key, value)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        young = self.young
+        young[key] = value
+        if len(young) >= self.size:
+            self.old, self.young = young, {}
+
+    def clear(self) -> None:
+        self.young, self.old = {}, {}
+
+
+_tickets: _Memo[tuple[int, bytes], TicketRecord] = _Memo(8192)
+_facts: _Memo[bytes, PersonFacts] = _Memo(8192)
+
+
+def forget_decoded() -> None:
+    """Drop every memoized value (after an erasure: nothing of an erased person lingers)."""
+    _tickets.clear()
+    _facts.clear()
 
 
 def _t(value: datetime | None) -> str | None:
@@ -54,13 +104,50 @@ def dump_ticket(record: TicketRecord) -> bytes:
             [[i.kind, i.value] for i in v.requester],
             v.custom_fields,
         ]
-    return orjson.dumps(
-        [version, record.reason, record.risk, record.last_risk_at, sorted(record.observations)],
-        option=orjson.OPT_UTC_Z,
+    blob = codec.exact(
+        orjson.dumps(
+            [version, record.reason, record.risk, record.last_risk_at, sorted(record.observations)],
+            option=orjson.OPT_UTC_Z,
+        )
     )
+    if _ticket_round_trips(record):
+        _tickets.put((record.ticket_id, blob), record)
+    return blob
+
+
+def _ticket_round_trips(record: TicketRecord) -> bool:
+    """Whether ``load_ticket`` of the record's blob gives back an equal record, down to the
+    types and time zones the engine can observe (so the record itself may stand for it)."""
+    v = record.version
+    if v is not None:
+        if v.at != v.updated_at or not (
+            v.at.tzinfo is UTC and v.updated_at.tzinfo is UTC and v.created_at.tzinfo is UTC
+        ):
+            return False
+        if type(v.tags) is not tuple or type(v.requester) is not tuple:
+            return False
+        if type(v.custom_fields) is not tuple or not all(
+            type(pair) is tuple and len(pair) == 2 and type(pair[1]) is str
+            for pair in v.custom_fields
+        ):
+            return False
+    if record.last_risk_at is not None and record.last_risk_at.tzinfo is not UTC:
+        return False
+    return all(at.tzinfo is UTC for at, _ in record.observations)
 
 
 def load_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
+    if type(blob) is not bytes:
+        blob = bytes(blob)
+    key = (ticket_id, blob)
+    record = _tickets.get(key)
+    if record is None:
+        record = _decode_ticket(ticket_id, blob)
+        _tickets.put(key, record)
+    return record
+
+
+def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
     raw, reason, risk, last_risk_at, observations = orjson.loads(blob)
     parse = codec.parse_time
     version = None
@@ -105,19 +192,52 @@ def _load_latest(data: list[Any] | None) -> Latest | None:
 
 
 def dump_facts(facts: PersonFacts) -> bytes:
-    return orjson.dumps(
-        {
-            "rating": _dump_latest(facts.rating),
-            "health": _dump_latest(facts.health),
-            "consent": {purpose: _dump_latest(latest) for purpose, latest in facts.consent},
-            "override": _dump_latest(facts.override),
-        }
+    blob = codec.exact(
+        orjson.dumps(
+            {
+                "rating": _dump_latest(facts.rating),
+                "health": _dump_latest(facts.health),
+                "consent": {purpose: _dump_latest(latest) for purpose, latest in facts.consent},
+                "override": _dump_latest(facts.override),
+            }
+        )
     )
+    if _facts_round_trip(facts):
+        _facts.put(blob, facts)
+    return blob
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
+def _facts_round_trip(facts: PersonFacts) -> bool:
+    """Whether ``load_facts`` of the facts' blob gives back equal facts (see tickets)."""
+    consent = facts.consent
+    if consent != tuple(sorted(consent, key=lambda item: item[0])):
+        return False
+    for latest in (facts.rating, facts.health, facts.override, *(c[1] for c in consent)):
+        if latest is not None and (
+            latest.at.tzinfo is not UTC
+            or type(latest.key) is not str
+            or type(latest.value) not in _SCALARS
+        ):
+            return False
+    return True
 
 
 def load_facts(blob: bytes | None) -> PersonFacts:
     if not blob:
         return PersonFacts()
+    if type(blob) is not bytes:
+        blob = bytes(blob)
+    facts = _facts.get(blob)
+    if facts is None:
+        facts = _decode_facts(blob)
+        _facts.put(blob, facts)
+    return facts
+
+
+def _decode_facts(blob: bytes) -> PersonFacts:
     data = orjson.loads(blob)
     consent = tuple(
         sorted(
@@ -147,9 +267,19 @@ TIME_FIELDS = frozenset(
 )
 
 
+def _state_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return codec.format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()  # as orjson writes a date
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
 def dump_state(values: dict[str, Any]) -> bytes:
-    return orjson.dumps(
-        {k: (codec.format_time(v) if isinstance(v, datetime) else v) for k, v in values.items()}
+    """Times as ``codec.format_time`` writes them (orjson walks the dict, calling back for
+    times only)."""
+    return codec.exact(
+        orjson.dumps(values, default=_state_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     )
 
 

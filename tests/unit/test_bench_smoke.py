@@ -1,0 +1,53 @@
+"""Smoke test of the benchmark runner: one tiny import section, the summary table's rows.
+
+Runs ``bench/run.py --quick --only import-sqlite`` with a few hundred persons in a child
+process (well under 20 s) and checks the combined summary: the SQLite import rows with their
+target and verdict, the DuckDB recompute row and the memory row. Figures are not checked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_run_prints_the_summary_table(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--quick",
+            "--only",
+            "import-sqlite",
+            "--import-persons",
+            "150",
+            "300",
+            "--work-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    summary = out[out.index("Summary (medians") :].splitlines()
+    header = summary[1]
+    for column in ("section", "case", "measured", "target", "met?", "peak RSS MB", "notes"):
+        assert column in header
+    rows = summary[3:]
+    imports = [r for r in rows if r.startswith("import → SQLite")]
+    assert len(imports) == 2
+    assert "N=150 persons" in imports[0] and "N=300 persons" in imports[1]
+    for row in imports:
+        assert "records/s" in row and "≥ 20,000 records/s" in row
+        assert " met " in row or "NOT MET" in row
+        assert "fields vs DuckDB: all equal" in row
+    assert sum(r.startswith("DuckDB SQL recompute") for r in rows) == 2
+    (memory,) = [r for r in rows if r.startswith("memory: import → SQLite")]
+    assert "flat in N" in memory
+    assert "failed" not in out
