@@ -302,16 +302,13 @@ class DeliveryWorker:
         after: str | None = None
         with self.store.reader() as reader:
             while True:
-                page = reader.segment_members(config.segment, after, 5000)
+                page = reader.member_consents(config.segment, purpose, after, 5000)
                 if not page:
                     break
                 after = page[-1][0]
-                candidates = [pid for pid, m in page if not m.holdout]
-                persons = reader.load_persons(candidates)
-                for pid in candidates:
-                    consent = persons[pid].facts.consent_for(purpose) if pid in persons else None
-                    if default if consent is None else consent:
-                        desired.add(pid)
+                desired.update(
+                    pid for pid, consent in page if (default if consent is None else consent)
+                )
         have = self.rows.ledger(name)
         stamp = to_us(self.clock())
         new = [

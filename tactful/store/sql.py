@@ -201,6 +201,21 @@ class SqlQueries:
         ).fetchall()
         return [(pid, records.membership_from_row(s, f, h)) for pid, s, f, h in rows]
 
+    def member_consents(
+        self, segment: str, purpose: str, after: str | None, limit: int
+    ) -> list[tuple[str, bool | None]]:
+        """Non-holdout members of ``segment`` after ``after`` (by person id), each with the
+        person's consent for ``purpose`` (None: never stated). One query a page: what a full
+        reconcile of an audience reads."""
+        rows = self.conn.execute(
+            "SELECT m.person_id, p.facts FROM memberships m "
+            "JOIN persons p ON p.person_id = m.person_id "
+            "WHERE m.segment = ? AND m.person_id > ? AND m.holdout = 0 "
+            "ORDER BY m.person_id LIMIT ?",
+            (segment, after or "", limit),
+        ).fetchall()
+        return [(pid, records.consent_in(facts, purpose)) for pid, facts in rows]
+
     def state_counts(self) -> dict[str, int]:
         rows = self.conn.execute(
             "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state"

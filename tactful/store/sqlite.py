@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tactful.store.base import StoreError
-from tactful.store.migrations import migrate
+from tactful.store.migrations import LATEST_VERSION, migrate
 from tactful.store.sql import SqlQueries, SqlTx
 
 
@@ -59,10 +59,10 @@ class SQLiteStore:
                 raise StoreError(f"store directory does not exist: {parent}")
         try:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 10000")  # first: another process may be migrating
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
             self._sync = "FULL"
-            self.conn.execute("PRAGMA busy_timeout = 10000")
             self.conn.execute("PRAGMA cache_size = -131072")  # 128 MiB: big stores stay fast
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
@@ -75,12 +75,15 @@ class SQLiteStore:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_us INTEGER NOT NULL)"
         )
-        current = c.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+        version = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        if int(c.execute(version).fetchone()[0]) >= LATEST_VERSION:
+            return  # nothing to write (a read-only store still opens)
         c.execute("BEGIN IMMEDIATE")
         try:
+            # read again under the write lock: another process may have just migrated
             migrate(
                 "sqlite",
-                int(current[0]),
+                int(c.execute(version).fetchone()[0]),
                 c.execute,
                 lambda version, description: c.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",

@@ -208,6 +208,39 @@ def test_full_reconcile_adds_missing_and_removes_stale(tmp_path: Path) -> None:
     assert sorted(last_two) == sorted([("audience_add", lost), ("audience_remove", outsider)])
 
 
+def test_member_consents_pages_like_members_and_their_facts(tmp_path: Path) -> None:
+    """The reconcile's one-query read equals paging members and loading each person."""
+    engine, _, _, _ = setup(tmp_path)
+    events: list[Any] = []
+    for i in range(1, 41):
+        email = f"p{i}@example.com"
+        events += [user(i, emails=(email,)), ticket(i, at(0), "open", requester_id=i)]
+        if i % 4 == 1:
+            events.append(consent(at(1), "ads", True, email=email))
+        elif i % 4 == 2:
+            events.append(consent(at(1), "ads", False, email=email))
+        elif i % 4 == 3:  # another purpose only: no stated ads consent
+            events.append(consent(at(1), "email", False, email=email))
+    engine.apply(events)
+    with engine.store.reader() as reader:
+        for segment in ("suppress", "held"):
+            members = reader.segment_members(segment, None, 1000)
+            persons = reader.load_persons([pid for pid, _ in members])
+            expected = [
+                (pid, persons[pid].facts.consent_for("ads")) for pid, m in members if not m.holdout
+            ]
+            got: list[tuple[str, bool | None]] = []
+            after = None
+            while page := reader.member_consents(segment, "ads", after, 7):
+                got += page
+                after = page[-1][0]
+            assert got == expected
+        assert got == []  # "held": holdout 0.999999, every member is held out
+        got = reader.member_consents("suppress", "ads", None, 1000)
+    assert len(got) == 40
+    assert sorted(c for _, c in got if c is not None) == [False] * 10 + [True] * 10
+
+
 def test_retry_policy_is_pure() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     policy = RetryPolicy(
