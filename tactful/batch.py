@@ -95,7 +95,12 @@ class Batch:
     def __init__(self, tx: Tx, rules: EngineRules, plan: IdentityPlan, salt: str) -> None:
         self.tx = tx
         self.rules = rules
-        self.identity = BatchIdentity(tx, salt, plan, self._on_merge)
+        merges: list[tuple[str, str, datetime]] = []
+        # The callback holds the list, not the batch: no reference cycle, so a batch is
+        # freed as soon as it ends, without waiting for the garbage collector.
+        self.identity = BatchIdentity(
+            tx, salt, plan, lambda absorbed, survivor, at: merges.append((absorbed, survivor, at))
+        )
         self.plan = plan
         self.persons: dict[str, _Person] = {}
         self.tickets: dict[int, tuple[str, TicketRecord]] = {}
@@ -104,7 +109,7 @@ class Batch:
         self.state_rows: list[StateChangeRow] = []
         self.outbox: list[OutboxRow] = []
         self.stats = BatchStats()
-        self.pending_merges: list[tuple[str, str, datetime]] = []
+        self.pending_merges = merges
         self.timer_heap: list[tuple[datetime, str]] = []
         self.horizon: datetime | None = None
         self.merged_facts: dict[str, PersonFacts] = {}
@@ -114,9 +119,6 @@ class Batch:
         self.touched: set[str] = set()
 
     # -- identity phase -------------------------------------------------------------------
-    def _on_merge(self, absorbed: str, survivor: str, at: datetime) -> None:
-        self.pending_merges.append((absorbed, survivor, at))
-
     def resolve(self, events: Sequence[Event]) -> list[str | None]:
         """Person of each event (None: not about one person). Raises nothing: events that
         cannot be resolved are reported in ``stats.rejected`` and get None."""

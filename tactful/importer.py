@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tactful.engine import Engine, Incoming
+from tactful.engine import Engine, Incoming, gc_paused
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
 
@@ -88,32 +88,33 @@ def import_files(
                 summary.examples.append(f"{key}: {reason}")
         pending, pending_events = [], 0
 
-    for path in paths:
-        summary.files += 1
-        chunk: Chunk
-        try:
-            check_file(path)
-        except ParseError:
-            flush()  # earlier files are applied; nothing of the malformed one
-            raise
-        for chunk in read_file(path):
-            summary.documents += 1
-            parsed = chunk.parsed
-            summary.shapes[parsed.shape] += 1
-            for skipped in parsed.skipped:
-                summary.skipped[_reason_class(skipped.reason)] += 1
-                if len(summary.examples) < 10:
-                    summary.examples.append(
-                        f"{chunk.path}:{chunk.line}: {skipped.where}: {skipped.reason}"
-                    )
-            summary.records += len(parsed.events)
-            if parsed.events:
-                pending.append(Incoming(parsed.events, chunk.raw, f"import:{Path(path).name}"))
-                pending_events += len(parsed.events)
-            if pending_events >= batch_size:
-                flush()
-            if on_progress is not None:
-                on_progress(chunk.raw_size)
-    flush()
+    with gc_paused():  # parsing pages allocates millions of objects, none in cycles
+        for path in paths:
+            summary.files += 1
+            chunk: Chunk
+            try:
+                check_file(path)
+            except ParseError:
+                flush()  # earlier files are applied; nothing of the malformed one
+                raise
+            for chunk in read_file(path):
+                summary.documents += 1
+                parsed = chunk.parsed
+                summary.shapes[parsed.shape] += 1
+                for skipped in parsed.skipped:
+                    summary.skipped[_reason_class(skipped.reason)] += 1
+                    if len(summary.examples) < 10:
+                        summary.examples.append(
+                            f"{chunk.path}:{chunk.line}: {skipped.where}: {skipped.reason}"
+                        )
+                summary.records += len(parsed.events)
+                if parsed.events:
+                    pending.append(Incoming(parsed.events, chunk.raw, f"import:{Path(path).name}"))
+                    pending_events += len(parsed.events)
+                if pending_events >= batch_size:
+                    flush()
+                if on_progress is not None:
+                    on_progress(chunk.raw_size)
+        flush()
     summary.seconds = time.perf_counter() - started
     return summary
