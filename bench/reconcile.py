@@ -9,7 +9,7 @@ Two parts, each measured in child processes of their own (peak RSS = the child's
   ``--members`` persons (built as ``bench/tick.py`` builds them, unless ``--store-path`` names
   one), all of them non-holdout members of the audience's segment, with a ledger that differs
   by ``churn``. Two figures: paging the members with ``Reader.segment_members`` (5,000 a page)
-  alone, then ``DeliveryWorker.reconcile`` (the same paging, ``load_persons`` for consent, the
+  alone, then ``DeliveryWorker.reconcile`` (members with their consent, ``member_consents``, the
   ledger, the diff and the enqueue of the adds and removes). The enqueued deliveries are
   deleted between runs. No identifier is hashed here: the adds and removes are hashed when
   delivered.
@@ -429,7 +429,7 @@ def summary_rows(b: ReconcileBench) -> list[Row]:
                 mb(max(r["peak_kb"] for r in b.store), kib=True),
                 f"median of {len(b.store)}; segment_members paging alone "
                 f"{secs(b.paging_seconds)} ({mb(max(r['paging_kb'] for r in b.store), kib=True)}"
-                f" MB); + load_persons (consent), ledger, diff, enqueue "
+                f" MB); reconcile = members with consent, ledger, diff, enqueue "
                 f"+{b.store[-1]['adds']:,} −{b.store[-1]['removes']:,}",
             )
         )

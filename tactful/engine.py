@@ -218,7 +218,7 @@ class Engine:
         target = now or self.wall_clock()
 
         def work() -> BatchStats:
-            with self.store.transaction() as tx:
+            with self.store.transaction(durable=False) as tx:
                 return self._run(tx, [], target)
 
         return self._retrying(work)

@@ -104,6 +104,7 @@ def erase(
         "identifiers",
         "tickets",
         "memberships",
+        "consents",
         "membership_history",
         "state_changes",
         "timers",

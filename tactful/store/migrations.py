@@ -1,7 +1,8 @@
 """Versioned schema migrations, shared by every store adapter.
 
-Each migration is a list of statements; ``{blob}``, ``{bigint}`` and ``{serial}`` are filled
-in per dialect. Migrations only ever append: never edit one that has shipped; add the next.
+Each migration is a list of statements; ``{blob}``, ``{bigint}``, ``{serial}`` and
+``{without_rowid}`` are filled in per dialect; a ``(dialect, statement)`` pair runs on that
+dialect only. Migrations only ever append: never edit one that has shipped; add the next.
 """
 
 from __future__ import annotations
@@ -11,11 +12,23 @@ from collections.abc import Callable
 from typing import Any
 
 DIALECT_TYPES = {
-    "sqlite": {"blob": "BLOB", "bigint": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgresql": {"blob": "BYTEA", "bigint": "BIGINT", "serial": "BIGSERIAL PRIMARY KEY"},
+    "sqlite": {
+        "blob": "BLOB",
+        "bigint": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "without_rowid": "WITHOUT ROWID",
+    },
+    "postgresql": {
+        "blob": "BYTEA",
+        "bigint": "BIGINT",
+        "serial": "BIGSERIAL PRIMARY KEY",
+        "without_rowid": "",
+    },
 }
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+Statement = str | tuple[str, str]  # SQL, or (dialect, SQL) for one dialect only
+
+MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (
         1,
         "initial schema",
@@ -165,17 +178,68 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        "full reconcile reads: memberships clustered by (segment, person), consents table",
+        [
+            # SQLite: the membership rows live in their primary key's B-tree, so paging a
+            # segment's members (with their holdout) reads one index, not index + table.
+            (
+                "sqlite",
+                """CREATE TABLE memberships_v7 (
+                segment TEXT NOT NULL, person_id TEXT NOT NULL,
+                since_us INTEGER NOT NULL, false_since_us INTEGER, holdout INTEGER NOT NULL,
+                PRIMARY KEY (segment, person_id)) WITHOUT ROWID""",
+            ),
+            (
+                "sqlite",
+                "INSERT INTO memberships_v7 (segment, person_id, since_us, false_since_us, "
+                "holdout) SELECT segment, person_id, since_us, false_since_us, holdout "
+                "FROM memberships",
+            ),
+            ("sqlite", "DROP TABLE memberships"),
+            ("sqlite", "ALTER TABLE memberships_v7 RENAME TO memberships"),
+            ("sqlite", "CREATE INDEX memberships_person ON memberships (person_id)"),
+            # Each person's latest stated consent per purpose, kept with the person's facts
+            # (the facts stay the source of truth): a reconcile joins members to it.
+            """CREATE TABLE consents (
+                person_id TEXT NOT NULL, purpose TEXT NOT NULL, granted INTEGER NOT NULL,
+                PRIMARY KEY (person_id, purpose)) {without_rowid}""",
+            (
+                "sqlite",
+                "INSERT INTO consents (person_id, purpose, granted) "
+                "SELECT p.person_id, c.key, CASE WHEN json_extract(c.value, '$[2]') "
+                "THEN 1 ELSE 0 END FROM persons p, json_each(CAST(p.facts AS TEXT), "
+                "'$.consent') c WHERE c.type = 'array'",
+            ),
+            (
+                "postgresql",
+                "INSERT INTO consents (person_id, purpose, granted) "
+                "SELECT p.person_id, c.key, CASE WHEN (c.value ->> 2)::boolean "
+                "THEN 1 ELSE 0 END FROM persons p, "
+                "jsonb_each(convert_from(p.facts, 'UTF8')::jsonb -> 'consent') c "
+                "WHERE jsonb_typeof(c.value) = 'array'",
+            ),
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 MIGRATION_LOCK = 0x7AC7F17  # advisory lock key: one migrator at a time (PostgreSQL)
 
 _TEXT = re.compile(r"\bTEXT\b")
 
 
-def statements(dialect: str, migration: list[str]) -> list[str]:
+def statements(dialect: str, migration: list[Statement]) -> list[str]:
     """The migration's SQL for one dialect. On PostgreSQL text compares bytewise (``COLLATE
     "C"``), as on SQLite, so ordering and paging by ids agree on both stores."""
     types = DIALECT_TYPES[dialect]
-    out = [sql.format(**types) for sql in migration]
+    out = [
+        (item if isinstance(item, str) else item[1]).format(**types)
+        for item in migration
+        if isinstance(item, str) or item[0] == dialect
+    ]
     if dialect == "postgresql":
         out = [
             _TEXT.sub('TEXT COLLATE "C"', sql) if sql.startswith(("CREATE TABLE", "ALTER")) else sql

@@ -237,19 +237,6 @@ def load_facts(blob: bytes | None) -> PersonFacts:
     return facts
 
 
-def consent_in(blob: bytes | None, purpose: str) -> bool | None:
-    """``load_facts(blob).consent_for(purpose)`` without decoding (or remembering) facts
-    that cannot hold it: a full reconcile reads a million of them."""
-    if not blob:
-        return None
-    if type(blob) is not bytes:
-        blob = bytes(blob)
-    if b'"consent":{}' in blob or b'"' + purpose.encode() + b'"' not in blob:
-        return None
-    facts = _facts.get(blob)
-    return (facts or _decode_facts(blob)).consent_for(purpose)
-
-
 def _decode_facts(blob: bytes) -> PersonFacts:
     data = orjson.loads(blob)
     consent = tuple(

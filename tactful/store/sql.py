@@ -208,13 +208,13 @@ class SqlQueries:
         person's consent for ``purpose`` (None: never stated). One query a page: what a full
         reconcile of an audience reads."""
         rows = self.conn.execute(
-            "SELECT m.person_id, p.facts FROM memberships m "
-            "JOIN persons p ON p.person_id = m.person_id "
+            "SELECT m.person_id, c.granted FROM memberships m "
+            "LEFT JOIN consents c ON c.person_id = m.person_id AND c.purpose = ? "
             "WHERE m.segment = ? AND m.person_id > ? AND m.holdout = 0 "
             "ORDER BY m.person_id LIMIT ?",
-            (segment, after or "", limit),
+            (purpose, segment, after or "", limit),
         ).fetchall()
-        return [(pid, records.consent_in(facts, purpose)) for pid, facts in rows]
+        return [(pid, None if granted is None else bool(granted)) for pid, granted in rows]
 
     def state_counts(self) -> dict[str, int]:
         rows = self.conn.execute(
@@ -358,7 +358,7 @@ class SqlTx(SqlQueries):
         self.delete_person(absorbed)
 
     def delete_person(self, person_id: str) -> None:
-        for table in ("persons", "memberships", "timers"):
+        for table in ("persons", "memberships", "consents", "timers"):
             self.conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
 
     def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
@@ -399,6 +399,15 @@ class SqlTx(SqlQueries):
         )
         ids = [(r.person_id,) for r in rows if r.person_id not in new]
         self.conn.executemany("DELETE FROM memberships WHERE person_id = ?", ids)
+        self.conn.executemany("DELETE FROM consents WHERE person_id = ?", ids)
+        self.conn.executemany(
+            "INSERT INTO consents (person_id, purpose, granted) VALUES (?, ?, ?)",
+            [
+                (r.person_id, purpose, 1 if latest.value else 0)
+                for r in rows
+                for purpose, latest in r.facts.consent
+            ],
+        )
         self.conn.executemany(
             "INSERT INTO memberships (segment, person_id, since_us, false_since_us, holdout) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -484,6 +493,7 @@ class SqlTx(SqlQueries):
             "identifiers",
             "tickets",
             "memberships",
+            "consents",
             "membership_history",
             "state_changes",
             "timers",

@@ -1,0 +1,72 @@
+"""Schema migrations on existing data, on both stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tactful.config import settings_from_toml
+from tactful.engine import Engine, rules_from_settings
+from tactful.store.migrations import LATEST_VERSION
+from tactful.store.sqlite import open_store
+from tactful.testing import at, consent, new_store_url, ticket, user
+
+pytestmark = pytest.mark.store
+
+CONFIG = """
+[[segments]]
+name = "suppress"
+when = "has_open_ticket"
+
+[[segments]]
+name = "held"
+when = "has_open_ticket"
+holdout = 0.5
+"""
+
+
+def _rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    with engine.store.reader() as reader:
+        conn: Any = reader.conn  # type: ignore[attr-defined]
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: Path) -> None:
+    url = new_store_url(tmp_path)
+    rules = rules_from_settings(settings_from_toml(CONFIG, environ={}))
+    engine = Engine(rules, open_store(url))
+    events: list[Any] = []
+    for i in range(1, 13):
+        email = f"p{i}@example.com"
+        events += [user(i, emails=(email,)), ticket(i, at(0), "open", requester_id=i)]
+        if i % 3 == 0:
+            events.append(consent(at(1), "ads", True, email=email))
+            events.append(consent(at(2), "email", False, email=email))
+        elif i % 3 == 1:
+            events.append(consent(at(1), "ads", False, email=email))
+    engine.apply(events)
+    memberships = "SELECT * FROM memberships ORDER BY segment, person_id"
+    before = _rows(engine, memberships)
+    consents = _rows(engine, "SELECT * FROM consents ORDER BY person_id, purpose")
+    assert len(consents) == 12  # 4 x (ads, email) + 4 x ads
+    assert {(p, g) for _, p, g in consents} == {("ads", 1), ("ads", 0), ("email", 0)}
+    # Back to version 6 as far as migration 7's backfill is concerned: no consents table.
+    with engine.store.transaction() as tx:
+        conn: Any = tx.conn  # type: ignore[attr-defined]
+        conn.execute("DROP TABLE consents")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+    engine.store.close()
+
+    engine = Engine(rules, open_store(url))  # migrates again
+    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    assert _rows(engine, memberships) == before
+    assert _rows(engine, "SELECT * FROM consents ORDER BY person_id, purpose") == consents
+    # and the engine goes on writing both
+    engine.apply([consent(at(3), "ads", True, email="p1@example.com")])
+    with engine.store.reader() as reader:
+        (p1,) = reader.find_persons("email", "p1@example.com")
+        got = dict(reader.member_consents("suppress", "ads", None, 100))
+    assert got[p1] is True
+    engine.store.close()
