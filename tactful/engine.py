@@ -217,6 +217,10 @@ class Engine:
         """Advance the clock to ``now`` (default: the wall clock) and fire due timers."""
         target = now or self.wall_clock()
 
+        # A tick acknowledges nothing to anyone and is recomputed from the log and the clock
+        # if lost, so it does not wait for the disk flush (WAL ``synchronous=NORMAL``,
+        # ``synchronous_commit = off``): only a power failure before the next durable commit
+        # (which flushes everything before it) can undo it, and the next tick redoes it.
         def work() -> BatchStats:
             with self.store.transaction(durable=False) as tx:
                 return self._run(tx, [], target)
