@@ -129,7 +129,7 @@ class BatchIdentity:
 
     def _link(self, key: IdentKey, person_id: str) -> None:
         owners = self.idmap.setdefault(key, set())
-        if person_id not in owners:
+        if person_id not in owners and person_id not in self._owners(key):
             owners.add(person_id)
             self.new_links.append((key[0], key[1], person_id))
 
@@ -169,12 +169,9 @@ class BatchIdentity:
             return
         if survivor > absorbed:
             absorbed, survivor = survivor, absorbed
+        # Owner sets and new links keep the absorbed id: every reader maps ids through
+        # ``find`` (rewriting them here cost a pass over the whole batch per merge).
         self.alias[absorbed] = survivor
-        for owners in self.idmap.values():
-            if absorbed in owners:
-                owners.discard(absorbed)
-                owners.add(survivor)
-        self.new_links = [(k, v, survivor if p == absorbed else p) for k, v, p in self.new_links]
         self.on_merge(absorbed, survivor, at)
 
     def merge_users(self, event: UserMerged) -> str:
@@ -184,5 +181,5 @@ class BatchIdentity:
         return self.find(target)
 
     def flush(self) -> None:
-        self.tx.add_identifiers((k, v, self.find(p)) for k, v, p in self.new_links)
+        self.tx.add_identifiers(sorted({(k, v, self.find(p)) for k, v, p in self.new_links}))
         self.new_links.clear()
