@@ -72,7 +72,7 @@ SECTIONS = (
             + (
                 ["--persons", "500", "2000", "--repeat", "1", "--budget", "30"]
                 if quick
-                else ["--persons", "2000", "10000", "30000", "--repeat", "3", "--budget", "170"]
+                else ["--persons", "10000", "30000", "100000", "--repeat", "3", "--budget", "300"]
             )
         ),
         600,
@@ -86,7 +86,7 @@ SECTIONS = (
             + (
                 ["--persons", "500", "--repeat", "1", "--budget", "20"]
                 if quick
-                else ["--persons", "2000", "10000", "--repeat", "3", "--budget", "100"]
+                else ["--persons", "10000", "30000", "--repeat", "3", "--budget", "150"]
             )
         ),
         420,

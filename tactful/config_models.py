@@ -404,7 +404,7 @@ class ApiSettings(Section):
 
 
 class EngineSettings(Section):
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_size: int = Field(default=20_000, ge=1, le=100_000)
 
 
 def _as_duration(value: Any) -> Any:

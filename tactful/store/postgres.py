@@ -1,7 +1,8 @@
 """PostgreSQL store: the same SQL as SQLite (``tactful.store.sql``), for several processes.
 
 ``[store] url = "postgresql://user:pass@host:5432/db?pool_size=10"`` (psycopg 3 with a
-connection pool; ``pool_size`` is ours and is removed before connecting).
+connection pool; ``pool_size`` and ``max_key_locks`` are ours and are removed before
+connecting).
 
 Several ``serve`` / ``import`` processes may share one database:
 
@@ -9,6 +10,11 @@ Several ``serve`` / ``import`` processes may share one database:
   resolve to (``pg_advisory_xact_lock``, in one sorted order), so two processes never fold
   the same person at once: events are applied once (the event key is unique) and in
   per-person order. Locks end with the transaction; a crashed process holds none.
+- A batch naming more than ``max_key_locks`` keys (URL parameter, default 1000: a bulk import
+  batch) locks the whole store instead, exclusively, for its transaction; every other batch
+  and tick holds that whole-store lock shared before its own keys. PostgreSQL's lock table is
+  small (``max_locks_per_transaction`` × connections, 6,400 slots by default): one lock per
+  key of a 20,000-event batch would exhaust it ("out of shared memory").
 - Due timers are claimed, not waited for: ``FOR UPDATE SKIP LOCKED`` on rows whose person
   this transaction could lock without waiting (``pg_try_advisory_xact_lock``).
 - Background work that must run in one place at a time (routing the outbox, sending to one
@@ -106,16 +112,30 @@ def _conflict(exc: BaseException) -> bool:
     )
 
 
+WHOLE_STORE_LOCK = 0x7AC7F18  # advisory lock key: shared by batches, exclusive for bulk ones
+MAX_KEY_LOCKS = 1000
+
+
 class PgTx(SqlTx):
     locking = True
     _for_update = " FOR UPDATE"
 
-    def __init__(self, conn: PgConn) -> None:
+    def __init__(self, conn: PgConn, max_key_locks: int = MAX_KEY_LOCKS) -> None:
         super().__init__(conn, "postgresql")
+        self.max_key_locks = max_key_locks
+        self.whole: str | None = None  # how this transaction holds the whole-store lock
+
+    def _hold_whole(self, exclusive: bool) -> None:
+        if self.whole is None:
+            fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            self.conn.execute(f"SELECT {fn}(?)", (WHOLE_STORE_LOCK,))
+            self.whole = "exclusive" if exclusive else "shared"
 
     def lock(self, keys: Iterable[str]) -> None:
         ordered = sorted(set(keys))
-        if ordered:
+        # decided at the first call (a batch's identifiers and tickets): never upgraded
+        self._hold_whole(exclusive=len(ordered) > self.max_key_locks)
+        if ordered and self.whole == "shared":
             self.conn.execute(
                 "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
                 "unnest(?::text[]) WITH ORDINALITY AS u(k, n)",
@@ -124,6 +144,7 @@ class PgTx(SqlTx):
 
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
         """Claim due timers: skip persons another transaction is working on right now."""
+        self._hold_whole(exclusive=False)
         rows = self.conn.execute(
             "SELECT due_us, person_id FROM timers WHERE due_us <= ? AND "
             "pg_try_advisory_xact_lock(hashtextextended('p:' || person_id, 0)) "
@@ -143,7 +164,7 @@ class PgReader(SqlQueries):
 def _split_url(url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    ours = {k: query.pop(k) for k in ("pool_size",) if k in query}
+    ours: dict[str, str] = {k: query.pop(k) for k in ("pool_size", "max_key_locks") if k in query}
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
     return urlunsplit(parts._replace(scheme=scheme, query=urlencode(query))), ours
 
@@ -168,6 +189,7 @@ class PostgresStore:
         self.url = url
         conninfo, ours = _split_url(url)
         size = int(ours.get("pool_size", "10"))
+        self.max_key_locks = int(ours.get("max_key_locks", str(MAX_KEY_LOCKS)))
         self._conninfo = conninfo
         self.pool = ConnectionPool(
             conninfo,
@@ -258,7 +280,7 @@ class PostgresStore:
             except psycopg.Error as exc:
                 raise StoreError(f"cannot write to {self.safe_url}: {_explain(exc)}") from exc
             try:
-                yield PgTx(PgConn(conn))
+                yield PgTx(PgConn(conn), self.max_key_locks)
                 conn.execute("COMMIT")
             except psycopg.Error as exc:
                 _rollback(conn)

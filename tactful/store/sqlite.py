@@ -64,7 +64,7 @@ class SQLiteStore:
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
             self._sync = "FULL"
-            self.conn.execute("PRAGMA cache_size = -131072")  # 128 MiB: big stores stay fast
+            self.conn.execute("PRAGMA cache_size = -65536")  # 64 MiB (the OS caches the file too)
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.Error as exc:

@@ -214,7 +214,7 @@ def test_defaults() -> None:
     assert (s.csat.good, s.csat.bad) == (5, 1)
     assert not s.reasons and not s.states and not s.segments and not s.destinations
     assert (s.consent.ads, s.consent.email, s.consent.analytics) == (True, True, True)
-    assert s.api.token is None and s.engine.batch_size == 5000
+    assert s.api.token is None and s.engine.batch_size == 20_000
     assert s.zendesk.api_url is None
     assert s.reason_classifier().classify(["refund"], "refund", []) == ("other", False)
 
