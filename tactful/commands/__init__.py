@@ -13,6 +13,7 @@ def register_all(sub: Any) -> None:
         deliver,
         demo,
         doctor,
+        migrate,
         read,
         report,
         serve,
@@ -20,7 +21,7 @@ def register_all(sub: Any) -> None:
         zendesk,
     )
 
-    for module in (setup, doctor, data, read, serve, zendesk, app, deliver, demo, report):
+    for module in (setup, doctor, migrate, data, read, serve, zendesk, app, deliver, demo, report):
         module.register(sub)
 
 

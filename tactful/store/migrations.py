@@ -226,6 +226,16 @@ MIGRATIONS.append(
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def newer_schema(version: int) -> str:
+    """Why a store whose schema is newer than this code's is not opened."""
+    return (
+        f"the store is at schema version {version}, newer than this Tactful knows "
+        f"({LATEST_VERSION}): a newer Tactful migrated it; upgrade this installation too"
+    )
+
+
 MIGRATION_LOCK = 0x7AC7F17  # advisory lock key: one migrator at a time (PostgreSQL)
 
 _TEXT = re.compile(r"\bTEXT\b")

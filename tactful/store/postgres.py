@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tactful.store import records
 from tactful.store.base import StoreConflict, StoreError
-from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate
+from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
 from tactful.store.sql import SqlQueries, SqlTx
 
 try:
@@ -169,6 +169,26 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit(parts._replace(scheme=scheme, query=urlencode(query))), ours
 
 
+def _safe(url: str) -> str:
+    """The URL without user, password or parameters (for messages)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{host}{port}", query=""))
+
+
+def schema_version(url: str) -> int:
+    """The database's schema version, read without migrating (0: no Tactful schema yet)."""
+    if psycopg is None:
+        raise StoreError("the PostgreSQL store needs psycopg: pip install 'tactful[postgresql]'")
+    conninfo, _ = _split_url(url)
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=15) as conn:
+            return PostgresStore._schema_version(conn)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read {_safe(url)}: {_explain(exc)}") from exc
+
+
 _open: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
 
 
@@ -211,21 +231,24 @@ class PostgresStore:
         _open.add(self)
         try:
             self._migrate()
+        except StoreError:
+            self.pool.close()
+            raise
         except psycopg.Error as exc:
             self.pool.close()
             raise StoreError(f"cannot migrate {self.safe_url}: {_explain(exc)}") from exc
 
     @property
     def safe_url(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return urlunsplit(parts._replace(netloc=f"{host}{port}", query=""))
+        return _safe(self.url)
 
     def _migrate(self) -> None:
         """Apply pending migrations in one transaction; concurrent starters wait their turn."""
         with self.pool.connection() as conn:
-            if self._schema_version(conn) == LATEST_VERSION:
+            current = self._schema_version(conn)
+            if current > LATEST_VERSION:
+                raise StoreError(newer_schema(current))
+            if current == LATEST_VERSION:
                 return  # nothing to do (and a read-only standby can still be read)
             conn.execute("BEGIN")
             try:

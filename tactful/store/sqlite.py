@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tactful.store.base import StoreError
-from tactful.store.migrations import LATEST_VERSION, migrate
+from tactful.store.migrations import LATEST_VERSION, migrate, newer_schema
 from tactful.store.sql import SqlQueries, SqlTx
 
 
@@ -77,7 +77,10 @@ class SQLiteStore:
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_us INTEGER NOT NULL)"
         )
         version = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
-        if int(c.execute(version).fetchone()[0]) >= LATEST_VERSION:
+        current = int(c.execute(version).fetchone()[0])
+        if current > LATEST_VERSION:
+            raise StoreError(newer_schema(current))
+        if current == LATEST_VERSION:
             return  # nothing to write (a read-only store still opens)
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -160,6 +163,32 @@ class SQLiteStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def schema_version(url: str) -> int:
+    """The store's schema version without opening (or migrating) it: 0 for a store not
+    created yet. Read-only: what ``tactful migrate --status`` reports before an upgrade."""
+    if url.startswith(("postgresql:", "postgres:")):
+        from tactful.store.postgres import schema_version as pg_schema_version
+
+        return pg_schema_version(url)
+    path = sqlite_path(url)
+    if path == ":memory:" or not Path(path).expanduser().exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{Path(path).expanduser()}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+            if found is None:
+                return 0
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            return int(row.fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read store {url}: {_explain(exc)}") from exc
 
 
 def open_store(url: str) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from tactful import __version__
 from tactful.cli import build_parser
+from tactful.store.migrations import LATEST_VERSION
 
 from .conftest import Cli, squash, write_config
 
@@ -351,3 +353,27 @@ def test_demo_generates_imports_and_prints_segments(cli: Cli, tmp_path: Path) ->
     assert sum(body["support_states"].values()) == 200
     people = cli.raw("--config", str(out / "tactful.toml"), "people", "--json").lines()
     assert len(people) == 200
+
+
+def test_migrate_status_changes_nothing_and_migrate_applies(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    assert not db.exists()
+    status = cli.ok("migrate", "--status", "--json").json()
+    assert status["version"] == 0 and status["latest"] == LATEST_VERSION
+    assert [p["version"] for p in status["pending"]] == list(range(1, LATEST_VERSION + 1))
+    assert not db.exists()  # --status wrote nothing
+    applied = cli.ok("migrate", "--json").json()
+    assert applied["version"] == LATEST_VERSION and len(applied["applied"]) == LATEST_VERSION
+    again = cli.ok("migrate", "--status")
+    assert f"schema version {LATEST_VERSION} (latest {LATEST_VERSION}); 0 migration(s) pending" in (
+        again.text
+    )
+    # A store migrated by a newer Tactful is refused, by `migrate` and by every command.
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)", (99,))
+    conn.commit()
+    conn.close()
+    for args in (("migrate", "--status"), ("segments",)):
+        result = cli(*args)
+        assert result.code == 1
+        assert "schema version 99, newer than this Tactful knows" in result.text
