@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -258,3 +259,26 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
         return float("nan")
     rank = max(1, -(-len(sorted_values) * q // 100))  # ceil(n * q / 100)
     return float(sorted_values[int(rank) - 1])
+
+
+def serve_argv(config: str | os.PathLike[str], port: int) -> list[str]:
+    """The command line of a benchmarked ``tactful serve`` (quiet: warnings only)."""
+    return [
+        sys.executable,
+        "-m",
+        "tactful",
+        "--config",
+        str(config),
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,10 @@ from benchlib import (
     FRESHNESS_RATE,
     NO_TARGET,
     Row,
+    free_port,
     mb,
     percentile,
+    serve_argv,
     verdict,
     vm_hwm_kb,
     write_result,
@@ -53,12 +54,6 @@ from tactful.zendesk.signing import sign
 SECRET = "ZnJlc2huZXNzLWJlbmNo"
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 EMAIL = re.compile(r"fresh(\d+)@bench\.example")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Receiver:
@@ -138,18 +133,7 @@ def run(rate: float = 200.0, seconds: float = 15.0, wait: float = 30.0) -> Fresh
         )
         port = free_port()
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tactful",
-                "--config",
-                str(config),
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            serve_argv(config, port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

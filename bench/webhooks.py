@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,8 +38,10 @@ from benchlib import (
     WEBHOOK_P99_TARGET_MS,
     WEBHOOK_RATE_TARGET,
     Row,
+    free_port,
     mb,
     median,
+    serve_argv,
     table,
     verdict,
     vm_hwm_kb,
@@ -64,12 +65,6 @@ async def hook(request):
 
 app = Starlette(routes=[Route("/webhooks/zendesk", hook, methods=["POST"])])
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bodies(n: int, offset: int = 0) -> list[tuple[bytes, dict[str, str]]]:
@@ -332,18 +327,7 @@ def run(
         config.write_text(text)
         tactful = run_case(
             "tactful serve (SQLite, fsync per commit)",
-            [
-                sys.executable,
-                "-m",
-                "tactful",
-                "--config",
-                str(config),
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            serve_argv(config, port),
             port,
             requests,
             concurrency,
