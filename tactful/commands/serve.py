@@ -61,7 +61,7 @@ def cmd_serve(app: App) -> int:
             "[yellow]warning:[/yellow] [zendesk] webhook_secret is not set: "
             "webhooks will be refused (401)"
         )
-    web = create_app(settings, app.engine, tick_seconds=app.args.tick_seconds)
+    web = create_app(settings, app.engine, tick_seconds=app.args.tick_seconds, freeze_gc=True)
     config = uvicorn.Config(
         web,
         host=host,
