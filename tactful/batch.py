@@ -36,7 +36,7 @@ from tactful.core.events import (
     UserSeen,
 )
 from tactful.core.reasons import ReasonClassifier
-from tactful.core.segments import Change, SegmentSpec, StateSpec, evaluate_person
+from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
 from tactful.core.state import (
     TICKET_FIELD_NAMES,
     Latest,
@@ -89,6 +89,8 @@ class _Person:
     ticket_values: dict[str, Any] | None = None  # ticket-derived fields (None: recompute)
     values: dict[str, Any] | None = None  # all derived fields (None: recompute)
     unsaved: bool = False  # the row differs from the stored one (facts, state, segments, wake)
+    # (facts, memberships) as loaded from the store: only what differs is rewritten
+    stored: tuple[PersonFacts, dict[str, Membership]] | None = None
 
 
 class Batch:
@@ -250,7 +252,8 @@ class Batch:
                     ids.add(record.ticket_id)
                     if record.ticket_id not in self.tickets:
                         self.tickets[record.ticket_id] = (pid, record)
-            self.persons[pid] = _Person(row, ids)
+            stored = (row.facts, dict(row.memberships)) if pid in rows else None
+            self.persons[pid] = _Person(row, ids, stored=stored)
 
     # -- fold -------------------------------------------------------------------------------
     def apply(self, event: Event, owner: str | None) -> set[str]:
@@ -530,12 +533,16 @@ class Batch:
         tx.save_tickets((tid, *self.tickets[tid]) for tid in sorted(self.dirty_tickets))
         # A person evaluated with nothing to show for it is stored as it is: not rewritten.
         new, survivors = self.identity.new_persons, self.merge_survivors
-        rows = [
-            person.row
+        saving = [
+            person
             for pid in sorted(self.touched)
             if (person := self.persons[pid]).unsaved or pid in new or pid in survivors
         ]
-        tx.save_persons(rows, new=set(new))
+        tx.save_persons(
+            [person.row for person in saving],
+            new=set(new),
+            stored={p.row.person_id: p.stored for p in saving if p.stored is not None},
+        )
         tx.append_history(self.history)
         tx.append_state_changes(self.state_rows)
         tx.append_outbox(self.outbox)

@@ -7,7 +7,7 @@ Times are stored as integer microseconds since the epoch (exact, sortable).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,7 +98,13 @@ class Tx(Protocol):
 
     # persons, memberships, timers
     def load_persons(self, person_ids: Sequence[str]) -> dict[str, PersonRow]: ...
-    def save_persons(self, rows: Iterable[PersonRow], *, new: set[str]) -> None: ...
+    def save_persons(
+        self,
+        rows: Iterable[PersonRow],
+        *,
+        new: set[str],
+        stored: Mapping[str, tuple[PersonFacts, dict[str, Membership]]] | None = None,
+    ) -> None: ...
     def delete_person(self, person_id: str) -> None: ...
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]: ...
     def append_history(self, rows: Iterable[HistoryRow]) -> None: ...

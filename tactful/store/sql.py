@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ import orjson
 
 from tactful.core import codec
 from tactful.core.segments import Change, Membership
-from tactful.core.state import TicketRecord
+from tactful.core.state import PersonFacts, TicketRecord
 from tactful.store import records
 from tactful.store.base import (
     EventRow,
@@ -380,8 +380,18 @@ class SqlTx(SqlQueries):
             [(tid, pid, records.dump_ticket(rec)) for tid, pid, rec in rows],
         )
 
-    def save_persons(self, rows: Iterable[PersonRow], *, new: set[str]) -> None:
+    def save_persons(
+        self,
+        rows: Iterable[PersonRow],
+        *,
+        new: set[str],
+        stored: Mapping[str, tuple[PersonFacts, dict[str, Membership]]] | None = None,
+    ) -> None:
+        """Upsert persons. ``new``: not in the store yet. ``stored``: a person's (facts,
+        memberships) as loaded, so that only the memberships and consents that differ are
+        written; a person in neither has all of them rewritten."""
         rows = list(rows)
+        stored = stored or {}
         self.conn.executemany(
             "INSERT INTO persons (person_id, facts, state, support_state, created_us) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET facts = excluded.facts, "
@@ -397,25 +407,42 @@ class SqlTx(SqlQueries):
                 for r in rows
             ],
         )
-        ids = [(r.person_id,) for r in rows if r.person_id not in new]
-        self.conn.executemany("DELETE FROM memberships WHERE person_id = ?", ids)
-        self.conn.executemany("DELETE FROM consents WHERE person_id = ?", ids)
+        unknown = [(r.person_id,) for r in rows if r.person_id not in new | stored.keys()]
+        self.conn.executemany("DELETE FROM memberships WHERE person_id = ?", unknown)
+        removed: list[tuple[str, str]] = []
+        upserts: list[tuple[Any, ...]] = []
+        for r in rows:
+            current = {seg: m for seg, m in r.memberships.items() if m.member}
+            before = stored[r.person_id][1] if r.person_id in stored else {}
+            removed += [(seg, r.person_id) for seg in before if seg not in current]
+            upserts += [
+                records.membership_row(seg, r.person_id, m)
+                for seg, m in current.items()
+                if before.get(seg) != m
+            ]
+        self.conn.executemany(
+            "DELETE FROM memberships WHERE segment = ? AND person_id = ?", removed
+        )
+        self.conn.executemany(
+            "INSERT INTO memberships (segment, person_id, since_us, false_since_us, holdout) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (segment, person_id) DO UPDATE SET "
+            "since_us = excluded.since_us, false_since_us = excluded.false_since_us, "
+            "holdout = excluded.holdout",
+            upserts,
+        )
+        rewrite = [
+            r for r in rows if r.person_id not in stored or stored[r.person_id][0] != r.facts
+        ]
+        self.conn.executemany(
+            "DELETE FROM consents WHERE person_id = ?",
+            [(r.person_id,) for r in rewrite if r.person_id not in new],
+        )
         self.conn.executemany(
             "INSERT INTO consents (person_id, purpose, granted) VALUES (?, ?, ?)",
             [
                 (r.person_id, purpose, 1 if latest.value else 0)
-                for r in rows
+                for r in rewrite
                 for purpose, latest in r.facts.consent
-            ],
-        )
-        self.conn.executemany(
-            "INSERT INTO memberships (segment, person_id, since_us, false_since_us, holdout) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                records.membership_row(seg, r.person_id, m)
-                for r in rows
-                for seg, m in r.memberships.items()
-                if m.member
             ],
         )
         self.conn.executemany(
