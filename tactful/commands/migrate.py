@@ -26,8 +26,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_migrate)
 
 
-def _pending(version: int) -> list[dict[str, Any]]:
-    return [{"version": v, "description": d} for v, d, _ in MIGRATIONS if v > version]
+def _between(after: int, upto: int = LATEST_VERSION) -> list[dict[str, Any]]:
+    """The migrations newer than ``after``, up to ``upto``."""
+    return [{"version": v, "description": d} for v, d, _ in MIGRATIONS if after < v <= upto]
 
 
 def cmd_migrate(app: App) -> int:
@@ -39,12 +40,12 @@ def cmd_migrate(app: App) -> int:
         result: dict[str, Any] = {
             "version": before,
             "latest": LATEST_VERSION,
-            "pending": _pending(before),
+            "pending": _between(before),
         }
     else:
         open_store(url).close()
         after = schema_version(url)
-        result = {"version": after, "latest": LATEST_VERSION, "applied": _pending(before)}
+        result = {"version": after, "latest": LATEST_VERSION, "applied": _between(before, after)}
     if app.args.json:
         out_json(result)
         return 0

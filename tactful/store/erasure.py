@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from tactful.store.migrations import PERSON_TABLES
+
 REDACTED = "[erased]"
 
 
@@ -99,18 +101,7 @@ def erase(
             (zlib.compress(body, 1), f"redacted:{doc}", doc),
         )
         docs_redacted += 1
-    for table in (
-        "persons",
-        "identifiers",
-        "tickets",
-        "memberships",
-        "consents",
-        "membership_history",
-        "state_changes",
-        "timers",
-        "outbox",
-        "outcomes",
-    ):
+    for table in PERSON_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
     conn.execute(
         "DELETE FROM person_aliases WHERE person_id = ? OR old_id = ?", (person_id, person_id)

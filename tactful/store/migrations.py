@@ -227,6 +227,20 @@ MIGRATIONS.append(
 
 LATEST_VERSION = MIGRATIONS[-1][0]
 
+# Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:
+# what an erasure deletes and a replay rebuilds. ``PERSON_STATE_TABLES``: the person's current
+# state, which goes when the person is merged into another (history and tickets move).
+PERSON_STATE_TABLES = ("persons", "memberships", "consents", "timers")
+PERSON_TABLES = (
+    *PERSON_STATE_TABLES,
+    "identifiers",
+    "tickets",
+    "membership_history",
+    "state_changes",
+    "outbox",
+    "outcomes",
+)
+
 
 def newer_schema(version: int) -> str:
     """Why a store whose schema is newer than this code's is not opened."""

@@ -31,6 +31,7 @@ from tactful.store.base import (
     StateChangeRow,
 )
 from tactful.store.erasure import ErasureReport, erase
+from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
 
 _CHUNK = 500  # parameters per IN (...) list
 CLOCK_KEY = "clock"
@@ -358,7 +359,7 @@ class SqlTx(SqlQueries):
         self.delete_person(absorbed)
 
     def delete_person(self, person_id: str) -> None:
-        for table in ("persons", "memberships", "consents", "timers"):
+        for table in PERSON_STATE_TABLES:
             self.conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
 
     def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
@@ -407,7 +408,8 @@ class SqlTx(SqlQueries):
                 for r in rows
             ],
         )
-        unknown = [(r.person_id,) for r in rows if r.person_id not in new | stored.keys()]
+        known = new | stored.keys()
+        unknown = [(r.person_id,) for r in rows if r.person_id not in known]
         self.conn.executemany("DELETE FROM memberships WHERE person_id = ?", unknown)
         removed: list[tuple[str, str]] = []
         upserts: list[tuple[Any, ...]] = []
@@ -514,19 +516,7 @@ class SqlTx(SqlQueries):
         return erase(self.conn, person_id, at_us, requested_by, dialect=self.dialect)
 
     def reset_derived(self) -> None:
-        for table in (
-            "persons",
-            "person_aliases",
-            "identifiers",
-            "tickets",
-            "memberships",
-            "consents",
-            "membership_history",
-            "state_changes",
-            "timers",
-            "outbox",
-            "outcomes",
-        ):
+        for table in (*PERSON_TABLES, "person_aliases"):
             self.conn.execute(f"DELETE FROM {table}")
         self.conn.execute("DELETE FROM meta WHERE key = 'clock'")
 

@@ -15,6 +15,8 @@ import hashlib
 import json
 import queue
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -48,9 +50,6 @@ class Worker(Server):
     """``tactful worker``: the clock and deliveries, no HTTP."""
 
     def start(self) -> None:
-        import subprocess
-        import sys
-
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
