@@ -7,13 +7,18 @@ leaves every batch either fully applied or not at all, and re-running the import
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tactful.core.events import Event
 from tactful.engine import Engine, Incoming, gc_paused
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
@@ -60,6 +65,32 @@ def _reason_class(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+def stream_name(path: Path) -> str:
+    """The stream a file belongs to: its name with the digits taken out, so the pages of one
+    export (``tickets-0001.json``, ``tickets-0002.json``…) form one stream."""
+    return re.sub(r"\d+", "#", path.name)
+
+
+def _natural(path: Path) -> tuple[Any, ...]:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path.name))
+
+
+def streams(paths: Iterable[Path]) -> list[list[Path]]:
+    """Files grouped into streams (by ``stream_name``, in order of first appearance), each in
+    natural order of the numbers in its names. Beyond ``MAX_STREAMS`` names, one stream of
+    every file in the order given (memory holds one document per stream)."""
+    groups: dict[str, list[Path]] = {}
+    ordered = [Path(p) for p in paths]
+    for path in ordered:
+        groups.setdefault(stream_name(path), []).append(path)
+    if len(groups) > MAX_STREAMS:
+        return [ordered]
+    return [sorted(group, key=_natural) for group in groups.values()]
+
+
+MAX_STREAMS = 64
+
+
 def import_files(
     engine: Engine,
     paths: Iterable[Path],
@@ -67,17 +98,28 @@ def import_files(
     batch_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import every file; ``on_progress(bytes)`` is called as documents are read."""
+    """Import every file; ``on_progress(bytes)`` is called as documents are read.
+
+    Exports come as several streams of pages (users, tickets, ticket events, ratings), each
+    in time order. Their events are merged by time (``streams``), so that each is applied at
+    its own moment, as if it had arrived live: a whole stream read after another would have
+    its events fall behind the engine clock, and be applied at the clock instead. Results
+    therefore do not depend on the order the files are named in, nor on ``batch_size``.
+    """
     summary = ImportSummary()
     started = time.perf_counter()
-    pending: list[Incoming] = []
+    groups = streams(paths)
+    for group in groups:  # a malformed .jsonl file changes nothing (a cheap pass first)
+        for path in group:
+            check_file(path)
+    pending: dict[int, Incoming] = {}  # document number -> its events read so far
     pending_events = 0
 
     def flush() -> None:
         nonlocal pending, pending_events
         if not pending:
             return
-        stats = engine.apply_many(pending, durable=False)
+        stats = engine.apply_many(list(pending.values()), durable=False)
         summary.applied += stats.applied
         summary.duplicates += stats.duplicates
         summary.entered += stats.entered
@@ -86,17 +128,13 @@ def import_files(
             summary.rejected[reason] += 1
             if len(summary.examples) < 10:
                 summary.examples.append(f"{key}: {reason}")
-        pending, pending_events = [], 0
+        pending, pending_events = {}, 0
 
-    with gc_paused():  # parsing pages allocates millions of objects, none in cycles
-        for path in paths:
+    numbers = itertools.count()
+
+    def events_of(group: list[Path]) -> Iterator[tuple[datetime, str, Event, int, Chunk]]:
+        for path in group:
             summary.files += 1
-            chunk: Chunk
-            try:
-                check_file(path)
-            except ParseError:
-                flush()  # earlier files are applied; nothing of the malformed one
-                raise
             for chunk in read_file(path):
                 summary.documents += 1
                 parsed = chunk.parsed
@@ -108,13 +146,31 @@ def import_files(
                             f"{chunk.path}:{chunk.line}: {skipped.where}: {skipped.reason}"
                         )
                 summary.records += len(parsed.events)
-                if parsed.events:
-                    pending.append(Incoming(parsed.events, chunk.raw, f"import:{Path(path).name}"))
-                    pending_events += len(parsed.events)
-                if pending_events >= batch_size:
-                    flush()
                 if on_progress is not None:
                     on_progress(chunk.raw_size)
+                number = next(numbers)
+                for event in sorted(parsed.events, key=_event_order):
+                    yield event.at, event.key, event, number, chunk
+
+    merged = heapq.merge(*(events_of(g) for g in groups), key=lambda item: item[:2])
+    with gc_paused():  # parsing pages allocates millions of objects, none in cycles
+        try:
+            for _, _, event, number, chunk in merged:
+                incoming = pending.get(number)
+                if incoming is None:  # a document's events may span batches: stored once
+                    source = f"import:{Path(chunk.path).name}"
+                    incoming = pending[number] = Incoming([], chunk.raw, source)
+                incoming.events.append(event)
+                pending_events += 1
+                if pending_events >= batch_size:
+                    flush()
+        except ParseError:
+            flush()  # what was read before is applied; nothing of the malformed file
+            raise
         flush()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _event_order(event: Event) -> tuple[datetime, str]:
+    return event.at, event.key

@@ -66,7 +66,7 @@ def cmd_import(app: App) -> int:
             summary = import_files(engine, paths, batch_size=batch_size)
     except ParseError as exc:
         raise CommandError(
-            f"{exc}; files before it were imported, nothing of this file was"
+            f"{exc}; nothing of this file was imported (events read before it were)"
         ) from exc
     if app.args.json:
         out_json(summary.as_json())

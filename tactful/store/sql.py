@@ -252,6 +252,9 @@ class SqlTx(SqlQueries):
 
     def insert_document(self, source: str, body: bytes) -> int:
         digest = hashlib.sha256(body).hexdigest()
+        found = self.conn.execute("SELECT id FROM documents WHERE sha256 = ?", (digest,)).fetchone()
+        if found is not None:  # stored before (an import's page whose events span batches)
+            return int(found[0])
         row = self.conn.execute(
             "INSERT INTO documents (sha256, source, received_us, encoding, body) "
             "VALUES (?, ?, ?, 'zlib', ?) ON CONFLICT (sha256) DO NOTHING RETURNING id",
