@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -80,6 +81,7 @@ class BatchStats:
     state_changes: int = 0
     timers_fired: int = 0
     persons_touched: int = 0
+    duplicates_by_source: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass

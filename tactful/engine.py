@@ -211,6 +211,9 @@ class Engine:
             stats = self._run(tx, fresh, None)
             stats.received = len(events)
             stats.duplicates = len(events) - len(fresh)
+            for row, ok in zip(rows, inserted, strict=True):
+                if not ok:
+                    stats.duplicates_by_source[row.source] += 1
             return stats
 
     def tick(self, now: datetime | None = None) -> BatchStats:

@@ -1,24 +1,30 @@
 """``tactful backfill``: pull Zendesk's exports through the API into the engine, resumably.
 
-Streams (in this order, so that requesters are usually known before their tickets): users,
-tickets, ticket events (exact status-change times) and satisfaction ratings. Each page is one
-transaction: the raw page, its events and the stream's checkpoint (meta key
-``backfill:<stream>``) commit together, so a run killed at any moment resumes after the last
-committed page and nothing is applied twice (events are also deduplicated by key).
+Streams: users, tickets, ticket events (exact status-change times) and satisfaction ratings.
+They are pulled side by side and their events merged by time, so that every event is applied
+at its own moment, as if it had arrived live (pulled one after another, a later stream's
+events would fall behind the clock the earlier ones moved on, and be applied at the clock).
+A transaction ends when a page has been applied whole: the page's stream checkpoint (meta key
+``backfill:<stream>``) commits with the events applied so far, so a run killed at any moment
+resumes each stream after its last whole page; events of a page begun but not finished come
+again and are skipped as duplicates (events are deduplicated by key). A stream that fails
+stops the run: the others wait rather than get ahead of it.
 
 Where a stream starts: ``since`` (``start_time``) when given, else its stored checkpoint,
 else the beginning (``start_time=0``). Requesters of tickets and ratings that no person has
 yet (by ``zendesk_user_id``) are fetched once with ``GET /api/v2/users/{id}.json`` and
-applied in the page's transaction.
+applied in a transaction of their tickets; while the users stream is still running they are
+looked up only once it has ended (it may bring them itself).
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -150,13 +156,16 @@ class _Requesters:
         self.known: set[int] = set()
         self.tried: set[int] = set()
 
-    def _unknown(self, events: Iterable[Event]) -> list[int]:
-        wanted: list[int] = []
-        for event in events:
-            if isinstance(event, TicketVersion | RatingGiven):
-                rid = event.requester_id
-                if rid is not None and rid not in self.known and rid not in self.tried:
-                    wanted.append(rid)
+    @staticmethod
+    def requester_ids(events: Iterable[Event]) -> list[int]:
+        return [
+            e.requester_id
+            for e in events
+            if isinstance(e, TicketVersion | RatingGiven) and e.requester_id is not None
+        ]
+
+    def _unknown(self, ids: Iterable[int]) -> list[int]:
+        wanted = [rid for rid in ids if rid not in self.known and rid not in self.tried]
         if not wanted:
             return []
         unknown: list[int] = []
@@ -168,9 +177,9 @@ class _Requesters:
                     unknown.append(rid)
         return unknown
 
-    def fetch(self, events: Sequence[Event], summary: BackfillSummary) -> list[Incoming]:
+    def fetch(self, ids: Iterable[int], summary: BackfillSummary) -> list[Incoming]:
         out: list[Incoming] = []
-        for rid in self._unknown(events):
+        for rid in self._unknown(ids):
             self.tried.add(rid)
             summary.lookups += 1
             user = self.client.get_user(rid)
@@ -201,24 +210,27 @@ def backfill(
     streams: Sequence[str] = STREAM_NAMES,
     on_progress: Callable[[PageDone], None] | None = None,
 ) -> BackfillSummary:
-    """Pull every selected stream to its end; one transaction per page (see module doc)."""
+    """Pull every selected stream to its end, the streams' events merged by time (see the
+    module doc)."""
     unknown = [s for s in streams if s not in STREAMS]
     if unknown:
         raise ValueError(f"unknown stream(s) {', '.join(unknown)}: use {', '.join(STREAM_NAMES)}")
     summary = BackfillSummary()
     started = time.perf_counter()
-    requesters = _Requesters(engine, client)
+    selected = [s for s in STREAM_NAMES if s in streams]
+    starts: dict[str, Checkpoint] = {}
+    for stream in selected:
+        try:
+            starts[stream] = start_for(engine, stream, since)
+        except ValueError as exc:
+            raise BackfillError(
+                f"the stored checkpoint of {stream} is unreadable ({exc}); "
+                "run tactful backfill --since DATE to start that stream again",
+                summary,
+            ) from exc
+    merge = _Merge(engine, client, summary, on_progress, users_pending="users" in selected)
     try:
-        for stream in [s for s in STREAM_NAMES if s in streams]:
-            try:
-                start = start_for(engine, stream, since)
-            except ValueError as exc:
-                raise BackfillError(
-                    f"the stored checkpoint of {stream} is unreadable ({exc}); "
-                    "run tactful backfill --since DATE to start that stream again",
-                    summary,
-                ) from exc
-            _pull(engine, client, stream, start, requesters, summary, on_progress)
+        merge.run([_Feed(client, stream, starts[stream], summary) for stream in selected])
     except ZendeskError as exc:
         _finish(summary, client, started)
         saved = f"{summary.pages} page{'s' if summary.pages != 1 else ''}"
@@ -231,57 +243,159 @@ def backfill(
     return summary
 
 
-def _pull(
-    engine: Engine,
-    client: ZendeskClient,
-    stream: str,
-    start: Checkpoint,
-    requesters: _Requesters,
-    summary: BackfillSummary,
-    on_progress: Callable[[PageDone], None] | None,
-) -> None:
-    key = checkpoint_key(stream)
-    source = key
-    ss = summary.streams[stream] = StreamSummary(started_from=start.describe())
-    for page in client.iter_pages(stream, start):
-        parsed = parse_object(page.data)
-        ss.pages += 1
-        summary.pages += 1
-        _count_skipped(summary, f"{stream} page {ss.pages}", parsed.skipped)
-        incoming = requesters.fetch(parsed.events, summary)
-        lookups = len(incoming)
-        if parsed.events:
-            incoming.append(Incoming(parsed.events, page.raw, source))
-        stats = engine.apply_many(incoming, meta={key: page.checkpoint.to_text()})
-        records = len(parsed.events)
-        ss.records += records
-        ss.applied += stats.applied
-        ss.duplicates += stats.duplicates
-        ss.end_of_stream = page.end_of_stream
-        summary.records += records
+_LAST_KEY = "\U0010ffff"  # sorts after every event key: a page's end comes after its events
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class _PageState:
+    stream: str
+    number: int  # 1-based within this run, per stream
+    raw: bytes
+    events: list[Event]
+    checkpoint: Checkpoint
+    end_of_stream: bool
+
+
+class _Feed:
+    """One stream's pages as items in time order: each page's events sorted by (time, key),
+    then an end-of-page item (event None) at the page's last time."""
+
+    def __init__(
+        self, client: ZendeskClient, stream: str, start: Checkpoint, summary: BackfillSummary
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.start = start
+        self.summary = summary
+        self.stream_summary = summary.streams[stream] = StreamSummary(started_from=start.describe())
+
+    def items(self) -> Iterator[tuple[datetime, str, Event | None, _PageState]]:
+        ss = self.stream_summary
+        last = _EARLIEST
+        for page in self.client.iter_pages(self.stream, self.start):
+            parsed = parse_object(page.data)
+            ss.pages += 1
+            self.summary.pages += 1
+            _count_skipped(self.summary, f"{self.stream} page {ss.pages}", parsed.skipped)
+            events = sorted(parsed.events, key=lambda e: (e.at, e.key))
+            state = _PageState(
+                self.stream, ss.pages, page.raw, events, page.checkpoint, page.end_of_stream
+            )
+            for event in events:
+                yield event.at, event.key, event, state
+            if events:
+                last = max(last, events[-1].at)
+            yield last, _LAST_KEY, None, state
+
+
+class _Merge:
+    """Applies the streams' events in time order. A transaction ends when a page has been
+    applied whole; it stores that page's checkpoint (and those of other pages finished in it)
+    with its events, so a run stopped anywhere resumes each stream at its last whole page
+    (events of a page begun but not finished are applied again: duplicates, skipped)."""
+
+    MAX_EVENTS = 5000  # a transaction ends here even inside a page (no checkpoint moves)
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: ZendeskClient,
+        summary: BackfillSummary,
+        on_progress: Callable[[PageDone], None] | None,
+        *,
+        users_pending: bool,
+    ) -> None:
+        self.engine = engine
+        self.summary = summary
+        self.on_progress = on_progress
+        self.requesters = _Requesters(engine, client)
+        # While the users stream runs, a requester not known yet may still come in it: look
+        # them up (one API call each) only once the users stream has ended.
+        self.users_pending = users_pending
+        self.deferred: dict[int, None] = {}  # requester ids, in order
+        self.pending: dict[tuple[str, int], Incoming] = {}
+        self.finished: list[_PageState] = []
+        self.count = 0
+
+    def run(self, feeds: list[_Feed]) -> None:
+        merged = heapq.merge(*(f.items() for f in feeds), key=lambda item: (item[0], item[1]))
+        for _, _, event, page in merged:
+            if event is None:
+                self.finished.append(page)
+                if page.stream == "users" and page.end_of_stream:
+                    self.users_pending = False
+                self.flush()
+                continue
+            incoming = self.pending.get((page.stream, page.number))
+            if incoming is None:
+                source = checkpoint_key(page.stream)
+                incoming = self.pending[(page.stream, page.number)] = Incoming([], page.raw, source)
+            incoming.events.append(event)
+            self.count += 1
+            if self.count >= self.MAX_EVENTS:
+                self.flush()
+        self.users_pending = False
+        self.flush()
+
+    def _lookups(self) -> list[Incoming]:
+        for incoming in self.pending.values():
+            self.deferred.update(dict.fromkeys(_Requesters.requester_ids(incoming.events)))
+        if self.users_pending or not self.deferred:
+            return []
+        ids, self.deferred = list(self.deferred), {}
+        return self.requesters.fetch(ids, self.summary)
+
+    def flush(self) -> None:
+        lookups_due = bool(self.deferred) and not self.users_pending
+        if not self.pending and not self.finished and not lookups_due:
+            return
+        lookups = self._lookups()
+        incoming = lookups + list(self.pending.values())
+        meta = {checkpoint_key(p.stream): p.checkpoint.to_text() for p in self.finished}
+        stats = self.engine.apply_many(incoming, meta=meta)
+        summary = self.summary
+        records: Counter[str] = Counter()
+        for item in self.pending.values():
+            records[item.source] += len(item.events)
+        rejected: Counter[str] = Counter()
+        sources = {e.key: item.source for item in self.pending.values() for e in item.events}
+        for event_key, reason in stats.rejected:
+            rejected[sources.get(event_key, LOOKUP_SOURCE)] += 1
+            summary.rejected[reason] += 1
+            if len(summary.examples) < MAX_EXAMPLES:
+                summary.examples.append(f"{event_key}: {reason}")
+        for stream, ss in summary.streams.items():
+            source = checkpoint_key(stream)
+            duplicates = stats.duplicates_by_source[source]
+            ss.records += records[source]
+            ss.duplicates += duplicates
+            ss.applied += records[source] - duplicates - rejected[source]
+        summary.records += sum(records.values())
         summary.applied += stats.applied
         summary.duplicates += stats.duplicates
         summary.entered += stats.entered
         summary.exited += stats.exited
-        for event_key, reason in stats.rejected:
-            summary.rejected[reason] += 1
-            if len(summary.examples) < MAX_EXAMPLES:
-                summary.examples.append(f"{event_key}: {reason}")
-        if on_progress is not None:
-            on_progress(
-                PageDone(
-                    stream,
-                    ss.pages,
-                    records,
-                    stats.applied,
-                    stats.duplicates,
-                    lookups,
-                    page.end_of_stream,
-                    page.checkpoint,
-                    min((e.at for e in parsed.events), default=None),
-                    max((e.at for e in parsed.events), default=None),
+        finished, self.finished, self.pending, self.count = self.finished, [], {}, 0
+        for page in finished:
+            ss = summary.streams[page.stream]
+            ss.end_of_stream = page.end_of_stream
+            if self.on_progress is not None:
+                source = checkpoint_key(page.stream)
+                self.on_progress(
+                    PageDone(
+                        page.stream,
+                        page.number,
+                        len(page.events),
+                        records[source] - stats.duplicates_by_source[source] - rejected[source],
+                        stats.duplicates_by_source[source],
+                        len(lookups),
+                        page.end_of_stream,
+                        page.checkpoint,
+                        page.events[0].at if page.events else None,
+                        page.events[-1].at if page.events else None,
+                    )
                 )
-            )
 
 
 def _finish(summary: BackfillSummary, client: ZendeskClient, started: float) -> None:
