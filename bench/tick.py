@@ -253,10 +253,9 @@ def build_store(
     cache: dict[tuple[int, timedelta], _Shifted] = {}
     tid_mark, uid_mark = str(_TID_MARK).encode(), str(_UID_MARK).encode()
     memberships: list[tuple[str, str, int, int | None, int]] = []
-    timers: list[tuple[str, int]] = []
     tickets: list[tuple[int, str, bytes]] = []
 
-    def people() -> Iterator[tuple[str, bytes, bytes, str, int]]:
+    def people() -> Iterator[tuple[str, bytes, bytes, str, int, int]]:
         facts = dump_facts(templates[0].row.facts)
         for i in range(persons):
             k = i % len(templates)
@@ -277,12 +276,18 @@ def build_store(
             for seg, since, false_since in shifted.memberships:
                 holdout = int(in_holdout(pid, seg, holdouts.get(seg, 0.0)))
                 memberships.append((seg, pid, since, false_since, holdout))
-            timers.append((pid, shifted.wake_us))
             blob = shifted.ticket.replace(tid_mark, str(tid).encode())
             tickets.append((tid, pid, blob.replace(uid_mark, str(uid).encode())))
-            yield pid, facts, shifted.state, shifted.support_state, shifted.created_us
+            yield (
+                pid,
+                facts,
+                shifted.state,
+                shifted.support_state,
+                shifted.created_us,
+                shifted.wake_us,
+            )
 
-    def chunked() -> Iterator[tuple[str, bytes, bytes, str, int]]:
+    def chunked() -> Iterator[tuple[str, bytes, bytes, str, int, int]]:
         # Persons in chunks; the side tables of each chunk are written after it.
         it = people()
         while True:
@@ -304,12 +309,10 @@ def build_store(
             "VALUES (?, ?, ?, ?, ?)",
             memberships,
         )
-        conn.executemany("INSERT INTO timers (person_id, due_us) VALUES (?, ?)", timers)
         conn.executemany(
             "INSERT INTO tickets (ticket_id, person_id, record) VALUES (?, ?, ?)", tickets
         )
         memberships.clear()
-        timers.clear()
         tickets.clear()
 
     conn.execute("PRAGMA journal_mode = DELETE")  # builder only: no WAL copy of the whole file
@@ -320,8 +323,8 @@ def build_store(
     tx.set_meta(SALT_KEY, SALT)
     tx.set_meta(CLOCK_KEY, codec.format_time(CLOCK))
     conn.executemany(
-        "INSERT INTO persons (person_id, facts, state, support_state, created_us) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO persons (person_id, facts, state, support_state, created_us, wake_us) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
         chunked(),
     )
     conn.execute("COMMIT")

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tactful.store import records
 from tactful.store.base import EventRow, StoreConflict, StoreError
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
-from tactful.store.sql import SqlQueries, SqlTx, chunks
+from tactful.store.sql import SqlQueries, SqlTx, chunks, first_new
 
 try:
     import psycopg
@@ -202,19 +202,15 @@ class PgTx(SqlTx):
                     ),
                 ).fetchall()
             )
-        inserted: list[bool] = []
-        for row in rows:
-            inserted.append(row.key in new_keys)
-            new_keys.discard(row.key)
-        return inserted
+        return first_new(rows, new_keys)
 
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
         """Claim due timers: skip persons another transaction is working on right now."""
         self._hold_whole(exclusive=False)
         rows = self.conn.execute(
-            "SELECT due_us, person_id FROM timers WHERE due_us <= ? AND "
+            "SELECT wake_us, person_id FROM persons WHERE wake_us <= ? AND "
             "pg_try_advisory_xact_lock(hashtextextended('p:' || person_id, 0)) "
-            "ORDER BY due_us, person_id FOR UPDATE SKIP LOCKED",
+            "ORDER BY wake_us, person_id FOR UPDATE SKIP LOCKED",
             (records.to_us(until),),
         ).fetchall()
         return [(records.from_us(due), pid) for due, pid in rows]

@@ -61,6 +61,16 @@ def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def first_new(rows: Sequence[EventRow], new_keys: set[str]) -> list[bool]:
+    """For each row, whether it was inserted: its key is among those the insert returned,
+    and it is the first row with that key (a later one with the same key was skipped)."""
+    inserted: list[bool] = []
+    for row in rows:
+        inserted.append(row.key in new_keys)
+        new_keys.discard(row.key)
+    return inserted
+
+
 class SqlQueries:
     """Reads shared by the writer transaction and the read-only snapshot."""
 
@@ -129,13 +139,18 @@ class SqlQueries:
         ids = list(person_ids)
         for chunk in chunks(ids):
             qs = marks(len(chunk))
-            for pid, facts, state, created in self.conn.execute(
-                f"SELECT person_id, facts, state, created_us FROM persons "
+            for pid, facts, state, created, wake in self.conn.execute(
+                f"SELECT person_id, facts, state, created_us, wake_us FROM persons "
                 f"WHERE person_id IN ({qs})",
                 tuple(chunk),
             ):
                 out[pid] = PersonRow(
-                    pid, records.load_facts(facts), records.load_state(state), {}, None, created
+                    pid,
+                    records.load_facts(facts),
+                    records.load_state(state),
+                    {},
+                    None if wake is None else records.from_us(wake),
+                    created,
                 )
             for segment, pid, since, false_since, holdout in self.conn.execute(
                 f"SELECT segment, person_id, since_us, false_since_us, holdout FROM memberships "
@@ -146,16 +161,11 @@ class SqlQueries:
                     out[pid].memberships[segment] = records.membership_from_row(
                         since, false_since, holdout
                     )
-            for pid, due in self.conn.execute(
-                f"SELECT person_id, due_us FROM timers WHERE person_id IN ({qs})", tuple(chunk)
-            ):
-                if pid in out:
-                    out[pid].wake = records.from_us(due)
         return out
 
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
         rows = self.conn.execute(
-            "SELECT due_us, person_id FROM timers WHERE due_us <= ? ORDER BY due_us, person_id",
+            "SELECT wake_us, person_id FROM persons WHERE wake_us <= ? ORDER BY wake_us, person_id",
             (records.to_us(until),),
         ).fetchall()
         return [(records.from_us(due), pid) for due, pid in rows]
@@ -231,10 +241,14 @@ class SqlQueries:
             "persons",
             "tickets",
             "identifiers",
-            "timers",
             "outbox",
         ):
             out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        out["timers"] = int(
+            self.conn.execute("SELECT COUNT(*) FROM persons WHERE wake_us IS NOT NULL").fetchone()[
+                0
+            ]
+        )
         return out
 
 
@@ -292,11 +306,7 @@ class SqlTx(SqlQueries):
                     params,
                 ).fetchall()
             )
-        inserted: list[bool] = []
-        for row in rows:
-            inserted.append(row.key in new_keys)
-            new_keys.discard(row.key)
-        return inserted
+        return first_new(rows, new_keys)
 
     def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, str, bytes]]]:
         last = 0
@@ -397,9 +407,10 @@ class SqlTx(SqlQueries):
         rows = list(rows)
         stored = stored or {}
         self.conn.executemany(
-            "INSERT INTO persons (person_id, facts, state, support_state, created_us) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET facts = excluded.facts, "
-            "state = excluded.state, support_state = excluded.support_state",
+            "INSERT INTO persons (person_id, facts, state, support_state, created_us, wake_us) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET "
+            "facts = excluded.facts, state = excluded.state, "
+            "support_state = excluded.support_state, wake_us = excluded.wake_us",
             [
                 (
                     r.person_id,
@@ -407,6 +418,7 @@ class SqlTx(SqlQueries):
                     records.dump_state(r.state),
                     r.state.get("support_state", "clear"),
                     r.created_us,
+                    None if r.wake is None else records.to_us(r.wake),
                 )
                 for r in rows
             ],
@@ -449,15 +461,6 @@ class SqlTx(SqlQueries):
                 for r in rewrite
                 for purpose, latest in r.facts.consent
             ],
-        )
-        self.conn.executemany(
-            "INSERT INTO timers (person_id, due_us) VALUES (?, ?) "
-            "ON CONFLICT (person_id) DO UPDATE SET due_us = excluded.due_us",
-            [(r.person_id, records.to_us(r.wake)) for r in rows if r.wake is not None],
-        )
-        self.conn.executemany(
-            "DELETE FROM timers WHERE person_id = ?",
-            [(r.person_id,) for r in rows if r.wake is None and r.person_id not in new],
         )
 
     def append_history(self, rows: Iterable[HistoryRow]) -> None:

@@ -39,9 +39,8 @@ when = "last_resolved_at within 2d"
 # Every table an import writes, with the columns that do not depend on when rows were
 # written (ids and wall-clock stamps left out).
 QUERIES = {
-    "persons": "SELECT person_id, facts, state FROM persons ORDER BY 1",
+    "persons": "SELECT person_id, facts, state, wake_us FROM persons ORDER BY 1",
     "memberships": "SELECT * FROM memberships ORDER BY 1, 2",
-    "timers": "SELECT * FROM timers ORDER BY 1",
     "tickets": "SELECT * FROM tickets ORDER BY 1",
     "history": "SELECT person_id, segment, change, at_us, rule, holdout, detail "
     "FROM membership_history ORDER BY 1, 4, 2, 3",

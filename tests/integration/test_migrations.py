@@ -33,6 +33,16 @@ def _rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
+def _back_to_7(conn: Any) -> None:
+    """Undo migration 8: the timers in a table of their own, no column."""
+    conn.execute("CREATE TABLE timers (person_id TEXT PRIMARY KEY, due_us BIGINT NOT NULL)")
+    conn.execute("INSERT INTO timers SELECT person_id, wake_us FROM persons WHERE wake_us > 0")
+    conn.execute("CREATE INDEX timers_due ON timers (due_us)")
+    conn.execute("DROP INDEX persons_wake")
+    conn.execute("ALTER TABLE persons DROP COLUMN wake_us")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 8")
+
+
 def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: Path) -> None:
     url = new_store_url(tmp_path)
     rules = rules_from_settings(settings_from_toml(CONFIG, environ={}))
@@ -55,6 +65,7 @@ def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: P
     # Back to version 6 as far as migration 7's backfill is concerned: no consents table.
     with engine.store.transaction() as tx:
         conn: Any = tx.conn  # type: ignore[attr-defined]
+        _back_to_7(conn)
         conn.execute("DROP TABLE consents")
         conn.execute("DELETE FROM schema_migrations WHERE version = 7")
     engine.store.close()
@@ -69,4 +80,30 @@ def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: P
         (p1,) = reader.find_persons("email", "p1@example.com")
         got = dict(reader.member_consents("suppress", "ads", None, 100))
     assert got[p1] is True
+    engine.store.close()
+
+
+def test_migration_8_moves_each_timer_into_its_person(tmp_path: Path) -> None:
+    url = new_store_url(tmp_path)
+    config = CONFIG + '\n[[segments]]\nname = "recent"\nwhen = "last_ticket_at within 3d"\n'
+    rules = rules_from_settings(settings_from_toml(config, environ={}))
+    engine = Engine(rules, open_store(url))
+    engine.apply(
+        [e for i in range(1, 9) for e in (user(i), ticket(i, at(i), "open", requester_id=i))]
+    )
+    wakes = _rows(engine, "SELECT person_id, wake_us FROM persons ORDER BY 1")
+    assert len(wakes) == 8 and all(w is not None for _, w in wakes)
+    # Back to version 7: the timers in a table of their own, no column.
+    with engine.store.transaction() as tx:
+        conn: Any = tx.conn  # type: ignore[attr-defined]
+        _back_to_7(conn)
+    engine.store.close()
+
+    engine = Engine(rules, open_store(url))  # migrates again
+    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    assert _rows(engine, "SELECT person_id, wake_us FROM persons ORDER BY 1") == wakes
+    # and the timers fire from the column: everyone leaves "recent" 3 days after the ticket
+    stats = engine.tick(at(days=20))
+    assert stats.timers_fired == 8 and stats.exited == 8
+    assert _rows(engine, "SELECT COUNT(*) FROM persons WHERE wake_us IS NOT NULL") == [(0,)]
     engine.store.close()
