@@ -1,8 +1,9 @@
 """``tactful import``: Zendesk API JSON files into the engine, in batches.
 
-Each batch (about ``batch_size`` events, whole documents) is one transaction: a crash
-leaves every batch either fully applied or not at all, and re-running the import is harmless
-(events are deduplicated by their stable keys).
+The files' streams are merged by time (``import_files``). Each batch (``batch_size`` events;
+a document's events may span batches, and the document is stored once) is one transaction: a
+crash leaves every batch either fully applied or not at all, and re-running the import is
+harmless (events are deduplicated by their stable keys).
 """
 
 from __future__ import annotations
