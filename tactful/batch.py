@@ -35,6 +35,7 @@ from tactful.core.events import (
     UserDeleted,
     UserMerged,
     UserSeen,
+    time_order,
 )
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
@@ -467,7 +468,7 @@ class Batch:
         clock: datetime | None,
         until: datetime,
     ) -> None:
-        order = sorted(range(len(events)), key=lambda i: (events[i].at, events[i].key))
+        order = sorted(range(len(events)), key=lambda i: time_order(events[i]))
         dirty: set[str] = set()
         current: datetime | None = None
         for i in order:

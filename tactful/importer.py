@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from tactful.core.events import Event
+from tactful.core.events import Event, time_order
 from tactful.engine import Engine, Incoming, gc_paused
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
@@ -74,6 +74,15 @@ def stream_name(path: Path) -> str:
 
 def _natural(path: Path) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path.name))
+
+
+T = TypeVar("T", bound=tuple[Any, ...])
+
+
+def merge_by_time(iterables: Iterable[Iterable[T]]) -> Iterator[T]:
+    """Merge streams of items that each start with (time, key) and are each in that order
+    (``time_order``), into one stream in that order."""
+    return heapq.merge(*iterables, key=lambda item: (item[0], item[1]))
 
 
 def streams(paths: Iterable[Path]) -> list[list[Path]]:
@@ -150,10 +159,10 @@ def import_files(
                 if on_progress is not None:
                     on_progress(chunk.raw_size)
                 number = next(numbers)
-                for event in sorted(parsed.events, key=_event_order):
+                for event in sorted(parsed.events, key=time_order):
                     yield event.at, event.key, event, number, chunk
 
-    merged = heapq.merge(*(events_of(g) for g in groups), key=lambda item: item[:2])
+    merged = merge_by_time(events_of(g) for g in groups)
     with gc_paused():  # parsing pages allocates millions of objects, none in cycles
         try:
             for _, _, event, number, chunk in merged:
@@ -171,7 +180,3 @@ def import_files(
         flush()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _event_order(event: Event) -> tuple[datetime, str]:
-    return event.at, event.key

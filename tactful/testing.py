@@ -21,7 +21,7 @@ from tactful.core.events import (
     UserMerged,
     UserSeen,
 )
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine import SALT_KEY, Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -171,11 +171,35 @@ def new_store_url(directory: Any = None) -> str:
     return store_url_factory[-1]()
 
 
-def harness(config_toml: str, url: str | None = None) -> Harness:
+def harness(config_toml: str, url: str | None = None, *, salt: str | None = None) -> Harness:
+    """``salt``: the store's person-id salt, set before anything is applied, so that two
+    stores given the same events get the same person ids (and holdout draws)."""
     settings = settings_from_toml(config_toml, environ={})
     clock = FakeClock()
-    engine = Engine(rules_from_settings(settings), open_store(url or new_store_url()), clock=clock)
+    store = open_store(url or new_store_url())
+    if salt is not None:
+        with store.transaction() as tx:
+            tx.set_meta(SALT_KEY, salt)
+    engine = Engine(rules_from_settings(settings), store, clock=clock)
     return Harness(settings, engine, clock)
+
+
+# Rules with a state, a cooldown and time windows: enough for segment entries, exits and
+# timers to depend on when each event is applied.
+TIMED_RULES = """
+[[states]]
+name = "open_ticket"
+when = "has_open_ticket"
+
+[[segments]]
+name = "suppress"
+when = "has_open_ticket and last_activity_at within 14d"
+cooldown = "24h"
+
+[[segments]]
+name = "recent"
+when = "last_ticket_at within 3d"
+"""
 
 
 class RecordingDestination:

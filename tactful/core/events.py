@@ -206,6 +206,12 @@ Event = (
     | OverrideSet
 )
 
+
+def time_order(event: Event) -> tuple[datetime, str]:
+    """The order events are applied in: by time, then by key (stable for equal times)."""
+    return event.at, event.key
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     "ticket_version": TicketVersion,
     "ticket_status_changed": TicketStatusChanged,

@@ -234,22 +234,10 @@ class SqlQueries:
         return {s: int(n) for s, n in rows}
 
     def counts(self) -> dict[str, int]:
-        out = {}
-        for table in (
-            "documents",
-            "events",
-            "persons",
-            "tickets",
-            "identifiers",
-            "outbox",
-        ):
-            out[table] = int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-        out["timers"] = int(
-            self.conn.execute("SELECT COUNT(*) FROM persons WHERE wake_us IS NOT NULL").fetchone()[
-                0
-            ]
-        )
-        return out
+        tables = ("documents", "events", "persons", "tickets", "identifiers", "timers", "outbox")
+        queries = {table: f"SELECT COUNT(*) FROM {table}" for table in tables}
+        queries["timers"] = "SELECT COUNT(*) FROM persons WHERE wake_us IS NOT NULL"
+        return {name: int(self.conn.execute(sql).fetchone()[0]) for name, sql in queries.items()}
 
 
 class SqlTx(SqlQueries):

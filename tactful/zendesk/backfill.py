@@ -19,7 +19,6 @@ looked up only once it has ended (it may bring them itself).
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,8 +28,9 @@ from typing import Any
 
 import orjson
 
-from tactful.core.events import Event, RatingGiven, TicketVersion
+from tactful.core.events import Event, RatingGiven, TicketVersion, time_order
 from tactful.engine import Engine, Incoming
+from tactful.importer import merge_by_time
 from tactful.zendesk.client import (
     STREAM_NAMES,
     STREAMS,
@@ -278,7 +278,7 @@ class _Feed:
             ss.pages += 1
             self.summary.pages += 1
             _count_skipped(self.summary, f"{self.stream} page {ss.pages}", parsed.skipped)
-            events = sorted(parsed.events, key=lambda e: (e.at, e.key))
+            events = sorted(parsed.events, key=time_order)
             state = _PageState(
                 self.stream, ss.pages, page.raw, events, page.checkpoint, page.end_of_stream
             )
@@ -319,8 +319,7 @@ class _Merge:
         self.count = 0
 
     def run(self, feeds: list[_Feed]) -> None:
-        merged = heapq.merge(*(f.items() for f in feeds), key=lambda item: (item[0], item[1]))
-        for _, _, event, page in merged:
+        for _, _, event, page in merge_by_time(f.items() for f in feeds):
             if event is None:
                 self.finished.append(page)
                 if page.stream == "users" and page.end_of_stream:
@@ -359,7 +358,9 @@ class _Merge:
         for item in self.pending.values():
             records[item.source] += len(item.events)
         rejected: Counter[str] = Counter()
-        sources = {e.key: item.source for item in self.pending.values() for e in item.events}
+        sources: dict[str, str] = {}
+        if stats.rejected:  # which stream each rejected event came from
+            sources = {e.key: i.source for i in self.pending.values() for e in i.events}
         for event_key, reason in stats.rejected:
             rejected[sources.get(event_key, LOOKUP_SOURCE)] += 1
             summary.rejected[reason] += 1

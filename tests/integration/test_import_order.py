@@ -11,30 +11,18 @@ from typing import Any
 
 import pytest
 
-from tactful.config import settings_from_toml
-from tactful.engine import SALT_KEY, Engine, rules_from_settings
 from tactful.importer import MAX_STREAMS, import_files, stream_name, streams
 from tactful.sample import SampleFiles, generate_exports
-from tactful.store.sqlite import open_store
+from tactful.testing import TIMED_RULES, harness
 
-CONFIG = """
-[[states]]
-name = "open_ticket"
-when = "has_open_ticket"
-
-[[segments]]
-name = "suppress"
-when = "has_open_ticket and last_activity_at within 14d"
-cooldown = "24h"
-
-[[segments]]
-name = "recent"
-when = "last_ticket_at within 3d"
-
+CONFIG = (
+    TIMED_RULES
+    + """
 [[segments]]
 name = "resolved_recently"
 when = "last_resolved_at within 2d"
 """
+)
 
 # Every table an import writes, with the columns that do not depend on when rows were
 # written (ids and wall-clock stamps left out).
@@ -49,6 +37,8 @@ QUERIES = {
     "outbox": "SELECT person_id, topic, at_us, payload FROM outbox ORDER BY 1, 3, 2, 4",
     "events": "SELECT key, kind, at_us, canonical FROM events ORDER BY 1",
     "documents": "SELECT sha256 FROM documents ORDER BY 1",
+    "event_documents": "SELECT e.key, d.sha256 FROM events e "
+    "JOIN documents d ON d.id = e.document_id ORDER BY 1",
     "clock": "SELECT value FROM meta WHERE key = 'clock'",
 }
 
@@ -60,10 +50,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleFiles:
 
 def _import(directory: Path, files: list[Path], batch_size: int) -> dict[str, Any]:
     directory.mkdir()
-    store = open_store(f"sqlite:///{directory}/t.db")
-    with store.transaction() as tx:  # the same person ids in every store
-        tx.set_meta(SALT_KEY, "import-order-test")
-    engine = Engine(rules_from_settings(settings_from_toml(CONFIG, environ={})), store)
+    # the same person ids in every store
+    engine = harness(CONFIG, f"sqlite:///{directory}/t.db", salt="import-order-test").engine
+    store = engine.store
     summary = import_files(engine, files, batch_size=batch_size)
     with store.reader() as reader:
         conn: Any = reader.conn  # type: ignore[attr-defined]
@@ -102,7 +91,9 @@ def test_pages_whose_events_span_batches_are_stored_once(
     tables = _import(tmp_path / "store", list(sample.paths), batch_size=50)
     with_events = _import(tmp_path / "big", list(sample.paths), batch_size=10**9)
     assert tables["documents"] == with_events["documents"]
-    assert len(tables["documents"]) == len({d for (d,) in tables["documents"]})
+    # every event of a page split over batches points at that one stored page
+    assert tables["event_documents"] == with_events["event_documents"]
+    assert len(tables["event_documents"]) == len(tables["events"])
 
 
 def test_streams_group_pages_by_name_in_natural_order() -> None:

@@ -10,33 +10,20 @@ from typing import Any
 
 import pytest
 
-from tactful.config import settings_from_toml
-from tactful.engine import SALT_KEY, Engine, rules_from_settings
 from tactful.importer import import_files
 from tactful.sample import DEFAULT_START, generate_exports
 from tactful.store.sql import SqlTx
-from tactful.store.sqlite import open_store
-from tactful.testing import consent
+from tactful.testing import TIMED_RULES, consent, harness
 
-CONFIG = """
-[[states]]
-name = "open_ticket"
-when = "has_open_ticket"
-
-[[segments]]
-name = "suppress"
-when = "has_open_ticket and last_activity_at within 14d"
-cooldown = "24h"
-
-[[segments]]
-name = "recent"
-when = "last_ticket_at within 3d"
-
+CONFIG = (
+    TIMED_RULES
+    + """
 [[segments]]
 name = "held"
 when = "has_open_ticket"
 holdout = 0.3
 """
+)
 
 
 def _tables(directory: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch | None) -> Any:
@@ -47,10 +34,9 @@ def _tables(directory: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch 
             original(self, rows, new=new, stored=None)
 
         monkeypatch.setattr(SqlTx, "save_persons", rewrite_all)
-    store = open_store(f"sqlite:///{directory}/t.db")
-    with store.transaction() as tx:  # the same person ids (and holdout draws) in both stores
-        tx.set_meta(SALT_KEY, "save-diff-test")
-    engine = Engine(rules_from_settings(settings_from_toml(CONFIG, environ={})), store)
+    # the same person ids (and holdout draws) in both stores
+    engine = harness(CONFIG, f"sqlite:///{directory}/t.db", salt="save-diff-test").engine
+    store = engine.store
     snapshots = []
 
     def snapshot() -> None:
