@@ -6,6 +6,7 @@ with the PostgreSQL store (``tactful.store.sql``).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -36,6 +37,23 @@ def _explain(exc: BaseException) -> str:
     return text
 
 
+def _wal_mode(conn: sqlite3.Connection, wait: float = 10.0) -> None:
+    """Put the store in WAL mode (a no-op if it is). SQLite can answer "database is locked"
+    here at once, without the busy timeout: a connection that closes and finds itself the
+    store's last one checkpoints and removes the WAL under an exclusive lock, and opening
+    then fails (seen in the two-imports test when the imports open and close their
+    connections at the same moment). Wait for that as for any other lock."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteTx(SqlTx):
     pass
 
@@ -45,14 +63,77 @@ class SQLiteReader(SqlQueries):
         self.conn = conn
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file from a thread of its own, with a connection of
+    its own, while the writer goes on (bulk imports). SQLite does this work inside the
+    ``COMMIT`` that crosses ``wal_autocheckpoint``: there it holds up the writer, here it runs
+    beside it (SQLite releases the GIL while it copies and syncs). A ``PASSIVE`` checkpoint
+    never blocks the writer or readers and leaves the WAL consistent if it stops half way; a
+    checkpoint that fails (a full disk) leaves the frames in the WAL, where the next one, or
+    the writer's own, copies them."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.wal = Path(f"{path}-wal")
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None  # the last checkpoint's failure, if it failed
+
+    def poke(self, over_bytes: int) -> None:
+        """Checkpoint soon if the WAL has grown past ``over_bytes``."""
+        try:
+            size = self.wal.stat().st_size
+        except OSError:
+            return
+        if size <= over_bytes:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="tactful-sqlite-checkpoint", daemon=True
+            )
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.error = None
+                except sqlite3.Error as exc:
+                    self.error = _explain(exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop = True
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+
+
 class SQLiteStore:
     """The embedded default store. One writer at a time; readers never block the writer."""
+
+    # Non-durable (bulk) transactions leave checkpoints to a thread once the WAL passes this.
+    BACKGROUND_CHECKPOINT_BYTES = 4 * 1024 * 1024
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._lock = threading.RLock()
         self._held: set[str] = set()
         path = sqlite_path(url)
+        memory = path == ":memory:"
+        self._checkpointer = None if memory else _Checkpointer(os.path.abspath(path))
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
             if not parent.is_dir():
@@ -61,7 +142,7 @@ class SQLiteStore:
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             # first: another process may be migrating this store right now
             self.conn.execute("PRAGMA busy_timeout = 10000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _wal_mode(self.conn)
             self.conn.execute("PRAGMA synchronous = FULL")
             self._sync = "FULL"
             self.conn.execute("PRAGMA cache_size = -65536")  # 64 MiB (the OS caches the file too)
@@ -103,17 +184,22 @@ class SQLiteStore:
     def transaction(self, *, durable: bool = True) -> Iterator[SQLiteTx]:
         """One write transaction. ``durable=False`` skips the fsync at commit (WAL with
         synchronous=NORMAL): still atomic and safe against a process crash, but the last
-        commits may be lost on power failure. Only for re-runnable bulk work (import), which
-        also checkpoints the WAL into the database less often (every 64 MiB, not 4 MiB)."""
-        with self._lock, self._transaction(durable) as tx:
-            yield tx
+        commits may be lost on power failure. Only for work that is redone if lost (import,
+        ticks), whose commits also leave copying the WAL into the database to a background
+        thread (``_Checkpointer``) instead of doing it themselves."""
+        with self._lock:
+            with self._transaction(durable) as tx:
+                yield tx
+            if not durable and self._checkpointer is not None:
+                self._checkpointer.poke(self.BACKGROUND_CHECKPOINT_BYTES)
 
     @contextmanager
     def _transaction(self, durable: bool) -> Iterator[SQLiteTx]:
         level = "FULL" if durable else "NORMAL"
         if level != self._sync:
             self.conn.execute(f"PRAGMA synchronous = {level}")
-            self.conn.execute(f"PRAGMA wal_autocheckpoint = {1000 if durable else 16384}")
+            background = not durable and self._checkpointer is not None
+            self.conn.execute(f"PRAGMA wal_autocheckpoint = {0 if background else 1000}")
             self._sync = level
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -162,6 +248,8 @@ class SQLiteStore:
                     self._held.discard(name)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.conn.close()
 
 

@@ -4,6 +4,7 @@ and the work goes through once the fault is gone."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,3 +137,35 @@ def test_read_only_postgresql_gives_a_clear_error_and_still_reads(
     with store.reader() as reader:
         assert reader.counts() == before
     store.close()
+
+
+def test_sqlite_bulk_commits_leave_checkpoints_to_a_thread(tmp_path: Path) -> None:
+    """Import-style (non-durable) commits do not copy the WAL into the database themselves
+    (SQLite's autocheckpoint is off for them); a background thread does, once the WAL has
+    passed 4 MiB, while the writer goes on. Durable commits checkpoint as before."""
+    db = tmp_path / "t.db"
+    store = SQLiteStore(f"sqlite:///{db}")
+    try:
+        for i in range(6):  # 6 MiB through the WAL
+            with store.transaction(durable=False) as tx:
+                tx.set_meta(f"blob{i}", str(i) * (1024 * 1024))
+        autocheckpoint = store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        assert autocheckpoint == 0
+        deadline = time.monotonic() + 20
+        while db.stat().st_size < 6 * 1024 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size >= 6 * 1024 * 1024  # the frames reached the database file
+        assert store._checkpointer is not None and store._checkpointer.error is None
+        with store.transaction() as tx:
+            tx.set_meta("after", "durable")
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        store.close()
+    assert store._checkpointer._thread is None  # close() stopped the thread
+    reopened = SQLiteStore(f"sqlite:///{db}")
+    try:
+        assert reopened.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = reopened.conn.execute("SELECT key, length(value) FROM meta WHERE key LIKE 'blob%'")
+        assert sorted(rows.fetchall()) == [(f"blob{i}", 1024 * 1024) for i in range(6)]
+    finally:
+        reopened.close()
