@@ -99,6 +99,16 @@ SECTIONS = (
         240,
     ),
     Section(
+        "webhooks-postgresql",
+        "webhooks (acks)",
+        "webhooks.py",
+        lambda quick, work: (
+            ["--store", "postgresql", "--processes", "2", "--no-bare"]
+            + (["--rounds", "1", "--seconds", "3"] if quick else ["--rounds", "3"])
+        ),
+        240,
+    ),
+    Section(
         "freshness",
         "freshness",
         "freshness.py",

@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -150,9 +152,14 @@ class Round:
 
 
 def run_wrk(
-    base: str, work: list[tuple[bytes, dict[str, str]]], concurrency: int, seconds: int, tmp: str
+    base: str,
+    work: list[tuple[bytes, dict[str, str]]],
+    concurrency: int,
+    seconds: int,
+    tmp: str,
+    script_name: str = "bench.lua",
 ) -> Round:
-    script = Path(tmp, "bench.lua")
+    script = Path(tmp, script_name)
     script.write_text(lua_script(work))
     out = subprocess.run(
         [
@@ -229,62 +236,124 @@ class Case:
         return sum(max(0, r.requests - r.bodies) for r in self.rounds)
 
 
+def one_round(
+    bases: list[str], n: int, offset: int, concurrency: int, seconds: int, cwd: str
+) -> tuple[Round, str]:
+    """One round against every server at once, each with its own distinct bodies and an
+    equal share of the concurrency; rates and errors add up, p50 is the median of the
+    servers' p50s and p99 the worst of their p99s."""
+    share = max(1, concurrency // len(bases))
+    works = [bodies(n, offset=offset + j * n) for j in range(len(bases))]
+    if shutil.which("wrk"):
+        with ThreadPoolExecutor(len(bases)) as pool:
+            rounds = list(
+                pool.map(
+                    lambda j: run_wrk(bases[j], works[j], share, seconds, cwd, f"bench{j}.lua"),
+                    range(len(bases)),
+                )
+            )
+        client = f"wrk -t1 -c{share}" + (
+            f" per server, {len(bases)} at once" if len(bases) > 1 else ""
+        )
+        client += f", {seconds} s per round"
+    else:
+
+        async def all_at_once() -> list[tuple[float, list[float], int]]:
+            return await asyncio.gather(
+                *(
+                    drive(b + "/webhooks/zendesk", w, share)
+                    for b, w in zip(bases, works, strict=True)
+                )
+            )
+
+        rounds = []
+        for elapsed, lat, errors in asyncio.run(all_at_once()):
+            lat.sort()
+            rounds.append(
+                Round(
+                    n / elapsed,
+                    statistics.median(lat) * 1000,
+                    lat[max(0, int(len(lat) * 0.99) - 1)] * 1000,
+                    errors,
+                    n,
+                    n,
+                )
+            )
+        client = f"httpx (install wrk!), c={share} per server, {n} requests per round"
+    if len(rounds) == 1:
+        return rounds[0], client
+    return (
+        Round(
+            sum(r.rate for r in rounds),
+            median([r.p50 for r in rounds]),
+            max(r.p99 for r in rounds),
+            sum(r.errors for r in rounds),
+            sum(r.requests for r in rounds),
+            sum(r.bodies for r in rounds),
+        ),
+        client,
+    )
+
+
 def run_case(
     name: str,
-    cmd: list[str],
-    port: int,
+    servers: list[tuple[list[str], int]],
     n: int,
     concurrency: int,
     cwd: str,
     rounds: int = ROUNDS,
     seconds: int = SECONDS,
 ) -> Case:
-    """Start the server, warm it up, measure ``rounds`` rounds, read its VmHWM, stop it."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Start the servers (one after the other: the first creates the store), warm them up,
+    measure ``rounds`` rounds, read each one's VmHWM (the highest is kept), stop them."""
+    procs: list[subprocess.Popen[bytes]] = []
     results: list[Round] = []
+    client = ""
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_up(base)
-        warm = bodies(200, offset=10_000_000)
-        asyncio.run(drive(base + "/webhooks/zendesk", warm, concurrency))
+        bases = []
+        for cmd, port in servers:
+            procs.append(
+                subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+            bases.append(f"http://127.0.0.1:{port}")
+            wait_up(bases[-1])
+        for j, base in enumerate(bases):
+            warm = bodies(200, offset=10_000_000 + j * 1000)
+            asyncio.run(drive(base + "/webhooks/zendesk", warm, concurrency))
         for k in range(rounds):
-            work = bodies(n, offset=k * n)
-            if shutil.which("wrk"):
-                results.append(run_wrk(base, work, concurrency, seconds, cwd))
-                client = f"wrk -t1 -c{concurrency}, {seconds} s per round"
-            else:
-                elapsed, lat, errors = asyncio.run(
-                    drive(base + "/webhooks/zendesk", work, concurrency)
-                )
-                lat.sort()
-                results.append(
-                    Round(
-                        n / elapsed,
-                        statistics.median(lat) * 1000,
-                        lat[max(0, int(len(lat) * 0.99) - 1)] * 1000,
-                        errors,
-                        n,
-                        n,
-                    )
-                )
-                client = f"httpx (install wrk!), c={concurrency}, {n} requests per round"
+            result, client = one_round(bases, n, k * n * len(bases), concurrency, seconds, cwd)
+            results.append(result)
             print(
-                f"  {name}: round {k + 1}/{rounds}: {results[-1].rate:,.0f}/s, "
-                f"p50 {results[-1].p50:.1f} ms, p99 {results[-1].p99:.1f} ms",
+                f"  {name}: round {k + 1}/{rounds}: {result.rate:,.0f}/s, "
+                f"p50 {result.p50:.1f} ms, p99 {result.p99:.1f} ms",
                 file=sys.stderr,
             )
-        peak_kb = vm_hwm_kb(proc.pid)
+        peak_kb = max(vm_hwm_kb(proc.pid) for proc in procs)
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
     return Case(name, results, peak_kb, client)
 
 
 @dataclass
 class WebhookBench:
-    bare: Case
+    bare: Case | None  # None: not run (--no-bare)
     tactful: Case
     concurrency: int
+    store: str  # "SQLite" or "PostgreSQL"
+    processes: int
+
+
+class Unavailable(RuntimeError):
+    """The PostgreSQL server cannot be had here."""
+
+
+def store_label(store: str, processes: int) -> str:
+    label = "SQLite" if store == "sqlite" else "PostgreSQL"
+    servers = "tactful serve" if processes == 1 else f"{processes} tactful serve processes"
+    return f"{servers} ({label}, fsync per commit)"
 
 
 def run(
@@ -292,55 +361,80 @@ def run(
     concurrency: int = 16,
     rounds: int = ROUNDS,
     seconds: int = SECONDS,
+    *,
+    store: str = "sqlite",
+    processes: int = 1,
+    bare: bool = True,
 ) -> WebhookBench:
+    cluster: Any = None
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "bare_app.py").write_text(BARE_APP)
-        config = Path(tmp, "tactful.toml")
-        port = free_port()
-        bare = run_case(
-            "bare ASGI (Starlette on uvicorn)",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bare_app:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            port,
-            requests,
-            concurrency,
-            tmp,
-            rounds,
-            seconds,
-        )
-        port = free_port()
+        bare_case = None
+        if bare:
+            port = free_port()
+            bare_case = run_case(
+                "bare ASGI (Starlette on uvicorn)",
+                [
+                    (
+                        [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            "bare_app:app",
+                            "--port",
+                            str(port),
+                            "--log-level",
+                            "warning",
+                            "--no-access-log",
+                        ],
+                        port,
+                    )
+                ],
+                requests,
+                concurrency,
+                tmp,
+                rounds,
+                seconds,
+            )
         from tactful.config import starter_config_text
 
-        text = starter_config_text().replace(
-            'url = "sqlite:///tactful.db"', f'url = "sqlite:///{tmp}/bench.db"'
-        )
-        text = text.replace("[zendesk]", f'[zendesk]\nwebhook_secret = "{SECRET}"', 1)
-        config.write_text(text)
-        tactful = run_case(
-            "tactful serve (SQLite, fsync per commit)",
-            serve_argv(config, port),
-            port,
-            requests,
-            concurrency,
-            tmp,
-            rounds,
-            seconds,
-        )
-    return WebhookBench(bare, tactful, concurrency)
+        url = f"sqlite:///{tmp}/bench.db"
+        if store == "postgresql":
+            from tactful import pgcluster
+
+            try:  # a server as production runs it: every commit flushed (fsync on)
+                cluster = pgcluster.start(durable=True)
+            except pgcluster.ClusterUnavailable as exc:
+                raise Unavailable(str(exc)) from exc
+            url = cluster.new_database("bench")
+        try:
+            text = starter_config_text().replace('url = "sqlite:///tactful.db"', f'url = "{url}"')
+            text = text.replace("[zendesk]", f'[zendesk]\nwebhook_secret = "{SECRET}"', 1)
+            config = Path(tmp, "tactful.toml")
+            config.write_text(text)
+            servers = []
+            for _ in range(processes):
+                port = free_port()
+                servers.append((serve_argv(config, port), port))
+            tactful = run_case(
+                store_label(store, processes),
+                servers,
+                requests,
+                concurrency,
+                tmp,
+                rounds,
+                seconds,
+            )
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    return WebhookBench(bare_case, tactful, concurrency, store, processes)
 
 
 def report(bench: WebhookBench) -> str:
     rows = []
-    for c in (bench.bare, bench.tactful):
+    cases = [c for c in (bench.bare, bench.tactful) if c is not None]
+    for c in cases:
         rows.append(
             [
                 c.name,
@@ -353,30 +447,39 @@ def report(bench: WebhookBench) -> str:
                 mb(c.peak_kb, kib=True),
             ]
         )
-    ratio = bench.tactful.rate / bench.bare.rate if bench.bare.rate else float("nan")
-    return "\n".join(
-        [
-            table(
-                [
-                    "case",
-                    "req/s",
-                    "p50 ms",
-                    "p99 ms",
-                    "rounds req/s",
-                    "errors",
-                    "duplicates",
-                    "server peak RSS MB",
-                ],
-                rows,
-                title=f"Signed Zendesk webhooks: distinct trigger bodies, client "
-                f"{bench.tactful.client}, {os.cpu_count()} cores (client on the same "
-                f"machine); median over {len(bench.tactful.rounds)} rounds",
-            ),
-            f"  tactful / bare throughput ratio: {ratio:.2f}; duplicates = requests past the "
-            "distinct bodies of a round (wrk wraps; tactful acknowledges a duplicate without work; "
-            "the bare app does no work for any body)",
-        ]
+    lines = [
+        table(
+            [
+                "case",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "rounds req/s",
+                "errors",
+                "duplicates",
+                "server peak RSS MB",
+            ],
+            rows,
+            title=f"Signed Zendesk webhooks: distinct trigger bodies, client "
+            f"{bench.tactful.client}, {os.cpu_count()} cores (client on the same "
+            f"machine); median over {len(bench.tactful.rounds)} rounds",
+        )
+    ]
+    if bench.bare is not None and bench.bare.rate:
+        lines.append(
+            f"  tactful / bare throughput ratio: {bench.tactful.rate / bench.bare.rate:.2f}"
+        )
+    lines.append(
+        "  duplicates = requests past the distinct bodies of a round (wrk wraps; tactful "
+        "acknowledges a duplicate without work; the bare app does no work for any body)"
     )
+    if bench.processes > 1:
+        lines.append(
+            f"  {bench.processes} processes on one store, each driven by its own client with "
+            "its own bodies (the requesters overlap); req/s is their sum, p99 the worst "
+            "process's, peak RSS the largest process's"
+        )
+    return "\n".join(lines)
 
 
 def summary_rows(bench: WebhookBench) -> list[Row]:
@@ -385,24 +488,29 @@ def summary_rows(bench: WebhookBench) -> list[Row]:
     notes = f"median of {len(t.rounds)} rounds, c={bench.concurrency}; errors {t.errors}"
     if t.duplicates:
         notes += f"; {t.duplicates:,} duplicate requests"
-    return [
+    case = t.name.removesuffix(")").replace(" (", ", ")
+    rows = [
         Row(
             "webhooks (acks)",
-            "tactful serve, SQLite, fsync per commit",
+            case,
             f"{t.rate:,.0f}/s, p50 {t.p50:.1f} ms, p99 {t.p99:.1f} ms",
             f"≥ {WEBHOOK_RATE_TARGET:,.0f}/s and p99 < {WEBHOOK_P99_TARGET_MS:.0f} ms",
             verdict(ok),
             mb(t.peak_kb, kib=True),
             notes,
-        ),
-        Row(
-            "webhooks (acks)",
-            "bare ASGI app (Starlette on uvicorn)",
-            f"{b.rate:,.0f}/s, p50 {b.p50:.1f} ms, p99 {b.p99:.1f} ms",
-            peak_rss=mb(b.peak_kb, kib=True),
-            notes=f"tactful ÷ bare = {t.rate / b.rate:.2f}" if b.rate else "",
-        ),
+        )
     ]
+    if b is not None:
+        rows.append(
+            Row(
+                "webhooks (acks)",
+                "bare ASGI app (Starlette on uvicorn)",
+                f"{b.rate:,.0f}/s, p50 {b.p50:.1f} ms, p99 {b.p99:.1f} ms",
+                peak_rss=mb(b.peak_kb, kib=True),
+                notes=f"tactful ÷ bare = {t.rate / b.rate:.2f}" if b.rate else "",
+            )
+        )
+    return rows
 
 
 def main() -> None:
@@ -411,16 +519,51 @@ def main() -> None:
         "--requests",
         type=int,
         default=10_000,
-        help="distinct pre-signed bodies per round (wrk wraps around after them)",
+        help="distinct pre-signed bodies per round and server (wrk wraps around after them)",
     )
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="shared by the servers")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--seconds", type=int, default=SECONDS, help="wrk duration per round")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="tactful serve processes on the one store, each on its own port (PostgreSQL)",
+    )
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare ASGI app")
     parser.add_argument(
         "--json-out", default=None, metavar="FILE", help="also write the report and summary rows"
     )
     args = parser.parse_args()
-    bench = run(args.requests, args.concurrency, args.rounds, args.seconds)
+    if args.processes > 1 and args.store == "sqlite":
+        parser.error("several processes need --store postgresql (SQLite serves one process)")
+    try:
+        bench = run(
+            args.requests,
+            args.concurrency,
+            args.rounds,
+            args.seconds,
+            store=args.store,
+            processes=args.processes,
+            bare=not args.no_bare,
+        )
+    except Unavailable as exc:
+        text = f"PostgreSQL unavailable: {exc}"
+        print(text)
+        write_result(
+            args.json_out,
+            text,
+            [
+                Row(
+                    "webhooks (acks)",
+                    store_label(args.store, args.processes),
+                    "unavailable",
+                    notes=f"unavailable: {exc}",
+                )
+            ],
+        )
+        return
     text = report(bench)
     print(text)
     write_result(args.json_out, text, summary_rows(bench))

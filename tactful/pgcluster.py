@@ -100,8 +100,12 @@ class Cluster:
         self.datadir = None
 
 
-def start() -> Cluster:
-    """Start (or reuse, with ``TACTFUL_TEST_PG``) a server; raise ClusterUnavailable."""
+def start(*, durable: bool = False) -> Cluster:
+    """Start (or reuse, with ``TACTFUL_TEST_PG``) a server; raise ClusterUnavailable.
+
+    A throwaway server does not flush to disk (``fsync=off``, ``synchronous_commit=off``),
+    which suits tests; ``durable=True`` keeps PostgreSQL's defaults, as a production server
+    would have them (for benchmarks of acknowledged writes)."""
     existing = os.environ.get(ENV_URL)
     if existing:
         return Cluster(existing)
@@ -141,10 +145,11 @@ def start() -> Cluster:
         raise ClusterUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
     port = _free_port()
     options = (
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
         "-c shared_buffers=128MB"
     )
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     started = subprocess.run(
         [
             *run_as,

@@ -7,6 +7,7 @@ target and verdict, the DuckDB recompute row and the memory row. Figures are not
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,41 @@ def test_bench_run_prints_the_summary_table(tmp_path: Path) -> None:
     (memory,) = [r for r in rows if r.startswith("memory: import → SQLite")]
     assert "flat in N" in memory
     assert "failed" not in out
+
+
+def test_webhook_bench_drives_two_postgresql_processes(tmp_path: Path) -> None:
+    """The several-processes case of the webhook benchmark: two ``tactful serve`` on one
+    PostgreSQL database, each with its own client; one short round. Figures are not checked,
+    only that both processes answered every request and the row says what was measured."""
+    out = tmp_path / "webhooks.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "webhooks.py"),
+            "--store",
+            "postgresql",
+            "--processes",
+            "2",
+            "--no-bare",
+            "--rounds",
+            "1",
+            "--seconds",
+            "2",
+            "--requests",
+            "200",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 1  # no bare-app row
+    (row,) = rows
+    assert row["case"] == "2 tactful serve processes, PostgreSQL, fsync per commit"
+    assert row["measured"].endswith(" ms") and "/s, p50 " in row["measured"]
+    assert "errors 0" in row["notes"]
+    assert "2 processes on one store" in done.stdout
