@@ -177,7 +177,8 @@ class Engine:
     ) -> BatchStats:
         """Store raw documents and their events, then apply them, in one transaction.
 
-        ``durable=False`` (bulk imports, which are re-runnable) skips the fsync at commit.
+        ``durable=False`` (bulk imports, which are re-runnable) skips the fsync at commit and
+        runs as a bulk transaction (SQLite: with the large page cache).
         ``meta`` entries (e.g. a backfill cursor checkpoint) commit in the same transaction.
         """
         return self._retrying(lambda: self._apply_many(incoming, durable, meta))
@@ -185,7 +186,7 @@ class Engine:
     def _apply_many(
         self, incoming: Sequence[Incoming], durable: bool, meta: dict[str, str] | None
     ) -> BatchStats:
-        with self.store.transaction(durable=durable) as tx:
+        with self.store.transaction(durable=durable, bulk=not durable) as tx:
             for key, value in (meta or {}).items():
                 tx.set_meta(key, value)
             events: list[Event] = []

@@ -354,9 +354,10 @@ class PostgresStore:
             raise StoreError(f"database {self.safe_url} unreachable: {_explain(exc)}") from exc
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[PgTx]:
+    def transaction(self, *, durable: bool = True, bulk: bool = False) -> Iterator[PgTx]:
         """One write transaction (READ COMMITTED + advisory locks). ``durable=False`` turns
-        off the commit's WAL flush wait for this transaction only (bulk import)."""
+        off the commit's WAL flush wait for this transaction only (bulk import). ``bulk``
+        changes nothing here (the server's ``shared_buffers`` are the cache)."""
         with self._connection() as conn:
             try:
                 conn.execute("BEGIN")

@@ -124,8 +124,15 @@ class _Checkpointer:
 class SQLiteStore:
     """The embedded default store. One writer at a time; readers never block the writer."""
 
-    # Non-durable (bulk) transactions leave checkpoints to a thread once the WAL passes this.
+    # Non-durable transactions leave checkpoints to a thread once the WAL passes this.
     BACKGROUND_CHECKPOINT_BYTES = 4 * 1024 * 1024
+    # SQLite's own page cache (the OS caches the file as well). A webhook, a tick or a read
+    # touches a few pages per person, once: a large cache only keeps pages nobody reads again
+    # (a tick among 1M persons: 64 MiB of cache held 21 MB more at the same speed). A bulk
+    # import's 20,000-event transactions do come back to their pages (8% faster at 100k
+    # persons with 64 MiB than with 8 MiB), so they get the large one while they run.
+    CACHE_KIB = 8 * 1024
+    BULK_CACHE_KIB = 64 * 1024
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -145,7 +152,8 @@ class SQLiteStore:
             _wal_mode(self.conn)
             self.conn.execute("PRAGMA synchronous = FULL")
             self._sync = "FULL"
-            self.conn.execute("PRAGMA cache_size = -65536")  # 64 MiB (the OS caches the file too)
+            self.conn.execute(f"PRAGMA cache_size = {-self.CACHE_KIB}")
+            self._cache_kib = self.CACHE_KIB
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.Error as exc:
@@ -181,13 +189,18 @@ class SQLiteStore:
             raise
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[SQLiteTx]:
+    def transaction(self, *, durable: bool = True, bulk: bool = False) -> Iterator[SQLiteTx]:
         """One write transaction. ``durable=False`` skips the fsync at commit (WAL with
         synchronous=NORMAL): still atomic and safe against a process crash, but the last
         commits may be lost on power failure. Only for work that is redone if lost (import,
         ticks), whose commits also leave copying the WAL into the database to a background
-        thread (``_Checkpointer``) instead of doing it themselves."""
+        thread (``_Checkpointer``) instead of doing it themselves. ``bulk``: a large
+        transaction (an import batch), given the large page cache."""
         with self._lock:
+            cache = self.BULK_CACHE_KIB if bulk else self.CACHE_KIB
+            if cache != self._cache_kib:  # a smaller cache frees the pages beyond it
+                self.conn.execute(f"PRAGMA cache_size = {-cache}")
+                self._cache_kib = cache
             with self._transaction(durable) as tx:
                 yield tx
             if not durable and self._checkpointer is not None:

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from tactful.cli import main
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine import Engine, Incoming, rules_from_settings
 from tactful.store.base import StoreError
 from tactful.store.sqlite import SQLiteStore, open_store
 from tactful.testing import T0, at, harness, ticket, user
@@ -169,3 +169,31 @@ def test_sqlite_bulk_commits_leave_checkpoints_to_a_thread(tmp_path: Path) -> No
         assert sorted(rows.fetchall()) == [(f"blob{i}", 1024 * 1024) for i in range(6)]
     finally:
         reopened.close()
+
+
+def test_sqlite_page_cache_is_large_only_for_bulk_transactions(tmp_path: Path) -> None:
+    """Webhooks, ticks and reads run with an 8 MiB page cache (it only held pages nobody read
+    again); import batches (``apply_many(durable=False)``) with 64 MiB, which they re-read."""
+    h = harness(CONFIG, f"sqlite:///{tmp_path}/t.db")
+    store = h.engine.store
+    assert isinstance(store, SQLiteStore)
+
+    def cache_kib() -> int:
+        return -int(store.conn.execute("PRAGMA cache_size").fetchone()[0])
+
+    seen: list[int] = []
+    real = store._transaction
+
+    def spy(durable: bool):  # type: ignore[no-untyped-def]
+        seen.append(cache_kib())
+        return real(durable)
+
+    store._transaction = spy  # type: ignore[method-assign]
+    assert cache_kib() == 8 * 1024
+    h.engine.apply([user(1, emails=("ann@example.com",)), ticket(1, T0, "open")])
+    h.engine.apply_many(
+        [Incoming([ticket(2, at(1), "open", requester_id=1)], None, "import:x")], durable=False
+    )
+    h.engine.tick(at(48))
+    assert seen == [8 * 1024, 64 * 1024, 8 * 1024]
+    assert cache_kib() == 8 * 1024
