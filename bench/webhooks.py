@@ -406,8 +406,14 @@ def run(
                 cluster = pgcluster.start(durable=True)
             except pgcluster.ClusterUnavailable as exc:
                 raise Unavailable(str(exc)) from exc
-            url = cluster.new_database("bench")
         try:
+            if cluster is not None:
+                import psycopg
+
+                try:
+                    url = cluster.new_database("bench")
+                except psycopg.Error as exc:
+                    raise Unavailable(f"cannot create a database: {exc}") from exc
             text = starter_config_text().replace('url = "sqlite:///tactful.db"', f'url = "{url}"')
             text = text.replace("[zendesk]", f'[zendesk]\nwebhook_secret = "{SECRET}"', 1)
             config = Path(tmp, "tactful.toml")
@@ -559,7 +565,8 @@ def main() -> None:
                     "webhooks (acks)",
                     store_label(args.store, args.processes),
                     "unavailable",
-                    notes=f"unavailable: {exc}",
+                    met="unavailable",
+                    notes=str(exc),
                 )
             ],
         )
