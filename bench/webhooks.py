@@ -342,7 +342,7 @@ class WebhookBench:
     bare: Case | None  # None: not run (--no-bare)
     tactful: Case
     concurrency: int
-    store: str  # "SQLite" or "PostgreSQL"
+    store: str  # "sqlite" or "postgresql"
     processes: int
 
 
@@ -350,10 +350,11 @@ class Unavailable(RuntimeError):
     """The PostgreSQL server cannot be had here."""
 
 
-def store_label(store: str, processes: int) -> str:
+def labels(store: str, processes: int) -> tuple[str, str]:
+    """The case's name in the section's table, and in the summary's ``case`` column."""
     label = "SQLite" if store == "sqlite" else "PostgreSQL"
     servers = "tactful serve" if processes == 1 else f"{processes} tactful serve processes"
-    return f"{servers} ({label}, fsync per commit)"
+    return f"{servers} ({label}, fsync per commit)", f"{servers}, {label}, fsync per commit"
 
 
 def run(
@@ -423,7 +424,7 @@ def run(
                 port = free_port()
                 servers.append((serve_argv(config, port), port))
             tactful = run_case(
-                store_label(store, processes),
+                labels(store, processes)[0],
                 servers,
                 requests,
                 concurrency,
@@ -494,7 +495,7 @@ def summary_rows(bench: WebhookBench) -> list[Row]:
     notes = f"median of {len(t.rounds)} rounds, c={bench.concurrency}; errors {t.errors}"
     if t.duplicates:
         notes += f"; {t.duplicates:,} duplicate requests"
-    case = t.name.removesuffix(")").replace(" (", ", ")
+    case = labels(bench.store, bench.processes)[1]
     rows = [
         Row(
             "webhooks (acks)",
@@ -563,7 +564,7 @@ def main() -> None:
             [
                 Row(
                     "webhooks (acks)",
-                    store_label(args.store, args.processes),
+                    labels(args.store, args.processes)[1],
                     "unavailable",
                     met="unavailable",
                     notes=str(exc),

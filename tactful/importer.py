@@ -8,7 +8,6 @@ harmless (events are deduplicated by their stable keys).
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import re
 import time
@@ -17,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from tactful.core.events import Event, time_order
+from tactful.core.events import Event, merge_by_time, time_order
 from tactful.engine import Engine, Incoming, gc_paused
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
@@ -74,15 +73,6 @@ def stream_name(path: Path) -> str:
 
 def _natural(path: Path) -> tuple[Any, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path.name))
-
-
-T = TypeVar("T", bound=tuple[Any, ...])
-
-
-def merge_by_time(iterables: Iterable[Iterable[T]]) -> Iterator[T]:
-    """Merge streams of items that each start with (time, key) and are each in that order
-    (``time_order``), into one stream in that order."""
-    return heapq.merge(*iterables, key=lambda item: (item[0], item[1]))
 
 
 def streams(paths: Iterable[Path]) -> list[list[Path]]:

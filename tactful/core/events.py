@@ -16,9 +16,11 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})
 RESOLVED_STATUSES = frozenset({"solved", "closed"})
@@ -210,6 +212,16 @@ Event = (
 def time_order(event: Event) -> tuple[datetime, str]:
     """The order events are applied in: by time, then by key (stable for equal times)."""
     return event.at, event.key
+
+
+T = TypeVar("T", bound=tuple[Any, ...])
+
+
+def merge_by_time(iterables: Iterable[Iterable[T]]) -> Iterator[T]:
+    """Merge streams of items that each start with (time, key) and are each in that order
+    (``time_order``), into one stream in that order (an import's files, a backfill's
+    streams)."""
+    return heapq.merge(*iterables, key=lambda item: (item[0], item[1]))
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -234,9 +234,12 @@ class SqlQueries:
         return {s: int(n) for s, n in rows}
 
     def counts(self) -> dict[str, int]:
-        tables = ("documents", "events", "persons", "tickets", "identifiers", "timers", "outbox")
-        queries = {table: f"SELECT COUNT(*) FROM {table}" for table in tables}
+        queries = {
+            table: f"SELECT COUNT(*) FROM {table}"
+            for table in ("documents", "events", "persons", "tickets", "identifiers")
+        }
         queries["timers"] = "SELECT COUNT(*) FROM persons WHERE wake_us IS NOT NULL"
+        queries["outbox"] = "SELECT COUNT(*) FROM outbox"
         return {name: int(self.conn.execute(sql).fetchone()[0]) for name, sql in queries.items()}
 
 

@@ -6,6 +6,7 @@ with the PostgreSQL store (``tactful.store.sql``).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +19,8 @@ from typing import Any
 from tactful.store.base import StoreError
 from tactful.store.migrations import LATEST_VERSION, migrate, newer_schema
 from tactful.store.sql import SqlQueries, SqlTx
+
+log = logging.getLogger("tactful.store")
 
 
 def sqlite_path(url: str) -> str:
@@ -109,6 +112,8 @@ class _Checkpointer:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.error = None
                 except sqlite3.Error as exc:
+                    if self.error is None:  # once per run of failures
+                        log.warning("background WAL checkpoint of %s failed: %s", self.path, exc)
                     self.error = _explain(exc)
         finally:
             conn.close()
@@ -139,9 +144,9 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._held: set[str] = set()
         path = sqlite_path(url)
-        memory = path == ":memory:"
-        self._checkpointer = None if memory else _Checkpointer(os.path.abspath(path))
+        self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
+            self._checkpointer = _Checkpointer(os.path.abspath(path))
             parent = Path(path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"store directory does not exist: {parent}")
@@ -197,23 +202,28 @@ class SQLiteStore:
         thread (``_Checkpointer``) instead of doing it themselves. ``bulk``: a large
         transaction (an import batch), given the large page cache."""
         with self._lock:
-            cache = self.BULK_CACHE_KIB if bulk else self.CACHE_KIB
-            if cache != self._cache_kib:  # a smaller cache frees the pages beyond it
-                self.conn.execute(f"PRAGMA cache_size = {-cache}")
-                self._cache_kib = cache
-            with self._transaction(durable) as tx:
+            self._settle(durable, bulk)
+            with self._transaction() as tx:
                 yield tx
             if not durable and self._checkpointer is not None:
                 self._checkpointer.poke(self.BACKGROUND_CHECKPOINT_BYTES)
 
-    @contextmanager
-    def _transaction(self, durable: bool) -> Iterator[SQLiteTx]:
+    def _settle(self, durable: bool, bulk: bool) -> None:
+        """The connection's settings for this kind of transaction, changed only when they
+        differ from the last one's (a smaller cache frees the pages beyond it)."""
         level = "FULL" if durable else "NORMAL"
         if level != self._sync:
             self.conn.execute(f"PRAGMA synchronous = {level}")
             background = not durable and self._checkpointer is not None
             self.conn.execute(f"PRAGMA wal_autocheckpoint = {0 if background else 1000}")
             self._sync = level
+        cache = self.BULK_CACHE_KIB if bulk else self.CACHE_KIB
+        if cache != self._cache_kib:
+            self.conn.execute(f"PRAGMA cache_size = {-cache}")
+            self._cache_kib = cache
+
+    @contextmanager
+    def _transaction(self) -> Iterator[SQLiteTx]:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

@@ -28,9 +28,8 @@ from typing import Any
 
 import orjson
 
-from tactful.core.events import Event, RatingGiven, TicketVersion, time_order
+from tactful.core.events import Event, RatingGiven, TicketVersion, merge_by_time, time_order
 from tactful.engine import Engine, Incoming
-from tactful.importer import merge_by_time
 from tactful.zendesk.client import (
     STREAM_NAMES,
     STREAMS,
@@ -366,12 +365,13 @@ class _Merge:
             summary.rejected[reason] += 1
             if len(summary.examples) < MAX_EXAMPLES:
                 summary.examples.append(f"{event_key}: {reason}")
+        duplicates = stats.duplicates_by_source
+        applied = Counter({s: records[s] - duplicates[s] - rejected[s] for s in records})
         for stream, ss in summary.streams.items():
             source = checkpoint_key(stream)
-            duplicates = stats.duplicates_by_source[source]
             ss.records += records[source]
-            ss.duplicates += duplicates
-            ss.applied += records[source] - duplicates - rejected[source]
+            ss.duplicates += duplicates[source]
+            ss.applied += applied[source]
         summary.records += sum(records.values())
         summary.applied += stats.applied
         summary.duplicates += stats.duplicates
@@ -388,8 +388,8 @@ class _Merge:
                         page.stream,
                         page.number,
                         len(page.events),
-                        records[source] - stats.duplicates_by_source[source] - rejected[source],
-                        stats.duplicates_by_source[source],
+                        applied[source],
+                        duplicates[source],
                         len(lookups),
                         page.end_of_stream,
                         page.checkpoint,

@@ -184,9 +184,9 @@ def test_sqlite_page_cache_is_large_only_for_bulk_transactions(tmp_path: Path) -
     seen: list[int] = []
     real = store._transaction
 
-    def spy(durable: bool):  # type: ignore[no-untyped-def]
+    def spy():  # type: ignore[no-untyped-def]
         seen.append(cache_kib())
-        return real(durable)
+        return real()
 
     store._transaction = spy  # type: ignore[method-assign]
     assert cache_kib() == 8 * 1024
