@@ -50,7 +50,7 @@ class Section:
 
 def _tick_args(quick: bool, work: Path) -> list[str]:
     persons = ["10000", "100000"] if quick else ["10000", "100000", "1000000"]
-    runs = "1" if quick else "3"
+    runs = "1" if quick else "5"
     return ["--persons", *persons, "--runs", runs, "--keep-largest", str(work / "tick.db")]
 
 

@@ -14,6 +14,8 @@ opens the built store, ticks to T_r (firing exactly its run's D timers) and repo
 high-water mark (``VmHWM``), so the peak memory of a tick can be compared across
 populations. The runs share the store rather than each copying it: copying 1.3 GB before
 every run left the page cache and the disk busy, and 1M-person ticks then ranged 140–487 ms.
+Every store is built first, then the runs go in rounds (run 1 of every population, then run
+2…), so that a slow spell of a shared machine does not fall on one population only.
 
     .venv/bin/python bench/tick.py                               # P = 10k, 100k, 1M; D = 1000
     .venv/bin/python bench/tick.py --persons 1000000 --due 1000
@@ -327,6 +329,12 @@ def build_store(
         "VALUES (?, ?, ?, ?, ?, ?)",
         chunked(),
     )
+    # What the store keeps as it saves persons (SQLite, migration 9), counted once here.
+    conn.execute("DELETE FROM state_counts")
+    conn.execute(
+        "INSERT INTO state_counts (support_state, persons) "
+        "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state"
+    )
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")  # as the store keeps it
     conn.close()
@@ -458,33 +466,38 @@ def run(
                     f"  P={persons:,}: built in {built.seconds:.1f}s ({mb(built.size)} MB)",
                     file=sys.stderr,
                 )
-            result = PopulationResult(built, [])
-            for i in range(runs):
-                tick = tick_once(built, i, settings)
+            results.append(PopulationResult(built, []))
+        # Rounds: run i of every population, then run i + 1. The figure that matters is the
+        # ratio between populations, and a slow spell of a shared machine then falls on all
+        # of them alike instead of on the population that happened to run during it.
+        for i in range(runs):
+            for result in results:
+                tick = tick_once(result.built, i, settings)
                 result.runs.append(tick)
                 if log:
                     print(
-                        f"    tick {i + 1}/{runs}: {tick.fired:,} timers fired in "
-                        f"{secs(tick.seconds)} (idle tick {secs(tick.idle_seconds)}), "
-                        f"peak RSS {mb(tick.peak_kb, kib=True)} MB",
+                        f"    P={result.built.persons:,} tick {i + 1}/{runs}: {tick.fired:,} "
+                        f"timers fired in {secs(tick.seconds)} (idle tick "
+                        f"{secs(tick.idle_seconds)}), peak RSS {mb(tick.peak_kb, kib=True)} MB",
                         file=sys.stderr,
                     )
-            if profile and persons == max(populations):
-                stats_path = work / "tick.prof"
-                tick = tick_once(built, runs, settings, stats_path)
-                stream = io.StringIO()
-                pstats.Stats(str(stats_path), stream=stream).sort_stats("tottime").print_stats(15)
-                text = stream.getvalue()
-                profile_text = (
-                    f"cProfile of one tick among {persons:,} persons ({tick.fired:,} timers in "
-                    f"{secs(tick.seconds)} under the profiler), top 15 by tottime:\n"
-                    + text[max(text.find("   ncalls"), 0) :].rstrip()
-                )
-            if keep_largest is not None and persons == max(populations):
-                shutil.move(built.path, keep_largest)
+        largest = results[-1].built
+        if profile:
+            stats_path = work / "tick.prof"
+            tick = tick_once(largest, runs, settings, stats_path)
+            stream = io.StringIO()
+            pstats.Stats(str(stats_path), stream=stream).sort_stats("tottime").print_stats(15)
+            text = stream.getvalue()
+            profile_text = (
+                f"cProfile of one tick among {largest.persons:,} persons ({tick.fired:,} timers "
+                f"in {secs(tick.seconds)} under the profiler), top 15 by tottime:\n"
+                + text[max(text.find("   ncalls"), 0) :].rstrip()
+            )
+        for result in results:
+            if keep_largest is not None and result.built is largest:
+                shutil.move(result.built.path, keep_largest)
             else:
-                built.path.unlink()
-            results.append(result)
+                result.built.path.unlink()
         return TickBench(results, due, runs, profile_text)
     finally:
         shutil.rmtree(work, ignore_errors=True)

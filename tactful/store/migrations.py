@@ -249,6 +249,41 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        "SQLite: persons per support state kept in state_counts (no support_state index)",
+        [
+            # The index on persons (support_state) served only the dashboard's counts, yet
+            # every change of state rewrote two of its pages, at random places among all the
+            # persons: a tick among 1M persons wrote as many pages to it as to the persons
+            # table. On SQLite (one writer at a time) the counts are kept instead: the store
+            # adds each batch's changes (``SqlTx.save_persons``), and a trigger takes out the
+            # persons deleted (merged, erased, replayed), which are rare. On PostgreSQL the
+            # index stays: one counter row per state, written by every process's
+            # transactions, would make them wait for each other.
+            ("sqlite", "DROP INDEX persons_support_state"),
+            (
+                "sqlite",
+                """CREATE TABLE state_counts (
+                support_state TEXT PRIMARY KEY, persons INTEGER NOT NULL) WITHOUT ROWID""",
+            ),
+            (
+                "sqlite",
+                "INSERT INTO state_counts (support_state, persons) "
+                "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state",
+            ),
+            (
+                "sqlite",
+                """CREATE TRIGGER persons_uncounted AFTER DELETE ON persons BEGIN
+                UPDATE state_counts SET persons = persons - 1
+                WHERE support_state = OLD.support_state;
+                END""",
+            ),
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:

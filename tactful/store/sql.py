@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -227,10 +228,12 @@ class SqlQueries:
         ).fetchall()
         return [(pid, None if granted is None else bool(granted)) for pid, granted in rows]
 
+    # Persons per support state. SQLite keeps them counted (``state_counts``, by triggers:
+    # migration 9); PostgreSQL counts them from its support_state index.
+    STATE_COUNTS_SQL = "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state"
+
     def state_counts(self) -> dict[str, int]:
-        rows = self.conn.execute(
-            "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state"
-        ).fetchall()
+        rows = self.conn.execute(self.STATE_COUNTS_SQL).fetchall()
         return {s: int(n) for s, n in rows}
 
     def counts(self) -> dict[str, int]:
@@ -397,6 +400,8 @@ class SqlTx(SqlQueries):
         written; a person in neither has all of them rewritten."""
         rows = list(rows)
         stored = stored or {}
+        if self.COUNTS_STATES:
+            self._count_states(rows)
         self.conn.executemany(
             "INSERT INTO persons (person_id, facts, state, support_state, created_us, wake_us) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET "
@@ -452,6 +457,28 @@ class SqlTx(SqlQueries):
                 for r in rewrite
                 for purpose, latest in r.facts.consent
             ],
+        )
+
+    # Whether persons per support state are kept in ``state_counts`` (SQLite, migration 9).
+    COUNTS_STATES = False
+
+    def _count_states(self, rows: Sequence[PersonRow]) -> None:
+        """Add to ``state_counts`` what saving these rows changes: each one's support state,
+        less the stored rows' (new persons have none). Deletions are taken out by a
+        trigger."""
+        final = {r.person_id: r.state.get("support_state", "clear") for r in rows}
+        delta: Counter[str] = Counter(final.values())
+        for chunk in chunks(list(final)):
+            for state, n in self.conn.execute(
+                f"SELECT support_state, COUNT(*) FROM persons WHERE person_id IN "
+                f"({marks(len(chunk))}) GROUP BY support_state",
+                tuple(chunk),
+            ):
+                delta[state] -= int(n)
+        self.conn.executemany(
+            "INSERT INTO state_counts (support_state, persons) VALUES (?, ?) "
+            "ON CONFLICT (support_state) DO UPDATE SET persons = persons + excluded.persons",
+            [(state, n) for state, n in sorted(delta.items()) if n],
         )
 
     def append_history(self, rows: Iterable[HistoryRow]) -> None:

@@ -57,11 +57,20 @@ def _wal_mode(conn: sqlite3.Connection, wait: float = 10.0) -> None:
             time.sleep(0.01)
 
 
+# Kept by the store (migration 9); a state no one is in any more keeps a 0 row.
+_STATE_COUNTS_SQL = (
+    "SELECT support_state, persons FROM state_counts WHERE persons > 0 ORDER BY support_state"
+)
+
+
 class SQLiteTx(SqlTx):
-    pass
+    STATE_COUNTS_SQL = _STATE_COUNTS_SQL
+    COUNTS_STATES = True
 
 
 class SQLiteReader(SqlQueries):
+    STATE_COUNTS_SQL = _STATE_COUNTS_SQL
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 

@@ -387,3 +387,33 @@ def test_agent_override_suppresses_until_it_expires_by_itself() -> None:
     h.engine.tick(until + timedelta(days=1))
     history = [(x["segment"], x["change"], x["at"]) for x in person(h.engine)["history"]]
     assert ("overridden", "exited", iso(until + timedelta(microseconds=1))) in history
+
+
+def test_state_counts_follow_every_change_of_the_persons() -> None:
+    """The dashboard's persons per support state (SQLite: kept by triggers) agree with a count
+    of the persons table after new persons, changes of state, a merge, an erasure and a
+    replay."""
+    from tactful.core.events import PersonErased
+
+    h = harness(CONFIG)
+
+    def check(expected: dict[str, int]) -> None:
+        with h.engine.store.reader() as reader:
+            counted = reader.state_counts()
+            rows = reader.conn.execute(  # type: ignore[attr-defined]
+                "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state"
+            ).fetchall()
+        assert counted == {s: int(n) for s, n in rows} == expected
+
+    h.engine.apply([user(u, emails=(f"u{u}@example.com",)) for u in (1, 2, 3, 4)])
+    check({"clear": 4})
+    h.engine.apply([ticket(u, at(1), "open", requester_id=u) for u in (1, 2, 3)])
+    check({"open_ticket": 3, "clear": 1})
+    h.engine.apply([ticket(1, at(2), "solved", requester_id=1)])
+    check({"open_ticket": 2, "clear": 2})
+    h.engine.apply([user_merge(2, 4, at(3))])  # 2's open ticket goes to 4; one person less
+    check({"open_ticket": 2, "clear": 1})
+    h.engine.apply([PersonErased("erase-3", at(4), Identifier("email", "u3@example.com"))])
+    check({"open_ticket": 1, "clear": 1})
+    h.engine.replay()
+    check({"open_ticket": 1, "clear": 1})

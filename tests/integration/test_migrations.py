@@ -33,8 +33,18 @@ def _rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
-def _back_to_7(conn: Any) -> None:
-    """Undo migration 8: the timers in a table of their own, no column."""
+def _back_to_8(conn: Any, dialect: str) -> None:
+    """Undo migration 9 (SQLite): the support_state index back, no counts kept."""
+    if dialect == "sqlite":
+        conn.execute("DROP TRIGGER persons_uncounted")
+        conn.execute("DROP TABLE state_counts")
+        conn.execute("CREATE INDEX persons_support_state ON persons (support_state)")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 9")
+
+
+def _back_to_7(conn: Any, dialect: str) -> None:
+    """Undo migrations 9 and 8: the timers in a table of their own, no column."""
+    _back_to_8(conn, dialect)
     conn.execute("CREATE TABLE timers (person_id TEXT PRIMARY KEY, due_us BIGINT NOT NULL)")
     conn.execute("INSERT INTO timers SELECT person_id, wake_us FROM persons WHERE wake_us > 0")
     conn.execute("CREATE INDEX timers_due ON timers (due_us)")
@@ -43,7 +53,9 @@ def _back_to_7(conn: Any) -> None:
     conn.execute("DELETE FROM schema_migrations WHERE version = 8")
 
 
-def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: Path) -> None:
+def test_migration_7_keeps_memberships_and_fills_consents_from_facts(
+    tmp_path: Path, store_kind: str
+) -> None:
     url = new_store_url(tmp_path)
     rules = rules_from_settings(settings_from_toml(CONFIG, environ={}))
     engine = Engine(rules, open_store(url))
@@ -65,7 +77,7 @@ def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: P
     # Back to version 6 as far as migration 7's backfill is concerned: no consents table.
     with engine.store.transaction() as tx:
         conn: Any = tx.conn  # type: ignore[attr-defined]
-        _back_to_7(conn)
+        _back_to_7(conn, store_kind)
         conn.execute("DROP TABLE consents")
         conn.execute("DELETE FROM schema_migrations WHERE version = 7")
     engine.store.close()
@@ -83,7 +95,7 @@ def test_migration_7_keeps_memberships_and_fills_consents_from_facts(tmp_path: P
     engine.store.close()
 
 
-def test_migration_8_moves_each_timer_into_its_person(tmp_path: Path) -> None:
+def test_migration_8_moves_each_timer_into_its_person(tmp_path: Path, store_kind: str) -> None:
     url = new_store_url(tmp_path)
     config = CONFIG + '\n[[segments]]\nname = "recent"\nwhen = "last_ticket_at within 3d"\n'
     rules = rules_from_settings(settings_from_toml(config, environ={}))
@@ -96,7 +108,7 @@ def test_migration_8_moves_each_timer_into_its_person(tmp_path: Path) -> None:
     # Back to version 7: the timers in a table of their own, no column.
     with engine.store.transaction() as tx:
         conn: Any = tx.conn  # type: ignore[attr-defined]
-        _back_to_7(conn)
+        _back_to_7(conn, store_kind)
     engine.store.close()
 
     engine = Engine(rules, open_store(url))  # migrates again
@@ -106,4 +118,25 @@ def test_migration_8_moves_each_timer_into_its_person(tmp_path: Path) -> None:
     stats = engine.tick(at(days=20))
     assert stats.timers_fired == 8 and stats.exited == 8
     assert _rows(engine, "SELECT COUNT(*) FROM persons WHERE wake_us IS NOT NULL") == [(0,)]
+    engine.store.close()
+
+
+def test_migration_9_counts_the_persons_already_stored(tmp_path: Path, store_kind: str) -> None:
+    url = new_store_url(tmp_path)
+    rules = rules_from_settings(settings_from_toml(CONFIG, environ={}))
+    engine = Engine(rules, open_store(url))
+    engine.apply([user(i) for i in range(1, 6)])
+    with engine.store.transaction() as tx:
+        conn: Any = tx.conn  # type: ignore[attr-defined]
+        _back_to_8(conn, store_kind)
+    engine.store.close()
+
+    engine = Engine(rules, open_store(url))  # migrates again
+    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    with engine.store.reader() as reader:
+        assert reader.state_counts() == {"clear": 5}
+    # and the counts follow the persons from then on
+    engine.apply([user(6), ticket(1, at(0), "open", requester_id=6)])
+    with engine.store.reader() as reader:
+        assert reader.state_counts() == {"clear": 6}
     engine.store.close()
