@@ -1,6 +1,6 @@
 """Every benchmark, one command, one summary table with the Production issue's targets.
 
-    .venv/bin/python bench/run.py            # everything (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py            # everything (about 13 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # a smoke run of every section (under 2 minutes)
     .venv/bin/python bench/run.py --only import-sqlite tick
 
@@ -116,6 +116,20 @@ SECTIONS = (
         180,
     ),
     Section("tick", "Engine.tick", "tick.py", _tick_args, 600),
+    Section(
+        "tick-postgresql",
+        "Engine.tick (PostgreSQL)",
+        "tick.py",
+        lambda quick, work: (
+            ["--store", "postgresql"]
+            + (
+                ["--persons", "2000", "20000", "--runs", "1"]
+                if quick
+                else ["--persons", "10000", "100000", "1000000", "--runs", "5"]
+            )
+        ),
+        600,
+    ),
     Section("reconcile", "reconcile", "reconcile.py", _reconcile_args, 600),
 )
 NAMES = tuple(s.name for s in SECTIONS)

@@ -221,6 +221,11 @@ class Built:
     seconds: float
     size: int
     sets: int = 1  # due sets: one per run (each run fires its own)
+    url: str | None = None  # a PostgreSQL database holding the same rows (``--store postgresql``)
+
+    @property
+    def store_url(self) -> str:
+        return self.url or f"sqlite:///{self.path.as_posix()}"
 
 
 def run_moment(r: int) -> datetime:
@@ -347,6 +352,50 @@ def build_store(
     return Built(path, persons, due, time.perf_counter() - began, path.stat().st_size, sets)
 
 
+# The tables the builder fills, copied as they are into PostgreSQL.
+COPIED_TABLES = {
+    "meta": ("key", "value"),
+    "persons": ("person_id", "facts", "state", "support_state", "created_us", "wake_us"),
+    "memberships": ("segment", "person_id", "since_us", "false_since_us", "holdout"),
+    "tickets": ("ticket_id", "person_id", "record"),
+}
+
+
+# The server's memory for pages, sized as a production server's would be for this data (the
+# largest store, 1M persons, is 1.3 GB): PostgreSQL's default of 128 MB holds the 10k-person
+# store but not the larger ones, and the ratio between populations then measured the server's
+# cache, not the tick (204 ms at 10k, 432 ms at 1M; 425 ms already at 100k).
+PG_SETTINGS = {"shared_buffers": "2GB"}
+
+
+class Unavailable(RuntimeError):
+    """No PostgreSQL server to benchmark on."""
+
+
+def copy_into_postgresql(built: Built, url: str) -> Built:
+    """The built SQLite store's rows in a fresh PostgreSQL database (its schema made by the
+    store's migrations), with ``COPY``; then ``VACUUM ANALYZE``, as a database that has been
+    running for a while would have its statistics and visibility map. The SQLite file goes."""
+    import psycopg
+
+    began = time.perf_counter()
+    open_store(url).close()  # the schema, by the store's migrations
+    source = sqlite3.connect(built.path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table, columns in COPIED_TABLES.items():
+            names = ", ".join(columns)
+            with conn.cursor() as cur:
+                cur.execute(f"DELETE FROM {table}")  # what migrations wrote (meta)
+                with cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                    for row in source.execute(f"SELECT {names} FROM {table}"):
+                        copy.write_row(row)
+        conn.execute("VACUUM ANALYZE")
+        size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+    source.close()
+    built.path.unlink()
+    return replace(built, url=url, size=size, seconds=built.seconds + time.perf_counter() - began)
+
+
 @dataclass
 class TickRun:
     seconds: float
@@ -376,7 +425,7 @@ class PopulationResult:
 
 def tick_once(built: Built, r: int, settings: Settings, profile: Path | None = None) -> TickRun:
     """Tick the built store to T_r (firing run r's due set), in a child process of its own."""
-    spec = {"db": str(built.path), "run": r, "profile": str(profile) if profile else None}
+    spec = {"url": built.store_url, "run": r, "profile": str(profile) if profile else None}
     child = run_child(
         [sys.executable, str(Path(__file__).resolve()), "--worker"], json.dumps(spec).encode()
     )
@@ -391,15 +440,25 @@ def worker() -> int:
     """Child process: one tick (and an idle tick) of the built store; prints a JSON result."""
     spec = json.loads(sys.stdin.buffer.read())
     settings = starter_settings()
-    run_db = Path(spec["db"])
     profile = Path(spec["profile"]) if spec.get("profile") else None
-    result = _tick(run_db, run_moment(int(spec["run"])), settings, profile)
+    result = _tick(spec["url"], run_moment(int(spec["run"])), settings, profile)
     sys.stdout.write(json.dumps(result.__dict__))
     return 0
 
 
-def _tick(run_db: Path, at: datetime, settings: Settings, profile: Path | None) -> TickRun:
-    store = open_store(f"sqlite:///{run_db.as_posix()}")
+def _wal_position(url: str) -> int:
+    """PostgreSQL: the WAL insert position, in bytes."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        lsn = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+    return int(lsn[0])
+
+
+def _tick(url: str, at: datetime, settings: Settings, profile: Path | None) -> TickRun:
+    sqlite_path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:") else None
+    wal_before = _wal_position(url) if sqlite_path is None else 0
+    store = open_store(url)
     engine = Engine(rules_from_settings(settings), store)
     profiler = cProfile.Profile() if profile else None
     baseline_kb = vm_hwm_kb()
@@ -412,8 +471,11 @@ def _tick(run_db: Path, at: datetime, settings: Settings, profile: Path | None) 
     seconds = time.perf_counter() - began
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
-    wal = Path(f"{run_db}-wal")
-    wal_bytes = wal.stat().st_size if wal.exists() else 0
+    if sqlite_path is not None:
+        wal = Path(f"{sqlite_path}-wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0
+    else:
+        wal_bytes = _wal_position(url) - wal_before
     began = time.perf_counter()
     engine.tick(at)
     idle = time.perf_counter() - began
@@ -437,6 +499,7 @@ class TickBench:
     due: int
     runs: int
     profile: str | None = None
+    store: str = "sqlite"
 
 
 def run(
@@ -448,11 +511,24 @@ def run(
     profile: bool = False,
     log: bool = True,
     keep_largest: Path | None = None,
+    store: str = "sqlite",
 ) -> TickBench:
     """``keep_largest``: move the largest built store there afterwards (``bench/run.py`` hands
-    it to the reconcile benchmark) instead of deleting it."""
+    it to the reconcile benchmark) instead of deleting it (SQLite only).
+
+    ``store="postgresql"``: each built store is copied into a database of its own on a
+    throwaway PostgreSQL server with its durable defaults (``tactful.pgcluster``;
+    ``TACTFUL_TEST_PG`` names an existing server); raises ``Unavailable`` without one."""
     settings = starter_settings()
     profile_text: str | None = None
+    cluster = None
+    if store == "postgresql":
+        from tactful import pgcluster
+
+        try:
+            cluster = pgcluster.start(durable=True, settings=PG_SETTINGS)
+        except pgcluster.ClusterUnavailable as exc:
+            raise Unavailable(str(exc)) from exc
     work = Path(tempfile.mkdtemp(prefix="tactful-bench-tick-", dir=work_dir))
     try:
         templates = make_templates(settings, work)
@@ -461,6 +537,8 @@ def run(
             sets = runs + (1 if profile and persons == max(populations) else 0)
             d = min(due, persons // sets)
             built = build_store(work / f"built-{persons}.db", persons, d, templates, settings, sets)
+            if cluster is not None:
+                built = copy_into_postgresql(built, cluster.new_database(f"tick{persons}"))
             if log:
                 print(
                     f"  P={persons:,}: built in {built.seconds:.1f}s ({mb(built.size)} MB)",
@@ -494,13 +572,17 @@ def run(
                 + text[max(text.find("   ncalls"), 0) :].rstrip()
             )
         for result in results:
+            if result.built.url is not None:
+                continue  # the server goes below
             if keep_largest is not None and result.built is largest:
                 shutil.move(result.built.path, keep_largest)
             else:
                 result.built.path.unlink()
-        return TickBench(results, due, runs, profile_text)
+        return TickBench(results, due, runs, profile_text, store)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if cluster is not None:
+            cluster.stop()
 
 
 def report(bench: TickBench) -> str:
@@ -542,28 +624,49 @@ def report(bench: TickBench) -> str:
                     "state chg / entered / exited",
                 ],
                 rows,
-                title=f"Engine.tick(T) firing the due timers (starter config; median of "
-                f"{bench.runs}, each in a fresh process firing its own due set)",
+                title=f"Engine.tick(T) firing the due timers on {STORE_LABELS[bench.store]} "
+                f"(starter config; median of {bench.runs}, each in a fresh process firing its "
+                "own due set)",
             ),
             "  every person has a timer; each run's due set falls in the hour before its moment, "
             "the others after the last run's; idle tick = a second tick at the same moment "
             "(nothing due): the fixed cost; WAL MB = "
-            "pages the tick wrote (it commits without waiting for the flush); peak RSS = the "
-            "tick process's high-water mark (it only opens the store and ticks), the highest "
-            "of the runs",
+            + (
+                "pages the tick wrote (it commits without waiting for the flush)"
+                if bench.store == "sqlite"
+                else "WAL the tick generated (pg_current_wal_insert_lsn; it commits with "
+                "synchronous_commit off); store MB = pg_database_size after VACUUM ANALYZE"
+            )
+            + "; peak RSS = the tick process's high-water mark (it only opens the store and "
+            "ticks), the highest of the runs"
+            + ("" if bench.store == "sqlite" else "; the server's own memory is not in it"),
             *(["", bench.profile] if bench.profile else []),
         ]
     )
 
 
+STORE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def section_names(store: str) -> tuple[str, str, str]:
+    """The summary's section names: the tick, the ratio, the memory."""
+    suffix = "" if store == "sqlite" else " (PostgreSQL)"
+    return (
+        f"Engine.tick{suffix}",
+        f"Engine.tick vs population{suffix}",
+        f"memory: Engine.tick{suffix}",
+    )
+
+
 def summary_rows(bench: TickBench) -> list[Row]:
     """The section's lines of the combined summary (``bench/run.py``)."""
+    tick_name, ratio_name, memory_name = section_names(bench.store)
     rows = []
     for r in bench.results:
         fired = r.runs[-1].fired
         rows.append(
             Row(
-                "Engine.tick",
+                tick_name,
                 f"{num(fired)} due among {num(r.built.persons)} persons",
                 secs(r.median_seconds),
                 peak_rss=mb(r.peak_kb, kib=True),
@@ -579,7 +682,7 @@ def summary_rows(bench: TickBench) -> list[Row]:
         grow = last.built.persons / first.built.persons
         rows.append(
             Row(
-                "Engine.tick vs population",
+                ratio_name,
                 f"{num(first.built.persons)} → {num(last.built.persons)} persons (×{grow:,.0f})",
                 f"{secs(first.median_seconds)} → {secs(last.median_seconds)} (×{ratio:.2f})",
                 f"independent of population (≤ ×{TICK_FLAT_RATIO})",
@@ -591,14 +694,17 @@ def summary_rows(bench: TickBench) -> list[Row]:
         mem = last.peak_kb / first.peak_kb if first.peak_kb else float("nan")
         rows.append(
             Row(
-                "memory: Engine.tick",
+                memory_name,
                 f"peak RSS, {num(first.built.persons)} → {num(last.built.persons)} persons",
                 f"{mb(first.peak_kb, kib=True)} → {mb(last.peak_kb, kib=True)} MB (×{mem:.2f})",
                 f"flat in persons (≤ ×{FLAT_RATIO})",
                 verdict(mem <= FLAT_RATIO),
                 mb(last.peak_kb, kib=True),
                 "each tick in its own process; includes SQLite's page cache, which grows with "
-                "the pages read, up to the store's cache_size",
+                "the pages read, up to the store's cache_size"
+                if bench.store == "sqlite"
+                else "each tick in its own process (the client: PostgreSQL's own memory, "
+                "shared_buffers 128 MB, is the server's)",
             )
         )
     return rows
@@ -632,21 +738,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="move the largest built store to PATH instead of deleting it",
     )
     parser.add_argument(
+        "--store",
+        choices=tuple(STORE_LABELS),
+        default="sqlite",
+        help="postgresql: each built store copied into a database on a throwaway server "
+        "(tactful.pgcluster; TACTFUL_TEST_PG names an existing server)",
+    )
+    parser.add_argument(
         "--json-out", default=None, metavar="FILE", help="also write the report and summary rows"
     )
     args = parser.parse_args(argv)
     if args.due < 1 or args.runs < 1 or any(p < 1 for p in args.persons):
         parser.error("--persons, --due and --runs must be positive")
+    if args.store != "sqlite" and args.keep_largest is not None:
+        parser.error("--keep-largest keeps a SQLite store (the reconcile benchmark's)")
     print(f"machine: {machine()}", file=sys.stderr)
     load_before = load_now()
-    bench = run(
-        args.persons,
-        args.due,
-        args.runs,
-        work_dir=args.work_dir,
-        profile=args.profile,
-        keep_largest=args.keep_largest,
-    )
+    try:
+        bench = run(
+            args.persons,
+            args.due,
+            args.runs,
+            work_dir=args.work_dir,
+            profile=args.profile,
+            keep_largest=args.keep_largest,
+            store=args.store,
+        )
+    except Unavailable as exc:
+        text = f"PostgreSQL unavailable: {exc}"
+        print(text)
+        write_result(
+            args.json_out,
+            text,
+            [
+                Row(
+                    section_names(args.store)[0],
+                    f"1,000 due among {num(max(args.persons))} persons",
+                    "unavailable",
+                    met="unavailable",
+                    notes=str(exc),
+                )
+            ],
+        )
+        return 0
     print(f"machine: {machine()}")
     print(f"tactful: {code_version()}")
     print(f"load average before/after: {load_before} / {load_now()}")

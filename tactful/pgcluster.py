@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -100,12 +100,13 @@ class Cluster:
         self.datadir = None
 
 
-def start(*, durable: bool = False) -> Cluster:
+def start(*, durable: bool = False, settings: Mapping[str, str] | None = None) -> Cluster:
     """Start (or reuse, with ``TACTFUL_TEST_PG``) a server; raise ClusterUnavailable.
 
     A throwaway server does not flush to disk (``fsync=off``, ``synchronous_commit=off``),
     which suits tests; ``durable=True`` keeps PostgreSQL's defaults, as a production server
-    would have them (for benchmarks of acknowledged writes)."""
+    would have them (for benchmarks of acknowledged writes). ``settings``: further server
+    settings (``{"shared_buffers": "2GB"}``), after the defaults here."""
     existing = os.environ.get(ENV_URL)
     if existing:
         return Cluster(existing)
@@ -150,6 +151,8 @@ def start(*, durable: bool = False) -> Cluster:
     )
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    for name, value in (settings or {}).items():
+        options += f" -c {name}={value}"
     started = subprocess.run(
         [
             *run_as,

@@ -90,3 +90,42 @@ def test_webhook_bench_drives_two_postgresql_processes(tmp_path: Path) -> None:
     assert row["measured"].endswith(" ms") and "/s, p50 " in row["measured"]
     assert "errors 0" in row["notes"]
     assert "2 processes on one store" in done.stdout
+
+
+def test_tick_bench_on_postgresql_fires_every_due_timer(tmp_path: Path) -> None:
+    """The PostgreSQL case of the tick benchmark: each built store copied into a database of
+    its own, ticked in rounds. Figures are not checked, only that every run fired its whole due
+    set from the copied rows and the rows name the store."""
+    out = tmp_path / "tick.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "tick.py"),
+            "--store",
+            "postgresql",
+            "--persons",
+            "300",
+            "1200",
+            "--due",
+            "50",
+            "--runs",
+            "2",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    ticks = [r for r in rows if r["section"] == "Engine.tick (PostgreSQL)"]
+    assert [r["case"] for r in ticks] == ["50 due among 300 persons", "50 due among 1,200 persons"]
+    assert {r["section"] for r in rows} == {
+        "Engine.tick (PostgreSQL)",
+        "Engine.tick vs population (PostgreSQL)",
+        "memory: Engine.tick (PostgreSQL)",
+    }
+    assert "on PostgreSQL" in done.stdout
+    assert "P=1,200 tick 2/2: 50 timers fired" in done.stderr
