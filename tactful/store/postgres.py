@@ -204,6 +204,23 @@ class PgTx(SqlTx):
             )
         return first_new(rows, new_keys)
 
+    def _upsert_persons(self, values: list[tuple[Any, ...]]) -> None:
+        """As ``SqlTx._upsert_persons``, as one statement per 2,000 persons (columns as
+        arrays). Row by row (``executemany``), 1,000 persons of a tick took either about
+        20 ms or about 225 ms, varying from one tick to the next; as one statement, ~20 ms.
+        A person saved twice keeps its last row (one statement may change a row once)."""
+        last = list({v[0]: v for v in values}.values())
+        for chunk in chunks(last, 2000):
+            self.conn.execute(
+                "INSERT INTO persons (person_id, facts, state, support_state, created_us, "
+                "wake_us) SELECT p, f, s, ss, c, w FROM unnest(?::text[], ?::bytea[], "
+                "?::bytea[], ?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY "
+                "AS u(p, f, s, ss, c, w, n) ORDER BY n ON CONFLICT (person_id) DO UPDATE SET "
+                "facts = excluded.facts, state = excluded.state, "
+                "support_state = excluded.support_state, wake_us = excluded.wake_us",
+                tuple(list(column) for column in zip(*chunk, strict=True)),
+            )
+
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
         """Claim due timers: skip persons another transaction is working on right now."""
         self._hold_whole(exclusive=False)

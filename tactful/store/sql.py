@@ -402,11 +402,7 @@ class SqlTx(SqlQueries):
         stored = stored or {}
         if self.COUNTS_STATES:
             self._count_states(rows)
-        self.conn.executemany(
-            "INSERT INTO persons (person_id, facts, state, support_state, created_us, wake_us) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET "
-            "facts = excluded.facts, state = excluded.state, "
-            "support_state = excluded.support_state, wake_us = excluded.wake_us",
+        self._upsert_persons(
             [
                 (
                     r.person_id,
@@ -417,7 +413,7 @@ class SqlTx(SqlQueries):
                     None if r.wake is None else records.to_us(r.wake),
                 )
                 for r in rows
-            ],
+            ]
         )
         known = new | stored.keys()
         unknown = [(r.person_id,) for r in rows if r.person_id not in known]
@@ -458,6 +454,17 @@ class SqlTx(SqlQueries):
                 for purpose, latest in r.facts.consent
             ],
         )
+
+    UPSERT_PERSONS = (
+        "INSERT INTO persons (person_id, facts, state, support_state, created_us, wake_us) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET "
+        "facts = excluded.facts, state = excluded.state, "
+        "support_state = excluded.support_state, wake_us = excluded.wake_us"
+    )
+
+    def _upsert_persons(self, values: list[tuple[Any, ...]]) -> None:
+        """(person_id, facts, state, support_state, created_us, wake_us) rows, in order."""
+        self.conn.executemany(self.UPSERT_PERSONS, values)
 
     # Whether persons per support state are kept in ``state_counts`` (SQLite, migration 9).
     COUNTS_STATES = False
