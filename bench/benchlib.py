@@ -253,6 +253,16 @@ def write_result(path: str | os.PathLike[str] | None, report: str, rows: Sequenc
     )
 
 
+def write_unavailable(
+    path: str | os.PathLike[str] | None, section: str, case: str, reason: str
+) -> None:
+    """A section that cannot run here (no PostgreSQL server): says so, and writes one
+    "unavailable" row with the reason instead of figures."""
+    text = f"PostgreSQL unavailable: {reason}"
+    print(text)
+    write_result(path, text, [Row(section, case, "unavailable", met="unavailable", notes=reason)])
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """The nearest-rank ``q`` percentile (0 < q <= 100) of already sorted values."""
     if not sorted_values:

@@ -60,6 +60,7 @@ from benchlib import (
     verdict,
     vm_hwm_kb,
     write_result,
+    write_unavailable,
 )
 
 from tactful.config import Settings, settings_from_toml, starter_config_text
@@ -538,7 +539,13 @@ def run(
             d = min(due, persons // sets)
             built = build_store(work / f"built-{persons}.db", persons, d, templates, settings, sets)
             if cluster is not None:
-                built = copy_into_postgresql(built, cluster.new_database(f"tick{persons}"))
+                import psycopg
+
+                try:
+                    url = cluster.new_database(f"tick{persons}")
+                except psycopg.Error as exc:
+                    raise Unavailable(f"cannot create a database: {exc}") from exc
+                built = copy_into_postgresql(built, url)
             if log:
                 print(
                     f"  P={persons:,}: built in {built.seconds:.1f}s ({mb(built.size)} MB)",
@@ -765,21 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             store=args.store,
         )
     except Unavailable as exc:
-        text = f"PostgreSQL unavailable: {exc}"
-        print(text)
-        write_result(
-            args.json_out,
-            text,
-            [
-                Row(
-                    section_names(args.store)[0],
-                    f"1,000 due among {num(max(args.persons))} persons",
-                    "unavailable",
-                    met="unavailable",
-                    notes=str(exc),
-                )
-            ],
-        )
+        case = f"{num(args.due)} due among {num(max(args.persons))} persons"
+        write_unavailable(args.json_out, section_names(args.store)[0], case, str(exc))
         return 0
     print(f"machine: {machine()}")
     print(f"tactful: {code_version()}")

@@ -48,6 +48,7 @@ from benchlib import (
     verdict,
     vm_hwm_kb,
     write_result,
+    write_unavailable,
 )
 
 from tactful.zendesk.signing import sign
@@ -556,21 +557,8 @@ def main() -> None:
             bare=not args.no_bare,
         )
     except Unavailable as exc:
-        text = f"PostgreSQL unavailable: {exc}"
-        print(text)
-        write_result(
-            args.json_out,
-            text,
-            [
-                Row(
-                    "webhooks (acks)",
-                    labels(args.store, args.processes)[1],
-                    "unavailable",
-                    met="unavailable",
-                    notes=str(exc),
-                )
-            ],
-        )
+        case = labels(args.store, args.processes)[1]
+        write_unavailable(args.json_out, "webhooks (acks)", case, str(exc))
         return
     text = report(bench)
     print(text)

@@ -228,8 +228,9 @@ class SqlQueries:
         ).fetchall()
         return [(pid, None if granted is None else bool(granted)) for pid, granted in rows]
 
-    # Persons per support state. SQLite keeps them counted (``state_counts``, by triggers:
-    # migration 9); PostgreSQL counts them from its support_state index.
+    # Persons per support state. SQLite keeps them counted (``state_counts``, migration 9:
+    # ``SqlTx.save_persons`` adds each save's changes, a trigger takes out deletions);
+    # PostgreSQL counts them from its support_state index.
     STATE_COUNTS_SQL = "SELECT support_state, COUNT(*) FROM persons GROUP BY support_state"
 
     def state_counts(self) -> dict[str, int]:

@@ -417,3 +417,22 @@ def test_state_counts_follow_every_change_of_the_persons() -> None:
     check({"open_ticket": 1, "clear": 1})
     h.engine.replay()
     check({"open_ticket": 1, "clear": 1})
+
+
+def test_a_person_saved_twice_in_one_save_keeps_the_last_row() -> None:
+    """Both stores: the later row of a person wins (PostgreSQL saves a batch of persons as one
+    statement, which may change a row only once) and is counted once."""
+    from tactful.core.state import PersonFacts
+    from tactful.store.base import PersonRow
+
+    h = harness(CONFIG)
+    rows = [
+        PersonRow("p-twice", PersonFacts(), {"support_state": state}, {}, None, 0)
+        for state in ("open_ticket", "refund_risk")
+    ]
+    with h.engine.store.transaction() as tx:
+        tx.save_persons(rows, new={"p-twice"})
+    with h.engine.store.reader() as reader:
+        assert reader.state_counts() == {"refund_risk": 1}
+        (saved,) = reader.load_persons(["p-twice"]).values()
+    assert saved.state["support_state"] == "refund_risk"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,17 @@ def _rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
     with engine.store.reader() as reader:
         conn: Any = reader.conn  # type: ignore[attr-defined]
         return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> Engine:
+    """Undo migrations with ``undo(conn)`` in one transaction, close the store, and open it
+    again: the opening migrates it back to the latest version."""
+    with engine.store.transaction() as tx:
+        undo(tx.conn)  # type: ignore[attr-defined]
+    engine.store.close()
+    engine = Engine(engine.rules, open_store(url))
+    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    return engine
 
 
 def _back_to_8(conn: Any, dialect: str) -> None:
@@ -74,16 +86,14 @@ def test_migration_7_keeps_memberships_and_fills_consents_from_facts(
     consents = _rows(engine, "SELECT * FROM consents ORDER BY person_id, purpose")
     assert len(consents) == 12  # 4 x (ads, email) + 4 x ads
     assert {(p, g) for _, p, g in consents} == {("ads", 1), ("ads", 0), ("email", 0)}
+
     # Back to version 6 as far as migration 7's backfill is concerned: no consents table.
-    with engine.store.transaction() as tx:
-        conn: Any = tx.conn  # type: ignore[attr-defined]
+    def undo(conn: Any) -> None:
         _back_to_7(conn, store_kind)
         conn.execute("DROP TABLE consents")
         conn.execute("DELETE FROM schema_migrations WHERE version = 7")
-    engine.store.close()
 
-    engine = Engine(rules, open_store(url))  # migrates again
-    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    engine = _migrated_again(engine, url, undo)
     assert _rows(engine, memberships) == before
     assert _rows(engine, "SELECT * FROM consents ORDER BY person_id, purpose") == consents
     # and the engine goes on writing both
@@ -106,13 +116,7 @@ def test_migration_8_moves_each_timer_into_its_person(tmp_path: Path, store_kind
     wakes = _rows(engine, "SELECT person_id, wake_us FROM persons ORDER BY 1")
     assert len(wakes) == 8 and all(w is not None for _, w in wakes)
     # Back to version 7: the timers in a table of their own, no column.
-    with engine.store.transaction() as tx:
-        conn: Any = tx.conn  # type: ignore[attr-defined]
-        _back_to_7(conn, store_kind)
-    engine.store.close()
-
-    engine = Engine(rules, open_store(url))  # migrates again
-    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    engine = _migrated_again(engine, url, lambda conn: _back_to_7(conn, store_kind))
     assert _rows(engine, "SELECT person_id, wake_us FROM persons ORDER BY 1") == wakes
     # and the timers fire from the column: everyone leaves "recent" 3 days after the ticket
     stats = engine.tick(at(days=20))
@@ -126,13 +130,7 @@ def test_migration_9_counts_the_persons_already_stored(tmp_path: Path, store_kin
     rules = rules_from_settings(settings_from_toml(CONFIG, environ={}))
     engine = Engine(rules, open_store(url))
     engine.apply([user(i) for i in range(1, 6)])
-    with engine.store.transaction() as tx:
-        conn: Any = tx.conn  # type: ignore[attr-defined]
-        _back_to_8(conn, store_kind)
-    engine.store.close()
-
-    engine = Engine(rules, open_store(url))  # migrates again
-    assert _rows(engine, "SELECT MAX(version) FROM schema_migrations") == [(LATEST_VERSION,)]
+    engine = _migrated_again(engine, url, lambda conn: _back_to_8(conn, store_kind))
     with engine.store.reader() as reader:
         assert reader.state_counts() == {"clear": 5}
     # and the counts follow the persons from then on
