@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,52 @@ def write_result(path: str | os.PathLike[str] | None, report: str, rows: Sequenc
     Path(path).write_text(
         json.dumps({"report": report, "rows": [r.as_json() for r in rows]}), encoding="utf-8"
     )
+
+
+STORE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+STARTER_URL_LINE = 'url = "sqlite:///tactful.db"'
+
+
+def sqlite_url(db: Path) -> str:
+    return f"sqlite:///{db.as_posix()}"
+
+
+def config_text(url: str) -> str:
+    """The starter ``tactful.toml`` with its store URL replaced by ``url``."""
+    from tactful.config import starter_config_text
+
+    text = starter_config_text()
+    if STARTER_URL_LINE not in text:
+        raise SystemExit(f"the starter config no longer contains {STARTER_URL_LINE!r}")
+    return text.replace(STARTER_URL_LINE, f'url = "{url}"')
+
+
+class Unavailable(Exception):
+    """The store (or its server) cannot be used here: the section reports why instead of
+    figures."""
+
+
+def pg_cluster(*, durable: bool = False, settings: dict[str, str] | None = None) -> Any:
+    """A PostgreSQL server (``tactful.pgcluster``: a throwaway one, or ``TACTFUL_TEST_PG``);
+    ``Unavailable`` when there is none."""
+    try:
+        from tactful import pgcluster
+    except ImportError as exc:
+        raise Unavailable(f"tactful.pgcluster cannot be imported: {exc}") from exc
+    try:
+        return pgcluster.start(durable=durable, settings=settings)
+    except pgcluster.ClusterUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
+
+
+def pg_database(cluster: Any, prefix: str) -> str:
+    """A fresh database on ``cluster``; ``Unavailable`` when it cannot be created."""
+    import psycopg
+
+    try:
+        return str(cluster.new_database(prefix))
+    except psycopg.Error as exc:
+        raise Unavailable(f"cannot create a database: {exc}") from exc
 
 
 def write_unavailable(

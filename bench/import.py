@@ -45,16 +45,22 @@ from benchlib import (
     FLAT_RATIO,
     IMPORT_TARGET,
     NO_TARGET,
+    STORE_LABELS,
     Row,
+    Unavailable,
     code_version,
+    config_text,
     dir_bytes,
     load_now,
     machine,
     mb,
     median,
     num,
+    pg_cluster,
+    pg_database,
     run_child,
     secs,
+    sqlite_url,
     table,
     verdict,
     vm_hwm_kb,
@@ -64,31 +70,11 @@ from benchlib import (
 from tactful.sample import SampleFiles, generate_exports
 
 TARGET = IMPORT_TARGET  # records/s (the issue's target on a 2-core machine, for SQLite)
-STORE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 DEFAULT_PERSONS = (10_000, 30_000, 100_000)
-STARTER_URL_LINE = 'url = "sqlite:///tactful.db"'
 OPEN = ("new", "open", "pending", "hold")
 
 
 # --------------------------------------------------------------------------- configuration
-
-
-def sqlite_url(db: Path) -> str:
-    return f"sqlite:///{db.as_posix()}"
-
-
-def config_text(url: str) -> str:
-    """The starter ``tactful.toml`` with its store URL replaced by ``url``."""
-    from tactful.config import starter_config_text
-
-    text = starter_config_text()
-    if STARTER_URL_LINE not in text:
-        raise SystemExit(f"the starter config no longer contains {STARTER_URL_LINE!r}")
-    return text.replace(STARTER_URL_LINE, f'url = "{url}"')
-
-
-class Unavailable(Exception):
-    """The store (or its server) cannot be used here yet: the section reports why."""
 
 
 def remove_db(db: Path) -> None:
@@ -241,14 +227,7 @@ class StoreTarget:
         self.work = work
         self.cluster: Any = None
         if kind == "postgresql":
-            try:
-                from tactful import pgcluster
-            except ImportError as exc:
-                raise Unavailable(f"tactful.pgcluster cannot be imported: {exc}") from exc
-            try:
-                self.cluster = pgcluster.start()
-            except pgcluster.ClusterUnavailable as exc:
-                raise Unavailable(f"ClusterUnavailable: {exc}") from exc
+            self.cluster = pg_cluster()
 
     @property
     def label(self) -> str:
@@ -260,7 +239,7 @@ class StoreTarget:
             db = self.work / f"{name}.db"
             remove_db(db)
             return sqlite_url(db), db
-        return str(self.cluster.new_database("bench")), None
+        return pg_database(self.cluster, "bench"), None
 
     def size(self, url: str) -> int:
         """The PostgreSQL database's size in bytes (SQLite's is measured by the worker)."""

@@ -46,16 +46,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
     FLAT_RATIO,
+    STORE_LABELS,
     TICK_FLAT_RATIO,
     Row,
+    Unavailable,
     code_version,
     load_now,
     machine,
     mb,
     median,
     num,
+    pg_cluster,
+    pg_database,
     run_child,
     secs,
+    sqlite_url,
     table,
     verdict,
     vm_hwm_kb,
@@ -72,7 +77,7 @@ from tactful.engine import CLOCK_KEY, SALT_KEY, Engine, rules_from_settings
 from tactful.identity_graph import person_id_for
 from tactful.store.base import PersonRow
 from tactful.store.records import dump_facts, dump_state, dump_ticket, to_us
-from tactful.store.sqlite import SQLiteTx, open_store
+from tactful.store.sqlite import SQLiteTx, open_store, sqlite_path
 
 DEFAULT_POPULATIONS = (10_000, 100_000, 1_000_000)
 T = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)  # the tick's target moment
@@ -110,7 +115,7 @@ class Template:
 def make_templates(settings: Settings, work: Path) -> list[Template]:
     """Let the engine import a few customers; read back what it stored for each."""
     db = work / "template.db"
-    store = open_store(f"sqlite:///{db.as_posix()}")
+    store = open_store(sqlite_url(db))
     engine = Engine(rules_from_settings(settings), store)
     created = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
     events = []
@@ -226,7 +231,7 @@ class Built:
 
     @property
     def store_url(self) -> str:
-        return self.url or f"sqlite:///{self.path.as_posix()}"
+        return self.url or sqlite_url(self.path)
 
 
 def run_moment(r: int) -> datetime:
@@ -251,7 +256,7 @@ def build_store(
     seconds for the due persons and whole minutes for the others).
     """
     began = time.perf_counter()
-    store = open_store(f"sqlite:///{path.as_posix()}")  # the schema, by the store's migrations
+    store = open_store(sqlite_url(path))  # the schema, by the store's migrations
     store.close()
     holdouts = {s.name: s.holdout for s in settings.segments}
     rng = random.Random(persons * 7919 + due)
@@ -369,10 +374,6 @@ COPIED_TABLES = {
 PG_SETTINGS = {"shared_buffers": "2GB"}
 
 
-class Unavailable(RuntimeError):
-    """No PostgreSQL server to benchmark on."""
-
-
 def copy_into_postgresql(built: Built, url: str) -> Built:
     """The built SQLite store's rows in a fresh PostgreSQL database (its schema made by the
     store's migrations), with ``COPY``; then ``VACUUM ANALYZE``, as a database that has been
@@ -457,8 +458,8 @@ def _wal_position(url: str) -> int:
 
 
 def _tick(url: str, at: datetime, settings: Settings, profile: Path | None) -> TickRun:
-    sqlite_path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:") else None
-    wal_before = _wal_position(url) if sqlite_path is None else 0
+    wal = Path(f"{sqlite_path(url)}-wal") if url.startswith("sqlite:") else None
+    wal_before = _wal_position(url) if wal is None else 0
     store = open_store(url)
     engine = Engine(rules_from_settings(settings), store)
     profiler = cProfile.Profile() if profile else None
@@ -472,8 +473,7 @@ def _tick(url: str, at: datetime, settings: Settings, profile: Path | None) -> T
     seconds = time.perf_counter() - began
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
-    if sqlite_path is not None:
-        wal = Path(f"{sqlite_path}-wal")
+    if wal is not None:
         wal_bytes = wal.stat().st_size if wal.exists() else 0
     else:
         wal_bytes = _wal_position(url) - wal_before
@@ -524,12 +524,7 @@ def run(
     profile_text: str | None = None
     cluster = None
     if store == "postgresql":
-        from tactful import pgcluster
-
-        try:
-            cluster = pgcluster.start(durable=True, settings=PG_SETTINGS)
-        except pgcluster.ClusterUnavailable as exc:
-            raise Unavailable(str(exc)) from exc
+        cluster = pg_cluster(durable=True, settings=PG_SETTINGS)
     work = Path(tempfile.mkdtemp(prefix="tactful-bench-tick-", dir=work_dir))
     try:
         templates = make_templates(settings, work)
@@ -539,13 +534,7 @@ def run(
             d = min(due, persons // sets)
             built = build_store(work / f"built-{persons}.db", persons, d, templates, settings, sets)
             if cluster is not None:
-                import psycopg
-
-                try:
-                    url = cluster.new_database(f"tick{persons}")
-                except psycopg.Error as exc:
-                    raise Unavailable(f"cannot create a database: {exc}") from exc
-                built = copy_into_postgresql(built, url)
+                built = copy_into_postgresql(built, pg_database(cluster, f"tick{persons}"))
             if log:
                 print(
                     f"  P={persons:,}: built in {built.seconds:.1f}s ({mb(built.size)} MB)",
@@ -650,9 +639,6 @@ def report(bench: TickBench) -> str:
             *(["", bench.profile] if bench.profile else []),
         ]
     )
-
-
-STORE_LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 def section_names(store: str) -> tuple[str, str, str]:

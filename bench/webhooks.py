@@ -37,13 +37,19 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import (
+    STORE_LABELS,
     WEBHOOK_P99_TARGET_MS,
     WEBHOOK_RATE_TARGET,
     Row,
+    Unavailable,
+    config_text,
     free_port,
     mb,
     median,
+    pg_cluster,
+    pg_database,
     serve_argv,
+    sqlite_url,
     table,
     verdict,
     vm_hwm_kb,
@@ -347,13 +353,9 @@ class WebhookBench:
     processes: int
 
 
-class Unavailable(RuntimeError):
-    """The PostgreSQL server cannot be had here."""
-
-
 def labels(store: str, processes: int) -> tuple[str, str]:
     """The case's name in the section's table, and in the summary's ``case`` column."""
-    label = "SQLite" if store == "sqlite" else "PostgreSQL"
+    label = STORE_LABELS[store]
     servers = "tactful serve" if processes == 1 else f"{processes} tactful serve processes"
     return f"{servers} ({label}, fsync per commit)", f"{servers}, {label}, fsync per commit"
 
@@ -398,25 +400,14 @@ def run(
                 rounds,
                 seconds,
             )
-        from tactful.config import starter_config_text
-
-        url = f"sqlite:///{tmp}/bench.db"
+        url = sqlite_url(Path(tmp, "bench.db"))
         if store == "postgresql":
-            from tactful import pgcluster
-
-            try:  # a server as production runs it: every commit flushed (fsync on)
-                cluster = pgcluster.start(durable=True)
-            except pgcluster.ClusterUnavailable as exc:
-                raise Unavailable(str(exc)) from exc
+            # a server as production runs it: every commit flushed (fsync on)
+            cluster = pg_cluster(durable=True)
         try:
             if cluster is not None:
-                import psycopg
-
-                try:
-                    url = cluster.new_database("bench")
-                except psycopg.Error as exc:
-                    raise Unavailable(f"cannot create a database: {exc}") from exc
-            text = starter_config_text().replace('url = "sqlite:///tactful.db"', f'url = "{url}"')
+                url = pg_database(cluster, "bench")
+            text = config_text(url)
             text = text.replace("[zendesk]", f'[zendesk]\nwebhook_secret = "{SECRET}"', 1)
             config = Path(tmp, "tactful.toml")
             config.write_text(text)

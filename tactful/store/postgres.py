@@ -43,7 +43,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tactful.store import records
 from tactful.store.base import EventRow, StoreConflict, StoreError
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
-from tactful.store.sql import SqlQueries, SqlTx, chunks, first_new
+from tactful.store.sql import (
+    PERSON_COLUMNS,
+    PERSON_UPSERT,
+    SqlQueries,
+    SqlTx,
+    chunks,
+    first_new,
+)
 
 try:
     import psycopg
@@ -212,12 +219,9 @@ class PgTx(SqlTx):
         last = list({v[0]: v for v in values}.values())
         for chunk in chunks(last, 2000):
             self.conn.execute(
-                "INSERT INTO persons (person_id, facts, state, support_state, created_us, "
-                "wake_us) SELECT p, f, s, ss, c, w FROM unnest(?::text[], ?::bytea[], "
-                "?::bytea[], ?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY "
-                "AS u(p, f, s, ss, c, w, n) ORDER BY n ON CONFLICT (person_id) DO UPDATE SET "
-                "facts = excluded.facts, state = excluded.state, "
-                "support_state = excluded.support_state, wake_us = excluded.wake_us",
+                f"INSERT INTO persons ({PERSON_COLUMNS}) SELECT p, f, s, ss, c, w FROM "
+                "unnest(?::text[], ?::bytea[], ?::bytea[], ?::text[], ?::bigint[], ?::bigint[]) "
+                f"WITH ORDINALITY AS u(p, f, s, ss, c, w, n) ORDER BY n {PERSON_UPSERT}",
                 tuple(list(column) for column in zip(*chunk, strict=True)),
             )
 

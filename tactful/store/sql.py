@@ -62,6 +62,14 @@ def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+# A person's row as ``SqlTx.save_persons`` writes it, and what an existing row takes from it.
+PERSON_COLUMNS = "person_id, facts, state, support_state, created_us, wake_us"
+PERSON_UPSERT = (
+    "ON CONFLICT (person_id) DO UPDATE SET facts = excluded.facts, state = excluded.state, "
+    "support_state = excluded.support_state, wake_us = excluded.wake_us"
+)
+
+
 def first_new(rows: Sequence[EventRow], new_keys: set[str]) -> list[bool]:
     """For each row, whether it was inserted: its key is among those the insert returned,
     and it is the first row with that key (a later one with the same key was skipped)."""
@@ -456,16 +464,11 @@ class SqlTx(SqlQueries):
             ],
         )
 
-    UPSERT_PERSONS = (
-        "INSERT INTO persons (person_id, facts, state, support_state, created_us, wake_us) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET "
-        "facts = excluded.facts, state = excluded.state, "
-        "support_state = excluded.support_state, wake_us = excluded.wake_us"
-    )
-
     def _upsert_persons(self, values: list[tuple[Any, ...]]) -> None:
-        """(person_id, facts, state, support_state, created_us, wake_us) rows, in order."""
-        self.conn.executemany(self.UPSERT_PERSONS, values)
+        """``PERSON_COLUMNS`` rows, in order."""
+        self.conn.executemany(
+            f"INSERT INTO persons ({PERSON_COLUMNS}) VALUES ({marks(6)}) {PERSON_UPSERT}", values
+        )
 
     # Whether persons per support state are kept in ``state_counts`` (SQLite, migration 9).
     COUNTS_STATES = False

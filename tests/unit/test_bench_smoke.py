@@ -15,26 +15,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_run_prints_the_summary_table(tmp_path: Path) -> None:
+def _bench(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with ``args`` in a child process; it must exit 0."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--quick",
-            "--only",
-            "import-sqlite",
-            "--import-persons",
-            "150",
-            "300",
-            "--work-dir",
-            str(tmp_path),
-        ],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_bench_run_prints_the_summary_table(tmp_path: Path) -> None:
+    done = _bench(
+        "run.py",
+        "--quick",
+        "--only",
+        "import-sqlite",
+        "--import-persons",
+        "150",
+        "300",
+        "--work-dir",
+        str(tmp_path),
+        timeout=120,
+    )
     out = done.stdout
     summary = out[out.index("Summary (medians") :].splitlines()
     header = summary[1]
@@ -59,30 +65,23 @@ def test_webhook_bench_drives_two_postgresql_processes(tmp_path: Path) -> None:
     PostgreSQL database, each with its own client; one short round. Figures are not checked,
     only that both processes answered every request and the row says what was measured."""
     out = tmp_path / "webhooks.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "webhooks.py"),
-            "--store",
-            "postgresql",
-            "--processes",
-            "2",
-            "--no-bare",
-            "--rounds",
-            "1",
-            "--seconds",
-            "2",
-            "--requests",
-            "200",
-            "--json-out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = _bench(
+        "webhooks.py",
+        "--store",
+        "postgresql",
+        "--processes",
+        "2",
+        "--no-bare",
+        "--rounds",
+        "1",
+        "--seconds",
+        "2",
+        "--requests",
+        "200",
+        "--json-out",
+        str(out),
         timeout=180,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 1  # no bare-app row
     (row,) = rows
@@ -97,28 +96,21 @@ def test_tick_bench_on_postgresql_fires_every_due_timer(tmp_path: Path) -> None:
     its own, ticked in rounds. Figures are not checked, only that every run fired its whole due
     set from the copied rows and the rows name the store."""
     out = tmp_path / "tick.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "tick.py"),
-            "--store",
-            "postgresql",
-            "--persons",
-            "300",
-            "1200",
-            "--due",
-            "50",
-            "--runs",
-            "2",
-            "--json-out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    done = _bench(
+        "tick.py",
+        "--store",
+        "postgresql",
+        "--persons",
+        "300",
+        "1200",
+        "--due",
+        "50",
+        "--runs",
+        "2",
+        "--json-out",
+        str(out),
         timeout=180,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr
     rows = json.loads(out.read_text())["rows"]
     ticks = [r for r in rows if r["section"] == "Engine.tick (PostgreSQL)"]
     assert [r["case"] for r in ticks] == ["50 due among 300 persons", "50 due among 1,200 persons"]
