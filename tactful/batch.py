@@ -52,6 +52,17 @@ from tactful.core.state import (
     ticket_fields,
 )
 from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
+from tactful.messages import (
+    HISTORY,
+    Image,
+    consent_row,
+    eligibility,
+    image_of,
+    membership_row,
+    net_rows,
+    nothing_to_say,
+    state_row,
+)
 from tactful.store import records
 from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
 from tactful.store.records import to_us
@@ -97,9 +108,30 @@ class _Person:
 
 
 class Batch:
-    def __init__(self, tx: Tx, rules: EngineRules, plan: IdentityPlan, salt: str) -> None:
+    """``history_before``: changes before this moment are history (an import of old data):
+    the outbox gets, per person, only the net change since what destinations were last told,
+    stamped ``history``. ``replaying``: nothing goes to the outbox (the replay tells the net
+    change of the whole recomputation itself)."""
+
+    def __init__(
+        self,
+        tx: Tx,
+        rules: EngineRules,
+        plan: IdentityPlan,
+        salt: str,
+        *,
+        history_before: datetime | None = None,
+        replaying: bool = False,
+    ) -> None:
         self.tx = tx
         self.rules = rules
+        self.history_before = history_before
+        self.replaying = replaying
+        self.segment_names = [s.name for s in rules.segments]
+        self.segment_rules = {s.name: s.when for s in rules.segments}
+        # persons with history changes in this batch: what they were last told, and when
+        self.told: dict[str, tuple[Image, datetime]] = {}
+        self.current: datetime | None = None  # the sweep's moment
         merges: list[tuple[str, str, datetime]] = []
         # The callback holds the list, not the batch: no reference cycle, so a batch is
         # freed as soon as it ends, without waiting for the garbage collector.
@@ -300,28 +332,15 @@ class Batch:
                     facts = facts.with_consent(purpose, Latest(event.at, event.key, granted))
         if facts == person.row.facts:
             return set()  # nothing changed
-        for purpose in ("ads", "email", "analytics"):
-            before, after = person.row.facts.consent_for(purpose), facts.consent_for(purpose)
-            if after is not None and before != after:
-                # Destinations of this purpose must forget (or may learn) this person.
-                self.outbox.append(
-                    OutboxRow(
-                        owner,
-                        "consent_changed",
-                        event.at,
-                        codec.exact(
-                            orjson.dumps(
-                                {
-                                    "person_id": owner,
-                                    "purpose": purpose,
-                                    "granted": after,
-                                    "occurred_at": event.at,
-                                },
-                                option=orjson.OPT_UTC_Z,
-                            )
-                        ),
-                    )
-                )
+        moment = event.at if self.current is None else self.current
+        if self._quiet(moment):
+            self._remember(owner, moment)
+        elif person.row.state:  # a person never told anything has no consent to revoke
+            for purpose in ("ads", "email", "analytics"):
+                before, after = person.row.facts.consent_for(purpose), facts.consent_for(purpose)
+                if after is not None and before != after:
+                    # Destinations of this purpose must forget (or may learn) this person.
+                    self._tell(owner, consent_row(owner, purpose, after, event.at))
         person.row.facts = facts
         person.values = None
         person.unsaved = True
@@ -380,37 +399,23 @@ class Batch:
             pid, values, row.memberships, self.rules.states, self.rules.segments, now
         )
         old = row.state
+        quiet = self._quiet(now)
+        if quiet:
+            self._remember(pid, now)
         changed = () if values == old else tuple(k for k, v in values.items() if old.get(k) != v)
+        eligible = eligibility(result.memberships, self.segment_names)
+        memberships = {k: m for k, m in result.memberships.items() if m.member}
         if changed:
             self.stats.state_changes += 1
             old_state = old.get("support_state")
             self.state_rows.append(
                 StateChangeRow(pid, now, old_state, result.support_state, changed)
             )
-            self.outbox.append(
-                OutboxRow(
-                    pid,
-                    "support_state_changed",
-                    now,
-                    codec.exact(
-                        orjson.dumps(
-                            {
-                                "person_id": pid,
-                                "old_state": old_state,
-                                "new_state": result.support_state,
-                                "changed": list(changed),
-                                "values": {k: values[k] for k in changed},
-                                "occurred_at": now,
-                            },
-                            option=orjson.OPT_UTC_Z,
-                        )
-                    ),
-                )
-            )
+            if not quiet and (old or not nothing_to_say(values, memberships)):
+                self._tell(pid, state_row(pid, old_state, values, changed, eligible, now))
             row.state = values
         for change in result.changes:
-            self._record_change(pid, change)
-        memberships = {k: m for k, m in result.memberships.items() if m.member}
+            self._record_change(pid, change, eligible, tell=not quiet)
         if changed or result.wake != row.wake or memberships != row.memberships:
             person.unsaved = True
         row.memberships = memberships
@@ -419,32 +424,49 @@ class Batch:
             heapq.heappush(self.timer_heap, (result.wake, pid))
         self.touched.add(pid)
 
-    def _record_change(self, pid: str, change: Change) -> None:
+    def _record_change(
+        self,
+        pid: str,
+        change: Change,
+        eligible: dict[str, bool] | None = None,
+        *,
+        tell: bool = True,
+    ) -> None:
         if change.change == "entered":
             self.stats.entered += 1
         else:
             self.stats.exited += 1
         self.history.append(HistoryRow(pid, change))
-        self.outbox.append(
-            OutboxRow(
-                pid,
-                "segment_membership_changed",
-                change.at,
-                codec.exact(
-                    orjson.dumps(
-                        {
-                            "person_id": pid,
-                            "segment": change.segment,
-                            "change": change.change,
-                            "holdout": change.holdout,
-                            "rule": change.rule,
-                            "detail": change.detail,
-                            "occurred_at": codec.format_time(change.at),
-                        }
-                    )
-                ),
-            )
-        )
+        if tell:
+            self._tell(pid, membership_row(pid, change, eligible or {}))
+
+    # -- telling destinations -----------------------------------------------------------------
+    def _quiet(self, moment: datetime) -> bool:
+        """Changes at ``moment`` are not told one by one (replay, or old history)."""
+        return self.replaying or (self.history_before is not None and moment < self.history_before)
+
+    def _remember(self, pid: str, moment: datetime) -> None:
+        """Before a person's first history change in this batch, what they were told."""
+        if self.replaying:
+            return
+        told = self.told.get(pid)
+        image = told[0] if told is not None else image_of(self.persons[pid].row)
+        self.told[pid] = (image, moment)
+
+    def _tell(self, pid: str, row: OutboxRow) -> None:
+        if self.replaying:
+            return
+        if pid in self.told:  # history first, so destinations hear the person in order
+            self._tell_history(pid)
+        self.outbox.append(row)
+
+    def _tell_history(self, pid: str) -> None:
+        told, moment = self.told.pop(pid)
+        person = self.persons.get(pid)
+        if person is None:
+            return
+        now = image_of(person.row)
+        self.outbox.extend(net_rows(pid, told, now, moment, self.segment_rules, HISTORY))
 
     def fire_timers(self, before: datetime, *, inclusive: bool) -> None:
         """Fire every due timer earlier than ``before`` (or at it, if inclusive), in order."""
@@ -481,6 +503,7 @@ class Batch:
             if current != t:
                 self.fire_timers(t, inclusive=False)
                 current = t
+            self.current = t
             dirty |= self.apply(event, owners[i])
             owner = owners[i]
             if owner is not None and (
@@ -510,22 +533,25 @@ class Batch:
             identifiers: dict[str, list[str]] = {}
             for kind, value in report.identifiers:
                 identifiers.setdefault(kind, []).append(value)
-            self.outbox.append(
-                OutboxRow(
-                    pid,
-                    "person_erased",
-                    at,
-                    codec.exact(
-                        orjson.dumps(
-                            {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
-                            option=orjson.OPT_UTC_Z,
-                        )
-                    ),
+            if not self.replaying:
+                self.outbox.append(
+                    OutboxRow(
+                        pid,
+                        "person_erased",
+                        at,
+                        codec.exact(
+                            orjson.dumps(
+                                {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
+                                option=orjson.OPT_UTC_Z,
+                            )
+                        ),
+                    )
                 )
-            )
 
     def flush(self) -> None:
         tx = self.tx
+        for pid in sorted(self.told):
+            self._tell_history(pid)
         self.erase()
         erased = {self.identity.find(p) for p in self.erasures}
         tx.append_outcomes(

@@ -422,8 +422,12 @@ class DeliverySettings(Section):
     retry_base: timedelta = timedelta(seconds=1)
     retry_cap: timedelta = timedelta(minutes=15)
     max_age: timedelta = timedelta(days=3)
+    # Imported history: "current" (profiles and audiences get the net change, event
+    # destinations only changes newer than ``history_horizon``) or "all" (every change).
+    history: Literal["current", "all"] = "current"
+    history_horizon: timedelta = timedelta(days=7)
 
-    @field_validator("retry_base", "retry_cap", "max_age", mode="before")
+    @field_validator("retry_base", "retry_cap", "max_age", "history_horizon", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return _as_duration(value)

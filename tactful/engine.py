@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -30,8 +30,9 @@ from tactful.core.events import EVENT_KIND, Event
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
-from tactful.store.base import EventRow, Store, StoreConflict, Tx
-from tactful.store.records import dump_state, to_us
+from tactful.messages import NOBODY, REPLAYED, Image, image_of, net_rows
+from tactful.store.base import EventRow, OutboxRow, PersonRow, Store, StoreConflict, Tx
+from tactful.store.records import dump_state, load_state, to_us
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
@@ -50,11 +51,19 @@ class Rules:
     consent_fields: dict[str, str] = field(default_factory=dict)
     key_kind: str = "email"
     default_region: str | None = None
+    # ``[delivery] history``: "current" tells event destinations only the changes of an
+    # import newer than ``history_horizon`` (older ones reach profiles and audiences as the
+    # net change); "all" tells every historical change.
+    history: str = "current"
+    history_horizon: timedelta = timedelta(days=7)
 
 
 def rules_from_settings(settings: Any) -> Rules:
     consent_fields = dict(getattr(settings.consent, "fields", {}) or {})
+    delivery = settings.delivery
     return Rules(
+        history=delivery.history,
+        history_horizon=delivery.history_horizon,
         states=[StateDef(s.name, s.rule) for s in settings.states],
         segments=[
             SegmentDef(s.name, s.when, s.rule, s.cooldown, s.holdout) for s in settings.segments
@@ -107,10 +116,32 @@ class Incoming:
 
 @dataclass
 class ReplayReport:
+    """What a replay changed (or, with ``dry_run``, would change; nothing was written).
+
+    ``segments``: per segment, how many persons enter and exit (``enter``, ``exit``) and the
+    first ``SAMPLE`` of them (``entering``, ``exiting``). ``corrections``: the outbox rows of
+    the net change, each with the person's non-holdout segments after the replay (what the
+    router needs to preview deliveries)."""
+
     events: int
     persons_before: int
     persons_after: int
     changed: list[dict[str, Any]]  # person_id, before, after
+    dry_run: bool = False
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    corrections: list[tuple[OutboxRow, frozenset[str]]] = field(default_factory=list)
+
+
+SAMPLE = 50
+Progress = Callable[[int, int], None]  # (events replayed, events in the log)
+
+
+class _DryRun(Exception):
+    """Raised inside the replay's transaction to roll it back, carrying the report."""
+
+    def __init__(self, report: ReplayReport) -> None:
+        super().__init__("dry run")
+        self.report = report
 
 
 def _wall_clock() -> datetime:
@@ -174,17 +205,31 @@ class Engine:
         *,
         durable: bool = True,
         meta: dict[str, str] | None = None,
+        history: bool = False,
     ) -> BatchStats:
         """Store raw documents and their events, then apply them, in one transaction.
 
+        ``history=True`` (imports, backfills): with ``[delivery] history = "current"``,
+        changes older than the horizon (before the wall clock) are told to destinations as
+        one net change per person, stamped ``history``, which event destinations skip.
         ``durable=False`` (bulk imports, which are re-runnable) skips the fsync at commit and
         runs as a bulk transaction (SQLite: with the large page cache).
         ``meta`` entries (e.g. a backfill cursor checkpoint) commit in the same transaction.
         """
-        return self._retrying(lambda: self._apply_many(incoming, durable, meta))
+        before = self._history_before() if history else None
+        return self._retrying(lambda: self._apply_many(incoming, durable, meta, before))
+
+    def _history_before(self) -> datetime | None:
+        if self.rules.history == "all":
+            return None
+        return self.wall_clock() - self.rules.history_horizon
 
     def _apply_many(
-        self, incoming: Sequence[Incoming], durable: bool, meta: dict[str, str] | None
+        self,
+        incoming: Sequence[Incoming],
+        durable: bool,
+        meta: dict[str, str] | None,
+        history_before: datetime | None,
     ) -> BatchStats:
         with self.store.transaction(durable=durable, bulk=not durable) as tx:
             for key, value in (meta or {}).items():
@@ -209,7 +254,7 @@ class Engine:
                     )
             inserted = tx.insert_events(rows)
             fresh = [e for e, ok in zip(events, inserted, strict=True) if ok]
-            stats = self._run(tx, fresh, None)
+            stats = self._run(tx, fresh, None, history_before=history_before)
             stats.received = len(events)
             stats.duplicates = len(events) - len(fresh)
             for row, ok in zip(rows, inserted, strict=True):
@@ -231,7 +276,15 @@ class Engine:
 
         return self._retrying(work)
 
-    def _run(self, tx: Tx, events: Sequence[Event], target: datetime | None) -> BatchStats:
+    def _run(
+        self,
+        tx: Tx,
+        events: Sequence[Event],
+        target: datetime | None,
+        *,
+        history_before: datetime | None = None,
+        replaying: bool = False,
+    ) -> BatchStats:
         clock = self._clock(tx)
         candidates = [e.at for e in events]
         if target is not None:
@@ -241,7 +294,14 @@ class Engine:
         if not candidates:
             return BatchStats()
         until = max(candidates)
-        batch = Batch(tx, self.rules, self.plan, self._salt(tx))  # type: ignore[arg-type]
+        batch = Batch(
+            tx,
+            self.rules,  # type: ignore[arg-type]
+            self.plan,
+            self._salt(tx),
+            history_before=history_before,
+            replaying=replaying,
+        )
         owners = batch.resolve(events)
         batch.load(events, owners, until)
         batch.sweep(events, owners, clock, until)
@@ -252,55 +312,127 @@ class Engine:
         return stats
 
     # -- replay -----------------------------------------------------------------------------
-    def replay(self, batch_size: int = 1000) -> ReplayReport:
-        """Recompute every person from the stored event log, in one transaction.
+    def replay(
+        self, batch_size: int = 1000, *, dry_run: bool = False, progress: Progress | None = None
+    ) -> ReplayReport:
+        """Recompute every person from the stored event log, in one transaction, and tell
+        destinations only the net change: per person, what differs between what they were
+        told before and the truth after (``messages.net_rows``, stamped ``replayed``).
+        History (membership and state changes) is rebuilt in full; the outbox keeps what it
+        had and gets only the corrections. ``dry_run``: the same work, rolled back.
 
         Person ids are stable (same salt, same log order); the clock returns to where it was.
         """
-        with gc_paused(), self.store.transaction() as tx:
-            before = self._snapshot(tx)
-            old_clock = self._clock(tx)
-            tx.reset_derived()
-            count = 0
-            for chunk in tx.event_batches(batch_size):
-                events = [codec.loads(kind, blob) for _, kind, blob in chunk]
-                count += len(events)
-                self._run(tx, events, None)
-            if old_clock is not None:
-                self._run(tx, [], old_clock)
-            after = self._snapshot(tx)
-        changed = []
-        for pid in sorted(set(before) | set(after)):
-            if before.get(pid) != after.get(pid):
-                changed.append(
-                    {
-                        "person_id": pid,
-                        "before": _describe(before.get(pid)),
-                        "after": _describe(after.get(pid)),
-                    }
-                )
-        return ReplayReport(count, len(before), len(after), changed)
+        try:
+            with gc_paused(), self.store.transaction() as tx:
+                report = self._replay(tx, batch_size, progress)
+                report.dry_run = dry_run
+                if dry_run:
+                    raise _DryRun(report)
+                tx.append_outbox(row for row, _ in report.corrections)
+        except _DryRun as done:
+            return done.report
+        return report
 
-    @staticmethod
-    def _snapshot(tx: Tx) -> dict[str, tuple[str, tuple[str, ...], bytes]]:
-        out: dict[str, tuple[str, tuple[str, ...], bytes]] = {}
-        reader: Any = tx
-        after: str | None = None
-        while True:
-            ids = reader.person_ids(after, 5000)
-            if not ids:
-                return out
-            rows = tx.load_persons(ids)
-            for pid, row in rows.items():
-                out[pid] = (
-                    str(row.state.get("support_state", "clear")),
-                    tuple(sorted(s for s, m in row.memberships.items() if m.member)),
-                    dump_state(row.state),
-                )
-            after = ids[-1]
+    def _replay(self, tx: Tx, batch_size: int, progress: Progress | None) -> ReplayReport:
+        before = _snapshot(tx)
+        old_clock = self._clock(tx)
+        total = tx.event_count()
+        tx.reset_derived()
+        count = 0
+        for chunk in tx.event_batches(batch_size):
+            events = [codec.loads(kind, blob) for _, kind, blob in chunk]
+            count += len(events)
+            self._run(tx, events, None, replaying=True)
+            if progress is not None:
+                progress(count, total)
+        if old_clock is not None:
+            self._run(tx, [], old_clock, replaying=True)
+        at = old_clock or self.wall_clock()
+        rules = {s.name: s.when for s in self.rules.segments}
+        report = ReplayReport(count, len(before), 0, [])
+        for row in _persons(tx):
+            report.persons_after += 1
+            now = image_of(row)
+            told = before.pop(row.person_id, None)
+            if told is None or told != _compact(now):
+                _correct(report, row.person_id, _image(told), now, at, rules)
+        for pid, told in sorted(before.items()):  # gone (merged differently): leave segments
+            image = _image(told)
+            assert image is not None
+            _correct(report, pid, image, replace(image, memberships={}), at, rules)
+        return report
 
 
-def _describe(value: tuple[str, tuple[str, ...], bytes] | None) -> dict[str, Any] | None:
+def _correct(
+    report: ReplayReport,
+    pid: str,
+    told: Image | None,
+    now: Image,
+    at: datetime,
+    rules: dict[str, str],
+) -> None:
+    """Record one person's net change in the report."""
+    rows = net_rows(pid, told or NOBODY, now, at, rules, REPLAYED)
+    members = frozenset(s for s, holdout in now.memberships.items() if not holdout)
+    report.corrections.extend((row, members) for row in rows)
+    told = told or NOBODY
+    if told.state != now.state or told.memberships != now.memberships:
+        report.changed.append(
+            {"person_id": pid, "before": _describe(told), "after": _describe(now)}
+        )
+    for segment in sorted(set(told.memberships) | set(now.memberships)):
+        was, will = segment in told.memberships, segment in now.memberships
+        if was == will:
+            continue
+        entry = report.segments.setdefault(
+            segment, {"enter": 0, "exit": 0, "entering": [], "exiting": []}
+        )
+        entry["enter" if will else "exit"] += 1
+        sample = entry["entering" if will else "exiting"]
+        if len(sample) < SAMPLE:
+            sample.append(pid)
+
+
+def _persons(tx: Tx) -> Iterator[PersonRow]:
+    """Every person, in pages of 5,000."""
+    reader: Any = tx
+    after: str | None = None
+    while True:
+        ids = reader.person_ids(after, 5000)
+        if not ids:
+            return
+        rows = tx.load_persons(ids)
+        for pid in ids:
+            if pid in rows:
+                yield rows[pid]
+        after = ids[-1]
+
+
+# A person as the snapshot before a replay keeps them: the state as stored (bytes, about a
+# third of the dict's size), memberships and consents.
+Compact = tuple[bytes, tuple[tuple[str, bool], ...], tuple[bool | None, ...]]
+
+
+def _compact(image: Image) -> Compact:
+    return (dump_state(dict(image.state)), tuple(sorted(image.memberships.items())), image.consents)
+
+
+def _image(compact: Compact | None) -> Image | None:
+    if compact is None:
+        return None
+    return Image(load_state(compact[0]), dict(compact[1]), compact[2])
+
+
+def _snapshot(tx: Tx) -> dict[str, Compact]:
+    return {row.person_id: _compact(image_of(row)) for row in _persons(tx)}
+
+
+def _describe(value: Image | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    return {"support_state": value[0], "segments": list(value[1]), "state": orjson.loads(value[2])}
+    return {
+        "support_state": value.state.get("support_state", "clear"),
+        "segments": sorted(value.memberships),
+        "state": orjson.loads(dump_state(dict(value.state))),
+    }

@@ -2,7 +2,8 @@
 
 A person without consent for the destination's purpose gets no identifiers and the item is
 skipped (an ad audience member who withdrew consent is removed instead, if Tactful added
-them). The ESP profile carries the §3 fields plus the Zendesk vars.
+them). The ESP profile carries the §3 fields plus the Zendesk vars and the
+``eligible_<segment>`` flags.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tactful.core import codec
 from tactful.core.state import TicketRecord
 from tactful.delivery.store import DeliveryRow
 from tactful.destinations.base import Identifiers, Item
+from tactful.destinations.profiles import eligibility_attributes
 from tactful.store.base import PersonRow
 from tactful.store.records import from_us
 from tactful.views import state_json
@@ -82,11 +84,13 @@ def build_item(
     ids: Identifiers,
     tickets: Sequence[TicketRecord],
     subdomain: str | None,
+    segments: Sequence[str] = (),
 ) -> Item:
     properties: dict[str, Any]
     if row.kind == "profile" and person is not None:
         properties = state_json(person.state)
         properties.update(zendesk_vars(person.state, tickets, ids, subdomain))
+        properties.update(eligibility_attributes(person.memberships, segments))
     elif row.kind == "event":
         properties = dict(row.payload)
         properties.setdefault("person_id", row.person_id)

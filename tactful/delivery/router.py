@@ -10,17 +10,26 @@ Rules (product.md §9):
 - ``segments = [...]`` narrows a profile/event destination to those segments' changes and to
   persons who are (non-holdout) members of one of them; without it, everything.
 - Holdout members' segment changes go nowhere.
+- A membership change also updates profiles: their ``eligible_<segment>`` flags follow it.
+- Rows stamped ``history`` (an import's changes older than the horizon, told as one net
+  change per person) reach profiles and audiences only, never event destinations, which
+  bill or act per event.
+- ``plan``: the deliveries of a run of rows; a person's profile is sent once per run (it is
+  built from the freshest state at send time, so a second one would say the same).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tactful.delivery.store import NewDelivery
+from tactful.store.base import OutboxRow
+from tactful.store.records import to_us
 
 AUDIENCE_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
 ESP_TYPES = frozenset({"customerio", "sailthru", "klaviyo"})
@@ -77,8 +86,11 @@ def route(
     """Deliveries for one outbox row. ``member_of``: the person's non-holdout segments now."""
     payload: dict[str, Any] = orjson.loads(raw)
     out: list[NewDelivery] = []
+    history = bool(payload.get("history"))
 
     def add(dest: Route, kind: str, name: str, segment: str | None, data: dict[str, Any]) -> None:
+        if history and kind == "event":
+            return
         out.append(
             NewDelivery(
                 dest.name, person_id, kind, name, segment, f"{outbox_id}:{kind}:{name}", at_us, data
@@ -94,8 +106,11 @@ def route(
                 if dest.segment == segment:
                     kind = "audience_add" if payload["change"] == "entered" else "audience_remove"
                     add(dest, kind, "", segment, payload)
-            elif dest.wants_events and (dest.segments is None or segment in dest.segments):
-                add(dest, "event", topic, segment, payload)
+            elif dest.segments is None or segment in dest.segments:
+                if dest.wants_profiles:
+                    add(dest, "profile", "profile", None, payload)
+                if dest.wants_events:
+                    add(dest, "event", topic, segment, payload)
         return out
     if topic == "consent_changed":
         # Ad audiences of that purpose: withdrawn → remove (if Tactful added them); given →
@@ -126,3 +141,46 @@ def route(
             if dest.type in EVENT_TYPES or dest.type == "warehouse":
                 add(dest, "event", topic, None, payload)
     return out
+
+
+def plan(
+    rows: Iterable[tuple[int, str, str, int, bytes]],
+    routes: Sequence[Route],
+    members: Mapping[str, frozenset[str]],
+) -> list[NewDelivery]:
+    """Deliveries for a run of outbox rows (id, person, topic, at, payload); ``members``:
+    each person's non-holdout segments now. One profile delivery per person and destination."""
+    out: list[NewDelivery] = []
+    profiled: set[tuple[str, str]] = set()
+    for oid, pid, topic, at_us, raw in rows:
+        for d in route(oid, pid, topic, at_us, raw, routes, members.get(pid, frozenset())):
+            if d.kind == "profile":
+                if (d.destination, pid) in profiled:
+                    continue
+                profiled.add((d.destination, pid))
+            out.append(d)
+    return out
+
+
+def routes_of(settings: Any) -> list[Route]:
+    """The routes of the configured destinations."""
+    return [
+        Route(d.name, d.type, d.segment, tuple(d.segments) if d.segments else None, d.purpose)
+        for d in settings.destinations
+    ]
+
+
+def preview(
+    rows: Iterable[tuple[OutboxRow, frozenset[str]]], routes: Sequence[Route]
+) -> dict[str, Counter[str]]:
+    """Per destination, how many deliveries of each kind (``audience_add``,
+    ``audience_remove``, ``profile``, ``event``) these outbox rows would make."""
+    counts: dict[str, Counter[str]] = {r.name: Counter() for r in routes}
+    numbered = []
+    members: dict[str, frozenset[str]] = {}
+    for i, (row, segments) in enumerate(rows):
+        numbered.append((i, row.person_id, row.topic, to_us(row.at), row.payload))
+        members[row.person_id] = segments
+    for d in plan(numbered, routes, members):
+        counts[d.destination][d.kind] += 1
+    return counts

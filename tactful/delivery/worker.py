@@ -18,7 +18,7 @@ from typing import Any
 
 from tactful.delivery.items import build_item, identifiers_of
 from tactful.delivery.policy import RetryPolicy, decide
-from tactful.delivery.router import Route, route
+from tactful.delivery.router import Route, plan
 from tactful.delivery.store import DeliveryRow, DeliveryStore, NewDelivery
 from tactful.destinations import registry
 from tactful.destinations.base import Destination, Identifiers, Item, Outcome
@@ -160,12 +160,7 @@ class DeliveryWorker:
             pid: frozenset(s for s, m in row.memberships.items() if m.member and not m.holdout)
             for pid, row in persons.items()
         }
-        new: list[NewDelivery] = []
-        for oid, pid, topic, at_us, raw in rows:
-            new.extend(
-                route(oid, pid, topic, at_us, raw, self.routes, members.get(pid, frozenset()))
-            )
-        return new
+        return plan(rows, self.routes, members)
 
     # -- delivering -------------------------------------------------------------------------
     def deliver_due(self) -> SyncReport:
@@ -263,6 +258,7 @@ class DeliveryWorker:
                     ids,
                     tickets.get(row.person_id, []),
                     self.settings.zendesk.subdomain,
+                    [s.name for s in self.settings.segments],
                 )
             )
             sendable.append(row)

@@ -4,6 +4,8 @@
   (product.md section 8), read from the ESP with ``read_profile(email)``.
 - ``ProfileActions``: the sidebar's actions (read, opt-out, list removal, email change),
   which every ESP destination implements; ``ProfileError`` when one fails.
+- ``eligibility_attributes``: the per-segment ``eligible_<segment>`` flags every profile
+  carries (false for holdout members), the switch marketers build suppression on.
 - Helpers for ``send``: which identifier addresses the person, vendor time formats,
   JSON-safe attribute values, deterministic event ids, and the sequential sending loop that
   keeps per-person order when one item fails.
@@ -22,7 +24,9 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from tactful.core.segments import Membership
 from tactful.destinations.base import Item, ItemKind, Outcome, classify_status, parse_retry_after
+from tactful.messages import eligibility
 
 # Section 3 / section 9 fields that hold a moment in time.
 TIME_FIELDS = frozenset(
@@ -77,6 +81,20 @@ class ProfileError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+# -- eligibility --------------------------------------------------------------------------------
+
+ELIGIBLE_PREFIX = "eligible_"
+
+
+def eligibility_attributes(
+    memberships: Mapping[str, Membership], segments: Sequence[str]
+) -> dict[str, bool]:
+    """``eligible_<segment>`` for every configured segment: true when the person is a member
+    and not a holdout. The §3 fields next to them are raw: a holdout member has an open
+    ticket too, so rules built on them would suppress holdouts and spoil the measurement."""
+    return {ELIGIBLE_PREFIX + s: ok for s, ok in eligibility(memberships, segments).items()}
 
 
 # -- identifiers ----------------------------------------------------------------------------

@@ -551,8 +551,11 @@ class SqlTx(SqlQueries):
         return erase(self.conn, person_id, at_us, requested_by, dialect=self.dialect)
 
     def reset_derived(self) -> None:
+        """Forget what a replay rebuilds. The outbox stays: what destinations were (or are
+        about to be) told is not derived data; the replay adds the net corrections."""
         for table in (*PERSON_TABLES, "person_aliases"):
-            self.conn.execute(f"DELETE FROM {table}")
+            if table != "outbox":
+                self.conn.execute(f"DELETE FROM {table}")
         self.conn.execute("DELETE FROM meta WHERE key = 'clock'")
 
     # -- hooks: concurrency between processes (no-ops on SQLite: one writer at a time) ------
