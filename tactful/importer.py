@@ -119,7 +119,7 @@ def import_files(
         nonlocal pending, pending_events
         if not pending:
             return
-        stats = engine.apply_many(list(pending.values()), durable=False)
+        stats = engine.apply_many(list(pending.values()), durable=False, history=True)
         summary.applied += stats.applied
         summary.duplicates += stats.duplicates
         summary.entered += stats.entered

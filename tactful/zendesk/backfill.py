@@ -351,7 +351,7 @@ class _Merge:
         lookups = self._lookups()
         incoming = lookups + list(self.pending.values())
         meta = {checkpoint_key(p.stream): p.checkpoint.to_text() for p in self.finished}
-        stats = self.engine.apply_many(incoming, meta=meta)
+        stats = self.engine.apply_many(incoming, meta=meta, history=True)
         summary = self.summary
         records: Counter[str] = Counter()
         for item in self.pending.values():

@@ -323,3 +323,27 @@ def test_a_membership_change_alone_updates_the_profile_flags(tmp_path: Path) -> 
     sent = s.sync()
     profiles = [i for i in sent["cio"] if i.kind == "profile"]
     assert profiles and profiles[-1].properties["eligible_suppress"] is False
+
+
+def test_importing_a_thousand_ticketless_users_sends_nothing(tmp_path: Path) -> None:
+    import orjson
+
+    from tactful.importer import import_files
+
+    s = Setup(tmp_path)
+    users = [
+        {
+            "id": 5000 + u,
+            "email": f"user{u}@example.com",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
+        for u in range(1000)
+    ]
+    path = tmp_path / "users.json"
+    path.write_bytes(orjson.dumps({"users": users, "end_of_stream": True}))
+    summary = import_files(s.engine, [path])
+    assert summary.applied == 1000
+    assert count(s.sync()) == 0
+    with s.store.reader() as reader:
+        assert reader.counts()["persons"] == 1000
