@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from tactful.cli import App, CommandError, out_json, parse_now
 from tactful.commands import add_json
 from tactful.core import codec
+from tactful.delivery.router import preview, routes_of
+from tactful.engine import ReplayReport
 from tactful.importer import ImportSummary, import_files
 from tactful.zendesk.files import ParseError
+
+DELIVERY_KINDS = ("audience_add", "audience_remove", "profile", "event")
 
 
 def register(sub: Any) -> None:
@@ -31,7 +42,15 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_tick)
 
     p = sub.add_parser(
-        "replay", help="recompute everyone from the stored event log (after a config change)"
+        "replay",
+        help="recompute everyone from the stored event log (after a config change) and tell "
+        "destinations only the net change",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show who would enter and exit each segment and what each destination would be "
+        "sent, and change nothing",
     )
     add_json(p)
     p.set_defaults(handler=cmd_replay)
@@ -120,20 +139,71 @@ def cmd_tick(app: App) -> int:
 
 
 def cmd_replay(app: App) -> int:
-    report = app.engine.replay(batch_size=app.settings.engine.batch_size)
+    engine, dry_run = app.engine, bool(app.args.dry_run)
+    batch_size = app.settings.engine.batch_size
+    if app.console.is_terminal and not app.args.json:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=app.console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("replaying events", total=None)
+            report = engine.replay(
+                batch_size,
+                dry_run=dry_run,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    else:
+        report = engine.replay(batch_size, dry_run=dry_run)
+    destinations = preview(report.corrections, routes_of(app.settings))
     if app.args.json:
-        out_json(
-            {
-                "events": report.events,
-                "persons_before": report.persons_before,
-                "persons_after": report.persons_after,
-                "changed": report.changed,
-            }
-        )
+        out_json(replay_json(report, destinations))
         return 0
+    print_replay(app, report, destinations)
+    return 0
+
+
+def replay_json(report: ReplayReport, destinations: dict[str, Counter[str]]) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run,
+        "events": report.events,
+        "persons_before": report.persons_before,
+        "persons_after": report.persons_after,
+        "persons_changed": len(report.changed),
+        "messages": len(report.corrections),
+        "segments": report.segments,
+        "destinations": {
+            name: {kind: counts[kind] for kind in DELIVERY_KINDS}
+            for name, counts in destinations.items()
+        },
+        "changed": report.changed,
+    }
+
+
+def print_replay(app: App, report: ReplayReport, destinations: dict[str, Counter[str]]) -> None:
+    verb = "would change" if report.dry_run else "changed"
     app.out.print(
-        f"replayed {report.events} events: {report.persons_after} persons "
-        f"({report.persons_before} before), {len(report.changed)} changed"
+        f"{'dry run: ' if report.dry_run else ''}replayed {report.events} events: "
+        f"{report.persons_after} persons ({report.persons_before} before), "
+        f"{len(report.changed)} {verb}"
+    )
+    if report.segments:
+        table = Table("segment", "enter", "exit", title=None)
+        for name, entry in sorted(report.segments.items()):
+            table.add_row(name, str(entry["enter"]), str(entry["exit"]))
+        app.out.print(table)
+    table = Table("destination", *DELIVERY_KINDS, title=None)
+    for name, counts in destinations.items():
+        table.add_row(name, *(str(counts[kind]) for kind in DELIVERY_KINDS))
+    if destinations:
+        app.out.print(table)
+    app.out.print(
+        "nothing was changed (dry run)"
+        if report.dry_run
+        else 'destinations get only these corrections, stamped "replayed": true'
     )
     for item in report.changed[:50]:
         app.out.print(
@@ -143,4 +213,3 @@ def cmd_replay(app: App) -> int:
         )
     if len(report.changed) > 50:
         app.out.print(f"  … and {len(report.changed) - 50} more (use --json for all)")
-    return 0
