@@ -347,3 +347,29 @@ def test_importing_a_thousand_ticketless_users_sends_nothing(tmp_path: Path) -> 
     assert count(s.sync()) == 0
     with s.store.reader() as reader:
         assert reader.counts()["persons"] == 1000
+
+
+def test_the_warehouse_gets_the_flags_in_its_current_table_and_events(tmp_path: Path) -> None:
+    import json
+
+    duckdb = pytest.importorskip("duckdb")
+    target = tmp_path / "w.duckdb"
+    config = CONFIG + (
+        f'\n[[destinations]]\nname = "wh"\ntype = "warehouse"\nurl = "duckdb:///{target}"\n'
+    )
+    s = Setup(tmp_path, config)
+    s.engine.apply(customers(1))
+    s.sync()
+    conn = duckdb.connect(str(target), read_only=True)
+    try:
+        (state,) = conn.execute("SELECT state FROM persons_current").fetchone()
+        events = conn.execute(
+            "SELECT properties FROM events WHERE name = 'support_state_changed'"
+        ).fetchall()
+    finally:
+        conn.close()
+    state = json.loads(state)
+    assert state["eligible_suppress"] is True and state["eligible_held"] is False
+    assert state["has_open_ticket"] is True  # raw, for analysis; not for suppression
+    (props,) = [json.loads(p) for (p,) in events]
+    assert props["eligible"] == {"suppress": True, "held": False}
