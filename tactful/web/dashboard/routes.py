@@ -1,6 +1,6 @@
 """Dashboard routes: ``/login``, ``/logout``, ``/`` (overview), ``/people``, ``/config``,
-``POST /retry`` (dead letters back to pending) and ``/report`` when ``tactful.report`` is
-installed."""
+``POST /retry`` (dead letters back to pending), ``POST /replay/preview`` (``replay.py``) and
+``/report`` when ``tactful.report`` is installed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tactful.core import codec
 from tactful.engine import Engine
 from tactful.views import person_json, resolve_key
 from tactful.web.context import WebContext
-from tactful.web.dashboard import data, layout, pages
+from tactful.web.dashboard import data, layout, pages, replay
 from tactful.web.dashboard.auth import COOKIE, SECRET_META_KEY, DashboardAuth, Session, safe_next
 from tactful.web.receiver import BodyTooLarge, read_limited
 
@@ -173,6 +173,18 @@ async def retry(request: Request, gate: Gate) -> Response:
     return RedirectResponse(f"/?retried={count}#destinations", 303)
 
 
+async def replay_preview(request: Request, gate: Gate) -> Response:
+    """What ``tactful replay`` would change (a dry run: nothing changes)."""
+    try:
+        form = await _form(request)
+    except BodyTooLarge:
+        return PlainTextResponse("413 body too large", 413)
+    if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
+        return PlainTextResponse("403 bad CSRF token: reload the page", 403)
+    result = await asyncio.to_thread(replay.run, _ctx(request))
+    return _page(request, gate, "Replay preview", replay.render(result))
+
+
 def _lookup(ctx: WebContext, query: str) -> list[dict[str, Any]]:
     with ctx.engine.store.reader() as reader:
         ids = resolve_key(reader, query, ctx.settings.identity.default_region)
@@ -197,7 +209,8 @@ async def config(request: Request, gate: Gate) -> Response:
     api = masked.get("api")
     if isinstance(api, dict) and api.get("dashboard_password"):
         api["dashboard_password"] = MASK
-    return _page(request, gate, "Configuration", pages.config(masked))
+    body = pages.config(masked) + replay.form(gate.csrf)
+    return _page(request, gate, "Configuration", body)
 
 
 def _report_body(document: str) -> str:
@@ -243,5 +256,6 @@ def routes() -> list[Route]:
         Route("/people", guarded(people), methods=["GET"]),
         Route("/config", guarded(config), methods=["GET"]),
         Route("/retry", guarded(retry), methods=["POST"]),
+        Route("/replay/preview", guarded(replay_preview), methods=["POST"]),
         Route("/report", guarded(report), methods=["GET"]),
     ]
