@@ -312,16 +312,30 @@ class SqlTx(SqlQueries):
         return first_new(rows, new_keys)
 
     def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, str, bytes]]]:
+        """The log in order, in chunks of at least ``batch_size`` events that never split
+        the events stored together (one ``received_us``: one batch when they arrived), so a
+        replay applies them as they were applied: a batch sweeps its events in time order,
+        and split in two its later half could fall behind the clock the first half set."""
         last = 0
+        chunk: list[tuple[int, str, bytes]] = []
+        received: int | None = None
         while True:
             rows = self.conn.execute(
-                "SELECT seq, kind, canonical FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, kind, canonical, received_us FROM events WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
                 (last, batch_size),
             ).fetchall()
             if not rows:
-                return
+                break
             last = rows[-1][0]
-            yield [(int(s), str(k), bytes(c)) for s, k, c in rows]
+            for seq, kind, canonical, at in rows:
+                if len(chunk) >= batch_size and at != received:
+                    yield chunk
+                    chunk = []
+                chunk.append((int(seq), str(kind), bytes(canonical)))
+                received = at
+        if chunk:
+            yield chunk
 
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])

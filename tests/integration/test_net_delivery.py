@@ -373,3 +373,24 @@ def test_the_warehouse_gets_the_flags_in_its_current_table_and_events(tmp_path: 
     assert state["has_open_ticket"] is True  # raw, for analysis; not for suppression
     (props,) = [json.loads(p) for (p,) in events]
     assert props["eligible"] == {"suppress": True, "held": False}
+
+
+def test_a_replay_applies_the_events_stored_together_together(tmp_path: Path) -> None:
+    """An import batch holds events in document order, not time order; the batch sweeps them
+    in time order. A replay in smaller chunks must not split such a batch, or its earlier
+    events would fall behind the clock its later ones set, and the replay would "change"
+    persons (and tell destinations) when nothing changed."""
+    cooldown = 'name = "suppress"\nwhen = "has_open_ticket"\ncooldown = "6h"'
+    s = Setup(tmp_path, CONFIG.replace('name = "suppress"\nwhen = "has_open_ticket"', cooldown))
+    events = [
+        user(1, emails=("late@example.com",)),
+        ticket(1, at(20), "open", requester_id=1),
+        user(2, emails=("early@example.com",)),
+        ticket(2, at(1), "open", requester_id=2),
+        ticket(2, at(2), "solved", requester_id=2),
+    ]
+    s.engine.apply_many([Incoming(events, None, "import:test")])
+    s.sync()
+    report = s.engine.replay(batch_size=2)
+    assert report.changed == []
+    assert count(s.sync()) == 0

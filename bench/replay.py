@@ -1,0 +1,200 @@
+"""Replay and import benchmark (issue 17): what destinations are told, and what a replay costs.
+
+For each N (persons): generate export pages (``tactful.sample.generate_exports``), import
+them into a fresh SQLite store with the starter configuration and three recording
+destinations (a Meta audience on ``suppress_promos``, Customer.io, a webhook), deliver
+everything (``sync``), then:
+
+- replay with no configuration change, deliver, count the deliveries (should be 0);
+- rename one reason (``damaged`` -> ``arrived_damaged``), replay, deliver, count the
+  deliveries against the persons the replay changed;
+- the replay's time and peak traced memory (``tracemalloc``: Python allocations only).
+
+Separately, import 1,000 users with no tickets into a fresh store and count deliveries.
+
+    .venv/bin/python bench/replay.py                         # N = 1000, 10000
+    .venv/bin/python bench/replay.py --persons 2000 --history all
+
+Figures only; this is not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+from benchlib import machine, table
+
+from tactful.config import settings_from_toml
+from tactful.delivery.worker import DeliveryWorker
+from tactful.engine import Engine, rules_from_settings
+from tactful.importer import import_files
+from tactful.sample import generate_exports
+from tactful.store.sqlite import open_store
+from tactful.testing import RecordingDestination
+
+DESTINATIONS = """
+[[destinations]]
+name = "meta"
+type = "meta_audience"
+segment = "suppress_promos"
+audience_id = "1"
+access_token = "t"
+
+[[destinations]]
+name = "cio"
+type = "customerio"
+site_id = "s"
+api_key = "k"
+
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "https://hooks.example.com/t"
+secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
+"""
+
+
+def starter(history: str) -> str:
+    text = (resources.files("tactful") / "templates" / "tactful.toml").read_text("utf-8")
+    return text.replace('history = "current"', f'history = "{history}"') + DESTINATIONS
+
+
+class World:
+    def __init__(self, db: Path, config: str) -> None:
+        self.store = open_store(f"sqlite:///{db}")
+        self.configure(config)
+
+    def configure(self, config: str) -> None:
+        settings = settings_from_toml(config, environ={})
+        self.engine = Engine(rules_from_settings(settings), self.store)
+        self.dests = {
+            "meta": RecordingDestination(
+                "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")
+            ),
+            "cio": RecordingDestination(
+                "cio", "customerio", purpose="email", kinds=("profile", "event", "erase")
+            ),
+            "hook": RecordingDestination("hook", "webhook", kinds=("event",)),
+        }
+        self.worker = DeliveryWorker(settings, self.store, destinations=self.dests)
+
+    def sync(self) -> int:
+        """Deliver what is owed; how many items the destinations acknowledged."""
+        for dest in self.dests.values():
+            dest.delivered.clear()
+        self.worker.sync()
+        return sum(len(d.delivered) for d in self.dests.values())
+
+
+@dataclass
+class Measured:
+    persons: int
+    import_deliveries: int
+    noop: int
+    rename: int
+    changed: int
+    replay_seconds: float
+    replay_peak_mb: float
+
+
+def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        result = work()
+        seconds = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, seconds, peak / 1e6
+
+
+def bench_size(persons: int, work: Path, history: str) -> Measured:
+    files = generate_exports(work / f"exports-{persons}", persons=persons)
+    config = starter(history)
+    w = World(work / f"replay-{persons}.db", config)
+    import_files(w.engine, files.paths, batch_size=20000)
+    imported = w.sync()
+    _, seconds, peak = traced(w.engine.replay)
+    noop = w.sync()
+    w.configure(config.replace('name = "damaged"', 'name = "arrived_damaged"'))
+    report = w.engine.replay()
+    rename = w.sync()
+    w.store.close()
+    return Measured(persons, imported, noop, rename, len(report.changed), seconds, peak)
+
+
+def ticketless(work: Path, history: str) -> int:
+    users = [
+        {
+            "id": 9000 + u,
+            "email": f"user{u}@example.com",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
+        for u in range(1000)
+    ]
+    page = work / "users-ticketless.json"
+    page.write_bytes(orjson.dumps({"users": users, "end_of_stream": True}))
+    w = World(work / "ticketless.db", starter(history))
+    import_files(w.engine, [page])
+    sent = w.sync()
+    w.store.close()
+    return sent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--history", choices=("current", "all"), default="current")
+    parser.add_argument("--work-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
+        work = Path(tmp)
+        rows = []
+        for n in args.persons:
+            m = bench_size(n, work, args.history)
+            rows.append(
+                [
+                    f"{m.persons:,}",
+                    f"{m.import_deliveries:,}",
+                    f"{m.noop:,}",
+                    f"{m.rename:,}",
+                    f"{m.changed:,}",
+                    f"{m.replay_seconds:.1f}",
+                    f"{m.replay_peak_mb:.1f}",
+                ]
+            )
+        sent = ticketless(work, args.history)
+    print(machine())
+    print(
+        table(
+            [
+                "persons",
+                "import deliveries",
+                "after no-op replay",
+                "after 1-reason rename",
+                "persons changed",
+                "replay s",
+                "replay peak MB (traced)",
+            ],
+            rows,
+            title=f"Replay: deliveries and cost ([delivery] history = {args.history!r})",
+        )
+    )
+    print(f"\n1,000 ticketless users imported: {sent} deliveries")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
