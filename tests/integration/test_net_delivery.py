@@ -394,3 +394,16 @@ def test_a_replay_applies_the_events_stored_together_together(tmp_path: Path) ->
     report = s.engine.replay(batch_size=2)
     assert report.changed == []
     assert count(s.sync()) == 0
+
+
+def test_an_erasure_not_yet_routed_survives_a_replay(tmp_path: Path) -> None:
+    from tactful.core.events import Identifier, PersonErased
+
+    s = Setup(tmp_path)
+    s.engine.apply(customers(2))
+    s.sync()
+    s.engine.apply([PersonErased("erase-1", at(3), Identifier("email", "c1@example.com"))])
+    s.engine.replay()  # before the erasure was routed
+    sent = s.sync()
+    assert [i.kind for i in sent["cio"]] == ["erase"]
+    assert [i.kind for i in sent["meta"]] == ["audience_remove"]
