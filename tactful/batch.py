@@ -533,20 +533,19 @@ class Batch:
             identifiers: dict[str, list[str]] = {}
             for kind, value in report.identifiers:
                 identifiers.setdefault(kind, []).append(value)
-            if not self.replaying:
-                self.outbox.append(
-                    OutboxRow(
-                        pid,
-                        "person_erased",
-                        at,
-                        codec.exact(
-                            orjson.dumps(
-                                {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
-                                option=orjson.OPT_UTC_Z,
-                            )
-                        ),
-                    )
+            self.outbox.append(
+                OutboxRow(
+                    pid,
+                    "person_erased",
+                    at,
+                    codec.exact(
+                        orjson.dumps(
+                            {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
+                            option=orjson.OPT_UTC_Z,
+                        )
+                    ),
                 )
+            )
 
     def flush(self) -> None:
         tx = self.tx
@@ -574,5 +573,6 @@ class Batch:
         )
         tx.append_history(self.history)
         tx.append_state_changes(self.state_rows)
-        tx.append_outbox(self.outbox)
+        if not self.replaying:  # a replay tells the net change of the whole recomputation
+            tx.append_outbox(self.outbox)
         self.stats.persons_touched = len(self.touched)
