@@ -263,16 +263,21 @@ class Engine:
             return stats
 
     def tick(self, now: datetime | None = None) -> BatchStats:
-        """Advance the clock to ``now`` (default: the wall clock) and fire due timers."""
+        """Advance the clock to ``now`` (default: the wall clock) and fire due timers. Changes
+        due before the history horizon are told as history (see ``apply_many``)."""
         target = now or self.wall_clock()
 
         # A tick acknowledges nothing to anyone and is recomputed from the log and the clock
         # if lost, so it does not wait for the disk flush (WAL ``synchronous=NORMAL``,
         # ``synchronous_commit = off``): only a power failure before the next durable commit
         # (which flushes everything before it) can undo it, and the next tick redoes it.
+        # Timers that fall due long ago (the clock catching up after an import of old data)
+        # are history like the import's own changes: told as the net change.
+        before = self._history_before()
+
         def work() -> BatchStats:
             with self.store.transaction(durable=False) as tx:
-                return self._run(tx, [], target)
+                return self._run(tx, [], target, history_before=before)
 
         return self._retrying(work)
 

@@ -407,3 +407,23 @@ def test_an_erasure_not_yet_routed_survives_a_replay(tmp_path: Path) -> None:
     sent = s.sync()
     assert [i.kind for i in sent["cio"]] == ["erase"]
     assert [i.kind for i in sent["meta"]] == ["audience_remove"]
+
+
+def test_the_clock_catching_up_on_old_history_tells_only_the_net_change(tmp_path: Path) -> None:
+    """After importing last year's export the clock stands at last year; moving it to now
+    fires a year of timers at once. Those changes are history too: event destinations do not
+    get them, the audience hears the net exit."""
+    config = CONFIG.replace(
+        'name = "suppress"\nwhen = "has_open_ticket"',
+        'name = "suppress"\nwhen = "has_open_ticket and last_activity_at within 3d"',
+    )
+    s = Setup(tmp_path, config)
+    year_ago = at(24) - timedelta(days=365)
+    recent = [user(1, year_ago, emails=("c1@example.com",)), ticket(1, year_ago, "open")]
+    s.engine.apply_many([Incoming(recent, None, "import:test")], history=False)
+    assert [i.kind for i in s.sync()["meta"]] == ["audience_add"]
+    s.engine.tick(at(24))
+    sent = s.sync()
+    assert [i.kind for i in sent["meta"]] == ["audience_remove"]
+    assert sent["hook"] == []
+    assert [i.kind for i in sent["cio"]] == ["profile"]
