@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint demo bench clean
+.PHONY: help install test test-fast lint audit demo bench clean
 
 help: ## List the targets
 	@echo "Usage: make <target>   (variables: PYTHON=$(PYTHON) DEMO_PORT=$(DEMO_PORT))"
@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 
 test: install ## Run the test suite (pytest)
 	$(BIN)/pytest
+
+test-fast: install ## The quick inner loop: unit and integration tests on SQLite (no slow tier)
+	$(BIN)/pytest -m "not slow"
 
 lint: install ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff check .

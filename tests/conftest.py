@@ -27,6 +27,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgresql: needs a PostgreSQL server")
 
 
+# The slow tier: whole processes (acceptance, production), real browsers, benchmarks' smoke
+# runs, and every test's PostgreSQL twin. `make test-fast` leaves them out; `make test` runs all.
+_SLOW_FOLDERS = frozenset({"acceptance", "production"})
+_SLOW_FILES = frozenset({"test_browser.py", "test_bench_smoke.py", "test_openapi_schemathesis.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path
+        on_postgresql = "postgresql" in getattr(getattr(item, "callspec", None), "id", "")
+        if (
+            path.parent.name in _SLOW_FOLDERS
+            or path.name in _SLOW_FILES
+            or on_postgresql
+            or item.get_closest_marker("postgresql") is not None
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("store") is None:
         return
