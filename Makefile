@@ -7,6 +7,8 @@ DEMO_PORT ?= 8000
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The package alone (what `make demo` needs), without the test and lint tools.
+RUN_STAMP := $(VENV)/.installed-run
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint audit demo bench clean
@@ -21,6 +23,11 @@ install: $(STAMP) ## Create .venv (if absent) and install tactful with its dev t
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e .
 	@touch $@
 
 test: install ## Run the test suite (pytest)
@@ -34,7 +41,7 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-demo: install ## Live demo: server + Zendesk simulator + fake destinations (Ctrl-C stops)
+demo: $(RUN_STAMP) ## Live demo: server + Zendesk simulator + fake destinations (Ctrl-C stops)
 	$(BIN)/tactful demo --port $(DEMO_PORT)
 
 bench: install ## Benchmarks: every section, one summary table vs the targets (~10 min; BENCH_ARGS=--quick)

@@ -109,7 +109,7 @@ def import_files(
     summary = ImportSummary()
     started = time.perf_counter()
     groups = streams(paths)
-    for group in groups:  # a malformed .jsonl file changes nothing (a cheap pass first)
+    for group in groups:  # a malformed file anywhere changes nothing (a cheap pass first)
         for path in group:
             check_file(path)
     pending: dict[int, Incoming] = {}  # document number -> its events read so far
@@ -164,9 +164,14 @@ def import_files(
                 pending_events += 1
                 if pending_events >= batch_size:
                     flush()
-        except ParseError:
-            flush()  # what was read before is applied; nothing of the malformed file
-            raise
+        except ParseError as exc:  # only when a file changed after the check pass
+            flush()
+            raise ParseError(
+                exc.path,
+                exc.line,
+                f"{exc.message} (the file changed during the import; the {summary.applied} "
+                "events applied before it stay applied)",
+            ) from None
         flush()
     summary.seconds = time.perf_counter() - started
     return summary

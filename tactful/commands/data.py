@@ -58,6 +58,12 @@ def register(sub: Any) -> None:
 
 def cmd_import(app: App) -> int:
     paths = [Path(f) for f in app.args.files]
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        raise CommandError(
+            f"{', '.join(folders)}: a directory, not a file; name its files "
+            f"(e.g. tactful import {folders[0].rstrip('/')}/*.json)"
+        )
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise CommandError(f"no such file: {', '.join(missing)}")
@@ -84,21 +90,33 @@ def cmd_import(app: App) -> int:
         else:
             summary = import_files(engine, paths, batch_size=batch_size)
     except ParseError as exc:
-        raise CommandError(
-            f"{exc}; nothing of this file was imported (events read before it were)"
-        ) from exc
+        if "changed during the import" in exc.message:
+            raise CommandError(str(exc)) from exc
+        raise CommandError(f"{exc}; nothing was imported (no file of this import)") from exc
     if app.args.json:
         out_json(summary.as_json())
     else:
         print_summary(app, summary)
+    if summary.records == 0:
+        app.console.print(
+            "[red]error:[/red] nothing usable was found: no document of these files holds "
+            "Zendesk users, tickets, ticket events or ratings (see what was not imported above)",
+            highlight=False,
+        )
+        return 1
     return 0
 
 
 def print_summary(app: App, s: ImportSummary) -> None:
+    rejected = sum(s.rejected.values())
+    skipped = sum(s.skipped.values())
     app.out.print(
-        f"read {s.records} records from {s.documents} documents in {s.files} files "
-        f"({s.records_per_second:,.0f} records/s): {s.applied} applied, "
-        f"{s.duplicates} duplicates; {s.entered} segment entries, {s.exited} exits"
+        f"read {s.records:,} events from {s.documents:,} documents in {s.files} files "
+        f"({s.records_per_second:,.0f} events/s): {s.applied:,} applied, "
+        f"{s.duplicates:,} duplicates, {rejected:,} rejected; {skipped:,} objects skipped; "
+        f"{s.entered:,} segment entries, {s.exited:,} exits",
+        highlight=False,
+        markup=False,
     )
     if s.skipped or s.rejected:
         table = Table("not imported", "count", title=None)

@@ -20,20 +20,20 @@ def register(sub: Any) -> None:
         "--full", action="store_true", help="also reconcile each ad audience against its segment"
     )
     add_json(p)
-    p.set_defaults(handler=cmd_sync)
+    p.set_defaults(handler=cmd_sync, reads_store=True)
 
     p = sub.add_parser("deliveries", help="pending, failed and dead-lettered deliveries")
     add_json(p)
     p.add_argument(
         "--all", dest="show_all", action="store_true", help="also list delivered and skipped ones"
     )
-    p.set_defaults(handler=cmd_deliveries)
+    p.set_defaults(handler=cmd_deliveries, reads_store=True)
     dsub = p.add_subparsers(dest="deliveries_command", metavar="SUBCOMMAND")
     r = dsub.add_parser("retry", help="send dead-lettered deliveries again")
     r.add_argument("ids", nargs="*", type=int, metavar="ID", help="delivery ids")
     r.add_argument("--all", dest="retry_all", action="store_true", help="every dead letter")
     add_json(r)
-    r.set_defaults(handler=cmd_retry)
+    r.set_defaults(handler=cmd_retry, reads_store=True)
 
 
 def cmd_sync(app: App) -> int:

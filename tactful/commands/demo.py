@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tactful.cli import App, CommandError
+from tactful.cli import App, CommandError, human
 from tactful.config import load_settings, starter_config_text
 from tactful.engine import Engine, rules_from_settings
 from tactful.importer import import_files
@@ -133,8 +133,9 @@ def cmd_demo_offline(app: App) -> int:
         segs = [name for name, s in person["segments"].items() if s["member"]]
         state = person["state"]
         app.out.print(
-            f"   {person['person_id']}: {state['support_state']}, open={state['open_ticket_count']}"
-            f" reason={state['ticket_reason']} csat={state['csat_score']} → {', '.join(segs)}",
+            f"   {person['person_id']}: {state['support_state']}, "
+            f"{state['open_ticket_count']} open, reason {human(state['ticket_reason'])}, "
+            f"CSAT {human(state['csat_score'])} → {human(segs)}",
             highlight=False,
         )
     example = sample_ids[0] if sample_ids else "KEY"

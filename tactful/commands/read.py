@@ -6,9 +6,10 @@ import random
 from datetime import datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
-from tactful.cli import App, CommandError, out_json, out_jsonl, parse_now
+from tactful.cli import App, CommandError, human, out_json, out_jsonl, parse_now
 from tactful.commands import add_json, add_now
 from tactful.config import STATE_FIELDS, format_duration
 from tactful.core.rules import RuleError, parse_rule
@@ -22,25 +23,25 @@ def register(sub: Any) -> None:
     )
     add_json(p)
     add_now(p)
-    p.set_defaults(handler=cmd_person)
+    p.set_defaults(handler=cmd_person, reads_store=True)
 
     p = sub.add_parser("people", help="every person (one JSON object per line with --json)")
     add_json(p)
     add_now(p)
     p.add_argument("--limit", type=int, default=None, help="at most this many")
-    p.set_defaults(handler=cmd_people)
+    p.set_defaults(handler=cmd_people, reads_store=True)
 
     p = sub.add_parser("segments", help="segments with their sizes")
     add_json(p)
     add_now(p)
-    p.set_defaults(handler=cmd_segments)
+    p.set_defaults(handler=cmd_segments, reads_store=True)
     ssub = p.add_subparsers(dest="segments_command", metavar="SUBCOMMAND")
     m = ssub.add_parser("members", help="the members of one segment")
     m.add_argument("name", metavar="NAME")
     m.add_argument("--limit", type=int, default=None)
     m.add_argument("--include-holdout", action="store_true", default=True, help=argparse_suppress())
     add_json(m)
-    m.set_defaults(handler=cmd_members)
+    m.set_defaults(handler=cmd_members, reads_store=True)
     v = ssub.add_parser(
         "preview",
         help="count, sample, and who would enter/exit under the configured (or --when) rule",
@@ -49,7 +50,7 @@ def register(sub: Any) -> None:
     v.add_argument("--when", default=None, help="a rule to try instead of the configured one")
     v.add_argument("--sample", type=int, default=10, help="sample size")
     add_json(v)
-    v.set_defaults(handler=cmd_preview)
+    v.set_defaults(handler=cmd_preview, reads_store=True)
 
 
 def argparse_suppress() -> str:
@@ -89,17 +90,18 @@ def print_person(app: App, person: dict[str, Any]) -> None:
     state = person["state"]
     table = Table("field", "value", show_header=False, box=None)
     for name, value in state.items():
-        table.add_row(name, "" if value is None else str(value))
+        table.add_row(name, human(value))
     app.out.print(table)
     for name, seg in person["segments"].items():
         if seg["member"]:
             hold = " (holdout)" if seg["holdout"] else ""
-            app.out.print(f"  in [bold]{name}[/bold] since {seg['since']}{hold}")
+            app.out.print(f"  in [bold]{name}[/bold] since {human(seg['since'])}{hold}")
     for h in person.get("history", [])[-10:]:
         app.out.print(
-            f"  {h['at']} {h['change']} {h['segment']}  [dim]{h['rule']}[/dim]", highlight=False
+            f"  {human(h['at'])} {h['change']} {h['segment']}  [dim]{escape(h['rule'])}[/dim]",
+            highlight=False,
         )
-    app.out.print(f"  consent: {person['consent']}", highlight=False)
+    app.out.print(f"  consent: {human(person['consent'])}", highlight=False, markup=False)
 
 
 def cmd_people(app: App) -> int:
@@ -193,7 +195,7 @@ def cmd_segments(app: App) -> int:
     if app.args.json:
         out_json({"as_of": fmt(as_of), "segments": rows, "support_states": states})
         return 0
-    table = Table("segment", "members", "holdout", "rule", title=f"as of {fmt(as_of)}")
+    table = Table("segment", "members", "holdout", "rule", title=f"as of {human(fmt(as_of))}")
     for r in rows:
         table.add_row(r["name"], str(r["members"]), str(r["holdout_members"]), r["when"])
     app.out.print(table)
@@ -227,7 +229,7 @@ def cmd_members(app: App) -> int:
                 if table is None:
                     out_jsonl({"person_id": pid, "since": fmt(m.since), "holdout": m.holdout})
                 else:
-                    table.add_row(pid, fmt(m.since), "yes" if m.holdout else "")
+                    table.add_row(pid, human(fmt(m.since)), "yes" if m.holdout else "")
             after = page[-1][0]
     if table is not None:
         app.out.print(table)

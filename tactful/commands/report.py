@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", metavar="FILE", default=None, help="write the HTML report here")
     add_json(p)
     add_now(p)
-    p.set_defaults(handler=cmd_report)
+    p.set_defaults(handler=cmd_report, reads_store=True)
 
 
 def cmd_report(app: App) -> int:

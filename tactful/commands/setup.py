@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tactful.cli import App, CommandError, out_json
+from tactful.cli import NO_CONFIG, App, CommandError, out_json
 from tactful.commands import add_json
 from tactful.config import ConfigError, load_settings, starter_config_text
 
@@ -40,6 +40,11 @@ def cmd_check(app: App) -> int:
             out_json({"ok": False, "source": exc.source, "errors": exc.errors})
             return 1
         raise
+    if settings.source == "<defaults>":
+        if app.args.json:
+            out_json({"ok": False, "source": settings.source, "errors": [NO_CONFIG]})
+            return 1
+        raise CommandError(NO_CONFIG)
     summary = {
         "ok": True,
         "source": settings.source,

@@ -45,6 +45,7 @@ Rules:
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -347,7 +348,9 @@ class _Parser:
         tok = self.take()
         if tok.kind == "name":
             if tok.text not in self.fields:
-                raise self.error(f"unknown field '{tok.text}'", tok.pos)
+                close = difflib.get_close_matches(tok.text, list(self.fields), 1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise self.error(f"unknown field '{tok.text}'{hint}", tok.pos)
             self.used.add(tok.text)
             return _Operand("field", self.fields[tok.text], tok.text, tok.pos, tok.text)
         if tok.kind in ("str", "int") or (tok.kind == "kw" and tok.text in ("true", "false")):

@@ -48,19 +48,25 @@ def read_file(path: str | Path) -> Iterator[Chunk]:
 
 
 def check_file(path: str | Path) -> None:
-    """Raise ``ParseError`` if any document of a ``.jsonl`` file is not JSON (a cheap pass
-    before importing, so that a malformed file changes nothing). ``.json`` files are read
-    whole before anything is yielded, so they need no pass of their own."""
-    if Path(path).suffix.lower() in _JSONL:
+    """Raise ``ParseError`` if the file's type is unknown or any of its documents is not JSON:
+    a cheap pass over every file before importing, so that a malformed file anywhere in an
+    import changes nothing."""
+    suffix = Path(path).suffix.lower()
+    if suffix in _JSONL:
         for _ in _read_jsonl(Path(path), str(path), parse=False):
             pass
+    elif suffix in _JSON:
+        for _ in _read_json(Path(path), str(path), parse=False):
+            pass
+    else:
+        read_file(path)
 
 
 def _invalid(error: orjson.JSONDecodeError) -> str:
     return f"invalid JSON: {error.msg} (column {error.colno})"
 
 
-def _read_json(path: Path, name: str) -> Iterator[Chunk]:
+def _read_json(path: Path, name: str, *, parse: bool = True) -> Iterator[Chunk]:
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -70,7 +76,8 @@ def _read_json(path: Path, name: str) -> Iterator[Chunk]:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise ParseError(name, e.lineno or 1, _invalid(e)) from None
-    yield Chunk(name, 1, parse_object(obj), len(data), body)
+    if parse:
+        yield Chunk(name, 1, parse_object(obj), len(data), body)
 
 
 def _read_jsonl(path: Path, name: str, *, parse: bool = True) -> Iterator[Chunk]:

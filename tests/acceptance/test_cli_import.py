@@ -83,8 +83,8 @@ def test_import_summary_counts_match_the_files(
 def test_import_human_summary(cli: Cli, exports: SampleFiles, expected: Expected) -> None:
     result = cli.ok("import", *map(str, exports.paths))
     text = result.text
-    assert f"read {expected.records} records" in text
-    assert f"{expected.records} applied" in text
+    assert f"read {expected.records:,} events" in text
+    assert f"{expected.records:,} applied" in text
     assert "0 duplicates" in text
     assert str(expected.offered_only) in text
 
@@ -244,7 +244,7 @@ def test_ticket_without_requester_is_skipped_with_reason(cli: Cli, tmp_path: Pat
         _ticket(900, "open", "2026-03-02T10:00:00Z", requester_id=None),
     )
     result = cli("import", str(path), "--json")
-    assert result.code == 0, result.err
+    assert result.code == 1, result.err  # nothing usable: the account, and a failure
     s = result.json()
     assert s["applied"] == 0
     assert sum(s["skipped"].values()) == 1
@@ -268,3 +268,43 @@ def test_unknown_extension_is_an_error(cli: Cli, tmp_path: Path) -> None:
     result = cli("import", str(path))
     assert result.code == 1
     assert "data.csv" in result.text
+
+
+# --------------------------------------------------------------------------- exact account
+
+
+def test_a_directory_is_named_as_such_not_missing(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    _jsonl(folder / "users.jsonl", USER)
+    result = cli("import", str(folder))
+    assert result.code == 1
+    assert "a directory" in result.text
+    assert "no such file" not in result.text
+
+
+def test_nothing_usable_is_a_failure_with_an_exact_account(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "wrong.json"
+    path.write_text('{"a": 1}', encoding="utf-8")
+    result = cli("import", str(path), "--json")
+    assert result.code == 1
+    s = result.json()
+    assert (s["records"], s["applied"], s["documents"]) == (0, 0, 1)
+    assert s["skipped"] == {"unknown object shape": 1}
+    human = cli("import", str(path))
+    assert human.code == 1
+    assert "nothing usable" in human.text
+    assert "0 applied, 0 duplicates, 0 rejected; 1 objects skipped" in human.text
+
+
+def test_a_malformed_json_file_anywhere_changes_nothing(cli: Cli, tmp_path: Path) -> None:
+    good = tmp_path / "a-users.json"
+    good.write_text(json.dumps({"users": [USER["user"]]}), encoding="utf-8")
+    bad = tmp_path / "b-tickets.json"
+    bad.write_text("not json", encoding="utf-8")
+    result = cli("import", str(good), str(bad))
+    assert result.code == 1
+    assert "b-tickets.json" in result.text
+    assert "nothing was imported" in result.text
+    assert "before it were" not in result.text
+    assert cli("person", "cust-42").code == 1

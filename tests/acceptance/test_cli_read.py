@@ -398,7 +398,7 @@ def test_now_accepts_a_date_alone(imported: Cli) -> None:
     midnight = imported.ok("people", "--json", "--now", "2026-12-31T00:00:00Z").out
     assert imported.ok("people", "--json", "--now", "2026-12-31").out == midnight
     bad = imported("people", "--json", "--now", "next tuesday")
-    assert bad.code == 1
+    assert bad.code == 2  # a usage error (docs/cli.md)
     assert "next tuesday" in bad.text
 
 
@@ -595,3 +595,11 @@ def test_replay_without_config_change_changes_nothing(imported: Cli) -> None:
     report = imported.ok("replay", "--json").json()
     assert report["changed"] == []
     assert imported.ok("people", "--json").out == before
+
+
+def test_person_text_speaks_human_not_python(scenario: Cli) -> None:
+    scenario.ok("tick", "--now", "2027-06-01T00:00:00Z")  # windows close at x + D + 1µs
+    text = scenario.ok("person", "ann.lee@example.com").out
+    for python in ("True", "False", "None", "['", "{'"):
+        assert python not in text, python
+    assert not re.search(r"T\d\d:\d\d:\d\d\.\d+Z", text), text

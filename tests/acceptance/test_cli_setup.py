@@ -377,3 +377,36 @@ def test_migrate_status_changes_nothing_and_migrate_applies(cli: Cli, tmp_path: 
         result = cli(*args)
         assert result.code == 1
         assert "schema version 99, newer than this Tactful knows" in result.text
+
+
+# --------------------------------------------------------------------------- no configuration
+
+
+def test_check_without_a_config_file_says_so(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TACTFUL_CONFIG", raising=False)
+    (tmp_path / "empty").mkdir()
+    os.chdir(tmp_path / "empty")  # the autouse fixture restores the cwd
+    result = cli.raw("check")
+    assert result.code == 1
+    assert "no configuration file" in result.text
+    assert "ok" not in result.out
+    body = cli.raw("check", "--json")
+    assert body.code == 1
+    assert body.json()["ok"] is False
+
+
+def test_read_commands_never_create_a_store(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TACTFUL_CONFIG", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    os.chdir(empty)
+    for command in (["people"], ["segments"], ["person", "x@example.com"], ["deliveries"]):
+        result = cli.raw(*command)
+        assert result.code == 1, command
+        assert "no store at tactful.db" in result.text
+        assert "no configuration file" in result.text
+    assert list(empty.iterdir()) == []

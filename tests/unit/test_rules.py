@@ -635,3 +635,10 @@ def test_following_next_change_terminates(
         assert nxt is None or nxt > t
         seen += 1
         assert seen < 50
+
+
+def test_an_unknown_field_suggests_the_closest_one() -> None:
+    with pytest.raises(
+        RuleError, match=r"unknown field 'has_open_tiket' \(did you mean 'has_open_ticket'\?\)"
+    ):
+        parse_rule("has_open_tiket", name="r", fields=FIELDS)
