@@ -169,6 +169,9 @@ class SQLiteStore:
             self.conn.execute(f"PRAGMA cache_size = {-self.CACHE_KIB}")
             self._cache_kib = self.CACHE_KIB
             self.conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted content is overwritten with zeros, in its page and on free pages: an
+            # erased person's rows do not linger in the file (docs/privacy.md).
+            self.conn.execute("PRAGMA secure_delete = ON")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {url}: {exc}") from exc
@@ -214,8 +217,24 @@ class SQLiteStore:
             self._settle(durable, bulk)
             with self._transaction() as tx:
                 yield tx
+            if tx.erased:
+                self._wipe_wal()
             if not durable and self._checkpointer is not None:
                 self._checkpointer.poke(self.BACKGROUND_CHECKPOINT_BYTES)
+
+    def _wipe_wal(self) -> None:
+        """After an erasure: copy the WAL into the database and empty it (``TRUNCATE``), so
+        the erased rows' old page images leave the WAL file. The deleted content itself was
+        zeroed in the pages (``secure_delete``). Readers still on an older snapshot make the
+        checkpoint wait (the busy timeout), then give up: the next erasure, or the next
+        checkpoint, copies the rest, and the store says so in its log."""
+        try:
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint after an erasure failed on %s: %s", self.url, exc)
+            return
+        if busy:
+            log.warning("WAL checkpoint after an erasure could not finish on %s", self.url)
 
     def _settle(self, durable: bool, bulk: bool) -> None:
         """The connection's settings for this kind of transaction, changed only when they
