@@ -234,29 +234,22 @@ class Batch:
         rows and this batch's of both persons, and the absorbed person's exits at the merge
         (whose outbox rows still tell destinations that the absorbed id left)."""
         pair = (absorbed, survivor)
-        rows = [
-            Row(("db", i), pid, c.segment, c.change, c.at)
-            for i, pid, c in self.tx.history_rows(pair)
-        ]
-        pending = {i for i, h in enumerate(self.history) if h.person_id in pair}
+        stored = self.tx.history_rows(pair)
+        pending = [i for i, h in enumerate(self.history) if h.person_id in pair]
+        rows = [Row(("db", i), pid, c.segment, c.change, c.at) for i, pid, c in stored]
         rows += [
-            Row(
-                ("mem", i),
-                self.history[i].person_id,
-                self.history[i].change.segment,
-                self.history[i].change.change,
-                self.history[i].change.at,
-            )
+            Row(("mem", i), h.person_id, h.change.segment, h.change.change, h.change.at)
             for i in pending
+            for h in (self.history[i],)
         ]
         rows += [Row(("exit", n), absorbed, c.segment, c.change, c.at) for n, c in enumerate(exits)]
         kept = union_history(rows)
         self.tx.delete_history([r.ref[1] for r in rows if r.ref[0] == "db" and r.ref not in kept])
-        dropped = {i for i in pending if ("mem", i) not in kept}
+        moved = set(pending)
         self.history = [
-            HistoryRow(survivor, h.change) if i in pending else h
+            HistoryRow(survivor, h.change) if i in moved else h
             for i, h in enumerate(self.history)
-            if i not in dropped
+            if i not in moved or ("mem", i) in kept
         ]
         self.history += [
             HistoryRow(survivor, c) for n, c in enumerate(exits) if ("exit", n) in kept

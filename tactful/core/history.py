@@ -8,26 +8,26 @@ other is not in it either. What is kept alternates again.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    ref: Hashable  # the caller's handle on the row
+    ref: tuple[str, int]  # the caller's handle on the row
     source: str  # whose history it was (a person id)
     segment: str
     change: str  # entered | exited
     at: datetime
 
 
-def union_history(rows: Sequence[Row]) -> set[Hashable]:
+def union_history(rows: Sequence[Row]) -> set[tuple[str, int]]:
     """The refs of the rows to keep. ``rows``: both histories, each in its own order (rows at
     one time keep the order they are given in)."""
     ordered = sorted(enumerate(rows), key=lambda item: (item[1].at, item[0]))
     inside: dict[str, set[str]] = {}
-    kept: set[Hashable] = set()
+    kept: set[tuple[str, int]] = set()
     for _, row in ordered:
         members = inside.setdefault(row.segment, set())
         if row.change == "entered":

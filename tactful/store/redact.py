@@ -62,7 +62,8 @@ def _phone_pattern(e164: str) -> re.Pattern[str] | None:
     national = str(number.national_number)
     country = _SEP.join(str(number.country_code))
     digits = _SEP.join(re.escape(d) for d in national)
-    return re.compile(rf"(?<!\d)(?:(?:\+|00)?{_SEP}{country}{_SEP})?0?{_SEP}{digits}(?!\d)")
+    prefix = rf"(?:(?:\+|00)?{_SEP}{country}{_SEP})?0?{_SEP}"
+    return re.compile(rf"(?<!\d)(?=[+(\d]){prefix}{digits}(?!\d)")
 
 
 @dataclass(frozen=True)
