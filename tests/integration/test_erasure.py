@@ -191,3 +191,25 @@ def test_no_raw_form_of_an_erased_identifier_survives_in_the_store_bytes(
     assert raw.count(b"bob@example.com") >= 2 and b"where is my parcel?" in raw
     with engine.store.reader() as reader:
         assert reader.find_persons("email", "bob@example.com") != []
+
+
+def test_replay_rebuilds_the_event_index() -> None:
+    h = harness("")
+    engine = h.engine
+    from tactful.testing import status_change, user_merge
+
+    engine.apply([user(1, emails=("a@example.com",)), ticket(1, at(1), requester_id=1)])
+    engine.apply([user(2, external_ids=("%",)), status_change(1, at(2), "solved")])
+    engine.apply([user_merge(2, 1, at(3))])
+    sql = (
+        "SELECT 'p', person_id, event_key FROM event_persons UNION ALL "
+        "SELECT 't', CAST(ticket_id AS TEXT), event_key FROM event_tickets ORDER BY 1, 2, 3"
+    )
+    with engine.store.reader() as reader:
+        conn: Any = reader.conn  # type: ignore[attr-defined]
+        before = [tuple(r) for r in conn.execute(sql).fetchall()]
+    assert len(before) == 6  # 4 events of one person (merged), 2 of ticket 1
+    engine.replay()
+    with engine.store.reader() as reader:
+        conn = reader.conn  # type: ignore[attr-defined]
+        assert [tuple(r) for r in conn.execute(sql).fetchall()] == before
