@@ -349,6 +349,8 @@ MIGRATIONS.append(
                 PRIMARY KEY (ticket_id, event_key)) {without_rowid}""",
             *_backfill_events("sqlite"),
             *_backfill_events("postgresql"),
+            # SQLite: a scratch table an erasure fills with zeros to overwrite the free pages.
+            ("sqlite", "CREATE TABLE free_pages (b BLOB)"),
             # Proofs are HMACs keyed by the store's own secret (meta ``erasure_key``); the
             # earlier bare SHA-256 digests stay, marked as such.
             "ALTER TABLE erasures RENAME COLUMN identifiers_sha256 TO identifiers_proof",

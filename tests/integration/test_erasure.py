@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,12 @@ def test_no_raw_form_of_an_erased_identifier_survives_in_the_store_bytes(
     for page in (USERS_PAGE, TICKETS_PAGE):
         body = orjson.dumps(page)
         engine.apply(parse_object(page).events, document=body, source="import:page")
+    # Ann's ticket record once held a long text (stored on overflow pages), then was
+    # overwritten: its old pages are free pages of the file, her email still in them.
+    when = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    long = "Ann.Doe@Example.com wrote: " + "please call back. " * 400
+    engine.apply([ticket(501, when, "pending", requester_id=101, subject=long)])
+    engine.apply([ticket(501, when + timedelta(hours=1), "open", requester_id=101)])
     worker.sync()
     request = {
         "events": [

@@ -49,6 +49,7 @@ def _back_to_9(conn: Any) -> None:
     """Undo migration 10: no event index, bare SHA-256 proofs."""
     conn.execute("DROP TABLE event_persons")
     conn.execute("DROP TABLE event_tickets")
+    conn.execute("DROP TABLE IF EXISTS free_pages")
     conn.execute("UPDATE erasures SET identifiers_proof = substr(identifiers_proof, 13)")
     conn.execute("ALTER TABLE erasures RENAME COLUMN identifiers_proof TO identifiers_sha256")
     conn.execute("DELETE FROM schema_migrations WHERE version = 10")
