@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,12 +170,6 @@ def test_no_raw_form_of_an_erased_identifier_survives_in_the_store_bytes(
     for page in (USERS_PAGE, TICKETS_PAGE):
         body = orjson.dumps(page)
         engine.apply(parse_object(page).events, document=body, source="import:page")
-    # Ann's ticket record once held a long text (stored on overflow pages), then was
-    # overwritten: its old pages are free pages of the file, her email still in them.
-    when = datetime(2026, 11, 20, 12, tzinfo=UTC)
-    long = "Ann.Doe@Example.com wrote: " + "please call back. " * 400
-    engine.apply([ticket(501, when, "pending", requester_id=101, subject=long)])
-    engine.apply([ticket(501, when + timedelta(hours=1), "open", requester_id=101)])
     worker.sync()
     request = {
         "events": [
@@ -220,3 +213,48 @@ def test_replay_rebuilds_the_event_index() -> None:
     with engine.store.reader() as reader:
         conn = reader.conn  # type: ignore[attr-defined]
         assert [tuple(r) for r in conn.execute(sql).fetchall()] == before
+
+
+def test_an_erasure_zeroes_the_pages_freed_before_it(tmp_path: Path, store_kind: str) -> None:
+    """Under ``secure_delete = FAST`` a large value's overflow pages go to the free list as
+    they were; the next erasure overwrites every free page."""
+    from tactful.store.sqlite import SQLiteStore
+
+    if store_kind != "sqlite":
+        pytest.skip("SQLite's free pages")
+
+    path = tmp_path / "s.db"
+    store = SQLiteStore(f"sqlite:///{path}")
+    marker = b"ann.doe@example.com"
+    with store.transaction() as tx:
+        tx.set_meta("scratch", (marker.decode() + " ") * 2000)  # ~40 kB: overflow pages
+    with store.transaction() as tx:
+        tx.conn.execute("DELETE FROM meta WHERE key = 'scratch'")  # type: ignore[attr-defined]
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert store.conn.execute("PRAGMA freelist_count").fetchone()[0] >= 8
+    assert marker in path.read_bytes()  # the free pages still hold it
+    with store.transaction() as tx:
+        tx.erase_person("p_nobody", 0, "test")
+    assert store.conn.execute("PRAGMA freelist_count").fetchone()[0] >= 8  # free again
+    raw = path.read_bytes() + (tmp_path / "s.db-wal").read_bytes()
+    assert marker not in raw
+    store.close()
+
+
+def test_the_proof_is_keyed_by_the_stores_own_secret() -> None:
+    from tactful.store.erasure import SECRET_KEY, identifiers_proof
+
+    proofs = []
+    for _ in range(2):
+        engine = harness("").engine
+        engine.apply([user(1, emails=("ann@example.com",))])
+        engine.apply([PersonErased("erase-1", at(2), Identifier("email", "ann@example.com"))])
+        with engine.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            (proof,) = conn.execute("SELECT identifiers_proof FROM erasures").fetchone()
+            secret = reader.get_meta(SECRET_KEY)
+        assert secret is not None and len(secret) == 64
+        idents = [("email", "ann@example.com"), ("zendesk_user_id", "1")]
+        assert proof == identifiers_proof(secret, idents)
+        proofs.append(proof)
+    assert proofs[0] != proofs[1]  # two stores, two secrets: the same person, other proofs
