@@ -253,19 +253,28 @@ class SQLiteStore:
             if not durable and self._checkpointer is not None:
                 self._checkpointer.poke(self.BACKGROUND_CHECKPOINT_BYTES)
 
-    def _wipe_wal(self) -> None:
+    def _wipe_wal(self, wait: float = 10.0) -> None:
         """After an erasure: copy the WAL into the database and empty it (``TRUNCATE``), so
-        the erased rows' old page images leave the WAL file. The deleted content itself was
-        zeroed in the pages (``secure_delete``). Readers still on an older snapshot make the
-        checkpoint wait (the busy timeout), then give up: the next erasure, or the next
-        checkpoint, copies the rest, and the store says so in its log."""
-        try:
-            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.Error as exc:
-            log.warning("WAL checkpoint after an erasure failed on %s: %s", self.url, exc)
-            return
-        if busy:
-            log.warning("WAL checkpoint after an erasure could not finish on %s", self.url)
+        the erased rows' old page images leave the WAL file (the deleted content itself was
+        zeroed in the pages: ``secure_delete``). A checkpoint running in the background
+        thread, or a reader on an older snapshot (another process), makes it answer busy:
+        it is tried again until ``wait`` runs out, then logged; the next erasure's
+        checkpoint empties the WAL then."""
+        deadline = time.monotonic() + wait
+        pause = 0.005
+        while True:
+            try:
+                busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint after an erasure failed on %s: %s", self.url, exc)
+                return
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                log.warning("WAL checkpoint after an erasure could not finish on %s", self.url)
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def _settle(self, durable: bool, bulk: bool) -> None:
         """The connection's settings for this kind of transaction, changed only when they
