@@ -258,4 +258,3 @@ def test_the_proof_is_keyed_by_the_stores_own_secret() -> None:
         assert proof == identifiers_proof(secret, idents)
         proofs.append(proof)
     assert proofs[0] != proofs[1]  # two stores, two secrets: the same person, other proofs
-
