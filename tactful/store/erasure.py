@@ -162,7 +162,7 @@ def erase(
     deleted = _run_in(conn, "DELETE FROM events WHERE key IN ({})", keys)
     _run_in(conn, "DELETE FROM event_tickets WHERE ticket_id IN ({})", ticket_list)
     docs_deleted, docs_redacted = _documents(
-        conn, doc_ids, ticket_list, Erased.of(idents, ticket_list)
+        conn, doc_ids, ticket_list, Erased.of([*idents, ("person_id", person_id)], ticket_list)
     )
     for table in PERSON_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))

@@ -68,7 +68,8 @@ def _phone_pattern(e164: str) -> re.Pattern[str] | None:
 
 @dataclass(frozen=True)
 class Erased:
-    """What names the erased person: normalized identifiers and ticket ids."""
+    """What names the erased person: normalized identifiers (with ``("person_id", id)``)
+    and ticket ids."""
 
     identifiers: frozenset[tuple[str, str]]
     ticket_ids: frozenset[int]
@@ -81,7 +82,9 @@ class Erased:
         ids = self.identifiers
         users = frozenset(int(v) for k, v in ids if k == "zendesk_user_id" and v.isdigit())
         values = frozenset(
-            v.lower() if k == "email" else v for k, v in ids if k in ("email", "external_id")
+            v.lower() if k == "email" else v
+            for k, v in ids
+            if k in ("email", "external_id", "person_id")
         )
         texts = [re.compile(re.escape(v), re.IGNORECASE) for k, v in ids if k == "email"]
         phones = [v for k, v in ids if k == "phone"]
@@ -124,7 +127,11 @@ def _belongs(obj: dict[str, Any], container: str | None, erased: Erased) -> bool
         return True
     person = obj.get("person")
     if isinstance(person, dict):
-        return any(isinstance(v, str) and erased.names(v) for v in person.values())
+        return any(
+            (isinstance(v, str) and erased.names(v))
+            or (k in USER_ID_KEYS and _as_int(v) in erased.user_ids)
+            for k, v in person.items()
+        )
     return False
 
 

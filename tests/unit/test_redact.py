@@ -12,6 +12,7 @@ ANN = Erased.of(
         ("phone", "+14155550100"),
         ("external_id", "ext-ann-77"),
         ("zendesk_user_id", "101"),
+        ("person_id", "p_0123456789abcdef0123"),
     ],
     [501],
 )
@@ -23,7 +24,12 @@ def test_the_persons_records_are_dropped_and_others_kept() -> None:
         "tickets": [{"id": 501, "requester_id": 9}, {"id": 101, "requester_id": 102}],
         "ticket_events": [{"ticket_id": 501}, {"ticket_id": 101}],
         "ratings": [{"id": 7, "requester_id": 101}],
-        "events": [{"person": {"email": "ANN.Doe@Example.com "}}, {"person": {"email": "b@x.io"}}],
+        "events": [
+            {"person": {"email": "ANN.Doe@Example.com "}},
+            {"person": {"zendesk_user_id": 101}},
+            {"person": {"person_id": "p_0123456789abcdef0123"}},
+            {"person": {"email": "b@x.io"}},
+        ],
     }
     assert redact(page, ANN) == {
         "users": [{"id": 102, "name": "Bob"}],
