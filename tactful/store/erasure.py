@@ -178,7 +178,9 @@ def erase(
         "(SELECT id FROM deliveries WHERE person_id = ?)",
         (person_id,),
     )
-    conn.execute("UPDATE deliveries SET payload = ? WHERE person_id = ?", (b"{}", person_id))
+    conn.execute(
+        "UPDATE deliveries SET payload = ?, last_error = '' WHERE person_id = ?", (b"{}", person_id)
+    )
     conn.execute(
         "INSERT INTO erasures (person_id, at_us, erased_us, identifiers_proof, requested_by, "
         "events_deleted, documents_deleted, documents_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -258,3 +258,48 @@ def test_the_proof_is_keyed_by_the_stores_own_secret() -> None:
         assert proof == identifiers_proof(secret, idents)
         proofs.append(proof)
     assert proofs[0] != proofs[1]  # two stores, two secrets: the same person, other proofs
+
+
+def test_sidebar_actions_and_delivery_errors_about_the_person_go() -> None:
+    engine = harness("").engine
+    engine.apply([user(1, emails=("ann@example.com",)), user(2, emails=("bob@example.com",))])
+    with engine.store.reader() as reader:
+        (ann,) = reader.find_persons("email", "ann@example.com")
+        (bob,) = reader.find_persons("email", "bob@example.com")
+    with engine.store.transaction() as tx:
+        conn: Any = tx.conn  # type: ignore[attr-defined]
+        for n, (pid, email) in enumerate(
+            [(ann, "ann@example.com"), (None, "Ann@Example.com"), (bob, "bob@example.com")]
+        ):
+            conn.execute(
+                "INSERT INTO agent_actions (idempotency_key, at_us, agent, account, person_id, "
+                "email, action, params, status, result, updated_us) "
+                "VALUES (?, 0, 'agent', 'acct', ?, ?, 'suppress', '{}', 'done', '', 0)",
+                (f"k{n}", pid, email),
+            )
+        for n, pid in enumerate((ann, bob)):
+            conn.execute(
+                "INSERT INTO deliveries (destination, person_id, kind, name, key, at_us, "
+                "payload, status, next_us, created_us, updated_us, last_error) VALUES "
+                "('cio', ?, 'profile', '', ?, 0, ?, 'done', 0, 0, 0, 'bad email x@y')",
+                (pid, f"d{n}", b'{"email": "x"}'),
+            )
+            conn.execute(
+                "INSERT INTO delivery_attempts (delivery_id, at_us, outcome, status, error) "
+                "SELECT id, 0, 'reject', 400, 'bad email x@y' FROM deliveries WHERE key = ?",
+                (f"d{n}",),
+            )
+    engine.apply([PersonErased("erase-1", at(2), Identifier("email", "ann@example.com"))])
+    with engine.store.reader() as reader:
+        conn = reader.conn  # type: ignore[attr-defined]
+        actions = conn.execute("SELECT email FROM agent_actions").fetchall()
+        deliveries = conn.execute(
+            "SELECT person_id, payload, last_error FROM deliveries ORDER BY key"
+        ).fetchall()
+        errors = conn.execute("SELECT error FROM delivery_attempts ORDER BY id").fetchall()
+    assert [a[0] for a in actions] == ["bob@example.com"]
+    assert [(p, bytes(b), e) for p, b, e in deliveries] == [
+        (ann, b"{}", ""),
+        (bob, b'{"email": "x"}', "bad email x@y"),
+    ]
+    assert [e[0] for e in errors] == ["", "bad email x@y"]
