@@ -37,6 +37,7 @@ from tactful.core.events import (
     UserSeen,
     time_order,
 )
+from tactful.core.history import Row, union_history
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
 from tactful.core.state import (
@@ -189,7 +190,17 @@ class Batch:
                     owners.append(None)
         self._apply_merges()
         self.identity.flush()
-        return [None if o is None else self.identity.find(o) for o in owners]
+        final = [None if o is None else self.identity.find(o) for o in owners]
+        self.tx.index_events(
+            [(pid, e.key) for e, pid in zip(events, final, strict=True) if pid is not None],
+            [
+                (e.ticket_id, e.key)
+                for e in events
+                if isinstance(e, TicketVersion | TicketStatusChanged | RatingGiven)
+                and e.ticket_id is not None
+            ],
+        )
+        return final
 
     def _lock_and_preload(self, keys: list[tuple[str, str]], events: Sequence[Event]) -> None:
         """Look up the batch's identifiers and tickets. Where several processes write
@@ -228,13 +239,15 @@ class Batch:
         for absorbed, survivor, at in self.pending_merges:
             rows = self.tx.load_persons([absorbed, survivor])
             gone = rows.get(absorbed)
+            exits: list[Change] = []
             if gone is not None:
                 for segment, membership in gone.memberships.items():
                     if membership.member:
                         change = Change(
                             segment, "exited", at, "", membership.holdout, f"merged into {survivor}"
                         )
-                        self._record_change(absorbed, change)
+                        exits.append(change)
+                        self._announce(absorbed, change)
                 kept = rows.get(survivor)
                 if kept is not None:
                     kept.facts = kept.facts.combine(gone.facts)
@@ -242,10 +255,37 @@ class Batch:
                 else:
                     previous = self.merged_facts.get(survivor, PersonFacts())
                     self.merged_facts[survivor] = previous.combine(gone.facts)
+            self._merge_history(absorbed, survivor, exits)
             self.identity.new_persons.pop(absorbed, None)
             self.tx.merge_person(absorbed, survivor)
             self.merge_survivors.add(survivor)
         self.pending_merges.clear()
+
+    def _merge_history(self, absorbed: str, survivor: str, exits: list[Change]) -> None:
+        """The survivor's history becomes the union of both (``union_history``): the stored
+        rows and this batch's of both persons, and the absorbed person's exits at the merge
+        (whose outbox rows still tell destinations that the absorbed id left)."""
+        pair = (absorbed, survivor)
+        stored = self.tx.history_rows(pair)
+        pending = [i for i, h in enumerate(self.history) if h.person_id in pair]
+        rows = [Row(("db", i), pid, c.segment, c.change, c.at) for i, pid, c in stored]
+        rows += [
+            Row(("mem", i), h.person_id, h.change.segment, h.change.change, h.change.at)
+            for i in pending
+            for h in (self.history[i],)
+        ]
+        rows += [Row(("exit", n), absorbed, c.segment, c.change, c.at) for n, c in enumerate(exits)]
+        kept = union_history(rows)
+        self.tx.delete_history([r.ref[1] for r in rows if r.ref[0] == "db" and r.ref not in kept])
+        moved = set(pending)
+        self.history = [
+            HistoryRow(survivor, h.change) if i in moved else h
+            for i, h in enumerate(self.history)
+            if i not in moved or ("mem", i) in kept
+        ]
+        self.history += [
+            HistoryRow(survivor, c) for n, c in enumerate(exits) if ("exit", n) in kept
+        ]
 
     # -- loading ----------------------------------------------------------------------------
     def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
@@ -432,11 +472,22 @@ class Batch:
         *,
         tell: bool = True,
     ) -> None:
+        self.history.append(HistoryRow(pid, change))
+        self._announce(pid, change, eligible, tell=tell)
+
+    def _announce(
+        self,
+        pid: str,
+        change: Change,
+        eligible: dict[str, bool] | None = None,
+        *,
+        tell: bool = True,
+    ) -> None:
+        """Count a change of membership and tell destinations (an outbox row)."""
         if change.change == "entered":
             self.stats.entered += 1
         else:
             self.stats.exited += 1
-        self.history.append(HistoryRow(pid, change))
         if tell:
             self._tell(pid, membership_row(pid, change, eligible or {}))
 
@@ -527,9 +578,12 @@ class Batch:
             self.outbox = [o for o in self.outbox if o.person_id != pid]
             self.touched.discard(pid)
             person = self.persons.pop(pid, None)
+            find = self.identity.find
+            tickets = {t for t, (owner, _) in self.tickets.items() if find(owner) == pid}
             if person is not None and person.ticket_ids:
-                self.dirty_tickets -= person.ticket_ids
-            report = self.tx.erase_person(pid, to_us(at), requested_by)
+                tickets |= person.ticket_ids
+            self.dirty_tickets -= tickets
+            report = self.tx.erase_person(pid, to_us(at), requested_by, tickets)
             identifiers: dict[str, list[str]] = {}
             for kind, value in report.identifiers:
                 identifiers.setdefault(kind, []).append(value)

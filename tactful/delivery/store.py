@@ -104,10 +104,9 @@ class DeliveryStore:
             ids = [(r[0],) for r in rows]
             conn.executemany("UPDATE outbox SET routed = 1 WHERE id = ?", ids)
             # Erasure rows carry identifiers only until they are routed.
-            conn.executemany(
-                "UPDATE outbox SET payload = ? WHERE id = ?",
-                [(b"{}", r[0]) for r in rows if r[2] == "person_erased"],
-            )
+            erased = [(b"{}", r[0]) for r in rows if r[2] == "person_erased"]
+            conn.executemany("UPDATE outbox SET payload = ? WHERE id = ?", erased)
+            tx.erased = tx.erased or bool(erased)  # the store then wipes the old bytes
             return len(rows), inserted
 
     def enqueue(self, rows: Iterable[NewDelivery]) -> int:
@@ -186,6 +185,7 @@ class DeliveryStore:
                 if row.kind == "erase" and status in ("done", "dead"):
                     # identifiers of an erased person live only until the erasure is out
                     conn.execute("UPDATE deliveries SET payload = ? WHERE id = ?", (b"{}", row.id))
+                    tx.erased = True  # the store then wipes the old bytes
 
     def skip(self, rows: Sequence[DeliveryRow], reason: str) -> None:
         now = self.now_us()

@@ -1,30 +1,45 @@
-"""Erase a person from the store, keeping only a proof that it was done.
+"""Erase a person from the store, keeping only a keyed proof that it was done.
+
+The person's data is found by exact keys, never by matching text: the person id, the
+person's ``identifiers`` rows, and the person's tickets. The person's events are those the
+batches resolved to the person (``event_persons``) and those of the person's tickets
+(``event_tickets``), including the erase request itself.
 
 What goes: the person row, identifiers, tickets, memberships and their history, state
-changes, timers, pending outbox rows and deliveries (the ad-audience ledger stays until the
-removal is delivered), the person's canonical events in the log, and raw documents: a
-document that only held the person's events is deleted, a shared one (an export page) has the
-person's identifier strings redacted. What stays: one ``erasures`` row with when, who asked,
-a SHA-256 of the identifiers (to answer "was X erased?" without keeping X) and the counts.
+changes, pending outbox rows and deliveries (the ad-audience ledger stays until the removal
+is delivered; a delivered row keeps no payload, its attempts no error text), the sidebar's
+agent actions about the person, the person's events, and raw documents: a document that only
+held the person's events (or a kept webhook body of one of the person's tickets) is deleted;
+a shared one (an export page, an API request with other persons' items) has the person's
+records dropped and every raw form of the person's identifiers replaced
+(``tactful.store.redact``). What stays: one ``erasures`` row with when, who asked, an
+HMAC-SHA256 of the identifiers keyed with the store's own secret (meta ``erasure_key``), so
+"was X erased?" can be answered by whoever holds the store, without keeping X and without
+letting a copy of the table be checked against a list of addresses, and the counts.
 
-Known limit: a shared raw document may still hold the person's name or free text (Zendesk
-user names, ticket subjects) — only the identifiers Tactful knows are redacted there.
+The store adapter makes sure the deleted bytes do not linger (SQLite: ``secure_delete`` and
+a truncating WAL checkpoint after the transaction; see docs/privacy.md for PostgreSQL).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import secrets
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tactful.store.migrations import PERSON_TABLES
+from tactful.store.redact import Erased, redact
 
-REDACTED = "[erased]"
+SECRET_KEY = "erasure_key"
+UNPARSED_TICKET = "webhook:unparsed:ticket:"
+_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,86 +51,144 @@ class ErasureReport:
     documents_redacted: int
 
 
-def identifiers_digest(identifiers: Sequence[tuple[str, str]]) -> str:
+def identifiers_proof(secret: str, identifiers: Sequence[tuple[str, str]]) -> str:
+    """``hmac-sha256:`` + the keyed digest of the person's identifiers (sorted)."""
     text = "\n".join(f"{k}:{v}" for k, v in sorted(identifiers))
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return f"hmac-sha256:{digest}"
 
 
-def _event_patterns(identifiers: Sequence[tuple[str, str]]) -> list[str]:
-    """LIKE patterns that find the person's canonical events (orjson of the dataclasses)."""
-    patterns = []
-    for kind, value in identifiers:
-        quoted = orjson.dumps(value).decode()
-        if kind == "zendesk_user_id":
-            patterns += [
-                f'%"requester_id":{value},%',
-                f'%"zendesk_user_id":{value},%',
-                f'%"source_user_id":{value},%',
-                f'%"target_user_id":{value}}}%',
-            ]
-        patterns.append(f'%"kind":"{kind}","value":{quoted}%')
-        if kind != "zendesk_user_id":
-            patterns.append(f"%{quoted}%")
-    return patterns
+def store_secret(conn: Any) -> str:
+    """The store's erasure secret, created on first use (the first writer's wins)."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        (SECRET_KEY, secrets.token_hex(32)),
+    )
+    return str(conn.execute("SELECT value FROM meta WHERE key = ?", (SECRET_KEY,)).fetchone()[0])
+
+
+def _in(conn: Any, sql: str, values: Sequence[Any], *params: Any) -> list[Any]:
+    """Rows of ``sql`` (with one ``IN ({})`` list) for all ``values``, in chunks."""
+    rows: list[Any] = []
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(sql.format(marks), (*params, *chunk)).fetchall()
+    return rows
+
+
+def _run_in(conn: Any, sql: str, values: Sequence[Any]) -> int:
+    count = 0
+    for start in range(0, len(values), _CHUNK):
+        chunk = list(values[start : start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        count += max(conn.execute(sql.format(marks), tuple(chunk)).rowcount, 0)
+    return count
+
+
+def _events(conn: Any, person_id: str, ticket_ids: Sequence[int]) -> list[str]:
+    keys = {
+        str(k)
+        for (k,) in conn.execute(
+            "SELECT event_key FROM event_persons WHERE person_id = ?", (person_id,)
+        )
+    }
+    keys.update(
+        str(k)
+        for (k,) in _in(
+            conn, "SELECT event_key FROM event_tickets WHERE ticket_id IN ({})", ticket_ids
+        )
+    )
+    return sorted(keys)
+
+
+def _documents(
+    conn: Any, doc_ids: Iterable[int], ticket_ids: Sequence[int], erased: Erased
+) -> tuple[int, int]:
+    deleted = _run_in(
+        conn,
+        "DELETE FROM documents WHERE source IN ({})",
+        [f"{UNPARSED_TICKET}{t}" for t in ticket_ids],
+    )
+    redacted = 0
+    for doc in sorted(set(doc_ids)):
+        still_used = conn.execute(
+            "SELECT 1 FROM events WHERE document_id = ? LIMIT 1", (doc,)
+        ).fetchone()
+        if still_used is None:
+            deleted += conn.execute("DELETE FROM documents WHERE id = ?", (doc,)).rowcount
+            continue
+        row = conn.execute("SELECT encoding, body FROM documents WHERE id = ?", (doc,)).fetchone()
+        if row is None:
+            continue
+        body = zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
+        try:
+            kept = orjson.dumps(redact(orjson.loads(body), erased))
+        except orjson.JSONDecodeError:  # not JSON (never stored by Tactful's edges): drop it
+            conn.execute("UPDATE events SET document_id = NULL WHERE document_id = ?", (doc,))
+            deleted += conn.execute("DELETE FROM documents WHERE id = ?", (doc,)).rowcount
+            continue
+        conn.execute(
+            "UPDATE documents SET body = ?, encoding = 'zlib', sha256 = ? WHERE id = ?",
+            (zlib.compress(kept, 1), f"redacted:{doc}", doc),
+        )
+        redacted += 1
+    return deleted, redacted
 
 
 def erase(
-    conn: Any, person_id: str, at_us: int, requested_by: str, *, dialect: str = "sqlite"
+    conn: Any, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
 ) -> ErasureReport:
+    """Erase ``person_id``. ``ticket_ids``: tickets of the person not stored yet (this
+    batch's), besides those the ``tickets`` table gives the person."""
     idents = [
         (str(k), str(v))
         for k, v in conn.execute(
             "SELECT kind, value FROM identifiers WHERE person_id = ?", (person_id,)
         )
     ]
-    doc_ids: set[int] = set()
-    deleted = 0
-    as_text = (
-        "convert_from(canonical, 'UTF8')" if dialect == "postgresql" else "CAST(canonical AS TEXT)"
+    tickets = {
+        int(t)
+        for (t,) in conn.execute("SELECT ticket_id FROM tickets WHERE person_id = ?", (person_id,))
+    }
+    tickets.update(ticket_ids)
+    ticket_list = sorted(tickets)
+    keys = _events(conn, person_id, ticket_list)
+    doc_ids = [
+        int(d)
+        for (d,) in _in(conn, "SELECT document_id FROM events WHERE key IN ({})", keys)
+        if d is not None
+    ]
+    deleted = _run_in(conn, "DELETE FROM events WHERE key IN ({})", keys)
+    _run_in(conn, "DELETE FROM event_tickets WHERE ticket_id IN ({})", ticket_list)
+    docs_deleted, docs_redacted = _documents(
+        conn, doc_ids, ticket_list, Erased.of([*idents, ("person_id", person_id)], ticket_list)
     )
-    for pattern in _event_patterns(idents):
-        rows = conn.execute(
-            f"SELECT seq, document_id FROM events WHERE {as_text} LIKE ?", (pattern,)
-        ).fetchall()
-        for seq, doc in rows:
-            if doc is not None:
-                doc_ids.add(int(doc))
-            deleted += conn.execute("DELETE FROM events WHERE seq = ?", (seq,)).rowcount
-    docs_deleted = docs_redacted = 0
-    strings = [v for k, v in idents if k != "zendesk_user_id"]
-    for doc in sorted(doc_ids):
-        still_used = conn.execute(
-            "SELECT 1 FROM events WHERE document_id = ? LIMIT 1", (doc,)
-        ).fetchone()
-        if still_used is None:
-            docs_deleted += conn.execute("DELETE FROM documents WHERE id = ?", (doc,)).rowcount
-            continue
-        row = conn.execute("SELECT encoding, body FROM documents WHERE id = ?", (doc,)).fetchone()
-        if row is None:
-            continue
-        body = zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
-        for value in strings:
-            body = body.replace(value.encode(), REDACTED.encode())
-        conn.execute(
-            "UPDATE documents SET body = ?, encoding = 'zlib', sha256 = ? WHERE id = ?",
-            (zlib.compress(body, 1), f"redacted:{doc}", doc),
-        )
-        docs_redacted += 1
     for table in PERSON_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
     conn.execute(
         "DELETE FROM person_aliases WHERE person_id = ? OR old_id = ?", (person_id, person_id)
     )
+    emails = [v for k, v in idents if k == "email"]
+    conn.execute("DELETE FROM agent_actions WHERE person_id = ?", (person_id,))
+    _run_in(conn, "DELETE FROM agent_actions WHERE lower(email) IN ({})", emails)
     conn.execute("DELETE FROM deliveries WHERE person_id = ? AND status != 'done'", (person_id,))
-    conn.execute("UPDATE deliveries SET payload = ? WHERE person_id = ?", (b"{}", person_id))
     conn.execute(
-        "INSERT INTO erasures (person_id, at_us, erased_us, identifiers_sha256, requested_by, "
+        "UPDATE delivery_attempts SET error = '' WHERE delivery_id IN "
+        "(SELECT id FROM deliveries WHERE person_id = ?)",
+        (person_id,),
+    )
+    conn.execute(
+        "UPDATE deliveries SET payload = ?, last_error = '' WHERE person_id = ?", (b"{}", person_id)
+    )
+    conn.execute(
+        "INSERT INTO erasures (person_id, at_us, erased_us, identifiers_proof, requested_by, "
         "events_deleted, documents_deleted, documents_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             person_id,
             at_us,
             time.time_ns() // 1000,
-            identifiers_digest(idents),
+            identifiers_proof(store_secret(conn), idents),
             requested_by,
             deleted,
             docs_deleted,

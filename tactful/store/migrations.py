@@ -284,6 +284,81 @@ MIGRATIONS.append(
     )
 )
 
+
+def _json_field(dialect: str, path: str) -> str:
+    """SQL for the text or number at ``path`` (dotted) in an event's canonical JSON."""
+    if dialect == "sqlite":
+        return f"json_extract(CAST(e.canonical AS TEXT), '$.{path}')"
+    *parents, last = path.split(".")
+    steps = "".join(f" -> '{p}'" for p in parents)
+    return f"(convert_from(e.canonical, 'UTF8')::jsonb{steps} ->> '{last}')"
+
+
+def _backfill_events(dialect: str) -> list[Statement]:
+    """Index the events already stored by the exact keys they carry: a ticket id, a Zendesk
+    user id (joined to the ``identifiers`` rows), or a person identifier in the form the
+    store keeps it (``tactful replay`` indexes every event, whatever its form)."""
+
+    def j(path: str) -> str:
+        return _json_field(dialect, path)
+
+    user_id = f"COALESCE({j('requester_id')}, {j('zendesk_user_id')}, {j('target_user_id')})"
+    kind, value = j("person.kind"), j("person.value")
+    person_value = f"CASE WHEN {kind} = 'email' THEN lower(trim({value})) ELSE trim({value}) END"
+    insert = "INSERT INTO event_persons (person_id, event_key) SELECT DISTINCT"
+    return [
+        (
+            dialect,
+            f"INSERT INTO event_tickets (ticket_id, event_key) SELECT DISTINCT "
+            f"CAST({j('ticket_id')} AS {{bigint}}), e.key FROM events e WHERE e.kind IN "
+            f"('ticket_version', 'ticket_status_changed', 'rating_given') "
+            f"AND {j('ticket_id')} IS NOT NULL",
+        ),
+        (
+            dialect,
+            f"{insert} i.person_id, e.key FROM events e JOIN identifiers i "
+            f"ON i.kind = 'zendesk_user_id' AND i.value = CAST({user_id} AS TEXT) "
+            "WHERE true ON CONFLICT DO NOTHING",
+        ),
+        (
+            dialect,
+            f"{insert} i.person_id, e.key FROM events e JOIN identifiers i ON i.kind = {kind} "
+            f"AND i.value = {person_value} WHERE true ON CONFLICT DO NOTHING",
+        ),
+        (
+            dialect,
+            f"{insert} p.person_id, e.key FROM events e JOIN persons p ON {kind} = 'person_id' "
+            f"AND p.person_id = {value} WHERE true ON CONFLICT DO NOTHING",
+        ),
+    ]
+
+
+MIGRATIONS.append(
+    (
+        10,
+        "events indexed by person and ticket (erasure by exact keys); keyed erasure proofs",
+        [
+            # Which events are about which person and which ticket, written as the batch
+            # resolves them: erasure deletes a person's events by these keys, never by
+            # matching text in the log.
+            """CREATE TABLE event_persons (
+                person_id TEXT NOT NULL, event_key TEXT NOT NULL,
+                PRIMARY KEY (person_id, event_key)) {without_rowid}""",
+            """CREATE TABLE event_tickets (
+                ticket_id {bigint} NOT NULL, event_key TEXT NOT NULL,
+                PRIMARY KEY (ticket_id, event_key)) {without_rowid}""",
+            *_backfill_events("sqlite"),
+            *_backfill_events("postgresql"),
+            # SQLite: a scratch table an erasure fills with zeros to overwrite the free pages.
+            ("sqlite", "CREATE TABLE free_pages (b BLOB)"),
+            # Proofs are HMACs keyed by the store's own secret (meta ``erasure_key``); the
+            # earlier bare SHA-256 digests stay, marked as such.
+            "ALTER TABLE erasures RENAME COLUMN identifiers_sha256 TO identifiers_proof",
+            "UPDATE erasures SET identifiers_proof = 'sha256:' || identifiers_proof",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:
@@ -293,6 +368,7 @@ PERSON_STATE_TABLES = ("persons", "memberships", "consents")
 PERSON_TABLES = (
     *PERSON_STATE_TABLES,
     "identifiers",
+    "event_persons",
     "tickets",
     "membership_history",
     "state_changes",

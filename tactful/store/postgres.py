@@ -211,6 +211,22 @@ class PgTx(SqlTx):
             )
         return first_new(rows, new_keys)
 
+    def index_events(
+        self, persons: Iterable[tuple[str, str]], tickets: Iterable[tuple[int, str]]
+    ) -> None:
+        """As ``SqlTx.index_events``, as one statement per 2,000 rows (columns as arrays): an
+        import batch indexes 20,000 events."""
+        for table, column, kind, rows in (
+            ("event_persons", "person_id", "text", list(persons)),
+            ("event_tickets", "ticket_id", "bigint", list(tickets)),
+        ):
+            for chunk in chunks(rows, 2000):
+                self.conn.execute(
+                    f"INSERT INTO {table} ({column}, event_key) SELECT o, k FROM "
+                    f"unnest(?::{kind}[], ?::text[]) AS u(o, k) ON CONFLICT DO NOTHING",
+                    ([r[0] for r in chunk], [r[1] for r in chunk]),
+                )
+
     def _upsert_persons(self, values: list[tuple[Any, ...]]) -> None:
         """As ``SqlTx._upsert_persons``, as one statement per 2,000 persons (columns as
         arrays). Row by row (``executemany``), 1,000 persons of a tick took either about

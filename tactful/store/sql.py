@@ -187,6 +187,18 @@ class SqlQueries:
         ).fetchall()
         return [Change(s, c, records.from_us(at), r, bool(h), d) for s, c, at, r, h, d in rows]
 
+    def history_rows(self, person_ids: Sequence[str]) -> list[tuple[int, str, Change]]:
+        """(row id, person id, change) of these persons' membership history, in order."""
+        rows = self.conn.execute(
+            "SELECT id, person_id, segment, change, at_us, rule, holdout, detail FROM "
+            f"membership_history WHERE person_id IN ({marks(len(person_ids))}) ORDER BY id",
+            tuple(person_ids),
+        ).fetchall()
+        return [
+            (int(i), p, Change(s, c, records.from_us(at), r, bool(h), d))
+            for i, p, s, c, at, r, h, d in rows
+        ]
+
     def documents_with_source_prefix(
         self, prefix: str, after_id: int
     ) -> list[tuple[int, str, int]]:
@@ -381,12 +393,37 @@ class SqlTx(SqlQueries):
             (absorbed, survivor),
         )
         c.execute(
+            "INSERT INTO event_persons (person_id, event_key) SELECT ?, event_key "
+            "FROM event_persons WHERE person_id = ? ON CONFLICT DO NOTHING",
+            (survivor, absorbed),
+        )
+        c.execute("DELETE FROM event_persons WHERE person_id = ?", (absorbed,))
+        c.execute(
             "UPDATE membership_history SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
         )
         c.execute(
             "UPDATE state_changes SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
         )
         self.delete_person(absorbed)
+
+    def index_events(
+        self, persons: Iterable[tuple[str, str]], tickets: Iterable[tuple[int, str]]
+    ) -> None:
+        """Record which person (``(person_id, event key)``) and which ticket (``(ticket_id,
+        event key)``) each event is about: the exact keys erasure finds events by."""
+        self.conn.executemany(
+            "INSERT INTO event_persons (person_id, event_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            list(persons),
+        )
+        self.conn.executemany(
+            "INSERT INTO event_tickets (ticket_id, event_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            list(tickets),
+        )
+
+    def delete_history(self, row_ids: Sequence[int]) -> None:
+        self.conn.executemany(
+            "DELETE FROM membership_history WHERE id = ?", [(i,) for i in row_ids]
+        )
 
     def delete_person(self, person_id: str) -> None:
         for table in PERSON_STATE_TABLES:
@@ -561,13 +598,18 @@ class SqlTx(SqlQueries):
             ],
         )
 
-    def erase_person(self, person_id: str, at_us: int, requested_by: str) -> ErasureReport:
-        return erase(self.conn, person_id, at_us, requested_by, dialect=self.dialect)
+    erased = False  # an erasure ran in this transaction (the adapter then wipes its traces)
+
+    def erase_person(
+        self, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
+    ) -> ErasureReport:
+        self.erased = True
+        return erase(self.conn, person_id, at_us, requested_by, ticket_ids)
 
     def reset_derived(self) -> None:
         """Forget what a replay rebuilds. The outbox stays: what destinations were (or are
         about to be) told is not derived data; the replay adds the net corrections."""
-        for table in (*PERSON_TABLES, "person_aliases"):
+        for table in (*PERSON_TABLES, "person_aliases", "event_tickets"):
             if table != "outbox":
                 self.conn.execute(f"DELETE FROM {table}")
         self.conn.execute("DELETE FROM meta WHERE key = 'clock'")

@@ -287,9 +287,10 @@ def test_erasure_deletes_locally_keeps_proof_and_reaches_every_destination(
             == 0
         )
         proof = conn.execute(
-            "SELECT requested_by, identifiers_sha256, events_deleted FROM erasures"
+            "SELECT requested_by, identifiers_proof, events_deleted FROM erasures"
         ).fetchall()
-    assert proof[0][0] == "dpo@example.com" and len(proof[0][1]) == 64 and proof[0][2] >= 2
+    assert proof[0][0] == "dpo@example.com" and proof[0][1].startswith("hmac-sha256:")
+    assert len(proof[0][1]) == len("hmac-sha256:") + 64 and proof[0][2] >= 2
     worker.sync()
     assert dests["meta"].delivered[-1].kind == "audience_remove"
     assert dests["meta"].delivered[-1].identifiers.emails == ("ann@example.com",)

@@ -45,8 +45,19 @@ def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> En
     return engine
 
 
+def _back_to_9(conn: Any) -> None:
+    """Undo migration 10: no event index, bare SHA-256 proofs."""
+    conn.execute("DROP TABLE event_persons")
+    conn.execute("DROP TABLE event_tickets")
+    conn.execute("DROP TABLE IF EXISTS free_pages")
+    conn.execute("UPDATE erasures SET identifiers_proof = substr(identifiers_proof, 13)")
+    conn.execute("ALTER TABLE erasures RENAME COLUMN identifiers_proof TO identifiers_sha256")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 10")
+
+
 def _back_to_8(conn: Any, dialect: str) -> None:
-    """Undo migration 9 (SQLite): the support_state index back, no counts kept."""
+    """Undo migrations 10 and 9 (SQLite): the support_state index back, no counts kept."""
+    _back_to_9(conn)
     if dialect == "sqlite":
         conn.execute("DROP TRIGGER persons_uncounted")
         conn.execute("DROP TABLE state_counts")
@@ -137,4 +148,36 @@ def test_migration_9_counts_the_persons_already_stored(tmp_path: Path, store_kin
     engine.apply([user(6), ticket(1, at(0), "open", requester_id=6)])
     with engine.store.reader() as reader:
         assert reader.state_counts() == {"clear": 6}
+    engine.store.close()
+
+
+def test_migration_10_indexes_the_stored_events_by_person_and_ticket(
+    tmp_path: Path, store_kind: str
+) -> None:
+    """The upgrade indexes the events already stored by their exact keys: the same index the
+    batches write as they resolve events (for identifiers stored in normalized form)."""
+    from tactful.core.events import Identifier, PersonErased
+
+    url = new_store_url(tmp_path)
+    rules = rules_from_settings(settings_from_toml(CONFIG, environ={}))
+    engine = Engine(rules, open_store(url))
+    events: list[Any] = []
+    for i in range(1, 7):
+        email = f"p{i}@example.com"
+        events += [user(i, emails=(email,)), ticket(i, at(0), "open", requester_id=i)]
+        events.append(consent(at(1), "ads", True, email=email))
+    engine.apply(events)
+    engine.apply([PersonErased("erase-6", at(2), Identifier("email", "p6@example.com"))])
+    by_person = "SELECT person_id, event_key FROM event_persons ORDER BY 1, 2"
+    by_ticket = "SELECT ticket_id, event_key FROM event_tickets ORDER BY 1, 2"
+    persons, tickets = _rows(engine, by_person), _rows(engine, by_ticket)
+    assert len(persons) == 15 and len(tickets) == 5  # 5 persons x 3 events, 5 tickets
+    proof = _rows(engine, "SELECT identifiers_proof FROM erasures")
+    engine = _migrated_again(engine, url, _back_to_9)
+    assert _rows(engine, by_person) == persons
+    assert _rows(engine, by_ticket) == tickets
+    # the proof kept from before is marked as the bare digest it was
+    assert _rows(engine, "SELECT identifiers_proof FROM erasures") == [
+        ("sha256:" + proof[0][0][len("hmac-sha256:") :],)
+    ]
     engine.store.close()
