@@ -50,6 +50,7 @@ class Rules:
     consent_fields: dict[str, str] = field(default_factory=dict)
     key_kind: str = "email"
     default_region: str | None = None
+    erase_deleted_users: bool = False
 
 
 def rules_from_settings(settings: Any) -> Rules:
@@ -65,6 +66,7 @@ def rules_from_settings(settings: Any) -> Rules:
         consent_fields=consent_fields,
         key_kind=settings.identity.key,
         default_region=settings.identity.default_region,
+        erase_deleted_users=settings.privacy.erase_deleted_users == "immediately",
     )
 
 

@@ -198,6 +198,15 @@ class SqlQueries:
         ).fetchall()
         return [(int(i), str(src), int(r)) for i, src, r in rows if str(src).startswith(prefix)]
 
+    def document_body(self, doc_id: int) -> bytes | None:
+        """The raw body of a kept document (None: gone, e.g. erased)."""
+        row = self.conn.execute(
+            "SELECT encoding, body FROM documents WHERE id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
+
     def person_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.conn.execute(
             "SELECT person_id FROM persons WHERE person_id > ? ORDER BY person_id LIMIT ?",
@@ -458,9 +467,9 @@ class SqlTx(SqlQueries):
         self.conn.executemany(
             "INSERT INTO consents (person_id, purpose, granted) VALUES (?, ?, ?)",
             [
-                (r.person_id, purpose, 1 if latest.value else 0)
+                (r.person_id, purpose, 1 if granted else 0)
                 for r in rewrite
-                for purpose, latest in r.facts.consent
+                for purpose, granted in r.facts.stated_consent()
             ],
         )
 

@@ -6,6 +6,8 @@ Order of checks (each failure changes nothing):
 3. not JSON: if a ticket id can be recovered from the raw text, the body is kept and the
    ticket is queued for a fetch through the API (202); otherwise → 400
 4. parsed into canonical events (unknown event types: stored and counted, 200)
+4b. events that introduce Zendesk users whose consent fields are not known (and a Zendesk
+   API client can fetch them): the body is kept, 202, and applied with the fetched users
 5. raw body + events committed in the writer's next transaction, then 200.
 A redelivery (same envelope id, same ticket version, same body) is acknowledged and changes
 nothing: events are deduplicated by key and documents by their SHA-256.
@@ -24,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from tactful.core.events import Event
 from tactful.engine import Incoming
 from tactful.web.context import WebContext
+from tactful.web.fetcher import USERS_PREFIX, users_awaiting_consent
 from tactful.zendesk import signing
 from tactful.zendesk.parse import parse_object
 
@@ -97,6 +100,9 @@ async def zendesk_webhook(request: Request) -> Response:
         metrics.webhooks.labels("200").inc()
         await ctx.commit([Incoming([], body, "webhook:unknown")])
         return JSONResponse({"status": "stored", "events": 0, "shape": parsed.shape})
+    awaiting = users_awaiting_consent(ctx, events)
+    if awaiting:
+        return await _awaiting_users(ctx, body, awaiting)
     stats = await ctx.commit([Incoming(events, body, f"webhook:{parsed.shape}")])
     metrics.webhooks.labels("200").inc()
     return JSONResponse(
@@ -107,6 +113,22 @@ async def zendesk_webhook(request: Request) -> Response:
             "skipped": [s.reason for s in parsed.skipped],
             "invocation_id": invocation or None,
         }
+    )
+
+
+async def _awaiting_users(ctx: WebContext, body: bytes, users: list[int]) -> Response:
+    """Keep a body that introduces users whose consent is not known; the fetcher reads
+    them through the API and commits the body's events together with them."""
+    source = USERS_PREFIX + ",".join(str(u) for u in users)
+    await ctx.commit([Incoming([], body, source)])
+    ctx.metrics.webhooks.labels("202").inc()
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "awaiting_users": users,
+            "detail": "applied once the users' consent is fetched",
+        },
+        status_code=202,
     )
 
 

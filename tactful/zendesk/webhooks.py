@@ -213,7 +213,9 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
         field = event.get("field")
         key = field.get("key") or field.get("id") if isinstance(field, dict) else None
         value = event.get("current")
-        if key is not None and value is not None and not isinstance(value, dict | list):
+        if value is None:  # the field was cleared
+            value = ""
+        if key is not None and not isinstance(value, dict | list):
             fields = ((str(key), str(value).lower() if isinstance(value, bool) else str(value)),)
     if name == "user.external_id_changed":
         external_ids = [as_text(event.get("current"))]

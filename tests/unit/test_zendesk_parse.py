@@ -296,7 +296,8 @@ def test_user_object_fields() -> None:
         external_ids=("1234",),
         active=False,
         tags=("vip",),
-        fields=(("consent_ads", "true"), ("plan", "gold"), ("score", "3")),
+        # an unset field (null) is known to be empty: consent read from it is not granted
+        fields=(("consent_ads", "true"), ("plan", "gold"), ("score", "3"), ("empty", "")),
     )
 
 
