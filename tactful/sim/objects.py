@@ -88,7 +88,7 @@ def user_json(u: SimUser, base_url: str, field_keys: Iterable[str] = ()) -> Json
         "user_fields": {**dict.fromkeys(field_keys), **u.user_fields},
     }
     if not u.active:
-        user["permanently_deleted"] = False
+        user["permanently_deleted"] = u.permanently_deleted
     return user
 
 

@@ -19,6 +19,9 @@ at a time (``store.claim``), and the checkpoint stays ``SETTLE_US`` behind the n
 on PostgreSQL a body with a smaller id can commit after one with a larger id, and must not
 fall behind the checkpoint unseen. Bodies between the checkpoint and now are remembered in
 memory, so they are not fetched twice.
+
+Every ``[privacy] deleted_users_check`` it also lists Zendesk's deleted users and erases the
+persons whose user was permanently deleted (``tactful.zendesk.deleted_users``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tactful.engine import Incoming
 from tactful.store.base import Reader
 from tactful.web.context import WebContext
 from tactful.zendesk.client import ZendeskClient, ZendeskError, ZendeskNotFound
+from tactful.zendesk.deleted_users import permanent_deletions
 from tactful.zendesk.parse import parse_object
 
 log = logging.getLogger("tactful.fetcher")
@@ -203,13 +207,39 @@ async def apply_awaiting(ctx: WebContext, users: _Users, kept: Kept) -> bool:
 
 
 async def run_fetcher(ctx: WebContext, client: ZendeskClient, every: float = 2.0) -> None:
-    """Fetch forever: everything kept since the checkpoint, plus what just arrived."""
+    """Fetch forever: everything kept since the checkpoint, plus what just arrived; and,
+    every ``[privacy] deleted_users_check``, the users Zendesk permanently deleted."""
     fetched: set[int] = set()  # documents after the checkpoint already fetched
+    privacy = ctx.settings.privacy
+    checked = float("-inf")
     while True:
         with ctx.engine.store.claim("fetch-unparsed") as mine:
             if mine:
                 await _fetch_round(ctx, client, fetched)
+        due = time.monotonic() - checked >= privacy.deleted_users_check.total_seconds()
+        if due and privacy.erase_deleted_users == "when_permanently_deleted":
+            checked = time.monotonic()
+            with ctx.engine.store.claim("deleted-users") as mine:
+                if mine:
+                    await check_deleted_users(ctx, client)
         await asyncio.sleep(every)
+
+
+async def check_deleted_users(ctx: WebContext, client: ZendeskClient) -> int:
+    """Erase the persons whose Zendesk user was permanently deleted; how many."""
+
+    def find() -> list[Event]:
+        with ctx.engine.store.reader() as reader:
+            return list(permanent_deletions(client, reader, ctx.engine.wall_clock()))
+
+    try:
+        events = await asyncio.to_thread(find)
+    except ZendeskError as exc:
+        log.warning("listing deleted users failed, will retry: %s", exc)
+        return 0
+    if events:
+        await ctx.commit([Incoming(events, None, "api:deleted_users")])
+    return len(events)
 
 
 async def _fetch_round(ctx: WebContext, client: ZendeskClient, fetched: set[int]) -> None:
