@@ -335,6 +335,16 @@ class SqlTx(SqlQueries):
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
+    def events_after(self, at_us: int, *, delete: bool = False) -> list[tuple[str, int]]:
+        """(key, at µs) of the events later than ``at_us``; ``delete``: take them out of the
+        log too (their raw documents stay). The clock repair's query."""
+        rows = self.conn.execute(
+            "SELECT key, at_us FROM events WHERE at_us > ? ORDER BY at_us, key", (at_us,)
+        ).fetchall()
+        if delete and rows:
+            self.conn.execute("DELETE FROM events WHERE at_us > ?", (at_us,))
+        return [(str(k), int(a)) for k, a in rows]
+
     def lookup_identifiers(self, keys: Iterable[IdentKey]) -> dict[IdentKey, set[str]]:
         by_kind: dict[str, list[str]] = {}
         for kind, value in set(keys):

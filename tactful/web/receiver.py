@@ -5,7 +5,8 @@ Order of checks (each failure changes nothing):
 2. signature missing, wrong or timestamp more than 5 minutes off → 401
 3. not JSON: if a ticket id can be recovered from the raw text, the body is kept and the
    ticket is queued for a fetch through the API (202); otherwise → 400
-4. parsed into canonical events (unknown event types: stored and counted, 200)
+4. parsed into canonical events (unknown event types: stored and counted, 200); an event
+   later than the wall clock plus ``[engine] future_skew`` → 422 ``event_in_future``
 4b. events that introduce Zendesk users whose consent fields are not known (and a Zendesk
    API client can fetch them): the body is kept, 202, and applied with the fetched users
 5. raw body + events committed in the writer's next transaction, then 200.
@@ -100,6 +101,11 @@ async def zendesk_webhook(request: Request) -> Response:
         metrics.webhooks.labels("200").inc()
         await ctx.commit([Incoming([], body, "webhook:unknown")])
         return JSONResponse({"status": "stored", "events": 0, "shape": parsed.shape})
+    future = ctx.engine.future_events(events)
+    if future:  # the time guard: refused whole, nothing stored
+        metrics.webhooks.labels("422").inc()
+        metrics.rejected.labels("event_in_future").inc(len(future))
+        return JSONResponse({"error": "event_in_future", "detail": future}, status_code=422)
     awaiting = users_awaiting_consent(ctx, events)
     if awaiting:
         return await _awaiting_users(ctx, body, awaiting)
