@@ -132,6 +132,17 @@ class SqlQueries:
                 out[pid].append((kind, value))
         return out
 
+    def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
+        out: dict[int, tuple[str, TicketRecord]] = {}
+        for chunk in chunks(list(set(ticket_ids))):
+            for tid, pid, blob in self.conn.execute(
+                f"SELECT ticket_id, person_id, record FROM tickets WHERE ticket_id IN "
+                f"({marks(len(chunk))})",
+                tuple(chunk),
+            ):
+                out[tid] = (pid, records.load_ticket(tid, blob))
+        return out
+
     def tickets_of(self, person_ids: Sequence[str]) -> dict[str, list[TicketRecord]]:
         out: dict[str, list[TicketRecord]] = {pid: [] for pid in person_ids}
         for chunk in chunks(list(person_ids)):
@@ -396,17 +407,6 @@ class SqlTx(SqlQueries):
     def delete_person(self, person_id: str) -> None:
         for table in PERSON_STATE_TABLES:
             self.conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
-
-    def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
-        out: dict[int, tuple[str, TicketRecord]] = {}
-        for chunk in chunks(list(set(ticket_ids))):
-            for tid, pid, blob in self.conn.execute(
-                f"SELECT ticket_id, person_id, record FROM tickets WHERE ticket_id IN "
-                f"({marks(len(chunk))})",
-                tuple(chunk),
-            ):
-                out[tid] = (pid, records.load_ticket(tid, blob))
-        return out
 
     def save_tickets(self, rows: Iterable[tuple[int, str, TicketRecord]]) -> None:
         self.conn.executemany(
