@@ -81,6 +81,7 @@ class EngineRules(Protocol):
     csat_good: int
     csat_bad: int
     consent_fields: dict[str, str]  # purpose -> Zendesk user field key
+    erase_deleted_users: bool  # [privacy] erase_deleted_users = "immediately"
 
 
 @dataclass
@@ -339,12 +340,24 @@ class Batch:
             return self._apply_status(event)
         if owner is None:
             return set()
-        if isinstance(event, PersonErased) or (isinstance(event, UserDeleted) and event.permanent):
+        deletion = isinstance(event, UserDeleted) or (
+            isinstance(event, UserSeen) and not event.active
+        )
+        if isinstance(event, PersonErased) or (
+            deletion
+            and (
+                self.rules.erase_deleted_users
+                or (isinstance(event, UserDeleted) and event.permanent)
+            )
+        ):
             by = event.requested_by if isinstance(event, PersonErased) else "zendesk"
             self.erasures.setdefault(owner, (event.at, by))
             return set()
         person = self.persons[owner]
         facts = person.row.facts
+        if deletion:
+            assert isinstance(event, UserDeleted | UserSeen)
+            facts = self._deleted_user(owner, facts, event)
         if isinstance(event, RatingGiven):
             score = csat_score(event, good=self.rules.csat_good, bad=self.rules.csat_bad)
             facts = replace(
@@ -364,7 +377,7 @@ class Batch:
             return set()
         elif isinstance(event, ConsentSet):
             facts = facts.with_consent(event.purpose, Latest(event.at, event.key, event.granted))
-        elif isinstance(event, UserSeen):
+        elif isinstance(event, UserSeen) and event.active:
             fields = dict(event.fields)
             for purpose, field_key in self.rules.consent_fields.items():
                 if field_key in fields:
@@ -385,6 +398,23 @@ class Batch:
         person.values = None
         person.unsaved = True
         return {owner}
+
+    def _deleted_user(
+        self, owner: str, facts: PersonFacts, event: UserDeleted | UserSeen
+    ) -> PersonFacts:
+        """Zendesk deleted one of the person's users (``user.deleted``, or an inactive user
+        in the users export). The person counts as deleted once every Zendesk user of theirs
+        is: a merged-away user (also inactive in Zendesk) leaves the survivor live."""
+        mark = Latest(event.at, event.key, True)
+        facts = facts.with_deleted_user(str(event.zendesk_user_id), mark)
+        if facts.deleted is not None:
+            return facts
+        ids = {
+            v for k, v in self.tx.identifiers_of([owner]).get(owner, []) if k == "zendesk_user_id"
+        }
+        if ids <= {user_id for user_id, _ in facts.deleted_users}:
+            facts = replace(facts, deleted=mark)
+        return facts
 
     def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
         if owner is None:

@@ -37,6 +37,7 @@ from tactful.config_models import (
     DestinationSettings,
     EngineSettings,
     IdentitySettings,
+    PrivacySettings,
     ReasonSettings,
     SegmentSettings,
     StateSettings,
@@ -68,6 +69,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "identity": IdentitySettings,
     "csat": CsatSettings,
     "consent": ConsentSettings,
+    "privacy": PrivacySettings,
     "api": ApiSettings,
     "engine": EngineSettings,
     "delivery": DeliverySettings,
@@ -110,6 +112,7 @@ class Settings(BaseModel):
     segments: list[SegmentSettings] = []
     destinations: list[DestinationSettings] = []
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)

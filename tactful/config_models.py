@@ -392,10 +392,33 @@ class ConsentSettings(Section):
     fields: dict[Purpose, str] = {}
 
     def default(self, purpose: str) -> bool:
-        """What to assume for ``purpose`` about a person of whom nothing is known."""
+        """What to assume for ``purpose`` about a person whose consent is not known.
+
+        A purpose governed by a Zendesk user field (``fields``) counts as not granted until
+        the person's field is known: a user introduced by a webhook (which carries no user
+        fields) is not exported before Tactful has read the field."""
         if purpose not in CONSENT_PURPOSES:
             raise ValueError(f"unknown consent purpose {purpose!r}")
-        return bool(getattr(self, purpose))
+        return purpose not in self.fields and bool(getattr(self, purpose))
+
+    def defaults(self) -> dict[str, bool]:
+        return {purpose: self.default(purpose) for purpose in CONSENT_PURPOSES}
+
+
+class PrivacySettings(Section):
+    """What a Zendesk user deletion does besides stopping every sync at once:
+    ``erase_deleted_users`` = ``"when_permanently_deleted"`` (default: erase once Zendesk
+    permanently deletes the user, as its deleted-users API shows) or ``"immediately"``."""
+
+    erase_deleted_users: Literal["immediately", "when_permanently_deleted"] = (
+        "when_permanently_deleted"
+    )
+    deleted_users_check: timedelta = timedelta(hours=1)
+
+    @field_validator("deleted_users_check", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return _as_duration(value)
 
 
 class ApiSettings(Section):
@@ -405,6 +428,14 @@ class ApiSettings(Section):
 
 class EngineSettings(Section):
     batch_size: int = Field(default=20_000, ge=1, le=100_000)
+    # Event times later than the wall clock plus this are refused at every edge, and the
+    # engine clock never passes the wall clock plus this while serving.
+    future_skew: timedelta = timedelta(minutes=5)
+
+    @field_validator("future_skew", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return _as_duration(value)
 
 
 def _as_duration(value: Any) -> Any:

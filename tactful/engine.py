@@ -37,6 +37,7 @@ from tactful.store.records import dump_state, load_state, to_us
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
 CONFLICT_RETRIES = 8
+FUTURE_REASON = "event time later than the wall clock plus [engine] future_skew"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Rules:
     # net change); "all" tells every historical change.
     history: str = "current"
     history_horizon: timedelta = timedelta(days=7)
+    erase_deleted_users: bool = False
+    # Events later than the wall clock plus this are refused (None: no guard).
+    future_skew: timedelta | None = timedelta(minutes=5)
 
 
 def rules_from_settings(settings: Any) -> Rules:
@@ -74,6 +78,8 @@ def rules_from_settings(settings: Any) -> Rules:
         consent_fields=consent_fields,
         key_kind=settings.identity.key,
         default_region=settings.identity.default_region,
+        erase_deleted_users=settings.privacy.erase_deleted_users == "immediately",
+        future_skew=settings.engine.future_skew,
     )
 
 
@@ -142,6 +148,14 @@ class _DryRun(Exception):
     def __init__(self, report: ReplayReport) -> None:
         super().__init__("dry run")
         self.report = report
+
+
+@dataclass
+class ClockRepair:
+    clock_before: datetime | None
+    clock_after: datetime | None
+    removed: list[tuple[str, int]]  # (event key, at µs) taken out of the log
+    replay: ReplayReport | None
 
 
 def _wall_clock() -> datetime:
@@ -224,6 +238,31 @@ class Engine:
             return None
         return self.wall_clock() - self.rules.history_horizon
 
+    def latest_allowed(self) -> datetime | None:
+        """The latest event time accepted now: the wall clock plus ``future_skew``. An
+        engine on a simulated clock (tests, previews) that runs ahead of the wall clock
+        accepts events up to its own time plus the skew."""
+        skew = self.rules.future_skew
+        if skew is None:
+            return None
+        return max(_wall_clock(), self.wall_clock()) + skew
+
+    def future_events(self, events: Sequence[Event]) -> list[dict[str, str]]:
+        """The events later than ``latest_allowed()``, each as {id, at, reason} for an
+        edge's error answer (empty: none)."""
+        limit = self.latest_allowed()
+        if limit is None:
+            return []
+        return [
+            {
+                "id": e.key,
+                "at": codec.format_time(e.at),
+                "reason": f"{FUTURE_REASON} (latest accepted now: {codec.format_time(limit)})",
+            }
+            for e in events
+            if e.at > limit
+        ]
+
     def _apply_many(
         self,
         incoming: Sequence[Incoming],
@@ -231,6 +270,16 @@ class Engine:
         meta: dict[str, str] | None,
         history_before: datetime | None,
     ) -> BatchStats:
+        limit = self.latest_allowed()
+        future: list[Event] = []
+        if limit is not None and any(e.at > limit for item in incoming for e in item.events):
+            # Refused, not stored: one event from the future would move the engine clock
+            # there for good and empty every time window.
+            future = [e for item in incoming for e in item.events if e.at > limit]
+            incoming = [
+                Incoming([e for e in item.events if e.at <= limit], item.document, item.source)
+                for item in incoming
+            ]
         with self.store.transaction(durable=durable, bulk=not durable) as tx:
             for key, value in (meta or {}).items():
                 tx.set_meta(key, value)
@@ -255,7 +304,8 @@ class Engine:
             inserted = tx.insert_events(rows)
             fresh = [e for e, ok in zip(events, inserted, strict=True) if ok]
             stats = self._run(tx, fresh, None, history_before=history_before)
-            stats.received = len(events)
+            stats.received = len(events) + len(future)
+            stats.rejected.extend((e.key, FUTURE_REASON) for e in future)
             stats.duplicates = len(events) - len(fresh)
             for row, ok in zip(rows, inserted, strict=True):
                 if not ok:
@@ -315,6 +365,25 @@ class Engine:
         stats = batch.stats
         stats.applied = len(events) - len({k for k, _ in stats.rejected})
         return stats
+
+    # -- clock repair -----------------------------------------------------------------------
+    def repair_clock(self, *, dry_run: bool = False) -> ClockRepair:
+        """Undo a clock pushed into the future (a store poisoned before the time guard):
+        take the events later than ``latest_allowed()`` out of the log (their raw documents
+        stay), set the clock back to the wall clock, and recompute everything (``replay``).
+        ``dry_run``: report what would change, change nothing."""
+        limit = self.latest_allowed() or max(_wall_clock(), self.wall_clock())
+        now = min(max(_wall_clock(), self.wall_clock()), limit)
+        with self.store.transaction() as tx:
+            clock = self._clock(tx)
+            removed = tx.events_after(to_us(limit), delete=not dry_run)
+            ahead = clock is not None and clock > limit
+            if not dry_run and ahead:
+                tx.set_meta(CLOCK_KEY, codec.format_time(now))
+        report = ClockRepair(clock, now if ahead else clock, removed, None)
+        if not dry_run and (ahead or removed):
+            report.replay = self.replay()
+        return report
 
     # -- replay -----------------------------------------------------------------------------
     def replay(

@@ -9,6 +9,7 @@ from typing import Any
 def register_all(sub: Any) -> None:
     from tactful.commands import (
         app,
+        clock,
         data,
         deliver,
         demo,
@@ -21,7 +22,8 @@ def register_all(sub: Any) -> None:
         zendesk,
     )
 
-    for module in (setup, doctor, migrate, data, read, serve, zendesk, app, deliver, demo, report):
+    modules = (setup, doctor, migrate, data, read, serve, zendesk, app, deliver, demo, report)
+    for module in (*modules, clock):
         module.register(sub)
 
 

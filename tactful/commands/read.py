@@ -60,8 +60,7 @@ def argparse_suppress() -> str:
 
 
 def _consent_defaults(app: App) -> dict[str, bool]:
-    c = app.settings.consent
-    return {"ads": c.ads, "email": c.email, "analytics": c.analytics}
+    return app.settings.consent.defaults()
 
 
 def cmd_person(app: App) -> int:

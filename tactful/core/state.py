@@ -26,11 +26,12 @@ Everything folds with max/union, so the state is independent of arrival order.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from tactful.core.events import (
+    CONSENT_PURPOSES,
     OPEN_STATUSES,
     PRIORITIES,
     RESOLVED_STATUSES,
@@ -224,35 +225,64 @@ def csat_score(rating: RatingGiven, *, good: int, bad: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PersonFacts:
-    """Per-person facts that are not tickets: latest rating, health and consent."""
+    """Per-person facts that are not tickets: latest rating, health and consent, and the
+    Zendesk users of the person that Zendesk deleted.
+
+    A person is *deleted* once every Zendesk user of theirs is (``deleted``, decided by the
+    batch, which knows the person's Zendesk user ids): from then on no purpose counts as
+    consented, whatever the consent facts say, so every destination stops syncing them.
+    """
 
     rating: Latest | None = None  # value: csat score 1-5
     health: Latest | None = None  # value: satisfied | neutral | unsatisfied
     consent: tuple[tuple[str, Latest], ...] = ()  # purpose -> Latest(value: bool)
     override: Latest | None = None  # value: ISO time promos are suppressed until, or None
+    deleted_users: tuple[tuple[str, Latest], ...] = ()  # Zendesk user id -> Latest(True)
+    deleted: Latest | None = None  # value: True once every Zendesk user is deleted
 
     def consent_for(self, purpose: str) -> bool | None:
+        if self.deleted is not None:
+            return False
         for name, latest in self.consent:
             if name == purpose:
                 return bool(latest.value)
         return None
 
+    def stated_consent(self) -> list[tuple[str, bool]]:
+        """(purpose, granted) for every purpose with a known answer (a deleted person: every
+        purpose, not granted)."""
+        if self.deleted is not None:
+            return [(purpose, False) for purpose in CONSENT_PURPOSES]
+        return [(purpose, bool(latest.value)) for purpose, latest in self.consent]
+
     def with_consent(self, purpose: str, candidate: Latest) -> PersonFacts:
         current = dict(self.consent)
         current[purpose] = pick_latest(current.get(purpose), candidate)
-        return PersonFacts(self.rating, self.health, tuple(sorted(current.items())), self.override)
+        return replace(self, consent=tuple(sorted(current.items())))
+
+    def with_deleted_user(self, user_id: str, candidate: Latest) -> PersonFacts:
+        current = dict(self.deleted_users)
+        current[user_id] = pick_latest(current.get(user_id), candidate)
+        return replace(self, deleted_users=tuple(sorted(current.items())))
 
     def combine(self, other: PersonFacts) -> PersonFacts:
-        """Facts of two persons being merged into one (order-independent)."""
+        """Facts of two persons being merged into one (order-independent).
+
+        The survivor counts as deleted only if both were: a merge keeps a live person live."""
         rating = self.rating if other.rating is None else pick_latest(self.rating, other.rating)
         health = self.health if other.health is None else pick_latest(self.health, other.health)
         merged = self
         for purpose, latest in other.consent:
             merged = merged.with_consent(purpose, latest)
+        for user_id, latest in other.deleted_users:
+            merged = merged.with_deleted_user(user_id, latest)
         override = (
             self.override if other.override is None else pick_latest(self.override, other.override)
         )
-        return PersonFacts(rating, health, merged.consent, override)
+        deleted = None
+        if self.deleted is not None and other.deleted is not None:
+            deleted = pick_latest(self.deleted, other.deleted)
+        return PersonFacts(rating, health, merged.consent, override, merged.deleted_users, deleted)
 
 
 STATE_FIELD_NAMES = (

@@ -217,7 +217,7 @@ class DeliveryWorker:
             idents = reader.identifiers_of(pids)
             tickets = reader.tickets_of(sorted({r.person_id for r in rows if r.kind == "profile"}))
         purpose = getattr(config, "purpose", "analytics")
-        default = bool(getattr(self.settings.consent, purpose, True))
+        default = self.settings.consent.default(purpose)
         removals = [r.person_id for r in rows if r.kind in ("audience_remove", "erase")]
         ours = self.rows.in_ledger(config.name, removals)
         items: list[Item] = []
@@ -293,7 +293,7 @@ class DeliveryWorker:
         vs the ledger of what Tactful added; enqueue the adds and removes that differ."""
         config = self.configs[name]
         purpose = getattr(config, "purpose", "ads")
-        default = bool(getattr(self.settings.consent, purpose, True))
+        default = self.settings.consent.default(purpose)
         desired: set[str] = set()
         after: str | None = None
         with self.store.reader() as reader:

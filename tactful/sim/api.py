@@ -30,6 +30,8 @@ from tactful.sim.controls import (
     RequestRecord,
 )
 from tactful.sim.exports import BadRequest, cursor_page, ratings_page, ticket_events_page
+from tactful.sim.model import Json, SimUser
+from tactful.sim.objects import iso
 from tactful.sim.web import Handler, base_of, body_of, error, json_response, not_found
 
 if TYPE_CHECKING:
@@ -259,6 +261,60 @@ async def show_me(sim: ZendeskSimulator, request: Request, p: dict[str, str]) ->
     )
 
 
+MAX_DELETED_USERS_PAGE = 100
+
+
+def deleted_user_json(user: SimUser, base: str) -> Json:
+    """A deleted user as ``/api/v2/deleted_users`` lists it: personal data null once the
+    user is permanently deleted (https://developer.zendesk.com/api-reference/ticketing/
+    users/users/#list-deleted-users)."""
+    return {
+        "id": user.id,
+        "url": f"{base}/api/v2/deleted_users/{user.id}.json",
+        "name": user.name,
+        "email": None if user.permanently_deleted else user.email,
+        "phone": None if user.permanently_deleted else user.phone,
+        "shared_phone_number": None,
+        "active": False,
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+        "time_zone": "Eastern Time (US & Canada)",
+        "locale": "en-US",
+        "locale_id": 1,
+        "organization_id": None,
+        "photo": None,
+    }
+
+
+async def deleted_users(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
+    """``GET /api/v2/deleted_users``: soft and permanently deleted users, by id, with cursor
+    pagination (``page[size]`` ≤ 100, ``page[after]``, ``meta.has_more``, ``links.next``)."""
+    params = dict(request.query_params)
+    try:
+        size = min(int(params.get("page[size]") or MAX_DELETED_USERS_PAGE), MAX_DELETED_USERS_PAGE)
+        after = int(base64.urlsafe_b64decode(params["page[after]"]).decode())
+    except KeyError:
+        after = 0
+    except (ValueError, binascii.Error):
+        return error(400, "InvalidPaginationParameter", "invalid cursor")
+    base = base_of(request)
+    with sim.lock:
+        gone = sorted((u for u in sim.users.values() if u.deleted), key=lambda u: u.id)
+        ready = [u for u in gone if u.id > after]
+        page = ready[:size]
+        listed = [deleted_user_json(u, base) for u in page]
+    has_more = len(ready) > size
+    cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode() if page else None
+    following = f"{base}/api/v2/deleted_users?page%5Bafter%5D={cursor}&page%5Bsize%5D={size}"
+    return json_response(
+        {
+            "deleted_users": listed,
+            "meta": {"has_more": has_more, "after_cursor": cursor, "before_cursor": None},
+            "links": {"prev": None, "next": following if has_more else None},
+        }
+    )
+
+
 async def show_ticket(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
     with sim.lock:
         ticket = sim.ticket_api(int(p["ticket_id"]))
@@ -280,6 +336,7 @@ def _routes(sim: ZendeskSimulator) -> list[Route]:
         ("/api/v2/users/{user_id:int}/identities", user_identities, ["GET"]),
         ("/api/v2/users/{user_id:int}/identities/{identity_id:int}", user_identities, ["PUT"]),
         ("/api/v2/tickets/{ticket_id:int}", show_ticket, ["GET"]),
+        ("/api/v2/deleted_users", deleted_users, ["GET"]),
         *admin.ROUTES,
     ]
     routes: list[Route] = []

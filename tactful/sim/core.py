@@ -114,7 +114,11 @@ class SimCore:
     # -- API JSON of current records
 
     def user_api(self, user_id: int) -> Json:
-        return user_json(self.users[user_id], self.base_url)
+        return user_json(self.users[user_id], self.base_url, self.user_field_keys())
+
+    def user_field_keys(self) -> list[str]:
+        """The account's user fields: every key any user has a value for."""
+        return sorted({k for u in self.users.values() for k in u.user_fields})
 
     def ticket_api(self, ticket_id: int) -> Json:
         ticket = self.tickets[ticket_id]

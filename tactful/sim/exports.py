@@ -100,8 +100,9 @@ def cursor_page(
             if not (skip_deleted and t.status == "deleted"):
                 rows.append(((epoch(t.updated_at), t.id), sim.ticket_api(t.id)))
     else:
+        keys = sim.user_field_keys()
         for u in sim.users.values():
-            rows.append(((epoch(u.updated_at), u.id), user_json(u, sim.base_url)))
+            rows.append(((epoch(u.updated_at), u.id), user_json(u, sim.base_url, keys)))
     ready = sorted((r for r in rows if after < r[0] and r[0][0] <= cutoff), key=lambda r: r[0])
     page = ready[:per_page]
     last = page[-1][0] if page else after

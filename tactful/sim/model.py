@@ -14,6 +14,7 @@ from typing import Any, Literal
 Json = dict[str, Any]
 Actor = Literal["requester", "agent", "rule"]
 DEFAULT_START = datetime(2026, 8, 1, tzinfo=UTC)
+PERMANENT_NAME = "Permanently Deleted User"  # the name Zendesk gives a permanently deleted user
 
 
 class SimClock:
@@ -61,6 +62,8 @@ class SimUser:
     active: bool = True
     role: str = "end-user"
     merged_into: int | None = None
+    deleted: bool = False  # deleted (soft) through delete_user
+    permanently_deleted: bool = False
 
 
 @dataclass

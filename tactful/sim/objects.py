@@ -8,6 +8,7 @@ event-type reference: ids as strings, statuses/priorities/types upper-case.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +45,9 @@ def epoch(value: datetime) -> int:
     return int(value.timestamp())
 
 
-def user_json(u: SimUser, base_url: str) -> Json:
+def user_json(u: SimUser, base_url: str, field_keys: Iterable[str] = ()) -> Json:
+    """A user as the API shows it. ``field_keys``: the account's user fields; Zendesk lists
+    every one of them for every user, ``null`` when unset."""
     user: Json = {
         "id": u.id,
         "url": f"{base_url}/api/v2/users/{u.id}.json",
@@ -82,10 +85,10 @@ def user_json(u: SimUser, base_url: str) -> Json:
         "suspended": False,
         "default_group_id": None,
         "report_csv": False,
-        "user_fields": dict(u.user_fields),
+        "user_fields": {**dict.fromkeys(field_keys), **u.user_fields},
     }
     if not u.active:
-        user["permanently_deleted"] = False
+        user["permanently_deleted"] = u.permanently_deleted
     return user
 
 

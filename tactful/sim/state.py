@@ -18,7 +18,7 @@ from typing import Any
 
 from tactful.sim.controls import Fault, RequestRecord
 from tactful.sim.core import UNSET
-from tactful.sim.model import Activity, Json, SimUser
+from tactful.sim.model import PERMANENT_NAME, Activity, Json, SimUser
 from tactful.sim.ratings import RatingStory
 
 
@@ -174,9 +174,23 @@ class ZendeskSimulator(RatingStory):
             user = self.users[user_id]
             previous = self.user_api(user_id)
             user.active = False
+            user.deleted = True
             user.email = user.phone = user.external_id = None
             user.updated_at = self.now()
             self._record_user(user, previous, [("user.deleted", {})])
+
+    def permanently_delete_user(self, user_id: int) -> None:
+        """``DELETE /api/v2/deleted_users/{id}``: only a deleted user; its data goes, and it
+        stays listed by ``GET /api/v2/deleted_users`` as "Permanently Deleted User"."""
+        with self.lock:
+            user = self.users[user_id]
+            if not user.deleted:
+                raise ValueError("delete the user first")
+            user.permanently_deleted = True
+            user.name = PERMANENT_NAME
+            user.user_fields = {}
+            user.tags = []
+            user.updated_at = self.now()
 
     def merge_users(self, source_id: int, target_id: int) -> None:
         """Merge ``source_id`` into ``target_id``: its tickets move, the source is deleted."""

@@ -199,6 +199,15 @@ def dump_facts(facts: PersonFacts) -> bytes:
                 "health": _dump_latest(facts.health),
                 "consent": {purpose: _dump_latest(latest) for purpose, latest in facts.consent},
                 "override": _dump_latest(facts.override),
+                # only when present: facts stored before deletions existed keep their bytes
+                **(
+                    {
+                        "deleted_users": {u: _dump_latest(x) for u, x in facts.deleted_users},
+                        "deleted": _dump_latest(facts.deleted),
+                    }
+                    if facts.deleted_users
+                    else {}
+                ),
             }
         )
     )
@@ -215,7 +224,16 @@ def _facts_round_trip(facts: PersonFacts) -> bool:
     consent = facts.consent
     if consent != tuple(sorted(consent, key=lambda item: item[0])):
         return False
-    for latest in (facts.rating, facts.health, facts.override, *(c[1] for c in consent)):
+    if facts.deleted_users != tuple(sorted(facts.deleted_users, key=lambda item: item[0])):
+        return False
+    for latest in (
+        facts.rating,
+        facts.health,
+        facts.override,
+        facts.deleted,
+        *(c[1] for c in consent),
+        *(d[1] for d in facts.deleted_users),
+    ):
         if latest is not None and (
             latest.at.tzinfo is not UTC
             or type(latest.key) is not str
@@ -246,11 +264,20 @@ def _decode_facts(blob: bytes) -> PersonFacts:
             if (latest := _load_latest(raw)) is not None
         )
     )
+    deleted_users = tuple(
+        sorted(
+            (user_id, latest)
+            for user_id, raw in (data.get("deleted_users") or {}).items()
+            if (latest := _load_latest(raw)) is not None
+        )
+    )
     return PersonFacts(
         _load_latest(data["rating"]),
         _load_latest(data["health"]),
         consent,
         _load_latest(data.get("override")),
+        deleted_users,
+        _load_latest(data.get("deleted")),
     )
 
 

@@ -132,6 +132,17 @@ class SqlQueries:
                 out[pid].append((kind, value))
         return out
 
+    def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
+        out: dict[int, tuple[str, TicketRecord]] = {}
+        for chunk in chunks(list(set(ticket_ids))):
+            for tid, pid, blob in self.conn.execute(
+                f"SELECT ticket_id, person_id, record FROM tickets WHERE ticket_id IN "
+                f"({marks(len(chunk))})",
+                tuple(chunk),
+            ):
+                out[tid] = (pid, records.load_ticket(tid, blob))
+        return out
+
     def tickets_of(self, person_ids: Sequence[str]) -> dict[str, list[TicketRecord]]:
         out: dict[str, list[TicketRecord]] = {pid: [] for pid in person_ids}
         for chunk in chunks(list(person_ids)):
@@ -209,6 +220,15 @@ class SqlQueries:
             (prefix + "%", after_id),
         ).fetchall()
         return [(int(i), str(src), int(r)) for i, src, r in rows if str(src).startswith(prefix)]
+
+    def document_body(self, doc_id: int) -> bytes | None:
+        """The raw body of a kept document (None: gone, e.g. erased)."""
+        row = self.conn.execute(
+            "SELECT encoding, body FROM documents WHERE id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
 
     def person_ids(self, after: str | None, limit: int) -> list[str]:
         rows = self.conn.execute(
@@ -352,6 +372,16 @@ class SqlTx(SqlQueries):
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
+    def events_after(self, at_us: int, *, delete: bool = False) -> list[tuple[str, int]]:
+        """(key, at µs) of the events later than ``at_us``; ``delete``: take them out of the
+        log too (their raw documents stay). The clock repair's query."""
+        rows = self.conn.execute(
+            "SELECT key, at_us FROM events WHERE at_us > ? ORDER BY at_us, key", (at_us,)
+        ).fetchall()
+        if delete and rows:
+            self.conn.execute("DELETE FROM events WHERE at_us > ?", (at_us,))
+        return [(str(k), int(a)) for k, a in rows]
+
     def lookup_identifiers(self, keys: Iterable[IdentKey]) -> dict[IdentKey, set[str]]:
         by_kind: dict[str, list[str]] = {}
         for kind, value in set(keys):
@@ -429,17 +459,6 @@ class SqlTx(SqlQueries):
         for table in PERSON_STATE_TABLES:
             self.conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
 
-    def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
-        out: dict[int, tuple[str, TicketRecord]] = {}
-        for chunk in chunks(list(set(ticket_ids))):
-            for tid, pid, blob in self.conn.execute(
-                f"SELECT ticket_id, person_id, record FROM tickets WHERE ticket_id IN "
-                f"({marks(len(chunk))})",
-                tuple(chunk),
-            ):
-                out[tid] = (pid, records.load_ticket(tid, blob))
-        return out
-
     def save_tickets(self, rows: Iterable[tuple[int, str, TicketRecord]]) -> None:
         self.conn.executemany(
             "INSERT INTO tickets (ticket_id, person_id, record) VALUES (?, ?, ?) "
@@ -509,9 +528,9 @@ class SqlTx(SqlQueries):
         self.conn.executemany(
             "INSERT INTO consents (person_id, purpose, granted) VALUES (?, ?, ?)",
             [
-                (r.person_id, purpose, 1 if latest.value else 0)
+                (r.person_id, purpose, 1 if granted else 0)
                 for r in rewrite
-                for purpose, latest in r.facts.consent
+                for purpose, granted in r.facts.stated_consent()
             ],
         )
 

@@ -177,6 +177,10 @@ async def post_events(request: Request) -> Response:
         ]
         return _error(422, "invalid_events", problems)
     events = [to_event(item) for item in data.events]
+    future = ctx.engine.future_events(events)
+    if future:  # the time guard: one event from the future would move the clock for good
+        ctx.metrics.rejected.labels("event_in_future").inc(len(future))
+        return _error(422, "event_in_future", future)
     unusable = _unusable_identifiers(ctx, events)
     if unusable:
         ctx.metrics.rejected.labels("invalid_api_event").inc()

@@ -178,6 +178,7 @@ def create_app(
         if client is None and settings.zendesk.api_url and settings.zendesk.api_token:
             client = ZendeskClient.from_settings(settings.zendesk)
         if client is not None:
+            ctx.zendesk_api = True
             tasks.append(asyncio.create_task(run_fetcher(ctx, client, fetch_seconds)))
             if settings.zendesk.high_value_tag:  # the sidebar's value score 4 tag
                 tag = settings.zendesk.high_value_tag

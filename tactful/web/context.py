@@ -21,6 +21,7 @@ class WebContext:
     writer: Writer
     metrics: Metrics
     pending_fetches: set[int] = field(default_factory=set)
+    zendesk_api: bool = False  # a Zendesk API client fetches what webhook bodies lack
 
     async def commit(
         self, incoming: list[Incoming], *, meta: dict[str, str] | None = None
@@ -39,5 +40,4 @@ class WebContext:
 
     @property
     def consent_defaults(self) -> dict[str, bool]:
-        c = self.settings.consent
-        return {"ads": c.ads, "email": c.email, "analytics": c.analytics}
+        return self.settings.consent.defaults()

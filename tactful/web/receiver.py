@@ -5,7 +5,13 @@ Order of checks (each failure changes nothing):
 2. signature missing, wrong or timestamp more than 5 minutes off → 401
 3. not JSON: if a ticket id can be recovered from the raw text, the body is kept and the
    ticket is queued for a fetch through the API (202); otherwise → 400
-4. parsed into canonical events (unknown event types: stored and counted, 200)
+4. parsed into canonical events (unknown event types: stored and counted, 200); an event
+   later than the wall clock plus ``[engine] future_skew`` → 422 ``event_in_future``
+4b. events that introduce Zendesk users whose consent fields are not known (and a Zendesk
+   API client can fetch them): the body is kept, 202, and applied with the fetched users
+4c. a trigger body that repeats a JSON key: kept, not applied, the ticket fetched (202);
+   one whose minute-precision time cannot tell it from a stored version of the same minute:
+   applied, and the ticket fetched so the authoritative version wins (``zendesk.trust``)
 5. raw body + events committed in the writer's next transaction, then 200.
 A redelivery (same envelope id, same ticket version, same body) is acknowledged and changes
 nothing: events are deduplicated by key and documents by their SHA-256.
@@ -13,6 +19,7 @@ nothing: events are deduplicated by key and documents by their SHA-256.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +28,14 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tactful.core.events import Event
+from tactful.core.events import Event, TicketVersion
 from tactful.engine import Incoming
 from tactful.web.context import WebContext
+from tactful.web.fetcher import UNTRUSTED_PREFIX, USERS_PREFIX, users_awaiting_consent
 from tactful.zendesk import signing
 from tactful.zendesk.parse import parse_object
+from tactful.zendesk.trust import duplicate_keys, same_minute_conflicts
+from tactful.zendesk.webhooks import minute_precision
 
 MAX_BODY = 1024 * 1024
 _TICKET_ID = re.compile(rb'"ticket"\s*:\s*\{\s*"id"\s*:\s*"?(\d{1,20})')
@@ -97,7 +107,28 @@ async def zendesk_webhook(request: Request) -> Response:
         metrics.webhooks.labels("200").inc()
         await ctx.commit([Incoming([], body, "webhook:unknown")])
         return JSONResponse({"status": "stored", "events": 0, "shape": parsed.shape})
-    stats = await ctx.commit([Incoming(events, body, f"webhook:{parsed.shape}")])
+    future = ctx.engine.future_events(events)
+    if future:  # the time guard: refused whole, nothing stored
+        metrics.webhooks.labels("422").inc()
+        metrics.rejected.labels("event_in_future").inc(len(future))
+        return JSONResponse({"error": "event_in_future", "detail": future}, status_code=422)
+    raw_ticket = obj.get("ticket") if isinstance(obj, dict) else None
+    trigger: dict[str, Any] | None = None
+    if parsed.shape == "trigger_ticket" and isinstance(raw_ticket, dict):
+        trigger = raw_ticket
+    if trigger is not None and duplicate_keys(body):
+        metrics.rejected.labels("duplicate_keys").inc()
+        return await _untrusted(ctx, body, events)
+    awaiting = users_awaiting_consent(ctx, events)
+    if awaiting:
+        return await _awaiting_users(ctx, body, awaiting)
+    incoming = [Incoming(events, body, f"webhook:{parsed.shape}")]
+    refetch = _same_minute(ctx, events) if trigger is not None and minute_precision(trigger) else []
+    for ticket_id in refetch:  # applied now, and the authoritative version fetched
+        marker = {"fetch_ticket": ticket_id, "same_minute_as": hashlib.sha256(body).hexdigest()}
+        incoming.append(Incoming([], orjson.dumps(marker), f"{UNTRUSTED_PREFIX}{ticket_id}"))
+    stats = await ctx.commit(incoming)
+    ctx.pending_fetches.update(refetch)
     metrics.webhooks.labels("200").inc()
     return JSONResponse(
         {
@@ -106,7 +137,57 @@ async def zendesk_webhook(request: Request) -> Response:
             "duplicates": stats.duplicates if len(events) == stats.received else None,
             "skipped": [s.reason for s in parsed.skipped],
             "invocation_id": invocation or None,
+            **({"fetching": refetch} if refetch else {}),
         }
+    )
+
+
+def _same_minute(ctx: WebContext, events: list[Event]) -> list[int]:
+    """Tickets whose trigger body cannot tell whether it is newer than a stored version of
+    the same minute (only when a Zendesk API client can fetch them)."""
+    versions = [e for e in events if isinstance(e, TicketVersion)]
+    if not ctx.zendesk_api or not versions:
+        return []
+    with ctx.engine.store.reader() as reader:
+        return same_minute_conflicts(reader, versions)
+
+
+async def _untrusted(ctx: WebContext, body: bytes, events: list[Event]) -> Response:
+    """A trigger body that repeats a JSON key: which value is meant, nobody can say. Kept,
+    not applied; the ticket is fetched through the API."""
+    ids = {e.ticket_id for e in events if isinstance(e, TicketVersion)}
+    ticket_id = next(iter(ids), None) if len(ids) == 1 else None
+    if ticket_id is None:
+        ticket_id = recover_ticket_id(body)
+    if ticket_id is None:
+        ctx.metrics.webhooks.labels("400").inc()
+        return _problem(400, "untrusted_body", "duplicate JSON keys and no ticket id")
+    await ctx.commit([Incoming([], body, f"{UNTRUSTED_PREFIX}{ticket_id}")])
+    ctx.pending_fetches.add(ticket_id)
+    ctx.metrics.webhooks.labels("202").inc()
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "ticket_id": ticket_id,
+            "detail": "duplicate JSON keys: the ticket will be fetched",
+        },
+        status_code=202,
+    )
+
+
+async def _awaiting_users(ctx: WebContext, body: bytes, users: list[int]) -> Response:
+    """Keep a body that introduces users whose consent is not known; the fetcher reads
+    them through the API and commits the body's events together with them."""
+    source = USERS_PREFIX + ",".join(str(u) for u in users)
+    await ctx.commit([Incoming([], body, source)])
+    ctx.metrics.webhooks.labels("202").inc()
+    return JSONResponse(
+        {
+            "status": "accepted",
+            "awaiting_users": users,
+            "detail": "applied once the users' consent is fetched",
+        },
+        status_code=202,
     )
 
 

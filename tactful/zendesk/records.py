@@ -182,6 +182,8 @@ def user_seen(u: Obj, emails: tuple[str, ...] = (), phones: tuple[str, ...] = ()
     user_fields = u.get("user_fields")
     if isinstance(user_fields, dict):
         for name, value in user_fields.items():
+            if value is None:  # Zendesk lists every user field; unset is null: known, empty
+                fields.append((name, ""))
             add_pairs(name, value, fields)
     tags = u.get("tags")
     return UserSeen(

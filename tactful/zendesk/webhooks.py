@@ -16,6 +16,7 @@ Also: a saved list of webhook invocation attempts (``{"attempts": [{"request": {
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -116,8 +117,28 @@ def looks_like_trigger(ticket: Obj) -> bool:
     )
 
 
+_SECONDS = re.compile(r"\d:\d{2}:\d{2}")
+
+
+def minute_precision(t: Obj) -> bool:
+    """Whether the ticket's ``updated_at`` is shown to the minute only (trigger placeholders
+    ``{{ticket.updated_at_with_timestamp}}`` and ``{{ticket.updated_at}}`` are)."""
+    raw = t.get("updated_at")
+    return isinstance(raw, str) and _SECONDS.search(raw) is None
+
+
+def content_digest(t: Obj) -> str:
+    """A short digest of a ticket object's content, for keys of minute-precision versions:
+    two different bodies in the same minute are two versions, a redelivery is one."""
+    return hashlib.sha256(orjson.dumps(t, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def parse_ticket(t: Obj) -> Parsed:
-    """A single ``{"ticket": …}``: an API object or a trigger body (display text tolerated)."""
+    """A single ``{"ticket": …}``: an API object or a trigger body (display text tolerated).
+
+    A trigger body's times have minute precision: two updates of one ticket within a minute
+    (Open, then Solved) render the same ``updated_at``. Its key then carries a digest of the
+    body, so the second is a version of its own, not a duplicate of the first."""
     shape = "trigger_ticket" if looks_like_trigger(t) else "ticket"
     try:
         d = dict(t)
@@ -134,6 +155,8 @@ def parse_ticket(t: Obj) -> Parsed:
         event = ticket_version(d)
     except BadRecord as e:
         return Parsed([], [Skipped(f"ticket (id {t.get('id')})", e.reason)], shape)
+    if minute_precision(t):
+        event = dataclasses.replace(event, key=f"{event.key}:{content_digest(t)}")
     return Parsed([event], [], shape)
 
 
@@ -213,7 +236,9 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
         field = event.get("field")
         key = field.get("key") or field.get("id") if isinstance(field, dict) else None
         value = event.get("current")
-        if key is not None and value is not None and not isinstance(value, dict | list):
+        if value is None:  # the field was cleared
+            value = ""
+        if key is not None and not isinstance(value, dict | list):
             fields = ((str(key), str(value).lower() if isinstance(value, bool) else str(value)),)
     if name == "user.external_id_changed":
         external_ids = [as_text(event.get("current"))]

@@ -296,7 +296,8 @@ def test_user_object_fields() -> None:
         external_ids=("1234",),
         active=False,
         tags=("vip",),
-        fields=(("consent_ads", "true"), ("plan", "gold"), ("score", "3")),
+        # an unset field (null) is known to be empty: consent read from it is not granted
+        fields=(("consent_ads", "true"), ("plan", "gold"), ("score", "3"), ("empty", "")),
     )
 
 
@@ -545,11 +546,26 @@ def trigger(**over: Any) -> dict[str, Any]:
     return {"ticket": body}
 
 
+def test_same_minute_trigger_bodies_are_two_versions_and_a_redelivery_is_one() -> None:
+    """Open then Solved within one minute: the same minute-precision updated_at, but two
+    different bodies, so two keys (issue 18 §5); the same body again keeps its key."""
+    opened = only(parse_object(trigger()), TicketVersion)
+    solved = only(parse_object(trigger(status="Solved")), TicketVersion)
+    assert opened.updated_at == solved.updated_at
+    assert opened.key != solved.key
+    assert only(parse_object(trigger()), TicketVersion).key == opened.key
+    precise = only(parse_object(trigger(updated_at="2026-11-22T10:35:07Z")), TicketVersion)
+    assert precise.key == "zendesk:ticket:123:2026-11-22T10:35:07Z"  # seconds tell the order
+
+
 def test_trigger_body_with_display_text() -> None:
     parsed = parse_object(trigger())
     assert parsed.shape == "trigger_ticket"
-    assert only(parsed, TicketVersion) == TicketVersion(
-        key="zendesk:ticket:123:2026-11-22T10:35:00Z",
+    version = only(parsed, TicketVersion)
+    # minute precision: the key carries a digest of the body (see the same-minute test)
+    assert version.key.startswith("zendesk:ticket:123:2026-11-22T10:35:00Z:")
+    assert version == TicketVersion(
+        key=version.key,
         at=utc(2026, 11, 22, 10, 35),
         ticket_id=123,
         created_at=utc(2026, 11, 22, 10, 32),
