@@ -90,6 +90,13 @@ class SqlQueries:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def ticket_person(self, ticket_id: int) -> str | None:
+        """The person who requested ``ticket_id`` (after merges), None for an unknown ticket."""
+        row = self.conn.execute(
+            "SELECT person_id FROM tickets WHERE ticket_id = ?", (ticket_id,)
+        ).fetchone()
+        return None if row is None else self.resolve_person_id(str(row[0]))
+
     def resolve_person_id(self, person_id: str) -> str | None:
         seen = set()
         current = person_id
@@ -298,6 +305,16 @@ class SqlTx(SqlQueries):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def prune_meta(self, prefix: str, below: str) -> int:
+        """Delete the rows whose key starts with ``prefix`` and whose value sorts before
+        ``below`` (expiry times written as fixed-width text): short-lived entries such as
+        revoked sessions and used token ids."""
+        cur = self.conn.execute(
+            "DELETE FROM meta WHERE key >= ? AND key < ? AND value < ?",
+            (prefix, prefix + "\uffff", below),
+        )
+        return int(cur.rowcount)
 
     def insert_document(self, source: str, body: bytes) -> int:
         digest = hashlib.sha256(body).hexdigest()

@@ -11,6 +11,7 @@ from tactful.config import Settings
 from tactful.engine import Engine, Incoming
 from tactful.views import clock_of
 from tactful.web.metrics import Metrics
+from tactful.web.throttle import Throttle
 from tactful.writer import Writer
 
 
@@ -22,6 +23,7 @@ class WebContext:
     metrics: Metrics
     pending_fetches: set[int] = field(default_factory=set)
     zendesk_api: bool = False  # a Zendesk API client fetches what webhook bodies lack
+    throttle: Throttle = field(default_factory=Throttle)
 
     async def commit(
         self, incoming: list[Incoming], *, meta: dict[str, str] | None = None
