@@ -183,7 +183,7 @@ class DeliveryStore:
                         "DELETE FROM audience_ledger WHERE destination = ? AND person_id = ?",
                         (row.destination, row.person_id),
                     )
-                if row.kind == "erase" and status in ("done", "dead"):
+                if row.kind == "erase" and status in ("done", "dead", "skipped"):
                     # identifiers of an erased person live only until the erasure is out
                     conn.execute("UPDATE deliveries SET payload = ? WHERE id = ?", (b"{}", row.id))
 

@@ -1,5 +1,10 @@
 """The delivery worker: route the outbox, then deliver what is due, per destination.
 
+- Each destination delivers in a lane of its own (``lanes``): a slow, hanging or broken
+  destination never holds back another, and every HTTP request has a total deadline
+  (``deadline``). A circuit breaker per destination (``breaker``) stops sending to one that
+  keeps failing, and probes it again later. An exception in a destination's code is
+  recorded against that destination (its circuit, the round's errors) and ends only its lane.
 - Per-person order: a person's later delivery never overtakes an earlier one that is still
   pending (waiting for a retry), so a remove can never arrive before its add.
 - Batches stay within each destination's ``max_batch``.
@@ -12,11 +17,15 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+from tactful.delivery import breaker
+from tactful.delivery.breaker import BreakerPolicy, Circuit
+from tactful.delivery.deadline import DeadlineTransport
 from tactful.delivery.items import build_item, identifiers_of
+from tactful.delivery.lanes import Lanes, SyncReport
 from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.router import Route, route
 from tactful.delivery.store import DeliveryRow, DeliveryStore, NewDelivery
@@ -27,15 +36,8 @@ from tactful.store.records import from_us, to_us
 
 log = logging.getLogger("tactful.delivery")
 
-
-@dataclass
-class SyncReport:
-    routed: int = 0
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    skipped: int = 0
-    errors: dict[str, str] = field(default_factory=dict)  # destination -> why unusable
+__all__ = ["DeliveryWorker", "SyncReport", "send_splitting"]
+STOP_GRACE_SECONDS = 2.0  # close(): how long lanes may take to finish their current request
 
 
 def _send(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
@@ -106,13 +108,26 @@ class DeliveryWorker:
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: Callable[[], float] = random.random,
+        round_wait: float | None = None,
     ) -> None:
+        """``round_wait``: how long a round waits for slow destinations (None: until every
+        lane is done; a serving process gives a few seconds, so a hanging destination does
+        not slow the others' rounds)."""
         self.settings = settings
         self.store = store
         d = getattr(settings, "delivery", None)
         self.policy = policy or (
             RetryPolicy(d.retry_base, d.retry_cap, d.max_age) if d is not None else RetryPolicy()
         )
+        self.breaker = (
+            BreakerPolicy(d.circuit_failures, d.circuit_cooldown, d.circuit_max_cooldown)
+            if d is not None
+            else BreakerPolicy()
+        )
+        deadline = d.request_deadline if d is not None else timedelta(seconds=30)
+        self.request_deadline = deadline.total_seconds()
+        self.round_wait = round_wait
+        self.lanes = Lanes()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.rng = rng
@@ -130,8 +145,11 @@ class DeliveryWorker:
             return self.destinations[name]
         if name in self.broken:
             return None
+        transport = self.transport
+        if transport is None:  # the network: every request within the total deadline
+            transport = DeadlineTransport(self.request_deadline)
         try:
-            self.destinations[name] = registry.create(self.configs[name], transport=self.transport)
+            self.destinations[name] = registry.create(self.configs[name], transport=transport)
         except Exception as exc:  # a destination we cannot build must not stop the others
             self.broken[name] = f"{type(exc).__name__}: {exc}"
             log.error("destination %s is not usable: %s", name, self.broken[name])
@@ -168,19 +186,56 @@ class DeliveryWorker:
         return new
 
     # -- delivering -------------------------------------------------------------------------
-    def deliver_due(self) -> SyncReport:
+    def deliver_due(self, wait: float | None = None) -> SyncReport:
+        """One round: a lane per destination not still busy with an earlier round; waits
+        for them (see ``round_wait``; ``wait`` overrides it)."""
         report = SyncReport()
+        self.lanes.collect(report)
+        started: list[str] = []
         for config in self.settings.destinations:
+            if self.lanes.busy(config.name):
+                report.busy.append(config.name)
+                continue
             dest = self.destination(config.name)
             if dest is None:
                 report.errors[config.name] = self.broken[config.name]
                 continue
+            self.lanes.start(config.name, partial(self._lane, config, dest))
+            started.append(config.name)
+        self.lanes.wait(started, self.round_wait if wait is None else wait)
+        self.lanes.collect(report)
+        return report
+
+    def _lane(self, config: Any, dest: Destination, report: SyncReport) -> None:
+        try:
             # One process sends to a destination at a time (per-person order, vendor limits);
             # a destination another process is sending to is skipped this round.
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
                     self._deliver(config, dest, report)
-        return report
+        except Exception as exc:  # this destination's failure, never the others'
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("delivery to %s failed: %s", config.name, type(exc).__name__)
+            report.errors[config.name] = error
+            try:
+                self._failed(config.name, error)
+            except Exception:  # the store itself is failing: the next round tries again
+                log.exception("cannot record the failure of %s", config.name)
+
+    def circuit(self, name: str) -> Circuit:
+        with self.store.reader() as reader:
+            return Circuit.loads(reader.get_meta(breaker.meta_key(name)))
+
+    def _save_circuit(self, name: str, before: Circuit, after: Circuit) -> None:
+        if after != before:
+            with self.store.transaction() as tx:
+                tx.set_meta(breaker.meta_key(name), after.dumps())
+
+    def _failed(self, name: str, error: str) -> None:
+        now_us = to_us(self.clock())
+        before = self.circuit(name)
+        current = breaker.admit(before, now_us) or before
+        self._save_circuit(name, before, breaker.record(current, True, error, now_us, self.breaker))
 
     def _due(self, name: str, limit: int) -> list[DeliveryRow]:
         now_us = to_us(self.clock())
@@ -199,9 +254,18 @@ class DeliveryWorker:
         return due
 
     def _deliver(self, config: Any, dest: Destination, report: SyncReport) -> None:
-        limit = max(1, dest.capabilities.max_batch)
+        stored = self.circuit(config.name)
         for _ in range(1000):  # bounded: each round delivers or defers at least one row
-            rows = self._due(config.name, limit)
+            if self.lanes.stopping.is_set():
+                return
+            now_us = to_us(self.clock())
+            circuit = breaker.admit(stored, now_us)
+            if circuit is None:
+                until = from_us(stored.until_us).isoformat(timespec="seconds")
+                report.errors[config.name] = f"circuit open until {until}: {stored.last_error}"
+                return
+            probe = circuit.state == "half_open"  # one item tells whether it recovered
+            rows = self._due(config.name, 1 if probe else max(1, dest.capabilities.max_batch))
             if not rows:
                 return
             items, sendable, skipped = self._items(config, rows)
@@ -212,6 +276,13 @@ class DeliveryWorker:
                 continue
             outcomes = send_splitting(dest, items)
             self._record(sendable, outcomes, report)
+            failed = all(o.kind == "retry" for o in outcomes)
+            error = outcomes[0].error if failed else ""
+            after = breaker.record(circuit, failed, error, now_us, self.breaker)
+            self._save_circuit(config.name, stored, after)
+            stored = after
+            if failed:  # nothing got through: the rest waits for the next round
+                return
 
     def _items(
         self, config: Any, rows: Sequence[DeliveryRow]
@@ -280,6 +351,9 @@ class DeliveryWorker:
             if d.action == "done":
                 report.sent += 1
                 results.append((row, "done", None, "", outcome.status, outcome.kind))
+            elif d.action == "skipped":
+                report.skipped += 1
+                results.append((row, "skipped", None, d.reason, outcome.status, outcome.kind))
             elif d.action == "retry":
                 report.retried += 1
                 assert d.at is not None
@@ -341,12 +415,18 @@ class DeliveryWorker:
         return len(desired - have), len(have - desired)
 
     # -- the whole job ----------------------------------------------------------------------
-    def sync(self) -> SyncReport:
+    def sync(self, wait: float | None = None) -> SyncReport:
         routed = self.route_outbox()
-        report = self.deliver_due()
+        report = self.deliver_due(wait)
         report.routed = routed
         return report
 
     def close(self) -> None:
-        for dest in self.destinations.values():
-            dest.close()
+        """Stop: lanes end after their current request; a lane hanging longer is left to
+        its (daemon) thread, with its destination, so closing never waits for a dead socket."""
+        hanging = set(self.lanes.stop(STOP_GRACE_SECONDS))
+        if hanging:
+            log.warning("left deliveries in flight to: %s", ", ".join(sorted(hanging)))
+        for name, dest in self.destinations.items():
+            if name not in hanging:
+                dest.close()

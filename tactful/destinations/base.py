@@ -51,7 +51,7 @@ class Item:
     properties: Mapping[str, Any] = field(default_factory=dict)  # event properties / state
 
 
-OutcomeKind = Literal["ok", "retry", "reject"]
+OutcomeKind = Literal["ok", "retry", "reject", "skip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ class Outcome:
       vendor said so.
     - ``reject``: permanent for this item (4xx other than 408/409/429): it will be
       dead-lettered with ``error``; the rest of the batch is unaffected.
+    - ``skip``: nothing this destination can act on (the person has no identifier the
+      platform can match): counted as skipped, never retried nor dead-lettered.
     """
 
     kind: OutcomeKind
