@@ -8,6 +8,7 @@ from rich.table import Table
 
 from tactful.cli import App, CommandError, out_json
 from tactful.commands import add_json
+from tactful.delivery.breaker import Circuit, circuits
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.store.records import from_us
@@ -85,9 +86,13 @@ def cmd_deliveries(app: App) -> int:
     statuses = ["pending", "dead", "done", "skipped"] if app.args.show_all else ["pending", "dead"]
     rows = store.listing(statuses)
     health = store.health()
+    with app.engine.store.reader() as reader:
+        found = circuits(reader, [d.name for d in app.settings.destinations])
+    states = {name: circuit_view(c) for name, c in found.items()}
     if app.args.json:
         out_json(
             {
+                "circuits": states,
                 "deliveries": [
                     {
                         "id": r.id,
@@ -115,7 +120,23 @@ def cmd_deliveries(app: App) -> int:
             str(r.id), r.destination, r.name or r.kind, status, str(r.attempts), r.last_error[:80]
         )
     app.out.print(table)
+    for name, view in states.items():
+        if view["state"] != "closed":
+            app.out.print(
+                f"[red]{name}[/red]: circuit {view['state']} until {view['until']} after "
+                f"{view['failures']} failures: {view['last_error'][:120]}",
+                highlight=False,
+            )
     return 0
+
+
+def circuit_view(circuit: Circuit) -> dict[str, Any]:
+    return {
+        "state": circuit.state,
+        "failures": circuit.failures,
+        "until": fmt(from_us(circuit.until_us)) if circuit.state != "closed" else None,
+        "last_error": circuit.last_error,
+    }
 
 
 def cmd_retry(app: App) -> int:

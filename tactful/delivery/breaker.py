@@ -13,9 +13,10 @@ deliveries``, ``/metrics`` and every ``serve``/``worker`` process sharing a data
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 import orjson
 
@@ -84,3 +85,12 @@ def _us(delta: timedelta) -> int:
 
 def meta_key(destination: str) -> str:
     return f"circuit:{destination}"
+
+
+class _Meta(Protocol):
+    def get_meta(self, key: str) -> str | None: ...
+
+
+def circuits(reader: _Meta, names: Iterable[str]) -> dict[str, Circuit]:
+    """The stored circuit of each destination (closed when none was stored)."""
+    return {name: Circuit.loads(reader.get_meta(meta_key(name))) for name in names}

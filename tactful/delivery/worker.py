@@ -36,7 +36,10 @@ from tactful.store.records import from_us, to_us
 
 log = logging.getLogger("tactful.delivery")
 
-__all__ = ["DeliveryWorker", "SyncReport", "send_splitting"]
+__all__ = ["ROUND_WAIT", "DeliveryWorker", "SyncReport", "send_splitting"]
+# How long a serving process's round waits for slow destinations before starting the next
+# round for the others (a hanging destination's lane goes on in the background).
+ROUND_WAIT = 1.0
 STOP_GRACE_SECONDS = 2.0  # close(): how long lanes may take to finish their current request
 
 
