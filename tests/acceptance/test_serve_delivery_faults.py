@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tactful.cli import main
 from tactful.zendesk.signing import sign
@@ -65,8 +66,7 @@ def post_ticket(base: str) -> None:
 def start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     out = log.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tactful", "--config", str(config), "serve"]
-        + ["--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "tactful", "--config", str(config), "serve", "--port", str(port)],
         stdout=out,
         stderr=subprocess.STDOUT,
     )
@@ -111,7 +111,7 @@ def test_serve_stops_on_sigterm_while_a_delivery_hangs(tmp_path: Path) -> None:
 
 
 def test_an_open_circuit_shows_in_deliveries_and_metrics(
-    tmp_path: Path, capsys: object
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with fault_servers("reset") as servers:
         config = write_config(
@@ -139,7 +139,7 @@ def test_an_open_circuit_shows_in_deliveries_and_metrics(
                 if proc.poll() is None:
                     proc.kill()
     assert main(["--config", str(config), "deliveries", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    out = json.loads(capsys.readouterr().out)
     circuit = out["circuits"]["broken"]
     assert circuit["state"] == "open" and circuit["failures"] == 1
     assert "reset by peer" in circuit["last_error"] and circuit["until"]
