@@ -9,6 +9,7 @@ from rich.table import Table
 from tactful.cli import App, CommandError, out_json
 from tactful.commands import add_json
 from tactful.delivery.breaker import Circuit, circuits
+from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.store.records import from_us
@@ -19,6 +20,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sync", help="deliver everything owed now and exit")
     p.add_argument(
         "--full", action="store_true", help="also reconcile each ad audience against its segment"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list per destination what would be sent now, with samples; send nothing",
     )
     add_json(p)
     p.set_defaults(handler=cmd_sync)
@@ -38,6 +44,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_sync(app: App) -> int:
+    if app.args.dry_run:
+        return cmd_dry_run(app)
     worker = DeliveryWorker(app.settings, app.engine.store)
     reconciled: dict[str, dict[str, int]] = {}
     try:
@@ -79,6 +87,66 @@ def cmd_sync(app: App) -> int:
         for name, error in report.errors.items():
             app.out.print(f"  [red]{name}[/red]: {error}", highlight=False)
     return 1 if report.errors else 0
+
+
+def cmd_dry_run(app: App) -> int:
+    worker = DeliveryWorker(app.settings, app.engine.store)
+    try:
+        plans = preview(worker)
+        reconciled = {
+            d.name: worker.reconcile_plan(d.name)
+            for d in app.settings.destinations
+            if app.args.full and d.is_ad_audience and not plans[d.name].error
+        }
+    finally:
+        worker.close()
+    result = {
+        name: {
+            "would_send": p.counts,
+            "skipped": p.skipped,
+            "waiting": p.waiting,
+            "samples": p.samples,
+            **({"error": p.error} if p.error else {}),
+            **(
+                {"reconcile": {"add": len(reconciled[name][0]), "remove": len(reconciled[name][1])}}
+                if name in reconciled
+                else {}
+            ),
+        }
+        for name, p in plans.items()
+    }
+    if app.args.json:
+        out_json({"dry_run": True, "destinations": result})
+        return 0
+    app.out.print("dry run: nothing was sent")
+    for name, p in plans.items():
+        if p.error:
+            app.out.print(f"[red]{name}[/red]: {p.error}", highlight=False)
+            continue
+        counts = ", ".join(f"{LABELS[k]} {n}" for k, n in p.counts.items() if n) or "nothing"
+        app.out.print(
+            f"[bold]{name}[/bold]: {counts}; skipped {p.skipped}, waiting {p.waiting}",
+            highlight=False,
+        )
+        if name in reconciled:
+            adds, removes = reconciled[name]
+            app.out.print(f"  reconcile: +{len(adds)} −{len(removes)}", highlight=False)
+        for sample in p.samples:
+            what = sample["name"] or sample["segment"] or ""
+            who = sample["email"] or f"{sample['identifiers']} identifiers"
+            app.out.print(
+                f"  e.g. {sample['kind']} {what} {sample['person_id']} ({who})", highlight=False
+            )
+    return 0
+
+
+LABELS = {
+    "audience_add": "adds",
+    "audience_remove": "removes",
+    "profile": "profile updates",
+    "event": "events",
+    "erase": "erasures",
+}
 
 
 def cmd_deliveries(app: App) -> int:

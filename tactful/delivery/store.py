@@ -110,6 +110,23 @@ class DeliveryStore:
             )
             return len(rows), inserted
 
+    def unrouted(
+        self,
+        limit: int,
+        plan: Callable[[Any, list[tuple[int, str, str, int, bytes]]], list[NewDelivery]],
+    ) -> list[NewDelivery]:
+        """What routing the oldest ``limit`` unrouted outbox rows would insert, read only
+        (``tactful sync --dry-run``)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            raw = conn.execute(
+                "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE routed = 0 "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            rows = [(int(i), p, t, int(a), bytes(b)) for i, p, t, a, b in raw]
+            return plan(reader, rows) if rows else []
+
     def enqueue(self, rows: Iterable[NewDelivery]) -> int:
         now = self.now_us()
         with self.store.transaction() as tx:

@@ -170,12 +170,12 @@ class DeliveryWorker:
             if not mine:
                 return 0
             while True:
-                count, _ = self.rows.route(chunk, self._plan)
+                count, _ = self.rows.route(chunk, self.plan_rows)
                 if count == 0:
                     return total
                 total += count
 
-    def _plan(self, tx: Any, rows: list[tuple[int, str, str, int, bytes]]) -> list[NewDelivery]:
+    def plan_rows(self, tx: Any, rows: list[tuple[int, str, str, int, bytes]]) -> list[NewDelivery]:
         persons = tx.load_persons(sorted({pid for _, pid, _, _, _ in rows}))
         members = {
             pid: frozenset(s for s, m in row.memberships.items() if m.member and not m.holdout)
@@ -271,7 +271,7 @@ class DeliveryWorker:
             rows = self._due(config.name, 1 if probe else max(1, dest.capabilities.max_batch))
             if not rows:
                 return
-            items, sendable, skipped = self._items(config, rows)
+            items, sendable, skipped = self.items_for(config, rows)
             if skipped:
                 self.rows.skip(skipped, "no consent for this purpose, or the person is gone")
                 report.skipped += len(skipped)
@@ -287,7 +287,7 @@ class DeliveryWorker:
             if failed:  # nothing got through: the rest waits for the next round
                 return
 
-    def _items(
+    def items_for(
         self, config: Any, rows: Sequence[DeliveryRow]
     ) -> tuple[list[Item], list[DeliveryRow], list[DeliveryRow]]:
         pids = sorted({r.person_id for r in rows})
@@ -373,6 +373,40 @@ class DeliveryWorker:
         """Full reconcile of an ad audience: desired (non-holdout members who consented)
         vs the ledger of what Tactful added; enqueue the adds and removes that differ."""
         config = self.configs[name]
+        adds, removes = self.reconcile_plan(name)
+        stamp = to_us(self.clock())
+        new = [
+            NewDelivery(
+                name,
+                pid,
+                "audience_add",
+                "",
+                config.segment,
+                f"reconcile:{stamp}:add:{pid}",
+                stamp,
+                {},
+            )
+            for pid in adds
+        ]
+        new += [
+            NewDelivery(
+                name,
+                pid,
+                "audience_remove",
+                "",
+                config.segment,
+                f"reconcile:{stamp}:remove:{pid}",
+                stamp,
+                {},
+            )
+            for pid in removes
+        ]
+        self.rows.enqueue(new)
+        return len(adds), len(removes)
+
+    def reconcile_plan(self, name: str) -> tuple[list[str], list[str]]:
+        """The persons a reconcile would add to and remove from an ad audience (read only)."""
+        config = self.configs[name]
         purpose = getattr(config, "purpose", "ads")
         default = bool(getattr(self.settings.consent, purpose, True))
         desired: set[str] = set()
@@ -387,35 +421,7 @@ class DeliveryWorker:
                     pid for pid, consent in page if (default if consent is None else consent)
                 )
         have = self.rows.ledger(name)
-        stamp = to_us(self.clock())
-        new = [
-            NewDelivery(
-                name,
-                pid,
-                "audience_add",
-                "",
-                config.segment,
-                f"reconcile:{stamp}:add:{pid}",
-                stamp,
-                {},
-            )
-            for pid in sorted(desired - have)
-        ]
-        new += [
-            NewDelivery(
-                name,
-                pid,
-                "audience_remove",
-                "",
-                config.segment,
-                f"reconcile:{stamp}:remove:{pid}",
-                stamp,
-                {},
-            )
-            for pid in sorted(have - desired)
-        ]
-        self.rows.enqueue(new)
-        return len(desired - have), len(have - desired)
+        return sorted(desired - have), sorted(have - desired)
 
     # -- the whole job ----------------------------------------------------------------------
     def sync(self, wait: float | None = None) -> SyncReport:
