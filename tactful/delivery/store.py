@@ -214,6 +214,20 @@ class DeliveryStore:
                 [(now, reason, b"{}", r.id) for r in rows],
             )
 
+    def expire(self, destination: str, created_before_us: int, reason: str) -> int:
+        """Dead-letter the pending rows created before ``created_before_us`` without an
+        attempt (their destination's circuit is open: they would have aged out retrying)."""
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            cur = conn.execute(
+                "UPDATE deliveries SET status = 'dead', updated_us = ?, last_error = ?, "
+                "payload = CASE WHEN kind = 'erase' THEN ? ELSE payload END "
+                "WHERE destination = ? AND status = 'pending' AND created_us < ?",
+                (now, reason, b"{}", destination, created_before_us),
+            )
+            return max(0, int(cur.rowcount))
+
     def ledger(self, destination: str) -> set[str]:
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]

@@ -67,6 +67,10 @@ def send_splitting(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
     return outcomes
 
 
+def to_us_delta(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)
+
+
 def dest_kinds(dest: Destination | None) -> frozenset[str]:
     return frozenset() if dest is None else frozenset(dest.capabilities.kinds)
 
@@ -262,6 +266,10 @@ class DeliveryWorker:
             if self.lanes.stopping.is_set():
                 return
             now_us = to_us(self.clock())
+            if stored.state == "open":  # rows that would have aged out retrying, age out
+                age = self.policy.max_age
+                reason = f"still failing after {age} (circuit open: {stored.last_error})"
+                report.dead += self.rows.expire(config.name, now_us - to_us_delta(age), reason)
             circuit = breaker.admit(stored, now_us)
             if circuit is None:
                 until = from_us(stored.until_us).isoformat(timespec="seconds")

@@ -513,7 +513,12 @@ def test_fault_storm_exactness(tmp_path: Path, vendors: Vendors) -> None:
     policy = RetryPolicy(
         base=timedelta(seconds=5), cap=timedelta(minutes=10), max_age=timedelta(days=30)
     )
-    s = setup(tmp_path, config_toml(vendors), policy)
+    # The storm tests retry exactness; the circuit breaker (tested in
+    # tests/integration/test_delivery_faults.py) would hold Meta's adds back until people
+    # have left, and an add applied with its answer lost is then skipped, not done, which
+    # this test's per-row accounting of what Meta applied does not model.
+    no_breaker = "[delivery]\ncircuit_failures = 1000\n"
+    s = setup(tmp_path, config_toml(vendors, delivery=no_breaker), policy)
     story = Story(PERSONS, SEED + 1)
     storm = vendors.storm
     try:
@@ -790,7 +795,8 @@ def test_a_failing_destination_does_not_hold_up_a_healthy_one(
         assert all(r.last_error.startswith("still failing after 2:00:00") for r in meta_rows)
         attempts = attempts_of(s.engine.store)
         for r in meta_rows:
-            assert len(attempts[r.id]) == r.attempts >= 3, r
+            # retried until Meta's circuit opened (issue 21 §1), then only probed
+            assert len(attempts[r.id]) == r.attempts >= 1, r
             assert all(o == "retry" and st == 503 and e for o, st, e in attempts[r.id]), r
         assert vendors.meta.snapshot()[vendors.audience] == frozenset()
 
