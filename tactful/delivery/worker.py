@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -39,7 +40,7 @@ log = logging.getLogger("tactful.delivery")
 __all__ = ["ROUND_WAIT", "DeliveryWorker", "SyncReport", "send_splitting"]
 # How long a serving process's round waits for slow destinations before starting the next
 # round for the others (a hanging destination's lane goes on in the background).
-ROUND_WAIT = 1.0
+ROUND_WAIT = 0.1
 STOP_GRACE_SECONDS = 2.0  # close(): how long lanes may take to finish their current request
 
 
@@ -69,6 +70,28 @@ def send_splitting(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
 
 def to_us_delta(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
+
+
+def send_parallel(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+    """``send_splitting`` in up to ``capabilities.parallel`` slices at once. A round has at
+    most one item per person, so slices never reorder a person's deliveries. The slices run
+    in daemon threads, like the lanes: a stopping process never waits for them."""
+    ways = min(max(1, dest.capabilities.parallel), len(items))
+    if ways == 1:
+        return send_splitting(dest, items)
+    size = -(-len(items) // ways)
+    slices = [items[i : i + size] for i in range(0, len(items), size)]
+    results: list[list[Outcome]] = [[] for _ in slices]
+
+    def run(index: int) -> None:
+        results[index] = send_splitting(dest, slices[index])
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(slices))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [o for part in results for o in part]
 
 
 def dest_kinds(dest: Destination | None) -> frozenset[str]:
@@ -207,19 +230,24 @@ class DeliveryWorker:
             if dest is None:
                 report.errors[config.name] = self.broken[config.name]
                 continue
-            self.lanes.start(config.name, partial(self._lane, config, dest))
+            # each lane its own jitter sequence, drawn here in configuration order: a lane's
+            # retry times do not depend on how the lanes' threads interleave
+            jitter = random.Random(self.rng()).random
+            self.lanes.start(config.name, partial(self._lane, config, dest, jitter))
             started.append(config.name)
         self.lanes.wait(started, self.round_wait if wait is None else wait)
         self.lanes.collect(report)
         return report
 
-    def _lane(self, config: Any, dest: Destination, report: SyncReport) -> None:
+    def _lane(
+        self, config: Any, dest: Destination, jitter: Callable[[], float], report: SyncReport
+    ) -> None:
         try:
             # One process sends to a destination at a time (per-person order, vendor limits);
             # a destination another process is sending to is skipped this round.
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
-                    self._deliver(config, dest, report)
+                    self._deliver(config, dest, report, jitter)
         except Exception as exc:  # this destination's failure, never the others'
             error = f"{type(exc).__name__}: {exc}"
             log.error("delivery to %s failed: %s", config.name, type(exc).__name__)
@@ -260,7 +288,9 @@ class DeliveryWorker:
                 break
         return due
 
-    def _deliver(self, config: Any, dest: Destination, report: SyncReport) -> None:
+    def _deliver(
+        self, config: Any, dest: Destination, report: SyncReport, jitter: Callable[[], float]
+    ) -> None:
         stored = self.circuit(config.name)
         for _ in range(1000):  # bounded: each round delivers or defers at least one row
             if self.lanes.stopping.is_set():
@@ -285,8 +315,8 @@ class DeliveryWorker:
                 report.skipped += len(skipped)
             if not sendable:
                 continue
-            outcomes = send_splitting(dest, items)
-            self._record(sendable, outcomes, report)
+            outcomes = send_parallel(dest, items)
+            self._record(sendable, outcomes, report, jitter)
             failed = all(o.kind == "retry" for o in outcomes)
             error = outcomes[0].error if failed else ""
             after = breaker.record(circuit, failed, error, now_us, self.breaker)
@@ -351,13 +381,17 @@ class DeliveryWorker:
         return items, sendable, skipped
 
     def _record(
-        self, rows: Sequence[DeliveryRow], outcomes: Sequence[Outcome], report: SyncReport
+        self,
+        rows: Sequence[DeliveryRow],
+        outcomes: Sequence[Outcome],
+        report: SyncReport,
+        jitter: Callable[[], float],
     ) -> None:
         now = self.clock()
         results: list[tuple[DeliveryRow, str, int | None, str, int | None, str]] = []
         for row, outcome in zip(rows, outcomes, strict=True):
             d = decide(
-                outcome, row.attempts + 1, now, from_us(row.created_us), self.policy, self.rng()
+                outcome, row.attempts + 1, now, from_us(row.created_us), self.policy, jitter()
             )
             if d.action == "done":
                 report.sent += 1

@@ -82,6 +82,9 @@ class Capabilities:
     max_batch: int  # items per send() call (vendor request limit)
     kinds: frozenset[ItemKind]  # what the destination consumes
     max_bytes: int | None = None  # request body limit, if the vendor documents one
+    # requests a send() may have in flight at once for different people (1: one at a time);
+    # > 1 only for destinations that send each item on its own and keep no state between
+    parallel: int = 1
 
 
 class Destination(Protocol):

@@ -101,10 +101,13 @@ APPLIED_UNACKED = frozenset({"reset_after", "hang_after"})
 
 
 class Storm:
-    """Decides, per request and with a fixed seed, what goes wrong; counts what it did."""
+    """Decides, per request and with a fixed seed, what goes wrong; counts what it did.
+    Each vendor draws from its own seeded sequence: destinations deliver side by side
+    (issue 21 §1), so the order of requests across vendors is not fixed."""
 
     def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self.rngs: dict[str, random.Random] = {}
         self.active = False
         self.always: dict[str, str] = {}  # vendor -> a permanent fault
         self.lock = threading.Lock()
@@ -121,7 +124,8 @@ class Storm:
                 return fault, None, 0.0
             if not self.active:
                 return "pass", None, 0.0
-            roll, fault = self.rng.random() / INTENSITY.get(vendor, 1.0), "pass"
+            rng = self.rngs.setdefault(vendor, random.Random(f"{self.seed}:{vendor}"))
+            roll, fault = rng.random() / INTENSITY.get(vendor, 1.0), "pass"
             for name, p in FAULTS:
                 if roll < p:
                     fault = name
@@ -131,8 +135,8 @@ class Storm:
                 fault = "503"
             if fault.startswith("hang") and self.counts[vendor]["hang"] >= MAX_HANGS:
                 fault = "500"
-            retry_after = self.rng.choice((1, 7, 30, 120)) if fault == "429" else None
-            slow = self.rng.uniform(*SLOW) if fault == "slow" else 0.0
+            retry_after = rng.choice((1, 7, 30, 120)) if fault == "429" else None
+            slow = rng.uniform(*SLOW) if fault == "slow" else 0.0
             self.counts[vendor][fault] += 1
             if fault.startswith("hang"):
                 self.counts[vendor]["hang"] += 1

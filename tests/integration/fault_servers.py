@@ -6,7 +6,8 @@ Each answers every request the same way:
 - ``trickle``: sends the response one byte every ``every`` seconds, forever (each read
   completes within any read timeout, so only a total deadline ends the request);
 - ``reset``: reads the request and resets the connection (TCP RST);
-- ``overflow``: ``429`` with ``Retry-After: 99999999999999`` (overflows ``timedelta``).
+- ``overflow``: ``429`` with ``Retry-After: 99999999999999`` (overflows ``timedelta``);
+- ``throttle``: ``429`` with ``Retry-After: 1`` (a rate-limit storm).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class FaultServer:
                 elif self.mode == "overflow":
                     conn.sendall(
                         b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 99999999999999\r\n"
+                        b"content-length: 0\r\n\r\n"
+                    )
+                elif self.mode == "throttle":
+                    conn.sendall(
+                        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\n"
                         b"content-length: 0\r\n\r\n"
                     )
                 elif self.mode == "reset":

@@ -214,3 +214,45 @@ def test_no_matchable_identifier_is_skipped_not_dead_lettered(tmp_path: Path) ->
     assert skipped and "no identifier" in skipped[0].last_error
     assert worker.circuit("first") == Circuit()  # the platform answered: not a failure
     worker.close()
+
+
+class Slow:
+    """A destination sending each item on its own, slowly, ``parallel`` at once."""
+
+    name, type, purpose, segments = "slow", "webhook", "analytics", None
+
+    def __init__(self, parallel: int) -> None:
+        from tactful.destinations.base import Capabilities
+
+        self.capabilities = Capabilities(100, frozenset({"event"}), parallel=parallel)
+        self.calls: list[list[str]] = []
+
+    def send(self, items: Any) -> list[Outcome]:
+        self.calls.append([i.person_id for i in items])
+        time.sleep(0.05 * len(items))
+        return [Outcome("retry", f"for {i.person_id}") for i in items]
+
+    def close(self) -> None:
+        pass
+
+
+def test_per_item_destinations_send_slices_at_once_outcomes_in_order() -> None:
+    from tactful.delivery.worker import send_parallel
+    from tactful.destinations.base import Identifiers, Item
+
+    items = [
+        Item(f"k{i}", "event", f"p{i}", datetime(2026, 1, 1, tzinfo=UTC), Identifiers(), "e")
+        for i in range(8)
+    ]
+    for parallel, most in [(1, 0.5), (4, 0.2)]:
+        dest = Slow(parallel)
+        started = time.monotonic()
+        outcomes = send_parallel(dest, items)
+        took = time.monotonic() - started
+        assert [o.error for o in outcomes] == [f"for p{i}" for i in range(8)]
+        sent = sorted(pid for call in dest.calls for pid in call)
+        assert len(dest.calls) == parallel and sent == sorted(i.person_id for i in items)
+        if parallel > 1:
+            assert took < most, took  # 4 slices of 2 at once: ~0.1 s, not 0.4 s
+        else:
+            assert took >= 0.4
