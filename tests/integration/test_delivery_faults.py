@@ -229,7 +229,7 @@ class Slow:
 
     def send(self, items: Any) -> list[Outcome]:
         self.calls.append([i.person_id for i in items])
-        time.sleep(0.05 * len(items))
+        time.sleep(0.1 * len(items))
         return [Outcome("retry", f"for {i.person_id}") for i in items]
 
     def close(self) -> None:
@@ -244,7 +244,7 @@ def test_per_item_destinations_send_slices_at_once_outcomes_in_order() -> None:
         Item(f"k{i}", "event", f"p{i}", datetime(2026, 1, 1, tzinfo=UTC), Identifiers(), "e")
         for i in range(8)
     ]
-    for parallel, most in [(1, 0.5), (4, 0.2)]:
+    for parallel in (1, 4):
         dest = Slow(parallel)
         started = time.monotonic()
         outcomes = send_parallel(dest, items)
@@ -253,6 +253,6 @@ def test_per_item_destinations_send_slices_at_once_outcomes_in_order() -> None:
         sent = sorted(pid for call in dest.calls for pid in call)
         assert len(dest.calls) == parallel and sent == sorted(i.person_id for i in items)
         if parallel > 1:
-            assert took < most, took  # 4 slices of 2 at once: ~0.1 s, not 0.4 s
+            assert took < 0.6, took  # 4 slices of 2 at once: ~0.2 s, not 0.8 s
         else:
-            assert took >= 0.4
+            assert took >= 0.8
