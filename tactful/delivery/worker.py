@@ -158,6 +158,9 @@ class DeliveryWorker:
         self.request_deadline = deadline.total_seconds()
         self.round_wait = round_wait
         self.lanes = Lanes()
+        # destination -> (open until, why), as its last lane left it: no lane is started for
+        # it before then (rounds stay cheap while a destination is down)
+        self.open_until: dict[str, tuple[int, str]] = {}
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.rng = rng
@@ -222,9 +225,14 @@ class DeliveryWorker:
         report = SyncReport()
         self.lanes.collect(report)
         started: list[str] = []
+        now_us = to_us(self.clock())
         for config in self.settings.destinations:
             if self.lanes.busy(config.name):
                 report.busy.append(config.name)
+                continue
+            until_us, why = self.open_until.get(config.name, (0, ""))
+            if now_us < until_us:
+                report.errors[config.name] = why
                 continue
             dest = self.destination(config.name)
             if dest is None:
@@ -303,7 +311,9 @@ class DeliveryWorker:
             circuit = breaker.admit(stored, now_us)
             if circuit is None:
                 until = from_us(stored.until_us).isoformat(timespec="seconds")
-                report.errors[config.name] = f"circuit open until {until}: {stored.last_error}"
+                why = f"circuit open until {until}: {stored.last_error}"
+                report.errors[config.name] = why
+                self.open_until[config.name] = (stored.until_us, why)
                 return
             probe = circuit.state == "half_open"  # one item tells whether it recovered
             rows = self._due(config.name, 1 if probe else max(1, dest.capabilities.max_batch))
@@ -322,6 +332,10 @@ class DeliveryWorker:
             after = breaker.record(circuit, failed, error, now_us, self.breaker)
             self._save_circuit(config.name, stored, after)
             stored = after
+            if after.state == "open":
+                until = from_us(after.until_us).isoformat(timespec="seconds")
+                why = f"circuit open until {until}: {after.last_error}"
+                self.open_until[config.name] = (after.until_us, why)
             if failed:  # nothing got through: the rest waits for the next round
                 return
 
