@@ -8,7 +8,13 @@ A delivery that has not arrived 30 s after the last send counts as slower than a
 (so it can only raise the p99, never hide). The server's peak RSS is its ``VmHWM``, read just
 before it is stopped.
 
-    .venv/bin/python bench/freshness.py [--rate 200] [--seconds 15]
+``--runs N`` repeats the whole run N times and prints every run (freshness is sensitive to
+the machine's load: one run says little). ``--faults`` adds three more webhook destinations
+beside the healthy one, on loopback: one that never answers, one that trickles a byte every
+0.5 s and one that answers ``429 Retry-After: 1`` to everything; the healthy destination's
+freshness should stay within 1.5x of a run without them.
+
+    .venv/bin/python bench/freshness.py [--rate 200] [--seconds 15] [--runs 5] [--faults]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.integration.fault_servers
 
 from benchlib import (
     FRESHNESS_P99_TARGET_S,
@@ -50,6 +57,9 @@ from benchlib import (
 
 from tactful.sim.server import run_in_thread
 from tactful.zendesk.signing import sign
+from tests.integration.fault_servers import fault_servers
+
+FAULTS = ("hang", "trickle", "throttle")
 
 SECRET = "ZnJlc2huZXNzLWJlbmNo"
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -118,7 +128,19 @@ class FreshnessBench:
         return percentile(self.lags + [float("inf")] * self.missing, q)
 
 
-def run(rate: float = 200.0, seconds: float = 15.0, wait: float = 30.0) -> FreshnessBench:
+def run(
+    rate: float = 200.0, seconds: float = 15.0, wait: float = 30.0, faults: bool = False
+) -> FreshnessBench:
+    with fault_servers(*(FAULTS if faults else ()), every=0.5) as broken:
+        extra = "".join(
+            f'[[destinations]]\nname = "{mode}"\ntype = "webhook"\nurl = "{server.url}"\n'
+            f'secret = "{HOOK_SECRET}"\n'
+            for mode, server in broken.items()
+        )
+        return _run(rate, seconds, wait, extra)
+
+
+def _run(rate: float, seconds: float, wait: float, extra: str) -> FreshnessBench:
     receiver = Receiver()
     hook_url, stop_receiver = run_in_thread(receiver.app)
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,7 +151,7 @@ def run(rate: float = 200.0, seconds: float = 15.0, wait: float = 30.0) -> Fresh
             '[[states]]\nname = "open_ticket"\nwhen = "has_open_ticket"\n'
             '[[segments]]\nname = "suppress"\nwhen = "has_open_ticket"\n'
             f'[[destinations]]\nname = "hook"\ntype = "webhook"\nurl = "{hook_url}/hook"\n'
-            f'secret = "{HOOK_SECRET}"\n'
+            f'secret = "{HOOK_SECRET}"\n' + extra
         )
         port = free_port()
         proc = subprocess.Popen(
@@ -224,14 +246,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--runs", type=int, default=1, help="repeat, printing every run")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="a hanging, a trickling and a 429-storming destination beside the healthy one",
+    )
     parser.add_argument(
         "--json-out", default=None, metavar="FILE", help="also write the report and summary rows"
     )
     args = parser.parse_args()
-    bench = run(args.rate, args.seconds)
-    text = report(bench)
-    print(text)
-    write_result(args.json_out, text, summary_rows(bench))
+    texts: list[str] = []
+    rows: list[Row] = []
+    for n in range(args.runs):
+        bench = run(args.rate, args.seconds, faults=args.faults)
+        text = report(bench)
+        if args.runs > 1:
+            text = (
+                f"run {n + 1} of {args.runs}"
+                + (" (with faulty destinations)" if args.faults else "")
+                + ":\n"
+                + text
+            )
+        print(text, flush=True)
+        texts.append(text)
+        rows.extend(summary_rows(bench))
+    write_result(args.json_out, "\n".join(texts), rows)
 
 
 if __name__ == "__main__":

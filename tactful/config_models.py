@@ -458,7 +458,10 @@ def _as_duration(value: Any) -> Any:
 
 class DeliverySettings(Section):
     """Retries of the delivery worker: backoff from ``retry_base`` doubling up to
-    ``retry_cap`` (or the vendor's ``Retry-After``); dead letter after ``max_age``."""
+    ``retry_cap`` (or the vendor's ``Retry-After``, clamped to that range); dead letter after
+    ``max_age``. Every request to a destination ends within ``request_deadline``; after
+    ``circuit_failures`` failed sends in a row a destination's circuit opens for
+    ``circuit_cooldown`` (doubling up to ``circuit_max_cooldown`` while probes fail)."""
 
     retry_base: timedelta = timedelta(seconds=1)
     retry_cap: timedelta = timedelta(minutes=15)
@@ -467,8 +470,23 @@ class DeliverySettings(Section):
     # destinations only changes newer than ``history_horizon``) or "all" (every change).
     history: Literal["current", "all"] = "current"
     history_horizon: timedelta = timedelta(days=7)
+    request_deadline: timedelta = timedelta(seconds=30)
+    circuit_failures: int = Field(default=5, ge=1, le=1000)
+    circuit_cooldown: timedelta = timedelta(seconds=30)
+    circuit_max_cooldown: timedelta = timedelta(minutes=10)
 
-    @field_validator("retry_base", "retry_cap", "max_age", "history_horizon", mode="before")
+    @field_validator(
+        "retry_base",
+        "retry_cap",
+        "max_age",
+        "request_deadline",
+        "circuit_cooldown",
+        "circuit_max_cooldown",
+        "history_horizon",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return timedelta(seconds=value)  # a number is seconds: ``request_deadline = 10``
         return _as_duration(value)

@@ -8,6 +8,8 @@ from rich.table import Table
 
 from tactful.cli import App, CommandError, out_json
 from tactful.commands import add_json
+from tactful.delivery.breaker import Circuit, circuits
+from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.store.records import from_us
@@ -18,6 +20,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sync", help="deliver everything owed now and exit")
     p.add_argument(
         "--full", action="store_true", help="also reconcile each ad audience against its segment"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list per destination what would be sent now, with samples; send nothing",
     )
     add_json(p)
     p.set_defaults(handler=cmd_sync, reads_store=True)
@@ -37,6 +44,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_sync(app: App) -> int:
+    if app.args.dry_run:
+        return cmd_dry_run(app)
     worker = DeliveryWorker(app.settings, app.engine.store)
     reconciled: dict[str, dict[str, int]] = {}
     try:
@@ -80,14 +89,78 @@ def cmd_sync(app: App) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_dry_run(app: App) -> int:
+    worker = DeliveryWorker(app.settings, app.engine.store)
+    try:
+        plans = preview(worker)
+        reconciled = {
+            d.name: worker.reconcile_plan(d.name)
+            for d in app.settings.destinations
+            if app.args.full and d.is_ad_audience and not plans[d.name].error
+        }
+    finally:
+        worker.close()
+    result = {
+        name: {
+            "would_send": p.counts,
+            "skipped": p.skipped,
+            "waiting": p.waiting,
+            "samples": p.samples,
+            **({"error": p.error} if p.error else {}),
+            **(
+                {"reconcile": {"add": len(reconciled[name][0]), "remove": len(reconciled[name][1])}}
+                if name in reconciled
+                else {}
+            ),
+        }
+        for name, p in plans.items()
+    }
+    if app.args.json:
+        out_json({"dry_run": True, "destinations": result})
+        return 0
+    app.out.print("dry run: nothing was sent")
+    for name, p in plans.items():
+        if p.error:
+            app.out.print(f"[red]{name}[/red]: {p.error}", highlight=False)
+            continue
+        counts = ", ".join(f"{LABELS[k]} {n}" for k, n in p.counts.items() if n) or "nothing"
+        app.out.print(
+            f"[bold]{name}[/bold]: {counts}; skipped {p.skipped}, waiting {p.waiting}",
+            highlight=False,
+        )
+        if name in reconciled:
+            adds, removes = reconciled[name]
+            app.out.print(f"  reconcile: +{len(adds)} −{len(removes)}", highlight=False)
+        for sample in p.samples:
+            what = sample["name"] or sample["segment"] or ""
+            who = sample["email"] or f"{sample['identifiers']} identifiers"
+            app.out.print(
+                f"  e.g. {sample['kind']} {what} {sample['person_id']} ({who})", highlight=False
+            )
+    return 0
+
+
+LABELS = {
+    "audience_add": "adds",
+    "audience_remove": "removes",
+    "profile": "profile updates",
+    "event": "events",
+    "erase": "erasures",
+}
+
+
 def cmd_deliveries(app: App) -> int:
     store = DeliveryStore(app.engine.store)
     statuses = ["pending", "dead", "done", "skipped"] if app.args.show_all else ["pending", "dead"]
     rows = store.listing(statuses)
     health = store.health()
+    with app.engine.store.reader() as reader:
+        found = circuits(reader, [d.name for d in app.settings.destinations])
+    states = {name: circuit_view(c) for name, c in found.items()}
     if app.args.json:
         out_json(
             {
+                "circuits": states,
                 "deliveries": [
                     {
                         "id": r.id,
@@ -115,7 +188,23 @@ def cmd_deliveries(app: App) -> int:
             str(r.id), r.destination, r.name or r.kind, status, str(r.attempts), r.last_error[:80]
         )
     app.out.print(table)
+    for name, view in states.items():
+        if view["state"] != "closed":
+            app.out.print(
+                f"[red]{name}[/red]: circuit {view['state']} until {view['until']} after "
+                f"{view['failures']} failures: {view['last_error'][:120]}",
+                highlight=False,
+            )
     return 0
+
+
+def circuit_view(circuit: Circuit) -> dict[str, Any]:
+    return {
+        "state": circuit.state,
+        "failures": circuit.failures,
+        "until": fmt(from_us(circuit.until_us)) if circuit.state != "closed" else None,
+        "last_error": circuit.last_error,
+    }
 
 
 def cmd_retry(app: App) -> int:

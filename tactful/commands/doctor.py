@@ -1,4 +1,9 @@
-"""``tactful doctor``: reach every configured service, report what fails and how to fix it."""
+"""``tactful doctor``: reach every configured service, report what fails and how to fix it.
+
+Zendesk and every destination get an authenticated, side-effect-free call
+(``doctor_checks``); a refusal names the setting to fix. Advice never asks for something
+that needs what is reported missing. Exit 0: every check passed; 1: at least one failed, or
+the configuration is invalid (its errors are printed); 2: bad command-line usage."""
 
 from __future__ import annotations
 
@@ -7,15 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from tactful.cli import App, out_json
 from tactful.commands import add_json
+from tactful.commands.doctor_checks import check_destination
 from tactful.config import load_settings
-
-TIMEOUT = 5.0
 
 
 @dataclass
@@ -55,6 +56,14 @@ def _store(app: App) -> tuple[bool, str, str]:
     return True, f"writable; {counts['persons']} persons, {counts['events']} events", ""
 
 
+ZENDESK_FIX = {
+    401: "check [zendesk] email and api_token (and that token access is enabled in Admin "
+    "Center > Apps and integrations > Zendesk API)",
+    403: "check [zendesk] email: the user must be an agent or admin allowed to use the API",
+    404: "check [zendesk] subdomain (or base_url): no Zendesk account answers there",
+}
+
+
 def _zendesk(settings: Any) -> tuple[bool, str, str]:
     from tactful.zendesk.client import ZendeskClient, ZendeskError
 
@@ -62,7 +71,8 @@ def _zendesk(settings: Any) -> tuple[bool, str, str]:
     try:
         me = client.get_json("/api/v2/users/me.json", endpoint="/api/v2/users/me.json")
     except ZendeskError as exc:
-        return False, str(exc), "check [zendesk] subdomain/base_url, email and api_token"
+        fix = ZENDESK_FIX.get(exc.status or 0, "check [zendesk] subdomain/base_url")
+        return False, str(exc), fix
     finally:
         client.close()
     user = me.get("user") or {}
@@ -74,13 +84,6 @@ def _zendesk(settings: Any) -> tuple[bool, str, str]:
             ("use the email of an agent or admin with an API token ([zendesk] email)"),
         )
     return True, f"authenticated as a {role}", ""
-
-
-def _reachable(url: str) -> tuple[bool, str, str]:
-    parts = urlsplit(url)
-    root = f"{parts.scheme}://{parts.netloc}/"
-    response = httpx.get(root, timeout=TIMEOUT, follow_redirects=False)
-    return True, f"{parts.netloc} answered HTTP {response.status_code}", ""
 
 
 def checks(app: App) -> list[Check]:
@@ -105,8 +108,7 @@ def checks(app: App) -> list[Check]:
                 "zendesk webhooks",
                 False,
                 "[zendesk] webhook_secret is not set: webhooks will be refused",
-                "run `tactful zendesk install`, then set "
-                "the printed secret in the environment variable webhook_secret names",
+                _webhook_fix(bool(z.api_url and z.api_token)),
             )
         )
     if z.public_url and not z.public_url.startswith("https://"):
@@ -128,20 +130,22 @@ def checks(app: App) -> list[Check]:
             )
         )
     for dest in settings.destinations:
-        url = dest.base_url or dest.setting("url")
-        if url and url.startswith(("http://", "https://")):
-            out.append(_timed(f"destination {dest.name}", partial(_reachable, url)))
-        else:
-            out.append(_timed(f"destination {dest.name}", partial(_builds, dest)))
+        out.append(_timed(f"destination {dest.name}", partial(check_destination, dest)))
     return out
 
 
-def _builds(config: Any) -> tuple[bool, str, str]:
-    from tactful.destinations import registry
-
-    dest = registry.create(config)
-    dest.close()
-    return True, f"{config.type}: configured (uses the vendor's default host)", ""
+def _webhook_fix(api_configured: bool) -> str:
+    if api_configured:
+        return (
+            "run `tactful zendesk install`, then set the printed secret in the environment "
+            "variable webhook_secret names"
+        )
+    # `zendesk install` needs the API credentials: never send the operator there first
+    return (
+        "either set [zendesk] subdomain, email and api_token (an admin's API token) and run "
+        "`tactful zendesk install`, or create the webhook in Zendesk Admin Center > Apps and "
+        "integrations > Webhooks and set webhook_secret to its signing secret"
+    )
 
 
 def cmd_doctor(app: App) -> int:

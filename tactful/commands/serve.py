@@ -106,12 +106,12 @@ def cmd_worker(app: App) -> int:
     import threading
     import time
 
-    from tactful.delivery.worker import DeliveryWorker
+    from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    worker = DeliveryWorker(app.settings, app.engine.store)
+    worker = DeliveryWorker(app.settings, app.engine.store, round_wait=ROUND_WAIT)
     tick_every, deliver_every = app.args.tick_seconds, app.args.deliver_seconds
     next_tick = 0.0
     try:

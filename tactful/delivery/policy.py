@@ -3,13 +3,18 @@
 Rules:
 - ``ok`` → done.
 - ``reject`` → dead-lettered at once with the vendor's error (a 4xx will not heal).
-- ``retry`` → next attempt after ``Retry-After`` when the vendor gave one, else exponential
-  backoff ``base * 2**attempts`` capped at ``cap``, with full jitter in [50%, 100%];
-  dead-lettered once the delivery is older than ``max_age`` (an operator can retry it).
+- ``retry`` → next attempt after ``Retry-After`` when the vendor gave one, clamped to
+  [``base``, ``cap``] (a vendor's ``Retry-After: 99999999999999`` or ``0`` must neither
+  overflow nor make a tight loop), else exponential backoff ``base * 2**attempts`` capped at
+  ``cap``, with full jitter in [50%, 100%]; dead-lettered once the delivery is older than
+  ``max_age`` (an operator can retry it).
+- ``skip`` → nothing this destination can act on (no identifier it can match): skipped,
+  neither retried nor dead-lettered.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -26,7 +31,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    action: Literal["done", "retry", "dead"]
+    action: Literal["done", "retry", "dead", "skipped"]
     at: datetime | None = None  # when to try again (retry)
     reason: str = ""
 
@@ -44,8 +49,10 @@ def decide(
         return Decision("done")
     if outcome.kind == "reject":
         return Decision("dead", None, outcome.error or "rejected by the destination")
+    if outcome.kind == "skip":
+        return Decision("skipped", None, outcome.error or "nothing this destination can match")
     if outcome.retry_after is not None:
-        wait = timedelta(seconds=max(0.0, outcome.retry_after))
+        wait = clamp_retry_after(outcome.retry_after, policy)
     else:
         backoff = min(policy.cap, policy.base * (2 ** min(attempts - 1, 30)))
         wait = backoff * (0.5 + 0.5 * jitter)
@@ -54,3 +61,11 @@ def decide(
         age = policy.max_age
         return Decision("dead", None, f"still failing after {age} ({outcome.error})")
     return Decision("retry", at, outcome.error)
+
+
+def clamp_retry_after(seconds: float, policy: RetryPolicy) -> timedelta:
+    """A vendor's ``Retry-After`` within [``base``, ``cap``]; NaN counts as ``base``."""
+    low, high = policy.base.total_seconds(), policy.cap.total_seconds()
+    if math.isnan(seconds):
+        return policy.base
+    return timedelta(seconds=min(high, max(low, seconds)))

@@ -109,6 +109,23 @@ class DeliveryStore:
             tx.erased = tx.erased or bool(erased)  # the store then wipes the old bytes
             return len(rows), inserted
 
+    def unrouted(
+        self,
+        limit: int,
+        plan: Callable[[Any, list[tuple[int, str, str, int, bytes]]], list[NewDelivery]],
+    ) -> list[NewDelivery]:
+        """What routing the oldest ``limit`` unrouted outbox rows would insert, read only
+        (``tactful sync --dry-run``)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            raw = conn.execute(
+                "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE routed = 0 "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            rows = [(int(i), p, t, int(a), bytes(b)) for i, p, t, a, b in raw]
+            return plan(reader, rows) if rows else []
+
     def enqueue(self, rows: Iterable[NewDelivery]) -> int:
         now = self.now_us()
         with self.store.transaction() as tx:
@@ -182,7 +199,7 @@ class DeliveryStore:
                         "DELETE FROM audience_ledger WHERE destination = ? AND person_id = ?",
                         (row.destination, row.person_id),
                     )
-                if row.kind == "erase" and status in ("done", "dead"):
+                if row.kind == "erase" and status in ("done", "dead", "skipped"):
                     # identifiers of an erased person live only until the erasure is out
                     conn.execute("UPDATE deliveries SET payload = ? WHERE id = ?", (b"{}", row.id))
                     tx.erased = True  # the store then wipes the old bytes
@@ -196,6 +213,20 @@ class DeliveryStore:
                 "payload = CASE WHEN kind = 'erase' THEN ? ELSE payload END WHERE id = ?",
                 [(now, reason, b"{}", r.id) for r in rows],
             )
+
+    def expire(self, destination: str, created_before_us: int, reason: str) -> int:
+        """Dead-letter the pending rows created before ``created_before_us`` without an
+        attempt (their destination's circuit is open: they would have aged out retrying)."""
+        now = self.now_us()
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            cur = conn.execute(
+                "UPDATE deliveries SET status = 'dead', updated_us = ?, last_error = ?, "
+                "payload = CASE WHEN kind = 'erase' THEN ? ELSE payload END "
+                "WHERE destination = ? AND status = 'pending' AND created_us < ?",
+                (now, reason, b"{}", destination, created_before_us),
+            )
+            return max(0, int(cur.rowcount))
 
     def ledger(self, destination: str) -> set[str]:
         with self.store.reader() as reader:

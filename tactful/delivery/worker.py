@@ -1,5 +1,10 @@
 """The delivery worker: route the outbox, then deliver what is due, per destination.
 
+- Each destination delivers in a lane of its own (``lanes``): a slow, hanging or broken
+  destination never holds back another, and every HTTP request has a total deadline
+  (``deadline``). A circuit breaker per destination (``breaker``) stops sending to one that
+  keeps failing, and probes it again later. An exception in a destination's code is
+  recorded against that destination (its circuit, the round's errors) and ends only its lane.
 - Per-person order: a person's later delivery never overtakes an earlier one that is still
   pending (waiting for a retry), so a remove can never arrive before its add.
 - Batches stay within each destination's ``max_batch``.
@@ -11,12 +16,17 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+from tactful.delivery import breaker
+from tactful.delivery.breaker import BreakerPolicy, Circuit
+from tactful.delivery.deadline import DeadlineTransport
 from tactful.delivery.items import build_item, identifiers_of
+from tactful.delivery.lanes import Lanes, SyncReport
 from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.router import Route, plan
 from tactful.delivery.store import DeliveryRow, DeliveryStore, NewDelivery
@@ -27,15 +37,11 @@ from tactful.store.records import from_us, to_us
 
 log = logging.getLogger("tactful.delivery")
 
-
-@dataclass
-class SyncReport:
-    routed: int = 0
-    sent: int = 0
-    retried: int = 0
-    dead: int = 0
-    skipped: int = 0
-    errors: dict[str, str] = field(default_factory=dict)  # destination -> why unusable
+__all__ = ["ROUND_WAIT", "DeliveryWorker", "SyncReport", "send_splitting"]
+# How long a serving process's round waits for slow destinations before starting the next
+# round for the others (a hanging destination's lane goes on in the background).
+ROUND_WAIT = 0.1
+STOP_GRACE_SECONDS = 2.0  # close(): how long lanes may take to finish their current request
 
 
 def _send(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
@@ -60,6 +66,32 @@ def send_splitting(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
         half = len(items) // 2
         return send_splitting(dest, items[:half]) + send_splitting(dest, items[half:])
     return outcomes
+
+
+def to_us_delta(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)
+
+
+def send_parallel(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+    """``send_splitting`` in up to ``capabilities.parallel`` slices at once. A round has at
+    most one item per person, so slices never reorder a person's deliveries. The slices run
+    in daemon threads, like the lanes: a stopping process never waits for them."""
+    ways = min(max(1, dest.capabilities.parallel), len(items))
+    if ways == 1:
+        return send_splitting(dest, items)
+    size = -(-len(items) // ways)
+    slices = [items[i : i + size] for i in range(0, len(items), size)]
+    results: list[list[Outcome]] = [[] for _ in slices]
+
+    def run(index: int) -> None:
+        results[index] = send_splitting(dest, slices[index])
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(slices))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [o for part in results for o in part]
 
 
 def dest_kinds(dest: Destination | None) -> frozenset[str]:
@@ -106,13 +138,29 @@ class DeliveryWorker:
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: Callable[[], float] = random.random,
+        round_wait: float | None = None,
     ) -> None:
+        """``round_wait``: how long a round waits for slow destinations (None: until every
+        lane is done; a serving process gives a few seconds, so a hanging destination does
+        not slow the others' rounds)."""
         self.settings = settings
         self.store = store
         d = getattr(settings, "delivery", None)
         self.policy = policy or (
             RetryPolicy(d.retry_base, d.retry_cap, d.max_age) if d is not None else RetryPolicy()
         )
+        self.breaker = (
+            BreakerPolicy(d.circuit_failures, d.circuit_cooldown, d.circuit_max_cooldown)
+            if d is not None
+            else BreakerPolicy()
+        )
+        deadline = d.request_deadline if d is not None else timedelta(seconds=30)
+        self.request_deadline = deadline.total_seconds()
+        self.round_wait = round_wait
+        self.lanes = Lanes()
+        # destination -> (open until, why), as its last lane left it: no lane is started for
+        # it before then (rounds stay cheap while a destination is down)
+        self.open_until: dict[str, tuple[int, str]] = {}
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.rng = rng
@@ -130,8 +178,11 @@ class DeliveryWorker:
             return self.destinations[name]
         if name in self.broken:
             return None
+        transport = self.transport
+        if transport is None:  # the network: every request within the total deadline
+            transport = DeadlineTransport(self.request_deadline)
         try:
-            self.destinations[name] = registry.create(self.configs[name], transport=self.transport)
+            self.destinations[name] = registry.create(self.configs[name], transport=transport)
         except Exception as exc:  # a destination we cannot build must not stop the others
             self.broken[name] = f"{type(exc).__name__}: {exc}"
             log.error("destination %s is not usable: %s", name, self.broken[name])
@@ -149,12 +200,12 @@ class DeliveryWorker:
             if not mine:
                 return 0
             while True:
-                count, _ = self.rows.route(chunk, self._plan)
+                count, _ = self.rows.route(chunk, self.plan_rows)
                 if count == 0:
                     return total
                 total += count
 
-    def _plan(self, tx: Any, rows: list[tuple[int, str, str, int, bytes]]) -> list[NewDelivery]:
+    def plan_rows(self, tx: Any, rows: list[tuple[int, str, str, int, bytes]]) -> list[NewDelivery]:
         persons = tx.load_persons(sorted({pid for _, pid, _, _, _ in rows}))
         members = {
             pid: frozenset(s for s, m in row.memberships.items() if m.member and not m.holdout)
@@ -163,19 +214,66 @@ class DeliveryWorker:
         return plan(rows, self.routes, members)
 
     # -- delivering -------------------------------------------------------------------------
-    def deliver_due(self) -> SyncReport:
+    def deliver_due(self, wait: float | None = None) -> SyncReport:
+        """One round: a lane per destination not still busy with an earlier round; waits
+        for them (see ``round_wait``; ``wait`` overrides it)."""
         report = SyncReport()
+        self.lanes.collect(report)
+        started: list[str] = []
+        now_us = to_us(self.clock())
         for config in self.settings.destinations:
+            if self.lanes.busy(config.name):
+                report.busy.append(config.name)
+                continue
+            until_us, why = self.open_until.get(config.name, (0, ""))
+            if now_us < until_us:
+                report.errors[config.name] = why
+                continue
             dest = self.destination(config.name)
             if dest is None:
                 report.errors[config.name] = self.broken[config.name]
                 continue
+            # each lane its own jitter sequence, drawn here in configuration order: a lane's
+            # retry times do not depend on how the lanes' threads interleave
+            jitter = random.Random(self.rng()).random
+            self.lanes.start(config.name, partial(self._lane, config, dest, jitter))
+            started.append(config.name)
+        self.lanes.wait(started, self.round_wait if wait is None else wait)
+        self.lanes.collect(report)
+        return report
+
+    def _lane(
+        self, config: Any, dest: Destination, jitter: Callable[[], float], report: SyncReport
+    ) -> None:
+        try:
             # One process sends to a destination at a time (per-person order, vendor limits);
             # a destination another process is sending to is skipped this round.
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
-                    self._deliver(config, dest, report)
-        return report
+                    self._deliver(config, dest, report, jitter)
+        except Exception as exc:  # this destination's failure, never the others'
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("delivery to %s failed: %s", config.name, type(exc).__name__)
+            report.errors[config.name] = error
+            try:
+                self._failed(config.name, error)
+            except Exception:  # the store itself is failing: the next round tries again
+                log.exception("cannot record the failure of %s", config.name)
+
+    def circuit(self, name: str) -> Circuit:
+        with self.store.reader() as reader:
+            return Circuit.loads(reader.get_meta(breaker.meta_key(name)))
+
+    def _save_circuit(self, name: str, before: Circuit, after: Circuit) -> None:
+        if after != before:
+            with self.store.transaction() as tx:
+                tx.set_meta(breaker.meta_key(name), after.dumps())
+
+    def _failed(self, name: str, error: str) -> None:
+        now_us = to_us(self.clock())
+        before = self.circuit(name)
+        current = breaker.admit(before, now_us) or before
+        self._save_circuit(name, before, breaker.record(current, True, error, now_us, self.breaker))
 
     def _due(self, name: str, limit: int) -> list[DeliveryRow]:
         now_us = to_us(self.clock())
@@ -193,22 +291,50 @@ class DeliveryWorker:
                 break
         return due
 
-    def _deliver(self, config: Any, dest: Destination, report: SyncReport) -> None:
-        limit = max(1, dest.capabilities.max_batch)
+    def _deliver(
+        self, config: Any, dest: Destination, report: SyncReport, jitter: Callable[[], float]
+    ) -> None:
+        stored = self.circuit(config.name)
         for _ in range(1000):  # bounded: each round delivers or defers at least one row
-            rows = self._due(config.name, limit)
+            if self.lanes.stopping.is_set():
+                return
+            now_us = to_us(self.clock())
+            if stored.state == "open":  # rows that would have aged out retrying, age out
+                age = self.policy.max_age
+                reason = f"still failing after {age} (circuit open: {stored.last_error})"
+                report.dead += self.rows.expire(config.name, now_us - to_us_delta(age), reason)
+            circuit = breaker.admit(stored, now_us)
+            if circuit is None:
+                until = from_us(stored.until_us).isoformat(timespec="seconds")
+                why = f"circuit open until {until}: {stored.last_error}"
+                report.errors[config.name] = why
+                self.open_until[config.name] = (stored.until_us, why)
+                return
+            probe = circuit.state == "half_open"  # one item tells whether it recovered
+            rows = self._due(config.name, 1 if probe else max(1, dest.capabilities.max_batch))
             if not rows:
                 return
-            items, sendable, skipped = self._items(config, rows)
+            items, sendable, skipped = self.items_for(config, rows)
             if skipped:
                 self.rows.skip(skipped, "no consent for this purpose, or the person is gone")
                 report.skipped += len(skipped)
             if not sendable:
                 continue
-            outcomes = send_splitting(dest, items)
-            self._record(sendable, outcomes, report)
+            outcomes = send_parallel(dest, items)
+            self._record(sendable, outcomes, report, jitter)
+            failed = all(o.kind == "retry" for o in outcomes)
+            error = outcomes[0].error if failed else ""
+            after = breaker.record(circuit, failed, error, now_us, self.breaker)
+            self._save_circuit(config.name, stored, after)
+            stored = after
+            if after.state == "open":
+                until = from_us(after.until_us).isoformat(timespec="seconds")
+                why = f"circuit open until {until}: {after.last_error}"
+                self.open_until[config.name] = (after.until_us, why)
+            if failed:  # nothing got through: the rest waits for the next round
+                return
 
-    def _items(
+    def items_for(
         self, config: Any, rows: Sequence[DeliveryRow]
     ) -> tuple[list[Item], list[DeliveryRow], list[DeliveryRow]]:
         pids = sorted({r.person_id for r in rows})
@@ -265,17 +391,24 @@ class DeliveryWorker:
         return items, sendable, skipped
 
     def _record(
-        self, rows: Sequence[DeliveryRow], outcomes: Sequence[Outcome], report: SyncReport
+        self,
+        rows: Sequence[DeliveryRow],
+        outcomes: Sequence[Outcome],
+        report: SyncReport,
+        jitter: Callable[[], float],
     ) -> None:
         now = self.clock()
         results: list[tuple[DeliveryRow, str, int | None, str, int | None, str]] = []
         for row, outcome in zip(rows, outcomes, strict=True):
             d = decide(
-                outcome, row.attempts + 1, now, from_us(row.created_us), self.policy, self.rng()
+                outcome, row.attempts + 1, now, from_us(row.created_us), self.policy, jitter()
             )
             if d.action == "done":
                 report.sent += 1
                 results.append((row, "done", None, "", outcome.status, outcome.kind))
+            elif d.action == "skipped":
+                report.skipped += 1
+                results.append((row, "skipped", None, d.reason, outcome.status, outcome.kind))
             elif d.action == "retry":
                 report.retried += 1
                 assert d.at is not None
@@ -292,6 +425,40 @@ class DeliveryWorker:
         """Full reconcile of an ad audience: desired (non-holdout members who consented)
         vs the ledger of what Tactful added; enqueue the adds and removes that differ."""
         config = self.configs[name]
+        adds, removes = self.reconcile_plan(name)
+        stamp = to_us(self.clock())
+        new = [
+            NewDelivery(
+                name,
+                pid,
+                "audience_add",
+                "",
+                config.segment,
+                f"reconcile:{stamp}:add:{pid}",
+                stamp,
+                {},
+            )
+            for pid in adds
+        ]
+        new += [
+            NewDelivery(
+                name,
+                pid,
+                "audience_remove",
+                "",
+                config.segment,
+                f"reconcile:{stamp}:remove:{pid}",
+                stamp,
+                {},
+            )
+            for pid in removes
+        ]
+        self.rows.enqueue(new)
+        return len(adds), len(removes)
+
+    def reconcile_plan(self, name: str) -> tuple[list[str], list[str]]:
+        """The persons a reconcile would add to and remove from an ad audience (read only)."""
+        config = self.configs[name]
         purpose = getattr(config, "purpose", "ads")
         default = self.settings.consent.default(purpose)
         desired: set[str] = set()
@@ -306,43 +473,21 @@ class DeliveryWorker:
                     pid for pid, consent in page if (default if consent is None else consent)
                 )
         have = self.rows.ledger(name)
-        stamp = to_us(self.clock())
-        new = [
-            NewDelivery(
-                name,
-                pid,
-                "audience_add",
-                "",
-                config.segment,
-                f"reconcile:{stamp}:add:{pid}",
-                stamp,
-                {},
-            )
-            for pid in sorted(desired - have)
-        ]
-        new += [
-            NewDelivery(
-                name,
-                pid,
-                "audience_remove",
-                "",
-                config.segment,
-                f"reconcile:{stamp}:remove:{pid}",
-                stamp,
-                {},
-            )
-            for pid in sorted(have - desired)
-        ]
-        self.rows.enqueue(new)
-        return len(desired - have), len(have - desired)
+        return sorted(desired - have), sorted(have - desired)
 
     # -- the whole job ----------------------------------------------------------------------
-    def sync(self) -> SyncReport:
+    def sync(self, wait: float | None = None) -> SyncReport:
         routed = self.route_outbox()
-        report = self.deliver_due()
+        report = self.deliver_due(wait)
         report.routed = routed
         return report
 
     def close(self) -> None:
-        for dest in self.destinations.values():
-            dest.close()
+        """Stop: lanes end after their current request; a lane hanging longer is left to
+        its (daemon) thread, with its destination, so closing never waits for a dead socket."""
+        hanging = set(self.lanes.stop(STOP_GRACE_SECONDS))
+        if hanging:
+            log.warning("left deliveries in flight to: %s", ", ".join(sorted(hanging)))
+        for name, dest in self.destinations.items():
+            if name not in hanging:
+                dest.close()

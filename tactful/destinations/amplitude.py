@@ -133,7 +133,7 @@ class AmplitudeDestination(EventHttpDestination):
         }
         for i, e in events.items():
             if not e["user_id"]:
-                outcomes[i] = Outcome("reject", "no user id")
+                outcomes[i] = Outcome("skip", "no user id")
         parts = [(i, dumps(e)) for i, e in events.items() if outcomes[i] is None]
         shortest = min((len(events[i]["user_id"]) for i, _ in parts), default=0)
         prefix = b'{"api_key":' + dumps(self._api_key)

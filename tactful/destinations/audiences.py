@@ -38,7 +38,7 @@ def plan_audience_ops(
             continue
         rows = rows_of(item.identifiers)
         if not rows:
-            outcomes[index] = Outcome("reject", "no identifier this platform can match on")
+            outcomes[index] = Outcome("skip", "no identifier this platform can match on")
             continue
         other = "audience_remove" if item.kind == "audience_add" else "audience_add"
         if item.person_id in people[other]:

@@ -51,7 +51,7 @@ class Item:
     properties: Mapping[str, Any] = field(default_factory=dict)  # event properties / state
 
 
-OutcomeKind = Literal["ok", "retry", "reject"]
+OutcomeKind = Literal["ok", "retry", "reject", "skip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ class Outcome:
       vendor said so.
     - ``reject``: permanent for this item (4xx other than 408/409/429): it will be
       dead-lettered with ``error``; the rest of the batch is unaffected.
+    - ``skip``: nothing this destination can act on (the person has no identifier the
+      platform can match): counted as skipped, never retried nor dead-lettered.
     """
 
     kind: OutcomeKind
@@ -80,6 +82,9 @@ class Capabilities:
     max_batch: int  # items per send() call (vendor request limit)
     kinds: frozenset[ItemKind]  # what the destination consumes
     max_bytes: int | None = None  # request body limit, if the vendor documents one
+    # requests a send() may have in flight at once for different people (1: one at a time);
+    # > 1 only for destinations that send each item on its own and keep no state between
+    parallel: int = 1
 
 
 class Destination(Protocol):

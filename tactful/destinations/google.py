@@ -49,6 +49,7 @@ from tactful.destinations.google_jobs import (
     API_VERSION,
     JOB_KINDS,
     MAX_IDENTIFIERS_PER_REQUEST,
+    NO_MATCH,
     RECOMMENDED_IDENTIFIERS_PER_REQUEST,
     Phase,
     describe_error,
@@ -140,7 +141,7 @@ class GoogleCustomerMatch:
         outcomes: list[Outcome | None] = [None] * len(items)
         phases, problems = plan(items)
         for index, error in problems.items():
-            outcomes[index] = Outcome("reject", error)
+            outcomes[index] = Outcome("skip" if error == NO_MATCH else "reject", error)
         try:
             if self._pending is not None:
                 self._wait(self._pending)

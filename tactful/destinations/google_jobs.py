@@ -28,6 +28,7 @@ API_VERSION = "v26"
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 RECOMMENDED_IDENTIFIERS_PER_REQUEST = 10_000
 MAX_IDENTIFIERS_PER_OPERATION = 20
+NO_MATCH = "no usable email or phone to match on"  # skipped, not dead-lettered
 JOB_KINDS: frozenset[ItemKind] = frozenset({"audience_add", "audience_remove"})
 
 
@@ -86,7 +87,7 @@ def plan(items: Sequence[Item]) -> tuple[list[Phase], dict[int, str]]:
             continue
         identifiers = user_identifiers(item)
         if not identifiers:
-            problems[index] = "no usable email or phone to match on"
+            problems[index] = NO_MATCH
             continue
         keys = [f"p:{item.person_id}"] + [next(iter(i.values())) for i in identifiers]
         floor = max((last.get(k, 0) for k in keys), default=0)

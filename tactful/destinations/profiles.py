@@ -112,7 +112,7 @@ def primary_external_id(item: Item) -> str | None:
 
 def no_identifier(vendor: str) -> Outcome:
     return Outcome(
-        "reject",
+        "skip",
         f"no usable identifier for {vendor}: the item has neither an email "
         "nor an external id (or consent withheld them)",
     )

@@ -63,6 +63,7 @@ from tactful.destinations.http import user_id_for as user_id_for
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 GONE_ERROR = "endpoint gone: disabled"
 MAX_BATCH = 100  # items per send(); each is its own request
+PARALLEL = 8  # requests in flight at once, each about another person (one per person)
 
 
 def webhook_id(key: str) -> str:
@@ -112,7 +113,9 @@ class WebhookDestination:
         self.url = url
         self.purpose: Purpose = purpose
         self.segments = segments
-        self.capabilities = Capabilities(max_batch=MAX_BATCH, kinds=frozenset({"event"}))
+        self.capabilities = Capabilities(
+            max_batch=MAX_BATCH, kinds=frozenset({"event"}), parallel=PARALLEL
+        )
         self.disabled = False
         self._secret = secret
         self._clock = clock

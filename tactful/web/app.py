@@ -27,7 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
 from tactful.config import Settings
-from tactful.delivery.worker import DeliveryWorker
+from tactful.delivery.metrics import CircuitCollector
+from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
 from tactful.engine import Engine
 from tactful.store.base import StoreError
 from tactful.valuetags import run_value_tagger
@@ -289,6 +290,9 @@ def create_app(
     writer = Writer(engine, on_applied=metric_set.record)
     ctx = WebContext(settings, engine, writer, metric_set)
     metric_set.watch_store(ctx.store_figures)
+    if settings.destinations:
+        names = [d.name for d in settings.destinations]
+        metric_set.registry.register(CircuitCollector(engine.store, names))
     sidebar = SidebarState(
         ctx, wall, sessions=Sessions(_session_secret(engine)), transport=destination_transport
     )
@@ -310,7 +314,9 @@ def create_app(
                 tasks.append(asyncio.create_task(run_value_tagger(engine.store, client, tag, wall)))
         worker = None
         if settings.destinations and deliver_seconds > 0:
-            worker = DeliveryWorker(settings, engine.store, transport=destination_transport)
+            worker = DeliveryWorker(
+                settings, engine.store, transport=destination_transport, round_wait=ROUND_WAIT
+            )
             tasks.append(asyncio.create_task(_deliverer(worker, deliver_seconds)))
         if freeze_gc:
             gc.collect()

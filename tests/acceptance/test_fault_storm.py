@@ -101,10 +101,13 @@ APPLIED_UNACKED = frozenset({"reset_after", "hang_after"})
 
 
 class Storm:
-    """Decides, per request and with a fixed seed, what goes wrong; counts what it did."""
+    """Decides, per request and with a fixed seed, what goes wrong; counts what it did.
+    Each vendor draws from its own seeded sequence: destinations deliver side by side
+    (issue 21 §1), so the order of requests across vendors is not fixed."""
 
     def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self.rngs: dict[str, random.Random] = {}
         self.active = False
         self.always: dict[str, str] = {}  # vendor -> a permanent fault
         self.lock = threading.Lock()
@@ -121,7 +124,8 @@ class Storm:
                 return fault, None, 0.0
             if not self.active:
                 return "pass", None, 0.0
-            roll, fault = self.rng.random() / INTENSITY.get(vendor, 1.0), "pass"
+            rng = self.rngs.setdefault(vendor, random.Random(f"{self.seed}:{vendor}"))
+            roll, fault = rng.random() / INTENSITY.get(vendor, 1.0), "pass"
             for name, p in FAULTS:
                 if roll < p:
                     fault = name
@@ -131,8 +135,8 @@ class Storm:
                 fault = "503"
             if fault.startswith("hang") and self.counts[vendor]["hang"] >= MAX_HANGS:
                 fault = "500"
-            retry_after = self.rng.choice((1, 7, 30, 120)) if fault == "429" else None
-            slow = self.rng.uniform(*SLOW) if fault == "slow" else 0.0
+            retry_after = rng.choice((1, 7, 30, 120)) if fault == "429" else None
+            slow = rng.uniform(*SLOW) if fault == "slow" else 0.0
             self.counts[vendor][fault] += 1
             if fault.startswith("hang"):
                 self.counts[vendor]["hang"] += 1
@@ -513,7 +517,12 @@ def test_fault_storm_exactness(tmp_path: Path, vendors: Vendors) -> None:
     policy = RetryPolicy(
         base=timedelta(seconds=5), cap=timedelta(minutes=10), max_age=timedelta(days=30)
     )
-    s = setup(tmp_path, config_toml(vendors), policy)
+    # The storm tests retry exactness; the circuit breaker (tested in
+    # tests/integration/test_delivery_faults.py) would hold Meta's adds back until people
+    # have left, and an add applied with its answer lost is then skipped, not done, which
+    # this test's per-row accounting of what Meta applied does not model.
+    no_breaker = "[delivery]\ncircuit_failures = 1000\n"
+    s = setup(tmp_path, config_toml(vendors, delivery=no_breaker), policy)
     story = Story(PERSONS, SEED + 1)
     storm = vendors.storm
     try:
@@ -790,7 +799,8 @@ def test_a_failing_destination_does_not_hold_up_a_healthy_one(
         assert all(r.last_error.startswith("still failing after 2:00:00") for r in meta_rows)
         attempts = attempts_of(s.engine.store)
         for r in meta_rows:
-            assert len(attempts[r.id]) == r.attempts >= 3, r
+            # retried until Meta's circuit opened (issue 21 §1), then only probed
+            assert len(attempts[r.id]) == r.attempts >= 1, r
             assert all(o == "retry" and st == 503 and e for o, st, e in attempts[r.id]), r
         assert vendors.meta.snapshot()[vendors.audience] == frozenset()
 

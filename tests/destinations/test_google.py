@@ -308,12 +308,12 @@ def test_plan_keeps_order_across_shared_identifiers() -> None:
     ]
 
 
-def test_items_without_identifiers_or_of_other_kinds_are_rejected(google: Any) -> None:
+def test_items_without_identifiers_are_skipped_and_other_kinds_rejected(google: Any) -> None:
     dest = google[1]
     nothing = item(0, external_ids=("crm-1",))
     event = Item("e", "event", "p9", AT, Identifiers(emails=("a@example.com",)), name="x")
     outcomes = dest.send([nothing, event, item(2)])
-    assert [o.kind for o in outcomes] == ["reject", "reject", "ok"]
+    assert [o.kind for o in outcomes] == ["skip", "reject", "ok"]
     assert outcomes[0].error == "no usable email or phone to match on"
     assert "unsupported item kind" in outcomes[1].error
 

@@ -156,7 +156,7 @@ def test_external_id_when_no_email(vendor: Any) -> None:
     assert bodies(fake, "/api/profile-import")[0]["data"]["attributes"]["external_id"] == "crm-1"
     no_ids = item(2, identifiers=Identifiers(phones=("+15550000002",)))
     outcome = make().send([no_ids])[0]
-    assert outcome.kind == "reject" and "no usable identifier" in outcome.error
+    assert outcome.kind == "skip" and "no usable identifier" in outcome.error
 
 
 def test_erase_by_email_and_by_external_id(vendor: Any) -> None:

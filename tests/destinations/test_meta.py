@@ -273,7 +273,7 @@ def test_retry_after_header_wins_and_connection_errors_retry() -> None:
     assert outcome.kind == "retry" and "unreachable" in outcome.error
 
 
-def test_items_without_identifiers_or_of_other_kinds_are_rejected() -> None:
+def test_items_without_identifiers_are_skipped_and_other_kinds_rejected() -> None:
     calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -284,7 +284,8 @@ def test_items_without_identifiers_or_of_other_kinds_are_rejected() -> None:
     empty = Item("k", "audience_add", "p", AT, Identifiers(zendesk_user_ids=("7",)))
     profile = Item("k2", "profile", "p", AT, Identifiers(emails=("a@x.com",)))
     outcomes = dest.send([empty, profile, item(3)])
-    assert [o.kind for o in outcomes] == ["reject", "reject", "ok"]
+    # a Zendesk id alone is nothing Meta can match: skipped (issue 18 §6), not dead-lettered
+    assert [o.kind for o in outcomes] == ["skip", "reject", "ok"]
     assert len(calls) == 1
 
 

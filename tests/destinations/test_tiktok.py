@@ -189,7 +189,7 @@ def test_http_errors_and_connection_errors() -> None:
     assert outcome.kind == "retry" and "unreachable" in outcome.error
 
 
-def test_items_without_email_or_phone_are_rejected() -> None:
+def test_items_without_email_or_phone_are_skipped() -> None:
     calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -198,7 +198,7 @@ def test_items_without_email_or_phone_are_rejected() -> None:
 
     dest = mock(handler)
     outcomes = dest.send([item(1, external_ids=("crm-1",)), item(2)])
-    assert [o.kind for o in outcomes] == ["reject", "ok"]
+    assert [o.kind for o in outcomes] == ["skip", "ok"]
     assert len(calls) == 1
 
 
