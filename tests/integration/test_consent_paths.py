@@ -45,6 +45,11 @@ webhook_secret = "{SECRET}"
 [consent]
 fields = {{ ads = "marketing_consent_ads", email = "marketing_consent_email" }}
 
+# Every path tells every change as it happened; with the default ("current"), imports and
+# backfills tell old history as one net change per person (issue 17), by design.
+[delivery]
+history = "all"
+
 [[segments]]
 name = "suppress"
 when = "has_open_ticket"
