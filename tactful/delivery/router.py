@@ -10,6 +10,8 @@ Rules (product.md §9):
 - ``segments = [...]`` narrows a profile/event destination to those segments' changes and to
   persons who are (non-holdout) members of one of them; without it, everything.
 - Holdout members' segment changes go nowhere.
+- Withdrawn consent: ad audiences of that purpose remove the person, ESPs of that purpose
+  unsubscribe them.
 """
 
 from __future__ import annotations
@@ -100,7 +102,13 @@ def route(
     if topic == "consent_changed":
         # Ad audiences of that purpose: withdrawn → remove (if Tactful added them); given →
         # add when the person is a (non-holdout) member of the audience's segment now.
+        # ESPs of that purpose: withdrawn → the vendor's unsubscribe (stop marketing to an
+        # address the ESP already holds); given → nothing (an unsubscribe stands).
         for dest in routes:
+            if dest.type in ESP_TYPES and dest.purpose == payload["purpose"]:
+                if not payload["granted"]:
+                    add(dest, "unsubscribe", "", None, payload)
+                continue
             if not dest.is_audience or dest.purpose != payload["purpose"]:
                 continue
             if not payload["granted"]:

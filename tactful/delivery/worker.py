@@ -244,6 +244,8 @@ class DeliveryWorker:
             if row.kind == "audience_remove":
                 # Tactful removes only the members it added, consent or not.
                 allowed = person is not None and row.person_id in ours
+            elif row.kind == "unsubscribe":
+                allowed = person is not None  # sent because consent was withdrawn
             elif row.kind == "audience_add" and row.segment and person is not None:
                 # An add sent late (after retries, or a dead letter retried by an operator)
                 # must not put back someone who has left the segment since.

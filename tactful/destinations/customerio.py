@@ -11,6 +11,10 @@ request and 32 kB an entry; ``207`` lists the entries it refused by ``batch_inde
   from the item key, which Customer.io deduplicates on, so a redelivery is harmless.
 - ``erase`` → ``"action": "delete"`` (or ``"suppress"`` with ``erase_action = "suppress"``,
   which also blocks the identifier from being re-added).
+- ``unsubscribe`` (email consent withdrawn) → ``PUT /api/v1/customers/{id}`` with the
+  reserved ``unsubscribed`` attribute set to true ("the person is unsubscribed from all
+  non-transactional messages", https://docs.customer.io/messaging/people/reserved-attributes/)
+  and ``_update: true``, which updates a known person and never creates one.
 
 A person is addressed by email, else by external id as ``id``. Hosts follow ``region``
 (``track[-eu].customer.io`` / ``api[-eu].customer.io``); ``base_url`` overrides both.
@@ -99,7 +103,11 @@ class CustomerIODestination:
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
         prepared: list[_Entry] = []
+        unsubscribes: list[tuple[int, Item]] = []
         for index, item in enumerate(items):
+            if item.kind == "unsubscribe":  # a Track API v1 call of its own
+                unsubscribes.append((index, item))
+                continue
             entry = self._entry(item)
             if isinstance(entry, Outcome):
                 outcomes[index] = entry
@@ -108,6 +116,8 @@ class CustomerIODestination:
             else:
                 prepared.append((index, item, entry))
         guard = OrderGuard()
+        for index, item in unsubscribes:
+            outcomes[index] = guard.blocked(item) or guard.record(item, self._unsubscribe(item))
         for chunk in _chunks(prepared):
             ready = []
             for index, item, entry in chunk:
@@ -144,6 +154,17 @@ class CustomerIODestination:
         if item.kind == "erase":
             return {**base, "action": self.erase_action}
         return Outcome("reject", f"Customer.io does not take {item.kind!r} items")
+
+    def _unsubscribe(self, item: Item) -> Outcome:
+        who = primary_email(item) or primary_external_id(item)
+        if who is None:
+            return no_identifier("Customer.io")
+        body = {"unsubscribed": True, "_update": True}
+        try:
+            response = self._track.put(f"/api/v1/customers/{_path(who)}", json=body)
+        except httpx.HTTPError as exc:
+            return transport_failure(exc)
+        return outcome_of(response, _error_text(response))
 
     def _post(self, chunk: list[_Entry]) -> list[Outcome]:
         if not chunk:

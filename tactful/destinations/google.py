@@ -9,8 +9,8 @@ Consumes ``audience_add`` / ``audience_remove`` items. Per ``send``:
 2. The batch is planned into single-kind jobs (``google_jobs.plan``): Google forbids mixing
    creates and removes in one job, and per-person order is kept by running jobs in order.
 3. Per job: ``POST /v26/customers/{cid}/offlineUserDataJobs:create`` (``CUSTOMER_MATCH_USER_LIST``
-   with the user list, and for adds ``consent`` ``GRANTED``/``GRANTED``: every item given to a
-   destination passed the consent filter; removes need no consent), then
+   with the user list; no job-level consent: each create operation carries its person's own
+   ``consent``, see ``google_jobs.user_consent``), then
    ``…/offlineUserDataJobs/{id}:addOperations`` in chunks of at most ``identifiers_per_request``
    identifiers with ``enablePartialFailure``, then ``…:run``, then polling
    ``googleAds:search`` for the job's status with backoff until ``SUCCESS`` or ``FAILED``, at
@@ -138,7 +138,7 @@ class GoogleCustomerMatch:
 
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
-        phases, problems = plan(items)
+        phases, problems = plan(items, self.purpose)
         for index, error in problems.items():
             outcomes[index] = Outcome("reject", error)
         try:
@@ -165,8 +165,6 @@ class GoogleCustomerMatch:
 
     def _run(self, phase: Phase, outcomes: list[Outcome | None]) -> None:
         metadata: dict[str, Any] = {"userList": self.user_list}
-        if phase.kind == "audience_add":
-            metadata["consent"] = {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}
         job_body = {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}
         created = self._call(
             f"customers/{self.customer_id}/offlineUserDataJobs:create", {"job": job_body}

@@ -8,6 +8,12 @@
   item key: Klaviyo records only the first event per (profile, metric, unique_id).
 - ``erase`` → ``POST /api/data-privacy-deletion-jobs`` by email (by profile id after a
   lookup when only an external id is known).
+- ``unsubscribe`` (email consent withdrawn) → "Bulk Unsubscribe Profiles",
+  ``POST /api/profile-subscription-bulk-delete-jobs`` with the email and marketing consent
+  ``UNSUBSCRIBED``, no list: a global unsubscribe
+  (https://developers.klaviyo.com/en/reference/bulk_unsubscribe_profiles). Klaviyo
+  unsubscribes by email, so a person known only by external id is looked up first (nobody
+  found: nothing to unsubscribe).
 
 One request per item; a 409 (identifier conflict) is permanent here, not a retry.
 """
@@ -103,6 +109,8 @@ class KlaviyoDestination:
                 return _outcome(self._write("POST", "/api/events", _event_body(identity, item)))
             if item.kind == "erase":
                 return self._erase(email, external_id)
+            if item.kind == "unsubscribe":
+                return self._unsubscribe(email, external_id)
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         return Outcome("reject", f"Klaviyo does not take {item.kind!r} items")
@@ -126,6 +134,20 @@ class KlaviyoDestination:
             }
         }
         return _outcome(self._write("POST", "/api/data-privacy-deletion-jobs", body))
+
+    def _unsubscribe(self, email: str | None, external_id: str | None) -> Outcome:
+        if not email:
+            found = self._http.get(
+                "/api/profiles", params=_filter("external_id", external_id or "")
+            )
+            if found.status_code != 200:
+                return _outcome(found)
+            data = json_body(found).get("data") or []
+            email = str((data[0].get("attributes") or {}).get("email") or "") if data else ""
+            if not email:
+                return Outcome.ok()  # no email at Klaviyo: nothing it could market to
+        job = _subscription_job(email, opted_out=True)
+        return _outcome(self._write("POST", "/api/profile-subscription-bulk-delete-jobs", job))
 
     def _write(self, method: str, path: str, body: Any) -> httpx.Response:
         content = json.dumps(body, separators=(",", ":")).encode()
@@ -166,21 +188,8 @@ class KlaviyoDestination:
 
     def set_optout(self, email: str, opted_out: bool) -> None:
         """Unsubscribe (globally: no list given) or subscribe the email to marketing."""
-        job = (
-            "profile-subscription-bulk-delete-job"
-            if opted_out
-            else "profile-subscription-bulk-create-job"
-        )
-        consent = "UNSUBSCRIBED" if opted_out else "SUBSCRIBED"
-        person = {
-            "type": "profile",
-            "attributes": {
-                "email": email,
-                "subscriptions": {"email": {"marketing": {"consent": consent}}},
-            },
-        }
-        body = {"data": {"type": job, "attributes": {"profiles": {"data": [person]}}}}
-        _checked(self._call("POST", f"/api/{job}s", body))
+        body = _subscription_job(email, opted_out=opted_out)
+        _checked(self._call("POST", f"/api/{body['data']['type']}s", body))
 
     def change_email(self, old_email: str, new_email: str) -> None:
         pid = self._profile_id(old_email)
@@ -231,6 +240,24 @@ def _profile_body(identity: dict[str, Any], item: Item) -> dict[str, Any]:
             properties["zendesk_tickets"], max(0, room)
         )
     return body
+
+
+def _subscription_job(email: str, *, opted_out: bool) -> dict[str, Any]:
+    """A bulk unsubscribe (``opted_out``) or subscribe job for one email, no list given."""
+    job = (
+        "profile-subscription-bulk-delete-job"
+        if opted_out
+        else "profile-subscription-bulk-create-job"
+    )
+    consent = "UNSUBSCRIBED" if opted_out else "SUBSCRIBED"
+    person = {
+        "type": "profile",
+        "attributes": {
+            "email": email,
+            "subscriptions": {"email": {"marketing": {"consent": consent}}},
+        },
+    }
+    return {"data": {"type": job, "attributes": {"profiles": {"data": [person]}}}}
 
 
 def _event_body(identity: dict[str, Any], item: Item) -> dict[str, Any]:

@@ -10,6 +10,9 @@ in the query string.
 - ``event`` → ``POST /event`` ``{"id", "key", "event", "vars"}``. Sailthru has no event id
   to deduplicate on, so a redelivered event is recorded again.
 - ``erase`` → ``DELETE /user`` ``{"id", "key"}``; an already missing user counts as erased.
+- ``unsubscribe`` (email consent withdrawn) → ``POST /user`` ``{"id", "key",
+  "optout_email": "all"}``: "the user will not receive any emails" apart from transactional
+  ones (Sailthru API reference, ``user`` POST, ``optout_email``; products.zetaglobal.com/sailthru).
 
 Errors come back as ``{"error": <code>, "errormsg": …}``; a rate limit is HTTP 429 with
 error 43 and ``X-Rate-Limit-Reset`` (epoch seconds), which becomes ``retry_after``.
@@ -121,6 +124,8 @@ class SailthruDestination:
                     return Outcome("reject", "event without a name")
                 payload = {**who, "event": item.name, "vars": attributes(item.properties, "iso")}
                 return _outcome(self.request("POST", "event", payload))
+            if item.kind == "unsubscribe":
+                return _outcome(self.request("POST", "user", {**who, "optout_email": "all"}))
             if item.kind == "erase":
                 response = self.request("DELETE", "user", who)
                 return Outcome.ok() if _not_found(response) else _outcome(response)

@@ -343,8 +343,34 @@ def test_create_from_config_through_the_registry() -> None:
     assert (
         dest.track_url == "https://track.customer.io" and dest.app_url == "https://api.customer.io"
     )
-    assert dest.capabilities.kinds == frozenset({"profile", "event", "erase"})
+    assert dest.capabilities.kinds == frozenset({"profile", "event", "erase", "unsubscribe"})
     dest.close()
     bad = DestinationSettings.model_validate({"name": "c", "type": "customerio", "site_id": "s"})
     with pytest.raises(ValueError, match="api_key"):
         create(bad)
+
+
+def test_unsubscribe_sets_the_reserved_attribute_without_creating_anyone(vendor: Any) -> None:
+    """Issue 18 §1: withdrawn email consent is Customer.io's ``unsubscribed`` attribute."""
+    fake, make = vendor
+    dest = make()
+    assert dest.send([item(1)])[0].kind == "ok"
+    stranger = item(2, "unsubscribe")
+    outcomes = dest.send([item(1, "unsubscribe"), stranger])
+    assert [o.kind for o in outcomes] == ["ok", "ok"]
+    puts = [r for r in fake.requests if r.method == "PUT"]
+    assert [r.path for r in puts] == [
+        "/api/v1/customers/person1@example.com",
+        "/api/v1/customers/person2@example.com",
+    ]
+    assert json.loads(puts[0].body) == {"unsubscribed": True, "_update": True}
+    assert fake.person("person1@example.com")["unsubscribed"] is True
+    assert fake.person("person2@example.com") is None  # _update never creates a person
+
+
+def test_unsubscribe_failures_are_classified(vendor: Any) -> None:
+    fake, make = vendor
+    fake.fail_next(1, 429, retry_after=3)
+    outcome = make().send([item(1, "unsubscribe")])[0]
+    assert (outcome.kind, outcome.retry_after) == ("retry", 3)
+    assert make().send([item(1, "unsubscribe", identifiers=Identifiers())])[0].kind == "reject"

@@ -286,3 +286,19 @@ def test_create_from_config_through_the_registry() -> None:
         create(
             DestinationSettings.model_validate({"name": "s", "type": "sailthru", "api_key": "k"})
         )
+
+
+def test_unsubscribe_opts_the_user_out_of_all_email(vendor: Any) -> None:
+    """Issue 18 §1: withdrawn email consent is Sailthru's ``optout_email: all``."""
+    fake, make = vendor
+    dest = make()
+    assert dest.send([item(1)])[0].kind == "ok"
+    assert dest.send([item(1, "unsubscribe")])[0].kind == "ok"
+    form = dict(parse_qsl(fake.requests[-1].body.decode()))
+    assert (fake.requests[-1].method, fake.requests[-1].path) == ("POST", "/user")
+    assert json.loads(form["json"]) == {
+        "id": "person1@example.com",
+        "key": "email",
+        "optout_email": "all",
+    }
+    assert fake.user("person1@example.com")["optout_email"] == "all"
