@@ -26,6 +26,7 @@ IdentityKey = Literal["email", "phone", "external_id"]
 DestinationType = Literal[
     "meta_audience",
     "google_customer_match",
+    "google_data_manager",
     "tiktok_audience",
     "customerio",
     "sailthru",
@@ -79,6 +80,11 @@ DESTINATION_SPECS: dict[str, tuple[Purpose, tuple[str, ...], dict[str, str]]] = 
         ),
         {"login_customer_id": ""},
     ),
+    "google_data_manager": (
+        "ads",
+        ("operating_account_id", "audience_id", "client_id", "client_secret", "refresh_token"),
+        {"account_type": "GOOGLE_ADS", "login_account_id": "", "login_account_type": ""},
+    ),
     "tiktok_audience": ("ads", ("advertiser_id", "audience_id", "access_token"), {}),
     "customerio": ("email", ("site_id", "api_key"), {"region": "us"}),
     "sailthru": ("email", ("api_key", "api_secret"), {}),
@@ -93,7 +99,15 @@ DESTINATION_SPECS: dict[str, tuple[Purpose, tuple[str, ...], dict[str, str]]] = 
         {},
     ),
 }
-AD_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
+AD_TYPES = frozenset(
+    {"meta_audience", "google_customer_match", "google_data_manager", "tiktok_audience"}
+)
+GOOGLE_ACCOUNT_TYPES = (
+    "GOOGLE_ADS",
+    "DISPLAY_VIDEO_ADVERTISER",
+    "DISPLAY_VIDEO_PARTNER",
+    "DATA_PARTNER",
+)
 WAREHOUSE_SCHEMES = ("duckdb", "parquet", "postgresql", "postgres", "snowflake", "bigquery")
 SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
 
@@ -353,6 +367,12 @@ class DestinationSettings(Section):
         value = self.settings.get("region")
         if self.type == "customerio" and value not in ("us", "eu"):
             out.append(("region", f"must be 'us' or 'eu', got {value!r}"))
+        if self.type == "google_data_manager":
+            for key in ("account_type", "login_account_type"):
+                value = self.settings.get(key)
+                if value and value not in GOOGLE_ACCOUNT_TYPES:
+                    names = ", ".join(GOOGLE_ACCOUNT_TYPES)
+                    out.append((key, f"must be one of {names}, got {value!r}"))
         out.extend(self._url_problems())
         return out
 

@@ -24,7 +24,9 @@ import orjson
 
 from tactful.delivery.store import NewDelivery
 
-AUDIENCE_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
+AUDIENCE_TYPES = frozenset(
+    {"meta_audience", "google_customer_match", "google_data_manager", "tiktok_audience"}
+)
 ESP_TYPES = frozenset({"customerio", "sailthru", "klaviyo"})
 EVENT_TYPES = frozenset({"webhook", "segment", "amplitude", "mixpanel"})
 PROFILE_TYPES = ESP_TYPES | {"warehouse"}

@@ -114,6 +114,22 @@ def google_phone(raw: str) -> str | None:
     return _hashed(normalize_google_phone(raw))
 
 
+def normalize_datamanager_email(raw: str) -> str | None:
+    """The Data Manager API's rule: lower-case, no whitespace anywhere; for ``gmail.com`` and
+    ``googlemail.com`` no dots and no ``+tag`` in the local part
+    (https://developers.google.com/data-manager/api/devguides/concepts/formatting):
+    ``Cloudy.SF+shop@Gmail.com`` -> ``cloudysf@gmail.com``."""
+    value = _WHITESPACE.sub("", raw).lower()
+    local, at, domain = value.rpartition("@")
+    if at and domain in ("gmail.com", "googlemail.com"):
+        value = f"{local.split('+', 1)[0].replace('.', '')}@{domain}"
+    return value or None
+
+
+def datamanager_email(raw: str) -> str | None:
+    return _hashed(normalize_datamanager_email(raw))
+
+
 # -- TikTok -------------------------------------------------------------------------------
 
 
