@@ -16,7 +16,9 @@ request and 32 kB an entry; ``207`` lists the entries it refused by ``batch_inde
   non-transactional messages", https://docs.customer.io/messaging/people/reserved-attributes/)
   and ``_update: true``, which updates a known person and never creates one.
 
-A person is addressed by email, else by external id as ``id``. Hosts follow ``region``
+A person is addressed by the first identifier in ``identify_by`` the item has (default
+``["email", "external_id"]``): an email as ``email``, any other kind (external id, Zendesk
+user id, person id) as ``id``. Hosts follow ``region``
 (``track[-eu].customer.io`` / ``api[-eu].customer.io``); ``base_url`` overrides both.
 The sidebar (``read_profile``, ``set_optout``, ``change_email``) needs the optional
 ``app_api_key`` (App API bearer key).
@@ -31,7 +33,9 @@ from urllib.parse import quote
 
 import httpx
 
+from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
+from tactful.destinations.identify import identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -44,8 +48,6 @@ from tactful.destinations.profiles import (
     no_identifier,
     outcome_of,
     parse_time,
-    primary_email,
-    primary_external_id,
     retry_after_of,
     transport_failure,
     ulid_for,
@@ -76,6 +78,7 @@ class CustomerIODestination:
         base_url: str | None = None,
         app_api_key: str | None = None,
         erase_action: str = "delete",
+        identify_by: Sequence[str] = IDENTIFY_BY["customerio"][1],
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -85,6 +88,7 @@ class CustomerIODestination:
             raise ValueError(f"erase_action must be 'delete' or 'suppress', got {erase_action!r}")
         self.name, self.purpose, self.segments = name, purpose, segments
         self.erase_action = erase_action
+        self.identify_by = tuple(identify_by)
         self.capabilities = Capabilities(MAX_BATCH, ESP_KINDS, BATCH_BYTES)
         self.track_url = (base_url or TRACK_HOSTS[region]).rstrip("/")
         self.app_url = (base_url or APP_HOSTS[region]).rstrip("/")
@@ -129,13 +133,10 @@ class CustomerIODestination:
         return [o if o is not None else Outcome("retry", "not sent") for o in outcomes]
 
     def _entry(self, item: Item) -> dict[str, Any] | Outcome:
-        email, external_id = primary_email(item), primary_external_id(item)
-        if email:
-            identifiers = {"email": email}
-        elif external_id:
-            identifiers = {"id": external_id}
-        else:
+        who = pick(item, self.identify_by)
+        if who is None:
             return no_identifier("Customer.io")
+        identifiers = {"email" if who[0] == "email" else "id": who[1]}
         base: dict[str, Any] = {"type": "person", "identifiers": identifiers}
         if item.kind == "profile":
             attrs = {k: _fit(k, v) for k, v in attributes(item.properties, "unix").items()}
@@ -156,12 +157,12 @@ class CustomerIODestination:
         return Outcome("reject", f"Customer.io does not take {item.kind!r} items")
 
     def _unsubscribe(self, item: Item) -> Outcome:
-        who = primary_email(item) or primary_external_id(item)
+        who = pick(item, self.identify_by)
         if who is None:
             return no_identifier("Customer.io")
         body = {"unsubscribed": True, "_update": True}
         try:
-            response = self._track.put(f"/api/v1/customers/{_path(who)}", json=body)
+            response = self._track.put(f"/api/v1/customers/{_path(who[1])}", json=body)
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         return outcome_of(response, _error_text(response))
@@ -329,5 +330,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Cust
         base_url=config.base_url,
         app_api_key=config.setting("app_api_key"),
         erase_action=config.setting("erase_action") or "delete",
+        identify_by=identify_by_of(config, "customerio"),
         transport=transport,
     )

@@ -6,7 +6,9 @@ parameters (the official clients' algorithm). POSTs send them form-encoded, GET 
 in the query string.
 
 - ``profile`` → ``POST /user`` ``{"id": email, "key": "email", "vars": {…}}`` (times as
-  ISO 8601 text); a person without email is addressed by ``extid``.
+  ISO 8601 text). A person is addressed by the first identifier in ``identify_by`` the item
+  has (default ``["email", "external_id"]``): an email with ``key: email``, any other kind
+  (external id, Zendesk user id, person id) with ``key: extid``.
 - ``event`` → ``POST /event`` ``{"id", "key", "event", "vars"}``. Sailthru has no event id
   to deduplicate on, so a redelivered event is recorded again.
 - ``erase`` → ``DELETE /user`` ``{"id", "key"}``; an already missing user counts as erased.
@@ -28,7 +30,9 @@ from typing import Any
 
 import httpx
 
+from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
+from tactful.destinations.identify import identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -37,8 +41,6 @@ from tactful.destinations.profiles import (
     json_body,
     no_identifier,
     parse_time,
-    primary_email,
-    primary_external_id,
     retry_after_of,
     send_in_order,
     transport_failure,
@@ -84,10 +86,12 @@ class SailthruDestination:
         purpose: Purpose = "email",
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
+        identify_by: Sequence[str] = IDENTIFY_BY["sailthru"][1],
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.name, self.purpose, self.segments = name, purpose, segments
+        self.identify_by = tuple(identify_by)
         self.capabilities = Capabilities(MAX_BATCH, ESP_KINDS)
         self.base_url = (base_url or BASE_URL).rstrip("/")
         self._key, self._secret = api_key, api_secret
@@ -108,13 +112,10 @@ class SailthruDestination:
         return send_in_order(items, self._send_one)
 
     def _send_one(self, item: Item) -> Outcome:
-        email, external_id = primary_email(item), primary_external_id(item)
-        if email:
-            who = {"id": email, "key": "email"}
-        elif external_id:
-            who = {"id": external_id, "key": "extid"}
-        else:
+        picked = pick(item, self.identify_by)
+        if picked is None:
             return no_identifier("Sailthru")
+        who = {"id": picked[1], "key": "email" if picked[0] == "email" else "extid"}
         try:
             if item.kind == "profile":
                 vars_ = attributes(item.properties, "iso")
@@ -227,5 +228,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Sail
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,
+        identify_by=identify_by_of(config, "sailthru"),
         transport=transport,
     )

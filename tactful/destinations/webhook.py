@@ -57,7 +57,6 @@ from tactful.destinations.http import post as post
 from tactful.destinations.http import rfc3339 as rfc3339
 from tactful.destinations.http import send_chunks as send_chunks
 from tactful.destinations.http import unsupported as unsupported
-from tactful.destinations.http import user_id_for as user_id_for
 
 # The spec recommends a 15–30 s request timeout for webhooks.
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
