@@ -52,7 +52,7 @@ from tactful.destinations.profiles import (
 )
 
 BASE_URL = "https://a.klaviyo.com"
-REVISION = "2026-04-15"
+REVISION = "2026-10-15"
 PROFILE_BYTES = 100_000  # "The maximum allowed payload size is 100KB."
 MAX_BATCH = 50
 OPTED_OUT_REASONS = {"UNSUBSCRIBE", "USER_SUPPRESSED", "SPAM_COMPLAINT"}
