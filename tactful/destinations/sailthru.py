@@ -6,15 +6,21 @@ parameters (the official clients' algorithm). POSTs send them form-encoded, GET 
 in the query string.
 
 - ``profile`` → ``POST /user`` ``{"id": email, "key": "email", "vars": {…}}`` (times as
-  ISO 8601 text). A person is addressed by the first identifier in ``identify_by`` the item
-  has (default ``["email", "external_id"]``): an email with ``key: email``, any other kind
-  (external id, Zendesk user id, person id) with ``key: extid``.
+  ISO 8601 text), with the vars Sailthru's own Zendesk integration documents besides the
+  ``zendesk_*`` profile ones: ``zendesk_sync`` ("whether the user is actively syncing with
+  Zendesk": true while Tactful syncs the profile, false after an unsubscribe) and
+  ``zendesk_active`` ("whether the user is currently active in Zendesk": the person has a
+  Zendesk user; deleted Zendesk users are erased, not synced).
+- A person is addressed by the first identifier in ``identify_by`` the item has (default
+  ``["email", "external_id"]``): an email with ``key: email``, any other kind (external id,
+  Zendesk user id, person id) with ``key: extid``.
 - ``event`` → ``POST /event`` ``{"id", "key", "event", "vars"}``. Sailthru has no event id
   to deduplicate on, so a redelivered event is recorded again.
 - ``erase`` → ``DELETE /user`` ``{"id", "key"}``; an already missing user counts as erased.
 - ``unsubscribe`` (email consent withdrawn) → ``POST /user`` ``{"id", "key",
-  "optout_email": "all"}``: "the user will not receive any emails" apart from transactional
-  ones (Sailthru API reference, ``user`` POST, ``optout_email``; products.zetaglobal.com/sailthru).
+  "optout_email": "all", "vars": {"zendesk_sync": false}}``: "the user will not receive any
+  emails" apart from transactional ones (Sailthru API reference, ``user`` POST,
+  ``optout_email``; products.zetaglobal.com/sailthru).
 
 Errors come back as ``{"error": <code>, "errormsg": …}``; a rate limit is HTTP 429 with
 error 43 and ``X-Rate-Limit-Reset`` (epoch seconds), which becomes ``retry_after``.
@@ -119,14 +125,17 @@ class SailthruDestination:
         try:
             if item.kind == "profile":
                 vars_ = attributes(item.properties, "iso")
+                vars_["zendesk_sync"] = True  # Tactful keeps this profile in sync
+                vars_["zendesk_active"] = bool(vars_.get("zendesk_id"))
                 return _outcome(self.request("POST", "user", {**who, "vars": vars_}))
             if item.kind == "event":
                 if not item.name:
                     return Outcome("reject", "event without a name")
                 payload = {**who, "event": item.name, "vars": attributes(item.properties, "iso")}
                 return _outcome(self.request("POST", "event", payload))
-            if item.kind == "unsubscribe":
-                return _outcome(self.request("POST", "user", {**who, "optout_email": "all"}))
+            if item.kind == "unsubscribe":  # and no more syncing: consent was withdrawn
+                payload = {**who, "optout_email": "all", "vars": {"zendesk_sync": False}}
+                return _outcome(self.request("POST", "user", payload))
             if item.kind == "erase":
                 response = self.request("DELETE", "user", who)
                 return Outcome.ok() if _not_found(response) else _outcome(response)
