@@ -28,7 +28,9 @@ audienceMembers/ingest, ``…/remove``, ``…/requestStatus/retrieve``, ``…/de
   reads ``requestStatus:retrieve``: status per destination, record and identifier counts and
   the upload's match-rate range.
 
-Items of one kind are sent in runs, in item order, so a person's add and remove never swap.
+Items of one kind are sent in runs, in item order, so a person's add and remove never swap;
+after a transient failure (429, 5xx, timeout) the rest of the batch is held (``retry``
+without a request).
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class GoogleDataManager:
             }
         self.destination = destination
         self.request_ids: list[str] = []
+        self._held: Outcome | None = None  # a transient failure earlier in this send
         self._per_request = members_per_request
         self._url = f"{(base_url or API_URL).rstrip('/')}/{API_VERSION}"
         self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
@@ -199,6 +202,7 @@ class GoogleDataManager:
 
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
+        self._held = None
         members: list[tuple[int, dict[str, Any]]] = []  # (item index, AudienceMember)
         run_kind: ItemKind | None = None
         for index, item in enumerate(items):
@@ -241,7 +245,16 @@ class GoogleDataManager:
                 end -= 1  # keep one person's members in one request
             if end <= start:
                 end = start + self._per_request
-            self._send_chunk(method, members[start:end], outcomes)
+            chunk = members[start:end]
+            if self._held is not None:  # an earlier request failed transiently: wait
+                held = Outcome("retry", f"held: {self._held.error}", self._held.retry_after)
+                for index, _ in chunk:
+                    outcomes[index] = outcomes[index] or held
+            else:
+                self._send_chunk(method, chunk, outcomes)
+                self._held = next(
+                    (o for i, _ in chunk if (o := outcomes[i]) and o.kind == "retry"), None
+                )
             start = end
 
     def _send_chunk(

@@ -193,6 +193,19 @@ def test_rate_limit_is_retry_with_googles_retry_delay(google: Any) -> None:
     assert fake.snapshot() == frozenset()
 
 
+def test_after_a_transient_failure_the_rest_of_the_batch_waits(served: Any) -> None:
+    fake, base_url = served
+    dest = destination(base_url, members_per_request=2)
+    try:
+        fake.fail_next(1, 503)
+        outcomes = dest.send([item(i) for i in range(5)])
+    finally:
+        dest.close()
+    assert [o.kind for o in outcomes] == ["retry"] * 5
+    assert all(o.error.startswith("held") for o in outcomes[2:])
+    assert len(fake.data_requests()) == 1 and fake.snapshot() == frozenset()
+
+
 def test_a_401_refreshes_the_token_once(google: Any) -> None:
     fake, dest = google
     assert dest.send([item(0)])[0].kind == "ok"
