@@ -225,6 +225,9 @@ class DeliveryWorker:
         default = bool(getattr(self.settings.consent, purpose, True))
         removals = [r.person_id for r in rows if r.kind in ("audience_remove", "erase")]
         ours = self.rows.in_ledger(config.name, removals)
+        held = self.rows.received(
+            config.name, [r.person_id for r in rows if r.kind == "unsubscribe"]
+        )
         items: list[Item] = []
         sendable: list[DeliveryRow] = []
         skipped: list[DeliveryRow] = []
@@ -245,7 +248,8 @@ class DeliveryWorker:
                 # Tactful removes only the members it added, consent or not.
                 allowed = person is not None and row.person_id in ours
             elif row.kind == "unsubscribe":
-                allowed = person is not None  # sent because consent was withdrawn
+                # Sent because consent was withdrawn, to an ESP that already holds the person.
+                allowed = person is not None and row.person_id in held
             elif row.kind == "audience_add" and row.segment and person is not None:
                 # An add sent late (after retries, or a dead letter retried by an operator)
                 # must not put back someone who has left the segment since.

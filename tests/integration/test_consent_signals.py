@@ -114,3 +114,19 @@ def test_granting_email_consent_sends_no_unsubscribe(tmp_path: Path) -> None:
     worker.sync()
     assert dests["cio"].delivered
     assert all(i.kind != "unsubscribe" for i in dests["cio"].sent)
+
+
+def test_no_unsubscribe_for_someone_the_esp_never_received(tmp_path: Path) -> None:
+    """The unsubscribe names the address only to an ESP that already holds it: a person whose
+    email consent is refused before anything was sent is not exported just to opt out."""
+    engine, worker, dests = setup(tmp_path)
+    engine.apply(
+        [
+            user(1, emails=("ann@example.com",)),
+            consent(at(-2), "email", True, email="ann@example.com"),
+        ]
+    )
+    engine.apply([consent(at(-1), "email", False, email="ann@example.com")])
+    report = worker.sync()
+    assert all(i.kind != "unsubscribe" for i in dests["cio"].sent)
+    assert dests["cio"].sent == [] and report.skipped >= 1
