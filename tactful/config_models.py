@@ -26,6 +26,7 @@ IdentityKey = Literal["email", "phone", "external_id"]
 DestinationType = Literal[
     "meta_audience",
     "google_customer_match",
+    "google_data_manager",
     "tiktok_audience",
     "customerio",
     "sailthru",
@@ -79,6 +80,11 @@ DESTINATION_SPECS: dict[str, tuple[Purpose, tuple[str, ...], dict[str, str]]] = 
         ),
         {"login_customer_id": ""},
     ),
+    "google_data_manager": (
+        "ads",
+        ("operating_account_id", "audience_id", "client_id", "client_secret", "refresh_token"),
+        {"account_type": "GOOGLE_ADS", "login_account_id": "", "login_account_type": ""},
+    ),
     "tiktok_audience": ("ads", ("advertiser_id", "audience_id", "access_token"), {}),
     "customerio": ("email", ("site_id", "api_key"), {"region": "us"}),
     "sailthru": ("email", ("api_key", "api_secret"), {}),
@@ -93,7 +99,42 @@ DESTINATION_SPECS: dict[str, tuple[Purpose, tuple[str, ...], dict[str, str]]] = 
         {},
     ),
 }
-AD_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
+AD_TYPES = frozenset(
+    {"meta_audience", "google_customer_match", "google_data_manager", "tiktok_audience"}
+)
+GOOGLE_ACCOUNT_TYPES = (
+    "GOOGLE_ADS",
+    "DISPLAY_VIDEO_ADVERTISER",
+    "DISPLAY_VIDEO_PARTNER",
+    "DATA_PARTNER",
+)
+# ``identify_by``: type -> (identifier kinds it accepts, default fallback order)
+IDENTIFY_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "customerio": (
+        ("email", "external_id", "zendesk_user_id", "person_id"),
+        ("email", "external_id"),
+    ),
+    "klaviyo": (
+        ("email", "phone", "external_id", "zendesk_user_id", "person_id"),
+        ("email", "external_id"),
+    ),
+    "sailthru": (
+        ("email", "external_id", "zendesk_user_id", "person_id"),
+        ("email", "external_id"),
+    ),
+    "segment": (
+        ("external_id", "email", "zendesk_user_id", "person_id"),
+        ("external_id", "person_id"),
+    ),
+    "amplitude": (
+        ("external_id", "email", "zendesk_user_id", "person_id"),
+        ("external_id", "person_id"),
+    ),
+    "mixpanel": (
+        ("external_id", "email", "zendesk_user_id", "person_id"),
+        ("external_id", "person_id"),
+    ),
+}
 WAREHOUSE_SCHEMES = ("duckdb", "parquet", "postgresql", "postgres", "snowflake", "bigquery")
 SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
 
@@ -353,7 +394,33 @@ class DestinationSettings(Section):
         value = self.settings.get("region")
         if self.type == "customerio" and value not in ("us", "eu"):
             out.append(("region", f"must be 'us' or 'eu', got {value!r}"))
+        out.extend(self._identify_by_problems())
+        if self.type == "google_data_manager":
+            for key in ("account_type", "login_account_type"):
+                value = self.settings.get(key)
+                if value and value not in GOOGLE_ACCOUNT_TYPES:
+                    names = ", ".join(GOOGLE_ACCOUNT_TYPES)
+                    out.append((key, f"must be one of {names}, got {value!r}"))
         out.extend(self._url_problems())
+        return out
+
+    def _identify_by_problems(self) -> list[tuple[str, str]]:
+        value = self.settings.get("identify_by")
+        if value is None:
+            return []
+        if self.type not in IDENTIFY_BY:
+            return [("identify_by", f"is not used by type '{self.type}'")]
+        allowed = IDENTIFY_BY[self.type][0]
+        order = [value] if isinstance(value, str) else value
+        if not isinstance(order, list) or not order or not all(isinstance(v, str) for v in order):
+            return [("identify_by", 'must be a non-empty list such as ["external_id", "email"]')]
+        out = [
+            ("identify_by", f"unknown identifier {v!r}: use {', '.join(allowed)}")
+            for v in order
+            if v not in allowed
+        ]
+        if len(set(order)) != len(order):
+            out.append(("identify_by", "lists an identifier twice"))
         return out
 
     def _url_problems(self) -> list[tuple[str, str]]:

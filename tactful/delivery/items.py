@@ -105,4 +105,5 @@ def build_item(
         name=row.name if row.kind == "event" else "",
         segment=row.segment,
         properties=properties,
+        consent={} if person is None else {p: bool(v.value) for p, v in person.facts.consent},
     )

@@ -16,6 +16,8 @@ Rules (product.md §9):
   bill or act per event.
 - ``plan``: the deliveries of a run of rows; a person's profile is sent once per run (it is
   built from the freshest state at send time, so a second one would say the same).
+- Withdrawn consent: ad audiences of that purpose remove the person, ESPs of that purpose
+  unsubscribe them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from tactful.delivery.store import NewDelivery
 from tactful.store.base import OutboxRow
 from tactful.store.records import to_us
 
-AUDIENCE_TYPES = frozenset({"meta_audience", "google_customer_match", "tiktok_audience"})
+AUDIENCE_TYPES = frozenset(
+    {"meta_audience", "google_customer_match", "google_data_manager", "tiktok_audience"}
+)
 ESP_TYPES = frozenset({"customerio", "sailthru", "klaviyo"})
 EVENT_TYPES = frozenset({"webhook", "segment", "amplitude", "mixpanel"})
 PROFILE_TYPES = ESP_TYPES | {"warehouse"}
@@ -115,7 +119,13 @@ def route(
     if topic == "consent_changed":
         # Ad audiences of that purpose: withdrawn → remove (if Tactful added them); given →
         # add when the person is a (non-holdout) member of the audience's segment now.
+        # ESPs of that purpose: withdrawn → the vendor's unsubscribe (stop marketing to an
+        # address the ESP already holds); given → nothing (an unsubscribe stands).
         for dest in routes:
+            if dest.type in ESP_TYPES and dest.purpose == payload["purpose"]:
+                if not payload["granted"]:
+                    add(dest, "unsubscribe", "", None, payload)
+                continue
             if not dest.is_audience or dest.purpose != payload["purpose"]:
                 continue
             if not payload["granted"]:

@@ -249,6 +249,21 @@ class DeliveryStore:
             ).fetchall()
         return {r[0] for r in rows}
 
+    def received(self, destination: str, person_ids: Sequence[str]) -> set[str]:
+        """Who among ``person_ids`` the destination already received something about (a
+        delivery done, erasures aside): the ESP holds them, so an unsubscribe may name them."""
+        if not person_ids:
+            return set()
+        marks = ",".join("?" * len(person_ids))
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                f"SELECT DISTINCT person_id FROM deliveries WHERE destination = ? AND person_id "
+                f"IN ({marks}) AND status = 'done' AND kind NOT IN ('erase', 'unsubscribe')",
+                (destination, *person_ids),
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def listing(self, statuses: Sequence[str], limit: int = 500) -> list[DeliveryRow]:
         marks = ",".join("?" * len(statuses))
         with self.store.reader() as reader:

@@ -346,6 +346,9 @@ class DeliveryWorker:
         default = self.settings.consent.default(purpose)
         removals = [r.person_id for r in rows if r.kind in ("audience_remove", "erase")]
         ours = self.rows.in_ledger(config.name, removals)
+        held = self.rows.received(
+            config.name, [r.person_id for r in rows if r.kind == "unsubscribe"]
+        )
         items: list[Item] = []
         sendable: list[DeliveryRow] = []
         skipped: list[DeliveryRow] = []
@@ -365,6 +368,9 @@ class DeliveryWorker:
             if row.kind == "audience_remove":
                 # Tactful removes only the members it added, consent or not.
                 allowed = person is not None and row.person_id in ours
+            elif row.kind == "unsubscribe":
+                # Sent because consent was withdrawn, to an ESP that already holds the person.
+                allowed = person is not None and row.person_id in held
             elif row.kind == "audience_add" and row.segment and person is not None:
                 # An add sent late (after retries, or a dead letter retried by an operator)
                 # must not put back someone who has left the segment since.

@@ -5,7 +5,7 @@ Per Amplitude's HTTP V2 API documentation: ``POST https://api2.amplitude.com/2/h
 "options"}``; up to 2,000 events and 1 MB a request (413 beyond). Each ``event`` item
 becomes::
 
-    {"user_id": <person_id or external id>, "event_type": item.name, "time": <ms>,
+    {"user_id": <identify_by>, "event_type": item.name, "time": <ms>,
      "event_properties": item.properties, "insert_id": <from item.key>}
 
 ``insert_id`` (Amplitude deduplicates on it for 7 days) is a UUID derived from ``item.key``.
@@ -19,7 +19,9 @@ rest are resent at once, as Amplitude's batching guide says, until a request suc
 fails as a whole. A 400 naming no event (invalid API key, missing field) rejects them all.
 429 (throttled users or devices) is a retry after ``Retry-After``, else the 30 s Amplitude
 asks for; 5xx retry; other 4xx reject. Settings: ``api_key``; optional
-``user_id = "external_id"``.
+``identify_by`` (``tactful.destinations.identify``): the user id is the first of these the
+item has, default ``["external_id", "person_id"]`` (the brand's own customer id, so events
+join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tactful.config_models import DestinationSettings
+from tactful.config_models import IDENTIFY_BY, DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -51,6 +53,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
+from tactful.destinations.identify import identify_by_of
 
 API = "https://api2.amplitude.com"
 PATH = "/2/httpapi"
@@ -70,9 +73,9 @@ def insert_id(key: str) -> str:
     return dedupe_id(key)
 
 
-def event(item: Item, user_id_source: str = "person_id") -> dict[str, Any]:
+def event(item: Item, identify_by: Sequence[str] = ("person_id",)) -> dict[str, Any]:
     return {
-        "user_id": user_id_for(item, user_id_source),
+        "user_id": user_id_for(item, identify_by),
         "event_type": item.name,
         "time": epoch_ms(item.at),
         "event_properties": dict(item.properties),
@@ -111,7 +114,7 @@ class AmplitudeDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        user_id: str = "person_id",
+        identify_by: Sequence[str] = IDENTIFY_BY["amplitude"][1],
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -121,7 +124,7 @@ class AmplitudeDestination(EventHttpDestination):
             max_bytes=MAX_REQUEST_BYTES,
             purpose=purpose,
             segments=segments,
-            user_id=user_id,
+            identify_by=identify_by,
             transport=transport,
         )
         self._api_key = api_key
@@ -129,7 +132,7 @@ class AmplitudeDestination(EventHttpDestination):
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [unsupported(item, "Amplitude") for item in items]
         events = {
-            i: event(item, self._user_id) for i, item in enumerate(items) if outcomes[i] is None
+            i: event(item, self._identify_by) for i, item in enumerate(items) if outcomes[i] is None
         }
         for i, e in events.items():
             if not e["user_id"]:
@@ -189,6 +192,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        user_id=config.setting("user_id", "person_id") or "person_id",
+        identify_by=identify_by_of(config, "amplitude"),
         transport=transport,
     )

@@ -7,7 +7,9 @@ API and reports, per item, what happened. It never decides about retries itself:
 classifies failures (``Outcome``) and the pure retry policy decides.
 
 Items carry everything a destination may send, already filtered by consent:
-identifiers only when the person consented to the destination's purpose.
+identifiers only when the person consented to the destination's purpose. The one exception
+is ``unsubscribe``: sent when a person withdraws consent, so that the vendor stops
+marketing to an address it already holds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ItemKind = Literal[
     "profile",  # current state + zendesk vars of a person (ESPs, warehouse current table)
     "event",  # a named event (state change, segment change, ticket created/resolved, csat)
     "erase",  # delete the person at the destination
+    "unsubscribe",  # the person withdrew consent for the destination's purpose (ESPs)
 ]
 
 
@@ -49,6 +52,9 @@ class Item:
     name: str = ""  # event name (kind == "event"), e.g. "support_state_changed"
     segment: str | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)  # event properties / state
+    # The person's own stated consent per purpose; a purpose never stated is absent (the
+    # item passed the configured default). Ad platforms send it as per-person signals.
+    consent: Mapping[str, bool] = field(default_factory=dict)
 
 
 OutcomeKind = Literal["ok", "retry", "reject", "skip"]

@@ -11,23 +11,36 @@ request and 32 kB an entry; ``207`` lists the entries it refused by ``batch_inde
   from the item key, which Customer.io deduplicates on, so a redelivery is harmless.
 - ``erase`` → ``"action": "delete"`` (or ``"suppress"`` with ``erase_action = "suppress"``,
   which also blocks the identifier from being re-added).
+- ``unsubscribe`` (email consent withdrawn) → ``PUT /api/v1/customers/{id}`` with the
+  reserved ``unsubscribed`` attribute set to true ("the person is unsubscribed from all
+  non-transactional messages", https://docs.customer.io/messaging/people/reserved-attributes/)
+  and ``_update: true``, which updates a known person and never creates one.
 
-A person is addressed by email, else by external id as ``id``. Hosts follow ``region``
+A person is addressed by the first identifier in ``identify_by`` the item has (default
+``["email", "external_id"]``): an email as ``email``, any other kind (external id, Zendesk
+user id, person id) as ``id``. Hosts follow ``region``
 (``track[-eu].customer.io`` / ``api[-eu].customer.io``); ``base_url`` overrides both.
-The sidebar (``read_profile``, ``set_optout``, ``change_email``) needs the optional
-``app_api_key`` (App API bearer key).
+The sidebar (``read_profile``, ``set_optout``, ``change_email``, ``remove_from_list``) needs
+the optional ``app_api_key`` (App API bearer key) for its reads: lists are subscription
+topics (``GET /v1/subscription_topics``; removal sets the topic to false in
+``cio_subscription_preferences``), engagement is the last open and click of the messages
+sent to the person (``GET /v1/customers/{id}/messages``, ``metrics``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
+from tactful.destinations.identify import identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -40,8 +53,6 @@ from tactful.destinations.profiles import (
     no_identifier,
     outcome_of,
     parse_time,
-    primary_email,
-    primary_external_id,
     retry_after_of,
     transport_failure,
     ulid_for,
@@ -72,6 +83,7 @@ class CustomerIODestination:
         base_url: str | None = None,
         app_api_key: str | None = None,
         erase_action: str = "delete",
+        identify_by: Sequence[str] = IDENTIFY_BY["customerio"][1],
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -81,6 +93,7 @@ class CustomerIODestination:
             raise ValueError(f"erase_action must be 'delete' or 'suppress', got {erase_action!r}")
         self.name, self.purpose, self.segments = name, purpose, segments
         self.erase_action = erase_action
+        self.identify_by = tuple(identify_by)
         self.capabilities = Capabilities(MAX_BATCH, ESP_KINDS, BATCH_BYTES)
         self.track_url = (base_url or TRACK_HOSTS[region]).rstrip("/")
         self.app_url = (base_url or APP_HOSTS[region]).rstrip("/")
@@ -99,7 +112,11 @@ class CustomerIODestination:
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
         prepared: list[_Entry] = []
+        unsubscribes: list[tuple[int, Item]] = []
         for index, item in enumerate(items):
+            if item.kind == "unsubscribe":  # a Track API v1 call of its own
+                unsubscribes.append((index, item))
+                continue
             entry = self._entry(item)
             if isinstance(entry, Outcome):
                 outcomes[index] = entry
@@ -108,6 +125,8 @@ class CustomerIODestination:
             else:
                 prepared.append((index, item, entry))
         guard = OrderGuard()
+        for index, item in unsubscribes:
+            outcomes[index] = guard.blocked(item) or guard.record(item, self._unsubscribe(item))
         for chunk in _chunks(prepared):
             ready = []
             for index, item, entry in chunk:
@@ -119,13 +138,10 @@ class CustomerIODestination:
         return [o if o is not None else Outcome("retry", "not sent") for o in outcomes]
 
     def _entry(self, item: Item) -> dict[str, Any] | Outcome:
-        email, external_id = primary_email(item), primary_external_id(item)
-        if email:
-            identifiers = {"email": email}
-        elif external_id:
-            identifiers = {"id": external_id}
-        else:
+        who = pick(item, self.identify_by)
+        if who is None:
             return no_identifier("Customer.io")
+        identifiers = {"email" if who[0] == "email" else "id": who[1]}
         base: dict[str, Any] = {"type": "person", "identifiers": identifiers}
         if item.kind == "profile":
             attrs = {k: _fit(k, v) for k, v in attributes(item.properties, "unix").items()}
@@ -144,6 +160,17 @@ class CustomerIODestination:
         if item.kind == "erase":
             return {**base, "action": self.erase_action}
         return Outcome("reject", f"Customer.io does not take {item.kind!r} items")
+
+    def _unsubscribe(self, item: Item) -> Outcome:
+        who = pick(item, self.identify_by)
+        if who is None:
+            return no_identifier("Customer.io")
+        body = {"unsubscribed": True, "_update": True}
+        try:
+            response = self._track.put(f"/api/v1/customers/{_path(who[1])}", json=body)
+        except httpx.HTTPError as exc:
+            return transport_failure(exc)
+        return outcome_of(response, _error_text(response))
 
     def _post(self, chunk: list[_Entry]) -> list[Outcome]:
         if not chunk:
@@ -168,19 +195,37 @@ class CustomerIODestination:
     # -- sidebar (App API for reads, Track API v1 for writes) --------------------------------
 
     def read_profile(self, email: str) -> MarketingProfile | None:
+        """Lists are the person's subscription topics (``topic_<id>``, what
+        ``remove_from_list`` can change); segments are in ``raw["segments"]``; last open and
+        click come from the messages Customer.io sent them."""
         customer = self._customer(email)
         if customer is None:
             return None
         attrs = customer.get("attributes") or {}
         segments = self._app_get(f"/v1/customers/{_path(email)}/segments").json()
         segs = [s for s in segments.get("segments") or [] if isinstance(s, dict)]
+        topics = [t for t in self._app_get("/v1/subscription_topics").json().get("topics") or []]
+        chosen = _topic_choices(attrs.get("cio_subscription_preferences"))
+        subscribed = [
+            t
+            for t in topics
+            if isinstance(t, dict)
+            and chosen.get(str(t.get("identifier")), t.get("subscribed_by_default"))
+        ]
+        messages = self._app_get(f"/v1/customers/{_path(email)}/messages").json()
         unsubscribed = customer.get("unsubscribed", attrs.get("unsubscribed"))
         return MarketingProfile(
             email=str(attrs.get("email") or email),
-            lists=[str(s.get("id")) for s in segs],
+            lists=[str(t.get("identifier")) for t in subscribed],
             opted_out=None if unsubscribed is None else str(unsubscribed).lower() in ("true", "1"),
             signup_at=parse_time(attrs.get("created_at")),
-            raw={**customer, "list_names": {str(s.get("id")): s.get("name") for s in segs}},
+            last_open_at=_last(messages, "opened"),
+            last_click_at=_last(messages, "clicked"),
+            raw={
+                **customer,
+                "list_names": {str(t.get("identifier")): t.get("name") for t in subscribed},
+                "segments": {str(s.get("id")): s.get("name") for s in segs},
+            },
         )
 
     def set_optout(self, email: str, opted_out: bool) -> None:
@@ -199,10 +244,16 @@ class CustomerIODestination:
         self._identify(_path(f"cio_{cio_id}"), {"email": new_email})
 
     def remove_from_list(self, email: str, list_id: str) -> None:
-        raise ProfileError(
-            "Customer.io segments cannot be edited by email through the API "
-            "(manual segments need people's ids; data-driven segments follow their rules)"
-        )
+        """Unsubscribe from one subscription topic (``topic_<id>``): a partial update of the
+        ``cio_subscription_preferences`` attribute in JSON dot notation. Segments cannot be
+        left by API (manual ones need people's ids; data-driven ones follow their rules)."""
+        if not re.fullmatch(r"topic_\d+", list_id):
+            raise ProfileError(
+                f"{list_id!r} is not a Customer.io subscription topic (topic_<id>); segments "
+                "cannot be edited by email through the API"
+            )
+        key = f"cio_subscription_preferences.topics.{list_id}"
+        self._identify(_path(email), {key: False, "_update": True})
 
     def _customer(self, email: str) -> dict[str, Any] | None:
         response = self._app_get(f"/v1/customers/{_path(email)}/attributes", missing_ok=True)
@@ -222,6 +273,27 @@ class CustomerIODestination:
 
     def _identify(self, path: str, body: dict[str, Any]) -> None:
         _check(_call(self._track, "PUT", f"/api/v1/customers/{path}", json=body))
+
+
+def _topic_choices(value: Any) -> dict[str, bool]:
+    """``{"topic_4": False, …}`` from the ``cio_subscription_preferences`` attribute (an object,
+    or its JSON text as the App API may return it)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    topics = value.get("topics") if isinstance(value, dict) else None
+    return {str(k): bool(v) for k, v in topics.items()} if isinstance(topics, dict) else {}
+
+
+def _last(messages: Any, metric: str) -> datetime | None:
+    """The latest time a message sent to the person saw ``metric`` (opened, clicked)."""
+    rows = messages.get("messages") if isinstance(messages, dict) else None
+    times = [
+        parse_time((m.get("metrics") or {}).get(metric)) for m in rows or [] if isinstance(m, dict)
+    ]
+    return max((t for t in times if t is not None), default=None)
 
 
 def _chunks(entries: list[_Entry]) -> Iterator[list[_Entry]]:
@@ -308,5 +380,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Cust
         base_url=config.base_url,
         app_api_key=config.setting("app_api_key"),
         erase_action=config.setting("erase_action") or "delete",
+        identify_by=identify_by_of(config, "customerio"),
         transport=transport,
     )

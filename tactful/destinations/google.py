@@ -2,15 +2,14 @@
 
 Consumes ``audience_add`` / ``audience_remove`` items. Per ``send``:
 
-1. An access token from ``POST https://oauth2.googleapis.com/token``
-   (``grant_type=refresh_token``), cached until a minute before ``expires_in``. A 401 from
-   the Ads API drops it and retries the call once with a fresh one. ``invalid_grant`` rejects
-   the batch with "refresh_token rejected: re-authorize".
+1. An access token (``google_oauth.AccessToken``), cached until a minute before
+   ``expires_in``. A 401 from the Ads API drops it and retries the call once with a fresh
+   one. ``invalid_grant`` rejects the batch with "refresh_token rejected: re-authorize".
 2. The batch is planned into single-kind jobs (``google_jobs.plan``): Google forbids mixing
    creates and removes in one job, and per-person order is kept by running jobs in order.
 3. Per job: ``POST /v26/customers/{cid}/offlineUserDataJobs:create`` (``CUSTOMER_MATCH_USER_LIST``
-   with the user list, and for adds ``consent`` ``GRANTED``/``GRANTED``: every item given to a
-   destination passed the consent filter; removes need no consent), then
+   with the user list; no job-level consent: each create operation carries its person's own
+   ``consent``, see ``google_jobs.user_consent``), then
    ``…/offlineUserDataJobs/{id}:addOperations`` in chunks of at most ``identifiers_per_request``
    identifiers with ``enablePartialFailure``, then ``…:run``, then polling
    ``googleAds:search`` for the job's status with backoff until ``SUCCESS`` or ``FAILED``, at
@@ -56,20 +55,11 @@ from tactful.destinations.google_jobs import (
     failed_operations,
     plan,
 )
+from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
 
 ADS_URL = "https://googleads.googleapis.com"
-TOKEN_URL = "https://oauth2.googleapis.com/token"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-TOKEN_SKEW = 60.0  # refresh this long before the token expires
 MAX_BATCH = 10_000
-
-
-class _Abort(Exception):
-    """A call failed: ``outcome`` applies to everything the call was for."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.error)
-        self.outcome = outcome
 
 
 def _digits(customer_id: str) -> str:
@@ -115,13 +105,6 @@ class GoogleCustomerMatch:
             else f"customers/{self.customer_id}/userLists/{user_list_id.strip()}"
         )
         self._ads_url = (base_url or ADS_URL).rstrip("/")
-        self._token_url = f"{base_url.rstrip('/')}/token" if base_url else TOKEN_URL
-        self._oauth = {
-            "grant_type": "refresh_token",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "refresh_token": refresh_token,
-        }
         self._headers = {"developer-token": developer_token}
         if login_customer_id and _digits(login_customer_id):
             self._headers["login-customer-id"] = _digits(login_customer_id)
@@ -131,26 +114,33 @@ class GoogleCustomerMatch:
         self._max_poll_interval = max_poll_interval
         self._sleep = sleep
         self._clock = clock
-        self._token: tuple[str, float] | None = None  # (access token, expires at)
         self._pending: str | None = None  # a job run by an earlier send, not seen finished
         self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
+        self._token = AccessToken(
+            self._client,
+            f"{base_url.rstrip('/')}/token" if base_url else TOKEN_URL,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            clock=clock,
+        )
 
     # --- send -----------------------------------------------------------------------------
 
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
-        phases, problems = plan(items)
+        phases, problems = plan(items, self.purpose)
         for index, error in problems.items():
             outcomes[index] = Outcome("skip" if error == NO_MATCH else "reject", error)
         try:
             if self._pending is not None:
                 self._wait(self._pending)
-        except _Abort as abort:
+        except CallFailed as abort:
             return [o or abort.outcome for o in outcomes]
         for number, phase in enumerate(phases):
             try:
                 self._run(phase, outcomes)
-            except _Abort as abort:
+            except CallFailed as abort:
                 for index in phase.items:
                     outcomes[index] = outcomes[index] or abort.outcome
                 skipped = Outcome(
@@ -166,15 +156,15 @@ class GoogleCustomerMatch:
 
     def _run(self, phase: Phase, outcomes: list[Outcome | None]) -> None:
         metadata: dict[str, Any] = {"userList": self.user_list}
-        if phase.kind == "audience_add":
-            metadata["consent"] = {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}
         job_body = {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}
         created = self._call(
             f"customers/{self.customer_id}/offlineUserDataJobs:create", {"job": job_body}
         )
         job = created.get("resourceName")
         if not isinstance(job, str) or not job:
-            raise _Abort(Outcome("retry", "offlineUserDataJobs:create returned no resourceName"))
+            raise CallFailed(
+                Outcome("retry", "offlineUserDataJobs:create returned no resourceName")
+            )
         for start, end in phase.chunks(self._chunk):
             body = {"operations": phase.operations[start:end], "enablePartialFailure": True}
             answer = self._call(f"{job}:addOperations", body)
@@ -188,7 +178,7 @@ class GoogleCustomerMatch:
         self._wait(job)
 
     def _wait(self, job: str) -> None:
-        """Poll the job until it finishes; ``_Abort`` on ``FAILED`` or after the timeout."""
+        """Poll the job until it finishes; ``CallFailed`` on ``FAILED`` or after the timeout."""
         deadline = self._clock() + self._poll_timeout
         delay = self._poll_interval
         while True:
@@ -199,10 +189,12 @@ class GoogleCustomerMatch:
                 return
             if status == "FAILED":
                 self._pending = None
-                raise _Abort(Outcome("retry", f"job {job} FAILED: {reason or 'no reason given'}"))
+                raise CallFailed(
+                    Outcome("retry", f"job {job} FAILED: {reason or 'no reason given'}")
+                )
             delay = min(delay * 2, self._max_poll_interval)
             if self._clock() + delay > deadline:
-                raise _Abort(
+                raise CallFailed(
                     Outcome("retry", f"job {job} still {status} after {self._poll_timeout:g}s")
                 )
 
@@ -216,22 +208,22 @@ class GoogleCustomerMatch:
         rows = answer.get("results") or [None]
         found = rows[0].get("offlineUserDataJob") if isinstance(rows[0], dict) else None
         if not isinstance(found, dict):
-            raise _Abort(Outcome("retry", f"job {job} not found by googleAds:search"))
+            raise CallFailed(Outcome("retry", f"job {job} not found by googleAds:search"))
         return str(found.get("status", "UNKNOWN")), str(found.get("failureReason", ""))
 
     # --- HTTP -----------------------------------------------------------------------------
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST to the Ads API; the JSON answer, or ``_Abort`` with the classified outcome."""
+        """POST to the Ads API; the JSON answer, or ``CallFailed`` with the classified outcome."""
         url = f"{self._ads_url}/{API_VERSION}/{path}"
         for attempt in (1, 2):
-            headers = {**self._headers, "authorization": f"Bearer {self._access_token()}"}
+            headers = {**self._headers, "authorization": f"Bearer {self._token.get()}"}
             try:
                 response = self._client.post(url, json=body, headers=headers)
             except httpx.TransportError as e:
-                raise _Abort(Outcome("retry", f"{path}: {type(e).__name__}: {e}")) from e
+                raise CallFailed(Outcome("retry", f"{path}: {type(e).__name__}: {e}")) from e
             if response.status_code == 401 and attempt == 1:
-                self._token = None  # expired or revoked early: refresh once
+                self._token.forget()  # expired or revoked early: refresh once
                 continue
             return self._answer(path, response)
         raise AssertionError("unreachable")
@@ -247,46 +239,11 @@ class GoogleCustomerMatch:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         error = f"{path}: HTTP {response.status_code}" + (f" {text}" if text else "")
         if response.is_success:
-            raise _Abort(Outcome("retry", f"{error}: answer is not a JSON object"))
+            raise CallFailed(Outcome("retry", f"{error}: answer is not a JSON object"))
         status = response.status_code
-        raise _Abort(
+        raise CallFailed(
             classify_status(status, retry_after if retry_after is not None else delay, error)
         )
-
-    def _access_token(self) -> str:
-        now = self._clock()
-        if self._token is not None and now < self._token[1] - TOKEN_SKEW:
-            return self._token[0]
-        try:
-            response = self._client.post(self._token_url, data=self._oauth)
-        except httpx.TransportError as e:
-            raise _Abort(Outcome("retry", f"OAuth token refresh: {type(e).__name__}: {e}")) from e
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        data = data if isinstance(data, dict) else {}
-        token = data.get("access_token")
-        if response.is_success and isinstance(token, str) and token:
-            expires_in = data.get("expires_in")
-            ttl = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
-            self._token = (token, now + ttl)
-            return token
-        code, why = str(data.get("error", "")), str(data.get("error_description", ""))
-        detail = f" ({code}: {why})" if why else f" ({code})" if code else ""
-        status = response.status_code
-        if code == "invalid_grant":
-            raise _Abort(
-                Outcome("reject", f"refresh_token rejected: re-authorize{detail}", None, status)
-            )
-        if code in ("invalid_client", "unauthorized_client"):
-            error = f"OAuth client rejected: check client_id and client_secret{detail}"
-            raise _Abort(Outcome("reject", error, None, status))
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        error = f"OAuth token refresh: HTTP {status}{detail}"
-        if response.is_success:
-            raise _Abort(Outcome("retry", f"{error}: no access_token in the answer"))
-        raise _Abort(classify_status(status, retry_after, error))
 
     def close(self) -> None:
         self._client.close()

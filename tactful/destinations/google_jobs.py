@@ -13,6 +13,11 @@ Documented rules this module follows (Google Ads API, ``OfflineUserDataJobServic
 - ``UserIdentifier``: before SHA-256, emails are trimmed and lowercased (no Gmail dot rule for
   Customer Match); phone numbers are E.164 with the leading ``+`` (``hashing.google_*``). One
   ``UserData`` per item (split in 20s), holding each of its identifiers once.
+- ``UserData.consent``: "The consent setting for the user. If set, will override the job
+  level consent for this user" (https://developers.google.com/google-ads/api/reference/rpc/
+  v26/UserData). Each create carries the person's own stated consent (``user_consent``);
+  a person whose consent was never stated gets none, and jobs carry no job-level consent,
+  so Google sees "unspecified" rather than a blanket ``GRANTED``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,16 @@ RECOMMENDED_IDENTIFIERS_PER_REQUEST = 10_000
 MAX_IDENTIFIERS_PER_OPERATION = 20
 NO_MATCH = "no usable email or phone to match on"  # skipped, not dead-lettered
 JOB_KINDS: frozenset[ItemKind] = frozenset({"audience_add", "audience_remove"})
+
+
+def user_consent(item: Item, purpose: str) -> dict[str, str] | None:
+    """Google's ``Consent`` for one person: both signals follow the person's stated consent
+    for ``purpose`` (``GRANTED`` / ``DENIED``); None when it was never stated."""
+    stated = item.consent.get(purpose)
+    if stated is None:
+        return None
+    status = "GRANTED" if stated else "DENIED"
+    return {"adUserData": status, "adPersonalization": status}
 
 
 def user_identifiers(item: Item) -> list[dict[str, str]]:
@@ -70,13 +85,14 @@ class Phase:
         return out
 
 
-def plan(items: Sequence[Item]) -> tuple[list[Phase], dict[int, str]]:
+def plan(items: Sequence[Item], purpose: str = "ads") -> tuple[list[Phase], dict[int, str]]:
     """Group items into as few single-kind jobs as per-person order allows.
 
     An item joins the first job of its kind that comes at or after the last job touching the
     same person or any of the same hashed identifiers; otherwise it starts a new job. Jobs run
     in list order, so an add followed by a remove of the same person stays in that order.
-    Returns the jobs and ``{item index: error}`` for items that cannot be sent.
+    Creates carry the person's consent for ``purpose`` (``user_consent``). Returns the jobs
+    and ``{item index: error}`` for items that cannot be sent.
     """
     phases: list[Phase] = []
     last: dict[str, int] = {}
@@ -98,9 +114,13 @@ def plan(items: Sequence[Item]) -> tuple[list[Phase], dict[int, str]]:
         phase = phases[target]
         phase.items.append(index)
         verb = "create" if item.kind == "audience_add" else "remove"
+        consent = user_consent(item, purpose) if verb == "create" else None
         for start in range(0, len(identifiers), MAX_IDENTIFIERS_PER_OPERATION):
             part = identifiers[start : start + MAX_IDENTIFIERS_PER_OPERATION]
-            phase.operations.append({verb: {"userIdentifiers": part}})
+            data: dict[str, Any] = {"userIdentifiers": part}
+            if consent is not None:
+                data["consent"] = consent
+            phase.operations.append({verb: data})
             phase.owners.append(index)
             phase.sizes.append(len(part))
         for key in keys:

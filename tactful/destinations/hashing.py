@@ -68,10 +68,14 @@ def _digits(raw: str) -> str:
 
 # -- Meta ---------------------------------------------------------------------------------
 
+# What Meta's official SDK trims from every multi-key value before normalizing it
+# (facebook-python-business-sdk, ``CustomAudienceMixin.format_params``).
+_META_TRIM = " \t\r\n\0\x0b."
+
 
 def normalize_meta_email(raw: str) -> str | None:
-    """Trim leading and trailing whitespace and lower-case."""
-    return raw.strip().lower() or None
+    """Trim whitespace (and stray dots) at both ends and lower-case."""
+    return raw.strip(_META_TRIM).lower() or None
 
 
 def normalize_meta_phone(raw: str) -> str | None:
@@ -88,8 +92,10 @@ def meta_phone(raw: str) -> str | None:
 
 
 def meta_extern_id(raw: str) -> str | None:
-    """EXTERN_ID is not hashed: the advertiser's own id, trimmed (case kept)."""
-    return raw.strip() or None
+    """EXTERN_ID is not hashed, but normalized as the official SDK does: trimmed and
+    lower-cased (``" CUST-00042 "`` -> ``"cust-00042"``), so it matches the brand's own
+    uploads made with Meta's SDK."""
+    return raw.strip(_META_TRIM).lower() or None
 
 
 # -- Google -------------------------------------------------------------------------------
@@ -112,6 +118,22 @@ def google_email(raw: str) -> str | None:
 
 def google_phone(raw: str) -> str | None:
     return _hashed(normalize_google_phone(raw))
+
+
+def normalize_datamanager_email(raw: str) -> str | None:
+    """The Data Manager API's rule: lower-case, no whitespace anywhere; for ``gmail.com`` and
+    ``googlemail.com`` no dots and no ``+tag`` in the local part
+    (https://developers.google.com/data-manager/api/devguides/concepts/formatting):
+    ``Cloudy.SF+shop@Gmail.com`` -> ``cloudysf@gmail.com``."""
+    value = _WHITESPACE.sub("", raw).lower()
+    local, at, domain = value.rpartition("@")
+    if at and domain in ("gmail.com", "googlemail.com"):
+        value = f"{local.split('+', 1)[0].replace('.', '')}@{domain}"
+    return value or None
+
+
+def datamanager_email(raw: str) -> str | None:
+    return _hashed(normalize_datamanager_email(raw))
 
 
 # -- TikTok -------------------------------------------------------------------------------

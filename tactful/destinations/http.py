@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
+from tactful.destinations.identify import pick
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Part = tuple[int, bytes]  # (item index, encoded JSON)
@@ -52,12 +53,11 @@ def epoch_ms(at: datetime) -> int:
     return (aware - _EPOCH) // timedelta(milliseconds=1)
 
 
-def user_id_for(item: Item, source: str) -> str:
-    """``person_id`` (default), or with ``source == "external_id"`` the first consented
-    external id (falling back to ``person_id``)."""
-    if source == "external_id" and item.identifiers.external_ids:
-        return item.identifiers.external_ids[0]
-    return item.person_id
+def user_id_for(item: Item, identify_by: Sequence[str]) -> str:
+    """The first identifier in ``identify_by`` the item has ("" when none: see
+    ``tactful.destinations.identify``)."""
+    picked = pick(item, identify_by)
+    return picked[1] if picked else ""
 
 
 def pack(parts: Sequence[Part], max_count: int, max_bytes: int, overhead: int) -> list[list[Part]]:
@@ -135,7 +135,7 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 class EventHttpDestination:
     """What the event-only HTTP destinations (Segment, Amplitude, Mixpanel) share: identity,
-    purpose, capabilities, which person id they send, and one HTTP client."""
+    purpose, capabilities, which identifier they send as the user id, and one HTTP client."""
 
     type = ""
 
@@ -148,7 +148,7 @@ class EventHttpDestination:
         max_bytes: int,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        user_id: str = "person_id",
+        identify_by: Sequence[str] = ("person_id",),
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -159,7 +159,7 @@ class EventHttpDestination:
             max_batch=max_batch, kinds=frozenset({"event"}), max_bytes=max_bytes
         )
         self.url = url
-        self._user_id = user_id
+        self._identify_by = tuple(identify_by)
         self._headers = {"content-type": "application/json", **(headers or {})}
         self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
 

@@ -7,7 +7,17 @@
 - ``event`` → ``POST /api/events`` with the metric name, ``time`` and ``unique_id`` = the
   item key: Klaviyo records only the first event per (profile, metric, unique_id).
 - ``erase`` → ``POST /api/data-privacy-deletion-jobs`` by email (by profile id after a
-  lookup when only an external id is known).
+  lookup when the person is addressed by another identifier).
+- ``unsubscribe`` (email consent withdrawn) → "Bulk Unsubscribe Profiles",
+  ``POST /api/profile-subscription-bulk-delete-jobs`` with the email and marketing consent
+  ``UNSUBSCRIBED``, no list: a global unsubscribe
+  (https://developers.klaviyo.com/en/reference/bulk_unsubscribe_profiles). Klaviyo
+  unsubscribes by email, so a person addressed by another identifier is looked up first
+  (nobody found, or no email: nothing to unsubscribe).
+
+A person is addressed by the first identifier in ``identify_by`` the item has (default
+``["email", "external_id"]``): ``email``, ``phone`` (``phone_number``), or any other kind
+(external id, Zendesk user id, person id) as the profile's ``external_id``.
 
 One request per item; a 409 (identifier conflict) is permanent here, not a retry.
 """
@@ -21,7 +31,9 @@ from urllib.parse import quote
 
 import httpx
 
+from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
+from tactful.destinations.identify import identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -34,19 +46,18 @@ from tactful.destinations.profiles import (
     no_identifier,
     outcome_of,
     parse_time,
-    primary_email,
-    primary_external_id,
     retry_after_of,
     send_in_order,
     transport_failure,
 )
 
 BASE_URL = "https://a.klaviyo.com"
-REVISION = "2026-04-15"
+REVISION = "2026-10-15"
 PROFILE_BYTES = 100_000  # "The maximum allowed payload size is 100KB."
 MAX_BATCH = 50
 OPTED_OUT_REASONS = {"UNSUBSCRIBE", "USER_SUPPRESSED", "SPAM_COMPLAINT"}
 JSONAPI = "application/vnd.api+json"
+FIELDS = {"email": "email", "phone": "phone_number"}  # identify_by kind -> profile field
 
 
 class KlaviyoDestination:
@@ -61,10 +72,12 @@ class KlaviyoDestination:
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
         revision: str = REVISION,
+        identify_by: Sequence[str] = IDENTIFY_BY["klaviyo"][1],
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.name, self.purpose, self.segments = name, purpose, segments
+        self.identify_by = tuple(identify_by)
         self.capabilities = Capabilities(MAX_BATCH, ESP_KINDS, PROFILE_BYTES)
         self.base_url = (base_url or BASE_URL).rstrip("/")
         headers = {
@@ -85,12 +98,11 @@ class KlaviyoDestination:
         return send_in_order(items, self._send_one)
 
     def _send_one(self, item: Item) -> Outcome:
-        email, external_id = primary_email(item), primary_external_id(item)
-        identity = (
-            {"email": email} if email else {"external_id": external_id} if external_id else None
-        )
-        if identity is None:
+        who = pick(item, self.identify_by)
+        if who is None:
             return no_identifier("Klaviyo")
+        field, value = FIELDS.get(who[0], "external_id"), who[1]
+        identity = {field: value}
         try:
             if item.kind == "profile":
                 body = _profile_body(identity, item)
@@ -101,24 +113,35 @@ class KlaviyoDestination:
                 if not item.name:
                     return Outcome("reject", "event without a name")
                 return _outcome(self._write("POST", "/api/events", _event_body(identity, item)))
-            if item.kind == "erase":
-                return self._erase(email, external_id)
+            if item.kind in ("erase", "unsubscribe"):
+                found = self._lookup(field, value)
+                if isinstance(found, Outcome):
+                    return found
+                return self._erase(found) if item.kind == "erase" else self._unsubscribe(found)
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         return Outcome("reject", f"Klaviyo does not take {item.kind!r} items")
 
-    def _erase(self, email: str | None, external_id: str | None) -> Outcome:
-        profile: dict[str, Any] = {"type": "profile", "attributes": {"email": email}}
-        if not email:
-            found = self._http.get(
-                "/api/profiles", params=_filter("external_id", external_id or "")
-            )
-            if found.status_code != 200:
-                return _outcome(found)
-            data = json_body(found).get("data") or []
-            if not data:
-                return Outcome.ok()  # nobody to delete
-            profile = {"type": "profile", "id": data[0]["id"], "attributes": {}}
+    def _lookup(self, field: str, value: str) -> dict[str, Any] | Outcome | None:
+        """The profile to act on: by email directly; by another identifier, the profile
+        Klaviyo holds under it (None: nobody), or the failed lookup's outcome."""
+        if field == "email":
+            return {"type": "profile", "attributes": {"email": value}}
+        found = self._http.get("/api/profiles", params=_filter(field, value))
+        if found.status_code != 200:
+            return _outcome(found)
+        data = json_body(found).get("data") or []
+        if not data or not isinstance(data[0], dict):
+            return None
+        email = (data[0].get("attributes") or {}).get("email")
+        attributes = {"email": email} if email else {}
+        return {"type": "profile", "id": data[0]["id"], "attributes": attributes}
+
+    def _erase(self, profile: dict[str, Any] | None) -> Outcome:
+        if profile is None:
+            return Outcome.ok()  # nobody to delete
+        if "id" in profile:  # one identifier a deletion job: the profile id
+            profile = {"type": "profile", "id": profile["id"], "attributes": {}}
         body = {
             "data": {
                 "type": "data-privacy-deletion-job",
@@ -126,6 +149,13 @@ class KlaviyoDestination:
             }
         }
         return _outcome(self._write("POST", "/api/data-privacy-deletion-jobs", body))
+
+    def _unsubscribe(self, profile: dict[str, Any] | None) -> Outcome:
+        email = (profile or {}).get("attributes", {}).get("email")
+        if not email:
+            return Outcome.ok()  # no email at Klaviyo: nothing it could market to
+        job = _subscription_job(str(email), opted_out=True)
+        return _outcome(self._write("POST", "/api/profile-subscription-bulk-delete-jobs", job))
 
     def _write(self, method: str, path: str, body: Any) -> httpx.Response:
         content = json.dumps(body, separators=(",", ":")).encode()
@@ -166,21 +196,8 @@ class KlaviyoDestination:
 
     def set_optout(self, email: str, opted_out: bool) -> None:
         """Unsubscribe (globally: no list given) or subscribe the email to marketing."""
-        job = (
-            "profile-subscription-bulk-delete-job"
-            if opted_out
-            else "profile-subscription-bulk-create-job"
-        )
-        consent = "UNSUBSCRIBED" if opted_out else "SUBSCRIBED"
-        person = {
-            "type": "profile",
-            "attributes": {
-                "email": email,
-                "subscriptions": {"email": {"marketing": {"consent": consent}}},
-            },
-        }
-        body = {"data": {"type": job, "attributes": {"profiles": {"data": [person]}}}}
-        _checked(self._call("POST", f"/api/{job}s", body))
+        body = _subscription_job(email, opted_out=opted_out)
+        _checked(self._call("POST", f"/api/{body['data']['type']}s", body))
 
     def change_email(self, old_email: str, new_email: str) -> None:
         pid = self._profile_id(old_email)
@@ -231,6 +248,24 @@ def _profile_body(identity: dict[str, Any], item: Item) -> dict[str, Any]:
             properties["zendesk_tickets"], max(0, room)
         )
     return body
+
+
+def _subscription_job(email: str, *, opted_out: bool) -> dict[str, Any]:
+    """A bulk unsubscribe (``opted_out``) or subscribe job for one email, no list given."""
+    job = (
+        "profile-subscription-bulk-delete-job"
+        if opted_out
+        else "profile-subscription-bulk-create-job"
+    )
+    consent = "UNSUBSCRIBED" if opted_out else "SUBSCRIBED"
+    person = {
+        "type": "profile",
+        "attributes": {
+            "email": email,
+            "subscriptions": {"email": {"marketing": {"consent": consent}}},
+        },
+    }
+    return {"data": {"type": job, "attributes": {"profiles": {"data": [person]}}}}
 
 
 def _event_body(identity: dict[str, Any], item: Item) -> dict[str, Any]:
@@ -290,5 +325,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Klav
         segments=config.segments,
         base_url=config.base_url,
         revision=config.setting("revision") or REVISION,
+        identify_by=identify_by_of(config, "klaviyo"),
         transport=transport,
     )

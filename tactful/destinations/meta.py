@@ -5,7 +5,8 @@ Marketing API, Custom Audience Users edge: ``POST /{audience_id}/users`` adds pe
 ``schema``, ``is_raw``, ``data``), ``session`` (JSON ``session_id``, ``batch_seq``,
 ``last_batch_flag``, ``estimated_num_total``) and ``access_token``; at most 10,000 rows a
 request. Rows follow the multi-key schema ``EMAIL, PHONE, EXTERN_ID`` with unknown keys left
-blank, as the reference says; EMAIL and PHONE are hashed by Meta's rules, EXTERN_ID is not.
+blank, as the reference says; EMAIL and PHONE are hashed by Meta's rules, EXTERN_ID is not
+hashed but trimmed and lower-cased as Meta's official SDK does (``hashing.meta_extern_id``).
 
 Answers carry ``num_received``, ``num_invalid_entries`` and ``invalid_entry_samples``; Graph
 errors ``{"error": {"code", "error_subcode", "message"}}``. Throttling (4, 17, 32, 613, the
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://graph.facebook.com/v25.0"
+DEFAULT_BASE_URL = "https://graph.facebook.com/v27.0"
 MAX_ROWS_PER_REQUEST = 10_000  # "only a maximum of 10000 at a time"
 MAX_ITEMS_PER_SEND = 50_000  # split into requests of at most MAX_ROWS_PER_REQUEST rows
 SCHEMA = ("EMAIL", "PHONE", "EXTERN_ID")

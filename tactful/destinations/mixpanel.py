@@ -18,7 +18,10 @@ valid events and lists the others in ``failed_records`` (``index``, ``insert_id`
 ``field``, ``message``): those are rejected and the rest are ok. A 400 without
 ``failed_records`` (or 401/403/413) rejects the whole request; 429 and 5xx retry (with
 ``Retry-After``). Settings: ``project_id``, ``service_account_user``,
-``service_account_secret``; optional ``user_id = "external_id"``.
+``service_account_secret``; optional
+``identify_by`` (``tactful.destinations.identify``): the ``distinct_id`` is the first of these the
+item has, default ``["external_id", "person_id"]`` (the brand's own customer id, so events
+join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from tactful.config_models import DestinationSettings
+from tactful.config_models import IDENTIFY_BY, DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -52,6 +55,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
+from tactful.destinations.identify import identify_by_of
 
 API = "https://api.mixpanel.com"
 PATH = "/import"
@@ -64,12 +68,12 @@ def insert_id(key: str) -> str:
     return dedupe_id(key)
 
 
-def event(item: Item, user_id_source: str = "person_id") -> dict[str, Any]:
+def event(item: Item, identify_by: Sequence[str] = ("person_id",)) -> dict[str, Any]:
     properties = dict(item.properties)
     properties.update(
         {
             "time": epoch_ms(item.at),
-            "distinct_id": user_id_for(item, user_id_source),
+            "distinct_id": user_id_for(item, identify_by),
             "$insert_id": insert_id(item.key),
         }
     )
@@ -104,7 +108,7 @@ class MixpanelDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        user_id: str = "person_id",
+        identify_by: Sequence[str] = IDENTIFY_BY["mixpanel"][1],
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         query = urlencode({"strict": "1", "project_id": project_id})
@@ -115,7 +119,7 @@ class MixpanelDestination(EventHttpDestination):
             max_bytes=MAX_REQUEST_BYTES,
             purpose=purpose,
             segments=segments,
-            user_id=user_id,
+            identify_by=identify_by,
             headers={"authorization": basic_auth(service_account_user, service_account_secret)},
             transport=transport,
         )
@@ -126,7 +130,11 @@ class MixpanelDestination(EventHttpDestination):
         for i, item in enumerate(items):
             if outcomes[i] is not None:
                 continue
-            encoded = dumps(event(item, self._user_id))
+            record = event(item, self._identify_by)
+            if not record["properties"]["distinct_id"]:
+                outcomes[i] = Outcome("reject", "no identifier in identify_by for distinct_id")
+                continue
+            encoded = dumps(record)
             if len(encoded) > MAX_EVENT_BYTES:
                 outcomes[i] = Outcome(
                     "reject", f"event is {len(encoded)} bytes: Mixpanel takes at most 1 MB"
@@ -173,6 +181,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        user_id=config.setting("user_id", "person_id") or "person_id",
+        identify_by=identify_by_of(config, "mixpanel"),
         transport=transport,
     )

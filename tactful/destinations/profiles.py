@@ -42,7 +42,7 @@ TIME_FIELDS = frozenset(
     }
 )
 TimeFormat = Literal["unix", "iso"]
-ESP_KINDS: frozenset[ItemKind] = frozenset({"profile", "event", "erase"})
+ESP_KINDS: frozenset[ItemKind] = frozenset({"profile", "event", "erase", "unsubscribe"})
 
 
 @dataclass

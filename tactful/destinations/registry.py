@@ -15,6 +15,7 @@ from tactful.destinations.base import Destination
 MODULES: dict[str, str] = {
     "meta_audience": "tactful.destinations.meta",
     "google_customer_match": "tactful.destinations.google",
+    "google_data_manager": "tactful.destinations.google_datamanager",
     "tiktok_audience": "tactful.destinations.tiktok",
     "customerio": "tactful.destinations.customerio",
     "sailthru": "tactful.destinations.sailthru",

@@ -6,10 +6,21 @@ parameters (the official clients' algorithm). POSTs send them form-encoded, GET 
 in the query string.
 
 - ``profile`` → ``POST /user`` ``{"id": email, "key": "email", "vars": {…}}`` (times as
-  ISO 8601 text); a person without email is addressed by ``extid``.
+  ISO 8601 text), with the vars Sailthru's own Zendesk integration documents besides the
+  ``zendesk_*`` profile ones: ``zendesk_sync`` ("whether the user is actively syncing with
+  Zendesk": true while Tactful syncs the profile, false after an unsubscribe) and
+  ``zendesk_active`` ("whether the user is currently active in Zendesk": the person has a
+  Zendesk user; deleted Zendesk users are erased, not synced).
+- A person is addressed by the first identifier in ``identify_by`` the item has (default
+  ``["email", "external_id"]``): an email with ``key: email``, any other kind (external id,
+  Zendesk user id, person id) with ``key: extid``.
 - ``event`` → ``POST /event`` ``{"id", "key", "event", "vars"}``. Sailthru has no event id
   to deduplicate on, so a redelivered event is recorded again.
 - ``erase`` → ``DELETE /user`` ``{"id", "key"}``; an already missing user counts as erased.
+- ``unsubscribe`` (email consent withdrawn) → ``POST /user`` ``{"id", "key",
+  "optout_email": "all", "vars": {"zendesk_sync": false}}``: "the user will not receive any
+  emails" apart from transactional ones (Sailthru API reference, ``user`` POST,
+  ``optout_email``; products.zetaglobal.com/sailthru).
 
 Errors come back as ``{"error": <code>, "errormsg": …}``; a rate limit is HTTP 429 with
 error 43 and ``X-Rate-Limit-Reset`` (epoch seconds), which becomes ``retry_after``.
@@ -25,7 +36,9 @@ from typing import Any
 
 import httpx
 
+from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
+from tactful.destinations.identify import identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -34,8 +47,6 @@ from tactful.destinations.profiles import (
     json_body,
     no_identifier,
     parse_time,
-    primary_email,
-    primary_external_id,
     retry_after_of,
     send_in_order,
     transport_failure,
@@ -81,10 +92,12 @@ class SailthruDestination:
         purpose: Purpose = "email",
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
+        identify_by: Sequence[str] = IDENTIFY_BY["sailthru"][1],
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.name, self.purpose, self.segments = name, purpose, segments
+        self.identify_by = tuple(identify_by)
         self.capabilities = Capabilities(MAX_BATCH, ESP_KINDS)
         self.base_url = (base_url or BASE_URL).rstrip("/")
         self._key, self._secret = api_key, api_secret
@@ -105,22 +118,24 @@ class SailthruDestination:
         return send_in_order(items, self._send_one)
 
     def _send_one(self, item: Item) -> Outcome:
-        email, external_id = primary_email(item), primary_external_id(item)
-        if email:
-            who = {"id": email, "key": "email"}
-        elif external_id:
-            who = {"id": external_id, "key": "extid"}
-        else:
+        picked = pick(item, self.identify_by)
+        if picked is None:
             return no_identifier("Sailthru")
+        who = {"id": picked[1], "key": "email" if picked[0] == "email" else "extid"}
         try:
             if item.kind == "profile":
                 vars_ = attributes(item.properties, "iso")
+                vars_["zendesk_sync"] = True  # Tactful keeps this profile in sync
+                vars_["zendesk_active"] = bool(vars_.get("zendesk_id"))
                 return _outcome(self.request("POST", "user", {**who, "vars": vars_}))
             if item.kind == "event":
                 if not item.name:
                     return Outcome("reject", "event without a name")
                 payload = {**who, "event": item.name, "vars": attributes(item.properties, "iso")}
                 return _outcome(self.request("POST", "event", payload))
+            if item.kind == "unsubscribe":  # and no more syncing: consent was withdrawn
+                payload = {**who, "optout_email": "all", "vars": {"zendesk_sync": False}}
+                return _outcome(self.request("POST", "user", payload))
             if item.kind == "erase":
                 response = self.request("DELETE", "user", who)
                 return Outcome.ok() if _not_found(response) else _outcome(response)
@@ -222,5 +237,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Sail
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,
+        identify_by=identify_by_of(config, "sailthru"),
         transport=transport,
     )

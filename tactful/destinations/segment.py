@@ -6,15 +6,17 @@ key as user name and an empty password, ``Content-Type: application/json``; a ba
 most 500 KB, each message at most 32 KB and at most 2,500 messages. Each ``event`` item
 becomes::
 
-    {"type": "track", "event": item.name, "userId": <person_id or external id>,
+    {"type": "track", "event": item.name, "userId": <identify_by>,
      "properties": item.properties, "timestamp": item.at, "messageId": <from item.key>}
 
 ``messageId`` (Segment's dedupe key, < 100 characters) is a UUID derived from ``item.key``,
 so a retried item is deduplicated. Segment answers 200 for everything but oversized
 requests and invalid JSON (400, the whole request rejected) and rate limiting (429 with
 ``Retry-After``); it reports no per-message errors. A message over 32 KB is rejected here
-without a request. Settings: ``write_key``; optional ``user_id = "external_id"`` to send the
-first consented external id as ``userId`` instead of the person id.
+without a request. Settings: ``write_key``; optional
+``identify_by`` (``tactful.destinations.identify``): the ``userId`` is the first of these the
+item has, default ``["external_id", "person_id"]`` (the brand's own customer id, so events
+join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from tactful.config_models import DestinationSettings
+from tactful.config_models import IDENTIFY_BY, DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -46,6 +48,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
+from tactful.destinations.identify import identify_by_of
 
 API = "https://api.segment.io"
 PATH = "/v1/batch"
@@ -59,11 +62,11 @@ def message_id(key: str) -> str:
     return dedupe_id(key)
 
 
-def message(item: Item, user_id_source: str = "person_id") -> dict[str, Any]:
+def message(item: Item, identify_by: Sequence[str] = ("person_id",)) -> dict[str, Any]:
     return {
         "type": "track",
         "event": item.name,
-        "userId": user_id_for(item, user_id_source),
+        "userId": user_id_for(item, identify_by),
         "properties": dict(item.properties),
         "timestamp": rfc3339(item.at),
         "messageId": message_id(item.key),
@@ -81,7 +84,7 @@ class SegmentDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        user_id: str = "person_id",
+        identify_by: Sequence[str] = IDENTIFY_BY["segment"][1],
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -91,7 +94,7 @@ class SegmentDestination(EventHttpDestination):
             max_bytes=MAX_REQUEST_BYTES,
             purpose=purpose,
             segments=segments,
-            user_id=user_id,
+            identify_by=identify_by,
             headers={"authorization": basic_auth(write_key, "")},
             transport=transport,
         )
@@ -103,7 +106,11 @@ class SegmentDestination(EventHttpDestination):
             outcomes[i] = unsupported(item, "Segment")
             if outcomes[i] is not None:
                 continue
-            encoded = dumps(message(item, self._user_id))
+            record = message(item, self._identify_by)
+            if not record["userId"]:
+                outcomes[i] = Outcome("reject", "no identifier in identify_by for userId")
+                continue
+            encoded = dumps(record)
             if len(encoded) > MAX_MESSAGE_BYTES:
                 outcomes[i] = Outcome(
                     "reject", f"message is {len(encoded)} bytes: Segment takes at most 32 KB"
@@ -141,6 +148,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        user_id=config.setting("user_id", "person_id") or "person_id",
+        identify_by=identify_by_of(config, "segment"),
         transport=transport,
     )

@@ -9,7 +9,8 @@ same person overtakes it. The body is the spec's recommended envelope, minified:
      "data": {"person_id": ..., "identifiers": {...}, "old_state": ..., "new_state": ...,
               "changed": [...], "occurred_at": ...}}
 
-``data`` is ``person_id``, the consented ``identifiers`` (only the non-empty kinds) and the
+``data`` is ``person_id``, the consented ``identifiers`` (only the non-empty kinds, named as
+the HTTP API names them: ``{"email": [...], "phone": [...]}``) and the
 item's properties; ``occurred_at`` defaults to ``item.at`` and ``segment`` to
 ``item.segment``. The body depends only on the item, so retries repeat it byte for byte;
 ``webhook-id`` is ``msg_`` + a hash of ``item.key`` (same across retries, no ``.``) and
@@ -57,7 +58,6 @@ from tactful.destinations.http import post as post
 from tactful.destinations.http import rfc3339 as rfc3339
 from tactful.destinations.http import send_chunks as send_chunks
 from tactful.destinations.http import unsupported as unsupported
-from tactful.destinations.http import user_id_for as user_id_for
 
 # The spec recommends a 15–30 s request timeout for webhooks.
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -72,11 +72,14 @@ def webhook_id(key: str) -> str:
 
 
 def identifiers_data(identifiers: Identifiers) -> dict[str, list[str]]:
+    """The consented identifiers under the API's names (``GET /api/persons/…`` and the
+    ``person`` of ``POST /api/events``): ``email``, ``phone``, ``external_id``,
+    ``zendesk_user_id``, each a list."""
     fields = {
-        "emails": identifiers.emails,
-        "phones": identifiers.phones,
-        "external_ids": identifiers.external_ids,
-        "zendesk_user_ids": identifiers.zendesk_user_ids,
+        "email": identifiers.emails,
+        "phone": identifiers.phones,
+        "external_id": identifiers.external_ids,
+        "zendesk_user_id": identifiers.zendesk_user_ids,
     }
     return {name: list(values) for name, values in fields.items() if values}
 

@@ -128,7 +128,7 @@ def test_segment_sends_track_calls_with_basic_auth(served: Any) -> None:
             {
                 "type": "track",
                 "event": "support_state_changed",
-                "userId": "p_000001",
+                "userId": "crm-1",  # identify_by default: the brand's external id
                 "properties": {"new_state": "refund_risk", "changed": ["support_state"]},
                 "timestamp": "2026-03-01T12:00:00.000Z",
                 "messageId": segment.message_id("outbox-1"),
@@ -158,7 +158,7 @@ def test_after_a_transient_failure_later_requests_wait(served: Any) -> None:
 
 
 def test_segment_400_rejects_the_request_and_external_id_is_optional(served: Any) -> None:
-    fake, dest = served(FakeSegment(), make_segment, user_id="external_id")
+    fake, dest = served(FakeSegment(), make_segment, identify_by=("external_id",))
     assert dest.send([item(1)])[0].kind == "ok"
     assert body(fake)["batch"][0]["userId"] == "crm-1"
     fake.fail_next(1, 400)
@@ -182,7 +182,7 @@ def test_amplitude_sends_events_with_insert_ids(served: Any) -> None:
         "api_key": "amplitude-api-key",
         "events": [
             {
-                "user_id": "p_000001",
+                "user_id": "crm-1",
                 "event_type": "support_state_changed",
                 "time": AT_MS,
                 "event_properties": {"new_state": "refund_risk", "changed": ["support_state"]},
@@ -206,7 +206,7 @@ def test_amplitude_rejects_only_the_events_a_400_names_and_resends_the_rest(
 
 
 def test_amplitude_short_user_ids_lower_min_id_length(served: Any) -> None:
-    fake, dest = served(FakeAmplitude(), make_amplitude)
+    fake, dest = served(FakeAmplitude(), make_amplitude, identify_by=("person_id",))
     assert dest.send([item(1, person="p1"), item(2)])[0].kind == "ok"
     assert body(fake)["options"] == {"min_id_length": 2}
 
@@ -243,7 +243,7 @@ def test_mixpanel_imports_with_a_service_account(served: Any) -> None:
                 "new_state": "refund_risk",
                 "changed": ["support_state"],
                 "time": AT_MS,
-                "distinct_id": "p_000001",
+                "distinct_id": "crm-1",
                 "$insert_id": mixpanel.insert_id("outbox-1"),
             },
         }
@@ -264,7 +264,7 @@ def test_mixpanel_reserved_properties_win_and_bad_credentials_reject(served: Any
     outcome = dest.send([item(1, time="forged", distinct_id="someone")])[0]
     assert outcome.kind == "reject" and outcome.status == 401
     sent = body(fake)[0]["properties"]
-    assert (sent["time"], sent["distinct_id"]) == (AT_MS, "p_000001")
+    assert (sent["time"], sent["distinct_id"]) == (AT_MS, "crm-1")
 
 
 # -- shared --------------------------------------------------------------------------------

@@ -285,14 +285,17 @@ def test_sidebar_reads_and_changes_the_profile(vendor: Any) -> None:
     dest = make()
     assert dest.send([item(1)])[0].kind == "ok"
     fake.add_to_segment("person1@example.com", 7, "VIP")
+    fake.add_topic(4, "Product updates")
+    fake.add_topic(5, "Weekly deals", subscribed_by_default=False)
     profile = dest.read_profile("PERSON1@example.com")
     assert profile is not None
     assert (profile.email, profile.lists, profile.opted_out) == (
         "person1@example.com",
-        ["7"],
+        ["topic_4"],  # subscription topics: what list removal can change
         False,
     )
-    assert profile.raw["list_names"] == {"7": "VIP"} and profile.signup_at is not None
+    assert profile.raw["list_names"] == {"topic_4": "Product updates"}
+    assert profile.raw["segments"] == {"7": "VIP"} and profile.signup_at is not None
     app = [r for r in fake.requests if r.path.startswith("/v1/")]
     assert all(r.headers["authorization"] == "Bearer app-key" for r in app)
 
@@ -314,6 +317,13 @@ def test_sidebar_reads_and_changes_the_profile(vendor: Any) -> None:
 
     with pytest.raises(ProfileError, match="segments"):
         dest.remove_from_list("new1@example.com", "7")
+    dest.remove_from_list("new1@example.com", "topic_4")
+    put = [r for r in fake.requests if r.method == "PUT"][-1]
+    assert json.loads(put.body) == {
+        "cio_subscription_preferences.topics.topic_4": False,
+        "_update": True,
+    }
+    assert dest.read_profile("new1@example.com").lists == []
     with pytest.raises(ProfileError) as missing:
         dest.change_email("nobody@example.com", "x@example.com")
     assert missing.value.status == 404
@@ -344,8 +354,53 @@ def test_create_from_config_through_the_registry() -> None:
     assert (
         dest.track_url == "https://track.customer.io" and dest.app_url == "https://api.customer.io"
     )
-    assert dest.capabilities.kinds == frozenset({"profile", "event", "erase"})
+    assert dest.capabilities.kinds == frozenset({"profile", "event", "erase", "unsubscribe"})
     dest.close()
     bad = DestinationSettings.model_validate({"name": "c", "type": "customerio", "site_id": "s"})
     with pytest.raises(ValueError, match="api_key"):
         create(bad)
+
+
+def test_unsubscribe_sets_the_reserved_attribute_without_creating_anyone(vendor: Any) -> None:
+    """Issue 18 §1: withdrawn email consent is Customer.io's ``unsubscribed`` attribute."""
+    fake, make = vendor
+    dest = make()
+    assert dest.send([item(1)])[0].kind == "ok"
+    stranger = item(2, "unsubscribe")
+    outcomes = dest.send([item(1, "unsubscribe"), stranger])
+    assert [o.kind for o in outcomes] == ["ok", "ok"]
+    puts = [r for r in fake.requests if r.method == "PUT"]
+    assert [r.path for r in puts] == [
+        "/api/v1/customers/person1@example.com",
+        "/api/v1/customers/person2@example.com",
+    ]
+    assert json.loads(puts[0].body) == {"unsubscribed": True, "_update": True}
+    assert fake.person("person1@example.com")["unsubscribed"] is True
+    assert fake.person("person2@example.com") is None  # _update never creates a person
+
+
+def test_unsubscribe_failures_are_classified(vendor: Any) -> None:
+    fake, make = vendor
+    fake.fail_next(1, 429, retry_after=3)
+    outcome = make().send([item(1, "unsubscribe")])[0]
+    assert (outcome.kind, outcome.retry_after) == ("retry", 3)
+    assert make().send([item(1, "unsubscribe", identifiers=Identifiers())])[0].kind == "reject"
+
+
+def test_sidebar_shows_engagement_from_the_messages_sent(vendor: Any) -> None:
+    """Issue 22: last open and click from the App API's messages of the person."""
+    fake, make = vendor
+    dest = make()
+    assert dest.send([item(1)])[0].kind == "ok"
+    opened, clicked = datetime(2026, 11, 3, 9, tzinfo=UTC), datetime(2026, 11, 3, 10, tzinfo=UTC)
+    fake.record_delivery("person1@example.com", sent=int(opened.timestamp()) - 60)
+    fake.record_delivery(
+        "person1@example.com",
+        sent=int(opened.timestamp()) - 30,
+        opened=int(opened.timestamp()),
+        clicked=int(clicked.timestamp()),
+    )
+    profile = dest.read_profile("person1@example.com")
+    assert profile is not None
+    assert (profile.last_open_at, profile.last_click_at) == (opened, clicked)
+    assert any(r.path.endswith("/messages") for r in fake.requests)

@@ -25,9 +25,23 @@ AT = datetime(2026, 3, 1, tzinfo=UTC)
 CONSENT = {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}
 
 
-def item(i: int, kind: ItemKind = "audience_add", person: str | None = None, **ids: Any) -> Item:
+def item(
+    i: int,
+    kind: ItemKind = "audience_add",
+    person: str | None = None,
+    consent: dict[str, bool] | None = None,
+    **ids: Any,
+) -> Item:
     identifiers = Identifiers(**ids) if ids else Identifiers(emails=(f"person{i}@example.com",))
-    return Item(f"k{i}-{kind}", kind, person or f"p{i}", AT, identifiers, segment="vip")
+    return Item(
+        f"k{i}-{kind}",
+        kind,
+        person or f"p{i}",
+        AT,
+        identifiers,
+        segment="vip",
+        consent={"ads": True} if consent is None else consent,
+    )
 
 
 def email_member(i: int) -> tuple[str, str]:
@@ -188,6 +202,7 @@ def test_wrong_developer_token_is_rejected(make: Any) -> None:
 def test_exact_requests_for_an_add(google: Any) -> None:
     fake, dest = google
     person = item(0, emails=(" Ada@Example.COM ", "ada@example.com"), phones=("+1 555 010 0000",))
+    assert person.consent == {"ads": True}
     assert dest.send([person])[0].kind == "ok"
     paths = [r.path for r in fake.data_requests()]
     job = f"customers/{CID}/offlineUserDataJobs/1000"
@@ -202,7 +217,7 @@ def test_exact_requests_for_an_add(google: Any) -> None:
         {
             "job": {
                 "type": "CUSTOMER_MATCH_USER_LIST",
-                "customerMatchUserListMetadata": {"userList": LIST, "consent": CONSENT},
+                "customerMatchUserListMetadata": {"userList": LIST},
             }
         }
     ]
@@ -212,7 +227,8 @@ def test_exact_requests_for_an_add(google: Any) -> None:
             "operations": [
                 {
                     "create": {
-                        "userIdentifiers": [{"hashedEmail": email}, {"hashedPhoneNumber": phone}]
+                        "userIdentifiers": [{"hashedEmail": email}, {"hashedPhoneNumber": phone}],
+                        "consent": CONSENT,
                     }
                 }
             ],
@@ -224,6 +240,60 @@ def test_exact_requests_for_an_add(google: Any) -> None:
     assert "FROM offline_user_data_job" in query
     assert f"offline_user_data_job.resource_name = '{job}'" in query
     assert fake.snapshot()[LIST] == {("hashedEmail", email), ("hashedPhoneNumber", phone)}
+
+
+def test_consent_signals_follow_each_persons_stated_ads_consent(google: Any) -> None:
+    """Issue 18 §1: ``adUserData`` / ``adPersonalization`` are the person's, not a constant:
+    stated consent → ``GRANTED`` per member; never stated → no signal at all (Google records
+    it as unspecified), and no job-level consent that would cover everyone."""
+    fake, dest = google
+    stated, unstated = item(0), item(1, consent={})
+    other_purpose = item(2, consent={"email": True})
+    assert [o.kind for o in dest.send([stated, unstated, other_purpose])] == ["ok"] * 3
+    metadata = bodies(fake, ":create")[0]["job"]["customerMatchUserListMetadata"]
+    assert "consent" not in metadata
+    operations = bodies(fake, ":addOperations")[0]["operations"]
+    assert [op["create"].get("consent") for op in operations] == [CONSENT, None, None]
+    assert fake.consent_of(email_member(0)[1]) == CONSENT
+    assert fake.consent_of(email_member(1)[1]) == {}
+    assert fake.consent_of(email_member(2)[1]) == {}
+    assert fake.snapshot()[LIST] == {email_member(0), email_member(1), email_member(2)}
+
+
+def test_the_fake_refuses_an_unknown_consent_status(served: Any) -> None:
+    fake, base_url = served
+    dest = destination(base_url, login_customer_id="111-222-3333")
+    try:
+        dest.send([item(0)])
+        job = bodies(fake, ":create")[0]
+        created = httpx.post(
+            f"{base_url}/v26/customers/{CID}/offlineUserDataJobs:create",
+            json=job,
+            headers={
+                "authorization": "Bearer ya29.fake-1",
+                "developer-token": "dev-token",
+                "login-customer-id": "1112223333",
+            },
+        ).json()["resourceName"]
+        hashed = email_member(3)[1]
+        bad = {
+            "create": {
+                "userIdentifiers": [{"hashedEmail": hashed}],
+                "consent": {"adUserData": "YES"},
+            }
+        }
+        answer = httpx.post(
+            f"{base_url}/v26/{created}:addOperations",
+            json={"operations": [bad], "enablePartialFailure": True},
+            headers={
+                "authorization": "Bearer ya29.fake-1",
+                "developer-token": "dev-token",
+                "login-customer-id": "1112223333",
+            },
+        ).json()
+        assert "INVALID_ENUM_VALUE" in json.dumps(answer["partialFailureError"])
+    finally:
+        dest.close()
 
 
 def test_a_remove_job_has_no_consent_and_remove_operations(google: Any) -> None:
@@ -276,7 +346,7 @@ def test_add_then_remove_of_one_person_runs_as_two_jobs_in_order(google: Any) ->
     outcomes = dest.send([item(0), item(0, "audience_remove"), item(1)])
     assert [o.kind for o in outcomes] == ["ok", "ok", "ok"]
     creates = [b["job"]["customerMatchUserListMetadata"] for b in bodies(fake, ":create")]
-    assert creates == [{"userList": LIST, "consent": CONSENT}, {"userList": LIST}]
+    assert creates == [{"userList": LIST}, {"userList": LIST}]
     adds, removes = (b["operations"] for b in bodies(fake, ":addOperations"))
     assert [next(iter(op)) for op in adds] == ["create", "create"]  # person 1 joined the 1st job
     assert [next(iter(op)) for op in removes] == ["remove"]

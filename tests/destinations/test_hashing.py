@@ -32,9 +32,16 @@ def test_meta_email_trimmed_lowercased() -> None:
     assert h.meta_email("mary@example.com") == expected == sha("mary@example.com")
 
 
-def test_meta_extern_id_is_not_hashed() -> None:
-    assert h.meta_extern_id("  CRM-000123 ") == "CRM-000123"
-    assert h.meta_extern_id("   ") is None
+def test_meta_extern_id_is_normalized_like_the_official_sdk_but_not_hashed() -> None:
+    # facebook-python-business-sdk CustomAudienceMixin.format_params: every multi-key value
+    # is key.strip(" \t\r\n\0\x0B.").lower(); EXTERN_ID is then sent unhashed.
+    assert h.meta_extern_id("  CUST-00042 ") == "cust-00042"
+    assert h.meta_extern_id("\tCRM-000123.\n") == "crm-000123"
+    assert h.meta_extern_id(" . ") is None
+
+
+def test_meta_email_strips_what_the_official_sdk_strips() -> None:
+    assert h.normalize_meta_email(" Ann@Example.com.\x0b") == "ann@example.com"
 
 
 def test_tiktok_published_email_hash() -> None:

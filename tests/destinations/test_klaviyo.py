@@ -301,3 +301,47 @@ def test_create_from_config_through_the_registry() -> None:
     dest.close()
     with pytest.raises(ValueError, match="api_key"):
         create(DestinationSettings.model_validate({"name": "k", "type": "klaviyo"}))
+
+
+def test_unsubscribe_is_a_global_bulk_unsubscribe_job(vendor: Any) -> None:
+    """Issue 18 §1: withdrawn email consent is Klaviyo's "Bulk Unsubscribe Profiles"."""
+    fake, make = vendor
+    dest = make()
+    assert dest.send([item(1)])[0].kind == "ok"
+    assert dest.send([item(1, "unsubscribe")])[0].kind == "ok"
+    (job,) = bodies(fake, "/api/profile-subscription-bulk-delete-jobs")
+    assert job == {
+        "data": {
+            "type": "profile-subscription-bulk-delete-job",
+            "attributes": {
+                "profiles": {
+                    "data": [
+                        {
+                            "type": "profile",
+                            "attributes": {
+                                "email": "person1@example.com",
+                                "subscriptions": {
+                                    "email": {"marketing": {"consent": "UNSUBSCRIBED"}}
+                                },
+                            },
+                        }
+                    ]
+                }
+            },
+        }
+    }
+    assert fake.profile("person1@example.com")["consent"] == "UNSUBSCRIBED"
+
+
+def test_unsubscribe_by_external_id_looks_up_the_email(vendor: Any) -> None:
+    fake, make = vendor
+    dest = make()
+    with fake._lock:  # a profile the brand created with both identifiers
+        fake._upsert({"email": "ext@example.com", "external_id": "CUST-1"})
+    only_id = Identifiers(external_ids=("CUST-1",))
+    assert dest.send([item(1, "unsubscribe", identifiers=only_id)])[0].kind == "ok"
+    assert fake.profile("ext@example.com")["consent"] == "UNSUBSCRIBED"
+    unknown = Identifiers(external_ids=("CUST-404",))
+    before = len(bodies(fake, "/api/profile-subscription-bulk-delete-jobs"))
+    assert dest.send([item(2, "unsubscribe", identifiers=unknown)])[0].kind == "ok"
+    assert len(bodies(fake, "/api/profile-subscription-bulk-delete-jobs")) == before

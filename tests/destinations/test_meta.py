@@ -91,7 +91,7 @@ def test_request_format_multi_key_rows_hashed_by_meta_rules(served: Any) -> None
     outcomes = dest.send([item(1, emails=mary.emails, phones=mary.phones), item(2, **vars_(many))])
     assert [o.kind for o in outcomes] == ["ok", "ok"]
     [request] = fake.requests
-    assert (request.method, request.path) == ("POST", f"/v25.0/{AUDIENCE}/users")
+    assert (request.method, request.path) == ("POST", f"/v27.0/{AUDIENCE}/users")
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     sent = form(request)
     assert sent["access_token"] == TOKEN
@@ -301,6 +301,6 @@ def test_create_from_config_through_the_registry() -> None:
     )
     dest = registry.create(config, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     assert isinstance(dest, MetaAudience)
-    assert dest.url == "https://graph.facebook.com/v25.0/23850000000000001/users"
+    assert dest.url == "https://graph.facebook.com/v27.0/23850000000000001/users"
     assert (dest.purpose, dest.segments, dest.type) == ("ads", ["vip"], "meta_audience")
     dest.close()

@@ -140,6 +140,8 @@ def test_profile_request_is_a_signed_form_post(vendor: Any) -> None:
             "zendesk_id": 42,
             "zendesk_tags": ["vip", "eu"],
             "zendesk_health": "neutral",
+            "zendesk_sync": True,  # the vars Sailthru's Zendesk integration documents
+            "zendesk_active": True,
         },
     }
     assert fake.user("person1@example.com")["vars"]["zendesk_health"] == "neutral"
@@ -286,3 +288,31 @@ def test_create_from_config_through_the_registry() -> None:
         create(
             DestinationSettings.model_validate({"name": "s", "type": "sailthru", "api_key": "k"})
         )
+
+
+def test_unsubscribe_opts_the_user_out_of_all_email(vendor: Any) -> None:
+    """Issue 18 §1: withdrawn email consent is Sailthru's ``optout_email: all``."""
+    fake, make = vendor
+    dest = make()
+    assert dest.send([item(1)])[0].kind == "ok"
+    assert dest.send([item(1, "unsubscribe")])[0].kind == "ok"
+    form = dict(parse_qsl(fake.requests[-1].body.decode()))
+    assert (fake.requests[-1].method, fake.requests[-1].path) == ("POST", "/user")
+    assert json.loads(form["json"]) == {
+        "id": "person1@example.com",
+        "key": "email",
+        "optout_email": "all",
+        "vars": {"zendesk_sync": False},
+    }
+    assert fake.user("person1@example.com")["optout_email"] == "all"
+    assert fake.user("person1@example.com")["vars"]["zendesk_sync"] is False
+
+
+def test_a_person_without_a_zendesk_user_is_not_zendesk_active(vendor: Any) -> None:
+    fake, make = vendor
+    assert make().send([item(2, props={"support_state": "none"})])[0].kind == "ok"
+    assert fake.user("person2@example.com")["vars"] == {
+        "support_state": "none",
+        "zendesk_sync": True,
+        "zendesk_active": False,
+    }

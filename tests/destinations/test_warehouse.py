@@ -91,7 +91,7 @@ def test_events_are_appended_once_per_key(backend: Any) -> None:
     assert [r[0] for r in rows] == ["ev-1", "ev-2", "ev-3"]
     assert rows[0][1:4] == ("p_1", "support_state_changed", "2026-03-01 12:00:00+00")
     assert orjson.loads(rows[0][4]) == {"new_state": "s1", "changed": ["support_state"]}
-    assert orjson.loads(rows[0][5]) == {"emails": ["p_1@example.com"]}
+    assert orjson.loads(rows[0][5]) == {"email": ["p_1@example.com"]}
 
 
 def test_current_table_upserts_and_never_goes_back_in_time(backend: Any) -> None:

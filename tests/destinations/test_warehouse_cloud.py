@@ -158,7 +158,7 @@ def test_bigquery_jwt_claims_and_request_shapes(served: Any) -> None:
     assert lines == [{"key": "ev-1", "person_id": "p_1", "name": "support_state_changed",
                       "segment": None, "occurred_at": "2026-03-01T12:00:00+00:00",
                       "properties": {"new_state": "s1"},
-                      "identifiers": {"emails": ["p_1@example.com"]}}]  # fmt: skip
+                      "identifiers": {"email": ["p_1@example.com"]}}]  # fmt: skip
     polls = [r for r in fake.requests if r.method == "GET"]
     assert polls and all(r.path.startswith("/bigquery/v2/projects/proj/jobs/") for r in polls)
     merges = [j["configuration"]["query"]["query"] for j in fake.jobs.values()

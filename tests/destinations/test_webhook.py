@@ -181,7 +181,7 @@ def test_body_is_the_spec_envelope_with_consented_identifiers(served: Any) -> No
         "timestamp": "2026-03-01T12:00:00.000Z",
         "data": {
             "person_id": "p_0001",
-            "identifiers": {"emails": ["p1@example.com"]},
+            "identifiers": {"email": ["p1@example.com"]},  # the API's names
             "old_state": {"has_open_ticket": False},
             "new_state": {"has_open_ticket": True},
             "changed": ["has_open_ticket"],
@@ -207,7 +207,7 @@ def test_properties_cannot_add_identifiers_or_change_the_person() -> None:
         AT,
         Identifiers(),
         "support_state_changed",
-        properties={"identifiers": {"emails": ["x@example.com"]}, "person_id": "p_2", "a": 1},
+        properties={"identifiers": {"email": ["x@example.com"]}, "person_id": "p_2", "a": 1},
     )
     assert payload(sneaky)["data"] == {
         "person_id": "p_1",

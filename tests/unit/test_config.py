@@ -671,12 +671,13 @@ def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> N
     environ["TACTFUL_WEBHOOK_SECRET"] = WHSEC
     environ["TACTFUL_DB_URL"] = "postgresql://u:p@h/db"
     s = settings_from_toml(text, environ=environ)
-    assert len(s.destinations) == 12
+    assert len(s.destinations) == 13
     assert s.zendesk.subdomain == "yourbrand" and s.identity.default_region == "US"
     assert s.consent.fields == {"ads": "marketing_ads_consent", "email": "marketing_email_consent"}
     assert {d.type for d in s.destinations} == {
         "meta_audience",
         "google_customer_match",
+        "google_data_manager",
         "tiktok_audience",
         "customerio",
         "sailthru",
@@ -691,7 +692,7 @@ def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> N
         settings_from_toml(text, environ={})
     assert all("is not set" in e for e in info.value.errors)
     live = "\n".join(line.split("#")[0] for line in lines)
-    assert len(info.value.errors) == len(re.findall(r'"env:[A-Z0-9_]+"', live)) == 21
+    assert len(info.value.errors) == len(re.findall(r'"env:[A-Z0-9_]+"', live)) == 24
 
 
 def test_starter_config_is_documented() -> None:

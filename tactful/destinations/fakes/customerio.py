@@ -7,6 +7,14 @@ Refused entries come back in a ``207`` with their ``batch_index``. People are up
 (emails case-insensitive, newer ``timestamp`` wins per attribute), events are deduplicated
 by ``id``, deletes remove the person and suppression also ignores the identifier from then
 on. ``fail_next`` and an optional rate limit answer with ``Retry-After``.
+
+Subscription topics (https://docs.customer.io/integrations/api/app/tag/subscription-center/
+getTopics/): ``GET /v1/subscription_topics`` lists ``{"id", "identifier": "topic_<id>",
+"name", "description", "subscribed_by_default"}``; a person's choices live in the
+``cio_subscription_preferences`` attribute (``{"topics": {"topic_4": false}}``), updated
+partially with JSON dot notation (``"cio_subscription_preferences.topics.topic_4": false``).
+``GET /v1/customers/{id}/messages`` lists the deliveries sent to a person with their
+``metrics`` (unix times of ``sent``, ``delivered``, ``opened``, ``clicked``).
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ class FakeCustomerIO:
         self.events: dict[str, dict[str, Any]] = {}  # event id -> event
         self.suppressed: set[str] = set()
         self.segments: dict[str, list[dict[str, Any]]] = {}  # cio_id -> segments
+        self.topics: dict[int, dict[str, Any]] = {}  # topic id -> topic
+        self.deliveries: dict[str, list[dict[str, Any]]] = {}  # cio_id -> messages
         self._faults: list[tuple[int, int | None]] = []
         self._window: list[float] = []
         self._lock = threading.Lock()
@@ -90,6 +100,36 @@ class FakeCustomerIO:
             assert person is not None, "unknown person"
             self.segments.setdefault(person["identifiers"]["cio_id"], []).append(
                 {"id": segment_id, "name": name, "type": "manual"}
+            )
+
+    def add_topic(self, topic_id: int, name: str, *, subscribed_by_default: bool = True) -> None:
+        with self._lock:
+            self.topics[topic_id] = {
+                "id": topic_id,
+                "identifier": f"topic_{topic_id}",
+                "name": name,
+                "description": "",
+                "subscribed_by_default": subscribed_by_default,
+            }
+
+    def record_delivery(
+        self, email: str, *, sent: int, opened: int | None = None, clicked: int | None = None
+    ) -> None:
+        """A message Customer.io sent the person, with the engagement it saw."""
+        with self._lock:
+            person = self._find(email)
+            assert person is not None, "unknown person"
+            metrics = {"sent": sent, "delivered": sent}
+            metrics |= {k: v for k, v in (("opened", opened), ("clicked", clicked)) if v}
+            cio_id = person["identifiers"]["cio_id"]
+            self.deliveries.setdefault(cio_id, []).append(
+                {
+                    "id": f"msg-{len(self.deliveries)}",
+                    "type": "email",
+                    "created": sent,
+                    "recipient": email,
+                    "metrics": metrics,
+                }
             )
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -204,7 +244,9 @@ class FakeCustomerIO:
         return JSONResponse({})
 
     def _app_api(self, path: str, method: str, id_type: str) -> Response:
-        match = re.fullmatch(r"/v1/customers/([^/]+)/(attributes|segments)", path)
+        if path == "/v1/subscription_topics" and method == "GET":
+            return JSONResponse({"topics": [dict(t) for _, t in sorted(self.topics.items())]})
+        match = re.fullmatch(r"/v1/customers/([^/]+)/(attributes|segments|messages)", path)
         if not match or method != "GET":
             return _error(404, f"no route {method} {path}")
         identifier = match.group(1)
@@ -216,6 +258,8 @@ class FakeCustomerIO:
         cio_id = person["identifiers"]["cio_id"]
         if match.group(2) == "segments":
             return JSONResponse({"segments": self.segments.get(cio_id, [])})
+        if match.group(2) == "messages":
+            return JSONResponse({"messages": self.deliveries.get(cio_id, []), "next": ""})
         ids = person["identifiers"]
         attrs = {
             k: v if isinstance(v, str) else json.dumps(v) for k, v in person["attributes"].items()
@@ -254,6 +298,16 @@ class FakeCustomerIO:
     def _merge(self, person: dict[str, Any], attrs: dict[str, Any], timestamp: Any) -> None:
         stamp = timestamp if isinstance(timestamp, int) else int(time.time())
         for name, value in attrs.items():
+            prefix = "cio_subscription_preferences."
+            if name.startswith(prefix) and not (value is None or value == ""):
+                # JSON dot notation: a partial update of the nested preferences
+                node = person["attributes"].setdefault("cio_subscription_preferences", {})
+                *parents, leaf = name[len(prefix) :].split(".")
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[leaf] = value
+                person["stamps"][name] = stamp
+                continue
             if timestamp is not None and person["stamps"].get(name, 0) > stamp:
                 continue  # an older update arriving late does not overwrite a newer one
             if value is None or value == "":

@@ -21,7 +21,11 @@ beyond ``max_identifiers_per_request``, 100,000 by default; 20 per operation), S
 contact-info identifiers only, no creates and removes in one job (``CONFLICTING_OPERATION``),
 ``removeAll`` first, and reports per-operation errors in ``partialFailureError`` when
 ``enablePartialFailure`` is set (otherwise the whole request fails). Running a job while
-another job on the same list runs is 409 ``CONCURRENT_MODIFICATION``.
+another job on the same list runs is 409 ``CONCURRENT_MODIFICATION``. A create's
+``UserData.consent`` (``adUserData`` / ``adPersonalization``: ``GRANTED``, ``DENIED``,
+``UNSPECIFIED``, ``UNKNOWN``) overrides the job's consent for that member and is kept per
+member (``consent_of``); another value is ``INVALID_ENUM_VALUE``
+(https://developers.google.com/google-ads/api/reference/rpc/v26/UserData).
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ _MESSAGES = {
     "CONCURRENT_MODIFICATION": "Multiple requests were attempting to modify the same resource "
     "at once. Retry the request.",
 }
+_CONSENT_FIELDS = ("adUserData", "adPersonalization")
+_CONSENT_STATUSES = frozenset({"UNSPECIFIED", "UNKNOWN", "GRANTED", "DENIED"})
 _JOBS = re.compile(rf"/{API_VERSION}/customers/(\d+)/offlineUserDataJobs(?:/(\d+))?:(\w+)")
 _SEARCH = re.compile(rf"/{API_VERSION}/customers/(\d+)/googleAds:search")
 _CUSTOMER = re.compile(rf"/{API_VERSION}/customers/(\d+)/")
@@ -160,6 +166,8 @@ class FakeGoogleAds:
         self.tokens_issued = 0
         self.jobs: dict[str, FakeJob] = {}
         self.members: dict[str, set[tuple[str, str]]] = {self.user_list: set()}
+        # (user list, hashed identifier) -> the consent in effect for that member
+        self.consents: dict[tuple[str, str], dict[str, str]] = {}
         self.poisoned: dict[str, str] = {}  # hash → offlineUserDataJobError code
         self.lock = threading.Lock()
         self._tokens: set[str] = set()
@@ -206,6 +214,11 @@ class FakeGoogleAds:
 
     def max_items_per_request(self) -> int:
         return self.max_identifiers
+
+    def consent_of(self, hashed: str, user_list: str | None = None) -> dict[str, str]:
+        """The consent Google holds for a member (the user's, else the job's; {}: none)."""
+        with self.lock:
+            return dict(self.consents.get((user_list or self.user_list, hashed.lower()), {}))
 
     def data_requests(self) -> list[RecordedRequest]:
         """The Ads API requests (not the token endpoint)."""
@@ -365,6 +378,11 @@ class FakeGoogleAds:
             return fail("CONFLICTING_OPERATION")
         if not identifiers:
             return fail("MISSING_USER_IDENTIFIER", verb)
+        consent = op[verb].get("consent", {})
+        if not isinstance(consent, dict) or any(
+            k not in _CONSENT_FIELDS or v not in _CONSENT_STATUSES for k, v in consent.items()
+        ):
+            return ads_error("fieldError", "INVALID_ENUM_VALUE", at, verb, "consent")
         if len(identifiers) > MAX_IDENTIFIERS_PER_OPERATION:
             return fail("TOO_MANY_USER_IDENTIFIERS", verb)
         for position, identifier in enumerate(identifiers):
@@ -418,7 +436,13 @@ class FakeGoogleAds:
             verb, identifiers = _user_data(op)
             if verb == "removeAll":
                 members.clear()
+                self.consents = {k: v for k, v in self.consents.items() if k[0] != job.user_list}
+            consent = (op[verb].get("consent") or job.consent) if verb == "create" else {}
             for identifier in identifiers:
                 key, value = next(iter(identifier.items()))
                 (members.add if verb == "create" else members.discard)((key, value.lower()))
+                if verb == "create" and consent:
+                    self.consents[(job.user_list, value.lower())] = dict(consent)
+                else:
+                    self.consents.pop((job.user_list, value.lower()), None)
         job.status = "SUCCESS"

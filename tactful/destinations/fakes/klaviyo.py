@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 PROFILE_BYTES, EVENT_BYTES = 100_000, 5_000_000
 REVISION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z0-9]+)?")
-FILTER = re.compile(r'equals\((email|external_id|id),"((?:[^"\\]|\\.)*)"\)')
+FILTER = re.compile(r'equals\((email|phone_number|external_id|id),"((?:[^"\\]|\\.)*)"\)')
 IDENTIFIERS = ("email", "phone_number", "external_id")
 DUPLICATE = "A profile already exists with one of these identifiers."
 

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-VERSION = "v25.0"
+VERSION = "v27.0"
 MULTI_KEYS = frozenset(
     {"EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST"}
     | {"ZIP", "MADID", "COUNTRY"}
