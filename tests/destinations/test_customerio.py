@@ -384,7 +384,8 @@ def test_unsubscribe_failures_are_classified(vendor: Any) -> None:
     fake.fail_next(1, 429, retry_after=3)
     outcome = make().send([item(1, "unsubscribe")])[0]
     assert (outcome.kind, outcome.retry_after) == ("retry", 3)
-    assert make().send([item(1, "unsubscribe", identifiers=Identifiers())])[0].kind == "reject"
+    # no identifier Customer.io can match: skipped, not dead-lettered (issue 18 §6)
+    assert make().send([item(1, "unsubscribe", identifiers=Identifiers())])[0].kind == "skip"
 
 
 def test_sidebar_shows_engagement_from_the_messages_sent(vendor: Any) -> None:

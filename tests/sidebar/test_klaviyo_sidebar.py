@@ -19,7 +19,7 @@ from tactful.sim.server import run_in_thread
 from tactful.store.sqlite import open_store
 from tactful.testing import FakeClock, at, new_store_url, ticket, user
 from tactful.web.app import create_app
-from tests.sidebar.helpers import EMAIL, PUBLIC_PEM, token
+from tests.sidebar.helpers import EMAIL, PUBLIC_PEM, PUBLIC_URL, TICKET, token
 
 pytestmark = pytest.mark.store
 
@@ -31,6 +31,7 @@ class KlaviyoWorld:
         text = f"""
 [zendesk]
 subdomain = "glowlab"
+public_url = "{PUBLIC_URL}"
 app_public_key = '''{PUBLIC_PEM}'''
 
 [[segments]]
@@ -76,7 +77,7 @@ def session_of(client: TestClient) -> str:
 
 def act(client: TestClient, session: str, action: str, idem: str, **form: str) -> httpx.Response:
     return client.post(
-        f"/app/sidebar/actions/{action}",
+        f"/app/sidebar/actions/{action}?ticket={TICKET}",
         data={"email": EMAIL, "idem": idem, **form},
         headers={"Authorization": f"Bearer {session}"},
     )
@@ -88,7 +89,7 @@ def test_klaviyo_profile_and_every_action(kw: KlaviyoWorld) -> None:
         session = session_of(client)
         html = client.get(
             "/app/sidebar/panel",
-            params={"email": EMAIL},
+            params={"email": EMAIL, "ticket": str(TICKET)},
             headers={"Authorization": f"Bearer {session}"},
         ).text
         assert "Newsletter" in html and "ESP unavailable" not in html
