@@ -15,7 +15,8 @@ from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from tactful.config import MASK
 from tactful.core import codec
@@ -234,8 +235,10 @@ async def report(request: Request, gate: Gate) -> Response:
     )
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
+        # The built CSS (Zendesk Garden) and the pages' scripts, packaged with Tactful.
+        Mount("/static", StaticFiles(packages=[("tactful.web", "static")]), name="static"),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", guarded(logout), methods=["POST"]),

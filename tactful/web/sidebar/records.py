@@ -19,6 +19,7 @@ class LatestDelivery:
     status: str
     updated_us: int
     last_error: str
+    segment: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,17 @@ def latest_deliveries(reader: Any, person_id: str) -> dict[str, LatestDelivery]:
     rows = (
         _conn(reader)
         .execute(
-            "SELECT d.destination, d.kind, d.name, d.status, d.updated_us, d.last_error "
+            "SELECT d.destination, d.kind, d.name, d.status, d.updated_us, d.last_error, d.segment "
             "FROM deliveries d JOIN (SELECT destination, MAX(id) AS id FROM deliveries "
             "WHERE person_id = ? GROUP BY destination) m ON d.id = m.id",
             (person_id,),
         )
         .fetchall()
     )
-    return {r[0]: LatestDelivery(r[0], r[1], r[2], r[3], int(r[4]), r[5] or "") for r in rows}
+    return {
+        r[0]: LatestDelivery(r[0], r[1], r[2], r[3], int(r[4]), r[5] or "", r[6] or "")
+        for r in rows
+    }
 
 
 def begin_action(
