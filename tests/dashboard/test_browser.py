@@ -1,26 +1,78 @@
 """The dashboard in a real browser (Debian's Chromium via Playwright) on a real uvicorn server:
-log in, find the segments and a chart, look a person up, retry a dead letter."""
+log in, find the segments and a chart, look a person up, retry a dead letter; then every page
+at 1280 and 390 px wide: nothing wider than the window, labelled controls, AA contrast, a
+skip link for the keyboard. Screenshots go to ``build/screenshots`` (not committed)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tactful.sim.server import run_in_thread
-from tests.dashboard.helpers import EMAIL, PASSWORD, World, world
+from tests.dashboard.helpers import EMAIL, PASSWORD, STATES, World, person_of, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
-SCREENSHOT = os.environ.get("TACTFUL_DASHBOARD_SCREENSHOT")  # a path: save the overview
+SHOTS = Path(os.environ.get("TACTFUL_SCREENSHOTS", "build/screenshots"))  # not committed
+WIDTHS = (1280, 390)
+
+# Problems a page has for people who use a keyboard, a screen reader or weak eyes: controls
+# without a label, charts without a text alternative, text under WCAG AA contrast.
+A11Y_PROBLEMS = """() => {
+  const problems = [];
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  if (document.querySelectorAll("h1").length !== 1) problems.push("not exactly one h1");
+  const controls = "input:not([type=hidden]), select, textarea, button";
+  for (const el of document.querySelectorAll(controls)) {
+    const label = (el.labels && el.labels.length && el.labels[0].textContent.trim())
+      || el.getAttribute("aria-label") || (el.tagName === "BUTTON" && el.textContent.trim());
+    if (!label) problems.push("unlabelled " + el.outerHTML.slice(0, 80));
+  }
+  for (const svg of document.querySelectorAll("svg")) {
+    if (!svg.getAttribute("aria-label")) problems.push("chart without a label");
+  }
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c;
+    }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement;
+    if (!walker.currentNode.textContent.trim() || seen.has(el) || el.closest("svg")) continue;
+    seen.add(el);
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height || box.right < 0) continue;  // not shown (the skip link)
+    const cs = getComputedStyle(el);
+    const [a, b] = [lum(rgb(cs.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(cs.fontSize), bold = parseInt(cs.fontWeight) >= 700;
+    const large = size >= 24 || (size >= 18.66 && bold);
+    if (ratio < (large ? 3 : 4.5)) {
+      const text = el.textContent.trim().slice(0, 30);
+      problems.push(`contrast ${ratio.toFixed(2)}: ${el.tagName} "${text}"`);
+    }
+  }
+  return problems;
+}"""
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    w = world(tmp_path)
+    w = world(tmp_path, states=STATES)
     url, stop = run_in_thread(w.app, lifespan="on")
     try:
         yield w, url
@@ -29,19 +81,39 @@ def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
         w.engine.store.close()
 
 
+def launch(pw: Any) -> Any:
+    return pw.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ],
+    )
+
+
+def log_in(page: Any, url: str) -> None:
+    page.goto(f"{url}/")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    playwright.expect(page).to_have_url(f"{url}/")
+
+
+def overflow(page: Any) -> int:
+    """How many pixels the page is wider than the window (0: none)."""
+    return int(
+        page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
+
+
 def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
     w, url = served
     expect = playwright.expect
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             # Nothing leaves the machine: every request goes to the dashboard itself.
@@ -71,9 +143,9 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
             expect(chart).to_contain_text("members now: 2")
             box = chart.bounding_box()
             assert box is not None and box["width"] > 300 and box["height"] > 150
-            expect(page.locator("svg.chart.bar")).to_contain_text("clear")
-            if SCREENSHOT:
-                page.screenshot(path=SCREENSHOT, full_page=True)
+            expect(page.locator("svg.chart.bar")).to_contain_text("open_issue")
+            expect(page.locator("#clocks")).to_contain_text("Engine clock")
+            expect(page.locator("#clocks")).to_contain_text("Wall clock")
 
             # Retry the dead letter: the dead count drops to zero.
             hook = page.locator('table.destinations [data-destination="hook"]')
@@ -87,25 +159,83 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
 
             # Look a person up: state, segments with since and rule, history.
             page.click("header >> text=People")
-            page.fill('input[name="q"]', EMAIL)
-            page.click("text=Look up")
+            page.get_by_label("Email, phone, external id or Zendesk user id").fill(EMAIL)
+            page.get_by_role("button", name="Search").click()
             person = page.locator("section.person")
-            expect(person.locator(".support-state")).to_have_text("clear")
+            expect(person.locator(".support-state")).to_have_text("open_issue")
             expect(person).to_contain_text(EMAIL)
             open_issue = person.locator("table.person-segments tr", has_text="open_issue")
             expect(open_issue).to_contain_text("member")
             expect(open_issue).to_contain_text("has_open_ticket")
             expect(person.locator("table.history")).to_contain_text("entered")
 
-            # Recent state changes link to the person page.
+            # Filters: people in a support state.
+            page.goto(f"{url}/people")
+            page.get_by_label("Support state").select_option("recently_resolved")
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("table.people .person-name")).to_have_text(["bob@example.com"])
+
+            # Recent state changes name the person and link to their page.
             page.click("header >> text=Overview")
             page.locator("table.changes a").first.click()
             expect(page.locator("section.person")).to_have_count(1)
+
+            # A segment's page from the overview.
+            page.click("header >> text=Overview")
+            page.get_by_role("link", name="open_issue").first.click()
+            expect(page.locator("table.members .person-name")).to_have_count(2)
+            expect(page.locator(".delivered")).to_have_text("hook")
 
             # The configuration, masked.
             page.click("header >> text=Configuration")
             expect(page.locator('[data-section="api"]')).to_contain_text("********")
             assert PASSWORD not in page.content()
             assert outside == []
+        finally:
+            browser.close()
+
+
+def test_every_page_fits_both_widths_and_is_accessible(served: tuple[World, str]) -> None:
+    w, url = served
+    pid = person_of(w.engine)
+    pages = {
+        "overview": "/",
+        "people": "/people",
+        "person": f"/people/{pid}",
+        "segments": "/segments",
+        "segment": "/segments/open_issue",
+        "report": "/report",
+        "config": "/config",
+    }
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            for width in WIDTHS:
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(f"{url}/login")
+                assert overflow(page) == 0, f"login at {width}px"
+                assert page.evaluate(A11Y_PROBLEMS) == [], f"login at {width}px"
+                page.screenshot(path=str(SHOTS / f"dashboard-login-{width}.png"), full_page=True)
+                log_in(page, url)
+                for name, path in pages.items():
+                    page.goto(f"{url}{path}")
+                    playwright.expect(page.locator("h1")).to_be_visible()
+                    where = f"{name} at {width}px"
+                    assert overflow(page) == 0, where
+                    assert page.evaluate(A11Y_PROBLEMS) == [], where
+                    page.screenshot(
+                        path=str(SHOTS / f"dashboard-{name}-{width}.png"), full_page=True
+                    )
+                # The keyboard: the first Tab reaches "Skip to content", which skips the menu.
+                page.goto(f"{url}/people")
+                page.keyboard.press("Tab")
+                focused = page.evaluate("document.activeElement.textContent")
+                assert focused == "Skip to content"
+                page.keyboard.press("Enter")
+                assert page.evaluate("document.activeElement.id") == "main"
+                page.keyboard.press("Tab")
+                assert page.evaluate("document.activeElement.id") == "q"
+                page.close()
         finally:
             browser.close()
