@@ -204,6 +204,7 @@ def test_every_page_fits_both_widths_and_is_accessible(served: tuple[World, str]
         "person": f"/people/{pid}",
         "segments": "/segments",
         "segment": "/segments/open_issue",
+        "segment-preview": "/segments/open_issue?rule=not+has_open_ticket#preview",
         "report": "/report",
         "config": "/config",
     }

@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful.web.dashboard import people as people_data
+from tactful.web.dashboard import segments as segment_data
 from tests.dashboard.helpers import EMAIL, PASSWORD, STATES, World, person_of, world
 
 pytestmark = pytest.mark.store
@@ -133,7 +134,7 @@ def test_segment_page(w: World, client: TestClient, monkeypatch: pytest.MonkeyPa
     held = client.get("/segments/held").text
     assert re.search(r'class="holdout">2 <span class="muted">\(target 100.0%\)', held)
     assert client.get("/segments/nope").status_code == 404
-    monkeypatch.setattr(people_data, "PAGE_SIZE", 1)
+    monkeypatch.setattr(segment_data, "PAGE_SIZE", 1)
     first = client.get("/segments/open_issue").text
     nxt = re.search(r'href="(/segments/open_issue\?after=[^"]+)" rel="next"', first)
     assert nxt is not None
@@ -152,3 +153,24 @@ def test_pages_carry_no_inline_script_or_style(client: TestClient) -> None:
     css = client.get("/static/dashboard.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert client.get("/static/garden.css").status_code == 200
+
+
+def test_a_changed_rule_is_previewed_on_the_segment_page(client: TestClient) -> None:
+    def tried(rule: str) -> tuple[int, str]:
+        r = client.get("/segments/open_issue", params={"rule": rule})
+        return r.status_code, r.text
+
+    status, html = tried("not has_open_ticket")
+    assert status == 200
+    outcome = re.sub(r"<[^>]+>", "", re.search(r'<p class="outcome".*?</p>', html, re.S).group(0))
+    assert outcome == (
+        "1 would match not has_open_ticket (the segment has 2 now): 1 would enter, "
+        "2 would exit (exits before any cooldown)."
+    )
+    entering = re.search(r'<ul class="entering">(.*?)</ul>', html, re.S).group(1)
+    exiting = re.search(r'<ul class="exiting">(.*?)</ul>', html, re.S).group(1)
+    assert "bob@example.com" in entering and "bob@example.com" not in exiting
+    assert EMAIL in exiting and "cy@example.com" in exiting
+    status, html = tried("has_open_tiket")
+    assert status == 400 and "has_open_tiket" in html and 'class="flash error"' in html
+    assert 'value="has_open_tiket"' in html  # the rule stays in the box to fix

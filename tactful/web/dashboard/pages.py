@@ -14,7 +14,8 @@ from tactful.core import codec
 from tactful.store.records import from_us
 from tactful.web.dashboard.charts import DAY_US, bar_chart, line_chart
 from tactful.web.dashboard.data import Overview
-from tactful.web.dashboard.people import LABEL_WORDS, Label, PeopleList, SegmentPage
+from tactful.web.dashboard.people import LABEL_WORDS, Label, PeopleList
+from tactful.web.dashboard.segments import Preview, SegmentPage
 from tactful.web.present import Moment, moment, span, words
 from tactful.web.templating import render
 
@@ -111,12 +112,18 @@ def segments(rows: Sequence[Any]) -> str:
     return render("dashboard/segments.html", rows=rows)
 
 
-def segment(s: SegmentPage, after: str | None, now: datetime) -> str:
+def segment(s: SegmentPage, after: str | None, now: datetime, tried: Preview | None = None) -> str:
     at_us, _ = _moments(now)
     chart = line_chart(f"{s.name}: size over time", s.series, s.window.bucket_us)
     unit = "hour" if s.window.bucket_us < DAY_US else "day"
     return render(
-        "dashboard/segment.html", s=s, after=after, at_us=at_us, chart=Markup(chart), unit=unit
+        "dashboard/segment.html",
+        s=s,
+        after=after,
+        at_us=at_us,
+        chart=Markup(chart),
+        unit=unit,
+        tried=tried,
     )
 
 

@@ -8,12 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.core.identity import normalize_email, normalize_phone
-from tactful.store.records import to_us
-from tactful.views import clock_of, resolve_key
+from tactful.views import resolve_key
 from tactful.web.context import WebContext
-from tactful.web.dashboard.charts import Point, Window, choose_window, size_series
-from tactful.web.dashboard.data import bucket_deltas, now_us
-from tactful.web.present import span
 
 PAGE_SIZE = 50
 LABEL_ORDER = ("email", "phone", "external_id", "zendesk_user_id")
@@ -149,100 +145,6 @@ def states(ctx: WebContext) -> list[str]:
     return [*(s.name for s in ctx.settings.states), "clear"]
 
 
-@dataclass
-class HistoryRow:
-    at_us: int
-    label: Label
-    change: str
-    holdout: bool
-    detail: str
-
-
-@dataclass
-class SegmentPage:
-    name: str
-    description: str
-    when: str
-    cooldown: str
-    holdout_share: float
-    members: int
-    holdout: int
-    delivered_to: list[str]
-    member_rows: list[tuple[Label, int, bool]]  # label, since_us, holdout
-    next_after: str | None  # the cursor of the next page of members
-    history: list[HistoryRow]
-    window: Window
-    series: list[Point]
-    buckets: list[tuple[int, int, int]]  # bucket start (us), entered, exited; newest first
-    now_us: int  # the engine clock (the wall clock before it starts)
-
-
-def segment_page(ctx: WebContext, name: str, after: str | None) -> SegmentPage | None:
-    spec = ctx.settings.segment(name)
-    if spec is None:
-        return None
-    with ctx.engine.store.reader() as reader:
-        conn: Any = reader.conn  # type: ignore[attr-defined]
-        members, holdout = reader.segment_counts().get(name, (0, 0))
-        page = reader.segment_members(name, after, PAGE_SIZE + 1)
-        history = conn.execute(
-            "SELECT person_id, change, at_us, holdout, detail FROM membership_history "
-            "WHERE segment = ? ORDER BY at_us DESC, id DESC LIMIT ?",
-            (name, PAGE_SIZE),
-        ).fetchall()
-        names = labels(conn, list({*(pid for pid, _ in page), *(r[0] for r in history)}))
-        now = now_us(clock_of(reader))
-        first = conn.execute(
-            "SELECT MIN(at_us) FROM membership_history WHERE segment = ?", (name,)
-        ).fetchone()[0]
-        window = choose_window(None if first is None else int(first), now)
-        deltas = bucket_deltas(conn, window.bucket_us).get(name, {})
-    shown = page[:PAGE_SIZE]
-    member_rows = [(names[pid], to_us(m.since) if m.since else 0, m.holdout) for pid, m in shown]
-    delivered = [
-        d.name
-        for d in ctx.settings.destinations
-        if (wanted := d.segment_names) is None or name in wanted
-    ]
-    return SegmentPage(
-        name,
-        spec.description,
-        spec.when,
-        "" if spec.cooldown is None else span(spec.cooldown.total_seconds(), long=True),
-        spec.holdout,
-        members,
-        holdout,
-        delivered,
-        member_rows,
-        shown[-1][0] if len(page) > PAGE_SIZE else None,
-        [HistoryRow(int(a), names[p], c, bool(h), d or "") for p, c, a, h, d in history],
-        window,
-        size_series(deltas, window, now),
-        [
-            (b * window.bucket_us, deltas[b].entered, deltas[b].exited)
-            for b in sorted(deltas, reverse=True)
-            if b >= window.first and (deltas[b].entered or deltas[b].exited)
-        ],
-        now,
-    )
-
-
 def labels_for(ctx: WebContext, person_ids: Sequence[str]) -> dict[str, Label]:
     with ctx.engine.store.reader() as reader:
         return labels(reader.conn, list(dict.fromkeys(person_ids)))  # type: ignore[attr-defined]
-
-
-@dataclass
-class SegmentSummary:
-    name: str
-    when: str
-    members: int
-    holdout: int
-
-
-def segment_list(ctx: WebContext) -> list[SegmentSummary]:
-    with ctx.engine.store.reader() as reader:
-        counts = reader.segment_counts()
-    return [
-        SegmentSummary(s.name, s.when, *counts.get(s.name, (0, 0))) for s in ctx.settings.segments
-    ]

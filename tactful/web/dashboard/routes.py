@@ -27,6 +27,7 @@ from tactful.views import clock_of, person_json
 from tactful.web.context import WebContext
 from tactful.web.dashboard import data, layout, pages
 from tactful.web.dashboard import people as people_data
+from tactful.web.dashboard import segments as segment_data
 from tactful.web.dashboard.auth import COOKIE, SECRET_META_KEY, DashboardAuth, Session, safe_next
 from tactful.web.receiver import BodyTooLarge, read_limited
 
@@ -235,7 +236,7 @@ async def person(request: Request, gate: Gate) -> Response:
 
 
 async def segments(request: Request, gate: Gate) -> Response:
-    rows = await asyncio.to_thread(people_data.segment_list, _ctx(request))
+    rows = await asyncio.to_thread(segment_data.segment_list, _ctx(request))
     return _page(request, gate, "Segments", pages.segments(rows))
 
 
@@ -243,11 +244,14 @@ async def segment(request: Request, gate: Gate) -> Response:
     ctx = _ctx(request)
     name = request.path_params["name"]
     after = request.query_params.get("after") or None
-    found = await asyncio.to_thread(people_data.segment_page, ctx, name, after)
+    found = await asyncio.to_thread(segment_data.segment_page, ctx, name, after)
     if found is None:
         return _page(request, gate, "Segment", '<p class="bad">No such segment.</p>', 404)
-    body = pages.segment(found, after, from_us(found.now_us))
-    return _page(request, gate, f"Segment {name}", body)
+    when = request.query_params.get("rule", "").strip()
+    tried = await asyncio.to_thread(segment_data.segment_preview, ctx, name, when) if when else None
+    body = pages.segment(found, after, from_us(found.now_us), tried)
+    status = 400 if tried is not None and tried.error else 200
+    return _page(request, gate, f"Segment {name}", body, status)
 
 
 async def config(request: Request, gate: Gate) -> Response:
