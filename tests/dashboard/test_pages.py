@@ -174,3 +174,26 @@ def test_a_changed_rule_is_previewed_on_the_segment_page(client: TestClient) -> 
     status, html = tried("has_open_tiket")
     assert status == 400 and "has_open_tiket" in html and 'class="flash error"' in html
     assert 'value="has_open_tiket"' in html  # the rule stays in the box to fix
+
+
+def test_templates_and_static_files_are_package_data() -> None:
+    """An installed Tactful has every template and static file (pyproject package-data)."""
+    import tomllib
+    from fnmatch import fnmatch
+
+    import tactful
+
+    root = Path(tactful.__file__).parent
+    pyproject = root.parent / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["tactful"]
+    files = [
+        p.relative_to(root).as_posix()
+        for folder in ("web/templates", "web/static")
+        for p in (root / folder).rglob("*")
+        if p.is_file()
+    ]
+    assert "web/static/garden.css" in files and "web/templates/sidebar/panel.html" in files
+    missing = [
+        f for f in files if not any(fnmatch(f, g) and g.count("/") == f.count("/") for g in globs)
+    ]
+    assert missing == []
