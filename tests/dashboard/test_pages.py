@@ -197,3 +197,12 @@ def test_templates_and_static_files_are_package_data() -> None:
         f for f in files if not any(fnmatch(f, g) and g.count("/") == f.count("/") for g in globs)
     ]
     assert missing == []
+
+
+def test_the_report_page_leads_with_one_answer_per_segment(client: TestClient) -> None:
+    html = client.get("/report").text
+    assert html.index('id="answers"') < html.index('<section class="report">')
+    answers = html[html.index('id="answers"') : html.index('<section class="report">')]
+    held = re.search(r'data-segment="held">\s*<p class="headline[^"]*">([^<]+)</p>', answers)
+    assert held is not None
+    assert held.group(1).startswith("Held: ")  # its name in words, then the answer

@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
 from tactful.core import codec
 from tactful.store.records import from_us
-from tactful.web.dashboard.charts import DAY_US, bar_chart, line_chart
+from tactful.web.dashboard.charts import DAY_US, bar_chart, interval_chart, line_chart
 from tactful.web.dashboard.data import Overview
+from tactful.web.dashboard.headline import Headline, headlines
 from tactful.web.dashboard.people import LABEL_WORDS, Label, PeopleList
 from tactful.web.dashboard.segments import Preview, SegmentPage
 from tactful.web.present import Moment, moment, span, words
 from tactful.web.templating import render
+
+if TYPE_CHECKING:  # tactful.report loads on the report page's first request
+    from tactful.report.build import Report
 
 
 def _moments(now: datetime) -> tuple[Callable[[int | None], Moment | None], Callable[..., Any]]:
@@ -125,6 +129,25 @@ def segment(s: SegmentPage, after: str | None, now: datetime, tried: Preview | N
         unit=unit,
         tried=tried,
     )
+
+
+def _answer_chart(h: Headline) -> str:
+    m = h.metric
+    if m is None:
+        return ""
+    scale, unit = (100.0, "%") if m.kind == "proportion" else (1.0, "")
+    rows = [
+        (name, arm.value * scale, arm.ci.low * scale, arm.ci.high * scale)
+        for name, arm in (("treated", m.treated), ("holdout", m.holdout))
+        if arm.value is not None and arm.ci is not None
+    ]
+    return interval_chart(f"{h.segment}: {m.title}, treated vs holdout", rows, unit)
+
+
+def answers(report: Report) -> str:
+    """The report page's lead: one sentence and one chart per segment."""
+    leads = [(h, Markup(_answer_chart(h))) for h in headlines(report)]
+    return render("dashboard/answers.html", leads=leads)
 
 
 def config(masked: dict[str, Any]) -> str:

@@ -284,17 +284,16 @@ async def report(request: Request, gate: Gate) -> Response:
         body = '<p class="flash error">since must be ISO 8601 with a UTC offset</p>'
         return _page(request, gate, title, body, 400)
 
-    def build() -> str:
+    def build() -> tuple[str, str]:
         built = build_report(ctx.engine.store, ctx.settings, segment=segment, since=since)
-        return render_html(built)
+        return pages.answers(built), render_html(built)
 
     try:
-        document = await asyncio.to_thread(build)
+        lead, document = await asyncio.to_thread(build)
     except ReportError as exc:
         return _page(request, gate, title, f'<p class="flash error">{escape(str(exc))}</p>', 400)
-    return _page(
-        request, gate, title, f'<section class="report">{_report_body(document)}</section>'
-    )
+    body = f'{lead}<section class="report">{_report_body(document)}</section>'
+    return _page(request, gate, title, body)
 
 
 def routes() -> list[BaseRoute]:
