@@ -130,7 +130,9 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
             expect(side.locator('[data-segment="unhappy"]')).to_have_count(0)  # not in it
             expect(side.locator("#details")).not_to_have_attribute("open", "")
             expect(side.locator('[data-rule="unhappy"]')).to_be_hidden()  # behind "Details"
-            expect(side.locator('[data-destination="cio"]')).to_contain_text("delivered")
+            told = side.locator('.sent [data-destination="cio"][data-status="done"]').first
+            expect(told).to_contain_text("Customer.io (cio)")
+            expect(told).to_contain_text("(delivered")  # successes carry no HTTP status yet
             expect(side.locator('[data-consent="email"]')).to_have_text("email: yes")
 
             # Controls show the current values.

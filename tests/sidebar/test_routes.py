@@ -102,8 +102,8 @@ def test_panel_shows_state_why_deliveries_profile_and_score(w: World) -> None:
     assert "Open issue since Jan 1, 00:00 UTC — open ticket." in shown  # the lead sentence
     assert re.search(r'data-segment="open_issue">.*?since', html, re.S)
     assert "<code>has_open_ticket</code>" in html
-    assert 'data-destination="cio" data-status="done"' in html
-    assert "segment membership changed (open issue): delivered" in html
+    assert re.search(r'data-destination="cio" data-kind="event" data-status="done"', html)
+    assert "Customer.io (cio) event segment membership changed (Open issue)" in shown
     assert 'class="optout" data-opted-out="no">subscribed' in html
     assert '<dd class="score"' in html
     assert 'action="health"' in html or 'data-action="health"' in html

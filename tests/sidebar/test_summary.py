@@ -10,6 +10,8 @@ from tactful.config_models import SegmentSettings
 from tactful.core.segments import Membership
 from tactful.web.present import exact, relative, span, text, words
 from tactful.web.sidebar.panel import PanelData, render
+from tactful.web.sidebar.proof import outcome, what
+from tactful.web.sidebar.records import SentChange
 from tactful.web.sidebar.summary import fields_of, lead, segment_words
 
 NOW = datetime(2026, 12, 5, 12, 3, tzinfo=UTC)
@@ -105,3 +107,36 @@ def test_templates_escape_what_they_show() -> None:
     html = render(data, ("error", "<img src=x onerror=alert(1)>"))
     assert "<script>x" not in html and "&lt;script&gt;x" in html
     assert "<img" not in html and "<b>none" not in html
+
+
+def test_each_change_sent_in_words_with_its_outcome() -> None:
+    types = {"meta": "meta_audience", "cio": "customerio"}
+    labels = {"suppress_promos": "Promos paused"}
+
+    def change(kind: str, status: str = "done", **kw: Any) -> SentChange:
+        fields: dict[str, Any] = {
+            "destination": "meta" if kind.startswith("audience") else "cio",
+            "kind": kind,
+            "name": kw.pop("name", ""),
+            "segment": kw.pop("segment", "suppress_promos"),
+            "status": status,
+            "updated_us": 0,
+            "last_error": kw.pop("last_error", ""),
+            "http_status": kw.pop("http_status", 200),
+        }
+        return SentChange(**fields)
+
+    add = change("audience_add")
+    assert what(add, types, labels) == "Added to Meta (meta) audience Promos paused"
+    assert outcome(add) == "delivered, HTTP 200"
+    gone = change("audience_remove", "pending", last_error="HTTP 503", http_status=503)
+    assert what(gone, types, labels) == "Removed from Meta (meta) audience Promos paused"
+    assert outcome(gone) == "waiting to be sent (last try: HTTP 503)"
+    profile = change("profile", "dead", segment="", last_error="HTTP 400: bad")
+    assert what(profile, types, labels) == "Customer.io (cio) profile updated"
+    assert outcome(profile) == "failed: HTTP 400: bad"
+    event = change(
+        "event", "skipped", name="zendesk_ticket_created", segment="", last_error="no email"
+    )
+    assert what(event, types, labels) == "Customer.io (cio) event zendesk ticket created"
+    assert outcome(event) == "skipped: no email"

@@ -17,10 +17,11 @@ from tactful.destinations.profiles import MarketingProfile, ProfileError
 from tactful.store.records import from_us
 from tactful.valuescore import ValueScore, value_score
 from tactful.views import resolve_key
-from tactful.web.present import At, Moment, Phrase, moment, words
-from tactful.web.sidebar.records import LatestDelivery, actions_of, latest_deliveries
+from tactful.web.present import At, Phrase, moment, words
+from tactful.web.sidebar import proof
+from tactful.web.sidebar.records import SentChange, actions_of, recent_changes
 from tactful.web.sidebar.state import EspUnavailable, SidebarState
-from tactful.web.sidebar.summary import SegmentWords, lead, segment_words
+from tactful.web.sidebar.summary import SegmentWords, label_of, lead, segment_words
 from tactful.web.templating import render as render_template
 
 HEALTH_CHOICES = ("satisfied", "neutral", "unsatisfied")
@@ -53,7 +54,7 @@ class PanelData:
     state: dict[str, Any] = field(default_factory=dict)
     consent: dict[str, bool] = field(default_factory=dict)
     segments: list[SegmentWords] = field(default_factory=list)
-    deliveries: list[tuple[str, LatestDelivery | None]] = field(default_factory=list)
+    sent: list[tuple[SentChange, str, str]] = field(default_factory=list)  # change, what, outcome
     profile: MarketingProfile | None = None
     esp_name: str | None = None
     esp_problem: str | None = None
@@ -100,7 +101,7 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
     pid = data.person_id
     with ctx.engine.store.reader() as reader:
         row = reader.load_persons([pid]).get(pid)
-        latest = latest_deliveries(reader, pid)
+        sent = recent_changes(reader, pid)
         data.score = value_score(getattr(reader, "conn", None), pid, now)
         data.actions = actions_of(reader, pid)
     if row is None:
@@ -111,7 +112,9 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
         known = row.facts.consent_for(purpose)
         data.consent[purpose] = ctx.consent_defaults.get(purpose, True) if known is None else known
     data.segments = segment_words(ctx.settings.segments, row.memberships, data.state, now)
-    data.deliveries = [(d.name, latest.get(d.name)) for d in ctx.settings.destinations]
+    types = {d.name: d.type for d in ctx.settings.destinations}
+    labels = {s.name: label_of(s) for s in ctx.settings.segments}
+    data.sent = [(c, proof.what(c, types, labels), proof.outcome(c)) for c in sent]
     return data
 
 
@@ -126,23 +129,6 @@ async def gather(state: SidebarState, email: str) -> PanelData:
     except (EspUnavailable, ProfileError) as exc:
         data.esp_problem = f"ESP unavailable: {exc}"
     return data
-
-
-def delivery_words(row: LatestDelivery | None, now: datetime) -> tuple[str, Moment | None]:
-    """What the latest change sent to a destination was and what became of it."""
-    if row is None:
-        return "nothing sent yet", None
-    what = row.name.replace("_", " ")
-    if row.segment:
-        what += f" ({row.segment.replace('_', ' ')})"
-    at = moment(from_us(row.updated_us), now)
-    if row.status == "done":
-        return f"{what}: delivered", at
-    if row.status == "pending":
-        return f"{what}: waiting to be sent", at
-    if row.status == "skipped":
-        return f"{what}: skipped, {row.last_error}", at
-    return f"{what}: failed, {row.last_error}", at
 
 
 def _at_us(value: Any) -> datetime:
@@ -160,7 +146,6 @@ def render(data: PanelData, flash: tuple[str, str] | None = None) -> str:
         at_us=lambda value: moment(_at_us(value), now),
         words=words,
         is_at=lambda part: isinstance(part, At),
-        delivery=lambda row: delivery_words(row, now),
         idem=lambda: uuid.uuid4().hex,
         health_choices=HEALTH_CHOICES,
         state_shown=[k for k in STATE_SHOWN if data.state.get(k) not in (None, [], "")],
