@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from tactful.sim.server import run_in_thread
 from tactful.web.sidebar.page import ZAF_SDK_URL
+from tests.a11y import A11Y_PROBLEMS
 from tests.sidebar.helpers import EMAIL, World, days, token, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
@@ -148,6 +149,7 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
             height = frame.evaluate("document.body.getBoundingClientRect().height")
             assert resized[-1]["height"] == f"{int(-(-height // 1))}px"
             assert overflow(frame) == 0
+            assert frame.evaluate(A11Y_PROBLEMS) == []
             shot(page, "overview")
             side.locator("#details summary").click()
             expect(side.locator('[data-rule="unhappy"]')).to_be_visible()
