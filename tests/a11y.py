@@ -1,5 +1,24 @@
 """Checks run in the browser on the dashboard and sidebar pages."""
 
+from __future__ import annotations
+
+from typing import Any
+
+
+def csp_violations(page: Any) -> list[str]:
+    """Content-Security-Policy violations the page reports from now on (a list that fills)."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda m: found.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => "
+        "console.error('Content Security Policy violation: ' + e.violatedDirective))"
+    )
+    return found
+
+
 # Problems a page has for people who use a keyboard, a screen reader or weak eyes: controls
 # without a label, charts without a text alternative, text under WCAG AA contrast.
 A11Y_PROBLEMS = """() => {
@@ -47,3 +66,28 @@ A11Y_PROBLEMS = """() => {
   }
   return problems;
 }"""
+
+
+# The policy the pages are made for: their own files only (and Zendesk's SDK in the sidebar),
+# no inline script or style.
+STRICT_CSP = (
+    "default-src 'none'; script-src 'self' https://static.zdassets.com; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'"
+)
+
+
+def strict_csp(page: Any, url: str, *, skip: tuple[str, ...] = ()) -> None:
+    """Serve every page of ``url`` (but the paths in ``skip``) with ``STRICT_CSP``, whatever
+    the server sends, so the test shows the pages need nothing more."""
+
+    def handle(route: Any) -> None:
+        request = route.request
+        path = request.url[len(url) :].split("?")[0]
+        if request.resource_type != "document" or path in skip:
+            route.continue_()
+            return
+        response = route.fetch(max_redirects=0)
+        headers = {**response.headers, "content-security-policy": STRICT_CSP}
+        route.fulfill(response=response, headers=headers)
+
+    page.route(f"{url}/**", handle)

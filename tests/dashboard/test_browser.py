@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tactful.sim.server import run_in_thread
-from tests.a11y import A11Y_PROBLEMS
+from tests.a11y import A11Y_PROBLEMS, csp_violations, strict_csp
 from tests.dashboard.helpers import EMAIL, PASSWORD, STATES, World, person_of, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
@@ -69,6 +69,8 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
         browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            violations = csp_violations(page)
+            strict_csp(page, url)
             # Nothing leaves the machine: every request goes to the dashboard itself.
             outside: list[str] = []
             page.on(
@@ -144,6 +146,7 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
             expect(page.locator('[data-section="api"]')).to_contain_text("********")
             assert PASSWORD not in page.content()
             assert outside == []
+            assert violations == []
         finally:
             browser.close()
 

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from tactful.sim.server import run_in_thread
 from tactful.web.sidebar.page import ZAF_SDK_URL
-from tests.a11y import A11Y_PROBLEMS
+from tests.a11y import A11Y_PROBLEMS, csp_violations, strict_csp
 from tests.sidebar.helpers import EMAIL, World, days, token, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
@@ -34,7 +34,7 @@ HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>Zendesk (ha
 <style>body{margin:0}iframe{border:0;display:block}</style>
 <script>
 window.zafCalls = [];
-var answers = {"ticket.requester.email": %(email)r,
+var answers = {"ticket.id": 1, "ticket.requester.email": %(email)r,
                "currentUser.timeZone": {"ianaName": %(zone)r}};
 window.ZAFClient = {init: function () { return {
   get: function (paths) {
@@ -109,6 +109,8 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 800, "height": 900})
+            violations = csp_violations(page)
+            strict_csp(page, url, skip=("/harness",))
             outside: list[str] = []
             page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
             # No internet in tests: Zendesk's SDK is not fetched; the harness provides ZAF.
@@ -196,5 +198,6 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
             expect(side.locator(".promos")).to_have_attribute("data-paused", "no")
             # Garden CSS and the script come from Tactful; only Zendesk's SDK is Zendesk's.
             assert set(outside) <= {ZAF_SDK_URL}, outside
+            assert violations == []
         finally:
             browser.close()

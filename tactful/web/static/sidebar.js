@@ -1,5 +1,5 @@
-// The Tactful ticket sidebar: asks ZAF for the requester's email and the agent's time zone,
-// fetches the panel, shows times in that zone, submits actions, and resizes the app to its
+// The Tactful ticket sidebar: asks ZAF for the ticket, its requester's email and the agent's
+// time zone, fetches the panel (every request names the ticket), shows times in that zone, submits actions, and resizes the app to its
 // content (ZAF `resize`). Served as a file: the page has no inline script.
 (function () {
   "use strict";
@@ -61,9 +61,13 @@
     options = options || {};
     options.headers = Object.assign({"Authorization": "Bearer " + cfg.session},
                                     options.headers || {});
+    url += (url.indexOf("?") < 0 ? "?" : "&") + "ticket=" + encodeURIComponent(cfg.ticket);
     return fetch(url, options).then(function (r) {
+      var bound = r.headers.get("X-Tactful-Session");
+      if (bound) cfg.session = bound;  // the session now belongs to this ticket
       return r.text().then(function (t) {
         if (r.status === 401) throw new Error("Session expired: reopen the ticket sidebar.");
+        if (r.status === 403) throw new Error(t);
         var shown = r.ok || r.status === 422 || r.status === 502;
         if (!shown) throw new Error("Tactful: HTTP " + r.status);
         return t;
@@ -95,10 +99,13 @@
 
   client = zaf();
   if (!client) { fail("The Zendesk Apps framework did not load."); return; }
-  client.get(["ticket.requester.email", "currentUser.timeZone"]).then(function (data) {
+  var asked = ["ticket.id", "ticket.requester.email", "currentUser.timeZone"];
+  client.get(asked).then(function (data) {
     var tz = data && data["currentUser.timeZone"];
     zone = tz && tz.ianaName ? tz.ianaName : undefined;
     var email = data && data["ticket.requester.email"];
+    cfg.ticket = data && data["ticket.id"];
+    if (!cfg.ticket) { fail("Zendesk did not say which ticket this is."); return; }
     if (!email) { fail("This ticket has no requester email."); return; }
     load(email);
   }, function () { fail("Zendesk did not give the ticket requester."); });
