@@ -152,3 +152,40 @@ def iter_person_ids(reader: Reader, page: int = 1000) -> Iterator[str]:
             return
         yield from ids
         after = ids[-1]
+
+
+@dataclass
+class RulePreview:
+    """What a segment would hold with rule ``when`` at the engine clock: who matches, and
+    who would enter or exit compared with the segment's members now (exits ignore the
+    cooldown: they are people the rule no longer matches)."""
+
+    segment: str
+    when: str
+    as_of: datetime
+    matching: list[str]
+    entering: list[str]
+    exiting: list[str]
+
+
+def rule_preview(reader: Reader, rules: Rules, segment: str, when: str, rule: Any) -> RulePreview:
+    """Evaluate ``rule`` (a parsed rule with ``evaluate(values, now)``) on every person as of
+    the engine clock. Reads every person: seconds on a large store. Changes nothing."""
+    clock = clock_of(reader)
+    if clock is None:
+        raise ValueError("the store is empty: import data first")
+    out = RulePreview(segment, when, clock, [], [], [])
+    for pid in iter_person_ids(reader):
+        row = reader.load_persons([pid]).get(pid)
+        if row is None:
+            continue
+        state = preview(rules, row, clock, clock).state
+        holds, _ = rule.evaluate(state, clock)
+        member = segment in row.memberships and row.memberships[segment].member
+        if holds:
+            out.matching.append(pid)
+            if not member:
+                out.entering.append(pid)
+        elif member:
+            out.exiting.append(pid)
+    return out

@@ -21,7 +21,18 @@ PASSWORD = "let-me-in-please"
 EMAIL = "ann@example.com"
 
 
-def config(*, token: str | None = TOKEN, password: str | None = PASSWORD) -> str:
+STATES = """
+[[states]]
+name = "open_issue"
+when = "has_open_ticket"
+
+[[states]]
+name = "recently_resolved"
+when = "last_resolved_at within 7d"
+"""
+
+
+def config(*, token: str | None = TOKEN, password: str | None = PASSWORD, states: str = "") -> str:
     api = ""
     if token or password:
         api = "[api]\n"
@@ -31,6 +42,7 @@ def config(*, token: str | None = TOKEN, password: str | None = PASSWORD) -> str
 {api}
 [zendesk]
 subdomain = "glowlab"
+{states}
 
 [[segments]]
 name = "open_issue"
@@ -80,8 +92,16 @@ def person_of(engine: Engine, email: str = EMAIL) -> str:
         return reader.find_persons("email", email)[0]
 
 
-def world(tmp_path: Path, *, token: str | None = TOKEN, password: str | None = PASSWORD) -> World:
-    settings = settings_from_toml(config(token=token, password=password), environ={})
+def world(
+    tmp_path: Path,
+    *,
+    token: str | None = TOKEN,
+    password: str | None = PASSWORD,
+    states: str = "",
+) -> World:
+    """Ann and Cy with an open ticket, Bob's solved; with ``states`` (``STATES``), Bob
+    also has a second ticket solved later: a change of fields, not of support state."""
+    settings = settings_from_toml(config(token=token, password=password, states=states), environ={})
     engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     engine.apply(
         [
@@ -94,6 +114,8 @@ def world(tmp_path: Path, *, token: str | None = TOKEN, password: str | None = P
         ]
     )
     engine.apply([ticket(2, at(5), "solved", requester_id=2)])
+    if states:
+        engine.apply([ticket(4, at(5.5), "solved", requester_id=2)])
     engine.tick(at(6))
     add_dead_letter(engine, person_of(engine))
     app = create_app(settings, engine, tick_seconds=0, clock=FakeClock(at(6)), deliver_seconds=0)

@@ -3,8 +3,6 @@ logout revoked on the server, Secure cookies, and a strict CSP the pages pass.""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,13 +99,6 @@ def test_secure_cookies(w: World, setting: bool | None, scheme: str, secure: boo
         assert ("; secure" in _set_cookie(c)) is secure
 
 
-def _style_hash(html: str) -> str:
-    found = re.search(r"<style>(.*?)</style>", html, re.S)
-    assert found is not None
-    digest = base64.b64encode(hashlib.sha256(found.group(1).encode()).digest()).decode()
-    return f"'sha256-{digest}'"
-
-
 def test_pages_have_a_strict_csp_matching_their_styles(client: TestClient) -> None:
     pages = [client.get("/login")]
     login(client)
@@ -116,9 +107,9 @@ def test_pages_have_a_strict_csp_matching_their_styles(client: TestClient) -> No
         csp = r.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
         assert "script-src" not in csp and "unsafe-inline" not in csp
-        assert f"style-src {_style_hash(r.text)}" in csp
-        # nothing the policy would block: no script, no style attribute, no event handler
-        assert not re.search(r"<script|<[^>]*\s(style|on[a-z]+)=", r.text), r.url
+        assert "style-src 'self'" in csp  # the pages' stylesheets, served from /static
+        # nothing the policy would block: no script, no inline style, no event handler
+        assert not re.search(r"<script|<style|<[^>]*\s(style|on[a-z]+)=", r.text), r.url
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"

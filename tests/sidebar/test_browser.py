@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.requests import Request
@@ -16,27 +17,42 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from tactful.sim.server import run_in_thread
+from tactful.web.sidebar.page import ZAF_SDK_URL
+from tests.a11y import A11Y_PROBLEMS, csp_violations
 from tests.sidebar.helpers import EMAIL, TICKET, World, days, token, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
 
+SIDEBAR_WIDTH = 320  # Zendesk Support's ticket sidebar; the Agent Workspace's is wider
+SHOTS = Path(os.environ.get("TACTFUL_SCREENSHOTS", "build/screenshots"))  # not committed
+AGENT_ZONE = "America/New_York"
+
+# Stands in for Zendesk: posts the signed token into the iframe, answers ZAF ``get`` with the
+# requester and the agent's time zone, and applies ``resize`` to the iframe like Zendesk.
 HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>Zendesk (harness)</title>
+<style>body{margin:0}iframe{border:0;display:block}</style>
 <script>
-var known = {'ticket.id': %(ticket)d, 'ticket.requester.email': %(email)r};
+window.zafCalls = [];
+var answers = {"ticket.id": %(ticket)d, "ticket.requester.email": %(email)r,
+               "currentUser.timeZone": {"ianaName": %(zone)r}};
 window.ZAFClient = {init: function () { return {
   get: function (paths) {
-    var out = {};
-    [].concat(paths).forEach(function (p) { out[p] = known[p]; });
+    var out = {}; [].concat(paths).forEach(function (p) { out[p] = answers[p]; });
     return Promise.resolve(out);
+  },
+  invoke: function (name, args) {
+    window.zafCalls.push([name, args]);
+    if (name === "resize") document.getElementById("sidebar").style.height = args.height;
+    return Promise.resolve({});
   },
   on: function () {}
 }; }};
 </script></head><body>
 <form id="zendesk" method="post" action="/app/sidebar" target="sidebar">
   <input type="hidden" name="token" value="%(token)s"></form>
-<iframe name="sidebar" id="sidebar" style="width:380px;height:900px"></iframe>
+<iframe name="sidebar" id="sidebar" style="width:%(width)dpx;height:400px"></iframe>
 <script>document.getElementById('zendesk').submit();</script>
 </body></html>"""
 
@@ -62,7 +78,13 @@ def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
     w = world(tmp_path, tick_seconds=0.05, base_url=f"http://127.0.0.1:{port}")
 
     async def harness(request: Request) -> HTMLResponse:
-        page = HARNESS % {"email": EMAIL, "ticket": TICKET, "token": token()}
+        page = HARNESS % {
+            "email": EMAIL,
+            "ticket": TICKET,
+            "token": token(),
+            "zone": AGENT_ZONE,
+            "width": SIDEBAR_WIDTH,
+        }
         policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
         return HTMLResponse(page, headers={"Content-Security-Policy": policy})
 
@@ -73,6 +95,20 @@ def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
     finally:
         stop()
         w.stop()
+
+
+def overflow(frame: Any) -> int:
+    """How many pixels the sidebar's content is wider than the sidebar (0: none)."""
+    return int(
+        frame.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-{name}.png"))
 
 
 def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
@@ -88,38 +124,66 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
             ],
         )
         try:
-            page = browser.new_page()
-            violations: list[str] = []  # the sidebar passes its Content-Security-Policy
-            page.on(
-                "console",
-                lambda m: (
-                    violations.append(m.text) if "Content Security Policy" in m.text else None
-                ),
-            )
-            page.add_init_script(
-                "document.addEventListener('securitypolicyviolation', e => "
-                "console.error('Content Security Policy violation: ' + e.violatedDirective))"
-            )
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            # The sidebar is served with Tactful's own Content-Security-Policy (no inline
+            # script or style, frame-ancestors limited to Zendesk): a violation fails the test.
+            violations = csp_violations(page)
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
             # No internet in tests: Zendesk's SDK is not fetched; the harness provides ZAF.
             page.route("https://static.zdassets.com/**", lambda route: route.abort())
             page.goto(f"{url}/harness")
             side = page.frame_locator("#sidebar")
-
-            # The state and why.
+            frame = page.frame(name="sidebar")
+            assert frame is not None
             expect = playwright.expect
-            expect(side.locator(".support-state")).to_be_visible(timeout=15000)
-            open_issue = side.locator('[data-segment="open_issue"]')
-            expect(open_issue).to_contain_text("member since")
-            expect(open_issue).to_contain_text("rule: has_open_ticket")
-            expect(side.locator('[data-destination="cio"]')).to_contain_text("applied")
+
+            # The plain sentence first; its time in the agent's zone (New York: the day before).
+            lead = side.locator("#lead")
+            expect(lead).to_have_text(
+                "Open issue since Dec 31, 19:00 EST — open ticket. Ends when the ticket is solved.",
+                timeout=15000,
+            )
+            since = side.locator('[data-segment="open_issue"] .since time')
+            expect(since).to_have_text("1 h ago")
+            expect(since).to_have_attribute("title", "Dec 31, 19:00 EST")
+            expect(side.locator('[data-segment="unhappy"]')).to_have_count(0)  # not in it
+            expect(side.locator("#details")).not_to_have_attribute("open", "")
+            expect(side.locator('[data-rule="unhappy"]')).to_be_hidden()  # behind "Details"
+            told = side.locator('.sent [data-destination="cio"][data-status="done"]').first
+            expect(told).to_contain_text("Customer.io (cio)")
+            expect(told).to_contain_text("(delivered")  # successes carry no HTTP status yet
+            expect(side.locator('[data-consent="email"]')).to_have_text("email: yes")
+
+            # Controls show the current values.
             expect(side.locator(".optout")).to_have_text("subscribed")
+            expect(side.locator('input[name="health"]:checked')).to_have_count(0)
+            expect(side.locator("fieldset.health .current")).to_have_text("not set")
+            expect(side.locator(".promos .current")).to_have_text("Not paused by an agent.")
+
+            # The app sized itself through ZAF to its content, with nothing wider than it.
+            calls = page.evaluate("window.zafCalls")
+            resized = [args for name, args in calls if name == "resize"]
+            assert resized and resized[-1]["width"] == "100%"
+            height = frame.evaluate("document.body.getBoundingClientRect().height")
+            assert resized[-1]["height"] == f"{int(-(-height // 1))}px"
+            assert overflow(frame) == 0
+            assert frame.evaluate(A11Y_PROBLEMS) == []
+            shot(page, "overview")
+            side.locator("#details summary").click()
+            expect(side.locator('[data-rule="unhappy"]')).to_be_visible()
+            assert overflow(frame) == 0
+            shot(page, "details")
 
             # Health round-trips to segments and to the ESP; a double click acts once.
-            health = side.locator('form[data-action="health"]')
-            health.locator("select").select_option("unsatisfied")
-            health.locator("button").dblclick()
+            side.locator('label[for="health-unsatisfied"]').click()
+            side.locator('form[data-action="health"] button').dblclick()
             expect(side.locator(".flash.ok")).to_contain_text("Health set to unsatisfied")
-            expect(side.locator('[data-segment="unhappy"]')).to_contain_text("member since")
+            expect(side.locator('input[name="health"]:checked')).to_have_value("unsatisfied")
+            expect(side.locator("fieldset.health .current")).to_have_text("unsatisfied")
+            expect(side.locator('[data-segment="unhappy"] .why')).to_have_text(
+                "because: agent marked them unsatisfied"
+            )
             w.deliver()
             assert w.cio.person(EMAIL)["zendesk_health"] == "unsatisfied"
             with w.engine.store.reader() as reader:
@@ -128,19 +192,29 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
                 ).fetchall()
             assert rows == [("agent-42", "done")]
 
-            # The override suppresses, then expires by itself on the simulated clock.
-            override = side.locator('form[data-action="override"]')
+            # The override suppresses, shows as the current value, then expires by itself.
+            override = side.locator('.promos form[data-action="override"]').last
             override.locator('input[name="days"]').fill("2")
             override.locator("button").click()
             expect(side.locator(".flash.ok")).to_contain_text("Promos suppressed for 2 days")
-            overridden = side.locator('[data-segment="overridden"]')
-            expect(overridden).to_contain_text("member since")
+            expect(side.locator(".promos")).to_have_attribute("data-paused", "yes")
+            expect(side.locator(".promos .current")).to_contain_text("Paused by an agent until")
+            expect(side.locator('[data-segment="overridden"] .ends')).to_contain_text("Ends in 2 d")
+            assert overflow(frame) == 0
+            height = frame.evaluate("document.body.getBoundingClientRect().height")
+            resized = [args for name, args in page.evaluate("window.zafCalls") if name == "resize"]
+            assert resized[-1]["height"] == f"{int(-(-height // 1))}px"  # follows the content
+            shot(page, "after-actions")
             w.clock.advance(days(3))
             ctx = w.app.state.ctx
             eventually(lambda: ctx.store_figures()[2] == w.clock.now)
             page.reload()  # Zendesk reopens the sidebar: a fresh signed request
             side = page.frame_locator("#sidebar")
-            expect(side.locator('[data-segment="overridden"]')).to_contain_text("not a member")
+            expect(side.locator("#lead")).to_contain_text("Open issue since", timeout=15000)
+            expect(side.locator('[data-segment="overridden"]')).to_have_count(0)
+            expect(side.locator(".promos")).to_have_attribute("data-paused", "no")
+            # Garden CSS and the script come from Tactful; only Zendesk's SDK is Zendesk's.
+            assert set(outside) <= {ZAF_SDK_URL}, outside
             assert violations == []
         finally:
             browser.close()

@@ -98,13 +98,14 @@ def test_panel_shows_state_why_deliveries_profile_and_score(w: World) -> None:
     with TestClient(w.app) as client:
         session = open_page(client)
         html = panel(client, session)
-    assert 'class="support-state">' in html
-    assert re.search(r'data-segment="open_issue">.*?member since', html)
-    assert "rule: <code>has_open_ticket</code>" in html
-    assert 'data-destination="cio" data-status="done"' in html
-    assert "latest change applied at" in html
-    assert 'class="optout">subscribed' in html
-    assert "Value score" in html
+    shown = re.sub(r"<[^>]+>", "", html)
+    assert "Open issue since Jan 1, 00:00 UTC — open ticket." in shown  # the lead sentence
+    assert re.search(r'data-segment="open_issue">.*?since', html, re.S)
+    assert "<code>has_open_ticket</code>" in html
+    assert re.search(r'data-destination="cio" data-kind="event" data-status="done"', html)
+    assert "Customer.io (cio) event segment membership changed (Open issue)" in shown
+    assert 'class="optout" data-opted-out="no">subscribed' in html
+    assert '<dd class="score"' in html
     assert 'action="health"' in html or 'data-action="health"' in html
 
 
@@ -124,11 +125,12 @@ def test_health_flows_to_segments_and_the_esp(w: World) -> None:
         resp = act(client, session, "health", health="unsatisfied")
         assert resp.status_code == 200, resp.text
         assert "Health set to unsatisfied" in resp.text
-        assert re.search(r'data-segment="unhappy">.*?member since', resp.text)
+        assert re.search(r'data-segment="unhappy">.*?since', resp.text, re.S)
         w.deliver()
         assert w.cio.person(EMAIL)["zendesk_health"] == "unsatisfied"
         html = panel(client, session)
         assert "agent-42: health" in html  # recorded with the agent
+        assert 'value="unsatisfied" checked' in html  # the control shows the current value
 
 
 def test_double_click_runs_once(w: World) -> None:
@@ -152,11 +154,12 @@ def test_override_expires_on_the_simulated_clock(w: World) -> None:
         ctx.writer.tick(w.clock.now).result()
         resp = act(client, session, "override", days="2")
         assert "Promos suppressed for 2 days" in resp.text
-        assert re.search(r'data-segment="overridden">.*?member since', resp.text)
+        assert re.search(r'data-segment="overridden">.*?since', resp.text, re.S)
         w.clock.advance(days(3))
         ctx.writer.tick(w.clock.now).result()
         html = panel(client, session)
-        assert re.search(r'data-segment="overridden">[^<]*<b>overridden</b>: not a member', html)
+        assert 'data-segment="overridden"' not in html
+        assert "<strong>overridden</strong> (not a member)" in html
 
 
 def test_optout_and_esp_refusal_are_shown(w: World) -> None:
@@ -164,7 +167,7 @@ def test_optout_and_esp_refusal_are_shown(w: World) -> None:
         session = open_page(client)
         resp = act(client, session, "optout", opted_out="true")
         assert resp.status_code == 200 and "opted out at cio" in resp.text
-        assert 'class="optout">opted out' in resp.text
+        assert 'class="optout" data-opted-out="yes">opted out' in resp.text
         refused = act(client, session, "remove-list", idem="idem-0002", list_id="7")
         assert refused.status_code == 502
         assert "refused it, nothing changed" in refused.text
@@ -182,7 +185,7 @@ def test_esp_down_still_shows_tactful_data(tmp_path: Path) -> None:
         with TestClient(w.app) as client:
             html = panel(client, open_page(client))
         assert "ESP unavailable" in html
-        assert re.search(r'data-segment="open_issue">.*?member since', html)
+        assert re.search(r'data-segment="open_issue">.*?since', html, re.S)
     finally:
         w.stop()
 

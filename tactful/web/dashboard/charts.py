@@ -194,3 +194,44 @@ def bar_chart(title: str, bars: Sequence[tuple[str, int]]) -> str:
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], unit: str) -> str:
+    """Each row a value with its interval (a dot on a whisker) on one shared axis from 0:
+    ``(label, value, low, high)``; ``unit`` follows the numbers ("%", "")."""
+    w, left, right, top, row = 560, 90, 90, 30, 30
+    h = top + row * max(1, len(rows)) + 24
+    pw = w - left - right
+    label = escape(title)
+    out = [
+        f'<svg class="chart interval" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+        f'role="img" aria-label="{label}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text class="title" x="4" y="18">{label}</text>',
+    ]
+    lo = min([0.0, *(r[2] for r in rows)])
+    hi = max([0.0, *(r[3] for r in rows)]) or 1.0
+
+    def x(v: float) -> float:
+        return left + pw * (v - lo) / (hi - lo)
+
+    out.append(
+        f'<line class="axis" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top - 4}" '
+        f'y2="{top + row * len(rows)}"/>'
+    )
+    for i, (name, value, low, high) in enumerate(rows):
+        y = top + i * row + row / 2
+        out.append(
+            f'<text class="bar-label" x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(name)}</text>"
+            f'<line class="series members" x1="{x(low):.1f}" x2="{x(high):.1f}" '
+            f'y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<circle class="dot members" cx="{x(value):.1f}" cy="{y:.1f}" r="4">'
+            f"<title>{escape(name)}: {value:.1f}{unit} ({low:.1f}–{high:.1f})</title></circle>"
+            f'<text class="value" x="{left + pw + 8}" y="{y + 4:.1f}">{value:.1f}{unit}</text>'
+        )
+    out.append(
+        f'<text class="axis-label" x="{left}" y="{h - 6}">{lo:.1f}{unit}</text>'
+        f'<text class="axis-label" x="{left + pw}" y="{h - 6}" text-anchor="end">'
+        f"{hi:.1f}{unit}</text></svg>"
+    )
+    return "".join(out)

@@ -51,9 +51,10 @@ class Overview:
     states: list[tuple[str, int]]
     destinations: list[DestinationRow]
     changes: list[tuple[str, int, str | None, str, str]]  # person, at_us, old, new, changed
+    wall_us: int = field(default_factory=lambda: time.time_ns() // 1000)
 
 
-def _now_us(clock: datetime | None) -> int:
+def now_us(clock: datetime | None) -> int:
     """The engine clock (simulations run ahead of the wall clock), else the wall clock."""
     return to_us(clock) if clock is not None else time.time_ns() // 1000
 
@@ -91,7 +92,7 @@ def overview(ctx: WebContext) -> Overview:
     with ctx.engine.store.reader() as reader:
         conn: Any = reader.conn  # type: ignore[attr-defined]
         clock = clock_of(reader)
-        now = _now_us(clock)
+        now = now_us(clock)
         counts = reader.segment_counts()
         states = reader.state_counts()
         first = conn.execute("SELECT MIN(at_us) FROM membership_history").fetchone()[0]
@@ -99,8 +100,11 @@ def overview(ctx: WebContext) -> Overview:
         deltas = bucket_deltas(conn, window.bucket_us)
         hour = _counts_since(conn, now - 3600 * 1_000_000)
         day = _counts_since(conn, now - 24 * 3600 * 1_000_000)
+        # Support-state changes only: a row where other fields changed and the state did
+        # not (recently_resolved -> recently_resolved) is no change of state.
         changes = conn.execute(
             "SELECT person_id, at_us, old_state, new_state, changed FROM state_changes "
+            "WHERE old_state IS NULL OR old_state <> new_state "
             "ORDER BY at_us DESC, id DESC LIMIT ?",
             (RECENT_CHANGES,),
         ).fetchall()

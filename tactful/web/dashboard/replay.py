@@ -15,20 +15,13 @@ from dataclasses import dataclass
 from tactful.delivery.router import preview, routes_of
 from tactful.engine import ReplayReport
 from tactful.web.context import WebContext
-from tactful.web.dashboard.layout import e, table
+from tactful.web.templating import render
 
 KINDS = ("audience_add", "audience_remove", "profile", "event")
 
 
 def form(csrf: str) -> str:
-    return (
-        '<section id="replay"><h2>Replay</h2><p class="muted">After changing reasons or rules '
-        "(and restarting with the new file), preview what <code>tactful replay</code> would "
-        "change. Nothing is changed; destinations would get only these net corrections."
-        '</p><form method="post" action="/replay/preview">'
-        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-        '<button type="submit">Preview a replay</button></form></section>'
-    )
+    return render("dashboard/replay.html", result=None, csrf=csrf)
 
 
 @dataclass
@@ -42,27 +35,13 @@ def run(ctx: WebContext) -> Preview:
     return Preview(report, preview(report.corrections, routes_of(ctx.settings)))
 
 
-def render(result: Preview) -> str:
+def show(result: Preview) -> str:
     report = result.report
     segments = [
-        [name, str(v["enter"]), str(v["exit"]), " ".join(v["entering"] + v["exiting"])]
+        (name, v["enter"], v["exit"], " ".join(v["entering"] + v["exiting"]))
         for name, v in sorted(report.segments.items())
     ]
-    destinations = [[name, *(str(c[k]) for k in KINDS)] for name, c in result.destinations.items()]
-    return (
-        f'<p class="flash">Dry run: {report.events} events replayed, '
-        f"{len(report.changed)} of {report.persons_after} persons would change, "
-        f"{len(report.corrections)} messages. Nothing was changed.</p>"
-        "<h2>Segments</h2>"
-        + (
-            table(["Segment", "Enter", "Exit", "Persons (first 50 each)"], segments)
-            if segments
-            else '<p class="muted">No one would enter or exit a segment.</p>'
-        )
-        + "<h2>Destinations</h2>"
-        + (
-            table(["Destination", "Adds", "Removes", "Profile updates", "Events"], destinations)
-            if destinations
-            else '<p class="muted">No destinations configured.</p>'
-        )
+    destinations = [[name, *(c[k] for k in KINDS)] for name, c in result.destinations.items()]
+    return render(
+        "dashboard/replay.html", result=result, segments=segments, destinations=destinations
     )

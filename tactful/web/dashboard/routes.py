@@ -1,6 +1,8 @@
-"""Dashboard routes: ``/login``, ``/logout``, ``/`` (overview), ``/people``, ``/config``,
-``POST /retry`` (dead letters back to pending), ``POST /replay/preview`` (``replay.py``) and
-``/report`` when ``tactful.report`` is installed."""
+"""Dashboard routes: ``/login``, ``/logout``, ``/`` (overview), ``/people`` (list, search,
+filters), ``/people/{person_id}``, ``/segments``, ``/segments/{name}``, ``/config``,
+``POST /retry`` (dead letters back to pending), ``POST /replay/preview`` (``replay.py``),
+``/report`` when ``tactful.report`` is installed, and ``/static/`` (the pages' CSS and
+scripts)."""
 
 from __future__ import annotations
 
@@ -10,19 +12,23 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, quote
+from html import escape
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from tactful.config import MASK
 from tactful.core import codec
 from tactful.engine import Engine
-from tactful.views import person_json, resolve_key
+from tactful.store.records import from_us
+from tactful.views import clock_of, person_json
 from tactful.web.context import WebContext
 from tactful.web.dashboard import data, layout, pages, replay
+from tactful.web.dashboard import people as people_data
+from tactful.web.dashboard import segments as segment_data
 from tactful.web.dashboard.auth import (
     COOKIE,
     SECRET_META_KEY,
@@ -182,10 +188,12 @@ async def logout(request: Request, gate: Gate) -> Response:
 
 
 async def overview(request: Request, gate: Gate) -> Response:
-    ov = await asyncio.to_thread(data.overview, _ctx(request))
+    ctx = _ctx(request)
+    ov = await asyncio.to_thread(data.overview, ctx)
+    labels = await asyncio.to_thread(people_data.labels_for, ctx, [c[0] for c in ov.changes])
     flash = request.query_params.get("retried")
     message = f"{flash} dead letters back to pending." if flash and flash.isdigit() else None
-    return _page(request, gate, "Overview", pages.overview(ov, gate.csrf, message))
+    return _page(request, gate, "Overview", pages.overview(ov, gate.csrf, labels, message))
 
 
 async def retry(request: Request, gate: Gate) -> Response:
@@ -209,25 +217,81 @@ async def replay_preview(request: Request, gate: Gate) -> Response:
     if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
         return PlainTextResponse("403 bad CSRF token: reload the page", 403)
     result = await asyncio.to_thread(replay.run, _ctx(request))
-    return _page(request, gate, "Replay preview", replay.render(result))
+    return _page(request, gate, "Replay preview", replay.show(result))
 
 
-def _lookup(ctx: WebContext, query: str) -> list[dict[str, Any]]:
+def _person(ctx: WebContext, person_id: str) -> str | None:
+    """The person's detail section, or None when there is no such person."""
     with ctx.engine.store.reader() as reader:
-        ids = resolve_key(reader, query, ctx.settings.identity.default_region)
-        found = [
-            person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid) for pid in ids[:20]
-        ]
-    return [p for p in found if p is not None]
+        pid = reader.resolve_person_id(person_id)
+        if pid is None:
+            return None
+        found = person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid)
+        label = people_data.labels(reader.conn, [pid])[pid]  # type: ignore[attr-defined]
+        now = from_us(data.now_us(clock_of(reader)))
+    if found is None:
+        return None
+    rules = {s.name: s.when for s in ctx.settings.segments}
+    return pages.person(found, label, rules, now)
+
+
+def _int(text: str | None, default: int = 1) -> int:
+    return int(text) if text and text.isdigit() else default
 
 
 async def people(request: Request, gate: Gate) -> Response:
     ctx = _ctx(request)
-    query = request.query_params.get("q", "").strip()
-    found = await asyncio.to_thread(_lookup, ctx, query) if query else []
-    rules = {s.name: s.when for s in ctx.settings.segments}
-    status = 404 if query and not found else 200
-    return _page(request, gate, "People", pages.people(query, found, rules), status)
+    params = request.query_params
+    query = params.get("q", "").strip()
+    segment, state = params.get("segment", ""), params.get("state", "")
+    pl = await asyncio.to_thread(
+        people_data.people, ctx, query, segment, state, _int(params.get("page"))
+    )
+    detail = ""
+    if query and pl.total == 1:  # one match: show the person right away
+        found = await asyncio.to_thread(_person, ctx, pl.rows[0].label.person_id)
+        detail = found or ""
+
+    def page_url(n: int) -> str:
+        kept = {"q": query, "segment": segment, "state": state, "page": str(n)}
+        return "/people?" + urlencode({k: v for k, v in kept.items() if v})
+
+    body = pages.people(
+        pl,
+        [s.name for s in ctx.settings.segments],
+        people_data.states(ctx),
+        page_url,
+        detail,
+    )
+    status = 404 if query and not pl.total else 200
+    return _page(request, gate, "People", body, status)
+
+
+async def person(request: Request, gate: Gate) -> Response:
+    ctx = _ctx(request)
+    body = await asyncio.to_thread(_person, ctx, request.path_params["person_id"])
+    if body is None:
+        return _page(request, gate, "Person", '<p class="bad">No such person.</p>', 404)
+    return _page(request, gate, "Person", body)
+
+
+async def segments(request: Request, gate: Gate) -> Response:
+    rows = await asyncio.to_thread(segment_data.segment_list, _ctx(request))
+    return _page(request, gate, "Segments", pages.segments(rows))
+
+
+async def segment(request: Request, gate: Gate) -> Response:
+    ctx = _ctx(request)
+    name = request.path_params["name"]
+    after = request.query_params.get("after") or None
+    found = await asyncio.to_thread(segment_data.segment_page, ctx, name, after)
+    if found is None:
+        return _page(request, gate, "Segment", '<p class="bad">No such segment.</p>', 404)
+    when = request.query_params.get("rule", "").strip()
+    tried = await asyncio.to_thread(segment_data.segment_preview, ctx, name, when) if when else None
+    body = pages.segment(found, after, from_us(found.now_us), tried)
+    status = 400 if tried is not None and tried.error else 200
+    return _page(request, gate, f"Segment {name}", body, status)
 
 
 async def config(request: Request, gate: Gate) -> Response:
@@ -261,26 +325,30 @@ async def report(request: Request, gate: Gate) -> Response:
         body = '<p class="flash error">since must be ISO 8601 with a UTC offset</p>'
         return _page(request, gate, title, body, 400)
 
-    def build() -> str:
+    def build() -> tuple[str, str]:
         built = build_report(ctx.engine.store, ctx.settings, segment=segment, since=since)
-        return render_html(built)
+        return pages.answers(built), render_html(built)
 
     try:
-        document = await asyncio.to_thread(build)
+        lead, document = await asyncio.to_thread(build)
     except ReportError as exc:
-        return _page(request, gate, title, f'<p class="flash error">{layout.e(exc)}</p>', 400)
-    return _page(
-        request, gate, title, f'<section class="report">{_report_body(document)}</section>'
-    )
+        return _page(request, gate, title, f'<p class="flash error">{escape(str(exc))}</p>', 400)
+    body = f'{lead}<section class="report">{_report_body(document)}</section>'
+    return _page(request, gate, title, body)
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
+        # The built CSS (Zendesk Garden) and the pages' scripts, packaged with Tactful.
+        Mount("/static", StaticFiles(packages=[("tactful.web", "static")]), name="static"),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", guarded(logout), methods=["POST"]),
         Route("/", guarded(overview), methods=["GET"]),
         Route("/people", guarded(people), methods=["GET"]),
+        Route("/people/{person_id}", guarded(person), methods=["GET"]),
+        Route("/segments", guarded(segments), methods=["GET"]),
+        Route("/segments/{name}", guarded(segment), methods=["GET"]),
         Route("/config", guarded(config), methods=["GET"]),
         Route("/retry", guarded(retry), methods=["POST"]),
         Route("/replay/preview", guarded(replay_preview), methods=["POST"]),

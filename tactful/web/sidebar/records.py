@@ -1,4 +1,4 @@
-"""SQL the sidebar needs: the latest delivery per destination for a person, and the
+"""SQL the sidebar needs: the person's latest deliveries with their last attempt, and the
 ``agent_actions`` log (migration 5), whose unique idempotency key makes double clicks
 harmless."""
 
@@ -12,16 +12,6 @@ from tactful.store.base import Store
 
 
 @dataclass(frozen=True)
-class LatestDelivery:
-    destination: str
-    kind: str
-    name: str
-    status: str
-    updated_us: int
-    last_error: str
-
-
-@dataclass(frozen=True)
 class ActionRow:
     key: str
     status: str
@@ -32,18 +22,37 @@ def _conn(handle: Any) -> Any:
     return handle.conn
 
 
-def latest_deliveries(reader: Any, person_id: str) -> dict[str, LatestDelivery]:
+@dataclass(frozen=True)
+class SentChange:
+    """One change sent (or owed) to a destination for a person, with its last attempt."""
+
+    destination: str
+    kind: str  # audience_add | audience_remove | profile | event | erase
+    name: str
+    segment: str
+    status: str  # pending | done | skipped | failed | dead
+    updated_us: int
+    last_error: str
+    http_status: int | None  # of the last attempt; None before any or without HTTP
+
+
+def recent_changes(reader: Any, person_id: str, limit: int = 8) -> list[SentChange]:
+    """The person's latest deliveries, newest first, each with its last attempt's HTTP
+    status."""
     rows = (
         _conn(reader)
         .execute(
-            "SELECT d.destination, d.kind, d.name, d.status, d.updated_us, d.last_error "
-            "FROM deliveries d JOIN (SELECT destination, MAX(id) AS id FROM deliveries "
-            "WHERE person_id = ? GROUP BY destination) m ON d.id = m.id",
-            (person_id,),
+            "SELECT d.destination, d.kind, d.name, d.segment, d.status, d.updated_us, "
+            "d.last_error, (SELECT a.status FROM delivery_attempts a WHERE a.delivery_id = d.id "
+            "ORDER BY a.id DESC LIMIT 1) FROM deliveries d WHERE d.person_id = ? "
+            "ORDER BY d.id DESC LIMIT ?",
+            (person_id, limit),
         )
         .fetchall()
     )
-    return {r[0]: LatestDelivery(r[0], r[1], r[2], r[3], int(r[4]), r[5] or "") for r in rows}
+    return [
+        SentChange(r[0], r[1], r[2], r[3] or "", r[4], int(r[5]), r[6] or "", r[7]) for r in rows
+    ]
 
 
 def begin_action(
