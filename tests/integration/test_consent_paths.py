@@ -169,7 +169,7 @@ def via_webhooks(
                 "http://testserver/webhooks/zendesk", SECRET, sim=sim, mode="events", client=c
             )
             assert {d.state for d in sender.deliver_pending()} == {"delivered"}
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 30
             while not applied(engine, users.values()):
                 assert time.monotonic() < deadline, "users were never fetched"
                 time.sleep(0.05)

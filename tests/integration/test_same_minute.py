@@ -98,7 +98,7 @@ def state(c: TestClient) -> Any:
 
 
 def wait_for(c: TestClient, check: Any) -> Any:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         current = state(c)
         if current is not None and check(current):

@@ -210,3 +210,40 @@ def test_permanent_deletion_seen_through_the_deleted_users_api_erases(tmp_path: 
     finally:
         client.close()
         stop()
+
+
+def test_serve_checks_the_deleted_users_api_and_erases(tmp_path: Path) -> None:
+    """The fetcher of ``tactful serve`` lists deleted users (at start, then every
+    ``[privacy] deleted_users_check``) and erases the permanently deleted."""
+    import time
+
+    from starlette.testclient import TestClient
+
+    from tactful.core.events import UserDeleted
+    from tactful.sim import ZendeskSimulator
+    from tactful.web.app import create_app
+    from tactful.zendesk.client import ZendeskClient
+
+    sim = ZendeskSimulator()
+    ann = sim.create_user("Ann Lee", "ann@example.com")
+    s = Setup(tmp_path)
+    s.engine.apply([user(ann, emails=("ann@example.com",)), ticket(1, at(0), requester_id=ann)])
+    sim.delete_user(ann)
+    s.engine.apply([UserDeleted("zendesk:envelope:d1", at(1), ann)])
+    sim.permanently_delete_user(ann)
+    base_url, stop = sim.serve()
+    client = ZendeskClient(base_url, sim.email, sim.api_token, sleep=lambda s: None)
+    app = create_app(s.settings, s.engine, tick_seconds=0, zendesk=client, deliver_seconds=0)
+    try:
+        with TestClient(app):
+            deadline = time.monotonic() + 30
+            while True:
+                with s.engine.store.reader() as reader:
+                    if not reader.find_persons("zendesk_user_id", str(ann)):
+                        break
+                assert time.monotonic() < deadline, "never erased"
+                time.sleep(0.05)
+        assert sim.requests_to("/api/v2/deleted_users")
+    finally:
+        client.close()
+        stop()
