@@ -130,7 +130,7 @@ def resolve_key(reader: Reader, key: str, default_region: str | None) -> list[st
     email = normalize_email(key)
     if email is not None:
         candidates += reader.find_persons("email", email)
-    if key.isdigit():
+    if key.isascii() and key.isdigit():  # "³".isdigit() is true, int("³") fails
         candidates += reader.find_persons("zendesk_user_id", str(int(key)))
     phone = normalize_phone(key, default_region) if any(ch.isdigit() for ch in key) else None
     if phone is not None:
