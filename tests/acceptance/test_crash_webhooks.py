@@ -196,6 +196,8 @@ def test_kill9_while_webhooks_arrive_loses_nothing_acknowledged(tmp_path: Path) 
     rnd = random.Random(11)
     kills = 0
     try:
+        # A loaded machine may take longer than the loop's 5 s to start the server at all.
+        assert acked.wait(60), "the server never acknowledged a webhook"
         while any(t.is_alive() for t in threads) and kills < 6:
             time.sleep(rnd.uniform(0.2, 0.8))
             # Kill right after an acknowledgement: the moment a premature ack would be lost.
