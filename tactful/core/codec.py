@@ -22,15 +22,29 @@ def format_time(value: datetime) -> str:
     return value.isoformat()[:-6] + "Z"
 
 
+# Times Tactful accepts from outside: rules add and subtract windows of up to years, so a
+# time near year 1 or 9999 would overflow later (a 500 instead of a refusal).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def check_range(value: datetime) -> datetime:
+    """``value`` (aware) when it lies in [EARLIEST, LATEST); ValueError otherwise."""
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"time out of range ({EARLIEST.year}-{LATEST.year - 1}): {value}")
+    return value
+
+
 def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 time; a missing offset is an error (naive times are rejected)."""
+    """Parse an ISO 8601 time; a missing offset or a time out of range is an error."""
     value = datetime.fromisoformat(text)
     tz = value.tzinfo
-    if tz is UTC:
-        return value
     if tz is None:
         raise ValueError(f"time without a UTC offset: {text!r}")
-    return value.astimezone(UTC)
+    try:
+        return check_range(value if tz is UTC else value.astimezone(UTC))
+    except OverflowError:  # 9999-12-31T23:59-05:00 does not fit in UTC
+        raise ValueError(f"time out of range: {text!r}") from None
 
 
 def dumps(event: Event) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, cast
 
 import orjson
@@ -64,6 +64,17 @@ class PersonIdRef(_Ref):
 PersonRef = EmailRef | PhoneRef | ExternalIdRef | ZendeskUserRef | PersonIdRef
 
 
+def _bounded_time(value: datetime) -> datetime:
+    """An aware time within the range Tactful computes with (1970 to 2199)."""
+    if value.tzinfo is None:
+        raise ValueError("time must carry a UTC offset (e.g. 2026-11-22T10:00:00Z)")
+    try:
+        codec.check_range(value.astimezone(UTC))
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    return value
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     id: str | None = Field(None, max_length=200, description="idempotency key")
@@ -73,9 +84,7 @@ class _Base(BaseModel):
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("time must carry a UTC offset (e.g. 2026-11-22T10:00:00Z)")
-        return value
+        return _bounded_time(value)
 
 
 class HealthIn(_Base):
@@ -96,7 +105,7 @@ class OutcomeIn(_Base):
     outcome: str = Field(
         min_length=1, max_length=64, description="order | unsubscribe | complaint | recontact | …"
     )
-    amount: float | None = None
+    amount: float | None = Field(None, allow_inf_nan=False, description="a finite number")
     currency: str | None = Field(None, max_length=8)
     properties: dict[str, str] = {}
 
@@ -114,9 +123,7 @@ class OverrideIn(_Base):
     @field_validator("until")
     @classmethod
     def _aware_until(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("time must carry a UTC offset (e.g. 2026-11-22T10:00:00Z)")
-        return value
+        return None if value is None else _bounded_time(value)
 
 
 EventIn = Annotated[

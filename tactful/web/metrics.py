@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -10,6 +11,47 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tactful.batch import BatchStats
+
+# Label values of ``tactful_events_rejected``: a fixed set, never text from a request (a
+# reason such as "unknown ticket status 'ann@example.com'" would put an email in a label and
+# let anyone create series without end).
+REASONS = (
+    "bad_signature",
+    "malformed_body",
+    "invalid_api_event",
+    "auth_failed",
+    "rate_limited",
+    "unknown_event_type",
+    "unknown_value",
+    "missing_field",
+    "bad_time",
+    "bad_value",
+    "unsupported",
+    "identity",
+    "other",
+)
+_REASON_PATTERNS = (
+    (re.compile(r"^unknown (event type|object shape)"), "unknown_event_type"),
+    (re.compile(r"^unknown "), "unknown_value"),
+    (
+        re.compile(r"\b(time|timestamp|created_at|updated_at)\b.*\b(out of range|offset)\b"),
+        "bad_time",
+    ),
+    (re.compile(r"\b(missing|without|no \w+ id|not given)\b"), "missing_field"),
+    (re.compile(r"^bad |not (a list|text|an object|valid json)|out of range"), "bad_value"),
+    (re.compile(r"\bno canonical event\b"), "unsupported"),
+    (re.compile(r"identif|email|phone|person|merge", re.I), "identity"),
+)
+
+
+def reason_code(reason: str) -> str:
+    """One of ``REASONS`` for a rejection reason (a code already, or a human sentence)."""
+    if reason in REASONS:
+        return reason
+    for pattern, code in _REASON_PATTERNS:
+        if pattern.search(reason):
+            return code
+    return "other"
 
 
 class _StoreCollector(Collector):
@@ -82,7 +124,10 @@ class Metrics:
         self.segment_changes.labels("entered").inc(stats.entered)
         self.segment_changes.labels("exited").inc(stats.exited)
         for _, reason in stats.rejected:
-            self.rejected.labels(reason).inc()
+            self.reject(reason)
+
+    def reject(self, reason: str) -> None:
+        self.rejected.labels(reason_code(reason)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

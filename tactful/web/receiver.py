@@ -3,10 +3,12 @@
 Order of checks (each failure changes nothing):
 1. body larger than 1 MiB → 413 (read in chunks; never buffered past the limit)
 2. signature missing, wrong or timestamp more than 5 minutes off → 401
-3. not JSON: if a ticket id can be recovered from the raw text, the body is kept and the
-   ticket is queued for a fetch through the API (202); otherwise → 400
+3. not JSON, or JSON whose records cannot be read (an id past 2^63, ``"tags": 5``, a time
+   in year 9999): if a ticket id can be recovered, the body is kept and the ticket is
+   queued for a fetch through the API (202); otherwise → 400 and nothing is stored
 4. parsed into canonical events (unknown event types: stored and counted, 200)
 5. raw body + events committed in the writer's next transaction, then 200.
+A signed body never causes a 500 (Zendesk would retry it for hours).
 A redelivery (same envelope id, same ticket version, same body) is acknowledged and changes
 nothing: events are deduplicated by key and documents by their SHA-256.
 """
@@ -24,12 +26,15 @@ from starlette.responses import JSONResponse, Response
 from tactful.core.events import Event
 from tactful.engine import Incoming
 from tactful.web.context import WebContext
+from tactful.web.metrics import reason_code
 from tactful.zendesk import signing
-from tactful.zendesk.parse import parse_object
+from tactful.zendesk.parse import Parsed, as_int, parse_object
 
 MAX_BODY = 1024 * 1024
-_TICKET_ID = re.compile(rb'"ticket"\s*:\s*\{\s*"id"\s*:\s*"?(\d{1,20})')
-_ANY_ID = re.compile(rb'"(?:ticket_id|id)"\s*:\s*"?(\d{1,20})')
+# A whole JSON number or digit string (``1e999`` and ``123abc`` are not ids), then a delimiter.
+_NUMBER = rb'\s*:\s*(?:"(\d{1,19})"|(\d{1,19}))(?=\s*[,}\]])'
+_TICKET_ID = re.compile(rb'"ticket"\s*:\s*\{\s*"id"' + _NUMBER)
+_ANY_ID = re.compile(rb'"(?:ticket_id|id)"' + _NUMBER)
 
 
 class BodyTooLarge(Exception):
@@ -55,8 +60,34 @@ def _problem(status: int, error: str, detail: str) -> JSONResponse:
 
 
 def recover_ticket_id(body: bytes) -> int | None:
+    """The ticket id named in an unreadable body: exactly one whole number (never a prefix)
+    between 1 and 2^63 - 1."""
     match = _TICKET_ID.search(body) or _ANY_ID.search(body)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    found = as_int((match.group(1) or match.group(2)).decode())
+    return found if found else None
+
+
+def ticket_of(obj: Any) -> int | None:
+    """The ticket a parsed body is about (a ``{"ticket": …}`` or a ``ticket.*`` envelope)."""
+    if not isinstance(obj, dict):
+        return None
+    ticket, kind, detail = obj.get("ticket"), obj.get("type"), obj.get("detail")
+    if isinstance(ticket, dict):
+        found = as_int(ticket.get("id"))
+    elif isinstance(kind, str) and kind.rsplit(":", 1)[-1].startswith("ticket."):
+        found = as_int(detail.get("id")) if isinstance(detail, dict) else None
+    else:
+        return None
+    return found if found else None
+
+
+def _unusable(parsed: Parsed) -> bool:
+    """Nothing usable and something unreadable (unknown event types are not failures)."""
+    return not parsed.events and any(
+        reason_code(s.reason) != "unknown_event_type" for s in parsed.skipped
+    )
 
 
 async def zendesk_webhook(request: Request) -> Response:
@@ -81,18 +112,20 @@ async def zendesk_webhook(request: Request) -> Response:
         )
     except signing.SignatureError as exc:
         metrics.webhooks.labels("401").inc()
-        metrics.rejected.labels("bad_signature").inc()
+        metrics.reject("bad_signature")
         return _problem(401, "bad_signature", str(exc))
     invocation = request.headers.get(signing.INVOCATION_HEADER, "")
     try:
         obj: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return await _unparsed(ctx, body, invocation)
+        return await _unparsed(ctx, body, recover_ticket_id(body))
     parsed = parse_object(obj)
     events: list[Event] = parsed.events
-    metrics.received.labels("webhook").inc(len(events))
     for skipped in parsed.skipped:
-        metrics.rejected.labels(skipped.reason.split(":", 1)[0]).inc()
+        metrics.reject(skipped.reason)
+    if _unusable(parsed):
+        return await _unparsed(ctx, body, ticket_of(obj), [s.reason for s in parsed.skipped])
+    metrics.received.labels("webhook").inc(len(events))
     if parsed.shape == "unknown" and not events:
         metrics.webhooks.labels("200").inc()
         await ctx.commit([Incoming([], body, "webhook:unknown")])
@@ -110,16 +143,32 @@ async def zendesk_webhook(request: Request) -> Response:
     )
 
 
-async def _unparsed(ctx: WebContext, body: bytes, invocation: str) -> Response:
-    ticket_id = recover_ticket_id(body)
+async def _unparsed(
+    ctx: WebContext, body: bytes, ticket_id: int | None, reasons: list[str] | None = None
+) -> Response:
+    """An unreadable body: 202 + a fetch of the ticket it names, else 400 (nothing stored)."""
     if ticket_id is None:
         ctx.metrics.webhooks.labels("400").inc()
-        ctx.metrics.rejected.labels("malformed_body").inc()
-        return _problem(400, "malformed_body", "body is not JSON and names no ticket id")
+        ctx.metrics.reject("malformed_body")
+        if reasons is None:
+            return _problem(400, "malformed_body", "body is not JSON and names no ticket id")
+        return JSONResponse(
+            {
+                "error": "unreadable_body",
+                "detail": "no usable record and no ticket id",
+                "skipped": reasons,
+            },
+            status_code=400,
+        )
     await ctx.commit([Incoming([], body, f"webhook:unparsed:ticket:{ticket_id}")])
     ctx.pending_fetches.add(ticket_id)
     ctx.metrics.webhooks.labels("202").inc()
     return JSONResponse(
-        {"status": "accepted", "ticket_id": ticket_id, "detail": "ticket will be fetched"},
+        {
+            "status": "accepted",
+            "ticket_id": ticket_id,
+            "detail": "ticket will be fetched",
+            "skipped": reasons or [],
+        },
         status_code=202,
     )

@@ -24,6 +24,7 @@ from tactful.zendesk.records import Obj as Obj
 from tactful.zendesk.records import add_pairs as add_pairs
 from tactful.zendesk.records import as_int as as_int
 from tactful.zendesk.records import as_text as as_text
+from tactful.zendesk.records import in_range as in_range
 from tactful.zendesk.records import norm_status as norm_status
 from tactful.zendesk.records import parse_time as parse_time
 from tactful.zendesk.records import rating_given as rating_given
@@ -68,7 +69,7 @@ def _changes(where: str, parent: Obj, key: str, out: list[Event], skipped: list[
     epoch = as_int(parent.get("timestamp"))
     if not isinstance(stamp, str) and epoch is not None:
         try:
-            at = datetime.fromtimestamp(epoch, UTC)
+            at = in_range(datetime.fromtimestamp(epoch, UTC), "timestamp")
         except (OverflowError, OSError, ValueError):
             raise BadRecord(f"bad timestamp: {epoch!r}") from None
     else:

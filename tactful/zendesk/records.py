@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tactful.core.codec import format_time
+from tactful.core.codec import check_range, format_time
 from tactful.core.events import (
     KNOWN_STATUSES,
     PRIORITIES,
@@ -51,12 +51,17 @@ def parse_time(value: Any, what: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise BadRecord(f"bad {what}: {value!r}") from None
-    tz = parsed.tzinfo
-    if tz is UTC:
-        return parsed
-    if tz is None:
+    if parsed.tzinfo is None:
         raise BadRecord(f"{what} without a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
+    return in_range(parsed, what)
+
+
+def in_range(value: datetime, what: str) -> datetime:
+    """An aware time as UTC, within the range Tactful computes with (else ``BadRecord``)."""
+    try:
+        return check_range(value if value.tzinfo is UTC else value.astimezone(UTC))
+    except (ValueError, OverflowError):
+        raise BadRecord(f"{what} out of range: {value.isoformat()}") from None
 
 
 def time_key(raw: Any, value: datetime) -> str:
@@ -66,14 +71,21 @@ def time_key(raw: Any, value: datetime) -> str:
     return format_time(value)
 
 
+MAX_ID = 2**63 - 1  # Zendesk ids are 64-bit; the stores keep them as signed 64-bit integers
+
+
 def as_int(value: Any) -> int | None:
+    """A non-negative integer that fits the stores (an id, a count, epoch seconds), else None:
+    ``42``, ``"42"`` and ``42.0``, but not ``2**64``, ``9e25`` or ``-1``."""
     if type(value) is int:
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+        number = value
+    elif (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19) or (
+        isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_ID
+    ):
+        number = int(value)
+    else:
+        return None
+    return number if 0 <= number <= MAX_ID else None
 
 
 def as_text(value: Any) -> str | None:
@@ -144,11 +156,16 @@ def ticket_version(t: Obj) -> TicketVersion:
         if priority not in PRIORITIES:
             priority = None
     tags = t.get("tags")
+    if tags is not None and not isinstance(tags, list):
+        raise BadRecord(f"tags is not a list: {type(tags).__name__}")
     subject = t.get("subject") or t.get("raw_subject") or ""
     via = t.get("via")
     channel = via.get("channel") if isinstance(via, dict) else via
     custom: list[tuple[str, str]] = []
-    for field in t.get("custom_fields") or ():
+    custom_fields = t.get("custom_fields") or ()
+    if not isinstance(custom_fields, list | tuple):
+        raise BadRecord(f"custom_fields is not a list: {type(custom_fields).__name__}")
+    for field in custom_fields:
         if isinstance(field, dict) and field.get("id") is not None:
             add_pairs(str(field["id"]), field.get("value"), custom)
     return TicketVersion(

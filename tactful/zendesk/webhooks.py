@@ -36,6 +36,7 @@ from tactful.zendesk.records import (
     Obj,
     as_int,
     as_text,
+    in_range,
     norm_status,
     parse_time,
     ticket_version,
@@ -99,11 +100,12 @@ def display_time(value: Any, what: str) -> datetime:
     try:
         if month is None:
             raise ValueError(match[1])
-        return datetime(
+        moment = datetime(
             int(match[3]), month, int(match[2]), hour, int(match[5]), int(match[6] or 0), tzinfo=UTC
         )
     except ValueError:
         raise BadRecord(f"bad {what}: {value!r}") from None
+    return in_range(moment, what)
 
 
 def looks_like_trigger(ticket: Obj) -> bool:
