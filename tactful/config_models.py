@@ -401,6 +401,16 @@ class ConsentSettings(Section):
 class ApiSettings(Section):
     token: str | None = None
     dashboard_password: str | None = None  # the dashboard's login (besides the token)
+    metrics_auth: bool = False  # /metrics needs the token too
+    # Cookies' Secure flag: true always, false never; unset: when the request came over https
+    # (directly, or through a proxy uvicorn trusts: --forwarded-allow-ips).
+    secure_cookies: bool | None = None
+
+    @model_validator(mode="after")
+    def _metrics_auth_needs_token(self) -> ApiSettings:
+        if self.metrics_auth and not self.token:
+            raise ValueError("metrics_auth needs token (the bearer token /metrics will require)")
+        return self
 
 
 class EngineSettings(Section):

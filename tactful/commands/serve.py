@@ -20,6 +20,12 @@ def register(sub: Any) -> None:
         help="how often the engine clock follows the wall clock (default 1s)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies trusted for X-Forwarded-For/-Proto (client address, https); comma "
+        "separated, default 127.0.0.1 (a reverse proxy on this machine)",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser(
@@ -62,13 +68,8 @@ def cmd_serve(app: App) -> int:
             "webhooks will be refused (401)"
         )
     web = create_app(settings, app.engine, tick_seconds=app.args.tick_seconds, freeze_gc=True)
-    config = uvicorn.Config(
-        web,
-        host=host,
-        port=app.args.port,
-        log_level=app.args.log_level,
-        lifespan="on",
-        access_log=False,
+    config = server_config(
+        web, host, app.args.port, app.args.log_level, app.args.forwarded_allow_ips
     )
     # uvicorn captures SIGTERM/SIGINT, shuts down gracefully (stops accepting, lets requests
     # finish, runs the lifespan shutdown: ticker stopped, writer drained) and then re-raises
@@ -76,6 +77,26 @@ def cmd_serve(app: App) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.Server(config).run()
     return 0
+
+
+def server_config(web: Any, host: str, port: int, log_level: str, forwarded_allow_ips: str) -> Any:
+    """uvicorn's settings: slow-client limits (``tactful.web.server``) and the proxies whose
+    ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed."""
+    import uvicorn
+
+    from tactful.web.server import limits
+
+    return uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        **limits(),
+    )
 
 
 def cmd_worker(app: App) -> int:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
 from tactful.config import Settings
@@ -38,6 +40,7 @@ from tactful.web.dashboard.routes import routes as dashboard_routes
 from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
+from tactful.web.security import default_headers, host_allowed
 from tactful.web.sidebar.routes import routes as sidebar_routes
 from tactful.web.sidebar.session import Sessions
 from tactful.web.sidebar.state import SidebarState
@@ -47,8 +50,32 @@ from tactful.zendesk.client import ZendeskClient
 log = logging.getLogger("tactful.web")
 
 
+# Paths that carry credentials of their own (a signature, a signed JWT, a session): the Host
+# check (which stands in for a missing token) does not apply to them.
+_OWN_AUTH = ("/webhooks/", "/app/sidebar")
+BODY_SECONDS = 30.0  # a request body must arrive within this long (slow clients: 408)
+
+
+class BodyTimeout(Exception):
+    pass
+
+
+def client_key(scope: Scope) -> str:
+    """Who is asking, for rate limits: the peer address (uvicorn puts the client of a trusted
+    proxy's ``X-Forwarded-For`` there: ``--forwarded-allow-ips``)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _hashed(client: str) -> str:
+    """Logs stay free of personal data: a client address is logged as a short hash."""
+    return hashlib.sha256(client.encode()).hexdigest()[:12]
+
+
 class _Guard:
-    """Bearer auth for ``/api/*`` (constant-time compare) and request latency metrics.
+    """Host check (no token), bearer auth for ``/api/*`` (and ``/metrics`` with
+    ``metrics_auth``) with brute-force throttling, security headers, a body deadline, and
+    request latency metrics.
 
     A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs every request an extra
     task and a streamed copy of the response (about a fifth of a webhook's CPU time)."""
@@ -62,30 +89,119 @@ class _Guard:
             return
         ctx: WebContext = scope["app"].state.ctx
         started = time.perf_counter()
-        if scope["path"].startswith("/api/"):
-            token = ctx.settings.api.token
-            if token:
-                given = Headers(scope=scope).get("authorization", "")
-                expected = f"Bearer {token}"
-                if not hmac.compare_digest(given.encode(), expected.encode()):
-                    refusal = JSONResponse(
-                        {"error": "unauthorized", "detail": "Authorization: Bearer <token>"},
-                        status_code=401,
-                        headers={"WWW-Authenticate": "Bearer"},
-                    )
-                    await refusal(scope, receive, send)
-                    return
+        sent: list[bool] = []
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent.append(True)
+                message = {**message, "headers": _with_defaults(message.get("headers", []))}
+            await send(message)
+
+        deadline = asyncio.get_running_loop().time() + BODY_SECONDS
+
+        async def receive_timed() -> Message:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                return await asyncio.wait_for(receive(), max(remaining, 0.0))
+            except TimeoutError:
+                raise BodyTimeout from None
+
+        refusal = self._refusal(ctx, scope)
         try:
-            await self.app(scope, receive, send)
+            if refusal is not None:
+                await refusal(scope, receive, send_secured)
+            else:
+                await self.app(scope, receive_timed, send_secured)
+        except BodyTimeout:
+            ctx.metrics.reject("slow_client")
+            if not sent:
+                slow = JSONResponse(
+                    {
+                        "error": "request_timeout",
+                        "detail": f"body not received in {BODY_SECONDS:g} s",
+                    },
+                    status_code=408,
+                    headers={"Connection": "close"},
+                )
+                await slow(scope, receive, send_secured)
         finally:
             label = getattr(scope.get("route"), "path", "other")
             ctx.metrics.latency.labels(label).observe(time.perf_counter() - started)
+
+    def _refusal(self, ctx: WebContext, scope: Scope) -> Response | None:
+        path: str = scope["path"]
+        api = ctx.settings.api
+        headers = Headers(scope=scope)
+        if not api.token:
+            if path.startswith(_OWN_AUTH):
+                return None
+            if not host_allowed(headers.get("host", ""), ctx.settings.zendesk.public_url):
+                ctx.metrics.reject("bad_host")
+                return JSONResponse(
+                    {
+                        "error": "host_not_allowed",
+                        "detail": "without [api] token only localhost names are served "
+                        "(or the host of [zendesk] public_url)",
+                    },
+                    status_code=400,
+                )
+            return None
+        surface = "api" if path.startswith("/api/") else "metrics" if path == "/metrics" else None
+        if surface is None or (surface == "metrics" and not api.metrics_auth):
+            return None
+        client = client_key(scope)
+        wait = ctx.throttle.retry_after(client)
+        if wait is not None:
+            return too_many(ctx, surface, client, wait)
+        given = headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {api.token}".encode()):
+            ctx.throttle.succeeded(client)
+            return None
+        auth_failed(ctx, surface, client)
+        return JSONResponse(
+            {"error": "unauthorized", "detail": "Authorization: Bearer <token>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _with_defaults(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    headers = list(raw)
+    present = {name.lower() for name, _ in headers}
+    kind = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+    own_policy = b"content-security-policy" in present
+    for name, value in default_headers(kind):
+        if name in present or (own_policy and name == b"x-frame-options"):
+            continue  # a page that sets its own frame-ancestors must not be denied by XFO
+        headers.append((name, value))
+    return headers
+
+
+def auth_failed(ctx: WebContext, surface: str, client: str) -> None:
+    """Count and log a failed authentication (the client as a hash), for the throttle too."""
+    failures = ctx.throttle.failed(client)
+    ctx.metrics.auth_failures.labels(surface).inc()
+    log.warning(
+        "%s: authentication failed (client %s, %d recent)", surface, _hashed(client), failures
+    )
+
+
+def too_many(ctx: WebContext, surface: str, client: str, wait: float) -> Response:
+    ctx.metrics.auth_throttled.labels(surface).inc()
+    log.warning("%s: too many failed attempts, refused (client %s)", surface, _hashed(client))
+    retry = str(max(1, math.ceil(wait)))
+    return JSONResponse(
+        {"error": "too_many_attempts", "detail": f"too many failed attempts: retry in {retry} s"},
+        status_code=429,
+        headers={"Retry-After": retry},
+    )
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """The store refused the work (disk full, read-only, unreachable): nothing was written or
     acknowledged; 503 + Retry-After makes Zendesk (and API clients) send it again later."""
     log.error("store unavailable: %s", exc)
+    request.app.state.ctx.metrics.store_writable.set(0)
     return JSONResponse(
         {"error": "store_unavailable", "detail": str(exc)},
         status_code=503,
@@ -98,6 +214,33 @@ async def healthz(request: Request) -> Response:
     with ctx.engine.store.reader() as reader:  # cheap: one meta row, no counting
         clock = clock_of(reader)
     return JSONResponse({"status": "ok", "version": __version__, "engine_clock": fmt(clock)})
+
+
+READY_SECONDS = 5.0
+
+
+def _probe_write(engine: Engine) -> None:
+    with engine.store.transaction() as tx:  # one meta row, overwritten each time
+        tx.set_meta("readiness_probe", datetime.now(UTC).isoformat())
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when the store takes a write within ``READY_SECONDS`` (disk full, read-only or
+    unreachable: 503); ``tactful_store_writable`` says the same."""
+    ctx: WebContext = request.app.state.ctx
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_probe_write, ctx.engine), READY_SECONDS)
+    except Exception as exc:  # any failure to write means: do not send traffic here
+        ctx.metrics.store_writable.set(0)
+        detail = "store write timed out" if isinstance(exc, TimeoutError) else str(exc)
+        log.error("not ready: %s", detail)
+        return JSONResponse(
+            {"status": "unavailable", "detail": detail},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
+    ctx.metrics.store_writable.set(1)
+    return JSONResponse({"status": "ready", "version": __version__})
 
 
 async def metrics(request: Request) -> Response:
@@ -113,7 +256,10 @@ async def _ticker(ctx: WebContext, every: float, clock: Callable[[], datetime]) 
     while True:
         try:
             await ctx.tick(clock())
-        except Exception:  # a failed tick is retried at the next one, never fatal
+            ctx.metrics.store_writable.set(1)
+        except Exception as exc:  # a failed tick is retried at the next one, never fatal
+            if isinstance(exc, StoreError):
+                ctx.metrics.store_writable.set(0)
             log.exception("tick failed")
         await asyncio.sleep(every)
 
@@ -208,6 +354,7 @@ def create_app(
         Route("/api/segments/{name}/members", api.get_members, methods=["GET"]),
         Route("/api/events", api.post_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *sidebar_routes(),

@@ -11,6 +11,7 @@ from tactful.config import Settings
 from tactful.engine import Engine, Incoming
 from tactful.views import clock_of
 from tactful.web.metrics import Metrics
+from tactful.web.throttle import Throttle
 from tactful.writer import Writer
 
 
@@ -21,6 +22,7 @@ class WebContext:
     writer: Writer
     metrics: Metrics
     pending_fetches: set[int] = field(default_factory=set)
+    throttle: Throttle = field(default_factory=Throttle)
 
     async def commit(
         self, incoming: list[Incoming], *, meta: dict[str, str] | None = None

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -19,8 +19,8 @@ REASONS = (
     "bad_signature",
     "malformed_body",
     "invalid_api_event",
-    "auth_failed",
-    "rate_limited",
+    "bad_host",
+    "slow_client",
     "unknown_event_type",
     "unknown_value",
     "missing_field",
@@ -104,6 +104,24 @@ class Metrics:
         self.webhooks = Counter(
             "tactful_webhook_requests", "Webhook requests by outcome", ["status"], registry=r
         )
+        self.auth_failures = Counter(
+            "tactful_auth_failures",
+            "Failed authentications by surface (api, metrics, dashboard, sidebar)",
+            ["surface"],
+            registry=r,
+        )
+        self.auth_throttled = Counter(
+            "tactful_auth_throttled",
+            "Authentication attempts refused with 429 (too many failures)",
+            ["surface"],
+            registry=r,
+        )
+        self.store_writable = Gauge(
+            "tactful_store_writable",
+            "1 when the store took the last write (tick or readiness probe), 0 when it refused",
+            registry=r,
+        )
+        self.store_writable.set(1)
         self.latency = Histogram(
             "tactful_http_request_duration_seconds",
             "HTTP request latency",

@@ -144,7 +144,7 @@ def test_the_api_still_wants_its_bearer_token(client: TestClient) -> None:
 def test_without_credentials_there_is_no_login(tmp_path: Path) -> None:
     w = world(tmp_path, token=None, password=None)
     try:
-        with TestClient(w.app) as client:
+        with TestClient(w.app, base_url="http://127.0.0.1:8000") as client:
             r = client.get("/")
             assert r.status_code == 200 and "Log out" not in r.text
             assert client.get("/login", follow_redirects=False).status_code == 303

@@ -1,0 +1,95 @@
+"""Response headers every surface sends, and the Host check that stands in for the token.
+
+- Every response: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
+  a ``Content-Security-Policy`` unless the route set its own: JSON and text get
+  ``default-src 'none'``; HTML gets the dashboard's policy (its one stylesheet by hash, no
+  script at all, ``frame-ancestors 'none'``). Both also send ``X-Frame-Options: DENY``.
+- The sidebar page sets its own policy: its script and style by hash, Zendesk's SDK, and
+  ``frame-ancestors`` limited to the Zendesk account (``sidebar_csp``).
+- Without ``[api] token`` (loopback only), a DNS-rebinding page could reach the API under
+  its own name: ``host_allowed`` lets only loopback names and the host of
+  ``[zendesk] public_url`` through.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from urllib.parse import urlsplit
+
+from tactful.config_models import ZendeskSettings
+from tactful.web.dashboard import layout
+from tactful.web.sidebar import page
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def sha256_source(text: str) -> str:
+    """A CSP source allowing exactly this inline ``<script>`` or ``<style>`` content."""
+    digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+def _policy(**directives: str) -> str:
+    return "; ".join(f"{name.replace('_', '-')} {value}" for name, value in directives.items())
+
+
+API_CSP = _policy(default_src="'none'", frame_ancestors="'none'")
+DASHBOARD_CSP = _policy(
+    default_src="'none'",
+    style_src=sha256_source(layout.STYLE),
+    img_src="'self' data:",
+    form_action="'self'",
+    base_uri="'none'",
+    frame_ancestors="'none'",
+)
+
+
+def zendesk_origins(zendesk: ZendeskSettings) -> list[str]:
+    """Origins allowed to frame the sidebar: the account (and ``base_url``, when set)."""
+    origins = [f"https://{zendesk.subdomain}.zendesk.com"] if zendesk.subdomain else []
+    if zendesk.base_url:
+        parts = urlsplit(zendesk.base_url)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return origins
+
+
+def sidebar_csp(zendesk: ZendeskSettings) -> str:
+    sdk = urlsplit(page.ZAF_SDK_URL)
+    return _policy(
+        default_src="'none'",
+        script_src=f"{sha256_source(page.SCRIPT)} {sdk.scheme}://{sdk.netloc}",
+        style_src=sha256_source(page.STYLE),
+        connect_src="'self'",
+        img_src="'self' data:",
+        form_action="'self'",
+        base_uri="'none'",
+        frame_ancestors=" ".join(zendesk_origins(zendesk)) or "'none'",
+    )
+
+
+def default_headers(content_type: str) -> list[tuple[bytes, bytes]]:
+    """Headers added to a response that does not set them itself."""
+    csp = DASHBOARD_CSP if content_type.startswith("text/html") else API_CSP
+    return [
+        (b"content-security-policy", csp.encode()),
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+
+def host_name(host_header: str) -> str:
+    """``Host`` without its port, lower case (``[::1]:8000`` → ``::1``)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host_header: str, public_url: str | None) -> bool:
+    """Loopback names, or the host Tactful is published under (``[zendesk] public_url``)."""
+    name = host_name(host_header)
+    if name in LOOPBACK_HOSTS:
+        return True
+    return bool(public_url) and name == (urlsplit(public_url).hostname or "")
