@@ -267,6 +267,16 @@ class SqlTx(SqlQueries):
             (key, value),
         )
 
+    def prune_meta(self, prefix: str, below: str) -> int:
+        """Delete the rows whose key starts with ``prefix`` and whose value sorts before
+        ``below`` (expiry times written as fixed-width text): short-lived entries such as
+        revoked sessions and used token ids."""
+        cur = self.conn.execute(
+            "DELETE FROM meta WHERE key >= ? AND key < ? AND value < ?",
+            (prefix, prefix + "\uffff", below),
+        )
+        return int(cur.rowcount)
+
     def insert_document(self, source: str, body: bytes) -> int:
         digest = hashlib.sha256(body).hexdigest()
         found = self.conn.execute("SELECT id FROM documents WHERE sha256 = ?", (digest,)).fetchone()

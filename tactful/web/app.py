@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
 import hmac
 import logging
-import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -40,7 +38,13 @@ from tactful.web.dashboard.routes import routes as dashboard_routes
 from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
-from tactful.web.security import default_headers, host_allowed
+from tactful.web.security import (
+    auth_failed,
+    client_key,
+    default_headers,
+    host_allowed,
+    throttled,
+)
 from tactful.web.sidebar.routes import routes as sidebar_routes
 from tactful.web.sidebar.session import Sessions
 from tactful.web.sidebar.state import SidebarState
@@ -58,18 +62,6 @@ BODY_SECONDS = 30.0  # a request body must arrive within this long (slow clients
 
 class BodyTimeout(Exception):
     pass
-
-
-def client_key(scope: Scope) -> str:
-    """Who is asking, for rate limits: the peer address (uvicorn puts the client of a trusted
-    proxy's ``X-Forwarded-For`` there: ``--forwarded-allow-ips``)."""
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
-
-
-def _hashed(client: str) -> str:
-    """Logs stay free of personal data: a client address is logged as a short hash."""
-    return hashlib.sha256(client.encode()).hexdigest()[:12]
 
 
 class _Guard:
@@ -150,9 +142,16 @@ class _Guard:
         if surface is None or (surface == "metrics" and not api.metrics_auth):
             return None
         client = client_key(scope)
-        wait = ctx.throttle.retry_after(client)
-        if wait is not None:
-            return too_many(ctx, surface, client, wait)
+        retry = throttled(ctx, surface, client)
+        if retry is not None:
+            return JSONResponse(
+                {
+                    "error": "too_many_attempts",
+                    "detail": f"too many failed attempts: retry in {retry} s",
+                },
+                status_code=429,
+                headers={"Retry-After": retry},
+            )
         given = headers.get("authorization", "")
         if hmac.compare_digest(given.encode(), f"Bearer {api.token}".encode()):
             ctx.throttle.succeeded(client)
@@ -175,26 +174,6 @@ def _with_defaults(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, byte
             continue  # a page that sets its own frame-ancestors must not be denied by XFO
         headers.append((name, value))
     return headers
-
-
-def auth_failed(ctx: WebContext, surface: str, client: str) -> None:
-    """Count and log a failed authentication (the client as a hash), for the throttle too."""
-    failures = ctx.throttle.failed(client)
-    ctx.metrics.auth_failures.labels(surface).inc()
-    log.warning(
-        "%s: authentication failed (client %s, %d recent)", surface, _hashed(client), failures
-    )
-
-
-def too_many(ctx: WebContext, surface: str, client: str, wait: float) -> Response:
-    ctx.metrics.auth_throttled.labels(surface).inc()
-    log.warning("%s: too many failed attempts, refused (client %s)", surface, _hashed(client))
-    retry = str(max(1, math.ceil(wait)))
-    return JSONResponse(
-        {"error": "too_many_attempts", "detail": f"too many failed attempts: retry in {retry} s"},
-        status_code=429,
-        headers={"Retry-After": retry},
-    )
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:

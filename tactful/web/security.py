@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import math
 from urllib.parse import urlsplit
 
+from starlette.types import Scope
+
 from tactful.config_models import ZendeskSettings
+from tactful.web.context import WebContext
 from tactful.web.dashboard import layout
 from tactful.web.sidebar import page
 
+log = logging.getLogger("tactful.web")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -93,3 +99,35 @@ def host_allowed(host_header: str, public_url: str | None) -> bool:
     if name in LOOPBACK_HOSTS:
         return True
     return bool(public_url) and name == (urlsplit(public_url).hostname or "")
+
+
+def client_key(scope: Scope) -> str:
+    """Who is asking, for rate limits: the peer address (uvicorn puts the client of a trusted
+    proxy's ``X-Forwarded-For`` there: ``tactful serve --forwarded-allow-ips``)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _hashed(client: str) -> str:
+    """Logs stay free of personal data: a client address is logged as a short hash."""
+    return hashlib.sha256(client.encode()).hexdigest()[:12]
+
+
+def throttled(ctx: WebContext, surface: str, client: str) -> str | None:
+    """``Retry-After`` seconds when ``client`` must wait before trying to authenticate again
+    (counted and logged), else None. Asked *before* the credential is checked."""
+    wait = ctx.throttle.retry_after(client)
+    if wait is None:
+        return None
+    ctx.metrics.auth_throttled.labels(surface).inc()
+    log.warning("%s: too many failed attempts, refused (client %s)", surface, _hashed(client))
+    return str(max(1, math.ceil(wait)))
+
+
+def auth_failed(ctx: WebContext, surface: str, client: str) -> None:
+    """Count and log a failed authentication, and feed it to the throttle."""
+    failures = ctx.throttle.failed(client)
+    ctx.metrics.auth_failures.labels(surface).inc()
+    log.warning(
+        "%s: authentication failed (client %s, %d recent)", surface, _hashed(client), failures
+    )

@@ -50,6 +50,18 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
                 "request",
                 lambda r: None if r.url.startswith(url) else outside.append(r.url),
             )
+            # The pages pass their Content-Security-Policy: nothing is refused.
+            violations: list[str] = []
+            page.on(
+                "console",
+                lambda m: (
+                    violations.append(m.text) if "Content Security Policy" in m.text else None
+                ),
+            )
+            page.add_init_script(
+                "document.addEventListener('securitypolicyviolation', e => "
+                "console.error('Content Security Policy violation: ' + e.violatedDirective))"
+            )
 
             # Not logged in: the login page; a wrong password says so.
             page.goto(f"{url}/")
@@ -107,5 +119,6 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
             expect(page.locator('[data-section="api"]')).to_contain_text("********")
             assert PASSWORD not in page.content()
             assert outside == []
+            assert violations == []
         finally:
             browser.close()

@@ -5,11 +5,14 @@ and deadlines for slow clients."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from tactful.config import ConfigError, settings_from_toml
@@ -36,7 +39,7 @@ when = "true"
 """
 
 
-def make_app(tmp_path: Path, config: str) -> object:
+def make_app(tmp_path: Path, config: str) -> Starlette:
     settings = settings_from_toml(config, environ={})
     engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     return create_app(settings, engine, tick_seconds=0)
@@ -72,7 +75,7 @@ def test_every_response_carries_security_headers(client: TestClient) -> None:
 
 @pytest.fixture
 def open_client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(make_app(tmp_path, OPEN_CONFIG), base_url="http://127.0.0.1:8000") as c:  # type: ignore[arg-type]
+    with TestClient(make_app(tmp_path, OPEN_CONFIG), base_url="http://127.0.0.1:8000") as c:
         yield c
 
 
@@ -116,7 +119,7 @@ def test_host_allowed() -> None:
 
 def test_metrics_can_require_the_token(tmp_path: Path) -> None:
     config = CONFIG.replace(f'token = "{TOKEN}"', f'token = "{TOKEN}"\nmetrics_auth = true')
-    with TestClient(make_app(tmp_path, config)) as c:  # type: ignore[arg-type]
+    with TestClient(make_app(tmp_path, config)) as c:
         assert c.get("/metrics").status_code == 401
         assert c.get("/metrics", headers=auth()).status_code == 200
         assert c.get("/healthz").status_code == 200
@@ -208,12 +211,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     monkeypatch.setattr(app_module, "BODY_SECONDS", 1.0)
     monkeypatch.setattr(server_module.GuardedH11Protocol, "header_seconds", 1.0)
     web = make_app(tmp_path, CONFIG)
-    import uvicorn
-
-    config = uvicorn.Config(web, host="127.0.0.1", port=0, log_level="error", **limits())  # type: ignore[arg-type]
+    config = uvicorn.Config(web, host="127.0.0.1", port=0, log_level="error", **limits())
     server = uvicorn.Server(config)
-    import threading
-
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -5,7 +5,10 @@ Neither configured: no login (``tactful serve`` then binds loopback only, like t
 cookie-only session is still issued so that POSTs carry a CSRF token.
 
 The signing key mixes the store's random secret with the configured credentials, so
-changing the token or the password ends every session.
+changing the token or the password ends every session. Logging out revokes the session on
+the server (``Revocations``: a row per logged-out session until it would have expired), so
+a copied cookie stops working too. Every comparison is of bytes: a cookie or CSRF value
+with non-ASCII characters is simply wrong, never an error.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tactful.store.base import Store
+
 COOKIE = "tactful_dashboard"
 SESSION_SECONDS = 12 * 3600
 SECRET_META_KEY = "dashboard_session_secret"
+REVOKED_PREFIX = "dashboard_revoked:"
 
 
 def _b64(data: bytes) -> str:
@@ -39,6 +45,23 @@ class Session:
     logged_in: bool
 
 
+class Revocations:
+    """Logged-out sessions, kept in the store's ``meta`` table (shared by every server
+    process) until they would have expired anyway; expired rows are pruned at each logout."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def revoke(self, session: Session, now: float) -> None:
+        with self.store.transaction() as tx:
+            tx.set_meta(REVOKED_PREFIX + session.sid, f"{session.expires:020.3f}")
+            tx.prune_meta(REVOKED_PREFIX, f"{now:020.3f}")
+
+    def revoked(self, sid: str) -> bool:
+        with self.store.reader() as reader:
+            return reader.get_meta(REVOKED_PREFIX + sid) is not None
+
+
 class DashboardAuth:
     def __init__(
         self,
@@ -47,7 +70,9 @@ class DashboardAuth:
         *,
         lifetime: float = SESSION_SECONDS,
         clock: Callable[[], float] = time.time,
+        revocations: Revocations | None = None,
     ) -> None:
+        self.revocations = revocations
         self._credentials = [c for c in credentials if c]
         mixed = b"\0".join(c.encode() for c in self._credentials)
         self._key = hmac.new(secret, b"dashboard\0" + mixed, hashlib.sha256).digest()
@@ -78,7 +103,7 @@ class DashboardAuth:
         if not cookie or cookie.count(".") != 1:
             return None
         body, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             return None
         try:
             claims = json.loads(_unb64(body))
@@ -89,7 +114,14 @@ class DashboardAuth:
             return None
         if self.login_required and not session.logged_in:
             return None
+        if self.revocations is not None and self.revocations.revoked(session.sid):
+            return None
         return session
+
+    def revoke(self, session: Session) -> None:
+        """Log ``session`` out everywhere (its cookie is refused from now on)."""
+        if self.revocations is not None:
+            self.revocations.revoke(session, self.clock())
 
     def csrf(self, session: Session) -> str:
         return self._sign(f"csrf\0{session.sid}")
@@ -97,7 +129,7 @@ class DashboardAuth:
     def csrf_ok(self, session: Session | None, given: str) -> bool:
         if session is None or not given:
             return False
-        return hmac.compare_digest(given, self.csrf(session))
+        return hmac.compare_digest(given.encode(), self.csrf(session).encode())
 
 
 def safe_next(target: str | None) -> str:

@@ -23,8 +23,16 @@ from tactful.engine import Engine
 from tactful.views import person_json, resolve_key
 from tactful.web.context import WebContext
 from tactful.web.dashboard import data, layout, pages
-from tactful.web.dashboard.auth import COOKIE, SECRET_META_KEY, DashboardAuth, Session, safe_next
+from tactful.web.dashboard.auth import (
+    COOKIE,
+    SECRET_META_KEY,
+    DashboardAuth,
+    Revocations,
+    Session,
+    safe_next,
+)
 from tactful.web.receiver import BodyTooLarge, read_limited
+from tactful.web.security import auth_failed, client_key, throttled
 
 NO_STORE = {"Cache-Control": "no-store"}
 _init_lock = threading.Lock()
@@ -64,9 +72,20 @@ async def _auth(request: Request) -> DashboardAuth:
     with _init_lock:
         existing = getattr(request.app.state, "dashboard_auth", None)
         if existing is None:
-            existing = DashboardAuth(secret, [api.token or "", api.dashboard_password or ""])
+            existing = DashboardAuth(
+                secret,
+                [api.token or "", api.dashboard_password or ""],
+                revocations=Revocations(ctx.engine.store),
+            )
             request.app.state.dashboard_auth = existing
     return existing
+
+
+def secure_cookie(request: Request) -> bool:
+    """``[api] secure_cookies``; unset: Secure when the request came over https (directly or
+    through a proxy that uvicorn trusts, ``tactful serve --forwarded-allow-ips``)."""
+    configured = _ctx(request).settings.api.secure_cookies
+    return request.url.scheme == "https" if configured is None else configured
 
 
 def _set_cookie(request: Request, response: Response, value: str, max_age: int) -> None:
@@ -77,7 +96,7 @@ def _set_cookie(request: Request, response: Response, value: str, max_age: int) 
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=secure_cookie(request),
     )
 
 
@@ -94,7 +113,7 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         auth = await _auth(request)
-        session = auth.verify(request.cookies.get(COOKIE))
+        session = await asyncio.to_thread(auth.verify, request.cookies.get(COOKIE))
         cookie = None
         if session is None:
             if auth.login_required or request.method != "GET":
@@ -136,9 +155,16 @@ async def login(request: Request) -> Response:
     target = safe_next(form.get("next"))
     if not auth.login_required:
         return RedirectResponse(target, 303)
+    ctx, client = _ctx(request), client_key(request.scope)
+    retry = throttled(ctx, "dashboard", client)
+    if retry is not None:
+        page = layout.login_page(target, f"Too many failed attempts: try again in {retry} s.")
+        return HTMLResponse(page, 429, headers={"Retry-After": retry, **NO_STORE})
     if not auth.check(form.get("password", "")):
+        auth_failed(ctx, "dashboard", client)
         page = layout.login_page(target, "Wrong token or password.")
         return HTMLResponse(page, 401, headers=NO_STORE)
+    ctx.throttle.succeeded(client)
     _, cookie = auth.issue(logged_in=True)
     response = RedirectResponse(target, 303, headers=NO_STORE)
     _set_cookie(request, response, cookie, int(auth.lifetime))
@@ -149,6 +175,7 @@ async def logout(request: Request, gate: Gate) -> Response:
     form = await _form(request)
     if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
         return PlainTextResponse("403 bad CSRF token", 403)
+    await asyncio.to_thread(gate.auth.revoke, gate.session)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(COOKIE, path="/")
     return response
