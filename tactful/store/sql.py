@@ -90,6 +90,13 @@ class SqlQueries:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def ticket_person(self, ticket_id: int) -> str | None:
+        """The person who requested ``ticket_id`` (after merges), None for an unknown ticket."""
+        row = self.conn.execute(
+            "SELECT person_id FROM tickets WHERE ticket_id = ?", (ticket_id,)
+        ).fetchone()
+        return None if row is None else self.resolve_person_id(str(row[0]))
+
     def resolve_person_id(self, person_id: str) -> str | None:
         seen = set()
         current = person_id

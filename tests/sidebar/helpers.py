@@ -4,6 +4,7 @@ store with the Customer.io fake."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +26,10 @@ from tactful.testing import FakeClock, at, new_store_url, ticket, user
 from tactful.web.app import create_app
 
 ISSUER = "glowlab.zendesk.com"
+PUBLIC_URL = "https://tactful.example.com"
+AUD = PUBLIC_URL + "/app/sidebar"  # the aud tokens carry by default: the app's URL
 EMAIL = "ann@example.com"
+TICKET = 1  # ann's ticket: the sidebar is opened on it
 
 
 def rsa_pair() -> tuple[Any, str]:
@@ -45,23 +49,36 @@ def token(
     key: Any = None,
     sub: str = "agent-42",
     iss: str = ISSUER,
-    aud: str | None = None,
+    aud: str | None = AUD,
     exp_in: float = 300,
     **extra: Any,
 ) -> str:
-    claims: dict[str, Any] = {"sub": sub, "iss": iss, "exp": int(time.time() + exp_in), **extra}
+    """A Zendesk-style signed-URL token; a fresh ``jti`` each time unless given (None: none)."""
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "iss": iss,
+        "exp": int(time.time() + exp_in),
+        "jti": uuid.uuid4().hex,
+        **extra,
+    }
+    if claims["jti"] is None:
+        del claims["jti"]
     if aud is not None:
         claims["aud"] = aud
     return jwt.encode(claims, key or PRIVATE, algorithm="RS256")
 
 
-def config(esp_url: str, *, audience: str | None = None, extra: str = "") -> str:
+def config(
+    esp_url: str, *, audience: str | None = None, base_url: str | None = None, extra: str = ""
+) -> str:
     aud = f'app_audience = "{audience}"\n' if audience else ""
+    base = f'base_url = "{base_url}"\n' if base_url else ""
     return f"""
 [zendesk]
 subdomain = "glowlab"
+public_url = "{PUBLIC_URL}"
 app_public_key = '''{PUBLIC_PEM}'''
-{aud}
+{aud}{base}
 [[segments]]
 name = "open_issue"
 when = "has_open_ticket"
@@ -109,11 +126,13 @@ def world(
     *,
     esp_url: str | None = None,
     audience: str | None = None,
+    base_url: str | None = None,
     tick_seconds: float = 0,
 ) -> World:
     cio = FakeCustomerIO()
     url, stop = run_in_thread(cio.app)
-    settings = settings_from_toml(config(esp_url or url, audience=audience), environ={})
+    text = config(esp_url or url, audience=audience, base_url=base_url)
+    settings = settings_from_toml(text, environ={})
     clock = FakeClock(at(1))
     engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     engine.apply([user(1, emails=(EMAIL,)), ticket(1, at(0), "open")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,10 +10,10 @@ import pytest
 
 from tactful.web.sidebar.auth import Agent, AuthError, NotConfigured, Verifier, account_host
 from tactful.web.sidebar.session import Sessions
-from tests.sidebar.helpers import ISSUER, OTHER_PRIVATE, PUBLIC_PEM, token
+from tests.sidebar.helpers import AUD, ISSUER, OTHER_PRIVATE, PUBLIC_PEM, token
 
 
-def verifier(audience: str | None = None) -> Verifier:
+def verifier(audience: str = AUD) -> Verifier:
     return Verifier(PUBLIC_PEM, ISSUER, audience)
 
 
@@ -37,11 +38,11 @@ def test_bad_tokens_are_refused(given, why) -> None:
         verifier().verify(given())
 
 
-def test_audience_is_checked_when_configured() -> None:
+def test_audience_is_checked() -> None:
     with pytest.raises(AuthError, match="aud"):
         verifier("https://mine").verify(token(aud="https://other"))
     with pytest.raises(AuthError):
-        verifier("https://mine").verify(token())  # no aud at all
+        verifier().verify(token(aud=None))  # no aud at all
 
 
 def test_hs256_with_the_public_key_is_refused() -> None:
@@ -54,7 +55,8 @@ def test_hs256_with_the_public_key_is_refused() -> None:
         return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps({"sub": "x", "iss": ISSUER, "exp": 9999999999}).encode())
+    claims = {"sub": "x", "iss": ISSUER, "aud": AUD, "exp": int(time.time()) + 60}
+    body = b64(json.dumps(claims).encode())
     sig = b64(hmac.new(PUBLIC_PEM.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
     with pytest.raises(AuthError):
         verifier().verify(f"{head}.{body}.{sig}")
@@ -64,7 +66,11 @@ def test_key_from_a_file_and_account_host(tmp_path: Path) -> None:
     path = tmp_path / "key.pem"
     path.write_text(PUBLIC_PEM)
     z = SimpleNamespace(
-        app_public_key=str(path), subdomain="glowlab", base_url=None, app_audience=None
+        app_public_key=str(path),
+        subdomain="glowlab",
+        base_url=None,
+        app_audience=None,
+        public_url="https://tactful.example.com/",
     )
     assert Verifier.from_settings(z).verify(token()).sub == "agent-42"
     assert account_host(SimpleNamespace(subdomain=None, base_url="http://127.0.0.1:9")) == (

@@ -5,6 +5,7 @@ URLs, and provides a fake ``ZAFClient`` that answers ``ticket.requester.email``.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from tactful.sim.server import run_in_thread
-from tests.sidebar.helpers import EMAIL, World, days, token, world
+from tests.sidebar.helpers import EMAIL, TICKET, World, days, token, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -23,8 +24,13 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser
 
 HARNESS = """<!doctype html><html><head><meta charset="utf-8"><title>Zendesk (harness)</title>
 <script>
+var known = {'ticket.id': %(ticket)d, 'ticket.requester.email': %(email)r};
 window.ZAFClient = {init: function () { return {
-  get: function (path) { var out = {}; out[path] = %(email)r; return Promise.resolve(out); },
+  get: function (paths) {
+    var out = {};
+    [].concat(paths).forEach(function (p) { out[p] = known[p]; });
+    return Promise.resolve(out);
+  },
   on: function () {}
 }; }};
 </script></head><body>
@@ -42,15 +48,26 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    w = world(tmp_path, tick_seconds=0.05)
+    # The harness stands in for Zendesk on this origin: the sidebar's CSP must let it frame
+    # the page ([zendesk] base_url is allowed besides https://glowlab.zendesk.com).
+    port = free_port()
+    w = world(tmp_path, tick_seconds=0.05, base_url=f"http://127.0.0.1:{port}")
 
     async def harness(request: Request) -> HTMLResponse:
-        return HTMLResponse(HARNESS % {"email": EMAIL, "token": token()})
+        page = HARNESS % {"email": EMAIL, "ticket": TICKET, "token": token()}
+        policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+        return HTMLResponse(page, headers={"Content-Security-Policy": policy})
 
     w.app.router.routes.append(Route("/harness", harness))
-    url, stop = run_in_thread(w.app, lifespan="on")
+    url, stop = run_in_thread(w.app, lifespan="on", port=port)
     try:
         yield w, url
     finally:
@@ -72,6 +89,17 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
         )
         try:
             page = browser.new_page()
+            violations: list[str] = []  # the sidebar passes its Content-Security-Policy
+            page.on(
+                "console",
+                lambda m: (
+                    violations.append(m.text) if "Content Security Policy" in m.text else None
+                ),
+            )
+            page.add_init_script(
+                "document.addEventListener('securitypolicyviolation', e => "
+                "console.error('Content Security Policy violation: ' + e.violatedDirective))"
+            )
             # No internet in tests: Zendesk's SDK is not fetched; the harness provides ZAF.
             page.route("https://static.zdassets.com/**", lambda route: route.abort())
             page.goto(f"{url}/harness")
@@ -113,5 +141,6 @@ def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
             page.reload()  # Zendesk reopens the sidebar: a fresh signed request
             side = page.frame_locator("#sidebar")
             expect(side.locator('[data-segment="overridden"]')).to_contain_text("not a member")
+            assert violations == []
         finally:
             browser.close()

@@ -1,13 +1,19 @@
 """Zendesk signed URLs: verify the RS256 JWT that Zendesk posts as the form field ``token``.
 
 The key is ``[zendesk] app_public_key`` (a PEM file path or the PEM itself). Checked: the
-signature (RS256 only), ``exp`` (required), ``iss`` = the account's host
-(``{subdomain}.zendesk.com``, or the host of ``base_url``), ``aud`` when
-``[zendesk] app_audience`` is set, and a non-empty ``sub`` (the agent).
+signature (RS256 only), ``exp`` (required, at most ``MAX_TOKEN_SECONDS`` ahead and after
+``iat``), ``iss`` = the account's host (``{subdomain}.zendesk.com``, or the host of
+``base_url``), ``aud`` (required) = ``[zendesk] app_audience``, by default the app's URL
+(``public_url`` + ``/app/sidebar``), and a non-empty ``sub`` (the agent). A token is good
+for one page: its ``jti`` (or, without one, its hash) is remembered until it expires
+(``remember_once``), so a captured token cannot be replayed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,11 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from tactful.store.base import Store
+
 LEEWAY_SECONDS = 30
+MAX_TOKEN_SECONDS = 600  # Zendesk's signed-URL tokens live a few minutes
+USED_PREFIX = "sidebar_token_used:"
 
 
 class AuthError(Exception):
@@ -30,6 +40,16 @@ class NotConfigured(Exception):
 class Agent:
     sub: str
     account: str
+    ticket: int | None = None  # the ticket the page was opened on, once it said so
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A verified signed-URL token: the agent, the token's id and its expiry (epoch s)."""
+
+    agent: Agent
+    token_id: str
+    expires: float
 
 
 def load_public_key(value: str) -> str:
@@ -53,11 +73,30 @@ def account_host(zendesk: Any) -> str | None:
     return None
 
 
+def app_audience(zendesk: Any) -> str | None:
+    """The ``aud`` tokens must carry: ``app_audience``, else the app's URL."""
+    if zendesk.app_audience:
+        return str(zendesk.app_audience)
+    if zendesk.public_url:
+        return f"{str(zendesk.public_url).rstrip('/')}/app/sidebar"
+    return None
+
+
+def remember_once(store: Store, grant: Grant, now: float | None = None) -> bool:
+    """Record that ``grant``'s token was used; False when it had been used before (a
+    replay). Entries are kept until the token expires, then pruned."""
+    at = time.time() if now is None else now
+    mine = f"{grant.expires + LEEWAY_SECONDS:020.3f}:{secrets.token_hex(8)}"
+    with store.transaction() as tx:
+        tx.prune_meta(USED_PREFIX, f"{at:020.3f}")
+        return tx.setdefault_meta(USED_PREFIX + grant.token_id, mine) == mine
+
+
 @dataclass(frozen=True)
 class Verifier:
     public_key: str
     issuer: str
-    audience: str | None = None
+    audience: str
 
     @classmethod
     def from_settings(cls, zendesk: Any) -> Verifier:
@@ -66,9 +105,15 @@ class Verifier:
         issuer = account_host(zendesk)
         if issuer is None:
             raise NotConfigured("[zendesk] subdomain (or base_url) is not set")
-        return cls(load_public_key(zendesk.app_public_key), issuer, zendesk.app_audience)
+        audience = app_audience(zendesk)
+        if audience is None:
+            raise NotConfigured("[zendesk] public_url (or app_audience) is not set: tokens' aud")
+        return cls(load_public_key(zendesk.app_public_key), issuer, audience)
 
     def verify(self, token: str | None) -> Agent:
+        return self.grant(token).agent
+
+    def grant(self, token: str | None) -> Grant:
         if not token:
             raise AuthError("missing token")
         try:
@@ -79,10 +124,7 @@ class Verifier:
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=LEEWAY_SECONDS,
-                options={
-                    "require": ["exp", "iss", "sub"],
-                    "verify_aud": self.audience is not None,
-                },
+                options={"require": ["exp", "iss", "sub", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("token expired") from exc
@@ -95,4 +137,14 @@ class Verifier:
         sub = claims.get("sub")
         if sub is None or str(sub).strip() == "":
             raise AuthError("token has no agent (sub)")
-        return Agent(str(sub), self.issuer)
+        expires, issued = float(claims["exp"]), claims.get("iat")
+        lifetime = expires - (float(issued) if isinstance(issued, int | float) else time.time())
+        if lifetime > MAX_TOKEN_SECONDS + LEEWAY_SECONDS:
+            raise AuthError(f"token lifetime over {MAX_TOKEN_SECONDS} s")
+        jti = claims.get("jti")
+        token_id = (
+            f"jti:{jti}"[:200]
+            if isinstance(jti, str) and jti
+            else "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+        )
+        return Grant(Agent(str(sub), self.issuer), token_id, expires)

@@ -1,5 +1,7 @@
 """The page shell Zendesk loads in the ticket sidebar: the session for follow-ups, the ZAF
-SDK, and a few lines of script that ask ZAF for the requester and fetch the panel."""
+SDK, and a few lines of script that ask ZAF for the ticket and its requester and fetch the
+panel (every request names the ticket; the session the server binds to it replaces the
+first). ``SCRIPT`` and ``STYLE`` are allowed by hash in the page's CSP: keep them constant."""
 
 from __future__ import annotations
 
@@ -34,9 +36,13 @@ SCRIPT = r"""
     options = options || {};
     options.headers = Object.assign({'Authorization': 'Bearer ' + cfg.session},
                                     options.headers || {});
+    url += (url.indexOf('?') < 0 ? '?' : '&') + 'ticket=' + encodeURIComponent(cfg.ticket);
     return fetch(url, options).then(function (r) {
+      var bound = r.headers.get('X-Tactful-Session');
+      if (bound) cfg.session = bound;  // the session now belongs to this ticket
       return r.text().then(function (t) {
         if (r.status === 401) throw new Error('Session expired: reopen the ticket sidebar.');
+        if (r.status === 403) throw new Error(t);
         var shown = r.ok || r.status === 422 || r.status === 502;
         if (!shown) throw new Error('Tactful: HTTP ' + r.status);
         return t;
@@ -63,8 +69,10 @@ SCRIPT = r"""
   var Z = zaf();
   if (!Z) { fail('The Zendesk Apps framework did not load.'); return; }
   var client = Z.init();
-  client.get('ticket.requester.email').then(function (data) {
+  client.get(['ticket.id', 'ticket.requester.email']).then(function (data) {
     var email = data && data['ticket.requester.email'];
+    cfg.ticket = data && data['ticket.id'];
+    if (!cfg.ticket) { fail('Zendesk did not say which ticket this is.'); return; }
     if (!email) { fail('This ticket has no requester email.'); return; }
     load(email);
   }, function () { fail('Zendesk did not give the ticket requester.'); });

@@ -1,5 +1,6 @@
 """The page's own short-lived session: an HMAC-SHA256 signed token (agent ``sub``, account,
-expiry) that the sidebar page sends back as ``Authorization: Bearer`` on its follow-ups.
+expiry, and once the page has said which ticket it is on, that ticket) that the sidebar page
+sends back as ``Authorization: Bearer`` on its follow-ups.
 
 ``tactful serve`` gives it a secret kept in the store, so sessions survive restarts and are
 valid on every server process of one database; without one, the secret is random per
@@ -44,8 +45,11 @@ class Sessions:
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, agent: Agent) -> str:
-        claims = {"sub": agent.sub, "acct": agent.account, "exp": self.clock() + self.lifetime}
+    def issue(self, agent: Agent, *, expires: float | None = None) -> str:
+        exp = self.clock() + self.lifetime if expires is None else expires
+        claims: dict[str, object] = {"sub": agent.sub, "acct": agent.account, "exp": exp}
+        if agent.ticket is not None:
+            claims["tkt"] = agent.ticket
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
         return f"{body}.{self._sign(body)}"
 
@@ -53,16 +57,21 @@ class Sessions:
         if not token or token.count(".") != 1:
             raise AuthError("missing session")
         body, signature = token.split(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             raise AuthError("invalid session")
         try:
             claims = json.loads(_unb64(body))
             sub, account, exp = str(claims["sub"]), str(claims["acct"]), float(claims["exp"])
-        except (ValueError, KeyError, TypeError) as exc:
+            ticket = claims.get("tkt")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AuthError("invalid session") from exc
         if self.clock() >= exp:
             raise AuthError("session expired: reopen the sidebar")
-        return Agent(sub, account)
+        return Agent(sub, account, ticket if type(ticket) is int else None)
+
+    def expiry(self, token: str) -> float:
+        """The expiry of a session ``verify`` accepted (a bound copy keeps it)."""
+        return float(json.loads(_unb64(token.split(".")[0]))["exp"])
 
     def from_header(self, authorization: str | None) -> Agent:
         value = (authorization or "").strip()
