@@ -41,6 +41,18 @@ lint: install ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# pip-audit asks PyPI which releases have advisories; a mirror without that data (or no
+# network) would make it report nothing: the probe asks for a release known to have one.
+export AUDIT_PROBE := import json, urllib.request as u; \
+	r = json.load(u.urlopen("https://pypi.org/pypi/starlette/0.39.0/json", timeout=5)); \
+	assert r["vulnerabilities"]
+
+audit: install ## pip-audit: known advisories in the installed dependencies (skipped offline)
+	@if ! $(BIN)/python -c "$$AUDIT_PROBE" 2>/dev/null; then \
+		echo "audit: skipped, PyPI's advisory data cannot be reached (offline or a mirror)"; exit 0; fi; \
+	$(BIN)/python -m pip install --disable-pip-version-check -q 'pip-audit>=2.7' && \
+	$(BIN)/pip-audit --skip-editable --progress-spinner off --desc
+
 demo: $(RUN_STAMP) ## Live demo: server + Zendesk simulator + fake destinations (Ctrl-C stops)
 	$(BIN)/tactful demo --port $(DEMO_PORT)
 

@@ -164,6 +164,15 @@ def test_token_lifetime_is_capped(w: World) -> None:
         assert client.post("/app/sidebar", data={"token": token(iat=now)}).status_code == 200
 
 
+def test_oversized_tokens_are_refused_before_parsing(w: World) -> None:
+    import base64 as b64
+
+    header = b64.urlsafe_b64encode(b'{"a":' * 60000 + b"1" + b"}" * 60000).rstrip(b"=")
+    with TestClient(w.app) as client:
+        r = client.post("/app/sidebar", data={"token": header.decode() + ".e30.sig"})
+    assert r.status_code == 401 and "longer than" in r.text
+
+
 @pytest.mark.parametrize("value", ["é.é", "x.ü", "\u2603"])
 def test_non_ascii_sessions_are_refused_not_errors(value: str) -> None:
     with pytest.raises(AuthError):

@@ -25,6 +25,9 @@ from tactful.store.base import Store
 
 LEEWAY_SECONDS = 30
 MAX_TOKEN_SECONDS = 600  # Zendesk's signed-URL tokens live a few minutes
+# Zendesk's tokens are a few hundred bytes; a huge one is an attack (a deeply nested header
+# makes PyJWT's JSON parsing raise RecursionError, not a PyJWTError).
+MAX_TOKEN_BYTES = 8 * 1024
 USED_PREFIX = "sidebar_token_used:"
 
 
@@ -116,6 +119,8 @@ class Verifier:
     def grant(self, token: str | None) -> Grant:
         if not token:
             raise AuthError("missing token")
+        if len(token) > MAX_TOKEN_BYTES:
+            raise AuthError(f"invalid token: longer than {MAX_TOKEN_BYTES} bytes")
         try:
             claims = jwt.decode(
                 token,
