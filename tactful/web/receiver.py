@@ -83,10 +83,14 @@ def ticket_of(obj: Any) -> int | None:
     return found if found else None
 
 
+# Skips that are not failures: event types Tactful does not use (stored, acknowledged).
+_NOT_FAILURES = frozenset({"unknown_event_type", "unsupported"})
+
+
 def _unusable(parsed: Parsed) -> bool:
-    """Nothing usable and something unreadable (unknown event types are not failures)."""
+    """Nothing usable and something unreadable (a record with a bad or missing value)."""
     return not parsed.events and any(
-        reason_code(s.reason) != "unknown_event_type" for s in parsed.skipped
+        reason_code(s.reason) not in _NOT_FAILURES for s in parsed.skipped
     )
 
 

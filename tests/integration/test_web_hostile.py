@@ -121,6 +121,14 @@ def test_unknown_event_types_stay_stored_and_acknowledged(client: TestClient) ->
         {"type": "zen:event-type:ann@example.com", "id": "x", "time": "2026-01-01T10:00:00Z"},
     )
     assert r.status_code == 200
+    identity_removed = {
+        "type": "zen:event-type:user.identity_deleted",
+        "id": "y",
+        "time": "2026-01-01T10:00:00Z",
+        "detail": {"id": "7"},
+        "event": {"identity": {"type": "email", "value": "old@example.com"}},
+    }
+    assert post(client, identity_removed).status_code == 200  # not used, not a failure
 
 
 @pytest.mark.parametrize(
