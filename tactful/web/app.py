@@ -29,6 +29,7 @@ from tactful import __version__
 from tactful.config import Settings
 from tactful.delivery.metrics import CircuitCollector
 from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
+from tactful.destinations.event_schemas import SCHEMAS
 from tactful.engine import Engine
 from tactful.store.base import StoreError
 from tactful.valuetags import run_value_tagger
@@ -232,6 +233,20 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
+async def schemas(request: Request) -> Response:
+    """``/schemas/``: the outgoing event types; ``/schemas/<type>.json``: its JSON Schema."""
+    name = request.path_params.get("name")
+    if name is None:
+        return JSONResponse({"schemas": [f"/schemas/{t}.json" for t in sorted(SCHEMAS)]})
+    schema = SCHEMAS.get(name.removesuffix(".json"))
+    if schema is None or not name.endswith(".json"):
+        return JSONResponse(
+            {"error": "not_found", "detail": f"no schema {name!r}; see /schemas/"},
+            status_code=404,
+        )
+    return JSONResponse(schema, media_type="application/schema+json")
+
+
 async def _ticker(ctx: WebContext, every: float, clock: Callable[[], datetime]) -> None:
     while True:
         try:
@@ -343,6 +358,8 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/schemas/", schemas, methods=["GET"]),
+        Route("/schemas/{name}", schemas, methods=["GET"]),
         *sidebar_routes(),
         *dashboard_routes(),
     ]

@@ -105,14 +105,50 @@ def _is_loopback(host: str) -> bool:
     return host in ("127.0.0.1", "::1") or host.startswith("127.")
 
 
+# What Zendesk's manifest reference requires of a v2 app (author with name, email and url;
+# https://developer.zendesk.com/documentation/apps/app-developer-guide/manifest/), as the
+# paths of the keys that must be present and non-empty.
+REQUIRED_MANIFEST_KEYS = (
+    ("name",),
+    ("author", "name"),
+    ("author", "email"),
+    ("author", "url"),
+    ("defaultLocale",),
+    ("location",),
+    ("version",),
+    ("frameworkVersion",),
+)
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What makes ``manifest`` fail Zendesk's manifest reference (empty: nothing)."""
+    problems = []
+    for path in REQUIRED_MANIFEST_KEYS:
+        value: Any = manifest
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value in (None, "", {}):
+            problems.append(f"manifest.json needs {'.'.join(path)}")
+    if manifest.get("frameworkVersion") != FRAMEWORK_VERSION:
+        problems.append(f"manifest.json frameworkVersion must be {FRAMEWORK_VERSION!r}")
+    return problems
+
+
 def build_manifest(zendesk: ZendeskSettings) -> dict[str, Any]:
-    """``manifest.json`` for these settings (raises ``AppPackageError``)."""
+    """``manifest.json`` for these settings, checked against Zendesk's manifest reference
+    (raises ``AppPackageError``)."""
     url = location_url(zendesk.public_url)
-    author: dict[str, str] = {"name": APP_NAME}
-    if zendesk.email:
-        author["email"] = zendesk.email
-    author["url"] = url.removesuffix(SIDEBAR_PATH) + "/"
-    return {
+    if not zendesk.email:
+        raise AppPackageError(
+            "[zendesk] email is not set: Zendesk's app manifest requires author.email, the "
+            "address users of the app send support requests to"
+        )
+    author = {
+        "name": APP_NAME,
+        "email": zendesk.email,
+        "url": url.removesuffix(SIDEBAR_PATH) + "/",
+    }
+    manifest = {
         "name": APP_NAME,
         "author": author,
         "defaultLocale": "en",
@@ -122,6 +158,10 @@ def build_manifest(zendesk: ZendeskSettings) -> dict[str, Any]:
         "frameworkVersion": FRAMEWORK_VERSION,
         "signedUrls": True,
     }
+    problems = manifest_problems(manifest)
+    if problems:
+        raise AppPackageError("; ".join(problems))
+    return manifest
 
 
 def build_translations() -> dict[str, Any]:

@@ -92,3 +92,25 @@ secret = "{SECRET}"
         assert not errors, (body, [str(e) for e in errors])
     identified = [b["data"]["identifiers"] for b in bodies if b["data"]["identifiers"]]
     assert identified and all("email" in ids for ids in identified)  # the API's names
+
+
+def test_the_schemas_are_served_at_slash_schemas(tmp_path: Path) -> None:
+    """Issue 22: every outgoing event's JSON Schema at ``/schemas/<type>.json``."""
+    from starlette.testclient import TestClient
+
+    from tactful.web.app import create_app
+
+    settings = settings_from_toml('[[segments]]\nname = "s"\nwhen = "true"\n', environ={})
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
+    app = create_app(settings, engine, tick_seconds=0)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:  # loopback: no token needed
+        index = c.get("/schemas/")
+        assert index.status_code == 200
+        assert index.json()["schemas"] == [f"/schemas/{t}.json" for t in sorted(SCHEMAS)]
+        for name, schema in SCHEMAS.items():
+            r = c.get(f"/schemas/{name}.json")
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("application/schema+json")
+            assert r.json() == schema
+        assert c.get("/schemas/nope.json").status_code == 404
+        assert c.get("/schemas/support_state_changed").status_code == 404

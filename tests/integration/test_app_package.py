@@ -31,6 +31,7 @@ from tactful.zendesk.app_package import (
     check_png,
     encode_png,
     location_url,
+    manifest_problems,
     png_header,
     png_size,
 )
@@ -39,7 +40,8 @@ PUBLIC_URL = "https://tactful.example.com"
 
 
 def settings(**zendesk: Any) -> Settings:
-    return settings_from_mapping({"zendesk": {"public_url": PUBLIC_URL, **zendesk}})
+    given = {"public_url": PUBLIC_URL, "email": "ops@glowlab.example", **zendesk}
+    return settings_from_mapping({"zendesk": {k: v for k, v in given.items() if v is not None}})
 
 
 def read_zip(path: Path) -> dict[str, bytes]:
@@ -149,10 +151,26 @@ def test_manifest_fields_exactly(tmp_path: Path) -> None:
     }
 
 
-def test_manifest_without_email_and_with_a_path_prefix() -> None:
+def test_manifest_without_email_is_refused() -> None:
+    """Zendesk's manifest reference requires author.email (issue 22)."""
+    with pytest.raises(AppPackageError, match=r"\[zendesk\] email .*author\.email"):
+        app_files(settings(public_url="https://example.com/tactful/", email=None))
+
+
+def test_manifest_problems_follow_zendesks_reference() -> None:
+    good = json.loads(app_files(settings())["manifest.json"])
+    assert manifest_problems(good) == []
+    bad = {**good, "author": {"name": "Tactful", "url": "https://x/"}, "frameworkVersion": "1.0"}
+    assert manifest_problems(bad) == [
+        "manifest.json needs author.email",
+        "manifest.json frameworkVersion must be '2.0'",
+    ]
+
+
+def test_manifest_with_a_path_prefix() -> None:
     files = app_files(settings(public_url="https://example.com/tactful/"))
     manifest = json.loads(files["manifest.json"])
-    assert manifest["author"] == {"name": "Tactful", "url": "https://example.com/tactful/"}
+    assert manifest["author"]["url"] == "https://example.com/tactful/"
     assert manifest["location"]["support"]["ticket_sidebar"]["url"] == (
         "https://example.com/tactful/app/sidebar"
     )
@@ -331,6 +349,7 @@ def write_config(tmp_path: Path, body: str) -> str:
 CONFIG = f"""
 [zendesk]
 subdomain = "yourbrand"
+email = "ops@glowlab.example"
 public_url = "{PUBLIC_URL}"
 app_public_key = "env:ZENDESK_APP_PUBLIC_KEY"
 """
