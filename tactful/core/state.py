@@ -18,6 +18,7 @@ Rules (product.md §3):
 | deleted ticket            | latest status ``deleted``: counts nowhere                          |
 | ticket owner              | the requester of the latest version                                |
 | risk                      | ``last_risk_at`` = max updated_at of versions whose reason is risky|
+| brand                     | ``brand_id`` of the latest-created ticket; ``brand_ids`` the union |
 | rating / health / consent | latest by (at, key) wins                                           |
 
 Everything folds with max/union, so the state is independent of arrival order.
@@ -216,11 +217,17 @@ def pick_latest(current: Latest | None, candidate: Latest) -> Latest:
 
 
 def csat_score(rating: RatingGiven, *, good: int, bad: int) -> int:
-    if rating.score == "good":
+    """The 1-5 ``csat_score`` of a rating: ``good``/``bad`` as configured; a score on a
+    2-point scale likewise (1 bad, 2 good); on a 3-point scale 1, 3, 5; else as it is."""
+    score = rating.score
+    if score == "good" or (rating.scale == 2 and score == 2):
         return good
-    if rating.score == "bad":
+    if score == "bad" or (rating.scale == 2 and score == 1):
         return bad
-    return int(rating.score)
+    points = int(score)
+    if 2 < rating.scale < 5:
+        return 1 + round((points - 1) * 4 / (rating.scale - 1))
+    return points
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +310,8 @@ STATE_FIELD_NAMES = (
     "health",
     "health_at",
     "ticket_tags",
+    "brand_id",
+    "brand_ids",
     "promo_override_until",
     "support_state",
 )
@@ -351,6 +360,8 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
     last_ticket_at: datetime | None = None
     newest_created: tuple[datetime, int] | None = None
     ticket_reason: str | None = None
+    brand_id: int | None = None
+    brand_ids: set[str] = set()
     newest_updated: tuple[datetime, int] | None = None
     last_ticket_status: str | None = None
     last_activity_at: datetime | None = None
@@ -376,7 +387,10 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         if newest_created is None or created > newest_created:
             newest_created = created
             ticket_reason = record.reason
+            brand_id = version.brand_id
             last_ticket_at = version.created_at
+        if version.brand_id is not None:
+            brand_ids.add(str(version.brand_id))
         if activity is not None:
             updated = (activity, record.ticket_id)
             if newest_updated is None or updated > newest_updated:
@@ -404,4 +418,6 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         "refund_risk": refund_risk,
         "last_refund_at": last_refund_at,
         "ticket_tags": sorted(open_tags),
+        "brand_id": brand_id,
+        "brand_ids": sorted(brand_ids),
     }

@@ -86,7 +86,8 @@ def _pt(value: str | None) -> datetime | None:
 
 
 def dump_ticket(record: TicketRecord) -> bytes:
-    """Compact positional form: [version, reason, risk, last_risk_at, observations]."""
+    """Compact positional form: [version, reason, risk, last_risk_at, observations]; the
+    version's last element, ``brand_id``, is absent from records written before it."""
     v = record.version
     version = None
     if v is not None:
@@ -103,6 +104,7 @@ def dump_ticket(record: TicketRecord) -> bytes:
             v.requester_id,
             [[i.kind, i.value] for i in v.requester],
             v.custom_fields,
+            v.brand_id,
         ]
     blob = codec.exact(
         orjson.dumps(
@@ -152,7 +154,9 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
     parse = codec.parse_time
     version = None
     if raw is not None:
-        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw
+        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw[
+            :12
+        ]
         updated_at = parse(updated)
         version = TicketVersion(
             key,
@@ -168,6 +172,7 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
             req,
             tuple(Identifier(k, val) for k, val in who),
             tuple((f, val) for f, val in cf),
+            raw[12] if len(raw) > 12 else None,  # brand_id: absent from records before it
         )
     return TicketRecord(
         ticket_id,
