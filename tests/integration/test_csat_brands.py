@@ -5,6 +5,7 @@ and the survey response is a ``rating_given`` event like a legacy rating)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -115,3 +116,55 @@ def _branded(version: Any, brand_id: int) -> Any:
     from dataclasses import replace
 
     return replace(version, key=f"{version.key}:brand{brand_id}", brand_id=brand_id)
+
+
+def test_survey_response_webhook_and_brand_envelope_over_http(tmp_path: Any) -> None:
+    """The webhook shapes: a signed ``{"survey_response": …}`` body (the API object, as a
+    relay posts it) and a ticket event envelope whose ``detail`` carries ``brand_id``."""
+    from datetime import UTC, datetime, timedelta
+
+    from starlette.testclient import TestClient
+
+    from tactful.config import settings_from_toml
+    from tactful.engine import rules_from_settings
+    from tactful.store.sqlite import open_store
+    from tactful.testing import new_store_url
+    from tactful.web.app import create_app
+    from tests.integration.test_web import CONFIG as WEB_CONFIG
+    from tests.integration.test_web import auth, signed, trigger_body
+
+    settings = settings_from_toml(WEB_CONFIG + CONFIG, environ={})
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
+    with TestClient(create_app(settings, engine, tick_seconds=0)) as client:
+
+        def post(doc: Any) -> Any:
+            body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+            r = client.post("/webhooks/zendesk", content=body, headers=signed(body))
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        stamp = (now - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+        post(trigger_body(ticket_id=42, status="Solved"))
+        doc = survey("01WEBHOOK", 1, stamp)
+        doc["survey_response"] |= {"responder_id": 7, "subject_zrns": ["zen:ticket:42"]}
+        assert post(doc)["events"] == 1
+        envelope = {
+            "type": "zen:event-type:ticket.brand_changed",
+            "id": "evt-1",
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "detail": {
+                "id": "43",
+                "status": "OPEN",
+                "requester_id": "7",
+                "brand_id": "360001",
+                "created_at": now.isoformat().replace("+00:00", "Z"),
+                "updated_at": now.isoformat().replace("+00:00", "Z"),
+            },
+            "event": {"current": "360001", "previous": "360002"},
+        }
+        assert post(envelope)["events"] == 1
+        found = client.get("/api/people/ann@example.com", headers=auth()).json()
+    assert found["state"]["csat_score"] == 1 and found["state"]["csat_at"] == stamp
+    assert (found["state"]["brand_id"], found["state"]["brand_ids"]) == (360001, ["360001"])
+    assert found["segments"]["recovery"]["member"] and found["segments"]["glowlab"]["member"]
