@@ -147,6 +147,7 @@ def _fingerprint(v: TicketVersion) -> tuple[Any, ...]:
         v.custom_fields,
         v.created_at,
         tuple((i.kind, i.value) for i in v.requester),
+        v.brand_id or 0,
     )
 
 

@@ -154,3 +154,38 @@ def test_ticket_brand_id_is_kept_from_api_envelope_and_trigger() -> None:
     assert isinstance(version, TicketVersion) and version.brand_id == 360003
     (version,) = parse_object({"tickets": [api | {"brand_id": None}]}).events
     assert isinstance(version, TicketVersion) and version.brand_id is None
+
+
+def test_stored_ticket_records_keep_brand_and_read_older_ones() -> None:
+    """The store's compact ticket form carries ``brand_id``; a record written before it
+    (12 version elements) reads back with ``brand_id`` None."""
+    import orjson
+
+    from tactful.core.state import apply_version
+    from tactful.store.records import dump_ticket, load_ticket
+    from tactful.testing import ticket
+
+    version = ticket(5, utc(2026, 3, 1))
+    branded = TicketVersion(**{**_fields(version), "brand_id": 360001})
+    record = apply_version(None, branded, "other", False)
+    blob = dump_ticket(record)
+    assert load_ticket(5, bytes(blob)).version == branded
+    raw = orjson.loads(blob)
+    raw[0] = raw[0][:12]
+    old = load_ticket(5, orjson.dumps(raw))
+    assert old.version is not None and old.version.brand_id is None
+
+
+def test_same_time_same_key_versions_differing_in_brand_fold_in_any_order() -> None:
+    from tactful.core.state import apply_version
+    from tactful.testing import ticket
+
+    a = ticket(5, utc(2026, 3, 1))
+    b = TicketVersion(**{**_fields(a), "brand_id": 360001})
+    one = apply_version(apply_version(None, a, "other", False), b, "other", False)
+    two = apply_version(apply_version(None, b, "other", False), a, "other", False)
+    assert one.version == two.version == b
+
+
+def _fields(version: TicketVersion) -> dict[str, Any]:
+    return {name: getattr(version, name) for name in TicketVersion.__slots__}
