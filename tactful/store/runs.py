@@ -63,7 +63,7 @@ class Run:
     duration_us: int
     counts: RunCounts
     error: str
-    platform: PlatformReport
+    platform: PlatformReport | None  # None: the destination gives no answer of its own
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,9 @@ class RunPage:
     errors: dict[int, list[RowError]] = field(default_factory=dict)
 
 
-def _platform(raw: Any) -> PlatformReport:
+def _platform(raw: Any) -> PlatformReport | None:
     if raw is None:
-        return PlatformReport()
+        return None
     data = orjson.loads(bytes(raw))
     return PlatformReport(
         data.get("received"),
