@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +17,11 @@ from tests.acceptance.test_serve_delivery_faults import write_config
 from tests.integration.fault_servers import fault_servers
 
 
-def runs(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+def runs(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    """The JSON that ``tactful deliveries runs ... --json`` printed."""
     capsys.readouterr()
     assert main(["--config", str(config), "deliveries", "runs", *args, "--json"]) == 0
-    out: dict[str, object] = json.loads(capsys.readouterr().out)
-    return out
+    return json.loads(capsys.readouterr().out)
 
 
 def test_deliveries_runs_lists_each_destinations_rounds(
@@ -39,22 +40,22 @@ def test_deliveries_runs_lists_each_destinations_rounds(
         assert main(["--config", str(config), "sync", "--json"]) == 0
         assert main(["--config", str(config), "sync", "--json"]) == 0
     out = runs(config, capsys, "good")
-    (good,) = out["runs"]  # type: ignore[misc]
+    (good,) = out["runs"]
     assert good["destination"] == "good" and good["events"] > 0 and good["row_errors"] == []
     assert good["skipped"] == {"no_identifier": 0, "no_consent": 0, "holdout": 0, "other": 0}
     assert good["platform"] is None and out["next_before"] is None
     broken = runs(config, capsys, "broken")["runs"]
-    assert broken and broken[0]["retried"] > 0  # type: ignore[index]
-    errors = broken[0]["row_errors"]  # type: ignore[index]
+    assert broken and broken[0]["retried"] > 0
+    errors = broken[0]["row_errors"]
     assert errors and all("reset by peer" in e["error"] for e in errors)
     assert {e["person_id"] for e in errors} == {person}
     # all destinations, paged
     every = runs(config, capsys)["runs"]
-    assert {r["destination"] for r in every} == {"good", "broken"}  # type: ignore[attr-defined]
+    assert {r["destination"] for r in every} == {"good", "broken"}
     first = runs(config, capsys, "--limit", "1")
-    assert len(first["runs"]) == 1 and first["next_before"] == first["runs"][0]["id"]  # type: ignore[index,arg-type]
+    assert len(first["runs"]) == 1 and first["next_before"] == first["runs"][0]["id"]
     rest = runs(config, capsys, "--before", str(first["next_before"]))["runs"]
-    assert [r["id"] for r in rest] == [r["id"] for r in every[1:]]  # type: ignore[index,attr-defined]
+    assert [r["id"] for r in rest] == [r["id"] for r in every[1:]]
     # the table
     assert main(["--config", str(config), "deliveries", "runs", "broken"]) == 0
     text = capsys.readouterr().out
