@@ -13,7 +13,7 @@ from tactful.destinations.base import Outcome, PlatformReport, Sent
 from tactful.store.records import to_us
 from tactful.store.runs import RunCounts, RunStore
 from tactful.testing import RecordingDestination, at, consent, ticket, user
-from tests.integration.test_delivery import setup
+from tests.integration.test_delivery import CONFIG, setup
 
 pytestmark = pytest.mark.store
 
@@ -126,8 +126,7 @@ def test_skips_are_counted_by_why_holdout_included(tmp_path: Path) -> None:
 
 
 def test_runs_are_kept_runs_keep_and_paged(tmp_path: Path) -> None:
-    engine, worker, _, clock = setup(tmp_path)
-    worker.runs_keep_us = to_us(at(0) + timedelta(days=2)) - to_us(at(0))
+    engine, worker, _, clock = setup(tmp_path, CONFIG + '[delivery]\nruns_keep = "2d"\n')
     for i in range(1, 6):
         engine.apply(
             [user(i, emails=(f"p{i}@example.com",)), ticket(i, at(i), "open", requester_id=i)]
