@@ -528,7 +528,8 @@ class DeliverySettings(Section):
     ``retry_cap`` (or the vendor's ``Retry-After``, clamped to that range); dead letter after
     ``max_age``. Every request to a destination ends within ``request_deadline``; after
     ``circuit_failures`` failed sends in a row a destination's circuit opens for
-    ``circuit_cooldown`` (doubling up to ``circuit_max_cooldown`` while probes fail)."""
+    ``circuit_cooldown`` (doubling up to ``circuit_max_cooldown`` while probes fail).
+    Sync runs (each destination's delivery rounds) are kept for ``runs_keep``."""
 
     retry_base: timedelta = timedelta(seconds=1)
     retry_cap: timedelta = timedelta(minutes=15)
@@ -541,6 +542,7 @@ class DeliverySettings(Section):
     circuit_failures: int = Field(default=5, ge=1, le=1000)
     circuit_cooldown: timedelta = timedelta(seconds=30)
     circuit_max_cooldown: timedelta = timedelta(minutes=10)
+    runs_keep: timedelta = timedelta(days=30)
 
     @field_validator(
         "retry_base",
@@ -550,6 +552,7 @@ class DeliverySettings(Section):
         "circuit_cooldown",
         "circuit_max_cooldown",
         "history_horizon",
+        "runs_keep",
         mode="before",
     )
     @classmethod
