@@ -27,10 +27,11 @@ join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
+from pydantic import Field
 
 from tactful.config_models import IDENTIFY_BY, DestinationSettings
 from tactful.destinations.base import (
@@ -54,6 +55,7 @@ from tactful.destinations.http import (
     user_id_for,
 )
 from tactful.destinations.identify import identify_by_of
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
 
 API = "https://api2.amplitude.com"
 PATH = "/2/httpapi"
@@ -178,6 +180,21 @@ def _json(response: httpx.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return None
+
+
+class AmplitudeConfig(DestinationConfig):
+    api_key: Secret = Field(description="the project's API key")
+    user_id: Literal["external_id", "person_id"] | None = Field(
+        default=None, description="older form of `identify_by`"
+    )
+
+
+SPEC = DestinationSpec(
+    type="amplitude",
+    purpose="analytics",
+    summary="Amplitude events (HTTP V2 API)",
+    config=AmplitudeConfig,
+)
 
 
 def create(

@@ -33,10 +33,11 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
@@ -58,6 +59,7 @@ from tactful.destinations.profiles import (
     ulid_for,
     unix,
 )
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
 
 TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 APP_HOSTS = {"us": "https://api.customer.io", "eu": "https://api-eu.customer.io"}
@@ -364,6 +366,29 @@ def _error_text(response: httpx.Response) -> str:
         return "; ".join(_describe(e) if isinstance(e, dict) else str(e) for e in errors)
     single = (data.get("meta") or {}).get("error")
     return f"HTTP {response.status_code}: {single or response.text[:300] or response.reason_phrase}"
+
+
+class CustomerIOConfig(DestinationConfig):
+    site_id: Text = Field(description="Track API site id")
+    api_key: Secret = Field(description="Track API key")
+    region: Literal["us", "eu"] = Field(
+        default="us", description="the account's data center: `us` or `eu`"
+    )
+    app_api_key: Secret | None = Field(
+        default=None, description="App API key: the sidebar's profile reads"
+    )
+    erase_action: Literal["delete", "suppress"] = Field(
+        default="delete",
+        description="what erasure does: `delete`, or `suppress` (also blocks re-adding)",
+    )
+
+
+SPEC = DestinationSpec(
+    type="customerio",
+    purpose="email",
+    summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
+    config=CustomerIOConfig,
+)
 
 
 def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> CustomerIODestination:

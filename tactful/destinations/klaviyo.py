@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
@@ -50,6 +51,7 @@ from tactful.destinations.profiles import (
     send_in_order,
     transport_failure,
 )
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
 
 BASE_URL = "https://a.klaviyo.com"
 REVISION = "2026-10-15"
@@ -312,6 +314,21 @@ def _error_text(response: httpx.Response) -> str:
                 parts.append(f"{detail} ({pointer})" if pointer else str(detail))
         return f"Klaviyo HTTP {response.status_code}: " + "; ".join(parts)
     return f"Klaviyo HTTP {response.status_code}: {response.text[:300] or response.reason_phrase}"
+
+
+class KlaviyoConfig(DestinationConfig):
+    api_key: Secret = Field(description="a private API key")
+    revision: Text | None = Field(
+        default=None, description=f"the API revision header (default {REVISION})"
+    )
+
+
+SPEC = DestinationSpec(
+    type="klaviyo",
+    purpose="email",
+    summary="Klaviyo profiles, events and deletion jobs",
+    config=KlaviyoConfig,
+)
 
 
 def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> KlaviyoDestination:

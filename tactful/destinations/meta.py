@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import Field
 
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Group as Group
@@ -45,6 +46,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -257,6 +259,20 @@ def _sample_reason(row: Row, samples: dict[str, str]) -> str | None:
         if candidate in samples:
             return samples[candidate]
     return next((samples[value] for value in row if value and value in samples), None)
+
+
+class MetaAudienceConfig(DestinationConfig):
+    audience_id: Text = Field(description="the Custom Audience id")
+    access_token: Secret = Field(description="a system user access token")
+
+
+SPEC = DestinationSpec(
+    type="meta_audience",
+    purpose="ads",
+    summary="a Meta Custom Audience following one segment",
+    config=MetaAudienceConfig,
+    audience=True,
+)
 
 
 def create(

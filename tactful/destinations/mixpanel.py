@@ -27,11 +27,12 @@ join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 import orjson
+from pydantic import Field
 
 from tactful.config_models import IDENTIFY_BY, DestinationSettings
 from tactful.destinations.base import (
@@ -56,6 +57,7 @@ from tactful.destinations.http import (
     user_id_for,
 )
 from tactful.destinations.identify import identify_by_of
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
 
 API = "https://api.mixpanel.com"
 PATH = "/import"
@@ -161,6 +163,23 @@ class MixpanelDestination(EventHttpDestination):
             error_text(response),
         )
         return {i: outcome for i, _ in chunk}
+
+
+class MixpanelConfig(DestinationConfig):
+    project_id: Text = Field(description="the project id")
+    service_account_user: Text = Field(description="service account username")
+    service_account_secret: Secret = Field(description="service account secret")
+    user_id: Literal["external_id", "person_id"] | None = Field(
+        default=None, description="older form of `identify_by`"
+    )
+
+
+SPEC = DestinationSpec(
+    type="mixpanel",
+    purpose="analytics",
+    summary="Mixpanel events (`/import`, service account)",
+    config=MixpanelConfig,
+)
 
 
 def create(

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
@@ -51,6 +52,7 @@ from tactful.destinations.profiles import (
     send_in_order,
     transport_failure,
 )
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
 
 BASE_URL = "https://api.sailthru.com"
 MAX_BATCH = 50
@@ -224,6 +226,19 @@ def _checked(response: httpx.Response) -> dict[str, Any]:
     if outcome.kind != "ok":
         raise ProfileError(outcome.error, response.status_code, outcome.retry_after)
     return json_body(response)
+
+
+class SailthruConfig(DestinationConfig):
+    api_key: Secret = Field(description="API key")
+    api_secret: Secret = Field(description="API secret (signs requests)")
+
+
+SPEC = DestinationSpec(
+    type="sailthru",
+    purpose="email",
+    summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
+    config=SailthruConfig,
+)
 
 
 def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> SailthruDestination:

@@ -22,9 +22,10 @@ join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
 from tactful.config_models import IDENTIFY_BY, DestinationSettings
 from tactful.destinations.base import (
@@ -49,6 +50,7 @@ from tactful.destinations.http import (
     user_id_for,
 )
 from tactful.destinations.identify import identify_by_of
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
 
 API = "https://api.segment.io"
 PATH = "/v1/batch"
@@ -134,6 +136,21 @@ class SegmentDestination(EventHttpDestination):
             parse_retry_after(response.headers.get("retry-after")),
             error_text(response),
         )
+
+
+class SegmentConfig(DestinationConfig):
+    write_key: Secret = Field(description="the source's write key")
+    user_id: Literal["external_id", "person_id"] | None = Field(
+        default=None, description="older form of `identify_by`"
+    )
+
+
+SPEC = DestinationSpec(
+    type="segment",
+    purpose="analytics",
+    summary="Segment track calls (HTTP Tracking API)",
+    config=SegmentConfig,
+)
 
 
 def create(

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import Field
 
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Row, chunk_rows, plan_audience_ops, zip_rows
@@ -34,6 +35,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -155,6 +157,21 @@ class TikTokAudience:
         log.warning("%s: %s", self.name, outcome.error)
         fatal = outcome.kind == "retry" or code in TOKEN_CODES | PERMISSION_CODES
         return outcome, fatal
+
+
+class TikTokAudienceConfig(DestinationConfig):
+    advertiser_id: Text = Field(description="the TikTok advertiser id")
+    audience_id: Text = Field(description="the custom audience id")
+    access_token: Secret = Field(description="a TikTok API for Business access token")
+
+
+SPEC = DestinationSpec(
+    type="tiktok_audience",
+    purpose="ads",
+    summary="a TikTok custom audience following one segment",
+    config=TikTokAudienceConfig,
+    audience=True,
+)
 
 
 def create(

@@ -1,0 +1,83 @@
+"""What a destination module declares about itself: its ``type``, its consent purpose, a
+one-line summary and a typed model of its own keys.
+
+``tactful.destinations.registry`` reads these declarations to validate ``[[destinations]]``
+entries (unknown keys rejected with a did-you-mean), to mask secrets and to render the
+destination table of docs/config.md. A key is documented by its field's ``description``; a
+secret is typed :data:`Secret`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+
+from tactful.config_models import Purpose
+
+
+def _text(value: Any) -> Any:
+    """Ids written as TOML integers become strings; other non-strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+class SecretMarker:
+    """Marks a key whose value is a credential: masked when shown, never echoed in errors."""
+
+
+Text = Annotated[str, BeforeValidator(_text), AfterValidator(_non_empty)]
+Secret = Annotated[str, BeforeValidator(_text), AfterValidator(_non_empty), SecretMarker()]
+
+
+class DestinationConfig(BaseModel):
+    """The type-specific keys of one ``[[destinations]]`` entry (the shared keys, ``name``,
+    ``type``, ``segment(s)``, ``base_url``, ``purpose``, ``identify_by``, are not here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def secret_keys(cls) -> frozenset[str]:
+        return frozenset(
+            name
+            for name, field in cls.model_fields.items()
+            if any(isinstance(m, SecretMarker) for m in field.metadata)
+        )
+
+
+@dataclass(frozen=True)
+class DestinationSpec:
+    """A destination type as its module describes it."""
+
+    type: str
+    purpose: Purpose  # the consent purpose it defaults to
+    summary: str  # what it is, one line (docs/config.md)
+    config: builtins.type[DestinationConfig]
+    audience: bool = False  # an ad audience: follows exactly one ``segment``
+
+    KEY_COLUMNS: ClassVar[str] = "| type | key | meaning |"
+
+    def key_rows(self) -> list[str]:
+        """This type's rows of the docs/config.md key table."""
+        rows = []
+        secrets = self.config.secret_keys()
+        for name, field in self.config.model_fields.items():
+            notes = []
+            if field.is_required():
+                notes.append("required")
+            elif field.default not in (None, ""):
+                notes.append(f"default `{field.default}`")
+            if name in secrets:
+                notes.append('secret: `"env:NAME"`')
+            suffix = f" ({', '.join(notes)})" if notes else ""
+            rows.append(f"| `{self.type}` | `{name}` | {field.description or ''}{suffix} |")
+        return rows
