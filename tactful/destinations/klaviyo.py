@@ -319,7 +319,7 @@ def _error_text(response: httpx.Response) -> str:
 class KlaviyoConfig(DestinationConfig):
     api_key: Secret = Field(description="a private API key")
     revision: Text | None = Field(
-        default=None, description=f"the API revision header (default {REVISION})"
+        default=None, description=f"the API revision header (default `{REVISION}`)"
     )
 
 

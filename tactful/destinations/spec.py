@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic.fields import FieldInfo
 
 from tactful.config_models import Purpose
 
@@ -47,11 +48,13 @@ class DestinationConfig(BaseModel):
 
     @classmethod
     def secret_keys(cls) -> frozenset[str]:
-        return frozenset(
-            name
-            for name, field in cls.model_fields.items()
-            if any(isinstance(m, SecretMarker) for m in field.metadata)
-        )
+        return frozenset(name for name, field in cls.model_fields.items() if _is_secret(field))
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    """A ``Secret`` key, ``Secret | None`` included (its marker sits one level down)."""
+    inner = (m for arg in get_args(field.annotation) for m in getattr(arg, "__metadata__", ()))
+    return any(isinstance(m, SecretMarker) for m in (*field.metadata, *inner))
 
 
 @dataclass(frozen=True)
