@@ -49,33 +49,6 @@ STATE_RULE_FIELDS: dict[str, FieldType] = {
     k: v for k, v in STATE_FIELDS.items() if k != "support_state"
 }
 
-# ``identify_by``: type -> (identifier kinds it accepts, default fallback order)
-IDENTIFY_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "customerio": (
-        ("email", "external_id", "zendesk_user_id", "person_id"),
-        ("email", "external_id"),
-    ),
-    "klaviyo": (
-        ("email", "phone", "external_id", "zendesk_user_id", "person_id"),
-        ("email", "external_id"),
-    ),
-    "sailthru": (
-        ("email", "external_id", "zendesk_user_id", "person_id"),
-        ("email", "external_id"),
-    ),
-    "segment": (
-        ("external_id", "email", "zendesk_user_id", "person_id"),
-        ("external_id", "person_id"),
-    ),
-    "amplitude": (
-        ("external_id", "email", "zendesk_user_id", "person_id"),
-        ("external_id", "person_id"),
-    ),
-    "mixpanel": (
-        ("external_id", "email", "zendesk_user_id", "person_id"),
-        ("external_id", "person_id"),
-    ),
-}
 SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
 
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
@@ -357,12 +330,15 @@ class DestinationSettings(Section):
         return out
 
     def _identify_by_problems(self) -> list[tuple[str, str]]:
+        from tactful.destinations import registry  # it imports this module
+
         value = self.settings.get("identify_by")
         if value is None:
             return []
-        if self.type not in IDENTIFY_BY:
+        identify = registry.spec(self.type).identify_by
+        if identify is None:
             return [("identify_by", f"is not used by type '{self.type}'")]
-        allowed = IDENTIFY_BY[self.type][0]
+        allowed = identify.accepted
         order = [value] if isinstance(value, str) else value
         if not isinstance(order, list) or not order or not all(isinstance(v, str) for v in order):
             return [("identify_by", 'must be a non-empty list such as ["external_id", "email"]')]

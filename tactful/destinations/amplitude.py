@@ -33,7 +33,7 @@ import httpx
 import orjson
 from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -54,7 +54,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
 from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
 
 API = "https://api2.amplitude.com"
@@ -116,7 +116,7 @@ class AmplitudeDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["amplitude"][1],
+        identify_by: Sequence[str] = ANALYTICS_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -193,6 +193,7 @@ SPEC = DestinationSpec(
     type="amplitude",
     purpose="analytics",
     summary="Amplitude events (HTTP V2 API)",
+    identify_by=ANALYTICS_IDENTIFY_BY,
     config=AmplitudeConfig,
 )
 
@@ -209,6 +210,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        identify_by=identify_by_of(config, "amplitude"),
+        identify_by=identify_by_of(config, ANALYTICS_IDENTIFY_BY),
         transport=transport,
     )

@@ -39,9 +39,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -85,7 +84,7 @@ class CustomerIODestination:
         base_url: str | None = None,
         app_api_key: str | None = None,
         erase_action: str = "delete",
-        identify_by: Sequence[str] = IDENTIFY_BY["customerio"][1],
+        identify_by: Sequence[str] = ESP_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -387,6 +386,7 @@ SPEC = DestinationSpec(
     type="customerio",
     purpose="email",
     summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
+    identify_by=ESP_IDENTIFY_BY,
     config=CustomerIOConfig,
 )
 
@@ -405,6 +405,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Cust
         base_url=config.base_url,
         app_api_key=config.setting("app_api_key"),
         erase_action=config.setting("erase_action") or "delete",
-        identify_by=identify_by_of(config, "customerio"),
+        identify_by=identify_by_of(config, ESP_IDENTIFY_BY),
         transport=transport,
     )

@@ -32,9 +32,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -60,6 +59,10 @@ MAX_BATCH = 50
 OPTED_OUT_REASONS = {"UNSUBSCRIBE", "USER_SUPPRESSED", "SPAM_COMPLAINT"}
 JSONAPI = "application/vnd.api+json"
 FIELDS = {"email": "email", "phone": "phone_number"}  # identify_by kind -> profile field
+# Klaviyo also addresses a profile by its phone number.
+IDENTIFY = IdentifyBy(
+    ("email", "phone", "external_id", "zendesk_user_id", "person_id"), ("email", "external_id")
+)
 
 
 class KlaviyoDestination:
@@ -74,7 +77,7 @@ class KlaviyoDestination:
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
         revision: str = REVISION,
-        identify_by: Sequence[str] = IDENTIFY_BY["klaviyo"][1],
+        identify_by: Sequence[str] = IDENTIFY.default,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -327,6 +330,7 @@ SPEC = DestinationSpec(
     type="klaviyo",
     purpose="email",
     summary="Klaviyo profiles, events and deletion jobs",
+    identify_by=IDENTIFY,
     config=KlaviyoConfig,
 )
 
@@ -342,6 +346,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Klav
         segments=config.segments,
         base_url=config.base_url,
         revision=config.setting("revision") or REVISION,
-        identify_by=identify_by_of(config, "klaviyo"),
+        identify_by=identify_by_of(config, IDENTIFY),
         transport=transport,
     )

@@ -34,7 +34,7 @@ import httpx
 import orjson
 from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -56,7 +56,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
 from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
 
 API = "https://api.mixpanel.com"
@@ -110,7 +110,7 @@ class MixpanelDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["mixpanel"][1],
+        identify_by: Sequence[str] = ANALYTICS_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         query = urlencode({"strict": "1", "project_id": project_id})
@@ -178,6 +178,7 @@ SPEC = DestinationSpec(
     type="mixpanel",
     purpose="analytics",
     summary="Mixpanel events (`/import`, service account)",
+    identify_by=ANALYTICS_IDENTIFY_BY,
     config=MixpanelConfig,
 )
 
@@ -200,6 +201,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        identify_by=identify_by_of(config, "mixpanel"),
+        identify_by=identify_by_of(config, ANALYTICS_IDENTIFY_BY),
         transport=transport,
     )

@@ -37,9 +37,8 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -94,7 +93,7 @@ class SailthruDestination:
         purpose: Purpose = "email",
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["sailthru"][1],
+        identify_by: Sequence[str] = ESP_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -237,6 +236,7 @@ SPEC = DestinationSpec(
     type="sailthru",
     purpose="email",
     summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
+    identify_by=ESP_IDENTIFY_BY,
     config=SailthruConfig,
 )
 
@@ -252,6 +252,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Sail
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,
-        identify_by=identify_by_of(config, "sailthru"),
+        identify_by=identify_by_of(config, ESP_IDENTIFY_BY),
         transport=transport,
     )

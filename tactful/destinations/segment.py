@@ -27,7 +27,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -49,7 +49,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
 from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
 
 API = "https://api.segment.io"
@@ -86,7 +86,7 @@ class SegmentDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["segment"][1],
+        identify_by: Sequence[str] = ANALYTICS_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -149,6 +149,7 @@ SPEC = DestinationSpec(
     type="segment",
     purpose="analytics",
     summary="Segment track calls (HTTP Tracking API)",
+    identify_by=ANALYTICS_IDENTIFY_BY,
     config=SegmentConfig,
 )
 
@@ -165,6 +166,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        identify_by=identify_by_of(config, "segment"),
+        identify_by=identify_by_of(config, ANALYTICS_IDENTIFY_BY),
         transport=transport,
     )

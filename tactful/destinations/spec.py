@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.fields import FieldInfo
 
 from tactful.config_models import Purpose
+from tactful.destinations.identify import IdentifyBy
 
 
 def _text(value: Any) -> Any:
@@ -66,6 +67,7 @@ class DestinationSpec:
     summary: str  # what it is, one line (docs/config.md)
     config: builtins.type[DestinationConfig]
     audience: bool = False  # an ad audience: follows exactly one ``segment``
+    identify_by: IdentifyBy | None = None  # takes ``identify_by`` (ESPs and analytics)
 
     KEY_COLUMNS: ClassVar[str] = "| type | key | meaning |"
 
