@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from tactful.core.events import CONSENT_PURPOSES
 from tactful.core.reasons import ReasonRule
 from tactful.core.rules import FieldType, Rule, parse_duration, parse_rule
+
+if TYPE_CHECKING:
+    from tactful.destinations.spec import Roles
 
 Purpose = Literal["ads", "email", "analytics"]
 IdentityKey = Literal["email", "phone", "external_id"]
@@ -289,10 +292,15 @@ class DestinationSettings(Section):
         return self
 
     @property
-    def is_ad_audience(self) -> bool:
+    def roles(self) -> Roles:
+        """What the type is told and does (its module's ``SPEC``)."""
         from tactful.destinations import registry  # it imports this module
 
-        return registry.spec(self.type).audience
+        return registry.spec(self.type).roles
+
+    @property
+    def is_ad_audience(self) -> bool:
+        return self.roles.audience
 
     @property
     def secret_keys(self) -> frozenset[str]:

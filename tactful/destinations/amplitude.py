@@ -55,7 +55,7 @@ from tactful.destinations.http import (
     user_id_for,
 )
 from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
 
 API = "https://api2.amplitude.com"
 PATH = "/2/httpapi"
@@ -195,6 +195,7 @@ SPEC = DestinationSpec(
     summary="Amplitude events (HTTP V2 API)",
     identify_by=ANALYTICS_IDENTIFY_BY,
     config=AmplitudeConfig,
+    roles=EVENT_SINK,
 )
 
 

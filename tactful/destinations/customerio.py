@@ -58,7 +58,7 @@ from tactful.destinations.profiles import (
     ulid_for,
     unix,
 )
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret, Text
 
 TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 APP_HOSTS = {"us": "https://api.customer.io", "eu": "https://api-eu.customer.io"}
@@ -388,6 +388,7 @@ SPEC = DestinationSpec(
     summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
     identify_by=ESP_IDENTIFY_BY,
     config=CustomerIOConfig,
+    roles=ESP,
 )
 
 

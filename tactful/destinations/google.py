@@ -57,7 +57,7 @@ from tactful.destinations.google_jobs import (
     plan,
 )
 from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 ADS_URL = "https://googleads.googleapis.com"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -268,7 +268,7 @@ SPEC = DestinationSpec(
     purpose="ads",
     summary="a Google Ads Customer Match list (offline user data jobs; allowlisted accounts)",
     config=CustomerMatchConfig,
-    audience=True,
+    roles=AUDIENCE,
 )
 
 

@@ -56,7 +56,7 @@ from tactful.destinations.base import (
     parse_retry_after,
 )
 from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 API_URL = "https://datamanager.googleapis.com"
 API_VERSION = "v1"
@@ -402,7 +402,7 @@ SPEC = DestinationSpec(
     purpose="ads",
     summary="a Google audience through the Data Manager API (the Google destination to use)",
     config=DataManagerConfig,
-    audience=True,
+    roles=AUDIENCE,
 )
 
 

@@ -50,7 +50,7 @@ from tactful.destinations.profiles import (
     send_in_order,
     transport_failure,
 )
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret, Text
 
 BASE_URL = "https://a.klaviyo.com"
 REVISION = "2026-10-15"
@@ -332,6 +332,7 @@ SPEC = DestinationSpec(
     summary="Klaviyo profiles, events and deletion jobs",
     identify_by=IDENTIFY,
     config=KlaviyoConfig,
+    roles=ESP,
 )
 
 

@@ -46,7 +46,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -271,7 +271,7 @@ SPEC = DestinationSpec(
     purpose="ads",
     summary="a Meta Custom Audience following one segment",
     config=MetaAudienceConfig,
-    audience=True,
+    roles=AUDIENCE,
 )
 
 

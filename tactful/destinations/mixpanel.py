@@ -57,7 +57,7 @@ from tactful.destinations.http import (
     user_id_for,
 )
 from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret, Text
 
 API = "https://api.mixpanel.com"
 PATH = "/import"
@@ -180,6 +180,7 @@ SPEC = DestinationSpec(
     summary="Mixpanel events (`/import`, service account)",
     identify_by=ANALYTICS_IDENTIFY_BY,
     config=MixpanelConfig,
+    roles=EVENT_SINK,
 )
 
 

@@ -51,7 +51,7 @@ from tactful.destinations.profiles import (
     send_in_order,
     transport_failure,
 )
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
+from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret
 
 BASE_URL = "https://api.sailthru.com"
 MAX_BATCH = 50
@@ -238,6 +238,7 @@ SPEC = DestinationSpec(
     summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
     identify_by=ESP_IDENTIFY_BY,
     config=SailthruConfig,
+    roles=ESP,
 )
 
 

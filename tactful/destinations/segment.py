@@ -50,7 +50,7 @@ from tactful.destinations.http import (
     user_id_for,
 )
 from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
 
 API = "https://api.segment.io"
 PATH = "/v1/batch"
@@ -151,6 +151,7 @@ SPEC = DestinationSpec(
     summary="Segment track calls (HTTP Tracking API)",
     identify_by=ANALYTICS_IDENTIFY_BY,
     config=SegmentConfig,
+    roles=EVENT_SINK,
 )
 
 

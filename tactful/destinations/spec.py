@@ -1,10 +1,10 @@
 """What a destination module declares about itself: its ``type``, its consent purpose, a
-one-line summary and a typed model of its own keys.
+one-line summary, a typed model of its own keys and its roles.
 
 ``tactful.destinations.registry`` reads these declarations to validate ``[[destinations]]``
 entries (unknown keys rejected with a did-you-mean), to mask secrets and to render the
-destination table of docs/config.md. A key is documented by its field's ``description``; a
-secret is typed :data:`Secret`.
+destination tables of docs/config.md; the router and the sidebar decide by the roles. A key
+is documented by its field's ``description``; a secret is typed :data:`Secret`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,23 @@ def _is_secret(field: FieldInfo) -> bool:
 
 
 @dataclass(frozen=True)
+class Roles:
+    """What a destination is told and does, which routing and the sidebar decide by."""
+
+    audience: bool = False  # an ad audience: follows one ``segment`` (adds and removes)
+    profiles: bool = False  # a profile sink: state and ``eligible_<segment>`` flags
+    events: bool = False  # an event sink: ``support_state_changed``, membership events
+    support_events: bool = False  # named ``zendesk_*`` events and membership events
+    unsubscribes: bool = False  # withdrawn consent of its purpose → the vendor's unsubscribe
+    profile_reader: bool = False  # the sidebar reads and edits the person's profile there
+
+
+AUDIENCE = Roles(audience=True)
+EVENT_SINK = Roles(events=True)
+ESP = Roles(profiles=True, support_events=True, unsubscribes=True, profile_reader=True)
+
+
+@dataclass(frozen=True)
 class DestinationSpec:
     """A destination type as its module describes it."""
 
@@ -66,7 +83,7 @@ class DestinationSpec:
     purpose: Purpose  # the consent purpose it defaults to
     summary: str  # what it is, one line (docs/config.md)
     config: builtins.type[DestinationConfig]
-    audience: bool = False  # an ad audience: follows exactly one ``segment``
+    roles: Roles
     identify_by: IdentifyBy | None = None  # takes ``identify_by`` (ESPs and analytics)
 
     KEY_COLUMNS: ClassVar[str] = "| type | key | meaning |"

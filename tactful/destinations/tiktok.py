@@ -35,7 +35,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -170,7 +170,7 @@ SPEC = DestinationSpec(
     purpose="ads",
     summary="a TikTok custom audience following one segment",
     config=TikTokAudienceConfig,
-    audience=True,
+    roles=AUDIENCE,
 )
 
 

@@ -44,7 +44,7 @@ from pydantic import Field, field_validator
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.http import dumps
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Roles, Secret, Text
 from tactful.destinations.webhook import identifiers_data
 
 MAX_BATCH = 1000
@@ -365,6 +365,7 @@ SPEC = DestinationSpec(
     summary="append-only events and current person state in DuckDB, Parquet, PostgreSQL, "
     "BigQuery or Snowflake",
     config=WarehouseConfig,
+    roles=Roles(profiles=True, events=True),
 )
 
 

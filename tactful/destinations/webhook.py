@@ -61,7 +61,7 @@ from tactful.destinations.http import post as post
 from tactful.destinations.http import rfc3339 as rfc3339
 from tactful.destinations.http import send_chunks as send_chunks
 from tactful.destinations.http import unsupported as unsupported
-from tactful.destinations.spec import DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret, Text
 
 # The spec recommends a 15–30 s request timeout for webhooks.
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -202,6 +202,7 @@ SPEC = DestinationSpec(
     purpose="analytics",
     summary="signed JSON events to an HTTP endpoint (Standard Webhooks)",
     config=WebhookConfig,
+    roles=EVENT_SINK,
 )
 
 

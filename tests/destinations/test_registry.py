@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tactful.config import MASK, settings_from_toml
 from tactful.config_models import DestinationSettings
+from tactful.delivery.router import Route, route
 from tactful.destinations import registry
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "config.md"
@@ -60,3 +62,51 @@ def test_secrets_are_typed_and_masked() -> None:
 def test_unknown_type_is_refused_with_a_did_you_mean() -> None:
     with pytest.raises(ValueError, match="did you mean 'mixpanel'"):
         registry.check_type("mixpanl")
+
+
+AUDIENCE = (["audience_add"], [], ["audience_remove"])
+ESP = (
+    ["profile", "event:segment_membership_changed"],
+    ["profile", "event:zendesk_ticket_created"],
+    ["unsubscribe"],
+)
+EVENTS = (["event:segment_membership_changed"], ["event:support_state_changed"], [])
+WAREHOUSE = (
+    ["profile", "event:segment_membership_changed"],
+    ["profile", "event:support_state_changed"],
+    [],
+)
+ROUTING = {
+    "meta_audience": AUDIENCE,
+    "google_customer_match": AUDIENCE,
+    "google_data_manager": AUDIENCE,
+    "tiktok_audience": AUDIENCE,
+    "customerio": ESP,
+    "sailthru": ESP,
+    "klaviyo": ESP,
+    "webhook": EVENTS,
+    "segment": EVENTS,
+    "amplitude": EVENTS,
+    "mixpanel": EVENTS,
+    "warehouse": WAREHOUSE,
+}
+
+
+@pytest.mark.parametrize("type_name", list(registry.MODULES))
+def test_routing_follows_the_roles_each_type_declares(type_name: str) -> None:
+    """docs/destinations.md#routing, per type: the router decides by declared roles."""
+    spec = registry.spec(type_name)
+    dest = Route("d", type_name, "s" if spec.roles.audience else None, None, spec.purpose)
+    rows = [
+        ("segment_membership_changed", {"segment": "s", "change": "entered"}),
+        ("support_state_changed", {"changed": ["ticket_count"], "values": {}}),
+        ("consent_changed", {"purpose": spec.purpose, "granted": False}),
+    ]
+    got = tuple(
+        [
+            f"{d.kind}:{d.name}" if d.kind == "event" else d.kind
+            for d in route(1, "p_1", topic, 0, orjson.dumps(payload), [dest], frozenset({"s"}))
+        ]
+        for topic, payload in rows
+    )
+    assert got == ROUTING[type_name]
