@@ -190,7 +190,7 @@ class AmplitudeConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="amplitude",
+    type=AmplitudeDestination.type,
     purpose="analytics",
     summary="Amplitude events (HTTP V2 API)",
     identify_by=ANALYTICS_IDENTIFY_BY,

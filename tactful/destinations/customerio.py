@@ -383,7 +383,7 @@ class CustomerIOConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="customerio",
+    type=CustomerIODestination.type,
     purpose="email",
     summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
     identify_by=ESP_IDENTIFY_BY,

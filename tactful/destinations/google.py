@@ -264,7 +264,7 @@ class CustomerMatchConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="google_customer_match",
+    type=GoogleCustomerMatch.type,
     purpose="ads",
     summary="a Google Ads Customer Match list (offline user data jobs; allowlisted accounts)",
     config=CustomerMatchConfig,

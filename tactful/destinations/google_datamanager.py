@@ -398,7 +398,7 @@ class DataManagerConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="google_data_manager",
+    type=GoogleDataManager.type,
     purpose="ads",
     summary="a Google audience through the Data Manager API (the Google destination to use)",
     config=DataManagerConfig,

@@ -327,7 +327,7 @@ class KlaviyoConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="klaviyo",
+    type=KlaviyoDestination.type,
     purpose="email",
     summary="Klaviyo profiles, events and deletion jobs",
     identify_by=IDENTIFY,

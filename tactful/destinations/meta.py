@@ -146,6 +146,8 @@ def error_answer(response: httpx.Response) -> _Answer:
 class MetaAudience:
     """One ``meta_audience`` destination: a Custom Audience kept in step with a segment."""
 
+    TYPE = "meta_audience"
+
     def __init__(
         self,
         *,
@@ -160,7 +162,7 @@ class MetaAudience:
         rows_per_request: int = MAX_ROWS_PER_REQUEST,
     ) -> None:
         self.name = name
-        self.type = "meta_audience"
+        self.type = MetaAudience.TYPE
         self.purpose: Purpose = purpose
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
@@ -267,7 +269,7 @@ class MetaAudienceConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="meta_audience",
+    type=MetaAudience.TYPE,
     purpose="ads",
     summary="a Meta Custom Audience following one segment",
     config=MetaAudienceConfig,

@@ -175,7 +175,7 @@ class MixpanelConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="mixpanel",
+    type=MixpanelDestination.type,
     purpose="analytics",
     summary="Mixpanel events (`/import`, service account)",
     identify_by=ANALYTICS_IDENTIFY_BY,

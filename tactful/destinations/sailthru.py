@@ -233,7 +233,7 @@ class SailthruConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="sailthru",
+    type=SailthruDestination.type,
     purpose="email",
     summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
     identify_by=ESP_IDENTIFY_BY,

@@ -146,7 +146,7 @@ class SegmentConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="segment",
+    type=SegmentDestination.type,
     purpose="analytics",
     summary="Segment track calls (HTTP Tracking API)",
     identify_by=ANALYTICS_IDENTIFY_BY,

@@ -75,6 +75,8 @@ def code_outcome(code: int, message: str, status: int, retry_after: float | None
 class TikTokAudience:
     """One ``tiktok_audience`` destination: a TikTok audience kept in step with a segment."""
 
+    TYPE = "tiktok_audience"
+
     def __init__(
         self,
         *,
@@ -90,7 +92,7 @@ class TikTokAudience:
         rows_per_request: int = MAX_ROWS_PER_REQUEST,
     ) -> None:
         self.name = name
-        self.type = "tiktok_audience"
+        self.type = TikTokAudience.TYPE
         self.purpose: Purpose = purpose
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
@@ -166,7 +168,7 @@ class TikTokAudienceConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="tiktok_audience",
+    type=TikTokAudience.TYPE,
     purpose="ads",
     summary="a TikTok custom audience following one segment",
     config=TikTokAudienceConfig,

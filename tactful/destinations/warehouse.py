@@ -360,7 +360,7 @@ class WarehouseConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="warehouse",
+    type=_Base.type,
     purpose="analytics",
     summary="append-only events and current person state in DuckDB, Parquet, PostgreSQL, "
     "BigQuery or Snowflake",

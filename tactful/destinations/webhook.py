@@ -198,7 +198,7 @@ class WebhookConfig(DestinationConfig):
 
 
 SPEC = DestinationSpec(
-    type="webhook",
+    type=WebhookDestination.type,
     purpose="analytics",
     summary="signed JSON events to an HTTP endpoint (Standard Webhooks)",
     config=WebhookConfig,
