@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import Field
 
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Group as Group
@@ -47,6 +48,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -147,6 +149,8 @@ def error_answer(response: httpx.Response) -> _Answer:
 class MetaAudience:
     """One ``meta_audience`` destination: a Custom Audience kept in step with a segment."""
 
+    TYPE = "meta_audience"
+
     def __init__(
         self,
         *,
@@ -161,7 +165,7 @@ class MetaAudience:
         rows_per_request: int = MAX_ROWS_PER_REQUEST,
     ) -> None:
         self.name = name
-        self.type = "meta_audience"
+        self.type = MetaAudience.TYPE
         self.purpose: Purpose = purpose
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
@@ -275,6 +279,20 @@ def _sample_reason(row: Row, samples: dict[str, str]) -> str | None:
         if candidate in samples:
             return samples[candidate]
     return next((samples[value] for value in row if value and value in samples), None)
+
+
+class MetaAudienceConfig(DestinationConfig):
+    audience_id: Text = Field(description="the Custom Audience id")
+    access_token: Secret = Field(description="a system user access token")
+
+
+SPEC = DestinationSpec(
+    type=MetaAudience.TYPE,
+    purpose="ads",
+    summary="a Meta Custom Audience following one segment",
+    config=MetaAudienceConfig,
+    roles=AUDIENCE,
+)
 
 
 def create(
