@@ -8,7 +8,10 @@ everything (``sync``), then:
 - replay with no configuration change, deliver, count the deliveries (should be 0);
 - rename one reason (``damaged`` -> ``arrived_damaged``), replay, deliver, count the
   deliveries against the persons the replay changed;
-- the replay's time and peak traced memory (``tracemalloc``: Python allocations only).
+- the replay's time and peak traced memory (``tracemalloc``: Python allocations only);
+- then, while one more replay runs, a "webhook" in another thread applies one new ticket
+  every 10 ms through ``Engine.apply`` (what ``tactful serve`` does before acknowledging a
+  webhook): its latency p50 / p99 / max, and whether its last ticket is in the final state.
 
 Separately, import 1,000 users with no tickets into a fresh store and count deliveries.
 
@@ -23,10 +26,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,7 @@ from tactful.engine import Engine, rules_from_settings
 from tactful.importer import import_files
 from tactful.sample import generate_exports
 from tactful.store.sqlite import open_store
-from tactful.testing import RecordingDestination
+from tactful.testing import RecordingDestination, ticket
 
 DESTINATIONS = """
 [[destinations]]
@@ -105,6 +110,55 @@ class Measured:
     changed: int
     replay_seconds: float
     replay_peak_mb: float
+    webhook: Latency
+
+
+@dataclass
+class Latency:
+    """Webhook applies measured while a replay ran."""
+
+    count: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    last_kept: bool  # the last ticket applied during the replay is in the state after it
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def during_replay(engine: Engine) -> tuple[Any, Latency]:
+    """Run ``engine.replay`` while another thread applies one new ticket every 10 ms."""
+    latencies: list[float] = []
+    done = threading.Event()
+    last: list[int] = []
+
+    def webhook() -> None:
+        n = 0
+        while not done.is_set():
+            n += 1
+            started = time.perf_counter()
+            engine.apply([ticket(990_000_000 + n, datetime.now(UTC), requester_id=990_000_000 + n)])
+            latencies.append(time.perf_counter() - started)
+            last[:] = [990_000_000 + n]
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=webhook)
+    thread.start()
+    try:
+        time.sleep(0.05)  # the first webhooks run before the replay starts
+        report = engine.replay()
+    finally:
+        done.set()
+        thread.join()
+    with engine.store.reader() as reader:
+        kept = bool(last) and bool(reader.load_tickets(last))
+    ms = [x * 1000 for x in latencies]
+    return report, Latency(
+        len(ms), percentile(ms, 0.5), percentile(ms, 0.99), max(ms, default=0.0), kept
+    )
 
 
 def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -130,8 +184,9 @@ def bench_size(persons: int, work: Path, history: str) -> Measured:
     w.configure(config.replace('name = "damaged"', 'name = "arrived_damaged"'))
     report = w.engine.replay()
     rename = w.sync()
+    _, latency = during_replay(w.engine)  # after the counts: its tickets are new deliveries
     w.store.close()
-    return Measured(persons, imported, noop, rename, len(report.changed), seconds, peak)
+    return Measured(persons, imported, noop, rename, len(report.changed), seconds, peak, latency)
 
 
 def ticketless(work: Path, history: str) -> int:
@@ -173,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{m.changed:,}",
                     f"{m.replay_seconds:.1f}",
                     f"{m.replay_peak_mb:.1f}",
+                    f"{m.webhook.count:,}",
+                    f"{m.webhook.p50_ms:.1f} / {m.webhook.p99_ms:.0f} / {m.webhook.max_ms:.0f}",
+                    "yes" if m.webhook.last_kept else "NO",
                 ]
             )
         sent = ticketless(work, args.history)
@@ -187,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "persons changed",
                 "replay s",
                 "replay peak MB (traced)",
+                "webhooks during replay",
+                "webhook ms p50 / p99 / max",
+                "last webhook kept",
             ],
             rows,
             title=f"Replay: deliveries and cost ([delivery] history = {args.history!r})",

@@ -150,9 +150,9 @@ class Settings(BaseModel):
         data["api"]["dashboard_password"] = MASK if self.api.dashboard_password else None
         for seg, out in zip(self.segments, data["segments"], strict=True):
             out["cooldown"] = format_duration(seg.cooldown) if seg.cooldown else None
-        for dest in data["destinations"]:
+        for config, dest in zip(self.destinations, data["destinations"], strict=True):
             for key, value in dest["settings"].items():
-                if SECRET_KEY.search(key) and value:
+                if (key in config.secret_keys or SECRET_KEY.search(key)) and value:
                     dest["settings"][key] = MASK
                 elif isinstance(value, str):
                     dest["settings"][key] = mask_url(value)

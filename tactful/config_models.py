@@ -7,12 +7,10 @@ that span entries (unique names, segment references, rules). See product.md sect
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -21,22 +19,11 @@ from tactful.core.events import CONSENT_PURPOSES
 from tactful.core.reasons import ReasonRule
 from tactful.core.rules import FieldType, Rule, parse_duration, parse_rule
 
+if TYPE_CHECKING:
+    from tactful.destinations.spec import Roles
+
 Purpose = Literal["ads", "email", "analytics"]
 IdentityKey = Literal["email", "phone", "external_id"]
-DestinationType = Literal[
-    "meta_audience",
-    "google_customer_match",
-    "google_data_manager",
-    "tiktok_audience",
-    "customerio",
-    "sailthru",
-    "klaviyo",
-    "webhook",
-    "warehouse",
-    "segment",
-    "amplitude",
-    "mixpanel",
-]
 
 # Support-state fields (product.md section 3) and their rule types.
 STATE_FIELDS: dict[str, FieldType] = {
@@ -67,77 +54,6 @@ STATE_RULE_FIELDS: dict[str, FieldType] = {
     k: v for k, v in STATE_FIELDS.items() if k != "support_state"
 }
 
-# type -> (default purpose, required keys, optional keys with their defaults)
-DESTINATION_SPECS: dict[str, tuple[Purpose, tuple[str, ...], dict[str, str]]] = {
-    "meta_audience": ("ads", ("audience_id", "access_token"), {}),
-    "google_customer_match": (
-        "ads",
-        (
-            "customer_id",
-            "user_list_id",
-            "developer_token",
-            "client_id",
-            "client_secret",
-            "refresh_token",
-        ),
-        {"login_customer_id": ""},
-    ),
-    "google_data_manager": (
-        "ads",
-        ("operating_account_id", "audience_id", "client_id", "client_secret", "refresh_token"),
-        {"account_type": "GOOGLE_ADS", "login_account_id": "", "login_account_type": ""},
-    ),
-    "tiktok_audience": ("ads", ("advertiser_id", "audience_id", "access_token"), {}),
-    "customerio": ("email", ("site_id", "api_key"), {"region": "us"}),
-    "sailthru": ("email", ("api_key", "api_secret"), {}),
-    "klaviyo": ("email", ("api_key",), {}),
-    "webhook": ("analytics", ("url", "secret"), {}),
-    "warehouse": ("analytics", ("url",), {}),
-    "segment": ("analytics", ("write_key",), {}),
-    "amplitude": ("analytics", ("api_key",), {}),
-    "mixpanel": (
-        "analytics",
-        ("project_id", "service_account_user", "service_account_secret"),
-        {},
-    ),
-}
-AD_TYPES = frozenset(
-    {"meta_audience", "google_customer_match", "google_data_manager", "tiktok_audience"}
-)
-GOOGLE_ACCOUNT_TYPES = (
-    "GOOGLE_ADS",
-    "DISPLAY_VIDEO_ADVERTISER",
-    "DISPLAY_VIDEO_PARTNER",
-    "DATA_PARTNER",
-)
-# ``identify_by``: type -> (identifier kinds it accepts, default fallback order)
-IDENTIFY_BY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "customerio": (
-        ("email", "external_id", "zendesk_user_id", "person_id"),
-        ("email", "external_id"),
-    ),
-    "klaviyo": (
-        ("email", "phone", "external_id", "zendesk_user_id", "person_id"),
-        ("email", "external_id"),
-    ),
-    "sailthru": (
-        ("email", "external_id", "zendesk_user_id", "person_id"),
-        ("email", "external_id"),
-    ),
-    "segment": (
-        ("external_id", "email", "zendesk_user_id", "person_id"),
-        ("external_id", "person_id"),
-    ),
-    "amplitude": (
-        ("external_id", "email", "zendesk_user_id", "person_id"),
-        ("external_id", "person_id"),
-    ),
-    "mixpanel": (
-        ("external_id", "email", "zendesk_user_id", "person_id"),
-        ("external_id", "person_id"),
-    ),
-}
-WAREHOUSE_SCHEMES = ("duckdb", "parquet", "postgresql", "postgres", "snowflake", "bigquery")
 SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
 
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
@@ -322,24 +238,35 @@ class SegmentSettings(_RuleSection):
 
 
 class DestinationSettings(Section):
+    """One ``[[destinations]]`` entry: the keys every destination has, and ``settings``,
+    the type-specific ones, which the type's own config model checks (``problems``;
+    ``tactful.destinations.registry``)."""
+
     name: str
-    type: DestinationType
+    type: str
     segment: str | None = None
     segments: list[str] | None = None
     base_url: str | None = None
-    purpose: Purpose = "analytics"  # default: the type's purpose (DESTINATION_SPECS)
+    purpose: Purpose = "analytics"  # default: the type's purpose (its module's SPEC)
     settings: dict[str, Any] = {}
+
+    SHARED: ClassVar[frozenset[str]] = frozenset(
+        {"name", "type", "segment", "segments", "base_url", "purpose", "identify_by"}
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _collect_settings(cls, data: Any) -> Any:
+        from tactful.destinations import registry  # it imports this module
+
         if not isinstance(data, dict):
             return data
         known = set(cls.model_fields) - {"settings"}
         out = {k: v for k, v in data.items() if k in known}
         out["settings"] = {k: v for k, v in data.items() if k not in known}
-        if out.get("purpose") is None and out.get("type") in DESTINATION_SPECS:
-            out["purpose"] = DESTINATION_SPECS[out["type"]][0]
+        kind = out.get("type")
+        if out.get("purpose") is None and isinstance(kind, str) and kind in registry.MODULES:
+            out["purpose"] = registry.spec(kind).purpose
         return out
 
     @field_validator("name")
@@ -349,18 +276,39 @@ class DestinationSettings(Section):
             raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
         return value
 
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        from tactful.destinations import registry  # it imports this module
+
+        return registry.check_type(value)
+
     _base_url = field_validator("base_url")(check_http_url)
 
     @model_validator(mode="after")
     def _defaults(self) -> DestinationSettings:
-        for key, default in DESTINATION_SPECS[self.type][2].items():
-            if default:
-                self.settings.setdefault(key, default)
+        from tactful.destinations import registry  # it imports this module
+
+        for key, default in registry.defaults(self.type).items():
+            self.settings.setdefault(key, default)
         return self
 
     @property
+    def roles(self) -> Roles:
+        """What the type is told and does (its module's ``SPEC``)."""
+        from tactful.destinations import registry  # it imports this module
+
+        return registry.spec(self.type).roles
+
+    @property
     def is_ad_audience(self) -> bool:
-        return self.type in AD_TYPES
+        return self.roles.audience
+
+    @property
+    def secret_keys(self) -> frozenset[str]:
+        from tactful.destinations import registry  # it imports this module
+
+        return registry.spec(self.type).config.secret_keys()
 
     @property
     def segment_names(self) -> list[str] | None:
@@ -373,18 +321,13 @@ class DestinationSettings(Section):
         return None if value is None else str(value)
 
     def problems(self) -> list[tuple[str, str]]:
-        """Type-specific problems as ``(key, message)``: required keys and their values."""
-        out: list[tuple[str, str]] = []
-        _, required, _ = DESTINATION_SPECS[self.type]
-        for key in required:
-            value = self.settings.get(key)
-            if value is None:
-                out.append((key, f"is required for type '{self.type}'"))
-            elif isinstance(value, bool) or not isinstance(value, str | int):
-                out.append((key, f"must be a string, got {type(value).__name__}"))
-            elif not str(value).strip():
-                out.append((key, "must not be empty"))
-        if self.type in AD_TYPES:
+        """Problems as ``(key, message)``: the type's own keys (unknown, missing, invalid),
+        the segments it follows and ``identify_by``."""
+        from tactful.destinations import registry  # it imports this module
+
+        keys = {k: v for k, v in self.settings.items() if k != "identify_by"}
+        out = registry.key_problems(self.type, keys, self.SHARED)
+        if self.is_ad_audience:
             if self.segments is not None:
                 out.append(("segments", "an ad audience follows exactly one segment: use segment"))
             elif self.segment is None:
@@ -393,26 +336,19 @@ class DestinationSettings(Section):
             out.append(("segments", "give either segment or segments, not both"))
         elif self.segments == []:
             out.append(("segments", "is empty: omit it to receive every segment"))
-        value = self.settings.get("region")
-        if self.type == "customerio" and value not in ("us", "eu"):
-            out.append(("region", f"must be 'us' or 'eu', got {value!r}"))
         out.extend(self._identify_by_problems())
-        if self.type == "google_data_manager":
-            for key in ("account_type", "login_account_type"):
-                value = self.settings.get(key)
-                if value and value not in GOOGLE_ACCOUNT_TYPES:
-                    names = ", ".join(GOOGLE_ACCOUNT_TYPES)
-                    out.append((key, f"must be one of {names}, got {value!r}"))
-        out.extend(self._url_problems())
         return out
 
     def _identify_by_problems(self) -> list[tuple[str, str]]:
+        from tactful.destinations import registry  # it imports this module
+
         value = self.settings.get("identify_by")
         if value is None:
             return []
-        if self.type not in IDENTIFY_BY:
+        identify = registry.spec(self.type).identify_by
+        if identify is None:
             return [("identify_by", f"is not used by type '{self.type}'")]
-        allowed = IDENTIFY_BY[self.type][0]
+        allowed = identify.accepted
         order = [value] if isinstance(value, str) else value
         if not isinstance(order, list) or not order or not all(isinstance(v, str) for v in order):
             return [("identify_by", 'must be a non-empty list such as ["external_id", "email"]')]
@@ -424,34 +360,6 @@ class DestinationSettings(Section):
         if len(set(order)) != len(order):
             out.append(("identify_by", "lists an identifier twice"))
         return out
-
-    def _url_problems(self) -> list[tuple[str, str]]:
-        url, out = self.settings.get("url"), []
-        if self.type == "webhook" and isinstance(url, str) and url.strip():
-            try:
-                check_http_url(url)
-            except ValueError as e:
-                out.append(("url", str(e)))
-        if self.type == "warehouse" and isinstance(url, str) and url.strip():
-            scheme = url.split("://", 1)[0] if "://" in url else ""
-            if scheme not in WAREHOUSE_SCHEMES:
-                names = ", ".join(f"{s}://" for s in WAREHOUSE_SCHEMES)
-                out.append(("url", f"unsupported warehouse URL: use one of {names}"))
-        secret = self.settings.get("secret")
-        if self.type == "webhook" and isinstance(secret, str) and secret.strip():
-            out.extend(("secret", m) for m in _webhook_secret_problems(secret))
-        return out
-
-
-def _webhook_secret_problems(secret: str) -> list[str]:
-    if not secret.startswith("whsec_"):
-        return ["must start with 'whsec_' (a Standard Webhooks secret)"]
-    try:
-        if not base64.b64decode(secret.removeprefix("whsec_"), validate=True):
-            return ["is empty after 'whsec_'"]
-    except (binascii.Error, ValueError):
-        return ["must be 'whsec_' followed by base64"]
-    return []
 
 
 class ConsentSettings(Section):
@@ -530,7 +438,8 @@ class DeliverySettings(Section):
     ``retry_cap`` (or the vendor's ``Retry-After``, clamped to that range); dead letter after
     ``max_age``. Every request to a destination ends within ``request_deadline``; after
     ``circuit_failures`` failed sends in a row a destination's circuit opens for
-    ``circuit_cooldown`` (doubling up to ``circuit_max_cooldown`` while probes fail)."""
+    ``circuit_cooldown`` (doubling up to ``circuit_max_cooldown`` while probes fail).
+    Sync runs (each destination's delivery rounds) are kept for ``runs_keep``."""
 
     retry_base: timedelta = timedelta(seconds=1)
     retry_cap: timedelta = timedelta(minutes=15)
@@ -543,6 +452,7 @@ class DeliverySettings(Section):
     circuit_failures: int = Field(default=5, ge=1, le=1000)
     circuit_cooldown: timedelta = timedelta(seconds=30)
     circuit_max_cooldown: timedelta = timedelta(minutes=10)
+    runs_keep: timedelta = timedelta(days=30)
 
     @field_validator(
         "retry_base",
@@ -552,6 +462,7 @@ class DeliverySettings(Section):
         "circuit_cooldown",
         "circuit_max_cooldown",
         "history_horizon",
+        "runs_keep",
         mode="before",
     )
     @classmethod

@@ -31,8 +31,8 @@ from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
 from tactful.messages import NOBODY, REPLAYED, Image, image_of, net_rows
-from tactful.store.base import EventRow, OutboxRow, PersonRow, Store, StoreConflict, Tx
-from tactful.store.records import dump_state, load_state, to_us
+from tactful.store.base import EventRow, OutboxRow, Store, StoreConflict, Tx
+from tactful.store.records import dump_state, to_us
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
@@ -394,6 +394,8 @@ class Engine:
         told before and the truth after (``messages.net_rows``, stamped ``replayed``).
         History (membership and state changes) is rebuilt in full; the outbox keeps what it
         had and gets only the corrections. ``dry_run``: the same work, rolled back.
+        The persons before it are kept in temporary tables (``Tx.snapshot_persons``) and
+        compared a page at a time: memory stays flat in the number of persons.
 
         Person ids are stable (same salt, same log order); the clock returns to where it was.
         """
@@ -409,7 +411,7 @@ class Engine:
         return report
 
     def _replay(self, tx: Tx, batch_size: int, progress: Progress | None) -> ReplayReport:
-        before = _snapshot(tx)
+        tx.snapshot_persons()  # what destinations were told: in the store, not in memory
         old_clock = self._clock(tx)
         total = tx.event_count()
         tx.reset_derived()
@@ -424,17 +426,22 @@ class Engine:
             self._run(tx, [], old_clock, replaying=True)
         at = old_clock or self.wall_clock()
         rules = {s.name: s.when for s in self.rules.segments}
-        report = ReplayReport(count, len(before), 0, [])
-        for row in _persons(tx):
-            report.persons_after += 1
-            now = image_of(row)
-            told = before.pop(row.person_id, None)
-            if told is None or told != _compact(now):
-                _correct(report, row.person_id, _image(told), now, at, rules)
-        for pid, told in sorted(before.items()):  # gone (merged differently): leave segments
-            image = _image(told)
-            assert image is not None
-            _correct(report, pid, image, replace(image, memberships={}), at, rules)
+        report = ReplayReport(count, tx.snapshot_count(), 0, [])
+        for ids in _pages(tx.person_ids):
+            before, after = tx.snapshot_persons_of(ids), tx.load_persons(ids)
+            for pid in ids:
+                report.persons_after += 1
+                now = image_of(after[pid])
+                told = before.get(pid)
+                was = None if told is None else image_of(told)
+                if was is None or _compact(was) != _compact(now):
+                    _correct(report, pid, was, now, at, rules)
+        for ids in _pages(tx.snapshot_gone):  # gone (merged differently): leave segments
+            before = tx.snapshot_persons_of(ids)
+            for pid in ids:
+                image = image_of(before[pid])
+                _correct(report, pid, image, replace(image, memberships={}), at, rules)
+        tx.drop_snapshot()
         return report
 
 
@@ -468,38 +475,24 @@ def _correct(
             sample.append(pid)
 
 
-def _persons(tx: Tx) -> Iterator[PersonRow]:
-    """Every person, in pages of 5,000."""
-    reader: Any = tx
+PERSON_PAGE = 2000  # persons compared at a time after a replay
+
+
+def _pages(fetch: Callable[[str | None, int], list[str]]) -> Iterator[list[str]]:
+    """Person ids, a page at a time, from ``fetch(after, limit)``."""
     after: str | None = None
-    while True:
-        ids = reader.person_ids(after, 5000)
-        if not ids:
-            return
-        rows = tx.load_persons(ids)
-        for pid in ids:
-            if pid in rows:
-                yield rows[pid]
+    while ids := fetch(after, PERSON_PAGE):
+        yield ids
         after = ids[-1]
 
 
-# A person as the snapshot before a replay keeps them: the state as stored (bytes, about a
-# third of the dict's size), memberships and consents.
+# A person's image in a form that compares as stored: the state as stored (bytes),
+# memberships and consents.
 Compact = tuple[bytes, tuple[tuple[str, bool], ...], tuple[bool | None, ...]]
 
 
 def _compact(image: Image) -> Compact:
     return (dump_state(dict(image.state)), tuple(sorted(image.memberships.items())), image.consents)
-
-
-def _image(compact: Compact | None) -> Image | None:
-    if compact is None:
-        return None
-    return Image(load_state(compact[0]), dict(compact[1]), compact[2])
-
-
-def _snapshot(tx: Tx) -> dict[str, Compact]:
-    return {row.person_id: _compact(image_of(row)) for row in _persons(tx)}
 
 
 def _describe(value: Image | None) -> dict[str, Any] | None:

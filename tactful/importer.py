@@ -23,6 +23,11 @@ from tactful.engine import Engine, Incoming, gc_paused
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
 
+class ChangedDuringImport(ParseError):
+    """A file that passed the check before the import was unreadable when imported: batches
+    applied before it stay applied (the message says how many events)."""
+
+
 @dataclass
 class ImportSummary:
     files: int = 0
@@ -166,7 +171,7 @@ def import_files(
                     flush()
         except ParseError as exc:  # only when a file changed after the check pass
             flush()
-            raise ParseError(
+            raise ChangedDuringImport(
                 exc.path,
                 exc.line,
                 f"{exc.message} (the file changed during the import; the {summary.applied} "

@@ -20,7 +20,7 @@ from tactful.commands import add_json
 from tactful.core import codec
 from tactful.delivery.router import preview, routes_of
 from tactful.engine import ReplayReport
-from tactful.importer import ImportSummary, import_files
+from tactful.importer import ChangedDuringImport, ImportSummary, import_files
 from tactful.zendesk.files import ParseError
 
 DELIVERY_KINDS = ("audience_add", "audience_remove", "profile", "event")
@@ -89,9 +89,9 @@ def cmd_import(app: App) -> int:
                 )
         else:
             summary = import_files(engine, paths, batch_size=batch_size)
-    except ParseError as exc:
-        if "changed during the import" in exc.message:
-            raise CommandError(str(exc)) from exc
+    except ChangedDuringImport as exc:
+        raise CommandError(str(exc)) from exc
+    except ParseError as exc:  # from the check pass: nothing was imported
         raise CommandError(f"{exc}; nothing was imported (no file of this import)") from exc
     if app.args.json:
         out_json(summary.as_json())

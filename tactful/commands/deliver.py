@@ -1,4 +1,4 @@
-"""``tactful sync [--full]`` and ``tactful deliveries [retry]``."""
+"""``tactful sync [--full]`` and ``tactful deliveries [retry | runs]``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.store.records import from_us
+from tactful.store.runs import MAX_PAGE, Run, RunPage, RunStore
 from tactful.views import fmt
 
 
@@ -41,6 +42,14 @@ def register(sub: Any) -> None:
     r.add_argument("--all", dest="retry_all", action="store_true", help="every dead letter")
     add_json(r)
     r.set_defaults(handler=cmd_retry, reads_store=True)
+    r = dsub.add_parser("runs", help="sync runs: each delivery round of each destination")
+    r.add_argument("name", nargs="?", metavar="NAME", help="one destination (default: all)")
+    r.add_argument(
+        "--limit", type=int, default=20, help=f"runs per page, newest first (max {MAX_PAGE})"
+    )
+    r.add_argument("--before", type=int, metavar="ID", help="the page of runs older than ID")
+    add_json(r)
+    r.set_defaults(handler=cmd_runs, reads_store=True)
 
 
 def cmd_sync(app: App) -> int:
@@ -218,4 +227,91 @@ def cmd_retry(app: App) -> int:
             f"requeued {count} dead-lettered deliveries; run `tactful sync` or let "
             "`tactful serve` deliver them"
         )
+    return 0
+
+
+def run_view(run: Run, page: RunPage) -> dict[str, Any]:
+    """A sync run as ``tactful deliveries runs --json`` shows it (the dashboard, too)."""
+    c = run.counts
+    return {
+        "id": run.id,
+        "destination": run.destination,
+        "started_at": fmt(from_us(run.started_us)),
+        "duration_ms": round(run.duration_us / 1000, 1),
+        "added": c.added,
+        "removed": c.removed,
+        "updated": c.updated,
+        "events": c.events,
+        "rejected": c.rejected,
+        "retried": c.retried,
+        "dead": c.dead,
+        "skipped": {
+            "no_identifier": c.skipped_no_identifier,
+            "no_consent": c.skipped_no_consent,
+            "holdout": c.skipped_holdout,
+            "other": c.skipped_other,
+        },
+        "error": run.error,
+        "platform": None
+        if run.platform is None
+        else {
+            "received": run.platform.received,
+            "invalid": run.platform.invalid,
+            "status": run.platform.status,
+            "diagnostics": list(run.platform.diagnostics),
+        },
+        "row_errors": [
+            {
+                "delivery_id": e.delivery_id,
+                "person_id": e.person_id,
+                "kind": e.kind,
+                "at": fmt(from_us(e.at_us)),
+                "outcome": e.outcome,
+                "status": e.status,
+                "error": e.error,
+            }
+            for e in page.errors.get(run.id, [])
+        ],
+    }
+
+
+def run_error(run: Run, page: RunPage) -> str:
+    """The run's own error, else its row errors' count and first one."""
+    rows = page.errors.get(run.id, [])
+    if run.error or not rows:
+        return run.error
+    return f"{len(rows)} row error{'s' if len(rows) > 1 else ''}: {rows[0].error}"
+
+
+def cmd_runs(app: App) -> int:
+    name = app.args.name
+    if name is not None and name not in {d.name for d in app.settings.destinations}:
+        raise CommandError(f"no destination named {name!r} in the configuration")
+    if not 1 <= app.args.limit <= MAX_PAGE:
+        raise CommandError(f"--limit must be between 1 and {MAX_PAGE}")
+    page = RunStore(app.engine.store).page(name, app.args.limit, app.args.before)
+    if app.args.json:
+        out_json({"runs": [run_view(r, page) for r in page.runs], "next_before": page.next_before})
+        return 0
+    table = Table(
+        "id", "destination", "started", "ms", "added", "removed", "updated", "events",
+        "rejected", "retried", "skipped", "platform", "error",
+    )  # fmt: skip
+    for run in page.runs:
+        c, p = run.counts, run.platform
+        answer = "" if p is None else f"{p.status} {p.received}/{p.invalid} invalid".strip()
+        table.add_row(
+            str(run.id),
+            run.destination,
+            fmt(from_us(run.started_us)),
+            f"{run.duration_us / 1000:.0f}",
+            *(str(n) for n in (c.added, c.removed, c.updated, c.events, c.rejected, c.retried)),
+            str(c.skipped),
+            answer,
+            run_error(run, page)[:80],
+        )
+    app.out.print(table)
+    if page.next_before is not None:
+        more = f"{name} " if name else ""
+        app.out.print(f"older runs: tactful deliveries runs {more}--before {page.next_before}")
     return 0

@@ -1,11 +1,13 @@
 """Outbox rows → per-destination deliveries (pure, given the persons' memberships).
 
-Rules (product.md §9):
+Rules (product.md §9), by the roles each destination type declares (its module's ``SPEC``,
+``tactful.destinations.spec.Roles``), never by type name:
 - Ad audiences follow exactly one ``segment``: an entry becomes ``audience_add``, an exit
   ``audience_remove``. Holdout entries are never sent.
-- Profile destinations (ESPs, warehouse) get a ``profile`` delivery for every state change;
-  event destinations (webhooks, analytics, warehouse) get ``support_state_changed`` and
-  ``segment_membership_changed`` events; ESPs also get ``zendesk_ticket_created``,
+- Profile sinks (ESPs, warehouse) get a ``profile`` delivery for every state change;
+  event sinks (webhooks, analytics, warehouse) get ``support_state_changed`` and
+  ``segment_membership_changed`` events; ESPs (``support_events``) get
+  ``segment_membership_changed`` and ``zendesk_ticket_created``,
   ``zendesk_ticket_resolved`` and ``zendesk_csat_received`` derived from what changed.
 - ``segments = [...]`` narrows a profile/event destination to those segments' changes and to
   persons who are (non-holdout) members of one of them; without it, everything.
@@ -16,8 +18,8 @@ Rules (product.md §9):
   bill or act per event.
 - ``plan``: the deliveries of a run of rows; a person's profile is sent once per run (it is
   built from the freshest state at send time, so a second one would say the same).
-- Withdrawn consent: ad audiences of that purpose remove the person, ESPs of that purpose
-  unsubscribe them.
+- Withdrawn consent: ad audiences of that purpose remove the person, destinations that
+  ``unsubscribes`` (ESPs) of that purpose unsubscribe them.
 """
 
 from __future__ import annotations
@@ -25,20 +27,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
 
 from tactful.delivery.store import NewDelivery
+from tactful.destinations import registry
+from tactful.destinations.spec import Roles
 from tactful.store.base import OutboxRow
 from tactful.store.records import to_us
 
-AUDIENCE_TYPES = frozenset(
-    {"meta_audience", "google_customer_match", "google_data_manager", "tiktok_audience"}
-)
-ESP_TYPES = frozenset({"customerio", "sailthru", "klaviyo"})
-EVENT_TYPES = frozenset({"webhook", "segment", "amplitude", "mixpanel"})
-PROFILE_TYPES = ESP_TYPES | {"warehouse"}
+
+@cache
+def roles_of(type_name: str) -> Roles:
+    """The roles a destination type declares (its module's ``SPEC``)."""
+    return registry.spec(type_name).roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +56,20 @@ class Route:
     purpose: str = "analytics"
 
     @property
+    def roles(self) -> Roles:
+        return roles_of(self.type)
+
+    @property
     def is_audience(self) -> bool:
-        return self.type in AUDIENCE_TYPES
+        return self.roles.audience
 
     @property
     def wants_profiles(self) -> bool:
-        return self.type in PROFILE_TYPES
+        return self.roles.profiles
 
     @property
-    def wants_events(self) -> bool:
-        return self.type in EVENT_TYPES or self.type in ESP_TYPES or self.type == "warehouse"
+    def wants_membership_events(self) -> bool:
+        return self.roles.events or self.roles.support_events
 
 
 def esp_events(payload: Mapping[str, Any]) -> list[str]:
@@ -113,7 +121,7 @@ def route(
             elif dest.segments is None or segment in dest.segments:
                 if dest.wants_profiles:
                     add(dest, "profile", "profile", None, payload)
-                if dest.wants_events:
+                if dest.wants_membership_events:
                     add(dest, "event", topic, segment, payload)
         return out
     if topic == "consent_changed":
@@ -122,7 +130,7 @@ def route(
         # ESPs of that purpose: withdrawn → the vendor's unsubscribe (stop marketing to an
         # address the ESP already holds); given → nothing (an unsubscribe stands).
         for dest in routes:
-            if dest.type in ESP_TYPES and dest.purpose == payload["purpose"]:
+            if dest.roles.unsubscribes and dest.purpose == payload["purpose"]:
                 if not payload["granted"]:
                     add(dest, "unsubscribe", "", None, payload)
                 continue
@@ -145,10 +153,10 @@ def route(
                 continue
             if dest.wants_profiles:
                 add(dest, "profile", "profile", None, payload)
-            if dest.type in ESP_TYPES:
+            if dest.roles.support_events:
                 for name in esp_events(payload):
                     add(dest, "event", name, None, payload)
-            if dest.type in EVENT_TYPES or dest.type == "warehouse":
+            if dest.roles.events:
                 add(dest, "event", topic, None, payload)
     return out
 

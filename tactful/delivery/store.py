@@ -169,9 +169,12 @@ class DeliveryStore:
         return [_row(r) for r in rows]
 
     def finish(
-        self, results: Sequence[tuple[DeliveryRow, str, int | None, str, int | None, str]]
+        self,
+        results: Sequence[tuple[DeliveryRow, str, int | None, str, int | None, str]],
+        run_id: int | None = None,
     ) -> None:
-        """Record attempts: (row, new status, next_us, error, http status, outcome kind)."""
+        """Record attempts: (row, new status, next_us, error, http status, outcome kind),
+        made during the sync run ``run_id``."""
         now = self.now_us()
         with self.store.transaction() as tx:
             conn: Any = tx.conn  # type: ignore[attr-defined]
@@ -182,9 +185,9 @@ class DeliveryStore:
                     (status, next_us if next_us is not None else row.next_us, now, error, row.id),
                 )
                 conn.execute(
-                    "INSERT INTO delivery_attempts (delivery_id, at_us, outcome, status, error) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (row.id, now, outcome, http_status, error),
+                    "INSERT INTO delivery_attempts (delivery_id, at_us, outcome, status, error, "
+                    "run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (row.id, now, outcome, http_status, error, run_id),
                 )
                 # An add whose answer was lost (retry) may have been applied: the ledger
                 # records it, so a later removal is sent (removing a non-member is harmless).

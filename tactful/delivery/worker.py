@@ -29,11 +29,20 @@ from tactful.delivery.items import build_item, identifiers_of
 from tactful.delivery.lanes import Lanes, SyncReport
 from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.router import Route, plan
+from tactful.delivery.runs import SKIPPED, RunRecorder, Skip
 from tactful.delivery.store import DeliveryRow, DeliveryStore, NewDelivery
 from tactful.destinations import registry
-from tactful.destinations.base import Destination, Identifiers, Item, Outcome
+from tactful.destinations.base import (
+    Destination,
+    Identifiers,
+    Item,
+    Outcome,
+    Sent,
+    report_of,
+)
 from tactful.store.base import Store
 from tactful.store.records import from_us, to_us
+from tactful.store.runs import RunStore
 
 log = logging.getLogger("tactful.delivery")
 
@@ -44,7 +53,7 @@ ROUND_WAIT = 0.1
 STOP_GRACE_SECONDS = 2.0  # close(): how long lanes may take to finish their current request
 
 
-def _send(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+def _send(dest: Destination, items: Sequence[Item]) -> Sequence[Outcome]:
     try:
         return dest.send(items)
     except Exception as exc:  # a bug in a destination: retry later, never lose rows
@@ -54,25 +63,35 @@ def _send(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
         return [Outcome("retry", f"{type(exc).__name__}: {exc}")] * len(items)
 
 
-def send_splitting(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+def send_splitting(dest: Destination, items: Sequence[Item]) -> Sent:
     """Send; when a whole batch is rejected alike (one bad record fails the request), split
-    it in halves until the bad records are alone, so the good ones still go through."""
+    it in halves until the bad records are alone, so the good ones still go through. The
+    platform's reports of every request are merged."""
     outcomes = _send(dest, items)
+    report = report_of(outcomes)
     if (
         len(items) > 1
         and all(o.kind == "reject" for o in outcomes)
         and len({(o.status, o.error) for o in outcomes}) == 1
     ):
         half = len(items) // 2
-        return send_splitting(dest, items[:half]) + send_splitting(dest, items[half:])
-    return outcomes
+        return merge_sent([send_splitting(dest, items[:half]), send_splitting(dest, items[half:])])
+    return Sent(outcomes, report)
+
+
+def merge_sent(parts: Sequence[Sent]) -> Sent:
+    reports = [p.report for p in parts if p.report is not None]
+    merged = reports[0] if reports else None
+    for more in reports[1:]:
+        merged = merged.merge(more) if merged is not None else more
+    return Sent([o for part in parts for o in part], merged)
 
 
 def to_us_delta(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
 
 
-def send_parallel(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
+def send_parallel(dest: Destination, items: Sequence[Item]) -> Sent:
     """``send_splitting`` in up to ``capabilities.parallel`` slices at once. A round has at
     most one item per person, so slices never reorder a person's deliveries. The slices run
     in daemon threads, like the lanes: a stopping process never waits for them."""
@@ -81,7 +100,7 @@ def send_parallel(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
         return send_splitting(dest, items)
     size = -(-len(items) // ways)
     slices = [items[i : i + size] for i in range(0, len(items), size)]
-    results: list[list[Outcome]] = [[] for _ in slices]
+    results: list[Sent] = [Sent([]) for _ in slices]
 
     def run(index: int) -> None:
         results[index] = send_splitting(dest, slices[index])
@@ -91,7 +110,7 @@ def send_parallel(dest: Destination, items: Sequence[Item]) -> list[Outcome]:
         thread.start()
     for thread in threads:
         thread.join()
-    return [o for part in results for o in part]
+    return merge_sent(results)
 
 
 def dest_kinds(dest: Destination | None) -> frozenset[str]:
@@ -163,6 +182,9 @@ class DeliveryWorker:
         self.open_until: dict[str, tuple[int, str]] = {}
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
+        self.runs = RunStore(store)
+        keep = d.runs_keep if d is not None else timedelta(days=30)
+        self.runs_keep_us = to_us_delta(keep)
         self.rng = rng
         self.transport = transport
         self.configs = {d.name: d for d in settings.destinations}
@@ -245,20 +267,26 @@ class DeliveryWorker:
     def _lane(
         self, config: Any, dest: Destination, jitter: Callable[[], float], report: SyncReport
     ) -> None:
+        run = RunRecorder(self.runs, config.name, lambda: to_us(self.clock()), self.runs_keep_us)
         try:
             # One process sends to a destination at a time (per-person order, vendor limits);
             # a destination another process is sending to is skipped this round.
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
-                    self._deliver(config, dest, report, jitter)
+                    self._deliver(config, dest, report, jitter, run)
         except Exception as exc:  # this destination's failure, never the others'
             error = f"{type(exc).__name__}: {exc}"
             log.error("delivery to %s failed: %s", config.name, type(exc).__name__)
             report.errors[config.name] = error
+            run.error = error
             try:
                 self._failed(config.name, error)
             except Exception:  # the store itself is failing: the next round tries again
                 log.exception("cannot record the failure of %s", config.name)
+        try:
+            run.close()
+        except Exception:  # the store itself is failing: the run goes unrecorded
+            log.exception("cannot record the run of %s", config.name)
 
     def circuit(self, name: str) -> Circuit:
         with self.store.reader() as reader:
@@ -292,7 +320,12 @@ class DeliveryWorker:
         return due
 
     def _deliver(
-        self, config: Any, dest: Destination, report: SyncReport, jitter: Callable[[], float]
+        self,
+        config: Any,
+        dest: Destination,
+        report: SyncReport,
+        jitter: Callable[[], float],
+        run: RunRecorder,
     ) -> None:
         stored = self.circuit(config.name)
         for _ in range(1000):  # bounded: each round delivers or defers at least one row
@@ -302,26 +335,36 @@ class DeliveryWorker:
             if stored.state == "open":  # rows that would have aged out retrying, age out
                 age = self.policy.max_age
                 reason = f"still failing after {age} (circuit open: {stored.last_error})"
-                report.dead += self.rows.expire(config.name, now_us - to_us_delta(age), reason)
+                expired = self.rows.expire(config.name, now_us - to_us_delta(age), reason)
+                report.dead += expired
+                run.counts.dead += expired
+                if expired:
+                    run.open()
             circuit = breaker.admit(stored, now_us)
             if circuit is None:
                 until = from_us(stored.until_us).isoformat(timespec="seconds")
                 why = f"circuit open until {until}: {stored.last_error}"
                 report.errors[config.name] = why
+                run.error = why
                 self.open_until[config.name] = (stored.until_us, why)
                 return
             probe = circuit.state == "half_open"  # one item tells whether it recovered
             rows = self._due(config.name, 1 if probe else max(1, dest.capabilities.max_batch))
             if not rows:
                 return
+            run.open()
             items, sendable, skipped = self.items_for(config, rows)
-            if skipped:
-                self.rows.skip(skipped, "no consent for this purpose, or the person is gone")
-                report.skipped += len(skipped)
+            for why, text in SKIPPED.items():
+                these = [row for row, reason in skipped if reason == why]
+                if these:
+                    self.rows.skip(these, text)
+                    run.skipped(why, len(these))
+            report.skipped += len(skipped)
             if not sendable:
                 continue
             outcomes = send_parallel(dest, items)
-            self._record(sendable, outcomes, report, jitter)
+            run.answered(outcomes.report)
+            self._record(sendable, outcomes, report, jitter, run)
             failed = all(o.kind == "retry" for o in outcomes)
             error = outcomes[0].error if failed else ""
             after = breaker.record(circuit, failed, error, now_us, self.breaker)
@@ -336,7 +379,9 @@ class DeliveryWorker:
 
     def items_for(
         self, config: Any, rows: Sequence[DeliveryRow]
-    ) -> tuple[list[Item], list[DeliveryRow], list[DeliveryRow]]:
+    ) -> tuple[list[Item], list[DeliveryRow], list[tuple[DeliveryRow, Skip]]]:
+        """The items to send for ``rows``, the rows they are for, and the rows skipped with
+        why (``SKIPPED``)."""
         pids = sorted({r.person_id for r in rows})
         with self.store.reader() as reader:
             persons = reader.load_persons(pids)
@@ -351,38 +396,42 @@ class DeliveryWorker:
         )
         items: list[Item] = []
         sendable: list[DeliveryRow] = []
-        skipped: list[DeliveryRow] = []
+        skipped: list[tuple[DeliveryRow, Skip]] = []
         wants = dest_kinds(self.destinations.get(config.name))
         for row in rows:
             if row.kind == "erase":
                 item = erase_item(row, config, wants, row.person_id in ours)
                 if item is None:
-                    skipped.append(row)
+                    skipped.append((row, "other"))
                 else:
                     items.append(item)
                     sendable.append(row)
                 continue
             person = persons.get(row.person_id)
             consent = None if person is None else person.facts.consent_for(purpose)
-            allowed = person is not None and (default if consent is None else consent)
-            if row.kind == "audience_remove":
+            why: Skip | None = None if (default if consent is None else consent) else "no_consent"
+            if person is None:
+                why = "no_identifier"  # erased or merged away since
+            elif row.kind == "audience_remove":
                 # Tactful removes only the members it added, consent or not.
-                allowed = person is not None and row.person_id in ours
+                why = None if row.person_id in ours else "other"
             elif row.kind == "unsubscribe":
                 # Sent because consent was withdrawn, to an ESP that already holds the person.
-                allowed = person is not None and row.person_id in held
-            elif row.kind == "audience_add" and row.segment and person is not None:
+                why = None if row.person_id in held else "other"
+            elif row.kind == "audience_add" and row.segment and why is None:
                 # An add sent late (after retries, or a dead letter retried by an operator)
                 # must not put back someone who has left the segment since.
                 m = person.memberships.get(row.segment)
-                allowed = allowed and m is not None and m.member and not m.holdout
-            if not allowed:
-                skipped.append(row)
+                if m is None or not m.member:
+                    why = "other"
+                elif m.holdout:
+                    why = "holdout"
+            if why is None and identifiers_of(idents.get(row.person_id, [])) == Identifiers():
+                why = "no_identifier"
+            if why is not None:
+                skipped.append((row, why))
                 continue
             ids = identifiers_of(idents.get(row.person_id, []))
-            if ids == Identifiers():
-                skipped.append(row)
-                continue
             items.append(
                 build_item(
                     row,
@@ -402,8 +451,10 @@ class DeliveryWorker:
         outcomes: Sequence[Outcome],
         report: SyncReport,
         jitter: Callable[[], float],
+        run: RunRecorder,
     ) -> None:
         now = self.clock()
+        counts = run.counts
         results: list[tuple[DeliveryRow, str, int | None, str, int | None, str]] = []
         for row, outcome in zip(rows, outcomes, strict=True):
             d = decide(
@@ -411,20 +462,27 @@ class DeliveryWorker:
             )
             if d.action == "done":
                 report.sent += 1
+                run.delivered(row.kind)
                 results.append((row, "done", None, "", outcome.status, outcome.kind))
-            elif d.action == "skipped":
+            elif d.action == "skipped":  # nothing the platform can match the person by
                 report.skipped += 1
+                run.skipped("no_identifier")
                 results.append((row, "skipped", None, d.reason, outcome.status, outcome.kind))
             elif d.action == "retry":
                 report.retried += 1
+                counts.retried += 1
                 assert d.at is not None
                 results.append(
                     (row, "pending", to_us(d.at), d.reason, outcome.status, outcome.kind)
                 )
             else:
                 report.dead += 1
+                if outcome.kind == "reject":
+                    counts.rejected += 1
+                else:
+                    counts.dead += 1
                 results.append((row, "dead", None, d.reason, outcome.status, outcome.kind))
-        self.rows.finish(results)
+        self.rows.finish(results, run.open())
 
     # -- reconcile --------------------------------------------------------------------------
     def reconcile(self, name: str) -> tuple[int, int]:

@@ -27,12 +27,13 @@ join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
+from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -53,7 +54,8 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
 
 API = "https://api2.amplitude.com"
 PATH = "/2/httpapi"
@@ -114,7 +116,7 @@ class AmplitudeDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["amplitude"][1],
+        identify_by: Sequence[str] = ANALYTICS_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -180,6 +182,23 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
+class AmplitudeConfig(DestinationConfig):
+    api_key: Secret = Field(description="the project's API key")
+    user_id: Literal["external_id", "person_id"] | None = Field(
+        default=None, description="older form of `identify_by`"
+    )
+
+
+SPEC = DestinationSpec(
+    type=AmplitudeDestination.type,
+    purpose="analytics",
+    summary="Amplitude events (HTTP V2 API)",
+    identify_by=ANALYTICS_IDENTIFY_BY,
+    config=AmplitudeConfig,
+    roles=EVENT_SINK,
+)
+
+
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> AmplitudeDestination:
@@ -192,6 +211,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        identify_by=identify_by_of(config, "amplitude"),
+        identify_by=identify_by_of(config, ANALYTICS_IDENTIFY_BY),
         transport=transport,
     )

@@ -84,6 +84,46 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformReport:
+    """What the platform itself said about a send, as a whole (kept with the sync run):
+    the rows it says it received and found invalid, its own status for the request or job,
+    and its diagnostics (reasons only: never the identifiers it quotes)."""
+
+    received: int | None = None
+    invalid: int | None = None
+    status: str = ""
+    diagnostics: tuple[str, ...] = ()
+
+    def merge(self, other: PlatformReport) -> PlatformReport:
+        def total(a: int | None, b: int | None) -> int | None:
+            return b if a is None else a if b is None else a + b
+
+        return PlatformReport(
+            total(self.received, other.received),
+            total(self.invalid, other.invalid),
+            other.status or self.status,
+            tuple(dict.fromkeys(self.diagnostics + other.diagnostics))[:MAX_DIAGNOSTICS],
+        )
+
+
+MAX_DIAGNOSTICS = 20  # distinct platform diagnostics kept per run
+
+
+class Sent(list[Outcome]):
+    """The outcomes of a ``send`` (one per item, in order) and the platform's own ``report``
+    about the request, where the platform gives one (None, as for a plain
+    ``list[Outcome]``, when it does not)."""
+
+    def __init__(self, outcomes: Sequence[Outcome], report: PlatformReport | None = None) -> None:
+        super().__init__(outcomes)
+        self.report = report
+
+
+def report_of(outcomes: Sequence[Outcome]) -> PlatformReport | None:
+    return outcomes.report if isinstance(outcomes, Sent) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     max_batch: int  # items per send() call (vendor request limit)
     kinds: frozenset[ItemKind]  # what the destination consumes
@@ -105,7 +145,8 @@ class Destination(Protocol):
     def send(self, items: Sequence[Item]) -> list[Outcome]:
         """Deliver ``items`` (≤ ``capabilities.max_batch``, all of kinds it consumes), in
         order; return one ``Outcome`` per item, in the same order. Must not raise for vendor
-        errors: classify them. May raise only for programming errors."""
+        errors: classify them. May raise only for programming errors. A ``Sent`` carries
+        the platform's own answer about the request (``PlatformReport``) to the sync run."""
         ...
 
     def close(self) -> None: ...

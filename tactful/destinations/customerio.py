@@ -33,14 +33,14 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -58,6 +58,7 @@ from tactful.destinations.profiles import (
     ulid_for,
     unix,
 )
+from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret, Text
 
 TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 APP_HOSTS = {"us": "https://api.customer.io", "eu": "https://api-eu.customer.io"}
@@ -83,7 +84,7 @@ class CustomerIODestination:
         base_url: str | None = None,
         app_api_key: str | None = None,
         erase_action: str = "delete",
-        identify_by: Sequence[str] = IDENTIFY_BY["customerio"][1],
+        identify_by: Sequence[str] = ESP_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -366,6 +367,31 @@ def _error_text(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {single or response.text[:300] or response.reason_phrase}"
 
 
+class CustomerIOConfig(DestinationConfig):
+    site_id: Text = Field(description="Track API site id")
+    api_key: Secret = Field(description="Track API key")
+    region: Literal["us", "eu"] = Field(
+        default="us", description="the account's data center: `us` or `eu`"
+    )
+    app_api_key: Secret | None = Field(
+        default=None, description="App API key: the sidebar's profile reads"
+    )
+    erase_action: Literal["delete", "suppress"] = Field(
+        default="delete",
+        description="what erasure does: `delete`, or `suppress` (also blocks re-adding)",
+    )
+
+
+SPEC = DestinationSpec(
+    type=CustomerIODestination.type,
+    purpose="email",
+    summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
+    identify_by=ESP_IDENTIFY_BY,
+    config=CustomerIOConfig,
+    roles=ESP,
+)
+
+
 def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> CustomerIODestination:
     site_id, api_key = config.setting("site_id"), config.setting("api_key")
     if not site_id or not api_key:
@@ -380,6 +406,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Cust
         base_url=config.base_url,
         app_api_key=config.setting("app_api_key"),
         erase_action=config.setting("erase_action") or "delete",
-        identify_by=identify_by_of(config, "customerio"),
+        identify_by=identify_by_of(config, ESP_IDENTIFY_BY),
         transport=transport,
     )

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
@@ -56,6 +57,7 @@ from tactful.destinations.google_jobs import (
     plan,
 )
 from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 ADS_URL = "https://googleads.googleapis.com"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -247,6 +249,27 @@ class GoogleCustomerMatch:
 
     def close(self) -> None:
         self._client.close()
+
+
+class CustomerMatchConfig(DestinationConfig):
+    customer_id: Text = Field(description="the Google Ads customer id")
+    user_list_id: Text = Field(description="the Customer Match user list id")
+    developer_token: Secret = Field(description="the Google Ads API developer token")
+    login_customer_id: Text | None = Field(
+        default=None, description="the manager account id, when a manager account signs in"
+    )
+    client_id: Text = Field(description="OAuth client id")
+    client_secret: Secret = Field(description="OAuth client secret")
+    refresh_token: Secret = Field(description="OAuth refresh token")
+
+
+SPEC = DestinationSpec(
+    type=GoogleCustomerMatch.type,
+    purpose="ads",
+    summary="a Google Ads Customer Match list (offline user data jobs; allowlisted accounts)",
+    config=CustomerMatchConfig,
+    roles=AUDIENCE,
+)
 
 
 def create(

@@ -39,11 +39,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import httpx
+from pydantic import Field
 
-from tactful.config_models import GOOGLE_ACCOUNT_TYPES, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations import hashing
 from tactful.destinations.base import (
     Capabilities,
@@ -55,6 +56,7 @@ from tactful.destinations.base import (
     parse_retry_after,
 )
 from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 API_URL = "https://datamanager.googleapis.com"
 API_VERSION = "v1"
@@ -369,6 +371,39 @@ def _int(value: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+AccountType = Literal[
+    "GOOGLE_ADS", "DISPLAY_VIDEO_ADVERTISER", "DISPLAY_VIDEO_PARTNER", "DATA_PARTNER"
+]
+
+GOOGLE_ACCOUNT_TYPES: tuple[str, ...] = get_args(AccountType)
+
+
+class DataManagerConfig(DestinationConfig):
+    operating_account_id: Text = Field(description="the account that owns the audience")
+    audience_id: Text = Field(description="the audience (user list) id")
+    client_id: Text = Field(description="OAuth client id")
+    client_secret: Secret = Field(description="OAuth client secret")
+    refresh_token: Secret = Field(description="OAuth refresh token")
+    account_type: AccountType = Field(
+        default="GOOGLE_ADS", description="the operating account's product"
+    )
+    login_account_id: Text | None = Field(
+        default=None, description="the manager account id, when a manager account signs in"
+    )
+    login_account_type: AccountType | None = Field(
+        default=None, description="the login account's product (default: `account_type`)"
+    )
+
+
+SPEC = DestinationSpec(
+    type=GoogleDataManager.type,
+    purpose="ads",
+    summary="a Google audience through the Data Manager API (the Google destination to use)",
+    config=DataManagerConfig,
+    roles=AUDIENCE,
+)
 
 
 def create(

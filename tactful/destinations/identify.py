@@ -7,17 +7,33 @@ fallback order: the first kind the item has a (consented) value for addresses th
 profiles, events, unsubscribes and erasure alike.
 
 Kinds: ``email``, ``phone``, ``external_id``, ``zendesk_user_id``, ``person_id`` (always
-present). Which kinds a type accepts, and its default order, are in
-``tactful.config_models.IDENTIFY_BY`` (validated with the rest of the config).
+present). Which kinds a type accepts, and its default order, its module declares (an
+:class:`IdentifyBy` in its ``SPEC``; validated with the rest of the config).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Item
+
+
+@dataclass(frozen=True)
+class IdentifyBy:
+    """The identifier kinds a type accepts in ``identify_by``, and its default order."""
+
+    accepted: tuple[str, ...]
+    default: tuple[str, ...]
+
+
+ESP_IDENTIFY_BY = IdentifyBy(
+    ("email", "external_id", "zendesk_user_id", "person_id"), ("email", "external_id")
+)
+ANALYTICS_IDENTIFY_BY = IdentifyBy(
+    ("external_id", "email", "zendesk_user_id", "person_id"), ("external_id", "person_id")
+)
 
 
 def candidates(item: Item, kind: str) -> tuple[str, ...]:
@@ -42,7 +58,7 @@ def pick(item: Item, order: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
-def identify_by_of(config: Any, type_name: str) -> tuple[str, ...]:
+def identify_by_of(config: Any, identify: IdentifyBy) -> tuple[str, ...]:
     """A destination's configured order (validated already), else its type's default.
 
     The older analytics setting ``user_id = "external_id"`` means ``["external_id",
@@ -57,4 +73,4 @@ def identify_by_of(config: Any, type_name: str) -> tuple[str, ...]:
         return ("external_id", "person_id")
     if legacy == "person_id":
         return ("person_id",)
-    return IDENTIFY_BY[type_name][1]
+    return identify.default

@@ -30,10 +30,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -50,6 +50,7 @@ from tactful.destinations.profiles import (
     send_in_order,
     transport_failure,
 )
+from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret, Text
 
 BASE_URL = "https://a.klaviyo.com"
 REVISION = "2026-10-15"
@@ -58,6 +59,10 @@ MAX_BATCH = 50
 OPTED_OUT_REASONS = {"UNSUBSCRIBE", "USER_SUPPRESSED", "SPAM_COMPLAINT"}
 JSONAPI = "application/vnd.api+json"
 FIELDS = {"email": "email", "phone": "phone_number"}  # identify_by kind -> profile field
+# Klaviyo also addresses a profile by its phone number.
+IDENTIFY = IdentifyBy(
+    ("email", "phone", "external_id", "zendesk_user_id", "person_id"), ("email", "external_id")
+)
 
 
 class KlaviyoDestination:
@@ -72,7 +77,7 @@ class KlaviyoDestination:
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
         revision: str = REVISION,
-        identify_by: Sequence[str] = IDENTIFY_BY["klaviyo"][1],
+        identify_by: Sequence[str] = IDENTIFY.default,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -314,6 +319,23 @@ def _error_text(response: httpx.Response) -> str:
     return f"Klaviyo HTTP {response.status_code}: {response.text[:300] or response.reason_phrase}"
 
 
+class KlaviyoConfig(DestinationConfig):
+    api_key: Secret = Field(description="a private API key")
+    revision: Text | None = Field(
+        default=None, description=f"the API revision header (default `{REVISION}`)"
+    )
+
+
+SPEC = DestinationSpec(
+    type=KlaviyoDestination.type,
+    purpose="email",
+    summary="Klaviyo profiles, events and deletion jobs",
+    identify_by=IDENTIFY,
+    config=KlaviyoConfig,
+    roles=ESP,
+)
+
+
 def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> KlaviyoDestination:
     api_key = config.setting("api_key")
     if not api_key:
@@ -325,6 +347,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Klav
         segments=config.segments,
         base_url=config.base_url,
         revision=config.setting("revision") or REVISION,
-        identify_by=identify_by_of(config, "klaviyo"),
+        identify_by=identify_by_of(config, IDENTIFY),
         transport=transport,
     )

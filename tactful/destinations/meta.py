@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import Field
 
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Group as Group
@@ -41,10 +42,13 @@ from tactful.destinations.base import (
     Item,
     ItemKind,
     Outcome,
+    PlatformReport,
     Purpose,
+    Sent,
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -81,6 +85,7 @@ class _Answer:
     fatal: bool = False  # the rest of this send() would fail the same way: do not send it
     samples: dict[str, str] = field(default_factory=dict)
     invalid: int = 0
+    received: int | None = None
 
 
 def _buc_wait(response: httpx.Response) -> float | None:
@@ -144,6 +149,8 @@ def error_answer(response: httpx.Response) -> _Answer:
 class MetaAudience:
     """One ``meta_audience`` destination: a Custom Audience kept in step with a segment."""
 
+    TYPE = "meta_audience"
+
     def __init__(
         self,
         *,
@@ -158,7 +165,7 @@ class MetaAudience:
         rows_per_request: int = MAX_ROWS_PER_REQUEST,
     ) -> None:
         self.name = name
-        self.type = "meta_audience"
+        self.type = MetaAudience.TYPE
         self.purpose: Purpose = purpose
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
@@ -167,9 +174,10 @@ class MetaAudience:
         self._rows_per_request = rows_per_request
         self._client = httpx.Client(transport=transport, timeout=timeout)
 
-    def send(self, items: Sequence[Item]) -> list[Outcome]:
+    def send(self, items: Sequence[Item]) -> Sent:
         outcomes: list[Outcome | None] = [None] * len(items)
         stop: Outcome | None = None
+        report = PlatformReport()
         for group in plan_audience_ops(items, meta_rows, outcomes):
             chunks = chunk_rows(group.entries, self._rows_per_request)
             session = self._session(group, items)
@@ -178,12 +186,13 @@ class MetaAudience:
                     last = seq == len(chunks)
                     session.update(batch_seq=seq, last_batch_flag=last)
                     answer = self._call(group.kind, chunk, session)
+                    report = report.merge(platform_report(answer))
                     self._assign(answer, chunk, outcomes)
                     stop = answer.outcome if answer.fatal else None
                 else:
                     for index, _ in chunk:
                         outcomes[index] = stop
-        return [outcome or Outcome.ok() for outcome in outcomes]
+        return Sent([outcome or Outcome.ok() for outcome in outcomes], report)
 
     def close(self) -> None:
         self._client.close()
@@ -227,7 +236,10 @@ class MetaAudience:
                 "%s: Meta received %s of %d rows", self.name, body["num_received"], len(rows)
             )
         return _Answer(
-            Outcome.ok(), samples=samples, invalid=_count(body.get("num_invalid_entries"))
+            Outcome.ok(),
+            samples=samples,
+            invalid=_count(body.get("num_invalid_entries")),
+            received=_count(body["num_received"]) if "num_received" in body else None,
         )
 
     def _assign(
@@ -248,6 +260,16 @@ class MetaAudience:
             log.warning("%s: %d invalid entries not identifiable from samples", self.name, unknown)
 
 
+def platform_report(answer: _Answer) -> PlatformReport:
+    """Meta's answer for the run: ``num_received``, ``num_invalid_entries`` and the reasons
+    of ``invalid_entry_samples`` (its keys are the hashed entries: not kept)."""
+    if answer.outcome.kind != "ok":
+        return PlatformReport(diagnostics=(answer.outcome.error,))
+    reasons = tuple(dict.fromkeys(answer.samples.values()))
+    status = "received" if answer.received is not None else ""
+    return PlatformReport(answer.received, answer.invalid, status, reasons)
+
+
 def _sample_reason(row: Row, samples: dict[str, str]) -> str | None:
     """Meta's ``invalid_entry_samples`` maps a sample of invalid entries to a reason; an
     entry is matched by a value of the row or by the row as JSON."""
@@ -257,6 +279,20 @@ def _sample_reason(row: Row, samples: dict[str, str]) -> str | None:
         if candidate in samples:
             return samples[candidate]
     return next((samples[value] for value in row if value and value in samples), None)
+
+
+class MetaAudienceConfig(DestinationConfig):
+    audience_id: Text = Field(description="the Custom Audience id")
+    access_token: Secret = Field(description="a system user access token")
+
+
+SPEC = DestinationSpec(
+    type=MetaAudience.TYPE,
+    purpose="ads",
+    summary="a Meta Custom Audience following one segment",
+    config=MetaAudienceConfig,
+    roles=AUDIENCE,
+)
 
 
 def create(

@@ -27,13 +27,14 @@ join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 import orjson
+from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -55,7 +56,8 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret, Text
 
 API = "https://api.mixpanel.com"
 PATH = "/import"
@@ -108,7 +110,7 @@ class MixpanelDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["mixpanel"][1],
+        identify_by: Sequence[str] = ANALYTICS_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         query = urlencode({"strict": "1", "project_id": project_id})
@@ -163,6 +165,25 @@ class MixpanelDestination(EventHttpDestination):
         return {i: outcome for i, _ in chunk}
 
 
+class MixpanelConfig(DestinationConfig):
+    project_id: Text = Field(description="the project id")
+    service_account_user: Text = Field(description="service account username")
+    service_account_secret: Secret = Field(description="service account secret")
+    user_id: Literal["external_id", "person_id"] | None = Field(
+        default=None, description="older form of `identify_by`"
+    )
+
+
+SPEC = DestinationSpec(
+    type=MixpanelDestination.type,
+    purpose="analytics",
+    summary="Mixpanel events (`/import`, service account)",
+    identify_by=ANALYTICS_IDENTIFY_BY,
+    config=MixpanelConfig,
+    roles=EVENT_SINK,
+)
+
+
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> MixpanelDestination:
@@ -181,6 +202,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        identify_by=identify_by_of(config, "mixpanel"),
+        identify_by=identify_by_of(config, ANALYTICS_IDENTIFY_BY),
         transport=transport,
     )

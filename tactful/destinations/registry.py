@@ -1,5 +1,10 @@
-"""``type`` → destination module. Each module exposes
+"""``type`` → destination module: the one place a destination type is named.
+
+Each module declares ``SPEC`` (:class:`~tactful.destinations.spec.DestinationSpec`: its
+type, purpose, summary and typed config model) and exposes
 ``create(config: DestinationSettings, *, transport: httpx.BaseTransport | None = None)``.
+Config validation, secret masking and the destination tables of docs/config.md are derived
+from the specs here.
 
 Imports are lazy so that a deployment only loads what it configures; nothing registers
 itself as an import side effect.
@@ -7,10 +12,15 @@ itself as an import side effect.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from tactful.destinations.base import Destination
+from tactful.destinations.spec import DestinationSpec
 
 MODULES: dict[str, str] = {
     "meta_audience": "tactful.destinations.meta",
@@ -30,6 +40,76 @@ MODULES: dict[str, str] = {
 
 class UnknownDestination(ValueError):
     pass
+
+
+def spec(type_name: str) -> DestinationSpec:
+    module_name = MODULES.get(type_name)
+    if module_name is None:
+        raise UnknownDestination(f"unknown destination type {type_name!r}")
+    found: DestinationSpec = importlib.import_module(module_name).SPEC
+    return found
+
+
+def specs() -> list[DestinationSpec]:
+    return [spec(type_name) for type_name in MODULES]
+
+
+def check_type(value: str) -> str:
+    """``value`` if it names a destination type, else a ValueError with a did-you-mean."""
+    if value in MODULES:
+        return value
+    close = difflib.get_close_matches(value, list(MODULES), 1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    names = ", ".join(MODULES)
+    raise ValueError(f"unknown destination type {value!r}{hint}; the types are {names}")
+
+
+def key_problems(
+    type_name: str, keys: Mapping[str, Any], shared: frozenset[str]
+) -> list[tuple[str, str]]:
+    """``keys`` (an entry's type-specific keys) checked against the type's config model, as
+    ``(key, message)``; ``shared`` are the keys every destination has (did-you-mean)."""
+    model = spec(type_name).config
+    try:
+        model.model_validate(keys)
+    except ValidationError as exc:
+        out = []
+        for err in exc.errors(include_url=False):
+            key = str(err["loc"][0]) if err["loc"] else "type"
+            out.append((key, _message(err, type_name, [*model.model_fields, *shared])))
+        return out
+    return []
+
+
+def defaults(type_name: str) -> dict[str, Any]:
+    """The type's optional keys that have a default value."""
+    fields = spec(type_name).config.model_fields
+    return {k: f.default for k, f in fields.items() if not f.is_required() and f.default}
+
+
+def _message(err: Mapping[str, Any], type_name: str, candidates: list[str]) -> str:
+    kind, msg = err["type"], str(err["msg"])
+    if kind == "missing":
+        return f"is required for type '{type_name}'"
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(err["loc"][-1]), candidates, 1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key for type '{type_name}'{hint}"
+    if kind == "literal_error":
+        return f"must be {err['ctx']['expected']}, got {err['input']!r}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]
+
+
+def docs_tables() -> str:
+    """The destination tables of docs/config.md, as the specs describe them."""
+    lines = ["| type | purpose | what it is |", "|---|---|---|"]
+    lines += [f"| `{s.type}` | {s.purpose} | {s.summary} |" for s in specs()]
+    lines += ["", DestinationSpec.KEY_COLUMNS, "|---|---|---|"]
+    for s in specs():
+        lines += s.key_rows()
+    return "\n".join(lines) + "\n"
 
 
 def create(config: Any, *, transport: Any = None) -> Destination:

@@ -35,10 +35,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
+from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -51,6 +51,7 @@ from tactful.destinations.profiles import (
     send_in_order,
     transport_failure,
 )
+from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret
 
 BASE_URL = "https://api.sailthru.com"
 MAX_BATCH = 50
@@ -92,7 +93,7 @@ class SailthruDestination:
         purpose: Purpose = "email",
         segments: Sequence[str] | None = None,
         base_url: str | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["sailthru"][1],
+        identify_by: Sequence[str] = ESP_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
@@ -226,6 +227,21 @@ def _checked(response: httpx.Response) -> dict[str, Any]:
     return json_body(response)
 
 
+class SailthruConfig(DestinationConfig):
+    api_key: Secret = Field(description="API key")
+    api_secret: Secret = Field(description="API secret (signs requests)")
+
+
+SPEC = DestinationSpec(
+    type=SailthruDestination.type,
+    purpose="email",
+    summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
+    identify_by=ESP_IDENTIFY_BY,
+    config=SailthruConfig,
+    roles=ESP,
+)
+
+
 def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> SailthruDestination:
     api_key, api_secret = config.setting("api_key"), config.setting("api_secret")
     if not api_key or not api_secret:
@@ -237,6 +253,6 @@ def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> Sail
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,
-        identify_by=identify_by_of(config, "sailthru"),
+        identify_by=identify_by_of(config, ESP_IDENTIFY_BY),
         transport=transport,
     )

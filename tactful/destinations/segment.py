@@ -22,11 +22,12 @@ join its existing profiles; Tactful's ``p_…`` id only as the fallback).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,
@@ -48,7 +49,8 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
 
 API = "https://api.segment.io"
 PATH = "/v1/batch"
@@ -84,7 +86,7 @@ class SegmentDestination(EventHttpDestination):
         base_url: str | None = None,
         purpose: Purpose = "analytics",
         segments: Sequence[str] | None = None,
-        identify_by: Sequence[str] = IDENTIFY_BY["segment"][1],
+        identify_by: Sequence[str] = ANALYTICS_IDENTIFY_BY.default,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -136,6 +138,23 @@ class SegmentDestination(EventHttpDestination):
         )
 
 
+class SegmentConfig(DestinationConfig):
+    write_key: Secret = Field(description="the source's write key")
+    user_id: Literal["external_id", "person_id"] | None = Field(
+        default=None, description="older form of `identify_by`"
+    )
+
+
+SPEC = DestinationSpec(
+    type=SegmentDestination.type,
+    purpose="analytics",
+    summary="Segment track calls (HTTP Tracking API)",
+    identify_by=ANALYTICS_IDENTIFY_BY,
+    config=SegmentConfig,
+    roles=EVENT_SINK,
+)
+
+
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> SegmentDestination:
@@ -148,6 +167,6 @@ def create(
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,
-        identify_by=identify_by_of(config, "segment"),
+        identify_by=identify_by_of(config, ANALYTICS_IDENTIFY_BY),
         transport=transport,
     )

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import Field
 
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Row, chunk_rows, plan_audience_ops, zip_rows
@@ -34,6 +35,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
     from tactful.config_models import DestinationSettings
@@ -73,6 +75,8 @@ def code_outcome(code: int, message: str, status: int, retry_after: float | None
 class TikTokAudience:
     """One ``tiktok_audience`` destination: a TikTok audience kept in step with a segment."""
 
+    TYPE = "tiktok_audience"
+
     def __init__(
         self,
         *,
@@ -88,7 +92,7 @@ class TikTokAudience:
         rows_per_request: int = MAX_ROWS_PER_REQUEST,
     ) -> None:
         self.name = name
-        self.type = "tiktok_audience"
+        self.type = TikTokAudience.TYPE
         self.purpose: Purpose = purpose
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
@@ -155,6 +159,21 @@ class TikTokAudience:
         log.warning("%s: %s", self.name, outcome.error)
         fatal = outcome.kind == "retry" or code in TOKEN_CODES | PERMISSION_CODES
         return outcome, fatal
+
+
+class TikTokAudienceConfig(DestinationConfig):
+    advertiser_id: Text = Field(description="the TikTok advertiser id")
+    audience_id: Text = Field(description="the custom audience id")
+    access_token: Secret = Field(description="a TikTok API for Business access token")
+
+
+SPEC = DestinationSpec(
+    type=TikTokAudience.TYPE,
+    purpose="ads",
+    summary="a TikTok custom audience following one segment",
+    config=TikTokAudienceConfig,
+    roles=AUDIENCE,
+)
 
 
 def create(

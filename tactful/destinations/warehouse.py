@@ -39,9 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tactful.config_models import WAREHOUSE_SCHEMES, DestinationSettings
+from pydantic import Field, field_validator
+
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.http import dumps
+from tactful.destinations.spec import DestinationConfig, DestinationSpec, Roles, Secret, Text
 from tactful.destinations.webhook import identifiers_data
 
 MAX_BATCH = 1000
@@ -325,6 +328,45 @@ def local_path(rest: str) -> str:
             "or parquet:///dir"
         )
     return rest[1:]
+
+
+WAREHOUSE_SCHEMES = ("duckdb", "parquet", "postgresql", "postgres", "snowflake", "bigquery")
+
+
+class WarehouseConfig(DestinationConfig):
+    url: Text = Field(
+        description="`duckdb:///file`, `parquet:///dir`, `postgresql://…`, "
+        "`bigquery://project/dataset` or `snowflake://account/database/schema`"
+    )
+    credentials: Secret | None = Field(
+        default=None, description="BigQuery: service-account JSON or its path"
+    )
+    location: Text | None = Field(default=None, description="BigQuery: the dataset location")
+    user: Text | None = Field(default=None, description="Snowflake: the user")
+    private_key: Secret | None = Field(
+        default=None, description="Snowflake: the key-pair private key (PEM or its path)"
+    )
+    warehouse: Text | None = Field(default=None, description="Snowflake: the warehouse")
+    role: Text | None = Field(default=None, description="Snowflake: the role")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in WAREHOUSE_SCHEMES:
+            names = ", ".join(f"{s}://" for s in WAREHOUSE_SCHEMES)
+            raise ValueError(f"unsupported warehouse URL: use one of {names}")
+        return value
+
+
+SPEC = DestinationSpec(
+    type=_Base.type,
+    purpose="analytics",
+    summary="append-only events and current person state in DuckDB, Parquet, PostgreSQL, "
+    "BigQuery or Snowflake",
+    config=WarehouseConfig,
+    roles=Roles(profiles=True, events=True),
+)
 
 
 def create(config: DestinationSettings, *, transport: Any = None) -> _Base:

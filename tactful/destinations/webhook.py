@@ -29,14 +29,17 @@ The small helpers the HTTP analytics destinations (``segment``, ``amplitude``,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+from pydantic import Field, field_validator
 
-from tactful.config_models import DestinationSettings
+from tactful.config_models import DestinationSettings, check_http_url
 from tactful.destinations import standard_webhooks
 from tactful.destinations.base import (
     Capabilities,
@@ -58,6 +61,7 @@ from tactful.destinations.http import post as post
 from tactful.destinations.http import rfc3339 as rfc3339
 from tactful.destinations.http import send_chunks as send_chunks
 from tactful.destinations.http import unsupported as unsupported
+from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret, Text
 
 # The spec recommends a 15–30 s request timeout for webhooks.
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -171,6 +175,35 @@ class WebhookDestination:
 
     def close(self) -> None:
         self._client.close()
+
+
+class WebhookConfig(DestinationConfig):
+    url: Text = Field(description="the endpoint (http:// or https://)")
+    secret: Secret = Field(description="the Standard Webhooks signing secret (`whsec_…`)")
+
+    _url = field_validator("url")(check_http_url)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if not value.startswith("whsec_"):
+            raise ValueError("must start with 'whsec_' (a Standard Webhooks secret)")
+        try:
+            decoded = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("must be 'whsec_' followed by base64") from None
+        if not decoded:
+            raise ValueError("is empty after 'whsec_'")
+        return value
+
+
+SPEC = DestinationSpec(
+    type=WebhookDestination.type,
+    purpose="analytics",
+    summary="signed JSON events to an HTTP endpoint (Standard Webhooks)",
+    config=WebhookConfig,
+    roles=EVENT_SINK,
+)
 
 
 def create(

@@ -359,6 +359,41 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        11,
+        "sync runs: every delivery round of each destination, and its attempts",
+        [
+            # One row per delivery round of a destination (``tactful.store.runs``): counts
+            # by what happened, and the platform's own answer (JSON). Kept ``runs_keep``.
+            """CREATE TABLE delivery_runs (
+                id {serial},
+                destination TEXT NOT NULL,
+                started_us {bigint} NOT NULL,
+                duration_us {bigint} NOT NULL,
+                added {bigint} NOT NULL DEFAULT 0,
+                removed {bigint} NOT NULL DEFAULT 0,
+                updated {bigint} NOT NULL DEFAULT 0,
+                events {bigint} NOT NULL DEFAULT 0,
+                rejected {bigint} NOT NULL DEFAULT 0,
+                retried {bigint} NOT NULL DEFAULT 0,
+                dead {bigint} NOT NULL DEFAULT 0,
+                skipped_no_identifier {bigint} NOT NULL DEFAULT 0,
+                skipped_no_consent {bigint} NOT NULL DEFAULT 0,
+                skipped_holdout {bigint} NOT NULL DEFAULT 0,
+                skipped_other {bigint} NOT NULL DEFAULT 0,
+                error TEXT NOT NULL DEFAULT '',
+                platform {blob})""",
+            "CREATE INDEX delivery_runs_destination ON delivery_runs (destination, id)",
+            "CREATE INDEX delivery_runs_started ON delivery_runs (started_us)",
+            # The attempts a run made: its row-level errors are its failed attempts.
+            "ALTER TABLE delivery_attempts ADD COLUMN run_id {bigint}",
+            "CREATE INDEX delivery_attempts_run ON delivery_attempts (run_id) "
+            "WHERE run_id IS NOT NULL",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:

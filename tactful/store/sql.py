@@ -34,6 +34,10 @@ from tactful.store.base import (
 from tactful.store.erasure import ErasureReport, erase
 from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
 
+# A replay's snapshot of the persons before it (``SqlTx.snapshot_persons``).
+BEFORE = "replay_before_"
+SNAPSHOT_TABLES = ("persons", "memberships")
+
 _CHUNK = 500  # parameters per IN (...) list
 CLOCK_KEY = "clock"
 
@@ -162,12 +166,16 @@ class SqlQueries:
         return out
 
     def load_persons(self, person_ids: Sequence[str]) -> dict[str, PersonRow]:
+        return self._load_persons(person_ids, "")
+
+    def _load_persons(self, person_ids: Sequence[str], prefix: str) -> dict[str, PersonRow]:
+        """``prefix``: "" for the persons as they are, ``BEFORE`` for a replay's snapshot."""
         out: dict[str, PersonRow] = {}
         ids = list(person_ids)
         for chunk in chunks(ids):
             qs = marks(len(chunk))
             for pid, facts, state, created, wake in self.conn.execute(
-                f"SELECT person_id, facts, state, created_us, wake_us FROM persons "
+                f"SELECT person_id, facts, state, created_us, wake_us FROM {prefix}persons "
                 f"WHERE person_id IN ({qs})",
                 tuple(chunk),
             ):
@@ -180,8 +188,8 @@ class SqlQueries:
                     created,
                 )
             for segment, pid, since, false_since, holdout in self.conn.execute(
-                f"SELECT segment, person_id, since_us, false_since_us, holdout FROM memberships "
-                f"WHERE person_id IN ({qs})",
+                f"SELECT segment, person_id, since_us, false_since_us, holdout "
+                f"FROM {prefix}memberships WHERE person_id IN ({qs})",
                 tuple(chunk),
             ):
                 if pid in out:
@@ -641,6 +649,37 @@ class SqlTx(SqlQueries):
     ) -> ErasureReport:
         self.erased = True
         return erase(self.conn, person_id, at_us, requested_by, ticket_ids)
+
+    # -- a replay's snapshot of the persons before it: temporary tables, in the database
+    # rather than in memory (memory stays flat in the number of persons)
+    def snapshot_persons(self) -> None:
+        """Copy the persons and their memberships, as they are, into temporary tables
+        (this connection only; gone with ``drop_snapshot`` or a rollback)."""
+        self.drop_snapshot()
+        for table in SNAPSHOT_TABLES:
+            self.conn.execute(f"CREATE TEMP TABLE {BEFORE}{table} AS SELECT * FROM {table}")
+            self.conn.execute(f"CREATE INDEX {BEFORE}{table}_person ON {BEFORE}{table} (person_id)")
+
+    def snapshot_persons_of(self, person_ids: Sequence[str]) -> dict[str, PersonRow]:
+        """These persons as the snapshot keeps them (absent: not a person then)."""
+        return self._load_persons(person_ids, BEFORE)
+
+    def snapshot_count(self) -> int:
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {BEFORE}persons").fetchone()[0])
+
+    def snapshot_gone(self, after: str | None, limit: int) -> list[str]:
+        """Ids in the snapshot that are no longer persons, in order, a page at a time."""
+        rows = self.conn.execute(
+            f"SELECT b.person_id FROM {BEFORE}persons b WHERE b.person_id > ? AND NOT EXISTS "
+            "(SELECT 1 FROM persons p WHERE p.person_id = b.person_id) "
+            "ORDER BY b.person_id LIMIT ?",
+            (after or "", limit),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def drop_snapshot(self) -> None:
+        for table in SNAPSHOT_TABLES:
+            self.conn.execute(f"DROP TABLE IF EXISTS {BEFORE}{table}")
 
     def reset_derived(self) -> None:
         """Forget what a replay rebuilds. The outbox stays: what destinations were (or are

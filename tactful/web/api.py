@@ -186,8 +186,7 @@ async def post_events(request: Request) -> Response:
     events = [to_event(item) for item in data.events]
     future = ctx.engine.future_events(events)
     if future:  # the time guard: one event from the future would move the clock for good
-        for _ in future:
-            ctx.metrics.reject("event_in_future")
+        ctx.metrics.reject("event_in_future", len(future))
         return _error(422, "event_in_future", future)
     unusable = _unusable_identifiers(ctx, events)
     if unusable:

@@ -146,8 +146,8 @@ class Metrics:
         for _, reason in stats.rejected:
             self.reject(reason)
 
-    def reject(self, reason: str) -> None:
-        self.rejected.labels(reason_code(reason)).inc()
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.rejected.labels(reason_code(reason)).inc(count)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
+from tactful.delivery.worker import DeliveryWorker
+from tactful.destinations.base import Outcome
 from tactful.sim.server import run_in_thread
+from tactful.testing import RecordingDestination
 from tests.a11y import A11Y_PROBLEMS, csp_violations
 from tests.dashboard.helpers import EMAIL, PASSWORD, STATES, World, person_of, world
 
@@ -26,6 +29,9 @@ WIDTHS = (1280, 390)
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
     w = world(tmp_path, states=STATES)
+    hook = RecordingDestination("hook", "webhook", kinds=("event",))
+    hook.script = [Outcome("retry", "HTTP 503: try later", status=503)]  # a row error
+    DeliveryWorker(w.settings, w.engine.store, destinations={"hook": hook}).sync()  # runs
     url, stop = run_in_thread(w.app, lifespan="on")
     try:
         yield w, url
@@ -164,6 +170,7 @@ def test_every_page_fits_both_widths_and_is_accessible(served: tuple[World, str]
         "segment-preview": "/segments/open_issue?rule=not+has_open_ticket#preview",
         "report": "/report",
         "config": "/config",
+        "destination": "/destinations/hook",
     }
     SHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as pw:

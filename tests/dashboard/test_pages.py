@@ -17,7 +17,15 @@ from tests.dashboard.helpers import EMAIL, PASSWORD, STATES, World, person_of, w
 
 pytestmark = pytest.mark.store
 
-PAGES = ("/", "/people", "/segments", "/segments/open_issue", "/config", "/report")
+PAGES = (
+    "/",
+    "/people",
+    "/segments",
+    "/segments/open_issue",
+    "/destinations/hook",
+    "/config",
+    "/report",
+)
 
 
 @pytest.fixture

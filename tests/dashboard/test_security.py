@@ -102,7 +102,8 @@ def test_secure_cookies(w: World, setting: bool | None, scheme: str, secure: boo
 def test_pages_have_a_strict_csp_matching_their_styles(client: TestClient) -> None:
     pages = [client.get("/login")]
     login(client)
-    pages += [client.get(p) for p in ("/", "/people?q=ann%40example.com", "/config", "/report")]
+    paths = ("/", "/people?q=ann%40example.com", "/destinations/hook", "/config", "/report")
+    pages += [client.get(p) for p in paths]
     for r in pages:
         csp = r.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp

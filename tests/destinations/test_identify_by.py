@@ -14,14 +14,14 @@ import orjson
 import pytest
 
 from tactful.config import ConfigError, settings_from_toml
-from tactful.config_models import IDENTIFY_BY, DestinationSettings
+from tactful.config_models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.base import Identifiers, Item, ItemKind
 from tactful.destinations.fakes.analytics import FakeSegment
 from tactful.destinations.fakes.customerio import FakeCustomerIO
 from tactful.destinations.fakes.klaviyo import FakeKlaviyo
 from tactful.destinations.fakes.sailthru import FakeSailthru
-from tactful.destinations.identify import identify_by_of, pick
+from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
 from tactful.sim.server import run_in_thread
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -46,6 +46,13 @@ def config(type_name: str, base_url: str | None = None, **keys: Any) -> Destinat
     if base_url:
         data["base_url"] = base_url
     return DestinationSettings.model_validate(data)
+
+
+def declared(type_name: str) -> IdentifyBy:
+    """The ``identify_by`` a destination type declares in its module's ``SPEC``."""
+    identify = registry.spec(type_name).identify_by
+    assert identify is not None
+    return identify
 
 
 @pytest.fixture
@@ -73,11 +80,11 @@ def test_pick_takes_the_first_kind_the_item_has_trimmed() -> None:
 
 
 def test_defaults_and_the_older_user_id_setting() -> None:
-    assert identify_by_of(config("customerio"), "customerio") == ("email", "external_id")
-    assert identify_by_of(config("segment"), "segment") == ("external_id", "person_id")
+    assert identify_by_of(config("customerio"), declared("customerio")) == ("email", "external_id")
+    assert identify_by_of(config("segment"), declared("segment")) == ("external_id", "person_id")
     legacy = config("segment", user_id="person_id")
-    assert identify_by_of(legacy, "segment") == ("person_id",)
-    assert identify_by_of(config("klaviyo", identify_by="phone"), "klaviyo") == ("phone",)
+    assert identify_by_of(legacy, declared("segment")) == ("person_id",)
+    assert identify_by_of(config("klaviyo", identify_by="phone"), declared("klaviyo")) == ("phone",)
 
 
 @pytest.mark.parametrize(
@@ -113,8 +120,10 @@ identify_by = ["external_id", "nickname"]
 
 
 def test_every_type_with_identify_by_defaults_within_what_it_accepts() -> None:
-    for accepted, default in IDENTIFY_BY.values():
-        assert default and set(default) <= set(accepted)
+    declared = [s.identify_by for s in registry.specs() if s.identify_by is not None]
+    assert len(declared) == 6  # the three ESPs and the three analytics tools
+    for identify in declared:
+        assert identify.default and set(identify.default) <= set(identify.accepted)
 
 
 # -- ESPs: profiles, events, unsubscribes and erasure alike ---------------------------------

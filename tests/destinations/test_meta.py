@@ -13,7 +13,7 @@ import pytest
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations import hashing, registry
-from tactful.destinations.base import Identifiers, Item, ItemKind
+from tactful.destinations.base import Identifiers, Item, ItemKind, PlatformReport, report_of
 from tactful.destinations.fakes.meta import FakeMeta
 from tactful.destinations.meta import SMALL_AUDIENCE_MESSAGE, MetaAudience
 from tactful.sim.server import run_in_thread
@@ -225,6 +225,28 @@ def test_invalid_entries_reject_only_their_items() -> None:
     outcomes = dest.send([item(1), item(2, emails=("person2@example.com",)), item(3)])
     assert [o.kind for o in outcomes] == ["ok", "reject", "ok"]
     assert outcomes[1].error == "Meta reported an invalid entry: Invalid email hash"
+    # Meta's own answer goes to the sync run: counts and reasons, never the hashed entries
+    report = report_of(outcomes)
+    assert report == PlatformReport(3, 2, "received", ("Invalid email hash",))
+    assert bad not in repr(report)
+
+
+def test_the_platform_report_adds_up_every_request_of_a_send(served: Any) -> None:
+    fake, dest = served()
+    outcomes = dest.send([item(i) for i in range(1, 4)])
+    assert [o.kind for o in outcomes] == ["ok"] * 3
+    assert report_of(outcomes) == PlatformReport(3, 0, "received", ())
+    split = MetaAudience(
+        name="meta",
+        audience_id=AUDIENCE,
+        access_token=TOKEN,
+        base_url=FakeMeta.base_url(fake.root),
+        rows_per_request=2,
+    )
+    assert report_of(split.send([item(i) for i in range(1, 6)])) == PlatformReport(
+        5, 0, "received", ()
+    )
+    split.close()
 
 
 @pytest.mark.parametrize(

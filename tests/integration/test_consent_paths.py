@@ -87,7 +87,10 @@ def calls(settings: Settings, engine: Engine) -> set[tuple[str, str, str, tuple[
     worker = DeliveryWorker(
         settings, engine.store, destinations=dests, clock=lambda: LATER, rng=lambda: 0.0
     )
-    worker.sync()
+    try:
+        worker.sync()
+    finally:
+        worker.close()  # its lanes' connections too, not left to the garbage collector
     return {
         (name, i.kind, i.name, i.identifiers.emails)
         for name, dest in dests.items()

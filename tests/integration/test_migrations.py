@@ -45,8 +45,17 @@ def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> En
     return engine
 
 
+def _back_to_10(conn: Any) -> None:
+    """Undo migration 11: no sync runs, attempts without a run."""
+    conn.execute("DROP INDEX delivery_attempts_run")
+    conn.execute("ALTER TABLE delivery_attempts DROP COLUMN run_id")
+    conn.execute("DROP TABLE delivery_runs")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 11")
+
+
 def _back_to_9(conn: Any) -> None:
-    """Undo migration 10: no event index, bare SHA-256 proofs."""
+    """Undo migrations 11 and 10: no event index, bare SHA-256 proofs."""
+    _back_to_10(conn)
     conn.execute("DROP TABLE event_persons")
     conn.execute("DROP TABLE event_tickets")
     conn.execute("DROP TABLE IF EXISTS free_pages")
@@ -180,4 +189,44 @@ def test_migration_10_indexes_the_stored_events_by_person_and_ticket(
     assert _rows(engine, "SELECT identifiers_proof FROM erasures") == [
         ("sha256:" + proof[0][0][len("hmac-sha256:") :],)
     ]
+    engine.store.close()
+
+
+HOOK = """
+[[destinations]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:9/"
+secret = "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU="
+"""
+
+
+def test_migration_11_adds_sync_runs_and_keeps_the_attempts(
+    tmp_path: Path, store_kind: str
+) -> None:
+    """The upgrade keeps every attempt made before it (without a run) and records runs."""
+    from tactful.delivery.worker import DeliveryWorker
+    from tactful.testing import RecordingDestination
+
+    url = new_store_url(tmp_path)
+    settings = settings_from_toml(
+        CONFIG + HOOK,
+        environ={},
+    )
+    engine = Engine(rules_from_settings(settings), open_store(url))
+    engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
+    hook = RecordingDestination("hook")
+    DeliveryWorker(settings, engine.store, destinations={"hook": hook}).sync()
+    attempts = _rows(engine, "SELECT delivery_id, outcome FROM delivery_attempts ORDER BY id")
+    assert attempts and _rows(engine, "SELECT COUNT(*) FROM delivery_runs") == [(1,)]
+    engine = _migrated_again(engine, url, _back_to_10)
+    assert _rows(engine, "SELECT delivery_id, outcome FROM delivery_attempts ORDER BY id") == (
+        attempts
+    )
+    assert _rows(engine, "SELECT COUNT(*) FROM delivery_attempts WHERE run_id IS NULL") == [
+        (len(attempts),)
+    ]
+    engine.apply([ticket(1, at(5), "solved")])
+    DeliveryWorker(settings, engine.store, destinations={"hook": hook}).sync()
+    assert _rows(engine, "SELECT COUNT(*) FROM delivery_runs") == [(1,)]
     engine.store.close()

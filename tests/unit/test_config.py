@@ -487,7 +487,24 @@ SEG = '[[segments]]\nname = "s"\nwhen = "has_open_ticket"\n'
             'user_list_id = "2"\ndeveloper_token = "d"\nclient_id = "c"\nclient_secret = "s"',
             ["refresh_token: is required"],
         ),
-        ('type = "fax"', ["type: input should be 'meta_audience'"]),
+        ('type = "fax"', ["type: unknown destination type 'fax'; the types are meta_audience"]),
+        ('type = "klavyio"\napi_key = "k"', ["type: unknown destination type 'klavyio' (did you"]),
+        (
+            'type = "customerio"\nsite_id = "1"\napi_key = "k"\nregoin = "eu"',
+            ["regoin: unknown key for type 'customerio' (did you mean 'region'?)"],
+        ),
+        (
+            'type = "customerio"\nsite_id = "1"\napi_key = "k"\nerase_acton = "suppress"',
+            ["erase_acton: unknown key for type 'customerio' (did you mean 'erase_action'?)"],
+        ),
+        (
+            'type = "customerio"\nsite_id = "1"\napi_key = "k"\nerase_action = "purge"',
+            ["erase_action: must be 'delete' or 'suppress', got 'purge'"],
+        ),
+        (
+            'type = "klaviyo"\napi_key = "k"\nsegmnts = ["s"]',
+            ["segmnts: unknown key for type 'klaviyo' (did you mean 'segments'?)"],
+        ),
         (
             'type = "klaviyo"\napi_key = "k"\npurpose = "sales"',
             ["purpose: input should be 'ads', 'email' or 'analytics'"],
@@ -505,16 +522,19 @@ def test_destination_errors(dest: str, expected: list[str]) -> None:
         assert error.startswith("destinations[0] (d)." + prefix), error
 
 
-def test_optional_destination_keys_and_extra_keys() -> None:
-    text = (
-        SEG
-        + '[[destinations]]\nname = "g"\ntype = "customerio"\nsite_id = 1\napi_key = "k"\n'
-        + "timeout = 5"
-    )
+def test_optional_destination_keys_have_their_defaults() -> None:
+    text = SEG + '[[destinations]]\nname = "g"\ntype = "customerio"\nsite_id = 1\napi_key = "k"\n'
     dest = settings_from_toml(text, environ={}).destinations[0]
     assert dest.setting("region") == "us"  # default
+    assert dest.setting("erase_action") == "delete"
     assert dest.setting("site_id") == "1"
-    assert dest.settings["timeout"] == 5
+
+
+def test_unknown_destination_keys_are_rejected() -> None:
+    """An unknown key used to be kept silently: ``regoin = "eu"`` sent an EU customer's data
+    to the US endpoint."""
+    text = SEG + '[[destinations]]\nname = "g"\ntype = "klaviyo"\napi_key = "k"\ntimeout = 5'
+    assert one_error(text) == "destinations[0] (g).timeout: unknown key for type 'klaviyo'"
 
 
 def test_all_errors_are_reported_at_once() -> None:

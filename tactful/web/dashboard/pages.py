@@ -14,6 +14,7 @@ from tactful.core import codec
 from tactful.store.records import from_us
 from tactful.web.dashboard.charts import DAY_US, bar_chart, interval_chart, line_chart
 from tactful.web.dashboard.data import Overview
+from tactful.web.dashboard.destination import DestinationPage
 from tactful.web.dashboard.headline import Headline, headlines
 from tactful.web.dashboard.people import LABEL_WORDS, Label, PeopleList
 from tactful.web.dashboard.segments import Preview, SegmentPage
@@ -129,6 +130,11 @@ def segment(s: SegmentPage, after: str | None, now: datetime, tried: Preview | N
         unit=unit,
         tried=tried,
     )
+
+
+def destination(d: DestinationPage, before: int | None, now: datetime, csrf: str) -> str:
+    at_us, _ = _moments(now)
+    return render("dashboard/destination.html", d=d, before=before, at_us=at_us, csrf=csrf)
 
 
 def _answer_chart(h: Headline) -> str:

@@ -1,5 +1,6 @@
 """Dashboard routes: ``/login``, ``/logout``, ``/`` (overview), ``/people`` (list, search,
-filters), ``/people/{person_id}``, ``/segments``, ``/segments/{name}``, ``/config``,
+filters), ``/people/{person_id}``, ``/segments``, ``/segments/{name}``,
+``/destinations/{name}`` (its sync runs and row errors), ``/config``,
 ``POST /retry`` (dead letters back to pending), ``POST /replay/preview`` (``replay.py``),
 ``/report`` when ``tactful.report`` is installed, and ``/static/`` (the pages' CSS and
 scripts)."""
@@ -37,6 +38,7 @@ from tactful.web.dashboard.auth import (
     Session,
     safe_next,
 )
+from tactful.web.dashboard.destination import destination_page
 from tactful.web.receiver import BodyTooLarge, read_limited
 from tactful.web.security import auth_failed, client_key, throttled
 
@@ -294,6 +296,19 @@ async def segment(request: Request, gate: Gate) -> Response:
     return _page(request, gate, f"Segment {name}", body, status)
 
 
+async def destination(request: Request, gate: Gate) -> Response:
+    ctx = _ctx(request)
+    name = request.path_params["name"]
+    text = request.query_params.get("before", "")
+    before = int(text) if text.isdigit() else None
+    found = await asyncio.to_thread(destination_page, ctx, name, before)
+    if found is None:
+        return _page(request, gate, "Destination", '<p class="bad">No such destination.</p>', 404)
+    now = from_us(data.now_us(None))
+    body = pages.destination(found, before, now, gate.csrf)
+    return _page(request, gate, f"Destination {name}", body)
+
+
 async def config(request: Request, gate: Gate) -> Response:
     settings = _ctx(request).settings
     masked = settings.masked()
@@ -349,6 +364,7 @@ def routes() -> list[BaseRoute]:
         Route("/people/{person_id}", guarded(person), methods=["GET"]),
         Route("/segments", guarded(segments), methods=["GET"]),
         Route("/segments/{name}", guarded(segment), methods=["GET"]),
+        Route("/destinations/{name}", guarded(destination), methods=["GET"]),
         Route("/config", guarded(config), methods=["GET"]),
         Route("/retry", guarded(retry), methods=["POST"]),
         Route("/replay/preview", guarded(replay_preview), methods=["POST"]),

@@ -1,5 +1,6 @@
 """What the sidebar routes share: the web context, sessions, the token verifier, the ESP
-client (the first Customer.io / Klaviyo / Sailthru destination) and the Zendesk client."""
+client (the first destination whose type is a ``profile_reader``: Customer.io, Klaviyo,
+Sailthru) and the Zendesk client."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from tactful.config_models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.web.context import WebContext
@@ -17,7 +19,6 @@ from tactful.web.sidebar.auth import Verifier
 from tactful.web.sidebar.session import Sessions
 from tactful.zendesk.client import ZendeskClient
 
-ESP_TYPES = ("customerio", "klaviyo", "sailthru")
 ESP_TIMEOUT_SECONDS = 3.0
 T = TypeVar("T")
 
@@ -42,17 +43,17 @@ class SidebarState:
 
     @property
     def esp_name(self) -> str | None:
-        for dest in self.ctx.settings.destinations:
-            if dest.type in ESP_TYPES:
-                return dest.name
-        return None
+        config = self._esp_config()
+        return config.name if config is not None else None
+
+    def _esp_config(self) -> DestinationSettings | None:
+        readers = (d for d in self.ctx.settings.destinations if d.roles.profile_reader)
+        return next(readers, None)
 
     def esp(self) -> ProfileActions:
         with self._lock:
             if self._esp is None:
-                config = next(
-                    (d for d in self.ctx.settings.destinations if d.type in ESP_TYPES), None
-                )
+                config = self._esp_config()
                 if config is None:
                     raise EspUnavailable("no ESP destination (customerio, klaviyo, sailthru)")
                 self._esp = registry.create(config, transport=self.transport)

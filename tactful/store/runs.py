@@ -1,0 +1,185 @@
+"""Sync runs: every delivery round of each destination (portable SQL: SQLite and PostgreSQL).
+
+A run is opened when a round of a destination finds something to do, and closed with its
+counts and the platform's own answer. The attempts it made carry its id, so its row-level
+errors are its failed attempts, with the person each concerns. Runs older than
+``[delivery] runs_keep`` are deleted as new ones are recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import orjson
+
+from tactful.destinations.base import PlatformReport
+from tactful.store.base import Store
+
+MAX_PAGE = 500
+MAX_ROW_ERRORS = 1000  # row-level errors read with one page of runs (newest runs first)
+
+
+@dataclass
+class RunCounts:
+    """What a run did: delivered by kind, rejected (dead-lettered by the platform's answer),
+    retried, dead (aged out), and skipped by why (never sent)."""
+
+    added: int = 0  # audience adds
+    removed: int = 0  # audience removals and erasures
+    updated: int = 0  # profiles and unsubscribes
+    events: int = 0
+    rejected: int = 0
+    retried: int = 0
+    dead: int = 0
+    skipped_no_identifier: int = 0
+    skipped_no_consent: int = 0
+    skipped_holdout: int = 0
+    skipped_other: int = 0  # nothing to do there (a removal of someone Tactful never added)
+
+    @property
+    def skipped(self) -> int:
+        return (
+            self.skipped_no_identifier
+            + self.skipped_no_consent
+            + self.skipped_holdout
+            + self.skipped_other
+        )
+
+    def any(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+_COUNTS = tuple(f.name for f in fields(RunCounts))
+_COLUMNS = "id, destination, started_us, duration_us, " + ", ".join(_COUNTS) + ", error, platform"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    destination: str
+    started_us: int
+    duration_us: int
+    counts: RunCounts
+    error: str
+    platform: PlatformReport | None  # None: the destination gives no answer of its own
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A failed attempt of a run: the delivery, the person it concerns, and why."""
+
+    run_id: int
+    delivery_id: int
+    person_id: str
+    kind: str
+    at_us: int
+    outcome: str  # reject | retry
+    status: int | None
+    error: str
+
+
+@dataclass
+class RunPage:
+    runs: list[Run]
+    next_before: int | None  # the ``before`` of the next (older) page, if any
+    errors: dict[int, list[RowError]] = field(default_factory=dict)
+
+
+def _platform(raw: Any) -> PlatformReport | None:
+    if raw is None:
+        return None
+    data = orjson.loads(bytes(raw))
+    return PlatformReport(
+        data.get("received"),
+        data.get("invalid"),
+        str(data.get("status", "")),
+        tuple(str(d) for d in data.get("diagnostics", ())),
+    )
+
+
+def _run(r: Sequence[Any]) -> Run:
+    counts = RunCounts(*(int(v) for v in r[4 : 4 + len(_COUNTS)]))
+    rest = r[4 + len(_COUNTS) :]
+    return Run(int(r[0]), r[1], int(r[2]), int(r[3]), counts, rest[0], _platform(rest[1]))
+
+
+class RunStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def open(self, destination: str, started_us: int) -> int:
+        """A new run of ``destination``; its id (attempts made during it carry it)."""
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            row = conn.execute(
+                "INSERT INTO delivery_runs (destination, started_us, duration_us) "
+                "VALUES (?, ?, 0) RETURNING id",
+                (destination, started_us),
+            ).fetchone()
+            return int(row[0])
+
+    def close(
+        self,
+        run_id: int,
+        duration_us: int,
+        counts: RunCounts,
+        error: str,
+        platform: PlatformReport | None,
+        keep_after_us: int | None = None,
+    ) -> None:
+        """Record what the run did; delete the runs started before ``keep_after_us``."""
+        sets = ", ".join(f"{name} = ?" for name in _COUNTS)
+        answer = None if platform is None else orjson.dumps(asdict(platform))
+        with self.store.transaction() as tx:
+            conn: Any = tx.conn  # type: ignore[attr-defined]
+            conn.execute(
+                f"UPDATE delivery_runs SET duration_us = ?, {sets}, error = ?, platform = ? "
+                "WHERE id = ?",
+                (duration_us, *(getattr(counts, n) for n in _COUNTS), error, answer, run_id),
+            )
+            if keep_after_us is not None:
+                conn.execute("DELETE FROM delivery_runs WHERE started_us < ?", (keep_after_us,))
+
+    def page(self, destination: str | None, limit: int = 50, before: int | None = None) -> RunPage:
+        """Runs newest first (of one destination, or all), ``limit`` at most, with ids below
+        ``before``; and the row-level errors of those runs."""
+        limit = max(1, min(limit, MAX_PAGE))
+        where: list[str] = []
+        params: list[str | int] = []
+        if destination is not None:
+            where.append("destination = ?")
+            params.append(destination)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM delivery_runs {clause}ORDER BY id DESC LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+            runs = [_run(r) for r in rows[:limit]]
+            errors = self._errors(conn, [r.id for r in runs])
+        more = len(rows) > limit
+        return RunPage(runs, runs[-1].id if more else None, errors)
+
+    @staticmethod
+    def _errors(conn: Any, run_ids: Sequence[int]) -> dict[int, list[RowError]]:
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        rows = conn.execute(
+            "SELECT a.run_id, a.delivery_id, d.person_id, d.kind, a.at_us, a.outcome, a.status, "
+            "a.error FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
+            f"WHERE a.run_id IN ({marks}) AND a.outcome IN ('reject', 'retry') "
+            "ORDER BY a.run_id DESC, a.id LIMIT ?",
+            (*run_ids, MAX_ROW_ERRORS),
+        ).fetchall()
+        out: dict[int, list[RowError]] = {}
+        for r in rows:
+            error = RowError(int(r[0]), int(r[1]), r[2], r[3], int(r[4]), r[5], r[6], r[7])
+            out.setdefault(error.run_id, []).append(error)
+        return out

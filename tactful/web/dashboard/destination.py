@@ -1,0 +1,74 @@
+"""A destination's page (``/destinations/{name}``): its sync runs, newest first and paged,
+the platform's answer to each, and the row-level errors with the person each concerns
+(their identifier masked: the page is a list of failures, not a directory of people)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tactful.delivery.store import DeliveryStore
+from tactful.store.runs import RowError, Run, RunStore
+from tactful.web.context import WebContext
+from tactful.web.dashboard import people
+from tactful.web.dashboard.people import Label
+
+RUNS_PER_PAGE = 25
+
+
+def mask(text: str, kind: str) -> str:
+    """An identifier masked: an email keeps its first letter and its domain, anything else
+    its last three characters."""
+    if kind == "email" and "@" in text:
+        local, _, domain = text.rpartition("@")
+        return f"{local[:1]}{'•' * max(1, len(local) - 1)}@{domain}"
+    keep = text[-3:] if len(text) > 4 else ""
+    return "•" * max(1, len(text) - len(keep)) + keep
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    run: Run
+    error: RowError
+    person: Label  # masked
+
+
+@dataclass
+class DestinationPage:
+    name: str
+    type: str
+    purpose: str
+    segment: str | None
+    dead: int
+    runs: list[Run]
+    next_before: int | None
+    errors: list[ErrorRow] = field(default_factory=list)
+
+
+def destination_page(ctx: WebContext, name: str, before: int | None) -> DestinationPage | None:
+    config = next((d for d in ctx.settings.destinations if d.name == name), None)
+    if config is None:
+        return None
+    page = RunStore(ctx.engine.store).page(name, RUNS_PER_PAGE, before)
+    pids = sorted({e.person_id for errors in page.errors.values() for e in errors})
+    found = people.labels_for(ctx, pids)
+    dead = DeliveryStore(ctx.engine.store).health().get(name, {}).get("dead", 0)
+    labels = {
+        pid: Label(pid, mask(label.text, label.kind) if label.kind else label.text, label.kind)
+        for pid, label in found.items()
+    }
+    by_id = {r.id: r for r in page.runs}
+    errors = [
+        ErrorRow(by_id[e.run_id], e, labels.get(e.person_id, Label(e.person_id, "", "")))
+        for run in page.runs
+        for e in page.errors.get(run.id, [])
+    ]
+    return DestinationPage(
+        name,
+        config.type,
+        config.purpose,
+        config.segment,
+        int(dead),
+        page.runs,
+        page.next_before,
+        errors,
+    )

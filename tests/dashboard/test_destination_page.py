@@ -1,0 +1,94 @@
+"""Issue 21 §2: a page per destination with its sync runs (paged) and row-level errors
+naming the person each concerns, identifiers masked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tactful.delivery.worker import DeliveryWorker
+from tactful.destinations.base import Outcome, PlatformReport, Sent
+from tactful.testing import RecordingDestination, at, ticket
+from tactful.web.dashboard.destination import mask
+from tests.dashboard.helpers import PASSWORD, World, person_of, world
+from tests.dashboard.test_pages import cells
+
+pytestmark = pytest.mark.store
+
+
+class Answering(RecordingDestination):
+    def send(self, items: object) -> Sent:
+        outcomes = super().send(items)
+        invalid = sum(o.kind == "reject" for o in outcomes)
+        report = PlatformReport(len(outcomes), invalid, "received", ("Invalid email hash",))
+        return Sent(outcomes, report)
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> Iterator[World]:
+    out = world(tmp_path)
+    hook = Answering("hook", "webhook", kinds=("event",))
+    hook.script = [Outcome("reject", "HTTP 422: bad event", status=422)]
+    worker = DeliveryWorker(out.settings, out.engine.store, destinations={"hook": hook})
+    worker.sync()
+    for hour in (7, 8, 9):  # more runs: one per round that has something to do
+        out.engine.apply([ticket(1, at(hour), "pending" if hour % 2 else "open", requester_id=1)])
+        worker.sync()
+    yield out
+    out.engine.store.close()
+
+
+@pytest.fixture
+def client(w: World) -> Iterator[TestClient]:
+    with TestClient(w.app) as c:
+        r = c.post("/login", data={"password": PASSWORD, "next": "/"}, follow_redirects=False)
+        assert r.status_code == 303
+        yield c
+
+
+def test_masking_keeps_little() -> None:
+    assert mask("ann@example.com", "email") == "a••@example.com"
+    assert mask("+15551234567", "phone") == "•••••••••567"
+    assert mask("ab", "external_id") == "••"
+
+
+def test_the_destination_page_lists_runs_and_row_errors(w: World, client: TestClient) -> None:
+    r = client.get("/destinations/hook")
+    assert r.status_code == 200
+    runs = cells(r.text, "runs")
+    assert len(runs) == 4
+    oldest = runs[-1]
+    assert oldest[7] == "1"  # rejected
+    assert "rows" in oldest[10] and "1 invalid" in oldest[10]
+    assert "Invalid email hash" in oldest[10]
+    errors = cells(r.text, "row-errors")
+    assert len(errors) == 1
+    run_id, _, who, kind, outcome, status, error = errors[0]
+    assert run_id == oldest[0] and kind == "event" and outcome == "reject"
+    assert status == "422" and error == "HTTP 422: bad event"
+    # the person, masked, linking to their page
+    assert who == "a••@example.com"
+    assert f'href="/people/{person_of(w.engine)}"' in r.text
+    assert "ann@example.com" not in r.text
+    # the dead letter can be retried from here
+    assert 'action="/retry"' in r.text and 'name="destination" value="hook"' in r.text
+    # linked from the overview
+    assert 'href="/destinations/hook"' in client.get("/").text
+
+
+def test_runs_are_paged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tactful.web.dashboard.destination.RUNS_PER_PAGE", 3)
+    first = client.get("/destinations/hook")
+    ids = [row[0] for row in cells(first.text, "runs")]
+    assert len(ids) == 3 and 'rel="next"' in first.text
+    older = client.get(f"/destinations/hook?before={ids[-1]}")
+    rest = [row[0] for row in cells(older.text, "runs")]
+    assert len(rest) == 1 and int(rest[0]) < int(ids[-1])
+    assert 'rel="next"' not in older.text and "Newest runs" in older.text
+
+
+def test_an_unknown_destination_is_404(client: TestClient) -> None:
+    assert client.get("/destinations/nope").status_code == 404

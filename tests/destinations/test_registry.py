@@ -1,0 +1,112 @@
+"""The registry is derived from what each destination module declares (its ``SPEC``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tactful.config import MASK, settings_from_toml
+from tactful.config_models import DestinationSettings
+from tactful.delivery.router import Route, route
+from tactful.destinations import registry
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+
+
+def test_docs_config_tables_are_the_registrys() -> None:
+    text = DOCS.read_text()
+    found = re.search(r"<!-- destination tables:[^\n]*-->\n(.*?)<!-- end of", text, re.S)
+    assert found, "docs/config.md lost its generated destination tables"
+    assert found.group(1) == registry.docs_tables(), (
+        "docs/config.md and the destination SPECs disagree; paste "
+        "tactful.destinations.registry.docs_tables() between the markers"
+    )
+
+
+@pytest.mark.parametrize("type_name", list(registry.MODULES))
+def test_each_module_declares_its_type_and_documents_every_key(type_name: str) -> None:
+    spec = registry.spec(type_name)
+    assert spec.type == type_name
+    assert spec.summary
+    for key, field in spec.config.model_fields.items():
+        assert field.description, f"{type_name}.{key} is undocumented"
+        assert key not in DestinationSettings.SHARED, f"{type_name} redeclares {key}"
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"), [("regoin", "region"), ("erase_acton", "erase_action"), ("segmnt", "segment")]
+)
+def test_unknown_keys_get_a_did_you_mean(key: str, hint: str) -> None:
+    config = DestinationSettings.model_validate(
+        {"name": "c", "type": "customerio", "site_id": "1", "api_key": "k", key: "eu"}
+    )
+    assert config.problems() == [
+        (key, f"unknown key for type 'customerio' (did you mean '{hint}'?)")
+    ]
+
+
+def test_secrets_are_typed_and_masked() -> None:
+    config = DestinationSettings.model_validate(
+        {"name": "w", "type": "warehouse", "url": "bigquery://p/d", "credentials": "{}"}
+    )
+    assert config.secret_keys == {"credentials", "private_key"}
+    assert registry.spec("customerio").config.secret_keys() == {"api_key", "app_api_key"}
+    text = '[[destinations]]\nname = "w"\ntype = "warehouse"\nurl = "bigquery://p/d"\n'
+    masked = settings_from_toml(text + 'credentials = "{\\"k\\": 1}"', environ={}).masked()
+    assert masked["destinations"][0]["settings"]["credentials"] == MASK
+
+
+def test_unknown_type_is_refused_with_a_did_you_mean() -> None:
+    with pytest.raises(ValueError, match="did you mean 'mixpanel'"):
+        registry.check_type("mixpanl")
+
+
+AUDIENCE = (["audience_add"], [], ["audience_remove"])
+ESP = (
+    ["profile", "event:segment_membership_changed"],
+    ["profile", "event:zendesk_ticket_created"],
+    ["unsubscribe"],
+)
+EVENTS = (["event:segment_membership_changed"], ["event:support_state_changed"], [])
+WAREHOUSE = (
+    ["profile", "event:segment_membership_changed"],
+    ["profile", "event:support_state_changed"],
+    [],
+)
+ROUTING = {
+    "meta_audience": AUDIENCE,
+    "google_customer_match": AUDIENCE,
+    "google_data_manager": AUDIENCE,
+    "tiktok_audience": AUDIENCE,
+    "customerio": ESP,
+    "sailthru": ESP,
+    "klaviyo": ESP,
+    "webhook": EVENTS,
+    "segment": EVENTS,
+    "amplitude": EVENTS,
+    "mixpanel": EVENTS,
+    "warehouse": WAREHOUSE,
+}
+
+
+@pytest.mark.parametrize("type_name", list(registry.MODULES))
+def test_routing_follows_the_roles_each_type_declares(type_name: str) -> None:
+    """docs/destinations.md#routing, per type: the router decides by declared roles."""
+    spec = registry.spec(type_name)
+    dest = Route("d", type_name, "s" if spec.roles.audience else None, None, spec.purpose)
+    rows = [
+        ("segment_membership_changed", {"segment": "s", "change": "entered"}),
+        ("support_state_changed", {"changed": ["ticket_count"], "values": {}}),
+        ("consent_changed", {"purpose": spec.purpose, "granted": False}),
+    ]
+    got = tuple(
+        [
+            f"{d.kind}:{d.name}" if d.kind == "event" else d.kind
+            for d in route(1, "p_1", topic, 0, orjson.dumps(payload), [dest], frozenset({"s"}))
+        ]
+        for topic, payload in rows
+    )
+    assert got == ROUTING[type_name]
