@@ -189,3 +189,34 @@ def test_same_time_same_key_versions_differing_in_brand_fold_in_any_order() -> N
 
 def _fields(version: TicketVersion) -> dict[str, Any]:
     return {name: getattr(version, name) for name in TicketVersion.__slots__}
+
+
+def test_a_version_without_a_brand_keeps_the_tickets_latest_known_brand() -> None:
+    """Trigger bodies carry no brand. A newer version without one must not flip the ticket's
+    brand to null (and back): the brand is the latest *known* one, in any arrival order."""
+    from itertools import permutations
+
+    from tactful.core.state import apply_version, ticket_fields
+    from tactful.store.records import dump_ticket, load_ticket
+    from tactful.testing import ticket
+
+    first = TicketVersion(**{**_fields(ticket(5, utc(2026, 3, 1))), "brand_id": 360001})
+    unbranded = ticket(5, utc(2026, 3, 2), status="pending")
+    moved = TicketVersion(**{**_fields(ticket(5, utc(2026, 3, 3))), "brand_id": 360002})
+    trigger = ticket(5, utc(2026, 3, 4), status="solved")
+
+    def fold(*versions: TicketVersion) -> Any:
+        record = None
+        for version in versions:
+            record = apply_version(record, version, "other", False)
+        return record
+
+    record = fold(first, unbranded)
+    assert ticket_fields([record])["brand_id"] == 360001
+    results = set()
+    for order in permutations([first, unbranded, moved, trigger]):
+        record = fold(*order)
+        fields = ticket_fields([record])
+        results.add((fields["brand_id"], tuple(fields["brand_ids"]), record.status))
+        assert load_ticket(5, bytes(dump_ticket(record))) == record
+    assert results == {(360002, ("360002",), "solved")}
