@@ -120,7 +120,10 @@ def dest_kinds(dest: Destination | None) -> frozenset[str]:
 def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool) -> Item | None:
     """What "forget this person" means for one destination: a deletion where it can delete,
     a removal from an ad audience Tactful added them to, else a ``person_erased`` event
-    (with no identifiers) so downstream systems can act."""
+    with no identifiers. A tool that addresses people by the brand's identifiers
+    (``identify_by``: the analytics tools) gets it about no one (no ``p_…`` id either): it
+    learns that an erasure happened, never whom it concerned. The brand's own webhook, whose
+    bodies name people by ``person_id``, gets that id so its receiver can forget them."""
     ids = row.payload.get("identifiers", {})
     identifiers = Identifiers(
         emails=tuple(ids.get("email", ())),
@@ -134,15 +137,10 @@ def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool)
     if "audience_remove" in wants:
         return Item(key, "audience_remove", row.person_id, at, identifiers) if ours else None
     if "event" in wants:
-        return Item(
-            key,
-            "event",
-            row.person_id,
-            at,
-            Identifiers(),
-            name="person_erased",
-            properties={"person_id": row.person_id},
-        )
+        anonymous = registry.spec(config.type).identify_by is not None
+        person = "" if anonymous else row.person_id
+        properties = {} if anonymous else {"person_id": row.person_id}
+        return Item(key, "event", person, at, Identifiers(), "person_erased", None, properties)
     return None
 
 
