@@ -166,6 +166,18 @@ class RunStore:
         more = len(rows) > limit
         return RunPage(runs, runs[-1].id if more else None, errors)
 
+    def answered(self, since_us: int) -> dict[str, tuple[int, int]]:
+        """Per destination, the rows its runs started since ``since_us`` delivered and had
+        rejected: ``(delivered, rejected)`` (alert rules' reject rate)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT destination, SUM(added + removed + updated + events), SUM(rejected) "
+                "FROM delivery_runs WHERE started_us >= ? GROUP BY destination",
+                (since_us,),
+            ).fetchall()
+        return {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in rows}
+
     @staticmethod
     def _errors(conn: Any, run_ids: Sequence[int]) -> dict[int, list[RowError]]:
         if not run_ids:
