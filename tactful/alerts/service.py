@@ -7,6 +7,7 @@ processes sharing a database send each notice once; the alerts' state lives in t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -90,6 +91,20 @@ class Alerter:
             )
         return out
 
+    def findings(self) -> list[Finding]:
+        """Every rule on every destination it watches, now; tells no one, changes nothing."""
+        now = self.clock_us()
+        return evaluate(self.rules, self.health(now), now)
+
+    def test(self, channel: str) -> None:
+        """Send a test notice to ``channel`` (raises ``NotifyError`` when it does not take it)."""
+        now = self.clock_us()
+        notice = Notice(
+            channel, "firing", "test", "-", "warning", now,
+            "a test notice from `tactful alerts test`: this channel works", 0.0, now,
+        )  # fmt: skip
+        self.notifiers[channel].send(notice)
+
     def check(self) -> CheckReport | None:
         """Evaluate every rule and deliver the notices owed; None when another process is
         checking now."""
@@ -158,3 +173,14 @@ class Alerter:
     def close(self) -> None:
         for channel in self.notifiers.values():
             channel.close()
+
+
+async def run_alerts(alerter: Alerter, every: float = CHECK_EVERY) -> None:
+    """Check the alerts every ``every`` seconds (``serve``); a failed check is logged and
+    the next one tries again (what was owed stays owed)."""
+    while True:
+        try:
+            await asyncio.to_thread(alerter.check)
+        except Exception:
+            log.exception("alert check failed")
+        await asyncio.sleep(every)

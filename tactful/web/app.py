@@ -26,6 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
+from tactful.alerts.service import Alerter, run_alerts
 from tactful.config import Settings
 from tactful.delivery.metrics import CircuitCollector
 from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
@@ -333,6 +334,9 @@ def create_app(
                 settings, engine.store, transport=destination_transport, round_wait=ROUND_WAIT
             )
             tasks.append(asyncio.create_task(_deliverer(worker, deliver_seconds)))
+        alerter = Alerter(settings, engine.store) if settings.alerts else None
+        if alerter is not None:
+            tasks.append(asyncio.create_task(run_alerts(alerter)))
         if freeze_gc:
             gc.collect()
             gc.freeze()
@@ -346,6 +350,8 @@ def create_app(
             await asyncio.to_thread(writer.stop)
             if worker is not None:
                 worker.close()
+            if alerter is not None:
+                alerter.close()
             sidebar.close()
 
     routes = [

@@ -122,9 +122,11 @@ def sent(alerter: Alerter) -> list[Notice]:
     return report.sent
 
 
-def setup(tmp_path: Path, text: str) -> tuple[Any, Engine, RecordingDestination]:
+def setup(
+    tmp_path: Path, text: str, url: str | None = None
+) -> tuple[Any, Engine, RecordingDestination]:
     settings = settings_from_toml(text, environ={})
-    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
+    engine = Engine(rules_from_settings(settings), open_store(url or new_store_url(tmp_path)))
     return settings, engine, RecordingDestination("hook")
 
 
@@ -328,3 +330,39 @@ notify = ["pager"]
     finally:
         alerter.close()
         engine.store.close()
+
+
+def test_the_cli_checks_tests_and_shows_alerts(
+    tmp_path: Path, channels: Channels, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tactful.cli import main
+
+    url = new_store_url(tmp_path)
+    text = config(channels, DEAD) + f'\n[store]\nurl = "{url}"\n'
+    path = tmp_path / "tactful.toml"
+    path.write_text(text)
+    settings, engine, dest = setup(tmp_path, text, url)
+    dead_letter(settings, engine, dest)
+    engine.store.close()
+
+    def run(*args: str) -> Any:
+        capsys.readouterr()
+        code = main(["--config", str(path), "alerts", *args, "--json"])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, dry = run("check", "--dry-run")
+    assert code == 0 and [h["alert"] for h in dry["holding"]] == ["dead_letters"]
+    assert channels.counts() == (0, 0, 0)  # a dry run tells no one
+    code, checked = run("check")
+    assert code == 0 and len(checked["sent"]) == 3 and checked["failed"] == []
+    code, shown = run()
+    assert [(s["alert"], s["destination"], s["state"]) for s in shown] == [
+        ("dead_letters", "hook", "firing")
+    ]
+    assert main(["--config", str(path), "alerts", "test", "ops-mail"]) == 0
+    assert "test notice" in channels.smtp.mails[-1].message.get_payload()
+    channels.slack.archived = True
+    assert main(["--config", str(path), "alerts", "test", "ops-slack"]) == 1
+    assert "channel_is_archived" in capsys.readouterr().err
