@@ -75,7 +75,11 @@ class Alerter:
         rows = DeliveryStore(self.store).health()
         with self.store.reader() as reader:
             found = circuits(reader, self.destinations)
-        answered = {w: RunStore(self.store).answered(now - w) for w in sorted(windows(self.rules))}
+        runs = RunStore(self.store)
+        answered = {
+            w: {d: Answered(c.delivered, c.rejected) for d, c in runs.totals(now - w).items()}
+            for w in sorted(windows(self.rules))
+        }
         out: dict[str, Health] = {}
         for name in self.destinations:
             h = rows.get(name, {})
@@ -87,7 +91,7 @@ class Alerter:
                 last_success_us=h.get("last_success_us"),
                 circuit=circuit.state,
                 last_error=circuit.last_error or str(h.get("last_error", "")),
-                answered={w: Answered(*counts.get(name, (0, 0))) for w, counts in answered.items()},
+                answered={w: counts.get(name, Answered()) for w, counts in answered.items()},
             )
         return out
 

@@ -50,6 +50,10 @@ class RunCounts:
     def any(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
 
+    @property
+    def delivered(self) -> int:
+        return self.added + self.removed + self.updated + self.events
+
 
 _COUNTS = tuple(f.name for f in fields(RunCounts))
 _COLUMNS = "id, destination, started_us, duration_us, " + ", ".join(_COUNTS) + ", error, platform"
@@ -166,17 +170,27 @@ class RunStore:
         more = len(rows) > limit
         return RunPage(runs, runs[-1].id if more else None, errors)
 
-    def answered(self, since_us: int) -> dict[str, tuple[int, int]]:
-        """Per destination, the rows its runs started since ``since_us`` delivered and had
-        rejected: ``(delivered, rejected)`` (alert rules' reject rate)."""
+    def totals(self, since_us: int) -> dict[str, RunCounts]:
+        """Per destination, the sums of the counts of its runs started since ``since_us``
+        (alert rules' reject rate, ``/metrics``)."""
+        sums = ", ".join(f"SUM({name})" for name in _COUNTS)
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
-                "SELECT destination, SUM(added + removed + updated + events), SUM(rejected) "
-                "FROM delivery_runs WHERE started_us >= ? GROUP BY destination",
+                f"SELECT destination, {sums} FROM delivery_runs WHERE started_us >= ? "
+                "GROUP BY destination",
                 (since_us,),
             ).fetchall()
-        return {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in rows}
+        return {r[0]: RunCounts(*(int(v or 0) for v in r[1:])) for r in rows}
+
+    def last_started(self) -> dict[str, int]:
+        """Per destination, when its latest run started (µs)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT destination, MAX(started_us) FROM delivery_runs GROUP BY destination"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     @staticmethod
     def _errors(conn: Any, run_ids: Sequence[int]) -> dict[int, list[RowError]]:
