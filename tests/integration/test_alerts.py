@@ -366,3 +366,25 @@ def test_the_cli_checks_tests_and_shows_alerts(
     channels.slack.archived = True
     assert main(["--config", str(path), "alerts", "test", "ops-slack"]) == 1
     assert "channel_is_archived" in capsys.readouterr().err
+
+
+def test_serve_checks_the_alerts_and_exports_them(tmp_path: Path, channels: Channels) -> None:
+    from starlette.testclient import TestClient
+
+    from tactful.web.app import create_app
+
+    settings, engine, dest = setup(tmp_path, config(channels, DEAD))
+    dead_letter(settings, engine, dest)
+    app = create_app(settings, engine, tick_seconds=0, deliver_seconds=0)
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            deadline = time.monotonic() + 10
+            while channels.counts() != (1, 1, 1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert channels.counts() == (1, 1, 1)
+            text = client.get("/metrics").text
+        line = 'tactful_alert_firing{alert="dead_letters",destination="hook",severity="critical"}'
+        assert f"{line} 1.0" in text
+        assert 'tactful_delivery_dead_letters{destination="hook"}' in text
+    finally:
+        engine.store.close()
