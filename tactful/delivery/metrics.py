@@ -11,7 +11,10 @@ process sharing a database reports the same figures):
 - ``tactful_delivery_last_success_timestamp_seconds{destination}``: the last row delivered;
 - ``tactful_delivery_last_run_timestamp_seconds{destination}``: the last sync run started;
 - ``tactful_delivery_rows_last_hour{destination,outcome}``: what the runs of the last hour
-  did, by outcome (``delivered``, ``rejected``, ``retried``, ``dead``, ``skipped``).
+  did, by outcome (``delivered``, ``rejected``, ``retried``, ``dead``, ``skipped``);
+- ``tactful_destination_audience_size{destination,bound}``: an ad audience's size as the
+  platform last reported it (``lower`` and ``upper`` bound; ``tactful.delivery.platform``),
+  beside ``tactful_segment_members`` (Tactful's own count).
 
 A destination with nothing recorded yet reports zeros (and no timestamps), so every
 configured destination has its series from the first scrape.
@@ -25,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tactful.delivery import platform
 from tactful.delivery.breaker import circuits
 from tactful.delivery.store import DeliveryStore
 from tactful.store.base import Store
@@ -82,6 +86,11 @@ class DeliveryCollector(Collector):
             "Rows handled by the sync runs of the last hour, by outcome",
             ("destination", "outcome"),
         )
+        size = gauge(
+            "tactful_destination_audience_size",
+            "The ad audience's size as the platform last reported it (a range: lower, upper)",
+            ("destination", "bound"),
+        )
         now_us = time.time_ns() // 1000
         health = DeliveryStore(self.store).health()
         runs = RunStore(self.store)
@@ -105,4 +114,9 @@ class DeliveryCollector(Collector):
                 last_run.add_metric([name], started[name] / 1e6)
             for outcome, count in _outcomes(totals.get(name, RunCounts())).items():
                 rows.add_metric([name, outcome], count)
-        yield from (state, failures, pending, lag, dead, success, last_run, rows)
+            read = platform.latest(self.store, name)
+            for bound in ("lower", "upper"):
+                value = None if read is None else getattr(read[1], f"audience_{bound}")
+                if value is not None:
+                    size.add_metric([name, bound], value)
+        yield from (state, failures, pending, lag, dead, success, last_run, rows, size)

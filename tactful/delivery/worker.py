@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from tactful.delivery import breaker
+from tactful.delivery import breaker, platform
 from tactful.delivery.breaker import BreakerPolicy, Circuit
 from tactful.delivery.deadline import DeadlineTransport
 from tactful.delivery.items import build_item, identifiers_of
 from tactful.delivery.lanes import Lanes, SyncReport
+from tactful.delivery.platform import READ_EVERY
 from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.router import Route, plan
 from tactful.delivery.runs import SKIPPED, RunRecorder, Skip
@@ -272,6 +273,8 @@ class DeliveryWorker:
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
                     self._deliver(config, dest, report, jitter, run)
+                    if self.circuit(config.name).state == "closed":
+                        platform.read(self.store, dest, run, to_us(self.clock()), READ_EVERY)
         except Exception as exc:  # this destination's failure, never the others'
             error = f"{type(exc).__name__}: {exc}"
             log.error("delivery to %s failed: %s", config.name, type(exc).__name__)

@@ -100,6 +100,9 @@ def _platform(raw: Any) -> PlatformReport | None:
         data.get("invalid"),
         str(data.get("status", "")),
         tuple(str(d) for d in data.get("diagnostics", ())),
+        data.get("audience_lower"),
+        data.get("audience_upper"),
+        str(data.get("match_rate", "")),
     )
 
 

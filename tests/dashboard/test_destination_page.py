@@ -92,3 +92,20 @@ def test_runs_are_paged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_an_unknown_destination_is_404(client: TestClient) -> None:
     assert client.get("/destinations/nope").status_code == 404
+
+
+def test_the_platforms_last_reading_is_shown(w: World, client: TestClient) -> None:
+    """Issue 21 §3: the audience size and match rate the platform last reported."""
+    import orjson
+
+    from tactful.delivery import platform
+
+    reading = {
+        "at_us": 1_796_000_000_000_000,
+        "report": {"audience_lower": 1200, "audience_upper": 1300, "match_rate": "61-70%"},
+    }
+    with w.engine.store.transaction() as tx:
+        tx.set_meta(platform.meta_key("hook"), orjson.dumps(reading).decode())
+    text = client.get("/destinations/hook").text
+    assert '<dd class="audience-size">1,200–1,300</dd>' in text
+    assert '<dd class="match-rate">61-70%</dd>' in text

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tactful.delivery import platform
 from tactful.delivery.store import DeliveryStore
+from tactful.destinations.base import PlatformReport
 from tactful.store.runs import RowError, Run, RunStore
 from tactful.web.context import WebContext
 from tactful.web.dashboard import people
@@ -42,6 +44,9 @@ class DestinationPage:
     runs: list[Run]
     next_before: int | None
     errors: list[ErrorRow] = field(default_factory=list)
+    # an ad audience: the platform's last reading (when, what) and Tactful's member count
+    platform_read: tuple[int, PlatformReport] | None = None
+    members: int | None = None
 
 
 def destination_page(ctx: WebContext, name: str, before: int | None) -> DestinationPage | None:
@@ -62,6 +67,10 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
         for run in page.runs
         for e in page.errors.get(run.id, [])
     ]
+    members = None
+    if config.segment is not None:
+        with ctx.engine.store.reader() as reader:
+            members = reader.segment_counts().get(config.segment, (0, 0))[0]
     return DestinationPage(
         name,
         config.type,
@@ -71,4 +80,6 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
         page.runs,
         page.next_before,
         errors,
+        platform.latest(ctx.engine.store, name),
+        members,
     )
