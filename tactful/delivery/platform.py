@@ -63,6 +63,9 @@ def read(store: Store, dest: Any, run: RunRecorder, now_us: int, every: timedelt
     except PlatformUnreadable as exc:
         log.warning("%s: cannot read the platform's report: %s", run.destination, exc)
         report = None
+    except Exception:  # a bug in an optional reading never counts against delivery
+        log.exception("%s: reading the platform's report failed", run.destination)
+        report = None
     keep = report or (last[1] if last is not None else PlatformReport())
     if report is not None:
         run.open()

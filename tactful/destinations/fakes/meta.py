@@ -148,7 +148,13 @@ class FakeMeta:
     async def _audience(self, request: Request) -> Response:
         params = dict(request.query_params)
         with self.lock:
+            response: Response
             try:
+                if self._faults:  # injected faults hit the next request, whichever it is
+                    raise _Injected(_fault(*self._faults.popleft()))
+                if self._throttles:
+                    self._throttles.popleft()
+                    raise GraphError(17, "User request limit reached", 2446079, is_transient=True)
                 members = self._members(request, params, "get")
                 size = len(members) if self.matched is None else self.matched
                 lower, upper = _bounds(size)
@@ -159,11 +165,15 @@ class FakeMeta:
                     "approximate_count_upper_bound": upper,
                 }
                 fields = (params.get("fields") or "id").split(",")
-                response: Response = JSONResponse({f: known[f] for f in fields if f in known})
+                response = JSONResponse({f: known[f] for f in fields if f in known})
             except GraphError as exc:
                 response = JSONResponse({"error": exc.body}, status_code=400)
+            except _Injected as injected:
+                response = injected.response
             self.requests.append(
-                RecordedRequest("GET", request.url.path, dict(request.headers), b"", 200)
+                RecordedRequest(
+                    "GET", request.url.path, dict(request.headers), b"", response.status_code
+                )
             )
         return response
 
@@ -229,6 +239,12 @@ class FakeMeta:
                 "result in a low audience size.",
             )
         members.difference_update(gone)
+
+
+class _Injected(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("injected fault")
+        self.response = response
 
 
 def _bounds(size: int) -> tuple[int, int]:
