@@ -14,7 +14,7 @@
   "timestamp", "data"}`` signed like the ``webhook`` destination (Standard Webhooks
   ``webhook-id`` / ``webhook-timestamp`` / ``webhook-signature``); any 2xx is delivered.
 
-Every request ends within ``DEADLINE`` seconds and goes through the environment's proxy,
+Every request ends within ``DEADLINE`` (5) seconds and goes through the environment's proxy,
 like the destinations' (``tactful.delivery.deadline``).
 """
 
@@ -46,7 +46,7 @@ from tactful.destinations import standard_webhooks
 
 log = logging.getLogger(__name__)
 
-DEADLINE = 10.0
+DEADLINE = 5.0  # per request: a hanging channel never holds a shutdown for long
 _HEAD = {"firing": "FIRING", "repeat": "STILL FIRING", "resolved": "RESOLVED"}
 
 
@@ -88,7 +88,7 @@ class _Http:
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         try:
             return self.client.post(url, content=body, headers=dict(headers), timeout=DEADLINE)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: closed while stopping
             raise NotifyError(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Alerter:
         self.destinations = [d.name for d in settings.destinations]
         self.store = store
         self.clock_us = clock_us
+        self.stopping = threading.Event()  # set by close(): owed notices wait for next time
         self.notifiers: dict[str, Notifier] = (
             dict(notifiers)
             if notifiers is not None
@@ -136,6 +138,8 @@ class Alerter:
             now_us=now,
         )
         for notice in owed:
+            if self.stopping.is_set():  # shutting down: what is owed stays owed
+                break
             channel = self.notifiers.get(notice.channel)
             if channel is not None:  # a channel no longer configured owes nothing
                 try:
@@ -175,6 +179,7 @@ class Alerter:
         return out
 
     def close(self) -> None:
+        self.stopping.set()
         for channel in self.notifiers.values():
             channel.close()
 

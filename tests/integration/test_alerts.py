@@ -388,3 +388,30 @@ def test_serve_checks_the_alerts_and_exports_them(tmp_path: Path, channels: Chan
         assert 'tactful_delivery_dead_letters{destination="hook"}' in text
     finally:
         engine.store.close()
+
+
+def test_a_hanging_channel_is_cut_off_at_the_deadline(
+    tmp_path: Path, channels: Channels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tactful.alerts import notify
+    from tests.integration.fault_servers import fault_servers
+
+    monkeypatch.setattr(notify, "DEADLINE", 1.0)
+    with fault_servers("hang") as servers:
+        hanging = f"http://127.0.0.1:{servers['hang'].port}/h"
+        text = config(channels, DEAD).replace(f'url = "{channels.hook_url}"', f'url = "{hanging}"')
+        settings, engine, dest = setup(tmp_path, text)
+        alerter = Alerter(settings, engine.store)
+        try:
+            dead_letter(settings, engine, dest)
+            began = time.monotonic()
+            report = alerter.check()
+            took = time.monotonic() - began
+            assert report is not None
+            assert took < 4.0
+            [(notice, error)] = report.failed
+            assert notice.channel == "pager" and "Timeout" in error
+            assert sorted(n.channel for n in report.sent) == ["ops-mail", "ops-slack"]
+        finally:
+            alerter.close()
+            engine.store.close()
