@@ -179,6 +179,7 @@ class DeliveryWorker:
         # destination -> (open until, why), as its last lane left it: no lane is started for
         # it before then (rounds stay cheap while a destination is down)
         self.open_until: dict[str, tuple[int, str]] = {}
+        self.platform_after: dict[str, int] = {}  # no platform reading before (µs)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.runs = RunStore(store)
@@ -273,8 +274,7 @@ class DeliveryWorker:
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
                     self._deliver(config, dest, report, jitter, run)
-                    if self.circuit(config.name).state == "closed":
-                        platform.read(self.store, dest, run, to_us(self.clock()), READ_EVERY)
+                    self._read_platform(config.name, dest, run)
         except Exception as exc:  # this destination's failure, never the others'
             error = f"{type(exc).__name__}: {exc}"
             log.error("delivery to %s failed: %s", config.name, type(exc).__name__)
@@ -288,6 +288,16 @@ class DeliveryWorker:
             run.close()
         except Exception:  # the store itself is failing: the run goes unrecorded
             log.exception("cannot record the run of %s", config.name)
+
+    def _read_platform(self, name: str, dest: Destination, run: RunRecorder) -> None:
+        """An ad audience's platform report, every ``READ_EVERY`` while its circuit is
+        closed (``tactful.delivery.platform``)."""
+        now_us = to_us(self.clock())
+        if not hasattr(dest, "audience_report") or now_us < self.platform_after.get(name, 0):
+            return
+        if self.circuit(name).state == "closed":
+            platform.read(self.store, dest, run, now_us, READ_EVERY)
+            self.platform_after[name] = now_us + to_us_delta(READ_EVERY)
 
     def circuit(self, name: str) -> Circuit:
         with self.store.reader() as reader:
