@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import (
@@ -234,7 +235,7 @@ class AlertSettings(Section):
     def problems(self) -> list[tuple[str, str]]:
         return _problems(KINDS[self.when], self.params, f"when = '{self.when}'")
 
-    @property
+    @cached_property
     def kind(self) -> _Kind:
         """The typed keys of its ``when`` (valid once ``problems()`` is empty)."""
         return KINDS[self.when].model_validate(self.params)

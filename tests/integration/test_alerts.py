@@ -415,3 +415,29 @@ def test_a_hanging_channel_is_cut_off_at_the_deadline(
         finally:
             alerter.close()
             engine.store.close()
+
+
+def test_email_requires_starttls_unless_told_the_relay_is_trusted() -> None:
+    """``security = "starttls"`` (the default) never sends credentials in clear: a server
+    that does not offer STARTTLS is a failure, not a fallback."""
+    from tactful.alerts.config import EmailChannel
+    from tactful.alerts.notify import EmailNotifier, NotifyError
+
+    smtp = FakeSMTP("alerts", "pw")
+    try:
+        keys = {"host": smtp.host, "port": smtp.port, "username": "alerts", "password": "pw"}
+        keys |= {"from": "tactful@example.com", "to": ["ops@example.com"]}
+        notice = Notice("mail", "firing", "r", "hook", "warning", 0, "hook: x", 1.0)
+        strict = EmailNotifier(EmailChannel.model_validate(keys))
+        with pytest.raises(NotifyError, match="STARTTLS"):
+            strict.send(notice)
+        assert smtp.mails == []
+        wrong = EmailNotifier(
+            EmailChannel.model_validate({**keys, "security": "none", "password": "x"})
+        )
+        with pytest.raises(NotifyError, match="535"):
+            wrong.send(notice)
+        EmailNotifier(EmailChannel.model_validate({**keys, "security": "none"})).send(notice)
+        assert len(smtp.mails) == 1 and smtp.mails[0].login == "alerts"
+    finally:
+        smtp.close()
