@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from tactful.alerts.config import AlertChannelSettings, AlertSettings
 from tactful.config_models import (
     SECRET_KEY,
     STATE_FIELDS,
@@ -79,6 +80,8 @@ ARRAYS: dict[str, type[BaseModel]] = {
     "states": StateSettings,
     "segments": SegmentSettings,
     "destinations": DestinationSettings,
+    "alert_channels": AlertChannelSettings,
+    "alerts": AlertSettings,
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@/\s]+)(@)")
@@ -111,6 +114,8 @@ class Settings(BaseModel):
     states: list[StateSettings] = []
     segments: list[SegmentSettings] = []
     destinations: list[DestinationSettings] = []
+    alert_channels: list[AlertChannelSettings] = []
+    alerts: list[AlertSettings] = []
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -156,6 +161,7 @@ class Settings(BaseModel):
                     dest["settings"][key] = MASK
                 elif isinstance(value, str):
                     dest["settings"][key] = mask_url(value)
+        data["alert_channels"] = [c.masked() for c in self.alert_channels]
         return data
 
 
@@ -302,6 +308,8 @@ class _Builder:
                 self.compile_rules(key, value, items)
             elif key == "destinations":
                 self.check_destinations(items)
+            elif key in ("alerts", "alert_channels"):
+                self.check_alerts(key, items)
         if self.errors:
             raise ConfigError(self.errors, self.source)
         return Settings(**parts, source=self.source)
@@ -363,6 +371,28 @@ class _Builder:
                     self.add(
                         ("destinations", i, key), f"unknown segment {name!r} (defined: {known})"
                     )
+
+    def check_alerts(self, key: str, items: dict[int, Any]) -> None:
+        """Each entry's own keys (its ``when`` / ``type``), and the names a rule refers to."""
+        for i, entry in items.items():
+            for sub, message in entry.problems():
+                self.add((key, i, sub), message)
+        if key != "alerts":
+            return
+        for i, rule in items.items():
+            for ref, pool in (("notify", "alert_channels"), ("destinations", "destinations")):
+                known = self._names(pool)
+                for name in getattr(rule, ref) or []:
+                    if name not in known:
+                        shown = ", ".join(sorted(known)) or "none"
+                        self.add((key, i, ref), f"unknown {pool[:-1]} {name!r} (defined: {shown})")
+
+    def _names(self, key: str) -> set[str]:
+        raw = self.data.get(key, [])
+        entries = raw if isinstance(raw, list) else []
+        return {
+            e["name"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("name"), str)
+        }
 
 
 def _message(err: Mapping[str, Any], model: type[BaseModel]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 def register_all(sub: Any) -> None:
     from tactful.commands import (
+        alerts,
         app,
         clock,
         data,
@@ -22,7 +23,20 @@ def register_all(sub: Any) -> None:
         zendesk,
     )
 
-    modules = (setup, doctor, migrate, data, read, serve, zendesk, app, deliver, demo, report)
+    modules = (
+        setup,
+        doctor,
+        migrate,
+        data,
+        read,
+        serve,
+        zendesk,
+        app,
+        deliver,
+        alerts,
+        demo,
+        report,
+    )
     for module in (*modules, clock):
         module.register(sub)
 

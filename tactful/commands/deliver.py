@@ -12,6 +12,7 @@ from tactful.delivery.breaker import Circuit, circuits
 from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
+from tactful.destinations.base import PlatformReport
 from tactful.store.records import from_us
 from tactful.store.runs import MAX_PAGE, Run, RunPage, RunStore
 from tactful.views import fmt
@@ -259,6 +260,9 @@ def run_view(run: Run, page: RunPage) -> dict[str, Any]:
             "invalid": run.platform.invalid,
             "status": run.platform.status,
             "diagnostics": list(run.platform.diagnostics),
+            "audience_lower": run.platform.audience_lower,
+            "audience_upper": run.platform.audience_upper,
+            "match_rate": run.platform.match_rate or None,
         },
         "row_errors": [
             {
@@ -273,6 +277,19 @@ def run_view(run: Run, page: RunPage) -> dict[str, Any]:
             for e in page.errors.get(run.id, [])
         ],
     }
+
+
+def platform_text(p: PlatformReport) -> str:
+    """The platform's answer in a table cell: status, rows received / invalid, audience
+    size and match rate, as far as the platform gave them."""
+    parts = [p.status] if p.status else []
+    if p.received is not None or p.invalid is not None:
+        parts.append(f"{p.received or 0}/{p.invalid or 0} invalid")
+    if p.audience_size:
+        parts.append(f"audience {p.audience_size}")
+    if p.match_rate:
+        parts.append(f"match {p.match_rate}")
+    return " ".join(parts)
 
 
 def run_error(run: Run, page: RunPage) -> str:
@@ -299,7 +316,7 @@ def cmd_runs(app: App) -> int:
     )  # fmt: skip
     for run in page.runs:
         c, p = run.counts, run.platform
-        answer = "" if p is None else f"{p.status} {p.received}/{p.invalid} invalid".strip()
+        answer = "" if p is None else platform_text(p)
         table.add_row(
             str(run.id),
             run.destination,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import signal
 from typing import Any
 
@@ -106,22 +107,32 @@ def cmd_worker(app: App) -> int:
     import threading
     import time
 
+    from tactful.alerts.service import CHECK_EVERY, Alerter
     from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     worker = DeliveryWorker(app.settings, app.engine.store, round_wait=ROUND_WAIT)
+    alerter = Alerter(app.settings, app.engine.store) if app.settings.alerts else None
     tick_every, deliver_every = app.args.tick_seconds, app.args.deliver_seconds
-    next_tick = 0.0
+    next_tick = next_check = 0.0
     try:
         while not stop.is_set():
             if time.monotonic() >= next_tick:
                 app.engine.tick()
                 next_tick = time.monotonic() + tick_every
+            if alerter is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + CHECK_EVERY
+                try:
+                    alerter.check()
+                except Exception:  # what was owed stays owed: the next check tries again
+                    logging.getLogger(__name__).exception("alert check failed")
             report = worker.sync() if app.settings.destinations else None
             if report is None or not (report.sent or report.routed):
                 stop.wait(min(deliver_every, max(0.0, next_tick - time.monotonic())))
     finally:
         worker.close()
+        if alerter is not None:
+            alerter.close()
     return 0

@@ -6,6 +6,12 @@ an httpcore connection pool whose network streams (httpcore's documented custom 
 backend, https://www.encode.io/httpcore/network-backends/) cap every connect, read and write
 at the time left before the request's deadline, and fail with a timeout once it has passed.
 
+Proxies: like httpx's own transport, requests go through ``HTTP_PROXY`` / ``HTTPS_PROXY``
+(falling back to ``ALL_PROXY``; lower-case names too) unless the host matches ``NO_PROXY``,
+read once when the transport is made (``urllib.request``'s environment rules). The proxy
+pool uses the same network streams, so the deadline covers the proxy too; ``https://``
+targets are tunnelled with ``CONNECT``. Only ``http://`` and ``https://`` proxies.
+
 The deadline is per thread: httpx's sync client sends the request and reads the response in
 the calling thread, so the transport sets it when a request starts and the response stream
 restores it while the body is read.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -156,19 +163,70 @@ def _within(deadline: float) -> Iterator[None]:
         _current.deadline = previous
 
 
+_POOL: dict[str, Any] = {
+    "max_connections": 10,
+    "max_keepalive_connections": 10,
+    "keepalive_expiry": 5.0,
+}
+
+
+def bypasses(no_proxy: str, url: httpx.URL) -> bool:
+    """Whether ``NO_PROXY`` (comma-separated: ``*``, host names, ``.domain`` or ``domain``
+    suffixes, optionally ``:port``) sends ``url`` direct."""
+    host = url.host.lower()
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, _, port = entry.partition(":") if not entry.startswith("[") else (entry, "", "")
+        if port and url.port is not None and port != str(url.port):
+            continue
+        name = name.lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
 class DeadlineTransport(httpx.BaseTransport):
     """HTTP/1.1 over TLS (httpx's default certificate store), every request bounded by
-    ``seconds`` in total: connecting, sending, and reading the whole response."""
+    ``seconds`` in total: connecting, sending, and reading the whole response; through the
+    environment's proxy where it names one for the request's scheme and host."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self._ssl = httpx.create_ssl_context()
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=10,
-            max_keepalive_connections=10,
-            keepalive_expiry=5.0,
-            network_backend=_Backend(),
+            ssl_context=self._ssl, network_backend=_Backend(), **_POOL
         )
+        # {"http": url, "https": url, "all": url, "no": "host,.domain"}
+        self._env = urllib.request.getproxies_environment()
+        self._proxies: dict[str, httpcore.HTTPProxy] = {}
+        for scheme in ("http", "https"):
+            url = self._env.get(scheme) or self._env.get("all")
+            if url:
+                self._proxies[scheme] = self._proxy(url)
+
+    def _proxy(self, url: str) -> httpcore.HTTPProxy:
+        parsed = httpx.URL(url if "://" in url else f"http://{url}")
+        if parsed.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported proxy {url!r}: use an http:// or https:// proxy")
+        auth = (parsed.username, parsed.password) if parsed.username else None
+        return httpcore.HTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=b"/"
+            ),
+            proxy_auth=auth,
+            ssl_context=self._ssl,
+            network_backend=_Backend(),
+            **_POOL,
+        )
+
+    def _pool_for(self, url: httpx.URL) -> httpcore.ConnectionPool:
+        proxy = self._proxies.get(url.scheme)
+        if proxy is None:
+            return self._pool
+        return self._pool if bypasses(self._env.get("no", ""), url) else proxy
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
@@ -186,7 +244,7 @@ class DeadlineTransport(httpx.BaseTransport):
             extensions=request.extensions,
         )
         with _within(deadline), _mapped():
-            response = self._pool.handle_request(core)
+            response = self._pool_for(request.url).handle_request(core)
         assert isinstance(response.stream, Iterable)
         return httpx.Response(
             status_code=response.status,
@@ -197,3 +255,5 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._pool.close()
+        for proxy in self._proxies.values():
+            proxy.close()

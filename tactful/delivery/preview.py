@@ -67,7 +67,10 @@ def _as_row(new: NewDelivery, now_us: int) -> DeliveryRow:
     )
 
 
-def preview(worker: DeliveryWorker, samples: int = 3) -> dict[str, Preview]:
+def preview(
+    worker: DeliveryWorker, samples: int = 3, only: str | None = None
+) -> dict[str, Preview]:
+    """Per destination (``only``: that one), what a sync would send now."""
     now_us = to_us(worker.clock())
     routed: dict[str, list[DeliveryRow]] = {}
     unrouted = worker.rows.unrouted(OUTBOX_LIMIT, worker.plan_rows) if worker.routes else []
@@ -75,6 +78,8 @@ def preview(worker: DeliveryWorker, samples: int = 3) -> dict[str, Preview]:
         routed.setdefault(new.destination, []).append(_as_row(new, now_us))
     out: dict[str, Preview] = {}
     for config in worker.settings.destinations:
+        if only is not None and config.name != only:
+            continue
         p = out[config.name] = Preview()
         if worker.destination(config.name) is None:
             p.error = worker.broken[config.name]

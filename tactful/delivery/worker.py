@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from tactful.delivery import breaker
+from tactful.delivery import breaker, platform
 from tactful.delivery.breaker import BreakerPolicy, Circuit
 from tactful.delivery.deadline import DeadlineTransport
 from tactful.delivery.items import build_item, identifiers_of
 from tactful.delivery.lanes import Lanes, SyncReport
+from tactful.delivery.platform import READ_EVERY
 from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.router import Route, plan
 from tactful.delivery.runs import SKIPPED, RunRecorder, Skip
@@ -120,7 +121,10 @@ def dest_kinds(dest: Destination | None) -> frozenset[str]:
 def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool) -> Item | None:
     """What "forget this person" means for one destination: a deletion where it can delete,
     a removal from an ad audience Tactful added them to, else a ``person_erased`` event
-    (with no identifiers) so downstream systems can act."""
+    with no identifiers. A tool that addresses people by the brand's identifiers
+    (``identify_by``: the analytics tools) gets it about no one (no ``p_…`` id either): it
+    learns that an erasure happened, never whom it concerned. The brand's own webhook, whose
+    bodies name people by ``person_id``, gets that id so its receiver can forget them."""
     ids = row.payload.get("identifiers", {})
     identifiers = Identifiers(
         emails=tuple(ids.get("email", ())),
@@ -134,15 +138,10 @@ def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool)
     if "audience_remove" in wants:
         return Item(key, "audience_remove", row.person_id, at, identifiers) if ours else None
     if "event" in wants:
-        return Item(
-            key,
-            "event",
-            row.person_id,
-            at,
-            Identifiers(),
-            name="person_erased",
-            properties={"person_id": row.person_id},
-        )
+        anonymous = registry.spec(config.type).identify_by is not None
+        person = "" if anonymous else row.person_id
+        properties = {} if anonymous else {"person_id": row.person_id}
+        return Item(key, "event", person, at, Identifiers(), "person_erased", None, properties)
     return None
 
 
@@ -180,6 +179,7 @@ class DeliveryWorker:
         # destination -> (open until, why), as its last lane left it: no lane is started for
         # it before then (rounds stay cheap while a destination is down)
         self.open_until: dict[str, tuple[int, str]] = {}
+        self.platform_after: dict[str, int] = {}  # no platform reading before (µs)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.runs = RunStore(store)
@@ -274,6 +274,7 @@ class DeliveryWorker:
             with self.store.claim(f"deliver:{config.name}") as mine:
                 if mine:
                     self._deliver(config, dest, report, jitter, run)
+                    self._read_platform(config.name, dest, run)
         except Exception as exc:  # this destination's failure, never the others'
             error = f"{type(exc).__name__}: {exc}"
             log.error("delivery to %s failed: %s", config.name, type(exc).__name__)
@@ -287,6 +288,16 @@ class DeliveryWorker:
             run.close()
         except Exception:  # the store itself is failing: the run goes unrecorded
             log.exception("cannot record the run of %s", config.name)
+
+    def _read_platform(self, name: str, dest: Destination, run: RunRecorder) -> None:
+        """An ad audience's platform report, every ``READ_EVERY`` while its circuit is
+        closed (``tactful.delivery.platform``)."""
+        now_us = to_us(self.clock())
+        if not hasattr(dest, "audience_report") or now_us < self.platform_after.get(name, 0):
+            return
+        if self.circuit(name).state == "closed":
+            platform.read(self.store, dest, run, now_us, READ_EVERY)
+            self.platform_after[name] = now_us + to_us_delta(READ_EVERY)
 
     def circuit(self, name: str) -> Circuit:
         with self.store.reader() as reader:

@@ -21,7 +21,9 @@ fails as a whole. A 400 naming no event (invalid API key, missing field) rejects
 asks for; 5xx retry; other 4xx reject. Settings: ``api_key``; optional
 ``identify_by`` (``tactful.destinations.identify``): the user id is the first of these the
 item has, default ``["external_id", "person_id"]`` (the brand's own customer id, so events
-join its existing profiles; Tactful's ``p_…`` id only as the fallback).
+join its existing profiles; Tactful's ``p_…`` id only as the fallback). An event about no
+one (the ``person_erased`` notice) has a ``device_id`` instead, its own ``insert_id``
+(user_id or device_id is required: https://amplitude.com/docs/apis/analytics/http-v2).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, about_no_one, identify_by_of
 from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
 
 API = "https://api2.amplitude.com"
@@ -76,8 +78,15 @@ def insert_id(key: str) -> str:
 
 
 def event(item: Item, identify_by: Sequence[str] = ("person_id",)) -> dict[str, Any]:
+    # Amplitude needs a user_id or a device_id: an event about no one gets its own insert id
+    # as device_id (unrelated to any person, and to any other event).
+    who = (
+        {"device_id": insert_id(item.key)}
+        if about_no_one(item)
+        else {"user_id": user_id_for(item, identify_by)}
+    )
     return {
-        "user_id": user_id_for(item, identify_by),
+        **who,
         "event_type": item.name,
         "time": epoch_ms(item.at),
         "event_properties": dict(item.properties),
@@ -137,10 +146,11 @@ class AmplitudeDestination(EventHttpDestination):
             i: event(item, self._identify_by) for i, item in enumerate(items) if outcomes[i] is None
         }
         for i, e in events.items():
-            if not e["user_id"]:
+            if not (e.get("user_id") or e.get("device_id")):
                 outcomes[i] = Outcome("skip", "no user id")
         parts = [(i, dumps(e)) for i, e in events.items() if outcomes[i] is None]
-        shortest = min((len(events[i]["user_id"]) for i, _ in parts), default=0)
+        user_ids = (events[i].get("user_id") for i, _ in parts)
+        shortest = min((len(u) for u in user_ids if u), default=0)
         prefix = b'{"api_key":' + dumps(self._api_key)
         if shortest and shortest < DEFAULT_MIN_ID_LENGTH:
             prefix += b',"options":{"min_id_length":' + str(shortest).encode() + b"}"

@@ -39,7 +39,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
+from tactful.destinations.base import Capabilities, Item, Outcome, PlatformReport, Purpose, Sent
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
     ESP_KINDS,
@@ -110,8 +110,12 @@ class CustomerIODestination:
 
     # -- delivery --------------------------------------------------------------------------
 
-    def send(self, items: Sequence[Item]) -> list[Outcome]:
+    def send(self, items: Sequence[Item]) -> Sent:
+        """The outcomes, and Customer.io's answer to the batch requests: entries received,
+        entries refused (``207``) and the refusals' reasons (``reason`` and ``field``, never
+        the ``message``, which may quote the value)."""
         outcomes: list[Outcome | None] = [None] * len(items)
+        report: PlatformReport | None = None
         prepared: list[_Entry] = []
         unsubscribes: list[tuple[int, Item]] = []
         for index, item in enumerate(items):
@@ -134,9 +138,13 @@ class CustomerIODestination:
                 outcomes[index] = guard.blocked(item)
                 if outcomes[index] is None:
                     ready.append((index, item, entry))
-            for (index, item, _), outcome in zip(ready, self._post(ready), strict=True):
+            posted, answer = self._post(ready)
+            for (index, item, _), outcome in zip(ready, posted, strict=True):
                 outcomes[index] = guard.record(item, outcome)
-        return [o if o is not None else Outcome("retry", "not sent") for o in outcomes]
+            if answer is not None:
+                report = answer if report is None else report.merge(answer)
+        done = [o if o is not None else Outcome("retry", "not sent") for o in outcomes]
+        return Sent(done, report)
 
     def _entry(self, item: Item) -> dict[str, Any] | Outcome:
         who = pick(item, self.identify_by)
@@ -173,25 +181,35 @@ class CustomerIODestination:
             return transport_failure(exc)
         return outcome_of(response, _error_text(response))
 
-    def _post(self, chunk: list[_Entry]) -> list[Outcome]:
+    def _post(self, chunk: list[_Entry]) -> tuple[list[Outcome], PlatformReport | None]:
         if not chunk:
-            return []
+            return [], None
         body = json.dumps({"batch": [e for _, _, e in chunk]}, separators=(",", ":"))
         try:
             response = self._track.post(
                 "/api/v2/batch", content=body.encode(), headers={"Content-Type": "application/json"}
             )
         except httpx.HTTPError as exc:
-            return [transport_failure(exc)] * len(chunk)
+            return [transport_failure(exc)] * len(chunk), None
         if response.status_code == 207:
-            refused = {e.get("batch_index"): e for e in json_body(response).get("errors") or []}
-            return [
+            errors = [e for e in json_body(response).get("errors") or [] if isinstance(e, dict)]
+            refused = {e.get("batch_index"): e for e in errors}
+            reasons = tuple(
+                dict.fromkeys(
+                    ": ".join(str(e[k]) for k in ("reason", "field") if e.get(k)) or "refused"
+                    for e in errors
+                )
+            )
+            report = PlatformReport(len(chunk), len(refused), "207 Multi-Status", reasons)
+            outcomes = [
                 Outcome("reject", _describe(refused[i]), status=207)
                 if i in refused
                 else Outcome.ok()
                 for i in range(len(chunk))
             ]
-        return [outcome_of(response, _error_text(response))] * len(chunk)
+            return outcomes, report
+        answer = PlatformReport(len(chunk), 0, "200 OK") if response.status_code == 200 else None
+        return [outcome_of(response, _error_text(response))] * len(chunk), answer
 
     # -- sidebar (App API for reads, Track API v1 for writes) --------------------------------
 

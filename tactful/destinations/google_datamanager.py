@@ -26,7 +26,11 @@ audienceMembers/ingest, ``…/remove``, ``…/requestStatus/retrieve``, ``…/de
   ``classify_status`` for the request's items. A 401 refreshes the token and retries once.
 - Each accepted request's ``requestId`` is kept (``request_ids``); ``diagnostics(request_id)``
   reads ``requestStatus:retrieve``: status per destination, record and identifier counts and
-  the upload's match-rate range.
+  the upload's match-rate range. Google processes uploads asynchronously, so
+  ``audience_report`` (called by the worker every few minutes) reads the requests still
+  unreported and reports the finished ones (their status, records, error reasons and the
+  latest match-rate range) into the sync run; those still ``PROCESSING`` wait for the next
+  reading. The ids live in the process: a restart forgets the unreported ones.
 
 Items of one kind are sent in runs, in item order, so a person's add and remove never swap;
 after a transient failure (429, 5xx, timeout) the rest of the batch is held (``retry``
@@ -51,6 +55,8 @@ from tactful.destinations.base import (
     Item,
     ItemKind,
     Outcome,
+    PlatformReport,
+    PlatformUnreadable,
     Purpose,
     classify_status,
     parse_retry_after,
@@ -65,6 +71,24 @@ MAX_IDENTIFIERS_PER_MEMBER = 10
 KINDS: frozenset[ItemKind] = frozenset({"audience_add", "audience_remove"})
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MAX_PASSES = 3  # requests per chunk when Google names invalid members
+MAX_DIAGNOSED = 20  # requestStatus:retrieve calls per audience_report
+_RATE = re.compile(r"^(\d+)_TO_(\d+)$")
+
+
+def match_rate_text(value: str | None) -> str:
+    """Google's ``MatchRateRange`` for people: ``MATCH_RATE_RANGE_61_TO_70`` → ``61-70%``,
+    ``MATCH_RATE_RANGE_LESS_THAN_20`` → ``less than 20%``, ``…_NOT_ELIGIBLE`` →
+    ``not eligible``; "" when Google gave none or does not know."""
+    rest = (value or "").removeprefix("MATCH_RATE_RANGE_")
+    if rest in ("", "UNKNOWN", "MATCH_RATE_RANGE_UNKNOWN"):
+        return ""
+    numbers = _RATE.match(rest)
+    if numbers:
+        return f"{numbers[1]}-{numbers[2]}%"
+    words = rest.lower().replace("_", " ")
+    return f"{words}%" if words[-1:].isdigit() else words
+
+
 _MEMBER_INDEX = re.compile(r"audience_?[mM]embers\[(\d+)\]")
 
 
@@ -316,6 +340,31 @@ class GoogleDataManager:
                 if isinstance(e, dict)
             },
         )
+
+    def audience_report(self) -> PlatformReport | None:
+        """What Google says about the uploads not yet reported (None: nothing new)."""
+        pending, self.request_ids = self.request_ids, []
+        report: PlatformReport | None = None
+        for position, request_id in enumerate(pending[:MAX_DIAGNOSED]):
+            try:
+                found = self.diagnostics(request_id)
+            except CallFailed as exc:
+                self.request_ids = pending[position:] + self.request_ids
+                if report is None:
+                    raise PlatformUnreadable(exc.outcome.error) from exc
+                return report
+            if found.status in ("PROCESSING", "REQUEST_STATUS_UNKNOWN"):
+                self.request_ids.append(request_id)
+                continue
+            reasons = tuple(f"{reason} ({n} records)" for reason, n in sorted(found.errors.items()))
+            invalid = sum(found.errors.values()) if found.errors else None
+            rate = match_rate_text(found.match_rate_range)
+            this = PlatformReport(
+                found.record_count, invalid, found.status, reasons, match_rate=rate
+            )
+            report = this if report is None else report.merge(this)
+        self.request_ids.extend(pending[MAX_DIAGNOSED:])
+        return report
 
     # --- HTTP -----------------------------------------------------------------------------
 

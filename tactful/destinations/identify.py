@@ -58,6 +58,13 @@ def pick(item: Item, order: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
+def about_no_one(item: Item) -> bool:
+    """An item that concerns no identifiable person (the ``person_erased`` notice an
+    analytics tool gets: ``tactful.delivery.worker.erase_item``). Destinations send it
+    without any user id: never Tactful's ``p_…`` id, never an identifier."""
+    return not item.person_id
+
+
 def identify_by_of(config: Any, identify: IdentifyBy) -> tuple[str, ...]:
     """A destination's configured order (validated already), else its type's default.
 

@@ -43,6 +43,7 @@ from tactful.destinations.base import (
     ItemKind,
     Outcome,
     PlatformReport,
+    PlatformUnreadable,
     Purpose,
     Sent,
     classify_status,
@@ -169,7 +170,8 @@ class MetaAudience:
         self.purpose: Purpose = purpose
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
-        self.url = f"{base_url.rstrip('/')}/{audience_id}/users"
+        self.audience_url = f"{base_url.rstrip('/')}/{audience_id}"
+        self.url = f"{self.audience_url}/users"
         self._token = access_token
         self._rows_per_request = rows_per_request
         self._client = httpx.Client(transport=transport, timeout=timeout)
@@ -196,6 +198,26 @@ class MetaAudience:
 
     def close(self) -> None:
         self._client.close()
+
+    def audience_report(self) -> PlatformReport:
+        """The audience's size as Meta reports it: ``GET /{audience_id}?fields=
+        approximate_count_lower_bound,approximate_count_upper_bound`` (Custom Audience
+        reference, "Reading"). Raises ``PlatformUnreadable`` when Meta does not answer."""
+        fields = "approximate_count_lower_bound,approximate_count_upper_bound"
+        try:
+            response = self._client.get(
+                self.audience_url, params={"fields": fields, "access_token": self._token}
+            )
+        except httpx.TransportError as exc:
+            raise PlatformUnreadable(f"Meta unreachable: {exc!r}") from exc
+        if not 200 <= response.status_code < 300:
+            raise PlatformUnreadable(error_answer(response).outcome.error)
+        body = _json_object(response)
+        bounds = [body.get(f"approximate_count_{b}_bound") for b in ("lower", "upper")]
+        lower, upper = (
+            v if isinstance(v, int) and not isinstance(v, bool) else None for v in bounds
+        )
+        return PlatformReport(audience_lower=lower, audience_upper=upper)
 
     # -- internals
 

@@ -21,7 +21,10 @@ valid events and lists the others in ``failed_records`` (``index``, ``insert_id`
 ``service_account_secret``; optional
 ``identify_by`` (``tactful.destinations.identify``): the ``distinct_id`` is the first of these the
 item has, default ``["external_id", "person_id"]`` (the brand's own customer id, so events
-join its existing profiles; Tactful's ``p_…`` id only as the fallback).
+join its existing profiles; Tactful's ``p_…`` id only as the fallback). An event about no
+one (the ``person_erased`` notice) has the empty ``distinct_id`` Mixpanel documents for
+events without a user:
+https://docs.mixpanel.com/troubleshooting/errors/server-side-events-without-a-user.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, about_no_one, identify_by_of
 from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret, Text
 
 API = "https://api.mixpanel.com"
@@ -75,7 +78,9 @@ def event(item: Item, identify_by: Sequence[str] = ("person_id",)) -> dict[str, 
     properties.update(
         {
             "time": epoch_ms(item.at),
-            "distinct_id": user_id_for(item, identify_by),
+            # "" for an event about no one, as Mixpanel documents for events that belong to
+            # no user (never omitted: Mixpanel would invent one from the sender's address)
+            "distinct_id": "" if about_no_one(item) else user_id_for(item, identify_by),
             "$insert_id": insert_id(item.key),
         }
     )
@@ -133,7 +138,7 @@ class MixpanelDestination(EventHttpDestination):
             if outcomes[i] is not None:
                 continue
             record = event(item, self._identify_by)
-            if not record["properties"]["distinct_id"]:
+            if not record["properties"]["distinct_id"] and not about_no_one(item):
                 outcomes[i] = Outcome("reject", "no identifier in identify_by for distinct_id")
                 continue
             encoded = dumps(record)

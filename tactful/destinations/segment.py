@@ -16,7 +16,10 @@ requests and invalid JSON (400, the whole request rejected) and rate limiting (4
 without a request. Settings: ``write_key``; optional
 ``identify_by`` (``tactful.destinations.identify``): the ``userId`` is the first of these the
 item has, default ``["external_id", "person_id"]`` (the brand's own customer id, so events
-join its existing profiles; Tactful's ``p_…`` id only as the fallback).
+join its existing profiles; Tactful's ``p_…`` id only as the fallback). An event about no
+one (the ``person_erased`` notice) has an ``anonymousId`` instead: its own ``messageId``
+("a User ID or an Anonymous ID is required":
+https://www.twilio.com/docs/segment/connections/sources/catalog/libraries/server/http-api).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from tactful.destinations.http import (
     unsupported,
     user_id_for,
 )
-from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, identify_by_of
+from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, about_no_one, identify_by_of
 from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
 
 API = "https://api.segment.io"
@@ -65,10 +68,17 @@ def message_id(key: str) -> str:
 
 
 def message(item: Item, identify_by: Sequence[str] = ("person_id",)) -> dict[str, Any]:
+    # Segment needs a userId or an anonymousId: an event about no one gets its own message
+    # id as anonymousId (unrelated to any person, and to any other event).
+    who = (
+        {"anonymousId": message_id(item.key)}
+        if about_no_one(item)
+        else {"userId": user_id_for(item, identify_by)}
+    )
     return {
         "type": "track",
         "event": item.name,
-        "userId": user_id_for(item, identify_by),
+        **who,
         "properties": dict(item.properties),
         "timestamp": rfc3339(item.at),
         "messageId": message_id(item.key),
@@ -109,7 +119,7 @@ class SegmentDestination(EventHttpDestination):
             if outcomes[i] is not None:
                 continue
             record = message(item, self._identify_by)
-            if not record["userId"]:
+            if not (record.get("userId") or record.get("anonymousId")):
                 outcomes[i] = Outcome("reject", "no identifier in identify_by for userId")
                 continue
             encoded = dumps(record)

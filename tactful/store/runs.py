@@ -50,6 +50,10 @@ class RunCounts:
     def any(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
 
+    @property
+    def delivered(self) -> int:
+        return self.added + self.removed + self.updated + self.events
+
 
 _COUNTS = tuple(f.name for f in fields(RunCounts))
 _COLUMNS = "id, destination, started_us, duration_us, " + ", ".join(_COUNTS) + ", error, platform"
@@ -87,6 +91,32 @@ class RunPage:
     errors: dict[int, list[RowError]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Volume:
+    """What a destination's runs did in one time bucket."""
+
+    bucket: int  # started_us // bucket_us
+    delivered: int
+    failed: int  # rejected + retried + dead
+
+
+@dataclass(frozen=True)
+class PersonDelivery:
+    """One delivery about a person, with the platform's answer of its latest attempt's run."""
+
+    id: int
+    destination: str
+    kind: str
+    name: str
+    segment: str | None
+    status: str  # pending | done | dead | skipped
+    attempts: int
+    created_us: int
+    updated_us: int
+    last_error: str
+    platform: PlatformReport | None
+
+
 def _platform(raw: Any) -> PlatformReport | None:
     if raw is None:
         return None
@@ -96,7 +126,19 @@ def _platform(raw: Any) -> PlatformReport | None:
         data.get("invalid"),
         str(data.get("status", "")),
         tuple(str(d) for d in data.get("diagnostics", ())),
+        data.get("audience_lower"),
+        data.get("audience_upper"),
+        str(data.get("match_rate", "")),
     )
+
+
+def _person_delivery(r: Sequence[Any]) -> PersonDelivery:
+    ident, destination, kind, name, segment, status = r[0], r[1], r[2], r[3], r[4], r[5]
+    attempts, created, updated, error, platform = r[6], r[7], r[8], r[9], r[10]
+    return PersonDelivery(
+        int(ident), destination, kind, name, segment, status, int(attempts), int(created),
+        int(updated or created), error, _platform(platform),
+    )  # fmt: skip
 
 
 def _run(r: Sequence[Any]) -> Run:
@@ -165,6 +207,63 @@ class RunStore:
             errors = self._errors(conn, [r.id for r in runs])
         more = len(rows) > limit
         return RunPage(runs, runs[-1].id if more else None, errors)
+
+    def totals(self, since_us: int) -> dict[str, RunCounts]:
+        """Per destination, the sums of the counts of its runs started since ``since_us``
+        (alert rules' reject rate, ``/metrics``)."""
+        sums = ", ".join(f"SUM({name})" for name in _COUNTS)
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                f"SELECT destination, {sums} FROM delivery_runs WHERE started_us >= ? "
+                "GROUP BY destination",
+                (since_us,),
+            ).fetchall()
+        return {r[0]: RunCounts(*(int(v or 0) for v in r[1:])) for r in rows}
+
+    def last_started(self) -> dict[str, int]:
+        """Per destination, when its latest run started (µs)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT destination, MAX(started_us) FROM delivery_runs GROUP BY destination"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def volume(self, destination: str, since_us: int, bucket_us: int) -> list[Volume]:
+        """Per time bucket (``started_us // bucket_us``) since ``since_us``, what the
+        destination's runs delivered and how many rows failed (rejected, retried, dead)."""
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT started_us / ? AS bucket, SUM(added + removed + updated + events), "
+                "SUM(rejected + retried + dead) FROM delivery_runs "
+                "WHERE destination = ? AND started_us >= ? GROUP BY bucket ORDER BY bucket",
+                (bucket_us, destination, since_us),
+            ).fetchall()
+        return [Volume(int(r[0]), int(r[1] or 0), int(r[2] or 0)) for r in rows]
+
+    def of_person(
+        self, person_id: str, destinations: Sequence[str], limit: int = 50
+    ) -> list[PersonDelivery]:
+        """The deliveries about one person to ``destinations``, newest first: to where,
+        what, its status, and the platform's answer of the run of its latest attempt (the
+        person's page; the destinations lead the ``deliveries_person`` index)."""
+        if not destinations:
+            return []
+        marks = ",".join("?" * len(destinations))
+        with self.store.reader() as reader:
+            conn: Any = reader.conn  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT d.id, d.destination, d.kind, d.name, d.segment, d.status, d.attempts, "
+                "d.created_us, d.updated_us, d.last_error, r.platform FROM deliveries d "
+                "LEFT JOIN delivery_attempts a ON a.id = (SELECT MAX(x.id) FROM "
+                "delivery_attempts x WHERE x.delivery_id = d.id) "
+                "LEFT JOIN delivery_runs r ON r.id = a.run_id "
+                f"WHERE d.destination IN ({marks}) AND d.person_id = ? ORDER BY d.id DESC LIMIT ?",
+                (*destinations, person_id, max(1, min(limit, MAX_PAGE))),
+            ).fetchall()
+        return [_person_delivery(r) for r in rows]
 
     @staticmethod
     def _errors(conn: Any, run_ids: Sequence[int]) -> dict[int, list[RowError]]:

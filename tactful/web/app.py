@@ -26,8 +26,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
+from tactful.alerts.metrics import AlertCollector
+from tactful.alerts.service import Alerter, run_alerts
 from tactful.config import Settings
-from tactful.delivery.metrics import CircuitCollector
+from tactful.delivery.metrics import DeliveryCollector
 from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
 from tactful.destinations.event_schemas import SCHEMAS
 from tactful.engine import Engine
@@ -307,7 +309,10 @@ def create_app(
     metric_set.watch_store(ctx.store_figures)
     if settings.destinations:
         names = [d.name for d in settings.destinations]
-        metric_set.registry.register(CircuitCollector(engine.store, names))
+        metric_set.registry.register(DeliveryCollector(engine.store, names))
+    alerter = Alerter(settings, engine.store) if settings.alerts else None
+    if alerter is not None:
+        metric_set.registry.register(AlertCollector(alerter))
     sidebar = SidebarState(
         ctx, wall, sessions=Sessions(_session_secret(engine)), transport=destination_transport
     )
@@ -333,6 +338,8 @@ def create_app(
                 settings, engine.store, transport=destination_transport, round_wait=ROUND_WAIT
             )
             tasks.append(asyncio.create_task(_deliverer(worker, deliver_seconds)))
+        if alerter is not None:
+            tasks.append(asyncio.create_task(run_alerts(alerter)))
         if freeze_gc:
             gc.collect()
             gc.freeze()
@@ -346,6 +353,8 @@ def create_app(
             await asyncio.to_thread(writer.stop)
             if worker is not None:
                 worker.close()
+            if alerter is not None:
+                alerter.close()
             sidebar.close()
 
     routes = [

@@ -446,7 +446,7 @@ def meta_ops(requests: list[Any]) -> list[tuple[str, str, int]]:
     in the order it applied them."""
     ops = []
     for r in requests:
-        if r.status != 200:
+        if r.status != 200 or r.method == "GET":  # GET: a read of the audience's size
             continue
         form = dict(parse_qsl(r.body.decode(), keep_blank_values=True))
         data = orjson.loads(form["payload"])

@@ -3,6 +3,7 @@ naming the person each concerns, identifiers masked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +93,83 @@ def test_runs_are_paged(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_an_unknown_destination_is_404(client: TestClient) -> None:
     assert client.get("/destinations/nope").status_code == 404
+
+
+def test_the_platforms_last_reading_is_shown(w: World, client: TestClient) -> None:
+    """Issue 21 §3: the audience size and match rate the platform last reported."""
+    import orjson
+
+    from tactful.delivery import platform
+
+    reading = {
+        "at_us": 1_796_000_000_000_000,
+        "report": {"audience_lower": 1200, "audience_upper": 1300, "match_rate": "61-70%"},
+    }
+    with w.engine.store.transaction() as tx:
+        tx.set_meta(platform.meta_key("hook"), orjson.dumps(reading).decode())
+    text = client.get("/destinations/hook").text
+    assert '<dd class="audience-size">1,200–1,300</dd>' in text
+    assert '<dd class="match-rate">61-70%</dd>' in text
+
+
+def test_a_chart_of_volume_and_errors_per_hour(w: World, client: TestClient) -> None:
+    """Issue 21 §2: the destination's rows per hour, delivered and failed, as inline SVG
+    (no script: the dashboard's CSP allows none)."""
+    from tactful.store.runs import RunStore
+
+    text = client.get("/destinations/hook").text
+    assert '<svg class="chart volume"' in text and "<script" not in text
+    runs = RunStore(w.engine.store).page("hook").runs
+    delivered = sum(r.counts.events for r in runs)
+    failed = sum(r.counts.rejected + r.counts.retried + r.counts.dead for r in runs)
+    assert delivered > 0 and failed == 1
+    buckets = re.findall(r'<g class="bucket" data-bucket="\d+"><title>([^<]+)</title>', text)
+    assert buckets, text
+    totals = [re.search(r"(\d+) delivered, (\d+) failed", b) for b in buckets]
+    assert sum(int(m[1]) for m in totals if m) == delivered
+    assert sum(int(m[2]) for m in totals if m) == failed
+
+
+def test_the_dry_run_button_lists_what_would_be_sent_and_sends_nothing(
+    w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21 §4: ``sync --dry-run`` from the destination page."""
+    from tactful.web.dashboard import destination
+    from tests.dashboard.test_routes import csrf_of
+
+    hook = Answering("hook", "webhook", kinds=("event",))
+    monkeypatch.setattr(  # the world's webhook, recording (its configured one is a stub)
+        destination,
+        "DeliveryWorker",
+        lambda settings, store: DeliveryWorker(settings, store, destinations={"hook": hook}),
+    )
+    w.engine.apply([ticket(1, at(10), "solved", requester_id=1)])  # something owed now
+    page = client.get("/destinations/hook").text
+    assert 'action="/destinations/hook/dry-run"' in page
+    forged = client.post("/destinations/hook/dry-run", data={"csrf": "forged"})
+    assert forged.status_code == 403
+    r = client.post("/destinations/hook/dry-run", data={"csrf": csrf_of(page)})
+    assert r.status_code == 200
+    assert 'id="dry-run"' in r.text
+    found = re.search(r'<dd data-kind="event">(\d+)</dd>', r.text)
+    assert found is not None and int(found[1]) >= 1
+    with w.engine.store.reader() as reader:
+        unrouted = reader.conn.execute(  # type: ignore[attr-defined]
+            "SELECT COUNT(*) FROM outbox WHERE routed = 0"
+        ).fetchone()[0]
+    assert unrouted >= 1 and hook.sent == []  # nothing routed, nothing sent
+    missing = client.post("/destinations/nope/dry-run", data={"csrf": csrf_of(page)})
+    assert missing.status_code == 404
+
+
+def test_the_person_page_lists_every_delivery_about_them(w: World, client: TestClient) -> None:
+    """Issue 21 §2: from a person's page, every delivery about them and the platform's
+    answer (its latest attempt's run)."""
+    text = client.get(f"/people/{person_of(w.engine)}").text
+    rows = cells(text, "deliveries")
+    assert rows, text
+    rejected = [r for r in rows if r[6] == "HTTP 422: bad event"]
+    assert len(rejected) == 1 and rejected[0][0] == "hook" and rejected[0][2] == "dead"
+    assert "received" in rejected[0][5] and "1 invalid" in rejected[0][5]
+    assert all(r[0] == "hook" for r in rows) and len(rows) >= 4
+    assert 'href="/destinations/hook"' in text

@@ -13,7 +13,7 @@ import pytest
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations import registry
-from tactful.destinations.base import Destination, Identifiers, Item, ItemKind
+from tactful.destinations.base import Destination, Identifiers, Item, ItemKind, report_of
 from tactful.destinations.customerio import CustomerIODestination, create
 from tactful.destinations.fakes.customerio import FakeCustomerIO
 from tactful.destinations.profiles import ProfileActions, ProfileError, ulid_for
@@ -187,6 +187,11 @@ def test_per_entry_refusal_does_not_sink_the_batch(vendor: Any) -> None:
     assert [o.kind for o in outcomes] == ["ok", "reject", "ok"]
     assert "event name" in outcomes[1].error and outcomes[1].status == 207
     assert fake.person("person3@example.com") is not None
+    # Customer.io's own answer, for the sync run (issue 21 §2): reasons, never the values
+    report = report_of(outcomes)
+    assert report is not None
+    assert (report.received, report.invalid, report.status) == (3, 1, "207 Multi-Status")
+    assert report.diagnostics and all("x" * 101 not in d for d in report.diagnostics)
 
 
 def test_unusable_items_are_skipped_or_rejected_without_a_request(vendor: Any) -> None:

@@ -318,3 +318,20 @@ def test_config_names_missing_keys_and_bad_account_types() -> None:
     assert {key for key, _ in incomplete.problems()} >= {"operating_account_id", "refresh_token"}
     with pytest.raises(ValueError, match="audience_id"):
         registry.create(incomplete)
+
+
+def test_audience_report_waits_for_processing_then_reports_the_match_rate(google: Any) -> None:
+    """Issue 21 §3: the worker's periodic reading feeds Google's diagnostics into sync runs."""
+    from tactful.destinations.google_datamanager import match_rate_text
+
+    fake, dest = google
+    fake.google_users.update({email(0), email(1), email(2)})
+    assert [o.kind for o in dest.send([item(i) for i in range(4)])] == ["ok"] * 4
+    assert dest.audience_report() is None  # still PROCESSING: kept for the next reading
+    assert len(dest.request_ids) == 1
+    report = dest.audience_report()
+    assert report is not None
+    assert (report.status, report.received, report.match_rate) == ("SUCCESS", 4, "71-80%")
+    assert dest.request_ids == [] and dest.audience_report() is None  # reported once
+    assert match_rate_text("MATCH_RATE_RANGE_LESS_THAN_20") == "less than 20%"
+    assert match_rate_text("MATCH_RATE_RANGE_UNKNOWN") == ""

@@ -94,6 +94,7 @@ def test_dry_run_lists_what_would_be_sent_and_sends_nothing(
 
         # the real sync sends what the preview listed
         report = run(capsys, config, "sync")
-        # one request per webhook event, one batch for Meta's add (the same loopback host)
-        assert servers["ok"].requests == events + 1
+        # one request per webhook event, one batch for Meta's add and one reading of the
+        # audience's size (issue 21 §3; the same loopback host)
+        assert servers["ok"].requests == events + 2
         assert report["skipped"] >= 1

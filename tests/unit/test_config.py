@@ -683,7 +683,7 @@ def test_starter_segments_behave_as_documented() -> None:
 def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> None:
     lines = []
     for line in starter_config_text().splitlines():
-        m = re.fullmatch(r"# (\[\[destinations\]\]|[a-z_]+ = .*)", line)
+        m = re.fullmatch(r"# (\[\[(?:destinations|alert_channels|alerts)\]\]|[a-z_]+ = .*)", line)
         lines.append(m.group(1) if m else line)
     text = "\n".join(lines)
     names = set(re.findall(r'"env:([A-Z0-9_]+)"', text))
@@ -691,8 +691,10 @@ def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> N
     environ = {name: "x-" + name.lower() for name in names}
     environ["TACTFUL_WEBHOOK_SECRET"] = WHSEC
     environ["TACTFUL_DB_URL"] = "postgresql://u:p@h/db"
+    environ["SLACK_ALERTS_WEBHOOK"] = "https://hooks.slack.com/services/T0/B0/x"
     s = settings_from_toml(text, environ=environ)
     assert len(s.destinations) == 13
+    assert [(a.name, a.notify) for a in s.alerts] == [("dead_letters", ["ops-slack"])]
     assert s.zendesk.subdomain == "yourbrand" and s.identity.default_region == "US"
     assert s.consent.fields == {"ads": "marketing_ads_consent", "email": "marketing_email_consent"}
     assert {d.type for d in s.destinations} == {
@@ -713,7 +715,7 @@ def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> N
         settings_from_toml(text, environ={})
     assert all("is not set" in e for e in info.value.errors)
     live = "\n".join(line.split("#")[0] for line in lines)
-    assert len(info.value.errors) == len(re.findall(r'"env:[A-Z0-9_]+"', live)) == 24
+    assert len(info.value.errors) == len(re.findall(r'"env:[A-Z0-9_]+"', live)) == 25
 
 
 def test_starter_config_is_documented() -> None:

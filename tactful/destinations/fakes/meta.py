@@ -18,6 +18,13 @@ an optional ``session`` (JSON ``session_id``, ``batch_seq``, ``last_batch_flag``
 
 Members are stored per audience as the set of their non-blank ``(key, value)`` pairs; a
 removal drops every member sharing a pair with a removed row. ``snapshot()`` returns them.
+
+``GET /{version}/{audience_id}?fields=…`` reads the Custom Audience
+(https://developers.facebook.com/documentation/ads-commerce/marketing-api/reference/custom-audience):
+``id``, ``name``, and ``approximate_count_lower_bound`` / ``approximate_count_upper_bound``
+(Meta gives the size as a range; the fake's range is the member count rounded down and up to
+two significant digits, or ``matched`` members when a test sets it); same token and unknown-
+audience errors.
 """
 
 from __future__ import annotations
@@ -85,9 +92,11 @@ class FakeMeta:
         self.requests: list[RecordedRequest] = []
         self._faults: deque[tuple[int, int | None]] = deque()
         self._throttles: deque[int] = deque()
+        self.matched: int | None = None  # the size Meta reports (default: the members)
         self.app = Starlette(
             routes=[
-                Route("/{version}/{audience_id}/users", self._users, methods=["POST", "DELETE"])
+                Route("/{version}/{audience_id}/users", self._users, methods=["POST", "DELETE"]),
+                Route("/{version}/{audience_id}", self._audience, methods=["GET"]),
             ]
         )
 
@@ -136,13 +145,58 @@ class FakeMeta:
             )
         return response
 
-    def _handle(self, request: Request, params: dict[str, str]) -> Response:
-        if self._faults:
-            return _fault(*self._faults.popleft())
+    async def _audience(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        with self.lock:
+            response: Response
+            try:
+                if self._faults:  # injected faults hit the next request, whichever it is
+                    raise _Injected(_fault(*self._faults.popleft()))
+                if self._throttles:
+                    self._throttles.popleft()
+                    raise GraphError(17, "User request limit reached", 2446079, is_transient=True)
+                members = self._members(request, params, "get")
+                size = len(members) if self.matched is None else self.matched
+                lower, upper = _bounds(size)
+                known = {
+                    "id": request.path_params["audience_id"],
+                    "name": "Tactful audience",
+                    "approximate_count_lower_bound": lower,
+                    "approximate_count_upper_bound": upper,
+                }
+                fields = (params.get("fields") or "id").split(",")
+                response = JSONResponse({f: known[f] for f in fields if f in known})
+            except GraphError as exc:
+                response = JSONResponse({"error": exc.body}, status_code=400)
+            except _Injected as injected:
+                response = injected.response
+            self.requests.append(
+                RecordedRequest(
+                    "GET", request.url.path, dict(request.headers), b"", response.status_code
+                )
+            )
+        return response
+
+    def _members(self, request: Request, params: dict[str, str], verb: str) -> set[Member]:
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         token = params.get("access_token") or (bearer if scheme.lower() == "bearer" else "")
         if token != self.access_token:
             raise GraphError(190, "Invalid OAuth access token - Cannot parse access token")
+        audience_id = request.path_params["audience_id"]
+        members = self.audiences.get(audience_id)
+        if members is None:
+            raise GraphError(
+                100,
+                f"Unsupported {verb} request. Object with ID '{audience_id}' does not exist, "
+                "cannot be loaded due to missing permissions, or does not support this operation",
+                33,
+            )
+        return members
+
+    def _handle(self, request: Request, params: dict[str, str]) -> Response:
+        if self._faults:
+            return _fault(*self._faults.popleft())
+        self._members(request, params, "post")  # token first, as Meta checks it
         if self._throttles:
             minutes = self._throttles.popleft()
             usage = [{"type": "custom_audience", "estimated_time_to_regain_access": minutes}]
@@ -150,14 +204,7 @@ class FakeMeta:
             error = GraphError(17, "User request limit reached", 2446079, is_transient=True)
             return JSONResponse({"error": error.body}, status_code=400, headers=headers)
         audience_id = request.path_params["audience_id"]
-        members = self.audiences.get(audience_id)
-        if members is None:
-            raise GraphError(
-                100,
-                f"Unsupported post request. Object with ID '{audience_id}' does not exist, "
-                "cannot be loaded due to missing permissions, or does not support this operation",
-                33,
-            )
+        members = self._members(request, params, "post")
         schema, data = _payload(params.get("payload"), self.max_rows)
         session = _session(params.get("session"))
         rows, samples = _rows(schema, data)
@@ -192,6 +239,21 @@ class FakeMeta:
                 "result in a low audience size.",
             )
         members.difference_update(gone)
+
+
+class _Injected(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("injected fault")
+        self.response = response
+
+
+def _bounds(size: int) -> tuple[int, int]:
+    """``size`` rounded down and up to two significant digits (Meta reports a range)."""
+    if size < 100:
+        return size, size
+    step = 10 ** (len(str(size)) - 2)
+    lower = size // step * step
+    return lower, lower if lower == size else lower + step
 
 
 def _fault(status: int, retry_after: int | None) -> Response:

@@ -4,12 +4,17 @@ the platform's answer to each, and the row-level errors with the person each con
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from tactful.delivery import platform
+from tactful.delivery.preview import Preview, preview
 from tactful.delivery.store import DeliveryStore
+from tactful.delivery.worker import DeliveryWorker
+from tactful.destinations.base import PlatformReport
 from tactful.store.runs import RowError, Run, RunStore
 from tactful.web.context import WebContext
-from tactful.web.dashboard import people
+from tactful.web.dashboard import people, volume
 from tactful.web.dashboard.people import Label
 
 RUNS_PER_PAGE = 25
@@ -42,6 +47,11 @@ class DestinationPage:
     runs: list[Run]
     next_before: int | None
     errors: list[ErrorRow] = field(default_factory=list)
+    # an ad audience: the platform's last reading (when, what) and Tactful's member count
+    platform_read: tuple[int, PlatformReport] | None = None
+    members: int | None = None
+    chart: str = ""  # SVG: volume and errors per hour (``volume.volume_chart``)
+    preview: Preview | None = None  # a dry run asked from the page
 
 
 def destination_page(ctx: WebContext, name: str, before: int | None) -> DestinationPage | None:
@@ -62,6 +72,16 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
         for run in page.runs
         for e in page.errors.get(run.id, [])
     ]
+    now_us = time.time_ns() // 1000
+    since = volume.window(now_us)[0] * volume.BUCKET_US
+    volumes = RunStore(ctx.engine.store).volume(name, since, volume.BUCKET_US)
+    chart = volume.volume_chart(
+        f"{name}: rows per hour, last {volume.HOURS} hours", volumes, now_us
+    )
+    members = None
+    if config.segment is not None:
+        with ctx.engine.store.reader() as reader:
+            members = reader.segment_counts().get(config.segment, (0, 0))[0]
     return DestinationPage(
         name,
         config.type,
@@ -71,4 +91,16 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
         page.runs,
         page.next_before,
         errors,
+        platform.latest(ctx.engine.store, name),
+        members,
+        chart,
     )
+
+
+def dry_run(ctx: WebContext, name: str) -> Preview:
+    """What ``tactful sync --dry-run`` lists for this destination now (sends nothing)."""
+    worker = DeliveryWorker(ctx.settings, ctx.engine.store)
+    try:
+        return preview(worker, only=name)[name]
+    finally:
+        worker.close()

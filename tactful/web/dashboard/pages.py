@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from tactful.core import codec
 from tactful.store.records import from_us
+from tactful.store.runs import PersonDelivery
 from tactful.web.dashboard.charts import DAY_US, bar_chart, interval_chart, line_chart
 from tactful.web.dashboard.data import Overview
 from tactful.web.dashboard.destination import DestinationPage
@@ -99,17 +100,26 @@ def people(
     )
 
 
-def person(p: dict[str, Any], label: Label, rules: dict[str, str], now: datetime) -> str:
-    """``rules``: segment name → its ``when``."""
-    _, at_text = _moments(now)
+def person(
+    p: dict[str, Any],
+    label: Label,
+    rules: dict[str, str],
+    now: datetime,
+    deliveries: Sequence[PersonDelivery] = (),
+) -> str:
+    """``rules``: segment name → its ``when``; ``deliveries``: every delivery about the
+    person, newest first, with the platform's answer (``RunStore.of_person``)."""
+    at_us, at_text = _moments(now)
     return render(
         "dashboard/person.html",
         p=p,
         label=label,
         rules=rules,
         at_text=at_text,
+        at_us=at_us,
         words=words,
         kind_words=LABEL_WORDS,
+        deliveries=deliveries,
     )
 
 
@@ -134,7 +144,14 @@ def segment(s: SegmentPage, after: str | None, now: datetime, tried: Preview | N
 
 def destination(d: DestinationPage, before: int | None, now: datetime, csrf: str) -> str:
     at_us, _ = _moments(now)
-    return render("dashboard/destination.html", d=d, before=before, at_us=at_us, csrf=csrf)
+    return render(
+        "dashboard/destination.html",
+        d=d,
+        before=before,
+        at_us=at_us,
+        csrf=csrf,
+        chart=Markup(d.chart),
+    )
 
 
 def _answer_chart(h: Headline) -> str:

@@ -25,6 +25,7 @@ from tactful.config import MASK
 from tactful.core import codec
 from tactful.engine import Engine
 from tactful.store.records import from_us
+from tactful.store.runs import RunStore
 from tactful.views import clock_of, person_json
 from tactful.web.context import WebContext
 from tactful.web.dashboard import data, layout, pages, replay
@@ -38,7 +39,7 @@ from tactful.web.dashboard.auth import (
     Session,
     safe_next,
 )
-from tactful.web.dashboard.destination import destination_page
+from tactful.web.dashboard.destination import destination_page, dry_run
 from tactful.web.receiver import BodyTooLarge, read_limited
 from tactful.web.security import auth_failed, client_key, throttled
 
@@ -234,7 +235,9 @@ def _person(ctx: WebContext, person_id: str) -> str | None:
     if found is None:
         return None
     rules = {s.name: s.when for s in ctx.settings.segments}
-    return pages.person(found, label, rules, now)
+    names = [d.name for d in ctx.settings.destinations]
+    deliveries = RunStore(ctx.engine.store).of_person(pid, names)
+    return pages.person(found, label, rules, now, deliveries)
 
 
 def _int(text: str | None, default: int = 1) -> int:
@@ -309,6 +312,24 @@ async def destination(request: Request, gate: Gate) -> Response:
     return _page(request, gate, f"Destination {name}", body)
 
 
+async def destination_dry_run(request: Request, gate: Gate) -> Response:
+    """The destination's page with what a sync would send to it now (sends nothing)."""
+    try:
+        form = await _form(request)
+    except BodyTooLarge:
+        return PlainTextResponse("413 body too large", 413)
+    if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
+        return PlainTextResponse("403 bad CSRF token: reload the page", 403)
+    ctx = _ctx(request)
+    name = request.path_params["name"]
+    found = await asyncio.to_thread(destination_page, ctx, name, None)
+    if found is None:
+        return _page(request, gate, "Destination", '<p class="bad">No such destination.</p>', 404)
+    found.preview = await asyncio.to_thread(dry_run, ctx, name)
+    body = pages.destination(found, None, from_us(data.now_us(None)), gate.csrf)
+    return _page(request, gate, f"Destination {name}", body)
+
+
 async def config(request: Request, gate: Gate) -> Response:
     settings = _ctx(request).settings
     masked = settings.masked()
@@ -365,6 +386,7 @@ def routes() -> list[BaseRoute]:
         Route("/segments", guarded(segments), methods=["GET"]),
         Route("/segments/{name}", guarded(segment), methods=["GET"]),
         Route("/destinations/{name}", guarded(destination), methods=["GET"]),
+        Route("/destinations/{name}/dry-run", guarded(destination_dry_run), methods=["POST"]),
         Route("/config", guarded(config), methods=["GET"]),
         Route("/retry", guarded(retry), methods=["POST"]),
         Route("/replay/preview", guarded(replay_preview), methods=["POST"]),

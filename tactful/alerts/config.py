@@ -1,0 +1,279 @@
+"""``[[alerts]]`` (rules over delivery health) and ``[[alert_channels]]`` (where they go).
+
+Like ``[[destinations]]``: the keys every entry has are fields here, and the keys of its
+kind (``when`` for a rule, ``type`` for a channel) are checked by that kind's own model
+(unknown keys refused, each value typed), through ``problems()``, which ``tactful.config``
+calls with the cross-entry checks (channel and destination names exist).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tactful.config_models import Section, check_http_url
+from tactful.core.rules import parse_duration
+
+When = Literal["dead_letters", "circuit_open", "lag", "reject_rate", "no_success"]
+ChannelType = Literal["slack", "email", "webhook"]
+Severity = Literal["warning", "critical"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as '15m', got {value!r}")
+    return parse_duration(value)
+
+
+class _Kind(BaseModel):
+    """The keys of one ``when``: ``for`` (how long the condition must hold before the alert
+    fires) and, for most, ``above`` (the threshold)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    hold: timedelta = Field(default=timedelta(0), alias="for")
+
+    @field_validator("hold", mode="before")
+    @classmethod
+    def _hold(cls, value: Any) -> Any:
+        return _duration(value)
+
+
+class DeadLetters(_Kind):
+    """More than ``above`` dead letters (rows that will not be retried) are waiting."""
+
+    above: int = Field(default=0, ge=0)
+
+
+class CircuitOpen(_Kind):
+    """The destination's circuit breaker is not closed (nothing, or only probes, sent)."""
+
+    hold: timedelta = Field(default=timedelta(minutes=5), alias="for")
+
+
+class Lag(_Kind):
+    """The oldest pending row has waited longer than ``above`` (freshness)."""
+
+    above: timedelta = timedelta(minutes=15)
+
+    _above = field_validator("above", mode="before")(_duration)
+
+
+class RejectRate(_Kind):
+    """More than ``above`` (a fraction) of the rows the destination answered in the last
+    ``window`` were rejected; judged once at least ``min_rows`` were answered."""
+
+    above: float = Field(default=0.05, gt=0, lt=1)
+    window: timedelta = timedelta(hours=1)
+    min_rows: int = Field(default=20, ge=1)
+
+    _window = field_validator("window", mode="before")(_duration)
+
+
+class NoSuccess(_Kind):
+    """Nothing was delivered for longer than ``above`` while rows waited."""
+
+    above: timedelta = timedelta(hours=1)
+
+    _above = field_validator("above", mode="before")(_duration)
+
+
+KINDS: dict[str, type[_Kind]] = {
+    "dead_letters": DeadLetters,
+    "circuit_open": CircuitOpen,
+    "lag": Lag,
+    "reject_rate": RejectRate,
+    "no_success": NoSuccess,
+}
+
+
+class SlackChannel(BaseModel):
+    """A Slack (or Slack-compatible) incoming webhook: its URL holds the secret."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+
+    _url = field_validator("url")(check_http_url)
+
+
+class EmailChannel(BaseModel):
+    """SMTP: ``security`` ``starttls`` (port 587), ``tls`` (465) or ``none`` (a relay on
+    this machine or network only)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not _EMAIL.fullmatch(value.strip()):
+            raise ValueError(f"not an email address: {value!r}")
+        return value.strip()
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _EMAIL.fullmatch(v.strip())]
+        if bad:
+            raise ValueError(f"not email addresses: {', '.join(map(repr, bad))}")
+        return [v.strip() for v in value]
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class WebhookChannel(BaseModel):
+    """Any HTTPS endpoint, signed like the ``webhook`` destination (Standard Webhooks)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    secret: str
+
+    _url = field_validator("url")(check_http_url)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        from tactful.destinations.standard_webhooks import check_sending_secret
+
+        check_sending_secret(value)
+        return value
+
+
+CHANNELS: dict[str, type[BaseModel]] = {
+    "slack": SlackChannel,
+    "email": EmailChannel,
+    "webhook": WebhookChannel,
+}
+
+
+def _problems(model: type[BaseModel], data: dict[str, Any], what: str) -> list[tuple[str, str]]:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        out: list[tuple[str, str]] = []
+        for err in exc.errors(include_url=False):
+            key = ".".join(str(p) for p in err["loc"]) or "<entry>"
+            if err["type"] == "extra_forbidden":
+                known = sorted(
+                    f.alias or name for name, f in model.model_fields.items() if name != "hold"
+                )
+                known = ["for", *known] if "hold" in model.model_fields else known
+                close = difflib.get_close_matches(key, known, 1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                out.append((key, f"unknown key for {what} ({hint}its keys: {', '.join(known)})"))
+            elif err["type"] == "missing":
+                out.append((key, f"is required for {what}"))
+            else:
+                out.append((key, str(err["msg"]).removeprefix("Value error, ")))
+        return out
+    return []
+
+
+def _collect(cls: type[BaseModel], data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    known = set(cls.model_fields) - {"params"}
+    out = {k: v for k, v in data.items() if k in known}
+    out["params"] = {k: v for k, v in data.items() if k not in known}
+    return out
+
+
+class AlertSettings(Section):
+    """One ``[[alerts]]`` rule: ``when`` (its kind), the ``destinations`` it watches
+    (default: every one), the ``notify`` channels, ``repeat`` (re-notify while it still
+    fires; default never), ``severity``, and its kind's keys (``above``, ``for``, …)."""
+
+    name: str
+    when: When
+    notify: list[str] = Field(min_length=1)
+    destinations: list[str] | None = None
+    repeat: timedelta | None = None
+    severity: Severity = "warning"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params(cls, data: Any) -> Any:
+        return _collect(cls, data)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
+        return value
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _repeat(cls, value: Any) -> Any:
+        return None if value is None else _duration(value)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return _problems(KINDS[self.when], self.params, f"when = '{self.when}'")
+
+    @cached_property
+    def kind(self) -> _Kind:
+        """The typed keys of its ``when`` (valid once ``problems()`` is empty)."""
+        return KINDS[self.when].model_validate(self.params)
+
+
+class AlertChannelSettings(Section):
+    """One ``[[alert_channels]]`` entry: ``name``, ``type`` and the type's keys."""
+
+    SECRET_KEYS: ClassVar[frozenset[str]] = frozenset({"password", "secret"})
+
+    name: str
+    type: ChannelType
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params(cls, data: Any) -> Any:
+        return _collect(cls, data)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
+        return value
+
+    def problems(self) -> list[tuple[str, str]]:
+        return _problems(CHANNELS[self.type], self.params, f"type = '{self.type}'")
+
+    @property
+    def config(self) -> BaseModel:
+        """The typed keys of its ``type`` (valid once ``problems()`` is empty)."""
+        return CHANNELS[self.type].model_validate(self.params)
+
+    def masked(self) -> dict[str, Any]:
+        """Its keys for display: secrets masked, and the Slack URL (which is one) too."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        for key, value in self.params.items():
+            secret = key in self.SECRET_KEYS or (self.type == "slack" and key == "url")
+            out[key] = "********" if secret and value else value
+        return out
