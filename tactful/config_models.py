@@ -95,6 +95,9 @@ class ZendeskSettings(Section):
     app_public_key: str | None = None
     app_audience: str | None = None  # the sidebar JWT's expected ``aud`` (checked when set)
     high_value_tag: str | None = None  # Zendesk user tag for value score 4 (sidebar)
+    # The sidebar offers to add the proof of an agent action to the ticket as a private
+    # note (an internal comment through the Tickets API; needs email and api_token).
+    private_notes: bool = False
 
     @field_validator("subdomain")
     @classmethod
@@ -114,6 +117,11 @@ class ZendeskSettings(Section):
     def _token_needs_email(self) -> ZendeskSettings:
         if self.api_token and not self.email:
             raise ValueError("api_token needs email (the agent the token authenticates)")
+        if self.private_notes and not (self.api_token and (self.subdomain or self.base_url)):
+            raise ValueError(
+                "private_notes needs the Zendesk API: subdomain (or base_url), email and "
+                "api_token (the agent the notes are written as)"
+            )
         return self
 
     @property

@@ -1,6 +1,5 @@
-"""SQL the sidebar needs: the person's latest deliveries with their last attempt, and the
-``agent_actions`` log (migration 5), whose unique idempotency key makes double clicks
-harmless."""
+"""The ``agent_actions`` log of the sidebar (migration 5), whose unique idempotency key makes
+double clicks harmless (what the tools were told is a store port: ``store.pages``)."""
 
 from __future__ import annotations
 
@@ -22,39 +21,6 @@ def _conn(handle: Any) -> Any:
     return handle.conn
 
 
-@dataclass(frozen=True)
-class SentChange:
-    """One change sent (or owed) to a destination for a person, with its last attempt."""
-
-    destination: str
-    kind: str  # audience_add | audience_remove | profile | event | erase
-    name: str
-    segment: str
-    status: str  # pending | done | skipped | failed | dead
-    updated_us: int
-    last_error: str
-    http_status: int | None  # of the last attempt; None before any or without HTTP
-
-
-def recent_changes(reader: Any, person_id: str, limit: int = 8) -> list[SentChange]:
-    """The person's latest deliveries, newest first, each with its last attempt's HTTP
-    status."""
-    rows = (
-        _conn(reader)
-        .execute(
-            "SELECT d.destination, d.kind, d.name, d.segment, d.status, d.updated_us, "
-            "d.last_error, (SELECT a.status FROM delivery_attempts a WHERE a.delivery_id = d.id "
-            "ORDER BY a.id DESC LIMIT 1) FROM deliveries d WHERE d.person_id = ? "
-            "ORDER BY d.id DESC LIMIT ?",
-            (person_id, limit),
-        )
-        .fetchall()
-    )
-    return [
-        SentChange(r[0], r[1], r[2], r[3] or "", r[4], int(r[5]), r[6] or "", r[7]) for r in rows
-    ]
-
-
 def begin_action(
     store: Store,
     key: str,
@@ -66,8 +32,11 @@ def begin_action(
     email: str,
     action: str,
     params: dict[str, Any],
+    retry_failed: bool = False,
 ) -> ActionRow | None:
-    """Claim ``key``: None when claimed now (go ahead), else the earlier row (do nothing)."""
+    """Claim ``key``: None when claimed now (go ahead), else the earlier row (do nothing).
+    ``retry_failed``: an earlier row that ``failed`` is claimed again (a refusal changed
+    nothing, so trying again cannot do it twice)."""
     with store.transaction() as tx:
         conn = _conn(tx)
         cur = conn.execute(
@@ -79,6 +48,14 @@ def begin_action(
         )
         if cur.rowcount == 1:
             return None
+        if retry_failed:
+            again = conn.execute(
+                "UPDATE agent_actions SET status = 'running', agent = ?, at_us = ?, "
+                "updated_us = ? WHERE idempotency_key = ? AND status = 'failed'",
+                (agent, at_us, at_us, key),
+            )
+            if again.rowcount == 1:
+                return None
         row = conn.execute(
             "SELECT idempotency_key, status, result FROM agent_actions WHERE idempotency_key = ?",
             (key,),
@@ -99,11 +76,39 @@ def actions_of(reader: Any, person_id: str, limit: int = 20) -> list[dict[str, A
     rows = (
         _conn(reader)
         .execute(
-            "SELECT at_us, agent, action, params, status, result FROM agent_actions "
+            "SELECT at_us, agent, action, params, status, result, id FROM agent_actions "
             "WHERE person_id = ? ORDER BY id DESC LIMIT ?",
             (person_id, limit),
         )
         .fetchall()
     )
-    keys = ("at_us", "agent", "action", "params", "status", "result")
+    keys = ("at_us", "agent", "action", "params", "status", "result", "id")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def action_by_id(store: Store, action_id: int) -> dict[str, Any] | None:
+    with store.reader() as reader:
+        row = (
+            _conn(reader)
+            .execute(
+                "SELECT id, at_us, account, person_id, action, status, result "
+                "FROM agent_actions WHERE id = ?",
+                (action_id,),
+            )
+            .fetchone()
+        )
+    keys = ("id", "at_us", "account", "person_id", "action", "status", "result")
+    return None if row is None else dict(zip(keys, row, strict=True))
+
+
+def notes_of(reader: Any, person_id: str) -> dict[int, str]:
+    """Action id → the status of its private note (done, running, unconfirmed, failed)."""
+    rows = (
+        _conn(reader)
+        .execute(
+            "SELECT params, status FROM agent_actions WHERE person_id = ? AND action = 'note'",
+            (person_id,),
+        )
+        .fetchall()
+    )
+    return {int(json.loads(params)["of"]): status for params, status in rows}
