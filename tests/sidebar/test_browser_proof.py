@@ -69,7 +69,7 @@ def served(request: Any, tmp_path: Path) -> Iterator[tuple[World, ZendeskSimulat
 def test_proof_and_private_note_in_a_browser(
     served: tuple[World, ZendeskSimulator, str, int],
 ) -> None:
-    w, sim, url, window = served
+    _, sim, url, window = served
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
