@@ -411,6 +411,15 @@ class ApiSettings(Section):
     # Cookies' Secure flag: true always, false never; unset: when the request came over https
     # (directly, or through a proxy uvicorn trusts: --forwarded-allow-ips).
     secure_cookies: bool | None = None
+    # The dashboard shows emails and phones masked (a••@example.com, +1•••••••23); only the
+    # logins named in ``show_identifiers_to`` ("token": the [api] token, "password": the
+    # dashboard password) see them in full. ``mask_identifiers = false``: everyone does.
+    mask_identifiers: bool = True
+    show_identifiers_to: list[Literal["token", "password"]] = []
+
+    def shows_identifiers(self, role: str) -> bool:
+        """Whether a dashboard session logged in as ``role`` sees identifiers in full."""
+        return not self.mask_identifiers or role in self.show_identifiers_to
 
     @model_validator(mode="after")
     def _metrics_auth_needs_token(self) -> ApiSettings:
