@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
-from tactful.store.pages import PagesReads
+from tactful.store.pages import PagesReads, PagesWrites
 
 IdentKey = tuple[str, str]  # (kind, normalized value)
 
@@ -72,7 +72,7 @@ class OutboxRow:
     payload: bytes
 
 
-class Tx(Protocol):
+class Tx(PagesWrites, Protocol):
     """One unit of work; all writes commit together or not at all."""
 
     # meta and clock

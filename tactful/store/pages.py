@@ -1,10 +1,16 @@
-"""Store ports of the agent sidebar's proof: what each destination was told about a person,
-with the last attempt and what the platform itself said about the sync run that carried it
-(portable SQL; ``SqlQueries`` mixes ``PagesQueries`` in, ``Reader`` declares
-``PagesReads``)."""
+"""Store ports of the pages (portable SQL; ``SqlQueries`` mixes ``PagesQueries`` in,
+``Reader`` declares ``PagesReads`` and ``Tx`` ``PagesWrites``):
+
+- the agent sidebar's proof: what each destination was told about a person, with the last
+  attempt and what the platform itself said about the sync run that carried it;
+- Zendesk user names (migration 15, ``user_names``): kept from ``UserSeen.name``, the latest
+  per user; the dashboard finds people by them and shows them beside the identifier.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +47,22 @@ class PagesReads(Protocol):
     def sent_changes(
         self, person_id: str, limit: int = 8, since_us: int | None = None
     ) -> list[SentChange]: ...
+    def persons_named(self, text: str, limit: int = 1000) -> list[str]: ...
+    def names_of(self, person_ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+
+class PagesWrites(Protocol):
+    def save_user_names(self, rows: Iterable[tuple[int, str, int]]) -> None: ...
+
+
+def fold(name: str) -> str:
+    """A name as searches compare it: case-folded (any script), spaces collapsed."""
+    return re.sub(r"\s+", " ", name).strip().casefold()
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _count(value: Any) -> int | None:
@@ -94,3 +116,46 @@ class PagesQueries:
             )
             for r in rows
         ]
+
+    def save_user_names(self, rows: Iterable[tuple[int, str, int]]) -> None:
+        """(Zendesk user id, name, at_us): the latest name of each user wins, whatever the
+        order the events come in."""
+        self.conn.executemany(
+            "INSERT INTO user_names (zendesk_user_id, name, folded, at_us) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (zendesk_user_id) DO UPDATE SET name = excluded.name, "
+            "folded = excluded.folded, at_us = excluded.at_us "
+            "WHERE excluded.at_us >= user_names.at_us",
+            [(user_id, name, fold(name), at_us) for user_id, name, at_us in rows],
+        )
+
+    def persons_named(self, text: str, limit: int = 1000) -> list[str]:
+        """Persons one of whose Zendesk users' names contains ``text`` (case-insensitive,
+        spaces collapsed)."""
+        needle = fold(text)
+        if not needle:
+            return []
+        rows = self.conn.execute(
+            "SELECT DISTINCT i.person_id FROM user_names n JOIN identifiers i "
+            "ON i.kind = 'zendesk_user_id' AND i.value = CAST(n.zendesk_user_id AS TEXT) "
+            "WHERE n.folded LIKE ? ESCAPE '\\' ORDER BY i.person_id LIMIT ?",
+            (_like(needle), limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def names_of(self, person_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The names of each person's Zendesk users, newest first."""
+        out: dict[str, list[str]] = {pid: [] for pid in person_ids}
+        if not person_ids:
+            return out
+        marks = ",".join("?" * len(person_ids))
+        rows = self.conn.execute(
+            "SELECT i.person_id, n.name FROM identifiers i JOIN user_names n "
+            "ON n.zendesk_user_id = CAST(i.value AS BIGINT) "
+            f"WHERE i.kind = 'zendesk_user_id' AND i.person_id IN ({marks}) "
+            "ORDER BY n.at_us DESC",
+            tuple(person_ids),
+        ).fetchall()
+        for pid, name in rows:
+            if name not in out[pid]:
+                out[pid].append(name)
+        return out

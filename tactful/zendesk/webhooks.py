@@ -79,6 +79,7 @@ _USER_EVENTS = {
     "user.merged",
     "user.tags_changed",
     "user.custom_field_changed",
+    "user.name_changed",  # event {current, previous}: the only user event that names the user
 }
 
 
@@ -242,6 +243,10 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
             value = ""
         if key is not None and not isinstance(value, dict | list):
             fields = ((str(key), str(value).lower() if isinstance(value, bool) else str(value)),)
+    full_name: str | None = None
+    if name == "user.name_changed":
+        current = event.get("current")
+        full_name = current.strip() if isinstance(current, str) and current.strip() else None
     if name == "user.external_id_changed":
         external_ids = [as_text(event.get("current"))]
     elif name == "user.active_changed":
@@ -265,6 +270,7 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
             active,
             tags,
             fields,
+            full_name,
         )
     ]
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from tactful.core.events import UserSeen
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import Outcome
 from tactful.sim.server import run_in_thread
-from tactful.testing import RecordingDestination
+from tactful.testing import RecordingDestination, at
 from tests.a11y import A11Y_PROBLEMS, csp_violations
 from tests.dashboard.helpers import EMAIL, PASSWORD, SHOW_ALL, STATES, World, person_of, world
 
@@ -40,6 +41,7 @@ def served_masked(tmp_path: Path) -> Iterator[tuple[World, str]]:
 
 def serve(tmp_path: Path, show: str | None) -> Iterator[tuple[World, str]]:
     w = world(tmp_path, states=STATES, show=show)
+    w.engine.apply([UserSeen("zendesk:user:1:named", at(6), 1, name="Ann Lee")])
     hook = RecordingDestination("hook", "webhook", kinds=("event",))
     hook.script = [Outcome("retry", "HTTP 503: try later", status=503)]  # a row error
     DeliveryWorker(w.settings, w.engine.store, destinations={"hook": hook}).sync()  # runs
@@ -132,7 +134,7 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
 
             # Look a person up: state, segments with since and rule, history.
             page.click("header >> text=People")
-            page.get_by_label("Email, phone, external id or Zendesk user id").fill(EMAIL)
+            page.get_by_label("Name, email, phone, external id or Zendesk user id").fill(EMAIL)
             page.get_by_role("button", name="Search").click()
             person = page.locator("section.person")
             expect(person.locator(".support-state")).to_have_text("open_issue")
@@ -141,6 +143,13 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
             expect(open_issue).to_contain_text("member")
             expect(open_issue).to_contain_text("has_open_ticket")
             expect(person.locator("table.history")).to_contain_text("entered")
+
+            # Search by a part of the name: the person, named.
+            page.goto(f"{url}/people")
+            page.get_by_label("Name, email, phone, external id or Zendesk user id").fill("lee")
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("table.people .name")).to_have_text(["Ann Lee"])
+            expect(page.locator("section.person #person-h")).to_contain_text("Ann Lee")
 
             # Filters: people in a support state.
             page.goto(f"{url}/people")
@@ -205,7 +214,7 @@ def test_every_page_fits_both_widths_and_is_accessible(
                     assert page.evaluate(A11Y_PROBLEMS) == [], where
                     # Identifiers masked on every page, as configured by default.
                     assert EMAIL not in page.content(), where
-                    masked = re.compile(r"^[a-z]\u2022\u2022@example\.com")
+                    masked = re.compile(r"^(Ann Lee · )?[a-z]\u2022\u2022@example\.com")
                     if name in ("people", "segment", "overview"):
                         expect(page.locator(".person-name").first).to_have_text(masked)
                     if name == "person":
