@@ -45,6 +45,8 @@ STATE_FIELDS: dict[str, FieldType] = {
     "health_at": "time",
     "promo_override_until": "time",
     "ticket_tags": "list",
+    "brand_id": "int",
+    "brand_ids": "list",
     "support_state": "str",
 }
 # ``[[states]]`` rules compute ``support_state``, so they cannot read it.

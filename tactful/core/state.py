@@ -18,6 +18,8 @@ Rules (product.md §3):
 | deleted ticket            | latest status ``deleted``: counts nowhere                          |
 | ticket owner              | the requester of the latest version                                |
 | risk                      | ``last_risk_at`` = max updated_at of versions whose reason is risky|
+| brand                     | ``brand_id``: the latest *known* brand (a version without one keeps|
+|                           | it) of the latest-created ticket; ``brand_ids``: the union         |
 | rating / health / consent | latest by (at, key) wins                                           |
 
 Everything folds with max/union, so the state is independent of arrival order.
@@ -45,6 +47,7 @@ MERGE_CHANNEL = "merge"
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 
 Observation = tuple[datetime, str]
+BrandSeen = tuple[datetime, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,9 @@ class TicketRecord:
     risk: bool
     last_risk_at: datetime | None
     observations: frozenset[Observation]
+    # The latest version that named a brand, as (updated_at, key, brand_id): trigger bodies
+    # carry no brand, so the brand is the latest *known* one, whichever version wins.
+    brand: BrandSeen | None = None
     # (status, last activity, last resolution), derived from the observations on first use:
     # a record is immutable, and the same one is read at every evaluation of its person.
     _derived: tuple[str | None, datetime | None, datetime | None] | None = field(
@@ -146,6 +152,7 @@ def _fingerprint(v: TicketVersion) -> tuple[Any, ...]:
         v.custom_fields,
         v.created_at,
         tuple((i.kind, i.value) for i in v.requester),
+        v.brand_id or 0,
     )
 
 
@@ -163,6 +170,7 @@ def apply_version(
     """Fold one ticket version (already classified into ``reason``/``risk``)."""
     observation = (version.updated_at, version.status)
     risk_at = version.updated_at if risk else None
+    seen = None if version.brand_id is None else (version.updated_at, version.key, version.brand_id)
     if record is None:
         return TicketRecord(
             ticket_id=version.ticket_id,
@@ -171,15 +179,27 @@ def apply_version(
             risk=risk,
             last_risk_at=risk_at,
             observations=frozenset((observation,)),
+            brand=seen,
         )
     last_risk_at = record.last_risk_at
     if risk_at is not None and (last_risk_at is None or risk_at > last_risk_at):
         last_risk_at = risk_at
     observations = record.observations | {observation}
+    brand = record.brand
+    if seen is not None and (brand is None or seen > brand):
+        brand = seen
     if record.version is None or _newer(version, record.version):
-        return TicketRecord(record.ticket_id, version, reason, risk, last_risk_at, observations)
+        return TicketRecord(
+            record.ticket_id, version, reason, risk, last_risk_at, observations, brand
+        )
     return TicketRecord(
-        record.ticket_id, record.version, record.reason, record.risk, last_risk_at, observations
+        record.ticket_id,
+        record.version,
+        record.reason,
+        record.risk,
+        last_risk_at,
+        observations,
+        brand,
     )
 
 
@@ -196,6 +216,7 @@ def apply_status_change(record: TicketRecord | None, event: TicketStatusChanged)
         record.risk,
         record.last_risk_at,
         record.observations | {observation},
+        record.brand,
     )
 
 
@@ -216,11 +237,17 @@ def pick_latest(current: Latest | None, candidate: Latest) -> Latest:
 
 
 def csat_score(rating: RatingGiven, *, good: int, bad: int) -> int:
-    if rating.score == "good":
+    """The 1-5 ``csat_score`` of a rating: ``good``/``bad`` as configured; a score on a
+    2-point scale likewise (1 bad, 2 good); on a 3-point scale 1, 3, 5; else as it is."""
+    score = rating.score
+    if score == "good" or (rating.scale == 2 and score == 2):
         return good
-    if rating.score == "bad":
+    if score == "bad" or (rating.scale == 2 and score == 1):
         return bad
-    return int(rating.score)
+    points = int(score)
+    if 2 < rating.scale < 5:
+        return 1 + round((points - 1) * 4 / (rating.scale - 1))
+    return points
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +330,8 @@ STATE_FIELD_NAMES = (
     "health",
     "health_at",
     "ticket_tags",
+    "brand_id",
+    "brand_ids",
     "promo_override_until",
     "support_state",
 )
@@ -351,6 +380,8 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
     last_ticket_at: datetime | None = None
     newest_created: tuple[datetime, int] | None = None
     ticket_reason: str | None = None
+    brand_id: int | None = None
+    brand_ids: set[str] = set()
     newest_updated: tuple[datetime, int] | None = None
     last_ticket_status: str | None = None
     last_activity_at: datetime | None = None
@@ -376,7 +407,10 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         if newest_created is None or created > newest_created:
             newest_created = created
             ticket_reason = record.reason
+            brand_id = None if record.brand is None else record.brand[2]
             last_ticket_at = version.created_at
+        if record.brand is not None:
+            brand_ids.add(str(record.brand[2]))
         if activity is not None:
             updated = (activity, record.ticket_id)
             if newest_updated is None or updated > newest_updated:
@@ -404,4 +438,6 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         "refund_risk": refund_risk,
         "last_refund_at": last_refund_at,
         "ticket_tags": sorted(open_tags),
+        "brand_id": brand_id,
+        "brand_ids": sorted(brand_ids),
     }

@@ -18,7 +18,7 @@ import orjson
 from tactful.core import codec
 from tactful.core.events import Identifier, TicketVersion
 from tactful.core.segments import Membership
-from tactful.core.state import Latest, PersonFacts, TicketRecord
+from tactful.core.state import BrandSeen, Latest, PersonFacts, TicketRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -86,7 +86,9 @@ def _pt(value: str | None) -> datetime | None:
 
 
 def dump_ticket(record: TicketRecord) -> bytes:
-    """Compact positional form: [version, reason, risk, last_risk_at, observations]."""
+    """Compact positional form: [version, reason, risk, last_risk_at, observations, brand];
+    the version's last element, ``brand_id``, and the record's ``brand`` (the latest version
+    that named one: [updated_at, key, brand_id]) are absent from records written before them."""
     v = record.version
     version = None
     if v is not None:
@@ -103,13 +105,18 @@ def dump_ticket(record: TicketRecord) -> bytes:
             v.requester_id,
             [[i.kind, i.value] for i in v.requester],
             v.custom_fields,
+            v.brand_id,
         ]
-    blob = codec.exact(
-        orjson.dumps(
-            [version, record.reason, record.risk, record.last_risk_at, sorted(record.observations)],
-            option=orjson.OPT_UTC_Z,
-        )
-    )
+    fields: list[Any] = [
+        version,
+        record.reason,
+        record.risk,
+        record.last_risk_at,
+        sorted(record.observations),
+    ]
+    if record.brand is not None:
+        fields.append(list(record.brand))
+    blob = codec.exact(orjson.dumps(fields, option=orjson.OPT_UTC_Z))
     if _ticket_round_trips(record):
         _tickets.put((record.ticket_id, blob), record)
     return blob
@@ -133,6 +140,8 @@ def _ticket_round_trips(record: TicketRecord) -> bool:
             return False
     if record.last_risk_at is not None and record.last_risk_at.tzinfo is not UTC:
         return False
+    if record.brand is not None and record.brand[0].tzinfo is not UTC:
+        return False
     return all(at.tzinfo is UTC for at, _ in record.observations)
 
 
@@ -148,11 +157,13 @@ def load_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
 
 
 def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
-    raw, reason, risk, last_risk_at, observations = orjson.loads(blob)
+    raw, reason, risk, last_risk_at, observations, *rest = orjson.loads(blob)
     parse = codec.parse_time
     version = None
     if raw is not None:
-        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw
+        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw[
+            :12
+        ]
         updated_at = parse(updated)
         version = TicketVersion(
             key,
@@ -168,7 +179,14 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
             req,
             tuple(Identifier(k, val) for k, val in who),
             tuple((f, val) for f, val in cf),
+            raw[12] if len(raw) > 12 else None,  # brand_id: absent from records before it
         )
+    brand: BrandSeen | None = None
+    if rest:
+        at, key, brand_id = rest[0]
+        brand = (parse(at), key, brand_id)
+    elif version is not None and version.brand_id is not None:
+        brand = (version.updated_at, version.key, version.brand_id)  # written before ``brand``
     return TicketRecord(
         ticket_id,
         version,
@@ -176,6 +194,7 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
         risk,
         None if last_risk_at is None else parse(last_risk_at),
         frozenset((parse(at), status) for at, status in observations),
+        brand,
     )
 
 
