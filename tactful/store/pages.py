@@ -41,6 +41,7 @@ class SentChange:
     http_status: int | None  # of the last attempt; None before any or without HTTP
     attempt_us: int | None = None  # when the last attempt was made
     answer: RunAnswer | None = None  # the platform's own answer about that attempt's run
+    at_us: int = 0  # the change's time on the engine clock (``updated_us`` is the wall's)
 
 
 class PagesReads(Protocol):
@@ -87,13 +88,14 @@ class PagesQueries:
     def sent_changes(
         self, person_id: str, limit: int = 8, since_us: int | None = None
     ) -> list[SentChange]:
-        """The person's latest deliveries, newest first (changed at or after ``since_us``,
-        when given), each with its last attempt and that attempt's sync run's answer."""
-        since = "" if since_us is None else "AND d.updated_us >= ? "
+        """The person's latest deliveries, newest first (of changes at or after ``since_us``
+        on the engine clock, when given), each with its last attempt and that attempt's sync
+        run's answer."""
+        since = "" if since_us is None else "AND d.at_us >= ? "
         rows = self.conn.execute(
             "SELECT d.destination, d.kind, d.name, d.segment, d.status, d.updated_us, "
             "d.last_error, a.status, a.at_us, r.platform, "
-            "r.added + r.removed + r.updated + r.events + r.rejected "
+            "r.added + r.removed + r.updated + r.events + r.rejected, d.at_us "
             "FROM deliveries d "
             "LEFT JOIN delivery_attempts a ON a.id = "
             "(SELECT MAX(x.id) FROM delivery_attempts x WHERE x.delivery_id = d.id) "
@@ -113,6 +115,7 @@ class PagesQueries:
                 r[7],
                 None if r[8] is None else int(r[8]),
                 _answer(r[9], r[10]),
+                int(r[11]),
             )
             for r in rows
         ]

@@ -69,7 +69,7 @@ def served(request: Any, tmp_path: Path) -> Iterator[tuple[World, ZendeskSimulat
 def test_proof_and_private_note_in_a_browser(
     served: tuple[World, ZendeskSimulator, str, int],
 ) -> None:
-    _, sim, url, window = served
+    w, sim, url, window = served
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -107,11 +107,15 @@ def test_proof_and_private_note_in_a_browser(
             assert frame.evaluate(A11Y_PROBLEMS) == []
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-proof-{window}.png"))
+            w.deliver()  # the tools are told; the note's click shows it too
             proof.locator("button").dblclick()
             expect(side.locator(".flash.ok")).to_contain_text(
                 f"Private note added to ticket #{TICKET}."
             )
             expect(side.locator("#controls .proof")).to_have_attribute("data-note", "noted")
+            expect(side.locator("#controls .proof .since")).to_contain_text(
+                "Customer.io (cio) profile updated (delivered: Customer.io accepted it)"
+            )
             expect(side.locator("#controls .proof .noted")).to_have_text(
                 "On the ticket as a private note."
             )

@@ -188,3 +188,19 @@ def test_private_notes_need_the_zendesk_api() -> None:
 
     with pytest.raises(ConfigError, match="private_notes needs the Zendesk API"):
         settings_from_toml('[zendesk]\nsubdomain = "glowlab"\nprivate_notes = true\n', environ={})
+
+
+def test_the_last_action_shows_what_the_tools_were_told_since(w: World) -> None:
+    with TestClient(w.app) as client:
+        session = open_page(client)
+        act(client, session, "health", health="unsatisfied")
+        before = panel(client, session)
+        assert "Last action" in before and "The tools have not been told anything since." in before
+        w.deliver()
+        after = panel(client, session)
+    block = re.search(r'<div class="proof".*?</div>', after, re.S)
+    assert block, after
+    text = re.sub(r"<[^>]+>", "", block.group(0))
+    assert "Health set to unsatisfied." in text
+    assert "Customer.io (cio) profile updated (delivered: Customer.io accepted it)" in text
+    assert 'data-note=""' in block.group(0) and 'data-action="note"' not in block.group(0)

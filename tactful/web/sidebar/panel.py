@@ -66,9 +66,14 @@ class PanelData:
     notes: bool = False  # [zendesk] private_notes: actions can go on the ticket as proof
     noted: dict[int, str] = field(default_factory=dict)  # action id -> its note's status
 
+    @staticmethod
+    def provable(action: dict[str, Any]) -> bool:
+        """An action that was done (a note is not itself proven)."""
+        return bool(action["action"] != "note" and action["status"] == "done")
+
     def note_status(self, action: dict[str, Any]) -> str | None:
         """ "noted" (a note exists or may), "offer" (the agent can add one), or None."""
-        if action["action"] == "note" or action["status"] != "done":
+        if not self.provable(action):
             return None
         if self.noted.get(int(action["id"])) in NOTED:
             return "noted"
@@ -83,8 +88,16 @@ class PanelData:
 
     @property
     def last_action(self) -> dict[str, Any] | None:
-        """The latest action on the person that a note could prove."""
-        return next((a for a in self.actions if self.note_status(a) is not None), None)
+        """The latest action on the person that was done."""
+        return next((a for a in self.actions if self.provable(a)), None)
+
+    @property
+    def told_since_last(self) -> list[tuple[SentChange, str, str, Phrase]]:
+        """What the tools were told since the last action, oldest first: its confirmation."""
+        last = self.last_action
+        if last is None:
+            return []
+        return [t for t in reversed(self.sent) if t[0].at_us >= int(last["at_us"])]
 
     @property
     def lead(self) -> Phrase:
