@@ -113,6 +113,7 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
             on_rating=feed.rating,
             suppressed=feed.suppressed,
         )
+        feed.users([sim.user_api(c.user_id) for c in story.cast])
         _banner(say, options, base_url, keys, config_path, fakes)
         began = time.monotonic()
         _catch_up(story, feed, fakes, options, stop, say, until=now, began=began)

@@ -1,6 +1,7 @@
 """The live demo compresses time for the report (issue 23): it plays ``history_days`` of the
 story as fast as it goes before running live, so the report's 30-day window has passed for
 the launch's people within a minute, with treated and holdout members measured on both sides.
+The customers reach Tactful with their names (the people page finds them by name).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ def test_the_demo_has_a_report_within_a_minute(tmp_path: Path) -> None:
     store = open_store(settings.store.url)
     try:
         report = build_report(store, settings, segment="suppress_promos")
+        with store.reader() as reader:
+            named = reader.persons_named("a")  # the customers came with their names
     finally:
         store.close()
+    assert len(named) > 50
     (suppress,) = report.segments
     assert suppress.measured_treated >= 30 and suppress.measured_holdout >= 5, suppress
     unsubscribe = next(m for m in suppress.metrics if m.name == "unsubscribe")
