@@ -82,15 +82,19 @@ class _Unchanged:
 
 
 def test_esp_actions_are_confirmed_by_reading_the_profile_back(w: World) -> None:
+    w.cio.add_topic(1, "Promotions")
     with TestClient(w.app) as client:
         session = open_page(client)
+        assert 'data-list="topic_1"' in panel(client, session)
+        removed = act(client, session, "remove-list", idem="idem-0003", list_id="topic_1")
+        assert "cio confirms: the profile is no longer on that list." in removed.text
         done = act(client, session, "optout", opted_out="true")
         assert "cio confirms: the profile reads opted out." in done.text
         state = w.app.state.sidebar
         state._esp = _Unchanged(state.esp())
         again = act(client, session, "optout", idem="idem-0002", opted_out="false")
     assert again.status_code == 200
-    assert "cio accepted it, but the profile does not read subscribed yet." in again.text
+    assert "cio accepted it, but does not show yet that the profile reads subscribed." in again.text
 
 
 @pytest.fixture

@@ -168,14 +168,17 @@ async def _perform(
                 state,
                 email,
                 lambda p: p is not None and p.opted_out is wanted,
-                "opted out" if wanted else "subscribed",
+                f"the profile reads {'opted out' if wanted else 'subscribed'}",
             )
             return Result(True, f"{email} {word} at {state.esp_name}. {shown}", email)
         if action == "remove-list":
             list_id = params["list_id"]
             await state.call_esp(lambda esp: esp.remove_from_list(email, list_id))
             shown = await _read_back(
-                state, email, lambda p: p is not None and list_id not in p.lists, "not on it"
+                state,
+                email,
+                lambda p: p is not None and list_id not in p.lists,
+                "the profile is no longer on that list",
             )
             return Result(True, f"Removed from list {list_id}. {shown}", email)
         return await _change_email(state, email, params["new_email"], person_id, now, key)
@@ -190,7 +193,9 @@ async def _change_email(
 ) -> Result:
     """ESP first (the profile keeps its data), then the Zendesk user, then Tactful."""
     await state.call_esp(lambda esp: esp.change_email(old, new))
-    shown = await _read_back(state, new, lambda p: p is not None and p.email == new, new)
+    shown = await _read_back(
+        state, new, lambda p: p is not None and p.email == new, f"the profile is at {new}"
+    )
     zendesk_id = _zendesk_user_id(state, person_id)
     if zendesk_id is None:
         return Result(
@@ -235,15 +240,17 @@ async def _read_back(
     expected: str,
 ) -> str:
     """The ESP's own word on a change it accepted (it answered 2xx: a refusal raises): the
-    profile read back from it."""
+    profile read back from it, and whether it shows ``expected``."""
     name = state.esp_name
     try:
         profile = await state.call_esp(lambda esp: esp.read_profile(email))
     except (ProfileError, EspUnavailable) as exc:
         return f"{name} accepted it; reading the profile back failed ({exc})."
     if done(profile):
-        return f"{name} confirms: the profile reads {expected}."
-    return f"{name} accepted it, but the profile does not read {expected} yet."
+        return f"{name} confirms: {expected}."
+    if profile is None:
+        return f"{name} accepted it, but has no profile for {email} when asked back."
+    return f"{name} accepted it, but does not show yet that {expected}."
 
 
 def _zendesk_user_id(state: SidebarState, person_id: str | None) -> int | None:
