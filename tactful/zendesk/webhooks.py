@@ -79,7 +79,10 @@ _USER_EVENTS = {
     "user.merged",
     "user.tags_changed",
     "user.custom_field_changed",
-    "user.name_changed",  # event {current, previous}: the only user event that names the user
+    # event {current, previous}: the only user event that names the user; the detail object
+    # of user events has no name (developer.zendesk.com/api-reference/webhooks/event-types/
+    # user-events/)
+    "user.name_changed",
 }
 
 
