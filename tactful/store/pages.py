@@ -4,11 +4,14 @@
 - the agent sidebar's proof: what each destination was told about a person, with the last
   attempt and what the platform itself said about the sync run that carried it;
 - Zendesk user names (migration 15, ``user_names``): kept from ``UserSeen.name``, the latest
-  per user; the dashboard finds people by them and shows them beside the identifier.
+  per user; the dashboard finds people by them and shows them beside the identifier;
+- the sidebar's ``agent_actions`` log (migration 5), whose unique idempotency key makes a
+  double click act once.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,16 +47,48 @@ class SentChange:
     at_us: int = 0  # the change's time on the engine clock (``updated_us`` is the wall's)
 
 
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """An agent action claimed earlier: its key, status and what it said."""
+
+    key: str
+    status: str
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What an agent action records when it is claimed."""
+
+    key: str
+    at_us: int
+    agent: str
+    account: str
+    person_id: str | None
+    email: str
+    action: str
+    params: dict[str, Any]
+
+
+_ACTION_KEYS = ("at_us", "agent", "action", "params", "status", "result", "id")
+_BY_ID_KEYS = ("id", "at_us", "account", "person_id", "action", "status", "result")
+
+
 class PagesReads(Protocol):
     def sent_changes(
         self, person_id: str, limit: int = 8, since_us: int | None = None
     ) -> list[SentChange]: ...
     def persons_named(self, text: str, limit: int = 1000) -> list[str]: ...
     def names_of(self, person_ids: Sequence[str]) -> dict[str, list[str]]: ...
+    def actions_of(self, person_id: str, limit: int = 20) -> list[dict[str, Any]]: ...
+    def action_by_id(self, action_id: int) -> dict[str, Any] | None: ...
+    def notes_of(self, person_id: str) -> dict[int, str]: ...
 
 
 class PagesWrites(Protocol):
     def save_user_names(self, rows: Iterable[tuple[int, str, int]]) -> None: ...
+    def claim_action(self, claim: Claim, *, retry_failed: bool = False) -> ActionRow | None: ...
+    def finish_action(self, key: str, status: str, result: str, at_us: int) -> None: ...
 
 
 def fold(name: str) -> str:
@@ -162,3 +197,65 @@ class PagesQueries:
             if name not in out[pid]:
                 out[pid].append(name)
         return out
+
+    # -- the sidebar's agent actions ---------------------------------------------------------
+    def claim_action(self, claim: Claim, *, retry_failed: bool = False) -> ActionRow | None:
+        """Claim ``claim.key``: None when claimed now (go ahead), else the earlier row (do
+        nothing). ``retry_failed``: an earlier row that ``failed`` is claimed again (a refusal
+        changed nothing, so trying again cannot do it twice)."""
+        c = claim
+        cur = self.conn.execute(
+            "INSERT INTO agent_actions (idempotency_key, at_us, agent, account, person_id, "
+            "email, action, params, status, result, updated_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', '', ?) "
+            "ON CONFLICT (idempotency_key) DO NOTHING",
+            (c.key, c.at_us, c.agent, c.account, c.person_id, c.email, c.action,
+             json.dumps(c.params), c.at_us),
+        )  # fmt: skip
+        if cur.rowcount == 1:
+            return None
+        if retry_failed:
+            again = self.conn.execute(
+                "UPDATE agent_actions SET status = 'running', agent = ?, at_us = ?, "
+                "updated_us = ? WHERE idempotency_key = ? AND status = 'failed'",
+                (c.agent, c.at_us, c.at_us, c.key),
+            )
+            if again.rowcount == 1:
+                return None
+        row = self.conn.execute(
+            "SELECT idempotency_key, status, result FROM agent_actions WHERE idempotency_key = ?",
+            (c.key,),
+        ).fetchone()
+        return ActionRow(row[0], row[1], row[2])
+
+    def finish_action(self, key: str, status: str, result: str, at_us: int) -> None:
+        self.conn.execute(
+            "UPDATE agent_actions SET status = ?, result = ?, updated_us = ? "
+            "WHERE idempotency_key = ?",
+            (status, result, at_us, key),
+        )
+
+    def actions_of(self, person_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The person's agent actions, newest first."""
+        rows = self.conn.execute(
+            "SELECT at_us, agent, action, params, status, result, id FROM agent_actions "
+            "WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+            (person_id, limit),
+        ).fetchall()
+        return [dict(zip(_ACTION_KEYS, r, strict=True)) for r in rows]
+
+    def action_by_id(self, action_id: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT id, at_us, account, person_id, action, status, result "
+            "FROM agent_actions WHERE id = ?",
+            (action_id,),
+        ).fetchone()
+        return None if row is None else dict(zip(_BY_ID_KEYS, row, strict=True))
+
+    def notes_of(self, person_id: str) -> dict[int, str]:
+        """Action id → the status of its private note (done, running, unconfirmed, failed)."""
+        rows = self.conn.execute(
+            "SELECT params, status FROM agent_actions WHERE person_id = ? AND action = 'note'",
+            (person_id,),
+        ).fetchall()
+        return {int(json.loads(params)["of"]): status for params, status in rows}

@@ -21,7 +21,6 @@ from tactful.views import resolve_key
 from tactful.web.present import At, Phrase, moment, words
 from tactful.web.sidebar import proof
 from tactful.web.sidebar.notes import NOTED
-from tactful.web.sidebar.records import actions_of, notes_of
 from tactful.web.sidebar.state import EspUnavailable, SidebarState
 from tactful.web.sidebar.summary import SegmentWords, label_of, lead, segment_words
 from tactful.web.templating import render as render_template
@@ -141,8 +140,8 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
         row = reader.load_persons([pid]).get(pid)
         sent = reader.sent_changes(pid)
         data.score = value_score(getattr(reader, "conn", None), pid, now)
-        data.actions = actions_of(reader, pid)
-        data.noted = notes_of(reader, pid)
+        data.actions = reader.actions_of(pid)
+        data.noted = reader.notes_of(pid)
     data.notes = ctx.settings.zendesk.private_notes
     if row is None:
         data.person_id, data.problem = None, f"Tactful has no record of {email}"
