@@ -155,6 +155,7 @@ class Batch:
         self.merge_survivors: set[str] = set()
         self.erasures: dict[str, tuple[datetime, str]] = {}
         self.outcome_rows: list[tuple[str, OutcomeRecorded]] = []
+        self.user_names: dict[int, tuple[str, int]] = {}  # Zendesk user -> (name, at_us)
         self.touched: set[str] = set()
 
     # -- identity phase -------------------------------------------------------------------
@@ -340,6 +341,11 @@ class Batch:
             return self._apply_status(event)
         if owner is None:
             return set()
+        if isinstance(event, UserSeen) and event.name:
+            at_us = to_us(event.at)
+            known = self.user_names.get(event.zendesk_user_id)
+            if known is None or at_us >= known[1]:
+                self.user_names[event.zendesk_user_id] = (event.name, at_us)
         deletion = isinstance(event, UserDeleted) or (
             isinstance(event, UserSeen) and not event.active
         )
@@ -633,6 +639,8 @@ class Batch:
 
     def flush(self) -> None:
         tx = self.tx
+        # Names first: an erasure in this batch then takes them too.
+        tx.save_user_names((u, name, at_us) for u, (name, at_us) in sorted(self.user_names.items()))
         for pid in sorted(self.told):
             self._tell_history(pid)
         self.erase()

@@ -97,6 +97,9 @@ class ZendeskSettings(Section):
     app_public_key: str | None = None
     app_audience: str | None = None  # the sidebar JWT's expected ``aud`` (checked when set)
     high_value_tag: str | None = None  # Zendesk user tag for value score 4 (sidebar)
+    # The sidebar offers to add the proof of an agent action to the ticket as a private
+    # note (an internal comment through the Tickets API; needs email and api_token).
+    private_notes: bool = False
 
     @field_validator("subdomain")
     @classmethod
@@ -116,6 +119,11 @@ class ZendeskSettings(Section):
     def _token_needs_email(self) -> ZendeskSettings:
         if self.api_token and not self.email:
             raise ValueError("api_token needs email (the agent the token authenticates)")
+        if self.private_notes and not (self.api_token and (self.subdomain or self.base_url)):
+            raise ValueError(
+                "private_notes needs the Zendesk API: subdomain (or base_url), email and "
+                "api_token (the agent the notes are written as)"
+            )
         return self
 
     @property
@@ -405,6 +413,15 @@ class ApiSettings(Section):
     # Cookies' Secure flag: true always, false never; unset: when the request came over https
     # (directly, or through a proxy uvicorn trusts: --forwarded-allow-ips).
     secure_cookies: bool | None = None
+    # The dashboard shows emails and phones masked (a••@example.com, +1•••••••23); only the
+    # logins named in ``show_identifiers_to`` ("token": the [api] token, "password": the
+    # dashboard password) see them in full. ``mask_identifiers = false``: everyone does.
+    mask_identifiers: bool = True
+    show_identifiers_to: list[Literal["token", "password"]] = []
+
+    def shows_identifiers(self, role: str) -> bool:
+        """Whether a dashboard session logged in as ``role`` sees identifiers in full."""
+        return not self.mask_identifiers or role in self.show_identifiers_to
 
     @model_validator(mode="after")
     def _metrics_auth_needs_token(self) -> ApiSettings:

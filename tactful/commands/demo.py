@@ -35,6 +35,14 @@ def register(sub: Any) -> None:
         help="simulated hours per real second (default 1)",
     )
     p.add_argument(
+        "--history-days",
+        type=float,
+        default=35.0,
+        metavar="DAYS",
+        help="simulated days played as fast as possible before the live part, so that the "
+        "report's 30-day window has passed for the launch (default 35; 0: none)",
+    )
+    p.add_argument(
         "--duration",
         type=float,
         default=None,
@@ -62,11 +70,14 @@ def cmd_demo(app: App) -> int:
         raise CommandError("--persons is for --offline; the live demo takes --customers N")
     if args.customers < 1 or args.speed <= 0 or (args.duration is not None and args.duration <= 0):
         raise CommandError("--customers, --speed and --duration must be positive")
+    if not 0 <= args.history_days <= 365:
+        raise CommandError("--history-days must be between 0 and 365")
     options = DemoOptions(
         port=args.port,
         directory=Path(args.dir),
         customers=args.customers,
         speed=args.speed,
+        history_days=args.history_days,
         duration=args.duration,
     )
     try:

@@ -90,7 +90,9 @@ class UserSeen:
     """A Zendesk user (export row or webhook) with its identities at ``updated_at``.
 
     ``fields`` holds user fields (``user_fields`` in Zendesk) as strings; consent can be
-    read from them. ``tags`` are the user's tags.
+    read from them. ``tags`` are the user's tags. ``name`` is the user's name (the users
+    export and API give it; the webhooks only in ``user.name_changed``): the dashboard
+    finds people by it.
     """
 
     key: str
@@ -102,6 +104,7 @@ class UserSeen:
     active: bool = True
     tags: tuple[str, ...] = ()
     fields: tuple[tuple[str, str], ...] = ()
+    name: str | None = None  # the user's name, when the source gives it
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,15 @@ class Feed:
         self.webhooks.collect()  # keep the order: the ticket's change first
         self.webhooks.enqueue(orjson.dumps({"satisfaction_rating": rating}), "rating")
 
+    def users(self, users: list[dict[str, Any]]) -> None:
+        """The customers as Zendesk lists them (``{"users": [...]}``, as the users API and
+        export give them, names included), signed like the webhooks: Tactful knows everyone,
+        by name too, before their first ticket."""
+        self.webhooks.collect()
+        for start in range(0, len(users), BATCH):
+            body = orjson.dumps({"users": users[start : start + BATCH]})
+            self.webhooks.enqueue(body, "users")
+
     def send(self, outcomes: list[dict[str, Any]]) -> None:
         for delivery in self.webhooks.deliver_pending():
             self.counts[f"webhooks_{delivery.state}"] += 1

@@ -2,8 +2,14 @@
 
 ``run_demo(options)`` writes a demo config into ``options.directory`` (a fresh SQLite store,
 generated secrets), starts the fake vendors and the Tactful app on ``127.0.0.1:port`` with
-the engine clock following the simulated clock, then plays the story at ``speed`` simulated
-hours per real second until Ctrl-C / SIGTERM (or ``duration`` seconds), and stops everything.
+the engine clock following the simulated clock, then plays the story and stops everything
+at Ctrl-C / SIGTERM (or after ``duration`` seconds).
+
+Time is compressed so that the measurement report has something to show within minutes:
+the story begins ``history_days`` before now and those days are played as fast as the
+machine goes (each simulated hour is sent before the next is played, so what Tactful did
+shapes what happens next), then it goes on live, ``speed`` simulated hours per real second.
+The report's 30-day window has then passed for the people who entered during the launch.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class DemoOptions:
     directory: Path = Path("demo-data")
     customers: int = 300
     speed: float = 1.0  # simulated hours per real second
+    history_days: float = 35.0  # played as fast as possible before the live part
     duration: float | None = None  # real seconds; None: until Ctrl-C
     seed: int = 7
     step_seconds: float = 0.2
@@ -89,7 +96,8 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
         cleanup.callback(fakes.stop)
         config_path.write_text(demo_config_text(store_url, keys, fakes), encoding="utf-8")
         settings = load_settings(config_path)
-        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        start = now - timedelta(days=options.history_days)
         sim = ZendeskSimulator(start=start, seed=options.seed)
         store = open_store(settings.store.url)
         cleanup.callback(store.close)
@@ -105,8 +113,11 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
             on_rating=feed.rating,
             suppressed=feed.suppressed,
         )
+        feed.users([sim.user_api(c.user_id) for c in story.cast])
         _banner(say, options, base_url, keys, config_path, fakes)
-        _play(story, feed, fakes, options, stop, say)
+        began = time.monotonic()
+        _catch_up(story, feed, fakes, options, stop, say, until=now, began=began)
+        _play(story, feed, fakes, options, stop, say, began=began)
         say("stopping…")
     say("stopped.")
     return 0
@@ -139,18 +150,60 @@ def _banner(
         f"{base_url}/webhooks/zendesk")  # fmt: skip
     say(f"  fakes:      Meta audience (suppress_promos) {fakes.meta_url}, Customer.io "
         f"{fakes.cio_url}, Standard Webhooks receiver {fakes.hook_url}")  # fmt: skip
+    if options.history_days > 0:
+        say(
+            f"  history:    the first {options.history_days:g} simulated days are played as "
+            "fast as this machine goes, then it runs live (the report needs 30 days)"
+        )
     say("Press Ctrl-C to stop." if options.duration is None else f"Stops in {options.duration:g}s.")
 
 
+CATCH_UP_STEP = timedelta(hours=1)
+
+
+def _catch_up(
+    story: Story,
+    feed: Feed,
+    fakes: Fakes,
+    options: DemoOptions,
+    stop: threading.Event,
+    say: Say,
+    *,
+    until: datetime,
+    began: float,
+) -> None:
+    """Play the story up to ``until`` as fast as it goes, one simulated hour at a time: each
+    hour's webhooks and outcomes reach Tactful before the next hour is played."""
+    next_status = began + 1.0
+    while story.now() < until and not stop.is_set():
+        if options.duration is not None and time.monotonic() - began >= options.duration:
+            return
+        story.run_until(min(story.now() + CATCH_UP_STEP, until))
+        feed.send(story.take_outcomes())
+        if time.monotonic() >= next_status:
+            _status(say, story, feed, fakes)
+            next_status += options.status_seconds
+    if not stop.is_set() and story.now() >= until and options.history_days > 0:
+        took = time.monotonic() - began
+        say(f"history played ({options.history_days:g} simulated days in {took:.0f} s): live now")
+
+
 def _play(
-    story: Story, feed: Feed, fakes: Fakes, options: DemoOptions, stop: threading.Event, say: Say
+    story: Story,
+    feed: Feed,
+    fakes: Fakes,
+    options: DemoOptions,
+    stop: threading.Event,
+    say: Say,
+    *,
+    began: float,
 ) -> None:
     started = time.monotonic()
-    origin = story.start
+    origin = story.now()
     next_status = started + 1.0
     while not stop.is_set():
         elapsed = time.monotonic() - started
-        if options.duration is not None and elapsed >= options.duration:
+        if options.duration is not None and time.monotonic() - began >= options.duration:
             return
         story.run_until(origin + timedelta(hours=elapsed * options.speed))
         feed.send(story.take_outcomes())

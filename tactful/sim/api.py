@@ -334,6 +334,31 @@ async def show_ticket(sim: ZendeskSimulator, request: Request, p: dict[str, str]
     return json_response({"ticket": ticket})
 
 
+async def update_ticket(sim: ZendeskSimulator, request: Request, p: dict[str, str]) -> Response:
+    """Update Ticket, the comment part (``PUT /api/v2/tickets/{id}`` with ``{"ticket":
+    {"comment": {"body", "public"}}}``, which is how Zendesk adds comments:
+    https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/). A
+    comment is public unless ``public`` is false; closed tickets refuse updates (422).
+    Answers ``{"ticket", "audit"}`` like Zendesk."""
+    data = (await body_of(request)).get("ticket")
+    comment = data.get("comment") if isinstance(data, dict) else None
+    if not isinstance(comment, dict):
+        raise BadRequest("InvalidValue", 'this simulator updates comments only: {"ticket": '
+                         '{"comment": {...}}}')  # fmt: skip
+    body = comment.get("body") or comment.get("html_body")
+    if not isinstance(body, str) or not body.strip():
+        raise ValueError("Comment: body cannot be blank")
+    public = comment.get("public", True) is not False
+    ticket_id = int(p["ticket_id"])
+    with sim.lock:
+        if ticket_id not in sim.tickets or sim.tickets[ticket_id].status == "deleted":
+            raise LookupError(ticket_id)
+        ticket = sim.update_ticket(ticket_id, comment=body, public=public, via="Web service")
+        audit = sim.audits[-1]
+        shown = {"id": audit.id, "ticket_id": ticket_id, "author_id": audit.updater_id}
+    return json_response({"ticket": ticket, "audit": {**shown, "events": audit.children}})
+
+
 def _routes(sim: ZendeskSimulator) -> list[Route]:
     table: list[tuple[str, Handler, list[str]]] = [
         ("/api/v2/incremental/tickets/cursor.json", tickets_export, ["GET"]),
@@ -348,6 +373,7 @@ def _routes(sim: ZendeskSimulator) -> list[Route]:
         ("/api/v2/users/{user_id:int}/identities", user_identities, ["GET"]),
         ("/api/v2/users/{user_id:int}/identities/{identity_id:int}", user_identities, ["PUT"]),
         ("/api/v2/tickets/{ticket_id:int}", show_ticket, ["GET"]),
+        ("/api/v2/tickets/{ticket_id:int}", update_ticket, ["PUT"]),
         ("/api/v2/deleted_users", deleted_users, ["GET"]),
         *admin.ROUTES,
     ]

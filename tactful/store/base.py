@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
+from tactful.store.pages import PagesReads, PagesWrites
 
 IdentKey = tuple[str, str]  # (kind, normalized value)
 
@@ -71,7 +72,7 @@ class OutboxRow:
     payload: bytes
 
 
-class Tx(Protocol):
+class Tx(PagesWrites, Protocol):
     """One unit of work; all writes commit together or not at all."""
 
     # meta and clock
@@ -154,7 +155,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class Reader(Protocol):
+class Reader(PagesReads, Protocol):
     """Read-only queries for the CLI and the API (a consistent snapshot)."""
 
     def get_meta(self, key: str) -> str | None: ...

@@ -5,13 +5,14 @@ person's ``identifiers`` rows, and the person's tickets. The person's events are
 batches resolved to the person (``event_persons``) and those of the person's tickets
 (``event_tickets``), including the erase request itself.
 
-What goes: the person row, identifiers, tickets, memberships and their history, state
-changes, pending outbox rows and deliveries (the ad-audience ledger stays until the removal
-is delivered; a delivered row keeps no payload, its attempts no error text), the sidebar's
-agent actions about the person, the person's events, and raw documents: a document that only
-held the person's events (or a kept webhook body of one of the person's tickets) is deleted;
-a shared one (an export page, an API request with other persons' items) has the person's
-records dropped and every raw form of the person's identifiers replaced
+What goes: the person row, identifiers, the names of the person's Zendesk users
+(``user_names``), tickets, memberships and their history, state changes, pending outbox rows
+and deliveries (the ad-audience ledger stays until the removal is delivered; a delivered row
+keeps no payload, its attempts no error text), the sidebar's agent actions about the person,
+the person's events, and raw documents: a document that only held the person's events (or a
+kept webhook body of one of the person's tickets) is deleted; a shared one (an export page,
+an API request with other persons' items) has the person's records dropped and every raw
+form of the person's identifiers replaced
 (``tactful.store.redact``). What stays: one ``erasures`` row with when, who asked, an
 HMAC-SHA256 of the identifiers keyed with the store's own secret (meta ``erasure_key``), so
 "was X erased?" can be answered by whoever holds the store, without keeping X and without
@@ -147,6 +148,10 @@ def erase(
             "SELECT kind, value FROM identifiers WHERE person_id = ?", (person_id,)
         )
     ]
+    users = sorted({int(v) for k, v in idents if k == "zendesk_user_id" and v.isdigit()})
+    named = "SELECT name FROM user_names WHERE zendesk_user_id IN ({})"
+    names = [("name", str(n)) for (n,) in _in(conn, named, users)]
+    _run_in(conn, "DELETE FROM user_names WHERE zendesk_user_id IN ({})", users)
     tickets = {
         int(t)
         for (t,) in conn.execute("SELECT ticket_id FROM tickets WHERE person_id = ?", (person_id,))
@@ -162,7 +167,10 @@ def erase(
     deleted = _run_in(conn, "DELETE FROM events WHERE key IN ({})", keys)
     _run_in(conn, "DELETE FROM event_tickets WHERE ticket_id IN ({})", ticket_list)
     docs_deleted, docs_redacted = _documents(
-        conn, doc_ids, ticket_list, Erased.of([*idents, ("person_id", person_id)], ticket_list)
+        conn,
+        doc_ids,
+        ticket_list,
+        Erased.of([*idents, *names, ("person_id", person_id)], ticket_list),
     )
     for table in PERSON_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))

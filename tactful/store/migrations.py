@@ -394,6 +394,24 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        15,
+        "Zendesk user names, for finding people by name on the dashboard",
+        [
+            # The latest name of each Zendesk user (``UserSeen.name``); ``folded`` is the
+            # name case-folded with its spaces collapsed, what a search compares. Persons are
+            # reached through their ``zendesk_user_id`` identifiers (so merges need nothing);
+            # an erasure deletes the rows of the person's Zendesk users.
+            """CREATE TABLE user_names (
+                zendesk_user_id {bigint} PRIMARY KEY,
+                name TEXT NOT NULL,
+                folded TEXT NOT NULL,
+                at_us {bigint} NOT NULL)""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:

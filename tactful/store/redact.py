@@ -76,7 +76,7 @@ class Erased:
     identifiers: frozenset[tuple[str, str]]
     ticket_ids: frozenset[int]
     user_ids: frozenset[int] = field(init=False)
-    values: frozenset[str] = field(init=False)  # emails (lower case) and external ids
+    values: frozenset[str] = field(init=False)  # emails (lower case), external ids, names
     texts: tuple[re.Pattern[str], ...] = field(init=False)  # emails and phones inside text
     phone_digits: tuple[str, ...] = field(init=False)
 
@@ -86,7 +86,7 @@ class Erased:
         values = frozenset(
             v.lower() if k == "email" else v
             for k, v in ids
-            if k in ("email", "external_id", "person_id")
+            if k in ("email", "external_id", "person_id", "name")
         )
         texts = [re.compile(re.escape(v), re.IGNORECASE) for k, v in ids if k == "email"]
         phones = [v for k, v in ids if k == "phone"]

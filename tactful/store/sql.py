@@ -33,6 +33,7 @@ from tactful.store.base import (
 )
 from tactful.store.erasure import ErasureReport, erase
 from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
+from tactful.store.pages import PagesQueries
 
 # A replay's snapshot of the persons before it (``SqlTx.snapshot_persons``).
 BEFORE = "replay_before_"
@@ -84,7 +85,7 @@ def first_new(rows: Sequence[EventRow], new_keys: set[str]) -> list[bool]:
     return inserted
 
 
-class SqlQueries:
+class SqlQueries(PagesQueries):
     """Reads shared by the writer transaction and the read-only snapshot."""
 
     conn: Any  # Conn

@@ -8,6 +8,8 @@ from typing import Any
 import jinja2
 from starlette.templating import Jinja2Templates
 
+from tactful.web.dashboard.masking import mask
+
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("tactful.web", "templates"),
     autoescape=True,
@@ -15,6 +17,7 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+ENV.filters["ident"] = mask  # identifiers, masked unless the request may see them
 TEMPLATES = Jinja2Templates(env=ENV)
 
 

@@ -346,8 +346,10 @@ class ZendeskClient:
         params: Params | None = None,
         json: Any = None,
         endpoint: str | None = None,
+        attempts: int | None = None,
     ) -> _Response:
-        """One API call with retries. ``endpoint`` is the id-free name used in messages."""
+        """One API call with retries (``attempts``, when given, instead of the client's
+        ``max_attempts``). ``endpoint`` is the id-free name used in messages."""
         label = f"{method} {endpoint or path}"
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
@@ -390,7 +392,7 @@ class ZendeskClient:
                 attempt,
                 retry_after,
                 jitter=self.rand(),
-                max_attempts=self.max_attempts,
+                max_attempts=self.max_attempts if attempts is None else attempts,
             )
             if delay is None:
                 raise ZendeskError(
@@ -581,6 +583,25 @@ class ZendeskClient:
         data = _object(response, "PUT /api/v2/users/{id}/identities/{id}")
         identity = data.get("identity")
         return identity if isinstance(identity, dict) else {}
+
+    # -- tickets ------------------------------------------------------------------------------
+    def add_private_note(self, ticket_id: int, body: str) -> int | None:
+        """Add an internal note (``public: false``) to a ticket: Zendesk creates comments
+        through the Tickets API, ``PUT /api/v2/tickets/{id}`` with a ``comment`` object
+        (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/ and
+        .../tickets/tickets/#update-ticket). The update is not idempotent, so it is sent once:
+        no retry after a timeout or a 5xx, which may have added the note. Returns the audit
+        id Zendesk answers with (None when it gives none)."""
+        response = self.request(
+            "PUT",
+            f"/api/v2/tickets/{int(ticket_id)}",
+            json={"ticket": {"comment": {"body": body, "public": False}}},
+            endpoint="/api/v2/tickets/{id}",
+            attempts=1,
+        )
+        audit = _object(response, "PUT /api/v2/tickets/{id}").get("audit")
+        audit_id = audit.get("id") if isinstance(audit, dict) else None
+        return audit_id if isinstance(audit_id, int) else None
 
     # -- webhooks and triggers ----------------------------------------------------------------
     def _list(self, path: str, key: str, params: Params | None = None) -> list[dict[str, Any]]:

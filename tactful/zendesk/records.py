@@ -215,6 +215,7 @@ def user_seen(u: Obj, emails: tuple[str, ...] = (), phones: tuple[str, ...] = ()
         active=u.get("active") is not False,
         tags=tuple(x.lower() for x in tags if isinstance(x, str)) if tags else (),
         fields=tuple(fields),
+        name=next(iter(_texts(u.get("name"))), None),
     )
 
 

@@ -79,6 +79,10 @@ _USER_EVENTS = {
     "user.merged",
     "user.tags_changed",
     "user.custom_field_changed",
+    # event {current, previous}: the only user event that names the user; the detail object
+    # of user events has no name (developer.zendesk.com/api-reference/webhooks/event-types/
+    # user-events/)
+    "user.name_changed",
 }
 
 
@@ -242,6 +246,10 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
             value = ""
         if key is not None and not isinstance(value, dict | list):
             fields = ((str(key), str(value).lower() if isinstance(value, bool) else str(value)),)
+    full_name: str | None = None
+    if name == "user.name_changed":
+        current = event.get("current")
+        full_name = current.strip() if isinstance(current, str) and current.strip() else None
     if name == "user.external_id_changed":
         external_ids = [as_text(event.get("current"))]
     elif name == "user.active_changed":
@@ -265,6 +273,7 @@ def _user_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event
             active,
             tags,
             fields,
+            full_name,
         )
     ]
 

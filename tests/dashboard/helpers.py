@@ -32,12 +32,20 @@ when = "last_resolved_at within 7d"
 """
 
 
-def config(*, token: str | None = TOKEN, password: str | None = PASSWORD, states: str = "") -> str:
-    api = ""
-    if token or password:
-        api = "[api]\n"
-        api += f'token = "{token}"\n' if token else ""
-        api += f'dashboard_password = "{password}"\n' if password else ""
+SHOW_ALL = '["token", "password"]'  # the tests' logins see identifiers in full unless told
+
+
+def config(
+    *,
+    token: str | None = TOKEN,
+    password: str | None = PASSWORD,
+    states: str = "",
+    show: str | None = SHOW_ALL,
+) -> str:
+    api = "[api]\n"
+    api += f'token = "{token}"\n' if token else ""
+    api += f'dashboard_password = "{password}"\n' if password else ""
+    api += f"show_identifiers_to = {show}\n" if show else ""
     return f"""
 {api}
 [zendesk]
@@ -98,10 +106,12 @@ def world(
     token: str | None = TOKEN,
     password: str | None = PASSWORD,
     states: str = "",
+    show: str | None = SHOW_ALL,
 ) -> World:
     """Ann and Cy with an open ticket, Bob's solved; with ``states`` (``STATES``), Bob
     also has a second ticket solved later: a change of fields, not of support state."""
-    settings = settings_from_toml(config(token=token, password=password, states=states), environ={})
+    text = config(token=token, password=password, states=states, show=show)
+    settings = settings_from_toml(text, environ={})
     engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
     engine.apply(
         [

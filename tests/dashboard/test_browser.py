@@ -6,18 +6,20 @@ skip link for the keyboard. Screenshots go to ``build/screenshots`` (not committ
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tactful.core.events import UserSeen
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import Outcome
 from tactful.sim.server import run_in_thread
-from tactful.testing import RecordingDestination
+from tactful.testing import RecordingDestination, at
 from tests.a11y import A11Y_PROBLEMS, csp_violations
-from tests.dashboard.helpers import EMAIL, PASSWORD, STATES, World, person_of, world
+from tests.dashboard.helpers import EMAIL, PASSWORD, SHOW_ALL, STATES, World, person_of, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -28,7 +30,18 @@ WIDTHS = (1280, 390)
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    w = world(tmp_path, states=STATES)
+    yield from serve(tmp_path, SHOW_ALL)
+
+
+@pytest.fixture
+def served_masked(tmp_path: Path) -> Iterator[tuple[World, str]]:
+    """As configured by default: identifiers masked for every login."""
+    yield from serve(tmp_path, None)
+
+
+def serve(tmp_path: Path, show: str | None) -> Iterator[tuple[World, str]]:
+    w = world(tmp_path, states=STATES, show=show)
+    w.engine.apply([UserSeen("zendesk:user:1:named", at(6), 1, name="Ann Lee")])
     hook = RecordingDestination("hook", "webhook", kinds=("event",))
     hook.script = [Outcome("retry", "HTTP 503: try later", status=503)]  # a row error
     DeliveryWorker(w.settings, w.engine.store, destinations={"hook": hook}).sync()  # runs
@@ -121,7 +134,7 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
 
             # Look a person up: state, segments with since and rule, history.
             page.click("header >> text=People")
-            page.get_by_label("Email, phone, external id or Zendesk user id").fill(EMAIL)
+            page.get_by_label("Name, email, phone, external id or Zendesk user id").fill(EMAIL)
             page.get_by_role("button", name="Search").click()
             person = page.locator("section.person")
             expect(person.locator(".support-state")).to_have_text("open_issue")
@@ -130,6 +143,13 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
             expect(open_issue).to_contain_text("member")
             expect(open_issue).to_contain_text("has_open_ticket")
             expect(person.locator("table.history")).to_contain_text("entered")
+
+            # Search by a part of the name: the person, named.
+            page.goto(f"{url}/people")
+            page.get_by_label("Name, email, phone, external id or Zendesk user id").fill("lee")
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("table.people .name")).to_have_text(["Ann Lee"])
+            expect(page.locator("section.person #person-h")).to_contain_text("Ann Lee")
 
             # Filters: people in a support state.
             page.goto(f"{url}/people")
@@ -158,8 +178,11 @@ def test_dashboard_in_a_browser(served: tuple[World, str]) -> None:
             browser.close()
 
 
-def test_every_page_fits_both_widths_and_is_accessible(served: tuple[World, str]) -> None:
-    w, url = served
+def test_every_page_fits_both_widths_and_is_accessible(
+    served_masked: tuple[World, str],
+) -> None:
+    w, url = served_masked
+    expect = playwright.expect
     pid = person_of(w.engine)
     pages = {
         "overview": "/",
@@ -189,6 +212,13 @@ def test_every_page_fits_both_widths_and_is_accessible(served: tuple[World, str]
                     where = f"{name} at {width}px"
                     assert overflow(page) == 0, where
                     assert page.evaluate(A11Y_PROBLEMS) == [], where
+                    # Identifiers masked on every page, as configured by default.
+                    assert EMAIL not in page.content(), where
+                    masked = re.compile(r"^(Ann Lee · )?[a-z]\u2022\u2022@example\.com")
+                    if name in ("people", "segment", "overview"):
+                        expect(page.locator(".person-name").first).to_have_text(masked)
+                    if name == "person":
+                        expect(page.locator("#person-h")).to_have_text(masked)
                     page.screenshot(
                         path=str(SHOTS / f"dashboard-{name}-{width}.png"), full_page=True
                     )

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from tactful.config import Settings, settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.fakes.customerio import FakeCustomerIO
+from tactful.destinations.fakes.meta import FakeMeta
 from tactful.engine import Engine, rules_from_settings
 from tactful.sim.server import run_in_thread
 from tactful.store.sqlite import open_store
@@ -111,6 +112,8 @@ class World:
     cio: FakeCustomerIO
     worker: DeliveryWorker
     stop_server: Callable[[], None]
+    meta: FakeMeta | None = None
+    stop_meta: Callable[[], None] | None = None
 
     def deliver(self) -> None:
         self.worker.sync()
@@ -118,6 +121,8 @@ class World:
     def stop(self) -> None:
         self.worker.close()
         self.stop_server()
+        if self.stop_meta is not None:
+            self.stop_meta()
         self.engine.store.close()
 
 
@@ -128,10 +133,25 @@ def world(
     audience: str | None = None,
     base_url: str | None = None,
     tick_seconds: float = 0,
+    with_meta: bool = False,
+    extra: str = "",
 ) -> World:
     cio = FakeCustomerIO()
     url, stop = run_in_thread(cio.app)
-    text = config(esp_url or url, audience=audience, base_url=base_url)
+    meta, stop_meta = None, None
+    if with_meta:  # a Meta audience of the people with an open ticket
+        meta = FakeMeta()
+        meta_url, stop_meta = run_in_thread(meta.app)
+        extra += f'''
+[[destinations]]
+name = "meta"
+type = "meta_audience"
+segment = "open_issue"
+audience_id = "23850000000000000"
+access_token = "{meta.access_token}"
+base_url = "{FakeMeta.base_url(meta_url)}"
+'''
+    text = config(esp_url or url, audience=audience, base_url=base_url, extra=extra)
     settings = settings_from_toml(text, environ={})
     clock = FakeClock(at(1))
     engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
@@ -140,7 +160,7 @@ def world(
     worker.sync()  # the person now exists at the Customer.io fake
     app = create_app(settings, engine, tick_seconds=tick_seconds, clock=clock, deliver_seconds=0)
     app.state.sidebar.esp_timeout = 2.0
-    return World(settings, engine, clock, app, cio, worker, stop)
+    return World(settings, engine, clock, app, cio, worker, stop, meta, stop_meta)
 
 
 def days(n: float) -> timedelta:

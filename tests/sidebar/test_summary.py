@@ -8,10 +8,10 @@ from typing import Any
 
 from tactful.config_models import SegmentSettings
 from tactful.core.segments import Membership
+from tactful.store.pages import SentChange
 from tactful.web.present import exact, relative, span, text, words
 from tactful.web.sidebar.panel import PanelData, render
 from tactful.web.sidebar.proof import outcome, what
-from tactful.web.sidebar.records import SentChange
 from tactful.web.sidebar.summary import fields_of, lead, segment_words
 
 NOW = datetime(2026, 12, 5, 12, 3, tzinfo=UTC)

@@ -19,7 +19,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tactful.store.base import Store
@@ -43,6 +43,7 @@ class Session:
     sid: str
     expires: float
     logged_in: bool
+    role: str = ""  # which credential logged in ("token", "password"); "" without login
 
 
 class Revocations:
@@ -66,15 +67,20 @@ class DashboardAuth:
     def __init__(
         self,
         secret: bytes,
-        credentials: list[str],
+        credentials: Sequence[str] | Mapping[str, str],
         *,
         lifetime: float = SESSION_SECONDS,
         clock: Callable[[], float] = time.time,
         revocations: Revocations | None = None,
     ) -> None:
         self.revocations = revocations
-        self._credentials = [c for c in credentials if c]
-        mixed = b"\0".join(c.encode() for c in self._credentials)
+        pairs = (
+            credentials.items()
+            if isinstance(credentials, Mapping)
+            else [("", c) for c in credentials]
+        )
+        self._credentials = [(role, c) for role, c in pairs if c]  # role -> credential
+        mixed = b"\0".join(c.encode() for _, c in self._credentials)
         self._key = hmac.new(secret, b"dashboard\0" + mixed, hashlib.sha256).digest()
         self.lifetime = lifetime
         self.clock = clock
@@ -85,17 +91,22 @@ class DashboardAuth:
 
     def check(self, given: str) -> bool:
         """Whether ``given`` is one of the credentials; every comparison runs."""
-        ok = False
-        for credential in self._credentials:
-            ok |= hmac.compare_digest(given.encode(), credential.encode())
-        return ok and bool(given)
+        return self.role_of(given) is not None
+
+    def role_of(self, given: str) -> str | None:
+        """The role of the credential ``given`` is (None: none); every comparison runs."""
+        found: str | None = None
+        for role, credential in self._credentials:
+            if hmac.compare_digest(given.encode(), credential.encode()) and found is None:
+                found = role
+        return found if given else None
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def issue(self, *, logged_in: bool) -> tuple[Session, str]:
-        session = Session(secrets.token_hex(16), self.clock() + self.lifetime, logged_in)
-        claims = {"sid": session.sid, "exp": session.expires, "in": logged_in}
+    def issue(self, *, logged_in: bool, role: str = "") -> tuple[Session, str]:
+        session = Session(secrets.token_hex(16), self.clock() + self.lifetime, logged_in, role)
+        claims = {"sid": session.sid, "exp": session.expires, "in": logged_in, "role": role}
         body = _b64(json.dumps(claims, separators=(",", ":")).encode())
         return session, f"{body}.{self._sign(body)}"
 
@@ -107,7 +118,12 @@ class DashboardAuth:
             return None
         try:
             claims = json.loads(_unb64(body))
-            session = Session(str(claims["sid"]), float(claims["exp"]), bool(claims["in"]))
+            session = Session(
+                str(claims["sid"]),
+                float(claims["exp"]),
+                bool(claims["in"]),
+                str(claims.get("role", "")),
+            )
         except (ValueError, KeyError, TypeError):
             return None
         if self.clock() >= session.expires:

@@ -4,10 +4,11 @@ person id), the people list with search and filters, a segment's page."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tactful.core.identity import normalize_email, normalize_phone
+from tactful.store.base import Reader
 from tactful.views import resolve_key
 from tactful.web.context import WebContext
 
@@ -30,6 +31,13 @@ class Label:
     text: str
     kind: str  # of ``text``; "" when the person has no identifier left
     others: tuple[str, ...] = ()
+    name: str = ""  # their Zendesk user's name, where the page shows it
+
+
+def named(reader: Reader, found: dict[str, Label]) -> dict[str, Label]:
+    """``found`` with each person's Zendesk user name (the newest)."""
+    names = reader.names_of(list(found))
+    return {pid: replace(lab, name=(names.get(pid) or [""])[0]) for pid, lab in found.items()}
 
 
 @dataclass
@@ -81,7 +89,8 @@ def labels(conn: Any, person_ids: Sequence[str]) -> dict[str, Label]:
 
 def _matching_ids(ctx: WebContext, conn: Any, reader: Any, query: str) -> list[str]:
     """People whose identifiers match ``query``: exactly (normalized, as the API resolves
-    keys) or as a case-insensitive part of an email, phone or external id."""
+    keys) or as a case-insensitive part of an email, phone or external id, or of the name of
+    one of their Zendesk users."""
     exact = resolve_key(reader, query, ctx.settings.identity.default_region)
     needle = (normalize_email(query) or query.strip()).lower()
     phone = normalize_phone(query, ctx.settings.identity.default_region)
@@ -92,7 +101,7 @@ def _matching_ids(ctx: WebContext, conn: Any, reader: Any, query: str) -> list[s
         "ORDER BY person_id LIMIT 1000",
         (f"%{escaped}%", phone or needle),
     ).fetchall()
-    return list(dict.fromkeys([*exact, *(r[0] for r in rows)]))
+    return list(dict.fromkeys([*exact, *(r[0] for r in rows), *reader.persons_named(query)]))
 
 
 def people(ctx: WebContext, query: str, segment: str, state: str, page: int) -> PeopleList:
@@ -123,7 +132,7 @@ def people(ctx: WebContext, query: str, segment: str, state: str, page: int) -> 
             [*params, PAGE_SIZE, (page - 1) * PAGE_SIZE],
         ).fetchall()
         ids = [r[0] for r in rows]
-        names = labels(conn, ids)
+        names = named(reader, labels(conn, ids))
         member_rows = (
             conn.execute(
                 "SELECT person_id, segment FROM memberships WHERE person_id IN "

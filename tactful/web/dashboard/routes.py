@@ -28,7 +28,7 @@ from tactful.store.records import from_us
 from tactful.store.runs import RunStore
 from tactful.views import clock_of, person_json
 from tactful.web.context import WebContext
-from tactful.web.dashboard import data, layout, pages, replay
+from tactful.web.dashboard import data, layout, masking, pages, replay
 from tactful.web.dashboard import people as people_data
 from tactful.web.dashboard import segments as segment_data
 from tactful.web.dashboard.auth import (
@@ -83,7 +83,7 @@ async def _auth(request: Request) -> DashboardAuth:
         if existing is None:
             existing = DashboardAuth(
                 secret,
-                [api.token or "", api.dashboard_password or ""],
+                {"token": api.token or "", "password": api.dashboard_password or ""},
                 revocations=Revocations(ctx.engine.store),
             )
             request.app.state.dashboard_auth = existing
@@ -131,7 +131,9 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
             session, cookie = auth.issue(logged_in=False)
-        response = await handler(request, Gate(auth, session, cookie))
+        show = _ctx(request).settings.api.shows_identifiers(session.role)
+        with masking.showing(show):
+            response = await handler(request, Gate(auth, session, cookie))
         if cookie is not None:
             _set_cookie(request, response, cookie, int(auth.lifetime))
         response.headers.update(NO_STORE)
@@ -169,12 +171,13 @@ async def login(request: Request) -> Response:
     if retry is not None:
         page = layout.login_page(target, f"Too many failed attempts: try again in {retry} s.")
         return HTMLResponse(page, 429, headers={"Retry-After": retry, **NO_STORE})
-    if not auth.check(form.get("password", "")):
+    role = auth.role_of(form.get("password", ""))
+    if role is None:
         auth_failed(ctx, "dashboard", client)
         page = layout.login_page(target, "Wrong token or password.")
         return HTMLResponse(page, 401, headers=NO_STORE)
     ctx.throttle.succeeded(client)
-    _, cookie = auth.issue(logged_in=True)
+    _, cookie = auth.issue(logged_in=True, role=role)
     response = RedirectResponse(target, 303, headers=NO_STORE)
     _set_cookie(request, response, cookie, int(auth.lifetime))
     return response
@@ -230,7 +233,8 @@ def _person(ctx: WebContext, person_id: str) -> str | None:
         if pid is None:
             return None
         found = person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid)
-        label = people_data.labels(reader.conn, [pid])[pid]  # type: ignore[attr-defined]
+        conn = reader.conn  # type: ignore[attr-defined]
+        label = people_data.named(reader, people_data.labels(conn, [pid]))[pid]
         now = from_us(data.now_us(clock_of(reader)))
     if found is None:
         return None

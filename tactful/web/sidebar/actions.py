@@ -12,22 +12,24 @@ Zendesk refuses.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from tactful.core.events import HealthSet, Identifier, OverrideSet, UserSeen
 from tactful.core.identity import normalize_email
-from tactful.destinations.profiles import ProfileError
+from tactful.destinations.profiles import MarketingProfile, ProfileError
 from tactful.engine import Incoming
 from tactful.store.records import to_us
+from tactful.web.sidebar import notes
 from tactful.web.sidebar.auth import Agent
 from tactful.web.sidebar.panel import HEALTH_CHOICES, find_person
 from tactful.web.sidebar.records import begin_action, finish_action
 from tactful.web.sidebar.state import EspUnavailable, SidebarState
 from tactful.zendesk.client import ZendeskError
 
-ACTIONS = ("health", "override", "optout", "remove-list", "change-email")
+ACTIONS = ("health", "override", "optout", "remove-list", "change-email", "note")
 MAX_OVERRIDE_DAYS = 365
 
 
@@ -71,6 +73,11 @@ def _params(action: str, form: dict[str, str]) -> dict[str, Any]:
         if new is None:
             raise BadInput("new_email is not a usable email address")
         return {"new_email": new}
+    if action == "note":
+        of = form.get("of", "")
+        if not of.isascii() or not of.isdigit():
+            raise BadInput("of (the action to add as a note) is required")
+        return {"of": int(of)}
     raise BadInput(f"unknown action {action!r}")
 
 
@@ -83,8 +90,15 @@ async def run(state: SidebarState, agent: Agent, action: str, form: dict[str, st
         raise BadInput("idem (the form's idempotency key) is required")
     params = _params(action, form)
     person_id, problem = find_person(state, email)
-    if person_id is None and action in ("health", "override"):
+    if person_id is None and action in ("health", "override", "note"):
         raise BadInput(problem or "unknown requester")
+    if action == "note":
+        assert person_id is not None
+        try:
+            ok, message = await notes.add(state, agent, int(params["of"]), person_id)
+        except notes.NoteRefused as exc:
+            raise BadInput(str(exc)) from exc
+        return Result(ok, message, email)
     now = state.clock()
     store = state.ctx.engine.store
     key = f"{agent.account}:{agent.sub}:{action}:{idem}"
@@ -147,12 +161,26 @@ async def _perform(
         return Result(True, done, email)
     try:
         if action == "optout":
-            await state.call_esp(lambda esp: esp.set_optout(email, params["opted_out"]))
-            word = "opted out" if params["opted_out"] else "opted back in"
-            return Result(True, f"{email} {word} at {state.esp_name}.", email)
+            wanted = bool(params["opted_out"])
+            await state.call_esp(lambda esp: esp.set_optout(email, wanted))
+            word = "opted out" if wanted else "opted back in"
+            shown = await _read_back(
+                state,
+                email,
+                lambda p: p is not None and p.opted_out is wanted,
+                f"the profile reads {'opted out' if wanted else 'subscribed'}",
+            )
+            return Result(True, f"{email} {word} at {state.esp_name}. {shown}", email)
         if action == "remove-list":
-            await state.call_esp(lambda esp: esp.remove_from_list(email, params["list_id"]))
-            return Result(True, f"Removed from list {params['list_id']}.", email)
+            list_id = params["list_id"]
+            await state.call_esp(lambda esp: esp.remove_from_list(email, list_id))
+            shown = await _read_back(
+                state,
+                email,
+                lambda p: p is not None and list_id not in p.lists,
+                "the profile is no longer on that list",
+            )
+            return Result(True, f"Removed from list {list_id}. {shown}", email)
         return await _change_email(state, email, params["new_email"], person_id, now, key)
     except (ProfileError, EspUnavailable) as exc:
         return Result(
@@ -165,20 +193,23 @@ async def _change_email(
 ) -> Result:
     """ESP first (the profile keeps its data), then the Zendesk user, then Tactful."""
     await state.call_esp(lambda esp: esp.change_email(old, new))
+    shown = await _read_back(
+        state, new, lambda p: p is not None and p.email == new, f"the profile is at {new}"
+    )
     zendesk_id = _zendesk_user_id(state, person_id)
     if zendesk_id is None:
         return Result(
             True,
-            f"{state.esp_name} profile moved to {new}. No Zendesk user is linked to this "
-            "person in Tactful, so Zendesk and Tactful were not changed.",
+            f"{state.esp_name} profile moved to {new}. {shown} No Zendesk user is linked to "
+            "this person in Tactful, so Zendesk and Tactful were not changed.",
             new,
         )
     client = state.zendesk()
     if client is None:
         return Result(
             True,
-            f"{state.esp_name} profile moved to {new}. The Zendesk API is not configured "
-            "([zendesk] email and api_token), so the Zendesk user was not changed.",
+            f"{state.esp_name} profile moved to {new}. {shown} The Zendesk API is not "
+            "configured ([zendesk] email and api_token), so the Zendesk user was not changed.",
             new,
         )
     try:
@@ -198,7 +229,28 @@ async def _change_email(
         client.close()
     seen = UserSeen(f"sidebar:{key}", now, zendesk_id, emails=(new,))
     await state.ctx.commit([Incoming([seen], None, "sidebar")])
-    return Result(True, f"Email changed to {new} at {state.esp_name}, Zendesk and Tactful.", new)
+    done = f"Email changed to {new} at {state.esp_name}, Zendesk and Tactful. {shown}"
+    return Result(True, done, new)
+
+
+async def _read_back(
+    state: SidebarState,
+    email: str,
+    done: Callable[[MarketingProfile | None], bool],
+    expected: str,
+) -> str:
+    """The ESP's own word on a change it accepted (it answered 2xx: a refusal raises): the
+    profile read back from it, and whether it shows ``expected``."""
+    name = state.esp_name
+    try:
+        profile = await state.call_esp(lambda esp: esp.read_profile(email))
+    except (ProfileError, EspUnavailable) as exc:
+        return f"{name} accepted it; reading the profile back failed ({exc})."
+    if done(profile):
+        return f"{name} confirms: {expected}."
+    if profile is None:
+        return f"{name} accepted it, but has no profile for {email} when asked back."
+    return f"{name} accepted it, but does not show yet that {expected}."
 
 
 def _zendesk_user_id(state: SidebarState, person_id: str | None) -> int | None:

@@ -14,12 +14,13 @@ from typing import Any
 
 from tactful.core.events import CONSENT_PURPOSES
 from tactful.destinations.profiles import MarketingProfile, ProfileError
+from tactful.store.pages import SentChange
 from tactful.store.records import from_us
 from tactful.valuescore import ValueScore, value_score
 from tactful.views import resolve_key
 from tactful.web.present import At, Phrase, moment, words
 from tactful.web.sidebar import proof
-from tactful.web.sidebar.records import SentChange, actions_of, recent_changes
+from tactful.web.sidebar.notes import NOTED
 from tactful.web.sidebar.state import EspUnavailable, SidebarState
 from tactful.web.sidebar.summary import SegmentWords, label_of, lead, segment_words
 from tactful.web.templating import render as render_template
@@ -54,12 +55,48 @@ class PanelData:
     state: dict[str, Any] = field(default_factory=dict)
     consent: dict[str, bool] = field(default_factory=dict)
     segments: list[SegmentWords] = field(default_factory=list)
-    sent: list[tuple[SentChange, str, str]] = field(default_factory=list)  # change, what, outcome
+    # change, what, outcome, the platform's own confirmation
+    sent: list[tuple[SentChange, str, str, Phrase]] = field(default_factory=list)
     profile: MarketingProfile | None = None
     esp_name: str | None = None
     esp_problem: str | None = None
     score: ValueScore | None = None
     actions: list[dict[str, Any]] = field(default_factory=list)
+    notes: bool = False  # [zendesk] private_notes: actions can go on the ticket as proof
+    noted: dict[int, str] = field(default_factory=dict)  # action id -> its note's status
+
+    @staticmethod
+    def provable(action: dict[str, Any]) -> bool:
+        """An action that was done (a note is not itself proven)."""
+        return bool(action["action"] != "note" and action["status"] == "done")
+
+    def note_status(self, action: dict[str, Any]) -> str | None:
+        """ "noted" (a note exists or may), "offer" (the agent can add one), or None."""
+        if not self.provable(action):
+            return None
+        if self.noted.get(int(action["id"])) in NOTED:
+            return "noted"
+        return "offer" if self.notes else None
+
+    def note_words(self, action: dict[str, Any]) -> str:
+        return {
+            "done": "On the ticket as a private note.",
+            "running": "Being added to the ticket…",
+            "unconfirmed": "Zendesk did not confirm the note: look at the ticket.",
+        }.get(self.noted.get(int(action["id"]), ""), "")
+
+    @property
+    def last_action(self) -> dict[str, Any] | None:
+        """The latest action on the person that was done."""
+        return next((a for a in self.actions if self.provable(a)), None)
+
+    @property
+    def told_since_last(self) -> list[tuple[SentChange, str, str, Phrase]]:
+        """What the tools were told since the last action, oldest first: its confirmation."""
+        last = self.last_action
+        if last is None:
+            return []
+        return [t for t in reversed(self.sent) if t[0].at_us >= int(last["at_us"])]
 
     @property
     def lead(self) -> Phrase:
@@ -101,9 +138,11 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
     pid = data.person_id
     with ctx.engine.store.reader() as reader:
         row = reader.load_persons([pid]).get(pid)
-        sent = recent_changes(reader, pid)
+        sent = reader.sent_changes(pid)
         data.score = value_score(getattr(reader, "conn", None), pid, now)
-        data.actions = actions_of(reader, pid)
+        data.actions = reader.actions_of(pid)
+        data.noted = reader.notes_of(pid)
+    data.notes = ctx.settings.zendesk.private_notes
     if row is None:
         data.person_id, data.problem = None, f"Tactful has no record of {email}"
         return data
@@ -114,7 +153,10 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
     data.segments = segment_words(ctx.settings.segments, row.memberships, data.state, now)
     types = {d.name: d.type for d in ctx.settings.destinations}
     labels = {s.name: label_of(s) for s in ctx.settings.segments}
-    data.sent = [(c, proof.what(c, types, labels), proof.outcome(c)) for c in sent]
+    data.sent = [
+        (c, proof.what(c, types, labels), proof.outcome(c, types), proof.confirmation(c, types))
+        for c in sent
+    ]
     return data
 
 
