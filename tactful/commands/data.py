@@ -16,8 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.text import Text
 from rich.table import Table
+from rich.text import Text
 
 from tactful.cli import App, CommandError, out_json, parse_now
 from tactful.commands import add_json

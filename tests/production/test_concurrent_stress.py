@@ -100,9 +100,7 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     return out
 
 
-def test_concurrent_imports_and_ticks_equal_one_import(
-    tmp_path: Path, pg_cluster: Cluster
-) -> None:
+def test_concurrent_imports_and_ticks_equal_one_import(tmp_path: Path, pg_cluster: Cluster) -> None:
     paths = [str(p) for p in generate_exports(tmp_path / "exports", persons=150, days=30).paths]
     ctx = multiprocessing.get_context("spawn")
     reference = pg_cluster.new_database()
@@ -112,9 +110,7 @@ def test_concurrent_imports_and_ticks_equal_one_import(
     failed: list[str] = []
     began = time.monotonic()
     rounds = 0
-    while rounds < MAX_ROUNDS and (
-        rounds < MIN_ROUNDS or time.monotonic() - began < BUDGET_S
-    ):
+    while rounds < MAX_ROUNDS and (rounds < MIN_ROUNDS or time.monotonic() - began < BUDGET_S):
         rnd = random.Random(rounds)
         url = pg_cluster.new_database() + "?max_key_locks=300"
         pages = list(paths)
