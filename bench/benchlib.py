@@ -219,6 +219,8 @@ FRESHNESS_RATE = 200.0  # events/s the freshness target is stated at
 # the figure at the smallest (tick time; peak memory).
 FLAT_RATIO = 1.25
 TICK_FLAT_RATIO = 1.5
+# Issue 24: records/s at the largest N at least this share of records/s at the smallest.
+RATE_FLAT_SHARE = 0.8
 
 MET, NOT_MET, NO_TARGET = "met", "NOT MET", "—"
 

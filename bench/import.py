@@ -45,6 +45,7 @@ from benchlib import (
     FLAT_RATIO,
     IMPORT_TARGET,
     NO_TARGET,
+    RATE_FLAT_SHARE,
     STORE_LABELS,
     Row,
     Unavailable,
@@ -891,7 +892,12 @@ def summary_rows(bench: ImportBench, *, duck_rows: bool = True) -> list[Row]:
         )
         if r.check is not None and r.duck is not None:
             agree = r.check.agree and r.duck.forms_agree
-            notes += f"; fields vs DuckDB: {'all equal' if agree else 'DIFFER'}"
+            fastest = min(median(t) for t in r.duck.seconds.values())
+            notes += (
+                f"; DuckDB recompute of the same fields {secs(fastest)}: import ÷ DuckDB "
+                f"{r.median_seconds / fastest:,.0f}×; fields vs DuckDB: "
+                f"{'all equal' if agree else 'DIFFER'}"
+            )
         rows.append(
             Row(
                 section,
@@ -919,6 +925,21 @@ def summary_rows(bench: ImportBench, *, duck_rows: bool = True) -> list[Row]:
                     f"read_json auto); import ÷ DuckDB {r.median_seconds / fastest:,.0f}×",
                 )
             )
+    if len(bench.results) >= 2:
+        # Issue 24: the cost per record does not grow with the store (largest vs smallest N).
+        low, high = bench.results[0], bench.results[-1]
+        share = high.median_rate / low.median_rate if low.median_rate else float("nan")
+        rows.append(
+            Row(
+                f"per-record cost: {section}",
+                f"records/s, N={num(low.persons)} → {num(high.persons)}",
+                f"{num(low.median_rate)} → {num(high.median_rate)} records/s (×{share:.2f})",
+                f"flat in N (≥ ×{RATE_FLAT_SHARE})",
+                verdict(share >= RATE_FLAT_SHARE),
+                mb(high.peak_kb, kib=True),
+                "bench/README.md, 'Where the time goes': why it falls",
+            )
+        )
     if len(bench.results) >= 2:
         # Judged between the two largest N: a batch holds at most ``batch_size`` events'
         # persons, so memory grows with N only until a batch's persons are all distinct;

@@ -38,9 +38,13 @@ class Section:
     script: str
     args: Callable[[bool, Path], list[str]]  # (quick, work dir) -> arguments
     timeout: float  # seconds before the section is killed
+    # ``--full``: these arguments instead, and this timeout (None: as without --full)
+    full: tuple[list[str], float] | None = None
 
-    def argv(self, quick: bool, work: Path, import_persons: Sequence[int] | None) -> list[str]:
-        args = self.args(quick, work)
+    def argv(
+        self, quick: bool, work: Path, import_persons: Sequence[int] | None, full: bool = False
+    ) -> list[str]:
+        args = list(self.full[0]) if full and self.full else self.args(quick, work)
         if import_persons and self.script == "import.py":  # --persons overridden
             at = args.index("--persons")
             end = next((i for i in range(at + 1, len(args)) if args[i].startswith("--")), None)
@@ -76,6 +80,24 @@ SECTIONS = (
             )
         ),
         600,
+        # the 1M-person row: 10M records, about an hour on the 2-core machine (not in the
+        # default run, which stays under 20 minutes)
+        (
+            [
+                "--store",
+                "sqlite",
+                "--no-cli",
+                "--persons",
+                "10000",
+                "100000",
+                "1000000",
+                "--repeat",
+                "1",
+                "--budget",
+                "0",
+            ],
+            3 * 3600,
+        ),
     ),
     Section(
         "import-postgresql",
@@ -90,6 +112,23 @@ SECTIONS = (
             )
         ),
         420,
+        (
+            [
+                "--store",
+                "postgresql",
+                "--no-cli",
+                "--no-duck-rows",
+                "--persons",
+                "10000",
+                "100000",
+                "1000000",
+                "--repeat",
+                "1",
+                "--budget",
+                "0",
+            ],
+            4 * 3600,
+        ),
     ),
     Section(
         "webhooks",
@@ -144,25 +183,30 @@ class Outcome:
 
 
 def run_section(
-    section: Section, quick: bool, work: Path, import_persons: Sequence[int] | None = None
+    section: Section,
+    quick: bool,
+    work: Path,
+    import_persons: Sequence[int] | None = None,
+    full: bool = False,
 ) -> Outcome:
     out = work / f"{section.name}.json"
     out.unlink(missing_ok=True)
     cmd = [
         sys.executable,
         str(BENCH / section.script),
-        *section.argv(quick, work, import_persons),
+        *section.argv(quick, work, import_persons, full),
         "--json-out",
         str(out),
     ]
     print(f"== {section.name}: {' '.join(cmd[1:])}", file=sys.stderr)
-    child = run_child(cmd, timeout=section.timeout, pass_stderr=True)
+    timeout = section.full[1] if full and section.full else section.timeout
+    child = run_child(cmd, timeout=timeout, pass_stderr=True)
     if child.returncode == 0 and out.exists():
         data = json.loads(out.read_text(encoding="utf-8"))
         rows = [Row(**r) for r in data["rows"]]
         return Outcome(section, child.wall, str(data["report"]), rows)
-    if child.returncode == -9 and child.wall >= section.timeout:
-        why = f"timed out after {section.timeout:.0f} s"
+    if child.returncode == -9 and child.wall >= timeout:
+        why = f"timed out after {timeout:.0f} s"
     else:
         lines = child.stderr.decode(errors="replace").strip().splitlines()
         why = f"exit {child.returncode}" + (f": {lines[-1][:160]}" if lines else "")
@@ -189,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run every benchmark section in its own process; print one summary table.",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also the 1M-person import rows (SQLite and PostgreSQL; hours, not minutes)",
+    )
     parser.add_argument("--only", nargs="+", choices=NAMES, default=None, metavar="SECTION")
     parser.add_argument("--skip", nargs="+", choices=NAMES, default=[], metavar="SECTION")
     parser.add_argument(
@@ -211,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tactful-bench-run-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         for section in chosen:
-            outcomes.append(run_section(section, args.quick, work, args.import_persons))
+            outcomes.append(run_section(section, args.quick, work, args.import_persons, args.full))
     total = time.perf_counter() - began
     print(f"machine: {machine()}")
     print(f"tactful: {code_version()}")

@@ -11,9 +11,13 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from tactful.cli import App, CommandError, out_json, parse_now
 from tactful.commands import add_json
@@ -24,6 +28,20 @@ from tactful.importer import ChangedDuringImport, ImportSummary, import_files
 from tactful.zendesk.files import ParseError
 
 DELIVERY_KINDS = ("audience_add", "audience_remove", "profile", "event")
+
+
+class RateColumn(ProgressColumn):
+    """The task's rate, in its own unit (``events/s``), over rich's recent samples."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text(f"– {self.unit}/s", style="progress.data.speed")
+        return Text(f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
 
 
 def register(sub: Any) -> None:
@@ -76,6 +94,7 @@ def cmd_import(app: App) -> int:
                 "[progress.description]{task.description}",
                 BarColumn(),
                 DownloadColumn(),
+                TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=app.console,
                 transient=True,
@@ -164,6 +183,7 @@ def cmd_replay(app: App) -> int:
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn("events"),
             TimeRemainingColumn(),
             console=app.console,
             transient=True,

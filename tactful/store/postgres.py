@@ -217,8 +217,8 @@ class PgTx(SqlTx):
         """As ``SqlTx.index_events``, as one statement per 2,000 rows (columns as arrays): an
         import batch indexes 20,000 events."""
         for table, column, kind, rows in (
-            ("event_persons", "person_id", "text", list(persons)),
-            ("event_tickets", "ticket_id", "bigint", list(tickets)),
+            ("event_persons", "person_id", "text", sorted(persons)),
+            ("event_tickets", "ticket_id", "bigint", sorted(tickets)),
         ):
             for chunk in chunks(rows, 2000):
                 self.conn.execute(

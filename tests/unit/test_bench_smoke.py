@@ -54,7 +54,10 @@ def test_bench_run_prints_the_summary_table(tmp_path: Path) -> None:
         assert "records/s" in row and "≥ 20,000 records/s" in row
         assert " met " in row or "NOT MET" in row
         assert "fields vs DuckDB: all equal" in row
+        assert "import ÷ DuckDB" in row  # records/s beside the compute floor (issue 24)
     assert sum(r.startswith("DuckDB SQL recompute") for r in rows) == 2
+    (flat,) = [r for r in rows if r.startswith("per-record cost: import → SQLite")]
+    assert "N=150 → 300" in flat and "≥ ×0.8" in flat
     (memory,) = [r for r in rows if r.startswith("memory: import → SQLite")]
     assert "flat in N" in memory
     assert "failed" not in out
