@@ -38,6 +38,7 @@ from tactful.config_models import (
     EngineSettings,
     IdentitySettings,
     PrivacySettings,
+    ReasonModelSettings,
     ReasonSettings,
     SegmentSettings,
     StateSettings,
@@ -73,6 +74,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "api": ApiSettings,
     "engine": EngineSettings,
     "delivery": DeliverySettings,
+    "reason_model": ReasonModelSettings,
 }
 ARRAYS: dict[str, type[BaseModel]] = {
     "reasons": ReasonSettings,
@@ -116,6 +118,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    reason_model: ReasonModelSettings = Field(default_factory=ReasonModelSettings)
     source: str = "<memory>"
     _classifier: ReasonClassifier | None = PrivateAttr(default=None)
 

@@ -86,7 +86,9 @@ def _pt(value: str | None) -> datetime | None:
 
 
 def dump_ticket(record: TicketRecord) -> bytes:
-    """Compact positional form: [version, reason, risk, last_risk_at, observations]."""
+    """Compact positional form: [version, reason, risk, last_risk_at, observations], and,
+    when the reason was found by a rule or the model or the ticket has texts, a sixth
+    element [source, confidence, texts] (docs/reasons.md)."""
     v = record.version
     version = None
     if v is not None:
@@ -104,12 +106,16 @@ def dump_ticket(record: TicketRecord) -> bytes:
             [[i.kind, i.value] for i in v.requester],
             v.custom_fields,
         ]
-    blob = codec.exact(
-        orjson.dumps(
-            [version, record.reason, record.risk, record.last_risk_at, sorted(record.observations)],
-            option=orjson.OPT_UTC_Z,
-        )
-    )
+    row: list[Any] = [
+        version,
+        record.reason,
+        record.risk,
+        record.last_risk_at,
+        sorted(record.observations),
+    ]
+    if record.source or record.texts:
+        row.append([record.source, record.confidence, sorted(record.texts)])
+    blob = codec.exact(orjson.dumps(row, option=orjson.OPT_UTC_Z))
     if _ticket_round_trips(record):
         _tickets.put((record.ticket_id, blob), record)
     return blob
@@ -133,6 +139,8 @@ def _ticket_round_trips(record: TicketRecord) -> bool:
             return False
     if record.last_risk_at is not None and record.last_risk_at.tzinfo is not UTC:
         return False
+    if not all(p[0].tzinfo is UTC and type(p[3]) is tuple for p in record.texts):
+        return False
     return all(at.tzinfo is UTC for at, _ in record.observations)
 
 
@@ -148,7 +156,7 @@ def load_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
 
 
 def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
-    raw, reason, risk, last_risk_at, observations = orjson.loads(blob)
+    raw, reason, risk, last_risk_at, observations, *words = orjson.loads(blob)
     parse = codec.parse_time
     version = None
     if raw is not None:
@@ -169,6 +177,7 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
             tuple(Identifier(k, val) for k, val in who),
             tuple((f, val) for f, val in cf),
         )
+    source, confidence, texts = words[0] if words else ("", None, ())
     return TicketRecord(
         ticket_id,
         version,
@@ -176,6 +185,12 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
         risk,
         None if last_risk_at is None else parse(last_risk_at),
         frozenset((parse(at), status) for at, status in observations),
+        source=source,
+        confidence=confidence,
+        texts=frozenset(
+            (parse(at), key, author, tuple(terms), sentiment, language)
+            for at, key, author, terms, sentiment, language in texts
+        ),
     )
 
 
@@ -290,6 +305,7 @@ TIME_FIELDS = frozenset(
         "csat_at",
         "health_at",
         "promo_override_until",
+        "sentiment_at",
     }
 )
 
