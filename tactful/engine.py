@@ -32,6 +32,7 @@ from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
 from tactful.messages import NOBODY, REPLAYED, Image, image_of, net_rows
 from tactful.reasons import saved as saved_models
+from tactful.reasons.documents import without_text
 from tactful.store.base import EventRow, OutboxRow, Store, StoreConflict, Tx
 from tactful.store.records import dump_state, to_us
 
@@ -295,7 +296,9 @@ class Engine:
             for item in incoming:
                 doc_id = None
                 if item.document is not None:
-                    doc_id = tx.insert_document(item.source, item.document)
+                    # read into events: the customers' text is no longer needed
+                    body = without_text(item.document) if item.events else item.document
+                    doc_id = tx.insert_document(item.source, body)
                 for e in item.events:
                     events.append(e)
                     rows.append(

@@ -16,6 +16,7 @@ def register_all(sub: Any) -> None:
         doctor,
         migrate,
         read,
+        reasons,
         report,
         serve,
         setup,
@@ -23,7 +24,7 @@ def register_all(sub: Any) -> None:
     )
 
     modules = (setup, doctor, migrate, data, read, serve, zendesk, app, deliver, demo, report)
-    for module in (*modules, clock):
+    for module in (*modules, clock, reasons):
         module.register(sub)
 
 

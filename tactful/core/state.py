@@ -246,7 +246,8 @@ def apply_status_change(record: TicketRecord | None, event: TicketStatusChanged)
 
 
 def apply_text(record: TicketRecord | None, event: TicketText) -> TicketRecord:
-    """Fold one ticket text (a set: any order, duplicates once)."""
+    """Fold one ticket text (a set: any order, duplicates once; of equal texts the earliest
+    by (at, key) stays, whatever the order they came in)."""
     part: TextPart = (
         event.at,
         event.key,
@@ -261,6 +262,13 @@ def apply_text(record: TicketRecord | None, event: TicketText) -> TicketRecord:
         )
     if part in record.texts:
         return record
+    # Equal texts (a description repeated by every version) are kept once: the earliest.
+    same = [p for p in record.texts if p[2:] == part[2:]]
+    if same:
+        first = min(same)
+        if first < part:
+            return record
+        return replace(record, texts=(record.texts - {first}) | {part})
     return replace(record, texts=record.texts | {part})
 
 

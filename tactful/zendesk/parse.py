@@ -137,7 +137,7 @@ def _users(page: Obj, out: list[Event], sk: list[Skipped]) -> None:
 def _ticket(t: Obj, out: list[Event], sk: list[Skipped], where: str) -> None:
     version = ticket_version(t)
     out.append(version)
-    text = description_text(t, version.ticket_id, version.created_at)
+    text = description_text(t, version)
     if text is not None:
         out.append(text)
 

@@ -4,7 +4,8 @@ The text is reduced here (``tactful.reasons.text.reduce``) and goes no further: 
 carries only the distinct words, a sentiment score and a language. Sources:
 
 - a ticket object's ``description`` (its first comment; API objects, export rows, webhook
-  ``detail``), keyed by a digest of the text, so every version of the ticket repeats it once;
+  ``detail``), one event per ticket version (``<version key>:description``), so that each
+  lives in exactly one document; a ticket keeps equal texts once (``apply_text``);
 - a Comment child of the ticket events export with ``include=comment_events``
   (``author_id``, ``body``, ``public``;
   https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/);
@@ -21,27 +22,47 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from tactful.core.events import TicketText
-from tactful.reasons.text import reduce
+from tactful.core.events import TicketText, TicketVersion
+from tactful.reasons.text import Reduced, reduce
 from tactful.zendesk.records import Obj, as_int
 
 COMMENT_TYPES = frozenset({"Comment", "VoiceComment"})
 
 
-def _event(key: str, at: datetime, ticket_id: int, author: int | None, text: str) -> TicketText:
-    reduced = reduce(text)
+def _event(
+    key: str,
+    at: datetime,
+    ticket_id: int,
+    author: int | None,
+    text: str,
+    reduced: Reduced | None = None,
+) -> TicketText:
+    reduced = reduced or reduce(text)
     return TicketText(
         key, at, ticket_id, author, reduced.terms, reduced.sentiment, reduced.language
     )
 
 
-def description_text(t: Obj, ticket_id: int, at: datetime) -> TicketText | None:
-    """The ticket's description, written by its requester (None: no description)."""
+# Descriptions already read, by digest (every version of a ticket repeats its description):
+# what was kept of them, never the text.
+_READ: dict[str, Reduced] = {}
+_READ_MAX = 8192
+
+
+def description_text(t: Obj, version: TicketVersion) -> TicketText | None:
+    """The description of this version of the ticket, written by its requester (None: no
+    description)."""
     text = t.get("description")
     if not isinstance(text, str) or not text.strip():
         return None
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return _event(f"zendesk:description:{ticket_id}:{digest}", at, ticket_id, None, text)
+    reduced = _READ.get(digest)
+    if reduced is None:
+        if len(_READ) >= _READ_MAX:
+            _READ.clear()
+        reduced = _READ[digest] = reduce(text)
+    key = f"{version.key}:description"
+    return _event(key, version.created_at, version.ticket_id, None, text, reduced)
 
 
 def comment_child(ticket_id: int, child: Obj, at: datetime) -> TicketText | None:

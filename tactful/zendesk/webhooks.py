@@ -161,7 +161,7 @@ def parse_ticket(t: Obj) -> Parsed:
         return Parsed([], [Skipped(f"ticket (id {t.get('id')})", e.reason)], shape)
     if minute_precision(t):
         event = dataclasses.replace(event, key=f"{event.key}:{content_digest(t)}")
-    text = description_text(t, event.ticket_id, event.created_at)
+    text = description_text(t, event)
     return Parsed([event] if text is None else [event, text], [], shape)
 
 
@@ -180,7 +180,7 @@ def _ticket_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Eve
             d["status"] = "deleted"
         version = ticket_version(d)
         out.append(version)
-        text = description_text(detail, ticket_id, version.created_at)
+        text = description_text(detail, version)
         if text is not None:
             out.append(text)
     comment = comment_added(ticket_id, event, at) if name == "ticket.comment_added" else None
