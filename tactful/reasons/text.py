@@ -71,10 +71,19 @@ def sentiment_of(text: str) -> float | None:
     return round(float(scores["compound"]), 4)
 
 
+# Plain English needs no detector: three of these words in an ASCII text say enough.
+_ENGLISH_HINTS = frozenset(
+    "the and my was have with this you not is it of for".split()  # noqa: SIM905
+)
+
+
 def detect_language(text: str) -> str:
     """ISO 639-1 code of the text's language, or ``""`` when the detector is not sure."""
+    text = _ADDRESS.sub(" ", text)
     if len(text.split()) < 3:
         return ""
+    if text.isascii() and len(_ENGLISH_HINTS.intersection(_WORD.findall(text.casefold()))) >= 3:
+        return "en"
     code, confidence = _identifier().classify(text)
     return str(code) if float(confidence) >= LANGUAGE_CONFIDENCE else ""
 

@@ -4,10 +4,10 @@
 a subject that is often vague ("Order 48213", "Help please", "Re: your order"), a
 description and sometimes a follow-up in the customer's words, the true reason, whether an
 agent tagged it (then with one of the reason's tags), and the customer's mood (``negative``,
-``neutral``, ``positive``) as a person would label it. Phrasings vary (several openings per
-reason, synonyms, small typos, mentions of other reasons' words), and a few tickets are in
-Spanish, German or French. The reasons and tags are the starter ``tactful.toml``'s.
-Deterministic for a seed.
+``neutral``, ``positive``) as a person would label it. Phrasings vary (several sentences per
+reason, words swapped for synonyms, small typos, mentions of other reasons, a few tickets
+that say too little to tell), and a few tickets are in Spanish, German or French. The
+reasons and tags are the starter ``tactful.toml``'s. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -174,6 +174,40 @@ class LabelledTicket:
     language: str  # "en", or the language of a foreign-language ticket
 
 
+# Words people use for the same thing: swapped in at random, so that tickets of a reason do
+# not all share the training tickets' words.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "parcel": ("package", "box", "delivery", "shipment"),
+    "package": ("parcel", "box", "order"),
+    "money": ("cash", "payment", "funds"),
+    "skin": ("face", "cheeks", "neck"),
+    "received": ("got", "was sent"),
+    "charged": ("billed", "debited"),
+    "cancel": ("stop", "end", "terminate"),
+    "arrived": ("came", "showed up", "turned up"),
+    "broken": ("cracked", "busted"),
+    "order": ("purchase",),
+    "itchy": ("itching", "sore"),
+    "refund": ("reimbursement",),
+}
+# Tickets that say little (the model should not be sure of them) or mix two reasons.
+_VAGUE_BODIES = (
+    "Please call me back about my order {o}.",
+    "See subject. Thanks.",
+    "I have a problem with the {p}, can someone contact me?",
+    "Hello, I need help with something.",
+)
+
+
+def _reword(rng: random.Random, text: str) -> str:
+    words = text.split(" ")
+    for i, word in enumerate(words):
+        bare = word.strip(".,?!").lower()
+        if bare in _SYNONYMS and rng.random() < 0.5:
+            words[i] = word.lower().replace(bare, rng.choice(_SYNONYMS[bare]))
+    return " ".join(words)
+
+
 def _typo(rng: random.Random, text: str) -> str:
     """Now and then swap two letters of one word, as people type."""
     words = text.split(" ")
@@ -209,9 +243,13 @@ def labelled_sample(
             description, subject, follow_up, mood = fill(body), fill("Order {o}"), "", "negative"
         else:
             first, second = rng.sample(_BODIES[reason], 2)
-            parts = [fill(first)]
-            if rng.random() < 0.35:  # a second sentence of the same reason
-                parts.append(fill(second))
+            parts = [_reword(rng, fill(first))]
+            if rng.random() < 0.05:  # says too little to know the reason
+                parts = [fill(rng.choice(_VAGUE_BODIES))]
+            elif rng.random() < 0.1:  # mentions another reason too (the first one is the truth)
+                parts.append(_reword(rng, fill(rng.choice(_BODIES[rng.choice(names)]))))
+            elif rng.random() < 0.35:  # a second sentence of the same reason
+                parts.append(_reword(rng, fill(second)))
             if rng.random() < 0.15:  # a word of another reason, as people mention things
                 parts.append(f"I might ask for a refund if the {product} is not sorted.")
             mood_line = fill(rng.choice(_MOODS[mood]))

@@ -1,0 +1,112 @@
+"""What Tactful keeps of what customers write (issue 25): words, a score, a language; the
+rule fields built on them; how a reason was found."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tactful.config_models import STATE_FIELDS
+from tactful.core.events import TicketText
+from tactful.core.reasons import ReasonClassifier, ReasonRule
+from tactful.core.rules import RuleError, parse_rule
+from tactful.core.state import apply_text, apply_version, ticket_fields
+from tactful.reasons.text import reduce
+from tactful.testing import at, ticket
+
+
+def test_only_distinct_words_are_kept_no_order_digits_or_addresses() -> None:
+    text = "My ORDER 48213 arrived broken!! Email ann@example.com or see https://x.io/a?b=1 order"
+    reduced = reduce(text)
+    assert reduced.terms == ("arrived", "broken", "email", "order", "see")
+    assert "48213" not in " ".join(reduced.terms)
+    assert reduced.language in ("en", "")  # a short, mixed text: English, or not sure
+
+
+def test_another_language_keeps_only_its_code() -> None:
+    reduced = reduce("Hallo, mein Paket ist immer noch nicht angekommen, wo ist meine Bestellung?")
+    assert (reduced.terms, reduced.sentiment, reduced.language) == ((), None, "de")
+
+
+def test_sentiment_reads_the_customers_mood() -> None:
+    angry = reduce("This is terrible and I am furious, the worst service ever.").sentiment
+    happy = reduce("Thank you so much, I love the serum, great help!").sentiment
+    assert angry is not None and angry <= -0.5
+    assert happy is not None and happy >= 0.5
+
+
+def test_html_tags_are_not_words() -> None:
+    assert reduce("<p>Refund please</p> for the broken jar").terms == ("broken", "jar", "refund")
+
+
+def test_rules_take_decimals_on_float_fields() -> None:
+    rule = parse_rule(
+        "last_sentiment < -0.5 and sentiment_at within 7d and reason_confidence >= 0.8",
+        name="upset",
+        fields=STATE_FIELDS,
+    )
+    now = at(10)
+    upset = {"last_sentiment": -0.71, "sentiment_at": at(5), "reason_confidence": 0.9}
+    assert rule.evaluate(upset, now)[0] is True
+    assert rule.evaluate({**upset, "last_sentiment": -0.2}, now)[0] is False
+    assert rule.evaluate({**upset, "last_sentiment": None}, now)[0] is False
+    assert rule.evaluate(upset, now + timedelta(days=8))[0] is False
+    assert parse_rule("last_sentiment > 0", name="x", fields=STATE_FIELDS).evaluate(
+        {"last_sentiment": 0.3}, now
+    )[0]
+    assert parse_rule("negative_ticket", name="x", fields=STATE_FIELDS).evaluate(
+        {"negative_ticket": True}, now
+    )[0]
+    with pytest.raises(RuleError, match="cannot compare"):
+        parse_rule('last_sentiment == "bad"', name="x", fields=STATE_FIELDS)
+    with pytest.raises(RuleError, match="only strings or integers"):
+        parse_rule("last_sentiment in [0.5]", name="x", fields=STATE_FIELDS)
+
+
+def test_the_source_says_what_matched_the_winning_rule() -> None:
+    rules = ReasonClassifier(
+        [
+            ReasonRule("refund", tags=frozenset({"refund"}), keywords=("refund",)),
+            ReasonRule("shipping", fields={"55": frozenset({"late"})}, keywords=("late",)),
+        ]
+    )
+    assert rules.classify_source(["refund"], "refund please") == ("refund", False, "tag")
+    assert rules.classify_source([], "refund please") == ("refund", False, "keyword")
+    assert rules.classify_source([], "x", [("55", "late")]) == ("shipping", False, "field")
+    assert rules.classify_source([], "hello") == ("other", False, "")
+
+
+def _text(key: str, hours: float, author: int | None, terms: tuple[str, ...], score: float):
+    return TicketText(key, at(hours), 1, author, terms, score, "en")
+
+
+def test_only_the_requesters_words_count_and_the_latest_sets_the_sentiment() -> None:
+    version = ticket(1, at(0), requester_id=7, status="open")
+    record = apply_version(None, version, "other", False)
+    record = apply_text(record, _text("d", 0, None, ("broken",), -0.3))  # the description
+    record = apply_text(record, _text("agent", 2, 99, ("sorry", "replacement"), 0.6))
+    record = apply_text(record, _text("c1", 1, 7, ("furious",), -0.8))
+    assert record.customer_terms() == ("broken", "furious")
+    assert record.sentiment() == (-0.8, at(1))
+    fields = ticket_fields([record])
+    assert fields["last_sentiment"] == -0.8 and fields["sentiment_at"] == at(1)
+    assert fields["negative_ticket"] is True
+    # any order, and a description repeated by every version, give the same record
+    again = apply_text(None, _text("c1", 1, 7, ("furious",), -0.8))
+    for part in (
+        _text("d2", 3, None, ("broken",), -0.3),
+        _text("agent", 2, 99, ("sorry", "replacement"), 0.6),
+        _text("d", 0, None, ("broken",), -0.3),
+    ):
+        again = apply_text(again, part)
+    again = apply_version(again, version, "other", False)
+    assert again.texts == apply_text(record, _text("d2", 3, None, ("broken",), -0.3)).texts
+    assert len([p for p in again.texts if p[3] == ("broken",)]) == 1
+
+
+def test_a_solved_ticket_is_not_a_negative_ticket_but_keeps_the_last_sentiment() -> None:
+    record = apply_version(None, ticket(1, at(0), requester_id=7, status="solved"), "other", False)
+    record = apply_text(record, _text("c1", 1, 7, ("awful",), -0.9))
+    fields = ticket_fields([record])
+    assert fields["negative_ticket"] is False and fields["last_sentiment"] == -0.9
