@@ -21,7 +21,7 @@ from tactful.web.present import At, Phrase, moment, words
 from tactful.web.sidebar import proof
 from tactful.web.sidebar.records import SentChange, actions_of, recent_changes
 from tactful.web.sidebar.state import EspUnavailable, SidebarState
-from tactful.web.sidebar.summary import SegmentWords, label_of, lead, segment_words
+from tactful.web.sidebar.summary import SegmentWords, label_of, lead, mood, segment_words
 from tactful.web.templating import render as render_template
 
 HEALTH_CHOICES = ("satisfied", "neutral", "unsatisfied")
@@ -41,6 +41,9 @@ STATE_SHOWN = (
     "csat_at",
     "health",
     "health_at",
+    "last_sentiment",
+    "negative_ticket",
+    "reason_source",
     "promo_override_until",
 )
 
@@ -73,6 +76,11 @@ class PanelData:
     def health(self) -> str | None:
         value = self.state.get("health")
         return value if value in HEALTH_CHOICES else None
+
+    @property
+    def mood(self) -> Phrase:
+        """How the customer sounded in their latest words (empty: nothing read)."""
+        return mood(self.state)
 
     @property
     def paused_until(self) -> datetime | None:
