@@ -110,3 +110,17 @@ def test_a_solved_ticket_is_not_a_negative_ticket_but_keeps_the_last_sentiment()
     record = apply_text(record, _text("c1", 1, 7, ("awful",), -0.9))
     fields = ticket_fields([record])
     assert fields["negative_ticket"] is False and fields["last_sentiment"] == -0.9
+
+
+def test_the_starter_configs_commented_example_is_valid() -> None:
+    from tactful.config import settings_from_toml, starter_config_text
+
+    text = starter_config_text()
+    start = text.index("# [[segments]]\n# # Customers who sound upset")
+    end = text.index("# quality_floor", start)
+    end = text.index("\n", end)
+    block = "\n".join(line[2:] for line in text[start:end].splitlines() if line != "#")
+    settings = settings_from_toml(text + "\n" + block + "\n", environ={})
+    calm = settings.segment("calm_first")
+    assert calm is not None and calm.rule.fields_used >= {"negative_ticket", "last_sentiment"}
+    assert settings.reason_model.threshold == 0.6 and settings.reason_model.quality_floor == 0.7
