@@ -124,3 +124,30 @@ def test_the_starter_configs_commented_example_is_valid() -> None:
     calm = settings.segment("calm_first")
     assert calm is not None and calm.rule.fields_used >= {"negative_ticket", "last_sentiment"}
     assert settings.reason_model.threshold == 0.6 and settings.reason_model.quality_floor == 0.7
+
+
+def test_the_recorded_zendesk_exports_descriptions_are_read() -> None:
+    """The sanity check on real export rows: each version with a description gives its words."""
+    import json
+    from pathlib import Path
+
+    from tactful.core.events import TicketVersion
+    from tactful.zendesk.parse import parse_object
+
+    path = (
+        Path(__file__).parent.parent / "fixtures" / "zendesk" / "incremental-tickets-time-full.json"
+    )
+    doc = json.loads(path.read_text())
+    events = parse_object(doc).events
+    versions = {e.key: e for e in events if isinstance(e, TicketVersion)}
+    texts = [e for e in events if isinstance(e, TicketText)]
+    described = [t for t in doc["tickets"] if (t.get("description") or "").strip()]
+    assert texts and len(texts) == len(described)
+    for text in texts:
+        version = versions[text.key.removesuffix(":description")]
+        assert (text.ticket_id, text.at, text.author_id) == (
+            version.ticket_id,
+            version.created_at,
+            None,
+        )
+    assert any(t.terms and t.sentiment is not None for t in texts)
