@@ -151,3 +151,30 @@ def test_the_recorded_zendesk_exports_descriptions_are_read() -> None:
             None,
         )
     assert any(t.terms and t.sentiment is not None for t in texts)
+
+
+def test_stored_documents_lose_every_text_zendesk_puts_in_them() -> None:
+    import orjson
+
+    from tactful.reasons.documents import without_text
+
+    said = "my zorblax jar broke"
+    page = {"tickets": [{"id": 1, "subject": "Hi", "description": said}]}
+    events = {
+        "ticket_events": [
+            {"id": 2, "child_events": [{"event_type": "Comment", "body": said, "html_body": said}]}
+        ]
+    }
+    audit = {"audit": {"events": [{"type": "Comment", "body": said, "plain_body": said}]}}
+    envelope = {"detail": {"description": said}, "event": {"comment": {"body": said}}}
+    single = {"ticket": {"id": 3, "description": said, "comment": {"body": said}}}
+    attempts = {"attempts": [{"request": {"payload": orjson.dumps(envelope).decode()}}]}
+    for doc in (page, events, audit, envelope, single, attempts, [page, envelope]):
+        raw = orjson.dumps(doc)
+        assert b"zorblax" in raw  # the test can fail
+        cleaned = without_text(raw)
+        assert b"zorblax" not in cleaned, doc
+        assert orjson.loads(cleaned) != doc  # still JSON, same shape, text blanked
+    users = orjson.dumps({"users": [{"id": 1, "email": "a@example.com"}]})
+    assert without_text(users) is users  # nothing to blank: the very same bytes
+    assert without_text(b'{"description": ') == b'{"description": '  # not JSON: as it came
