@@ -13,7 +13,7 @@ needed: ``without_text`` blanks the places Zendesk puts what people write, in ev
   document of a top-level array.
 
 A document kept to be read later (a body waiting for its requester's consent or for a
-ticket fetch) is stored whole until then, and stored again, without text, when it is read.
+ticket fetch) is stored whole; when it is read, its events come with a blanked copy.
 Only the named places are visited, so a large export page costs one parse and one dump.
 """
 

@@ -213,6 +213,37 @@ def test_customer_text_sets_sentiment_and_never_leaves_as_text(
     assert all("negative_ticket" not in p for p in profiles)
     hooked = [i.properties for i in dests["hook"].delivered if i.name == "support_state_changed"]
     assert any("last_sentiment" in p["values"] for p in hooked)
+    # a later comment that changes only the inferred fields (still upset, so still in the
+    # segment) reaches only the opted-in hook
+    sent = {name: len(d.delivered) for name, d in dests.items()}
+    happy = {
+        "ticket_events": [
+            {
+                "id": 2,
+                "ticket_id": 77,
+                "created_at": "2026-11-20T15:00:00Z",
+                "child_events": [
+                    {
+                        "id": 9004,
+                        "event_type": "Comment",
+                        "author_id": 7,
+                        "body": "Still broken, I am so angry, this is awful and terrible",
+                        "public": True,
+                    }
+                ],
+            }
+        ]
+    }
+    engine.apply(parse_object(happy).events, document=orjson.dumps(happy), source="webhook:doc")
+    worker.sync()
+    assert len(dests["cio"].delivered) == sent["cio"]
+    latest = dests["hook"].delivered[sent["hook"] :]
+    assert [i.name for i in latest] == ["support_state_changed"]
+    assert set(latest[0].properties["changed"]) <= {
+        "last_sentiment",
+        "sentiment_at",
+        "negative_ticket",
+    }
 
 
 def test_erasure_takes_the_words_with_the_person(tmp_path: Path, store_kind: str) -> None:
