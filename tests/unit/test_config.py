@@ -682,7 +682,10 @@ def test_starter_segments_behave_as_documented() -> None:
 def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> None:
     lines = []
     for line in starter_config_text().splitlines():
-        m = re.fullmatch(r"# (\[\[destinations\]\]|[a-z_]+ = .*)", line)
+        # tables too: the destinations, and the example segment and [reason_model] (issue 25)
+        m = re.fullmatch(
+            r"# (\[\[destinations\]\]|\[\[segments\]\]|\[reason_model\]|[a-z_]+ = .*)", line
+        )
         lines.append(m.group(1) if m else line)
     text = "\n".join(lines)
     names = set(re.findall(r'"env:([A-Z0-9_]+)"', text))
