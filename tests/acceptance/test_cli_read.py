@@ -37,6 +37,12 @@ SPEC_STATE_FIELDS = [
     "health",
     "health_at",
     "ticket_tags",
+    # Added by issue 25: from what customers write.
+    "reason_source",
+    "reason_confidence",
+    "last_sentiment",
+    "sentiment_at",
+    "negative_ticket",
     # Added by the sidebar issue (#5): an agent's "suppress promos until" override.
     "promo_override_until",
     "support_state",
@@ -48,6 +54,7 @@ TIME_FIELDS = {
     "last_refund_at",
     "csat_at",
     "health_at",
+    "sentiment_at",
 }
 IDENTIFIER_KINDS = {"email", "phone", "external_id", "zendesk_user_id"}
 CONSENT_PURPOSES = {"ads", "email", "analytics"}
@@ -117,7 +124,7 @@ def _configured_segments(cli: Cli) -> list[str]:
 
 def test_state_field_names_are_the_contract() -> None:
     assert list(STATE_FIELD_NAMES) == SPEC_STATE_FIELDS
-    assert len(SPEC_STATE_FIELDS) == 18 + 1  # §3 plus promo_override_until
+    assert len(SPEC_STATE_FIELDS) == 18 + 1 + 5  # §3, promo_override_until, issue 25's five
 
 
 def _assert_person_shape(person: dict[str, Any], segment_names: list[str]) -> None:
