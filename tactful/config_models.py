@@ -45,6 +45,8 @@ STATE_FIELDS: dict[str, FieldType] = {
     "health_at": "time",
     "promo_override_until": "time",
     "ticket_tags": "list",
+    "brand_id": "int",
+    "brand_ids": "list",
     # from what customers write (docs/reasons.md)
     "reason_source": "str",
     "reason_confidence": "float",

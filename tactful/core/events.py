@@ -54,6 +54,8 @@ class TicketVersion:
     ``requester_id`` is the Zendesk user id; ``requester`` carries inline identifiers when
     the source has them (trigger webhooks send the requester's email/phone/external id).
     ``custom_fields`` maps the Zendesk field id (as a string) to its value(s) as strings.
+    ``brand_id`` is the Zendesk brand the ticket belongs to (an account may have several),
+    None when the source does not say.
     """
 
     key: str
@@ -69,6 +71,7 @@ class TicketVersion:
     requester_id: int | None
     requester: tuple[Identifier, ...] = ()
     custom_fields: tuple[tuple[str, str], ...] = ()
+    brand_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +147,18 @@ class UserDeleted:
 
 @dataclass(frozen=True, slots=True)
 class RatingGiven:
-    """A satisfaction rating. ``score`` is 1-5, or ``good``/``bad`` (legacy binary CSAT)."""
+    """A satisfaction rating: a legacy satisfaction rating (``rating_id`` an integer, ``score``
+    ``good``/``bad`` or 1-5) or a CSAT survey response (``rating_id`` Zendesk's string id,
+    ``score`` 1..``scale`` on the survey's 2-, 3- or 5-point rating scale)."""
 
     key: str
     at: datetime
-    rating_id: int
+    rating_id: int | str
     ticket_id: int | None
     requester_id: int | None
     score: int | Literal["good", "bad"]
     requester: tuple[Identifier, ...] = ()
+    scale: int = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ Rules (product.md §3):
 | deleted ticket            | latest status ``deleted``: counts nowhere                          |
 | ticket owner              | the requester of the latest version                                |
 | risk                      | ``last_risk_at`` = max updated_at of versions whose reason is risky|
+| brand                     | ``brand_id``: the latest *known* brand (a version without one keeps|
+|                           | it) of the latest-created ticket; ``brand_ids``: the union         |
 | ticket text               | a set of (at, key, author, terms, sentiment): any order, once each; |
 |                           | only the requester's own words count (``customer_parts``)          |
 | rating / health / consent | latest by (at, key) wins                                           |
@@ -48,6 +50,7 @@ MERGE_CHANNEL = "merge"
 _PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 
 Observation = tuple[datetime, str]
+BrandSeen = tuple[datetime, str, int]
 # One ``TicketText`` as a ticket keeps it: (at, key, author id or None, terms, sentiment,
 # language).
 TextPart = tuple[datetime, str, int | None, tuple[str, ...], float | None, str]
@@ -67,6 +70,9 @@ class TicketRecord:
     risk: bool
     last_risk_at: datetime | None
     observations: frozenset[Observation]
+    # The latest version that named a brand, as (updated_at, key, brand_id): trigger bodies
+    # carry no brand, so the brand is the latest *known* one, whichever version wins.
+    brand: BrandSeen | None = None
     # (status, last activity, last resolution), derived from the observations on first use:
     # a record is immutable, and the same one is read at every evaluation of its person.
     _derived: tuple[str | None, datetime | None, datetime | None] | None = field(
@@ -183,6 +189,7 @@ def _fingerprint(v: TicketVersion) -> tuple[Any, ...]:
         v.custom_fields,
         v.created_at,
         tuple((i.kind, i.value) for i in v.requester),
+        v.brand_id or 0,
     )
 
 
@@ -206,6 +213,7 @@ def apply_version(
     found by ``source`` with ``confidence``)."""
     observation = (version.updated_at, version.status)
     risk_at = version.updated_at if risk else None
+    seen = None if version.brand_id is None else (version.updated_at, version.key, version.brand_id)
     if record is None:
         return TicketRecord(
             ticket_id=version.ticket_id,
@@ -214,6 +222,7 @@ def apply_version(
             risk=risk,
             last_risk_at=risk_at,
             observations=frozenset((observation,)),
+            brand=seen,
             source=source,
             confidence=confidence,
         )
@@ -221,6 +230,9 @@ def apply_version(
     if risk_at is not None and (last_risk_at is None or risk_at > last_risk_at):
         last_risk_at = risk_at
     observations = record.observations | {observation}
+    brand = record.brand
+    if seen is not None and (brand is None or seen > brand):
+        brand = seen
     if record.version is None or _newer(version, record.version):
         return TicketRecord(
             record.ticket_id,
@@ -229,11 +241,12 @@ def apply_version(
             risk,
             last_risk_at,
             observations,
+            brand,
             source=source,
             confidence=confidence,
             texts=record.texts,
         )
-    return replace(record, last_risk_at=last_risk_at, observations=observations)
+    return replace(record, last_risk_at=last_risk_at, observations=observations, brand=brand)
 
 
 def apply_status_change(record: TicketRecord | None, event: TicketStatusChanged) -> TicketRecord:
@@ -315,11 +328,17 @@ def pick_latest(current: Latest | None, candidate: Latest) -> Latest:
 
 
 def csat_score(rating: RatingGiven, *, good: int, bad: int) -> int:
-    if rating.score == "good":
+    """The 1-5 ``csat_score`` of a rating: ``good``/``bad`` as configured; a score on a
+    2-point scale likewise (1 bad, 2 good); on a 3-point scale 1, 3, 5; else as it is."""
+    score = rating.score
+    if score == "good" or (rating.scale == 2 and score == 2):
         return good
-    if rating.score == "bad":
+    if score == "bad" or (rating.scale == 2 and score == 1):
         return bad
-    return int(rating.score)
+    points = int(score)
+    if 2 < rating.scale < 5:
+        return 1 + round((points - 1) * 4 / (rating.scale - 1))
+    return points
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +421,8 @@ STATE_FIELD_NAMES = (
     "health",
     "health_at",
     "ticket_tags",
+    "brand_id",
+    "brand_ids",
     "reason_source",
     "reason_confidence",
     "last_sentiment",
@@ -464,6 +485,8 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
     last_ticket_at: datetime | None = None
     newest_created: tuple[datetime, int] | None = None
     ticket_reason: str | None = None
+    brand_id: int | None = None
+    brand_ids: set[str] = set()
     newest_updated: tuple[datetime, int] | None = None
     last_ticket_status: str | None = None
     last_activity_at: datetime | None = None
@@ -499,9 +522,12 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         if newest_created is None or created > newest_created:
             newest_created = created
             ticket_reason = record.reason
+            brand_id = None if record.brand is None else record.brand[2]
             reason_source = record.source or None
             reason_confidence = record.confidence
             last_ticket_at = version.created_at
+        if record.brand is not None:
+            brand_ids.add(str(record.brand[2]))
         if activity is not None:
             updated = (activity, record.ticket_id)
             if newest_updated is None or updated > newest_updated:
@@ -529,6 +555,8 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         "refund_risk": refund_risk,
         "last_refund_at": last_refund_at,
         "ticket_tags": sorted(open_tags),
+        "brand_id": brand_id,
+        "brand_ids": sorted(brand_ids),
         "reason_source": reason_source,
         "reason_confidence": reason_confidence,
         "last_sentiment": last_sentiment[1] if last_sentiment is not None else None,

@@ -29,7 +29,13 @@ from tactful.sim.controls import (
     INCREMENTAL_PREFIX,
     RequestRecord,
 )
-from tactful.sim.exports import BadRequest, cursor_page, ratings_page, ticket_events_page
+from tactful.sim.exports import (
+    BadRequest,
+    cursor_page,
+    ratings_page,
+    survey_responses_page,
+    ticket_events_page,
+)
 from tactful.sim.model import Json, SimUser
 from tactful.sim.objects import iso
 from tactful.sim.web import Handler, base_of, body_of, error, json_response, not_found
@@ -135,6 +141,11 @@ async def events_export(sim: ZendeskSimulator, request: Request, _: dict[str, st
 async def ratings(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
     with sim.lock:
         return json_response(ratings_page(sim, dict(request.query_params), base_of(request)))
+
+
+async def survey_responses(sim: ZendeskSimulator, request: Request, _: dict[str, str]) -> Response:
+    with sim.lock:
+        return json_response(survey_responses_page(sim, dict(request.query_params)))
 
 
 # -- users and tickets
@@ -329,6 +340,7 @@ def _routes(sim: ZendeskSimulator) -> list[Route]:
         ("/api/v2/incremental/users/cursor.json", users_export, ["GET"]),
         ("/api/v2/incremental/ticket_events.json", events_export, ["GET"]),
         ("/api/v2/satisfaction_ratings", ratings, ["GET"]),
+        ("/api/v2/guide/survey_responses", survey_responses, ["GET"]),
         ("/api/v2/users/me", show_me, ["GET"]),
         ("/api/v2/users/{user_id:int}", show_user, ["GET"]),
         ("/api/v2/users/{user_id:int}", update_user, ["PUT"]),

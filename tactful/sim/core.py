@@ -18,6 +18,7 @@ from tactful.sim.model import (
     SimAudit,
     SimClock,
     SimRating,
+    SimSurveyResponse,
     SimTicket,
     SimUser,
 )
@@ -77,6 +78,7 @@ class SimCore:
         self.users: dict[int, SimUser] = {}
         self.tickets: dict[int, SimTicket] = {}
         self.ratings: dict[int, SimRating] = {}
+        self.survey_responses: dict[str, SimSurveyResponse] = {}
         self.audits: list[SimAudit] = []
         self.activities: list[Activity] = []
         self.webhooks: dict[str, Json] = {}

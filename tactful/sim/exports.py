@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from tactful.sim.core import SimCore
 from tactful.sim.model import Json
-from tactful.sim.objects import audit_json, epoch, rating_json, user_json
+from tactful.sim.objects import audit_json, epoch, rating_json, survey_response_json, user_json
 
 MAX_PAGE = 1000
 MAX_RATINGS_PAGE = 100
@@ -166,6 +166,32 @@ def _decode_rating_cursor(cursor: str) -> Key:
         return int(stamp), int(ident)
     except (binascii.Error, UnicodeDecodeError, ValueError, IndexError):
         raise BadRequest("InvalidPaginationParameter", f"invalid cursor {cursor!r}") from None
+
+
+def survey_responses_page(sim: SimCore, params: dict[str, str]) -> Json:
+    """``GET /api/v2/guide/survey_responses``: ``filter[subject_zrns]`` and
+    ``filter[responder_ids]`` (comma-separated), ``page[size]`` ≤ 100 and ``page[after]``
+    (the last id of the previous page), oldest first."""
+    size = _int(params.get("page[size]"), "page[size]", MAX_RATINGS_PAGE, MAX_RATINGS_PAGE)
+    zrns = {z for z in params.get("filter[subject_zrns]", "").split(",") if z}
+    responders = {r for r in params.get("filter[responder_ids]", "").split(",") if r}
+    rows = sorted(
+        (r for r in sim.survey_responses.values()
+         if (not zrns or f"zen:ticket:{r.ticket_id}" in zrns)
+         and (not responders or str(r.responder_id) in responders)),
+        key=lambda r: r.id,
+    )  # fmt: skip
+    after = params.get("page[after]") or ""
+    ready = [r for r in rows if r.id > after]
+    page = ready[:size]
+    return {
+        "survey_responses": [survey_response_json(r) for r in page],
+        "meta": {
+            "has_more": len(ready) > size,
+            "after_cursor": page[-1].id if page else None,
+            "before_cursor": page[0].id if page else None,
+        },
+    }
 
 
 def ratings_page(sim: SimCore, params: dict[str, str], base: str) -> Json:

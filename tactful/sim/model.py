@@ -85,6 +85,7 @@ class SimTicket:
     group_id: int | None = None
     external_id: str | None = None
     rating_id: int | None = None
+    brand_id: int | None = None  # None: the account's default brand
     versions: list[Json] = field(default_factory=list)  # API JSON after every change
 
 
@@ -97,6 +98,19 @@ class SimRating:
     group_id: int | None
     score: str  # offered / good / bad
     comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class SimSurveyResponse:
+    """A response to the current (customizable) CSAT survey: ``rating`` on ``points``."""
+
+    id: str  # a ULID, as Zendesk's survey response ids are
+    ticket_id: int
+    responder_id: int
+    rating: int
+    points: int  # the survey's rating scale: 2, 3 or 5
     created_at: datetime
     updated_at: datetime
 

@@ -9,10 +9,10 @@ event-type reference: ids as strings, statuses/priorities/types upper-case.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tactful.sim.model import Json, SimAudit, SimRating, SimTicket, SimUser
+from tactful.sim.model import Json, SimAudit, SimRating, SimSurveyResponse, SimTicket, SimUser
 
 BRAND_ID = 360_000_123_451
 TICKET_FORM_ID = 360_000_223_451
@@ -139,11 +139,58 @@ def ticket_json(t: SimTicket, base_url: str, rating: SimRating | None) -> Json:
         "fields": [dict(f) for f in fields],
         "followup_ids": [],
         "ticket_form_id": TICKET_FORM_ID,
-        "brand_id": BRAND_ID,
+        "brand_id": t.brand_id or BRAND_ID,
         "allow_channelback": t.channel == "native_messaging",
         "allow_attachments": True,
         "from_messaging_channel": t.channel == "native_messaging",
         "generated_timestamp": epoch(t.updated_at),
+    }
+
+
+SURVEY_ID = "01J58KJ9RAE0D2EK7HRVM7Z8F2"
+RATING_QUESTION_ID = "01GFYBENPDGN1R6NAA4WRDNVFQ"
+COMMENT_QUESTION_ID = "01GFYBENPDGN1R6NAA4WRDNVFR"
+
+
+def survey_response_json(r: SimSurveyResponse) -> Json:
+    """A CSAT survey response as ``GET /api/v2/guide/survey_responses`` shows it
+    (https://developer.zendesk.com/api-reference/ticketing/ticket-management/csat_survey_responses):
+    the ``rating_scale`` answer's question lists the survey's rating options, the comment
+    question is skipped."""
+    zrn = f"zen:ticket:{r.ticket_id}"
+    options = [
+        {"id": f"{RATING_QUESTION_ID[:-2]}{i:02d}", "rating": i,
+         "label": {"type": "static", "value": str(i)}}
+        for i in range(1, r.points + 1)
+    ]  # fmt: skip
+    return {
+        "id": r.id,
+        "answers": [
+            {
+                "type": "rating_scale",
+                "rating": r.rating,
+                "question": {
+                    "id": RATING_QUESTION_ID,
+                    "alias": "rating_scale",
+                    "type": "rating_scale",
+                    "headline": {"type": "static", "value": "How would you rate your experience?"},
+                    "options": options,
+                },
+                "created_at": iso(r.created_at),
+                "updated_at": iso(r.updated_at),
+            },
+            {
+                "type": "skipped",
+                "question": {"id": COMMENT_QUESTION_ID, "alias": "comment", "type": "open_ended"},
+                "created_at": iso(r.created_at),
+                "updated_at": iso(r.created_at),
+            },
+        ],
+        "expires_at": iso(r.created_at + timedelta(days=28)),
+        "responder_id": r.responder_id,
+        "subject_zrns": [zrn],
+        "subjects": [{"id": str(r.ticket_id), "type": "ticket", "zrn": zrn}],
+        "survey": {"id": SURVEY_ID, "state": "enabled", "version": 1},
     }
 
 

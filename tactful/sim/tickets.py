@@ -91,8 +91,10 @@ class TicketStory(SimCore):
         custom_fields: dict[int, Any] | None = None,
         group_id: int | None = None,
         external_id: str | None = None,
+        brand_id: int | None = None,
     ) -> int:
-        """A new ticket (status ``new``) from ``requester_id``; returns its id."""
+        """A new ticket (status ``new``) from ``requester_id`` (in ``brand_id``, else the
+        account's default brand); returns its id."""
         with self.lock:
             if requester_id not in self.users:
                 raise KeyError(f"no user {requester_id}")
@@ -104,7 +106,7 @@ class TicketStory(SimCore):
             ticket = SimTicket(
                 self.next_id("ticket"), subject, description or subject, requester_id,
                 submitter, "new", priority, type, list(dict.fromkeys(tags)), fields, channel,
-                now, now, group_id=group_id, external_id=external_id,
+                now, now, group_id=group_id, external_id=external_id, brand_id=brand_id,
             )  # fmt: skip
             self.tickets[ticket.id] = ticket
             via = self._via(ticket, "requester")

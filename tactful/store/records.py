@@ -18,7 +18,7 @@ import orjson
 from tactful.core import codec
 from tactful.core.events import Identifier, TicketVersion
 from tactful.core.segments import Membership
-from tactful.core.state import Latest, PersonFacts, TicketRecord
+from tactful.core.state import BrandSeen, Latest, PersonFacts, TicketRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -86,9 +86,12 @@ def _pt(value: str | None) -> datetime | None:
 
 
 def dump_ticket(record: TicketRecord) -> bytes:
-    """Compact positional form: [version, reason, risk, last_risk_at, observations], and,
-    when the reason was found by a rule or the model or the ticket has texts, a sixth
-    element [source, confidence, texts] (docs/reasons.md)."""
+    """Compact positional form: [version, reason, risk, last_risk_at, observations, brand,
+    words]; the version's last element, ``brand_id``, and the record's ``brand`` (the latest
+    version that named one: [updated_at, key, brand_id], or null) are absent from records
+    written before them; ``words`` ([source, confidence, texts]: how the reason was found and
+    the ticket's texts, docs/reasons.md) is there only when a rule or the model found the
+    reason or the ticket has texts."""
     v = record.version
     version = None
     if v is not None:
@@ -105,17 +108,21 @@ def dump_ticket(record: TicketRecord) -> bytes:
             v.requester_id,
             [[i.kind, i.value] for i in v.requester],
             v.custom_fields,
+            v.brand_id,
         ]
-    row: list[Any] = [
+    fields: list[Any] = [
         version,
         record.reason,
         record.risk,
         record.last_risk_at,
         sorted(record.observations),
     ]
-    if record.source or record.texts:
-        row.append([record.source, record.confidence, sorted(record.texts)])
-    blob = codec.exact(orjson.dumps(row, option=orjson.OPT_UTC_Z))
+    words = [record.source, record.confidence, sorted(record.texts)]
+    if record.brand is not None or words[0] or words[2]:
+        fields.append(None if record.brand is None else list(record.brand))
+    if words[0] or words[2]:
+        fields.append(words)
+    blob = codec.exact(orjson.dumps(fields, option=orjson.OPT_UTC_Z))
     if _ticket_round_trips(record):
         _tickets.put((record.ticket_id, blob), record)
     return blob
@@ -139,6 +146,8 @@ def _ticket_round_trips(record: TicketRecord) -> bool:
             return False
     if record.last_risk_at is not None and record.last_risk_at.tzinfo is not UTC:
         return False
+    if record.brand is not None and record.brand[0].tzinfo is not UTC:
+        return False
     if not all(p[0].tzinfo is UTC and type(p[3]) is tuple for p in record.texts):
         return False
     return all(at.tzinfo is UTC for at, _ in record.observations)
@@ -156,11 +165,13 @@ def load_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
 
 
 def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
-    raw, reason, risk, last_risk_at, observations, *words = orjson.loads(blob)
+    raw, reason, risk, last_risk_at, observations, *rest = orjson.loads(blob)
     parse = codec.parse_time
     version = None
     if raw is not None:
-        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw
+        key, tid, created, updated, status, priority, tags, subject, channel, req, who, cf = raw[
+            :12
+        ]
         updated_at = parse(updated)
         version = TicketVersion(
             key,
@@ -176,8 +187,15 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
             req,
             tuple(Identifier(k, val) for k, val in who),
             tuple((f, val) for f, val in cf),
+            raw[12] if len(raw) > 12 else None,  # brand_id: absent from records before it
         )
-    source, confidence, texts = words[0] if words else ("", None, ())
+    brand: BrandSeen | None = None
+    if rest and rest[0] is not None:
+        at, key, brand_id = rest[0]
+        brand = (parse(at), key, brand_id)
+    elif not rest and version is not None and version.brand_id is not None:
+        brand = (version.updated_at, version.key, version.brand_id)  # written before ``brand``
+    source, confidence, texts = rest[1] if len(rest) > 1 else ("", None, ())
     return TicketRecord(
         ticket_id,
         version,
@@ -185,6 +203,7 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
         risk,
         None if last_risk_at is None else parse(last_risk_at),
         frozenset((parse(at), status) for at, status in observations),
+        brand,
         source=source,
         confidence=confidence,
         texts=frozenset(

@@ -3,7 +3,8 @@
 A document (an export page, an API request body, a webhook body) is JSON. Its records that
 are the person's are dropped from their lists: a user whose id is the person's Zendesk user
 id, a ticket or any record naming one of the person's tickets (``ticket_id``) or the person as
-requester (``requester_id``), an API item whose ``person`` is one of the person's
+requester (``requester_id``) or CSAT survey responder (``responder_id``, or its ticket in
+``subject_zrns``), an API item whose ``person`` is one of the person's
 identifiers. What else names the person is replaced by ``[erased]`` (or ``null`` for a number),
 in any raw form the edges accept: an email in any case, a phone number as typed (spaces,
 dashes, brackets, national or international), an external id, a Zendesk user id under a
@@ -34,6 +35,7 @@ USER_ID_KEYS = frozenset(
         "source_user_id",
         "target_user_id",
         "zendesk_user_id",
+        "responder_id",  # a CSAT survey response's user
     }
 )
 USER_CONTAINERS = frozenset({"users", "user", "requester", "submitter", "author"})
@@ -124,6 +126,16 @@ def _belongs(obj: dict[str, Any], container: str | None, erased: Erased) -> bool
     if _as_int(obj.get("ticket_id")) in erased.ticket_ids:
         return True
     if _as_int(obj.get("requester_id")) in erased.user_ids:
+        return True
+    if _as_int(obj.get("responder_id")) in erased.user_ids:
+        return True
+    zrns = obj.get("subject_zrns")  # a CSAT survey response: ["zen:ticket:501"]
+    if isinstance(zrns, list) and any(
+        isinstance(z, str)
+        and z.startswith("zen:ticket:")
+        and _as_int(z.removeprefix("zen:ticket:")) in erased.ticket_ids
+        for z in zrns
+    ):
         return True
     person = obj.get("person")
     if isinstance(person, dict):

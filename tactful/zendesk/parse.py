@@ -30,6 +30,7 @@ from tactful.zendesk.records import parse_time as parse_time
 from tactful.zendesk.records import rating_given as rating_given
 from tactful.zendesk.records import requester_identifiers as requester_identifiers
 from tactful.zendesk.records import status_change as status_change
+from tactful.zendesk.records import survey_rating as survey_rating
 from tactful.zendesk.records import ticket_version as ticket_version
 from tactful.zendesk.records import time_key as time_key
 from tactful.zendesk.records import user_seen as user_seen
@@ -48,7 +49,7 @@ class Skipped:
 class Parsed:
     events: list[Event]
     skipped: list[Skipped]
-    shape: str  # tickets_page, users_page, ratings_page, ticket_events_page, audits_page, ...
+    shape: str  # tickets_page, users_page, ratings_page, survey_responses_page, ...
 
 
 class ParseError(Exception):
@@ -143,10 +144,12 @@ def _ticket(t: Obj, out: list[Event], sk: list[Skipped], where: str) -> None:
 
 
 _rating: Converter = lambda r, out, sk, where: out.append(rating_given(r))  # noqa: E731
+_survey: Converter = lambda r, out, sk, where: out.append(survey_rating(r))  # noqa: E731
 _PAGES: tuple[tuple[str, str, Converter | None], ...] = (
     ("tickets", "tickets_page", _ticket),
     ("users", "users_page", None),  # see _users: identities may be sideloaded
     ("satisfaction_ratings", "ratings_page", _rating),
+    ("survey_responses", "survey_responses_page", _survey),
     (
         "ticket_events",
         "ticket_events_page",
@@ -157,6 +160,7 @@ _PAGES: tuple[tuple[str, str, Converter | None], ...] = (
 _SINGLES: tuple[tuple[str, str, Converter], ...] = (
     ("user", "user", lambda u, out, sk, where: out.append(user_seen(u))),
     ("satisfaction_rating", "rating", _rating),
+    ("survey_response", "survey_response", _survey),
     ("audit", "audit", lambda a, o, s, w: _changes(w, a, "events", o, s)),
 )
 

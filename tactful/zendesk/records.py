@@ -1,6 +1,7 @@
 """Zendesk API records → canonical events, one record at a time.
 
-The converters (``ticket_version``, ``user_seen``, ``rating_given``, ``status_change``) take
+The converters (``ticket_version``, ``user_seen``, ``rating_given``, ``survey_rating``,
+``status_change``) take
 one API-shaped object and return its event, or raise ``BadRecord`` with the reason it was
 skipped; the field helpers (``parse_time``, ``as_int``, ``as_text``, ``norm_status``, …) are
 shared with ``tactful.zendesk.webhooks``. Documents are dispatched in
@@ -182,6 +183,7 @@ def ticket_version(t: Obj) -> TicketVersion:
         requester_id=requester_id,
         requester=requester,
         custom_fields=tuple(custom),
+        brand_id=as_int(t.get("brand_id")),
     )
 
 
@@ -240,6 +242,57 @@ def rating_given(r: Obj) -> RatingGiven:
         ticket_id=as_int(r.get("ticket_id")),
         requester_id=as_int(r.get("requester_id")),
         score=score,
+    )
+
+
+_SCALES = (2, 3, 5)  # the rating scales a Zendesk CSAT survey offers
+
+
+def _ticket_of(response: Obj) -> int | None:
+    """The ticket a survey response is about: ``zen:ticket:99`` in ``subject_zrns``."""
+    zrns = response.get("subject_zrns")
+    for zrn in zrns if isinstance(zrns, list) else ():
+        if isinstance(zrn, str) and zrn.startswith("zen:ticket:"):
+            return as_int(zrn.removeprefix("zen:ticket:"))
+    return None
+
+
+def survey_rating(response: Obj) -> RatingGiven:
+    """A CSAT survey response (Zendesk's current CSAT, ``/api/v2/guide/survey_responses``)
+    → ``RatingGiven`` from its ``rating_scale`` answer; the scale is the number of options of
+    the answered question (5 when it lists none). Raises ``BadRecord``."""
+    response_id = response.get("id")
+    if not isinstance(response_id, str) or not response_id.strip():
+        raise BadRecord("survey response without id")
+    answers = response.get("answers")
+    answer = next(
+        (
+            a
+            for a in (answers if isinstance(answers, list) else ())
+            if isinstance(a, dict) and a.get("type") == "rating_scale"
+        ),
+        None,
+    )
+    if answer is None:
+        raise BadRecord("survey response without a rating")
+    question = answer.get("question")
+    options = question.get("options") if isinstance(question, dict) else None
+    scale = len(options) if isinstance(options, list) and options else 5
+    if scale not in _SCALES:
+        raise BadRecord(f"survey rating scale of {scale} points")
+    rating = as_int(answer.get("rating"))
+    if rating is None or not 1 <= rating <= scale:
+        raise BadRecord(f"survey rating {answer.get('rating')!r} outside its {scale}-point scale")
+    raw = answer.get("updated_at") or answer.get("created_at")
+    at = parse_time(raw, "updated_at")
+    return RatingGiven(
+        key=f"zendesk:survey_response:{response_id}:{time_key(raw, at)}",
+        at=at,
+        rating_id=response_id,
+        ticket_id=_ticket_of(response),
+        requester_id=as_int(response.get("responder_id")),
+        score=rating,
+        scale=scale,
     )
 
 

@@ -37,6 +37,9 @@ SPEC_STATE_FIELDS = [
     "health",
     "health_at",
     "ticket_tags",
+    # Added by issue #22 (several Zendesk brands on one account).
+    "brand_id",
+    "brand_ids",
     # Added by issue 25: from what customers write.
     "reason_source",
     "reason_confidence",
@@ -124,7 +127,8 @@ def _configured_segments(cli: Cli) -> list[str]:
 
 def test_state_field_names_are_the_contract() -> None:
     assert list(STATE_FIELD_NAMES) == SPEC_STATE_FIELDS
-    assert len(SPEC_STATE_FIELDS) == 18 + 1 + 5  # §3, promo_override_until, issue 25's five
+    assert len(SPEC_STATE_FIELDS) == 18 + 1 + 2 + 5  # §3, promo_override_until, brand_id(s),
+    # and issue 25's five
 
 
 def _assert_person_shape(person: dict[str, Any], segment_names: list[str]) -> None:
@@ -144,6 +148,8 @@ def _assert_person_shape(person: dict[str, Any], segment_names: list[str]) -> No
     assert isinstance(state["refund_risk"], bool)
     assert isinstance(state["open_reasons"], list)
     assert isinstance(state["ticket_tags"], list)
+    assert isinstance(state["brand_ids"], list)
+    assert state["brand_id"] is None or str(state["brand_id"]) in state["brand_ids"]
     assert state["csat_score"] is None or state["csat_score"] in range(1, 6)
     assert state["priority"] in (None, "low", "normal", "high", "urgent")
     assert state["health"] in (None, "satisfied", "neutral", "unsatisfied")

@@ -238,7 +238,9 @@ def test_state_fields_cover_the_contract() -> None:
     assert STATE_FIELDS["last_refund_at"] == "time"
     assert STATE_FIELDS["support_state"] == "str"
     assert STATE_FIELDS["promo_override_until"] == "time"  # the sidebar override (#5)
-    assert len(STATE_FIELDS) == 18 + 1 + 5  # + the inferences from text (issue 25)
+    assert STATE_FIELDS["brand_id"] == "int" and STATE_FIELDS["brand_ids"] == "list"  # #22
+    assert STATE_FIELDS["last_sentiment"] == "float"  # issue 25
+    assert len(STATE_FIELDS) == 18 + 1 + 2 + 5  # + brand_id(s) (#22), the inferences (#25)
 
 
 # --- env: -----------------------------------------------------------------------------

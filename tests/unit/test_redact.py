@@ -71,3 +71,20 @@ def test_wildcards_and_quotes_in_identifiers_are_plain_text() -> None:
     odd = Erased.of([("external_id", "%"), ("email", "john_doe@example.com")], [])
     doc = ["%", "50% off", "john.doe@example.com", "JOHN_DOE@example.com", "a_b"]
     assert redact(doc, odd) == [REDACTED, "50% off", "john.doe@example.com", REDACTED, "a_b"]
+
+
+def test_csat_survey_responses_of_the_person_are_dropped() -> None:
+    """Survey responses name their user in ``responder_id`` and their ticket in
+    ``subject_zrns`` (``zen:ticket:501``): either makes the response the person's."""
+    page: dict[str, Any] = {
+        "survey_responses": [
+            {"id": "01A", "responder_id": 101, "subject_zrns": ["zen:ticket:9"]},
+            {"id": "01B", "responder_id": 7, "subject_zrns": ["zen:ticket:501"]},
+            {"id": "01C", "responder_id": 7, "subject_zrns": ["zen:ticket:9"]},
+        ]
+    }
+    assert redact(page, ANN) == {
+        "survey_responses": [{"id": "01C", "responder_id": 7, "subject_zrns": ["zen:ticket:9"]}]
+    }
+    single = {"survey_response": {"id": "01D", "responder_id": "101", "subject_zrns": []}}
+    assert redact(single, ANN)["survey_response"]["responder_id"] == REDACTED

@@ -100,6 +100,7 @@ def test_recorded_cursor_tickets_page() -> None:
         subject="test",
         channel="api",
         requester_id=6130907993114,
+        brand_id=6130830354842,  # recorded: every ticket names its brand
     )
     for event in tickets:
         assert_utc(event.at, event.created_at, event.updated_at)
