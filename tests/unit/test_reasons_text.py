@@ -178,3 +178,31 @@ def test_stored_documents_lose_every_text_zendesk_puts_in_them() -> None:
     users = orjson.dumps({"users": [{"id": 1, "email": "a@example.com"}]})
     assert without_text(users) is users  # nothing to blank: the very same bytes
     assert without_text(b'{"description": ') == b'{"description": '  # not JSON: as it came
+
+
+def test_ticket_records_keep_brand_and_words_and_read_older_blobs() -> None:
+    from dataclasses import replace
+
+    import orjson
+
+    from tactful.store.records import _decode_ticket, dump_ticket
+
+    version = ticket(1, at(0), requester_id=7)
+    plain = apply_version(None, version, "other", False)
+    branded = replace(plain, brand=(at(0), version.key, 360))
+    worded = apply_text(
+        apply_version(None, version, "refund", True, "tag", 1.0),
+        TicketText("d", at(0), 1, None, ("refund",), -0.2, "en"),
+    )
+    both = replace(worded, brand=(at(0), version.key, 360))
+    for record in (plain, branded, worded, both):
+        again = _decode_ticket(1, dump_ticket(record))
+        assert again == record
+        assert (again.brand, again.source, again.confidence, again.texts) == (
+            record.brand,
+            record.source,
+            record.confidence,
+            record.texts,
+        )
+    assert len(orjson.loads(dump_ticket(plain))) == 5  # nothing new: the old form
+    assert orjson.loads(dump_ticket(worded))[5] is None  # words without a brand
