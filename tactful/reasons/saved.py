@@ -27,7 +27,10 @@ class WritableMeta(Meta, Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
 
-_cache: dict[int, ReasonModel] = {}
+# Decoded models by their stored text: one process may open several stores, each with its
+# own version 1 (tests, a demo beside a real store).
+_cache: dict[str, ReasonModel] = {}
+_CACHE_MAX = 8
 
 
 def active_version(meta: Meta) -> int:
@@ -36,16 +39,17 @@ def active_version(meta: Meta) -> int:
 
 
 def load(meta: Meta, version: int) -> ReasonModel | None:
-    """Version ``version`` (decoded once per process: a version never changes)."""
+    """Version ``version`` of this store's models (each stored text decoded once)."""
     if version <= 0:
         return None
-    model = _cache.get(version)
+    text = meta.get_meta(f"{PREFIX}{version}")
+    if text is None:
+        return None
+    model = _cache.get(text)
     if model is None:
-        text = meta.get_meta(f"{PREFIX}{version}")
-        if text is None:
-            return None
-        model = ReasonModel.from_json(orjson.loads(text))
-        _cache[version] = model
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        model = _cache[text] = ReasonModel.from_json(orjson.loads(text))
     return model
 
 
@@ -63,7 +67,3 @@ def save(meta: WritableMeta, model: ReasonModel, *, activate: bool) -> None:
     meta.set_meta(LATEST, str(model.version))
     if activate:
         meta.set_meta(ACTIVE, str(model.version))
-
-
-def forget_cached() -> None:
-    _cache.clear()

@@ -133,3 +133,28 @@ def test_explain_names_the_words_that_decided() -> None:
     words = [w for w, _ in model.explain(terms, reason)]
     assert words and set(words) <= set(terms)
     assert {"cracked", "leaked"} & set(words)
+
+
+class _Meta(dict[str, str]):
+    def get_meta(self, key: str) -> str | None:
+        return self.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self[key] = value
+
+
+def test_each_store_gets_its_own_model_even_with_the_same_version_number() -> None:
+    from tactful.reasons import saved
+
+    first = fit(examples(600, seed=1)).model
+    other = fit(examples(600, seed=2)).model
+    assert first is not None and other is not None and first.to_json() != other.to_json()
+    a, b = _Meta(), _Meta()
+    assert saved.active(a) is None and saved.next_version(a) == 1
+    saved.save(a, first, activate=True)
+    saved.save(b, other, activate=False)
+    assert saved.active(b) is None and saved.load(b, 1) is not None
+    saved.save(b, other, activate=True)
+    assert saved.active(a) is not None and saved.active(a).to_json() == first.to_json()
+    assert saved.active(b) is not None and saved.active(b).to_json() == other.to_json()
+    assert saved.next_version(a) == 2
