@@ -31,6 +31,7 @@ from tactful.core.events import (
     PersonErased,
     RatingGiven,
     TicketStatusChanged,
+    TicketText,
     TicketVersion,
     UserDeleted,
     UserMerged,
@@ -46,6 +47,7 @@ from tactful.core.state import (
     PersonFacts,
     TicketRecord,
     apply_status_change,
+    apply_text,
     apply_version,
     csat_score,
     fact_fields,
@@ -64,6 +66,8 @@ from tactful.messages import (
     nothing_to_say,
     state_row,
 )
+from tactful.reasons.model import ReasonModel
+from tactful.reasons.words import learned
 from tactful.store import records
 from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
 from tactful.store.records import to_us
@@ -124,9 +128,13 @@ class Batch:
         *,
         history_before: datetime | None = None,
         replaying: bool = False,
+        model: ReasonModel | None = None,
+        threshold: float = 1.0,
     ) -> None:
         self.tx = tx
         self.rules = rules
+        self.model = model  # the learned reason model active for this batch (None: rules only)
+        self.threshold = threshold
         self.history_before = history_before
         self.replaying = replaying
         self.segment_names = [s.name for s in rules.segments]
@@ -198,7 +206,7 @@ class Batch:
             [
                 (e.ticket_id, e.key)
                 for e in events
-                if isinstance(e, TicketVersion | TicketStatusChanged | RatingGiven)
+                if isinstance(e, TicketVersion | TicketStatusChanged | TicketText | RatingGiven)
                 and e.ticket_id is not None
             ],
         )
@@ -211,7 +219,11 @@ class Batch:
         ends. A lookup made before a person was locked may be stale (another process merged
         it meanwhile), so lookups repeat until they find no person not yet locked."""
         ticket_ids = sorted(
-            {e.ticket_id for e in events if isinstance(e, TicketVersion | TicketStatusChanged)}
+            {
+                e.ticket_id
+                for e in events
+                if isinstance(e, TicketVersion | TicketStatusChanged | TicketText)
+            }
         )
         tx = self.tx
         if not tx.locking:
@@ -339,6 +351,8 @@ class Batch:
             return self._apply_version(event, owner)
         if isinstance(event, TicketStatusChanged):
             return self._apply_status(event)
+        if isinstance(event, TicketText):
+            return self._apply_text(event)
         if owner is None:
             return set()
         if isinstance(event, UserSeen) and event.name:
@@ -425,11 +439,13 @@ class Batch:
     def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
         if owner is None:
             return set()
-        reason, risk = self.rules.classifier.classify(
+        classifier = self.rules.classifier
+        reason, risk, source = classifier.classify_source(
             event.tags, event.subject, event.custom_fields
         )
         old_owner, old = self.tickets.get(event.ticket_id, (UNOWNED, None))
-        record = apply_version(old, event, reason, risk)
+        record = apply_version(old, event, reason, risk, source, 1.0 if source else None)
+        record = learned(record, classifier, self.model, self.threshold)
         new_owner = owner if record.version is event or old_owner == UNOWNED else old_owner
         return self._store_ticket(record, old_owner, new_owner)
 
@@ -438,6 +454,14 @@ class Batch:
         record = apply_status_change(old, event)
         if record is old:
             return set()
+        return self._store_ticket(record, owner, owner)
+
+    def _apply_text(self, event: TicketText) -> set[str]:
+        owner, old = self.tickets.get(event.ticket_id, (UNOWNED, None))
+        record = apply_text(old, event)
+        if record is old:
+            return set()
+        record = learned(record, self.rules.classifier, self.model, self.threshold)
         return self._store_ticket(record, owner, owner)
 
     def _store_ticket(self, record: TicketRecord, old_owner: str, new_owner: str) -> set[str]:

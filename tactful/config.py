@@ -39,6 +39,7 @@ from tactful.config_models import (
     EngineSettings,
     IdentitySettings,
     PrivacySettings,
+    ReasonModelSettings,
     ReasonSettings,
     SegmentSettings,
     StateSettings,
@@ -74,6 +75,7 @@ TABLES: dict[str, type[BaseModel]] = {
     "api": ApiSettings,
     "engine": EngineSettings,
     "delivery": DeliverySettings,
+    "reason_model": ReasonModelSettings,
 }
 ARRAYS: dict[str, type[BaseModel]] = {
     "reasons": ReasonSettings,
@@ -121,6 +123,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    reason_model: ReasonModelSettings = Field(default_factory=ReasonModelSettings)
     source: str = "<memory>"
     _classifier: ReasonClassifier | None = PrivateAttr(default=None)
 

@@ -47,6 +47,12 @@ STATE_FIELDS: dict[str, FieldType] = {
     "ticket_tags": "list",
     "brand_id": "int",
     "brand_ids": "list",
+    # from what customers write (docs/reasons.md)
+    "reason_source": "str",
+    "reason_confidence": "float",
+    "last_sentiment": "float",
+    "sentiment_at": "time",
+    "negative_ticket": "bool",
     "support_state": "str",
 }
 # ``[[states]]`` rules compute ``support_state``, so they cannot read it.
@@ -195,6 +201,22 @@ class ReasonSettings(Section):
         )
 
 
+class ReasonModelSettings(Section):
+    """``[reason_model]``: the reason learned from what customers write (docs/reasons.md)."""
+
+    # Use the active trained model for tickets that no ``[[reasons]]`` rule matched.
+    enabled: bool = True
+    # A prediction less sure than this leaves the reason ``other``.
+    threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    # ``tactful reasons train`` refuses to activate a model whose macro-averaged precision or
+    # recall on the held-out tickets is below this.
+    quality_floor: float = Field(default=0.7, ge=0.0, le=1.0)
+    # The share of labelled tickets held out to measure a trained model.
+    held_out: float = Field(default=0.25, gt=0.0, lt=1.0)
+    # Reasons with fewer labelled tickets than this are not learned.
+    min_examples: int = Field(default=5, ge=2)
+
+
 class _RuleSection(Section):
     name: str
     when: str
@@ -256,10 +278,13 @@ class DestinationSettings(Section):
     segments: list[str] | None = None
     base_url: str | None = None
     purpose: Purpose = "analytics"  # default: the type's purpose (its module's SPEC)
+    # Send the fields inferred from what customers write (reason_source, reason_confidence,
+    # last_sentiment, sentiment_at, negative_ticket): off unless the destination opts in.
+    inferences: bool = False
     settings: dict[str, Any] = {}
 
     SHARED: ClassVar[frozenset[str]] = frozenset(
-        {"name", "type", "segment", "segments", "base_url", "purpose", "identify_by"}
+        {"name", "type", "segment", "segments", "base_url", "purpose", "identify_by", "inferences"}
     )
 
     @model_validator(mode="before")

@@ -31,6 +31,8 @@ from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.identity_graph import IdentityPlan
 from tactful.messages import NOBODY, REPLAYED, Image, image_of, net_rows
+from tactful.reasons import saved as saved_models
+from tactful.reasons.documents import without_text
 from tactful.store.base import EventRow, OutboxRow, Store, StoreConflict, Tx
 from tactful.store.records import dump_state, to_us
 
@@ -60,6 +62,10 @@ class Rules:
     erase_deleted_users: bool = False
     # Events later than the wall clock plus this are refused (None: no guard).
     future_skew: timedelta | None = timedelta(minutes=5)
+    # ``[reason_model]``: apply the store's active learned model (docs/reasons.md) to tickets
+    # no rule matched; a prediction less sure than ``reason_threshold`` stays ``other``.
+    learn_reasons: bool = True
+    reason_threshold: float = 0.6
 
 
 def rules_from_settings(settings: Any) -> Rules:
@@ -80,6 +86,8 @@ def rules_from_settings(settings: Any) -> Rules:
         default_region=settings.identity.default_region,
         erase_deleted_users=settings.privacy.erase_deleted_users == "immediately",
         future_skew=settings.engine.future_skew,
+        learn_reasons=settings.reason_model.enabled,
+        reason_threshold=settings.reason_model.threshold,
     )
 
 
@@ -288,7 +296,9 @@ class Engine:
             for item in incoming:
                 doc_id = None
                 if item.document is not None:
-                    doc_id = tx.insert_document(item.source, item.document)
+                    # read into events: the customers' text is no longer needed
+                    body = without_text(item.document) if item.events else item.document
+                    doc_id = tx.insert_document(item.source, body)
                 for e in item.events:
                     events.append(e)
                     rows.append(
@@ -356,6 +366,8 @@ class Engine:
             self._salt(tx),
             history_before=history_before,
             replaying=replaying,
+            model=saved_models.active(tx) if self.rules.learn_reasons else None,
+            threshold=self.rules.reason_threshold,
         )
         owners = batch.resolve(events)
         batch.load(events, owners, until)

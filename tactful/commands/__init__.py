@@ -17,6 +17,7 @@ def register_all(sub: Any) -> None:
         doctor,
         migrate,
         read,
+        reasons,
         report,
         serve,
         setup,
@@ -37,7 +38,7 @@ def register_all(sub: Any) -> None:
         demo,
         report,
     )
-    for module in (*modules, clock):
+    for module in (*modules, clock, reasons):
         module.register(sub)
 
 

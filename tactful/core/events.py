@@ -86,6 +86,27 @@ class TicketStatusChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketText:
+    """What someone wrote on a ticket (its description or a public comment), reduced at the
+    edge (``tactful.reasons.text``): the text itself never enters Tactful's store.
+
+    ``terms`` are the distinct lower-case words, sorted (no order, no numbers, no addresses);
+    ``sentiment`` is VADER's compound score in [-1, 1] (None: a language VADER does not
+    read); ``language`` is an ISO 639-1 code or ``""`` when unknown. ``author_id`` is the
+    Zendesk user who wrote it (None: the requester, as for a description); only the
+    requester's own words count for the ticket's reason and sentiment.
+    """
+
+    key: str
+    at: datetime
+    ticket_id: int
+    author_id: int | None
+    terms: tuple[str, ...]
+    sentiment: float | None
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class UserSeen:
     """A Zendesk user (export row or webhook) with its identities at ``updated_at``.
 
@@ -206,6 +227,7 @@ class OverrideSet:
 Event = (
     TicketVersion
     | TicketStatusChanged
+    | TicketText
     | UserSeen
     | UserMerged
     | UserDeleted
@@ -236,6 +258,7 @@ def merge_by_time(iterables: Iterable[Iterable[T]]) -> Iterator[T]:
 EVENT_TYPES: dict[str, type[Event]] = {
     "ticket_version": TicketVersion,
     "ticket_status_changed": TicketStatusChanged,
+    "ticket_text": TicketText,
     "user_seen": UserSeen,
     "user_merged": UserMerged,
     "user_deleted": UserDeleted,

@@ -93,29 +93,51 @@ class ReasonClassifier:
         custom_fields: Iterable[tuple[str, str]] = (),
     ) -> tuple[str, bool]:
         """Return ``(reason, risk)`` for a ticket version."""
+        reason, risk, _ = self.classify_source(tags, subject, custom_fields)
+        return reason, risk
+
+    def classify_source(
+        self,
+        tags: Iterable[str],
+        subject: str,
+        custom_fields: Iterable[tuple[str, str]] = (),
+    ) -> tuple[str, bool, str]:
+        """Return ``(reason, risk, source)``: ``source`` says what matched the winning rule
+        (``tag``, then ``field``, then ``keyword`` when several did), ``""`` for ``other``."""
         best = len(self._results)
+        source = ""
         by_tag = self._by_tag
         if by_tag:
             for tag in tags:
                 index = by_tag.get(tag.casefold())
                 if index is not None and index < best:
-                    best = index
+                    best, source = index, "tag"
         by_field = self._by_field
         if by_field:
             for field_id, value in custom_fields:
                 index = by_field.get((field_id, value.strip().casefold()))
                 if index is not None and index < best:
-                    best = index
+                    best, source = index, "field"
         if subject and best and self._keywords is not None:
             for match in self._keywords.finditer(subject):
                 index = self._keyword_rule(match.group(1))
                 if index < best:
-                    best = index
+                    best, source = index, "keyword"
                     if not best:
                         break
         if best < len(self._results):
-            return self._results[best]
-        return (OTHER_REASON, False)
+            reason, risk = self._results[best]
+            return reason, risk, source
+        return OTHER_REASON, False, ""
+
+    def risk_of(self, reason: str) -> bool:
+        """Whether the reason named ``reason`` is configured as a risk (unknown: no)."""
+        return any(risk for name, risk in self._results if name == reason)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The configured reason names, in order."""
+        return [name for name, _ in self._results]
 
     def _keyword_rule(self, text: str) -> int:
         index = self._by_keyword.get(_phrase(text))

@@ -15,13 +15,14 @@ Rules:
                | operand ["not"] "in" operand
                | field "is" ["not"] "null"
                | field "within" DURATION | field "older" "than" DURATION
-    operand   := field | "str" | 'str' | integer | "true" | "false" | "[" literal, ... "]"
+    operand   := field | "str" | 'str' | integer | decimal | "true" | "false"
+               | "[" literal, ... "]"
     DURATION  := integer unit, unit one of m h d w              30m 12h 7d 2w
 
     form                      holds when                                  field types
     f                         f is True                                   bool
     a == b   a != b           both set and equal / different              bool int str
-    a < b  <=  >  >=          both set and ordered so                     int str
+    a < b  <=  >  >=          both set and ordered so                     int float str
     f in [l1, l2]             f set and equal to one of the literals      int str
     "x" in f   s in f         list f set and contains the string          list (s: str)
     a not in b                both set and the ``in`` form does not hold  as ``in``
@@ -39,7 +40,9 @@ Rules:
   at every instant of ``[now, next_change)``, or of ``[now, ∞)`` when ``next_change`` is
   None; ``next_change > now`` always. ``x within D`` is true up to and including ``x + D``
   and false from ``x + D + 1µs``; ``x older than D`` flips at that same instant.
-- Values must match the schema (bool, int, str, aware UTC datetime, list/tuple/set of str);
+- A ``float`` field compares with decimals (``-0.5``) and integers alike.
+- Values must match the schema (bool, int, float, str, aware UTC datetime, list/tuple/set
+  of str);
   evaluation does not check them, so it never raises on well-typed input.
 """
 
@@ -54,7 +57,7 @@ from typing import Any, Literal
 
 __all__ = ["FieldType", "Rule", "RuleError", "parse_duration", "parse_rule"]
 
-FieldType = Literal["bool", "int", "str", "time", "list"]
+FieldType = Literal["bool", "int", "float", "str", "time", "list"]
 Values = Mapping[str, object]
 Static = Callable[[Values], bool]
 Timed = Callable[[Values, datetime], tuple[bool, datetime | None]]
@@ -212,6 +215,11 @@ class _Parser:
                         )
                     except ValueError as e:
                         raise self.error(str(e), start) from None
+                elif i + 1 < n and text[i] == "." and text[i + 1] in _DIGITS:  # a decimal
+                    i += 1
+                    while i < n and text[i] in _DIGITS:
+                        i += 1
+                    toks.append(_Tok("float", text[start:i], start, float(text[start:i])))
                 else:
                     toks.append(_Tok("int", text[start:i], start, int(text[start:i])))
             elif c in "\"'":
@@ -353,7 +361,9 @@ class _Parser:
                 raise self.error(f"unknown field '{tok.text}'{hint}", tok.pos)
             self.used.add(tok.text)
             return _Operand("field", self.fields[tok.text], tok.text, tok.pos, tok.text)
-        if tok.kind in ("str", "int") or (tok.kind == "kw" and tok.text in ("true", "false")):
+        if tok.kind in ("str", "int", "float") or (
+            tok.kind == "kw" and tok.text in ("true", "false")
+        ):
             kind = "bool" if tok.kind == "kw" else tok.kind
             value = tok.text == "true" if kind == "bool" else tok.value
             return _Operand("lit", kind, value, tok.pos, tok.text)
@@ -361,7 +371,7 @@ class _Parser:
             items: list[_Operand] = []
             while self.toks[self.i].kind != "]":
                 item = self.operand()
-                if item.kind != "lit" or item.type == "bool":
+                if item.kind != "lit" or item.type in ("bool", "float"):
                     raise self.error("a list holds only strings or integers", item.pos)
                 if items and item.type != items[0].type:
                     raise self.error(f"list mixes {items[0].type} and {item.type}", item.pos)
@@ -389,7 +399,7 @@ class _Parser:
                 raise self.error(f"cannot use '{op}' on {x.describe()}; use 'in'", tok.pos)
         if a.kind != "field" and b.kind != "field":
             raise self.error("a comparison needs a field on one side", tok.pos)
-        if a.type != b.type:
+        if a.type != b.type and {a.type, b.type} != {"int", "float"}:
             raise self.error(f"cannot compare {a.describe()} with {b.describe()}", tok.pos)
         if op in _ORDERING and a.type == "bool":
             raise self.error(f"cannot order {a.describe()} with '{op}'", tok.pos)

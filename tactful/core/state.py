@@ -20,6 +20,8 @@ Rules (product.md §3):
 | risk                      | ``last_risk_at`` = max updated_at of versions whose reason is risky|
 | brand                     | ``brand_id``: the latest *known* brand (a version without one keeps|
 |                           | it) of the latest-created ticket; ``brand_ids``: the union         |
+| ticket text               | a set of (at, key, author, terms, sentiment): any order, once each; |
+|                           | only the requester's own words count (``customer_parts``)          |
 | rating / health / consent | latest by (at, key) wins                                           |
 
 Everything folds with max/union, so the state is independent of arrival order.
@@ -39,6 +41,7 @@ from tactful.core.events import (
     RESOLVED_STATUSES,
     RatingGiven,
     TicketStatusChanged,
+    TicketText,
     TicketVersion,
 )
 
@@ -48,6 +51,13 @@ _PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 
 Observation = tuple[datetime, str]
 BrandSeen = tuple[datetime, str, int]
+# One ``TicketText`` as a ticket keeps it: (at, key, author id or None, terms, sentiment,
+# language).
+TextPart = tuple[datetime, str, int | None, tuple[str, ...], float | None, str]
+REASON_SOURCES = ("tag", "field", "keyword", "model")
+# A ticket whose customer's latest words score at or below this is a negative ticket (VADER's
+# compound score: -0.05 is the usual edge of "negative"; -0.5 is clearly upset).
+NEGATIVE_SENTIMENT = -0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,33 @@ class TicketRecord:
     _derived: tuple[str | None, datetime | None, datetime | None] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # How ``reason`` was found (``REASON_SOURCES``; "" for other) and how sure that is (rules:
+    # 1.0; the learned model: its probability; other: None).
+    source: str = ""
+    confidence: float | None = None
+    texts: frozenset[TextPart] = frozenset()
+
+    def customer_parts(self) -> list[TextPart]:
+        """The texts the requester wrote (author unknown counts as the requester: a
+        description), oldest first."""
+        if not self.texts:
+            return []
+        requester = self.version.requester_id if self.version is not None else None
+        return sorted(p for p in self.texts if p[2] is None or p[2] == requester)
+
+    def customer_terms(self) -> tuple[str, ...]:
+        """The distinct words of the requester's texts, sorted."""
+        terms: set[str] = set()
+        for part in self.customer_parts():
+            terms.update(part[3])
+        return tuple(sorted(terms))
+
+    def sentiment(self) -> tuple[float, datetime] | None:
+        """The sentiment of the requester's latest text that has one, and its moment."""
+        for at, _, _, _, score, _ in reversed(self.customer_parts()):
+            if score is not None:
+                return score, at
+        return None
 
     def _derive(self) -> tuple[str | None, datetime | None, datetime | None]:
         derived = self._derived
@@ -165,9 +202,15 @@ def _newer(a: TicketVersion, b: TicketVersion) -> bool:
 
 
 def apply_version(
-    record: TicketRecord | None, version: TicketVersion, reason: str, risk: bool
+    record: TicketRecord | None,
+    version: TicketVersion,
+    reason: str,
+    risk: bool,
+    source: str = "",
+    confidence: float | None = None,
 ) -> TicketRecord:
-    """Fold one ticket version (already classified into ``reason``/``risk``)."""
+    """Fold one ticket version (already classified into ``reason``/``risk`` by the rules,
+    found by ``source`` with ``confidence``)."""
     observation = (version.updated_at, version.status)
     risk_at = version.updated_at if risk else None
     seen = None if version.brand_id is None else (version.updated_at, version.key, version.brand_id)
@@ -180,6 +223,8 @@ def apply_version(
             last_risk_at=risk_at,
             observations=frozenset((observation,)),
             brand=seen,
+            source=source,
+            confidence=confidence,
         )
     last_risk_at = record.last_risk_at
     if risk_at is not None and (last_risk_at is None or risk_at > last_risk_at):
@@ -190,17 +235,18 @@ def apply_version(
         brand = seen
     if record.version is None or _newer(version, record.version):
         return TicketRecord(
-            record.ticket_id, version, reason, risk, last_risk_at, observations, brand
+            record.ticket_id,
+            version,
+            reason,
+            risk,
+            last_risk_at,
+            observations,
+            brand,
+            source=source,
+            confidence=confidence,
+            texts=record.texts,
         )
-    return TicketRecord(
-        record.ticket_id,
-        record.version,
-        record.reason,
-        record.risk,
-        last_risk_at,
-        observations,
-        brand,
-    )
+    return replace(record, last_risk_at=last_risk_at, observations=observations, brand=brand)
 
 
 def apply_status_change(record: TicketRecord | None, event: TicketStatusChanged) -> TicketRecord:
@@ -209,14 +255,59 @@ def apply_status_change(record: TicketRecord | None, event: TicketStatusChanged)
         return TicketRecord(event.ticket_id, None, "other", False, None, frozenset((observation,)))
     if observation in record.observations:
         return record
-    return TicketRecord(
-        record.ticket_id,
-        record.version,
+    return replace(record, observations=record.observations | {observation})
+
+
+def apply_text(record: TicketRecord | None, event: TicketText) -> TicketRecord:
+    """Fold one ticket text (a set: any order, duplicates once; of equal texts the earliest
+    by (at, key) stays, whatever the order they came in)."""
+    part: TextPart = (
+        event.at,
+        event.key,
+        event.author_id,
+        event.terms,
+        event.sentiment,
+        event.language,
+    )
+    if record is None:
+        return TicketRecord(
+            event.ticket_id, None, "other", False, None, frozenset(), texts=frozenset((part,))
+        )
+    if part in record.texts:
+        return record
+    # Equal texts (a description repeated by every version) are kept once: the earliest.
+    same = [p for p in record.texts if p[2:] == part[2:]]
+    if same:
+        first = min(same)
+        if first < part:
+            return record
+        return replace(record, texts=(record.texts - {first}) | {part})
+    return replace(record, texts=record.texts | {part})
+
+
+def with_reason(
+    record: TicketRecord, reason: str, risk: bool, source: str, confidence: float | None
+) -> TicketRecord:
+    """The record with its reason found another way (the learned model, or back to the
+    rules' ``other``). A risky reason marks the version's moment as a risk moment."""
+    if (reason, risk, source, confidence) == (
         record.reason,
         record.risk,
-        record.last_risk_at,
-        record.observations | {observation},
-        record.brand,
+        record.source,
+        record.confidence,
+    ):
+        return record
+    last_risk_at = record.last_risk_at
+    if risk and record.version is not None:
+        at = record.version.updated_at
+        last_risk_at = at if last_risk_at is None or at > last_risk_at else last_risk_at
+    return replace(
+        record,
+        reason=reason,
+        risk=risk,
+        source=source,
+        confidence=confidence,
+        last_risk_at=last_risk_at,
     )
 
 
@@ -332,8 +423,22 @@ STATE_FIELD_NAMES = (
     "ticket_tags",
     "brand_id",
     "brand_ids",
+    "reason_source",
+    "reason_confidence",
+    "last_sentiment",
+    "sentiment_at",
+    "negative_ticket",
     "promo_override_until",
     "support_state",
+)
+# Inferences from what customers wrote (or how a reason was found): in rules, the person view
+# and the API; sent to a destination only when it opts in (``inferences = true``).
+INFERRED_FIELD_NAMES = (
+    "reason_source",
+    "reason_confidence",
+    "last_sentiment",
+    "sentiment_at",
+    "negative_ticket",
 )
 
 
@@ -387,6 +492,10 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
     last_activity_at: datetime | None = None
     last_resolved_at: datetime | None = None
     last_refund_at: datetime | None = None
+    reason_source: str | None = None
+    reason_confidence: float | None = None
+    last_sentiment: tuple[datetime, float] | None = None
+    negative_ticket = False
     for record in tickets:
         version = record.version
         if version is None:
@@ -395,6 +504,12 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         if status == "deleted" or MERGE_TAG in version.tags or version.channel == MERGE_CHANNEL:
             continue  # not counted (see ``TicketRecord.counted``)
         ticket_count += 1
+        feeling = record.sentiment() if record.texts else None
+        if feeling is not None:
+            if last_sentiment is None or feeling[1] > last_sentiment[0]:
+                last_sentiment = (feeling[1], feeling[0])
+            if status in OPEN_STATUSES and feeling[0] <= NEGATIVE_SENTIMENT:
+                negative_ticket = True
         if status in OPEN_STATUSES:
             open_count += 1
             open_reasons.add(record.reason)
@@ -408,6 +523,8 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
             newest_created = created
             ticket_reason = record.reason
             brand_id = None if record.brand is None else record.brand[2]
+            reason_source = record.source or None
+            reason_confidence = record.confidence
             last_ticket_at = version.created_at
         if record.brand is not None:
             brand_ids.add(str(record.brand[2]))
@@ -440,4 +557,9 @@ def ticket_fields(tickets: Iterable[TicketRecord]) -> dict[str, Any]:
         "ticket_tags": sorted(open_tags),
         "brand_id": brand_id,
         "brand_ids": sorted(brand_ids),
+        "reason_source": reason_source,
+        "reason_confidence": reason_confidence,
+        "last_sentiment": last_sentiment[1] if last_sentiment is not None else None,
+        "sentiment_at": last_sentiment[0] if last_sentiment is not None else None,
+        "negative_ticket": negative_ticket,
     }

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tactful.core import codec
-from tactful.core.state import TicketRecord
+from tactful.core.state import INFERRED_FIELD_NAMES, TicketRecord
 from tactful.delivery.store import DeliveryRow
 from tactful.destinations.base import Identifiers, Item
 from tactful.destinations.profiles import eligibility_attributes
@@ -85,15 +85,24 @@ def build_item(
     tickets: Sequence[TicketRecord],
     subdomain: str | None,
     segments: Sequence[str] = (),
+    *,
+    inferences: bool = False,
 ) -> Item:
+    """``inferences``: the destination opted in to the fields inferred from what customers
+    write (``INFERRED_FIELD_NAMES``); without it they are left out of profiles and events."""
     properties: dict[str, Any]
     if row.kind == "profile" and person is not None:
         properties = state_json(person.state)
         properties.update(zendesk_vars(person.state, tickets, ids, subdomain))
         properties.update(eligibility_attributes(person.memberships, segments))
+        if not inferences:
+            for name in INFERRED_FIELD_NAMES:
+                properties.pop(name, None)
     elif row.kind == "event":
         properties = dict(row.payload)
         properties.setdefault("person_id", row.person_id)
+        if not inferences:
+            properties = _without_inferences(properties)
     else:
         properties = {}
     return Item(
@@ -107,3 +116,16 @@ def build_item(
         properties=properties,
         consent={} if person is None else {p: bool(v.value) for p, v in person.facts.consent},
     )
+
+
+def _without_inferences(payload: dict[str, Any]) -> dict[str, Any]:
+    """A ``support_state_changed`` payload without the inferred fields (``changed``,
+    ``values``)."""
+    changed = payload.get("changed")
+    values = payload.get("values")
+    if not isinstance(changed, list) or not isinstance(values, dict):
+        return payload
+    out = dict(payload)
+    out["changed"] = [name for name in changed if name not in INFERRED_FIELD_NAMES]
+    out["values"] = {k: v for k, v in values.items() if k not in INFERRED_FIELD_NAMES}
+    return out

@@ -32,11 +32,14 @@ from typing import Any
 
 import orjson
 
+from tactful.core.state import INFERRED_FIELD_NAMES
 from tactful.delivery.store import NewDelivery
 from tactful.destinations import registry
 from tactful.destinations.spec import Roles
 from tactful.store.base import OutboxRow
 from tactful.store.records import to_us
+
+INFERRED = frozenset(INFERRED_FIELD_NAMES)
 
 
 @cache
@@ -54,6 +57,7 @@ class Route:
     segment: str | None  # ad audiences
     segments: tuple[str, ...] | None  # others: None = everything
     purpose: str = "analytics"
+    inferences: bool = False  # told the fields inferred from what customers write
 
     @property
     def roles(self) -> Roles:
@@ -146,9 +150,11 @@ def route(
             add(dest, "erase", "person_erased", None, payload)
         return out
     if topic == "support_state_changed":
+        changed = set(payload.get("changed", ()))
+        only_inferred = bool(changed) and changed <= INFERRED
         for dest in routes:
-            if dest.is_audience:
-                continue
+            if dest.is_audience or (only_inferred and not dest.inferences):
+                continue  # nothing this destination is told of changed
             if dest.segments is not None and not (member_of & set(dest.segments)):
                 continue
             if dest.wants_profiles:
@@ -183,7 +189,14 @@ def plan(
 def routes_of(settings: Any) -> list[Route]:
     """The routes of the configured destinations."""
     return [
-        Route(d.name, d.type, d.segment, tuple(d.segments) if d.segments else None, d.purpose)
+        Route(
+            d.name,
+            d.type,
+            d.segment,
+            tuple(d.segments) if d.segments else None,
+            d.purpose,
+            bool(getattr(d, "inferences", False)),
+        )
         for d in settings.destinations
     ]
 

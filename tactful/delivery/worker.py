@@ -29,7 +29,7 @@ from tactful.delivery.items import build_item, identifiers_of
 from tactful.delivery.lanes import Lanes, SyncReport
 from tactful.delivery.platform import READ_EVERY
 from tactful.delivery.policy import RetryPolicy, decide
-from tactful.delivery.router import Route, plan
+from tactful.delivery.router import plan, routes_of
 from tactful.delivery.runs import SKIPPED, RunRecorder, Skip
 from tactful.delivery.store import DeliveryRow, DeliveryStore, NewDelivery
 from tactful.destinations import registry
@@ -188,10 +188,7 @@ class DeliveryWorker:
         self.rng = rng
         self.transport = transport
         self.configs = {d.name: d for d in settings.destinations}
-        self.routes = [
-            Route(d.name, d.type, d.segment, tuple(d.segments) if d.segments else None, d.purpose)
-            for d in settings.destinations
-        ]
+        self.routes = routes_of(settings)
         self.destinations: dict[str, Destination] = dict(destinations or {})
         self.broken: dict[str, str] = {}
 
@@ -451,6 +448,7 @@ class DeliveryWorker:
                     tickets.get(row.person_id, []),
                     self.settings.zendesk.subdomain,
                     [s.name for s in self.settings.segments],
+                    inferences=bool(getattr(config, "inferences", False)),
                 )
             )
             sendable.append(row)

@@ -143,7 +143,10 @@ def ticket_events_page(sim: SimCore, params: dict[str, str], base: str) -> Json:
     page, complete = _time_page(rows, per_page)
     end_time = page[-1][0][0] if page else start
     return {
-        "ticket_events": [audit_json(a) for _, a in page],
+        "ticket_events": [
+            audit_json(a, comment_events="comment_events" in params.get("include", "").split(","))
+            for _, a in page
+        ],
         "next_page": f"{base}/api/v2/incremental/ticket_events.json?start_time={end_time}",
         "count": len(page),
         "end_time": end_time,

@@ -209,8 +209,17 @@ def rating_json(r: SimRating, base_url: str) -> Json:
     }
 
 
-def audit_json(a: SimAudit) -> Json:
-    """A row of ``/api/v2/incremental/ticket_events.json``."""
+COMMENT_EVENT_KEYS = ("author_id", "body", "public")
+
+
+def audit_json(a: SimAudit, *, comment_events: bool = False) -> Json:
+    """A row of ``/api/v2/incremental/ticket_events.json``; ``comment_events``: as with
+    ``include=comment_events``, Comment children carry ``author_id``, ``body`` and
+    ``public`` (https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/)."""
+    children = [
+        {k: v for k, v in c.items() if comment_events or k not in COMMENT_EVENT_KEYS}
+        for c in a.children
+    ]
     return {
         "id": a.id,
         "ticket_id": a.ticket_id,
@@ -219,7 +228,7 @@ def audit_json(a: SimAudit) -> Json:
         "updater_id": a.updater_id,
         "via": a.via,
         "event_type": "Audit",
-        "child_events": [dict(c) for c in a.children],
+        "child_events": children,
     }
 
 

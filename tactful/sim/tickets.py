@@ -42,6 +42,8 @@ class TicketStory(SimCore):
 
     def _comment(self, via: str, actor_id: int, body: str, public: bool) -> tuple[Json, Json]:
         child = self._child(via, "Comment", comment_present=True, comment_public=public)
+        # What ``include=comment_events`` adds to a Comment child (``audit_json``).
+        child.update({"author_id": actor_id, "body": body, "public": public})
         author = {"id": str(actor_id), "is_staff": actor_id != -1, "name": ""}
         event = {"comment": {"id": str(child["id"]), "body": body, "is_public": public}}
         event["comment"]["author"] = author

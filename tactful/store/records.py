@@ -86,9 +86,12 @@ def _pt(value: str | None) -> datetime | None:
 
 
 def dump_ticket(record: TicketRecord) -> bytes:
-    """Compact positional form: [version, reason, risk, last_risk_at, observations, brand];
-    the version's last element, ``brand_id``, and the record's ``brand`` (the latest version
-    that named one: [updated_at, key, brand_id]) are absent from records written before them."""
+    """Compact positional form: [version, reason, risk, last_risk_at, observations, brand,
+    words]; the version's last element, ``brand_id``, and the record's ``brand`` (the latest
+    version that named one: [updated_at, key, brand_id], or null) are absent from records
+    written before them; ``words`` ([source, confidence, texts]: how the reason was found and
+    the ticket's texts, docs/reasons.md) is there only when a rule or the model found the
+    reason or the ticket has texts."""
     v = record.version
     version = None
     if v is not None:
@@ -114,8 +117,11 @@ def dump_ticket(record: TicketRecord) -> bytes:
         record.last_risk_at,
         sorted(record.observations),
     ]
-    if record.brand is not None:
-        fields.append(list(record.brand))
+    words = [record.source, record.confidence, sorted(record.texts)]
+    if record.brand is not None or words[0] or words[2]:
+        fields.append(None if record.brand is None else list(record.brand))
+    if words[0] or words[2]:
+        fields.append(words)
     blob = codec.exact(orjson.dumps(fields, option=orjson.OPT_UTC_Z))
     if _ticket_round_trips(record):
         _tickets.put((record.ticket_id, blob), record)
@@ -141,6 +147,8 @@ def _ticket_round_trips(record: TicketRecord) -> bool:
     if record.last_risk_at is not None and record.last_risk_at.tzinfo is not UTC:
         return False
     if record.brand is not None and record.brand[0].tzinfo is not UTC:
+        return False
+    if not all(p[0].tzinfo is UTC and type(p[3]) is tuple for p in record.texts):
         return False
     return all(at.tzinfo is UTC for at, _ in record.observations)
 
@@ -182,11 +190,12 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
             raw[12] if len(raw) > 12 else None,  # brand_id: absent from records before it
         )
     brand: BrandSeen | None = None
-    if rest:
+    if rest and rest[0] is not None:
         at, key, brand_id = rest[0]
         brand = (parse(at), key, brand_id)
-    elif version is not None and version.brand_id is not None:
+    elif not rest and version is not None and version.brand_id is not None:
         brand = (version.updated_at, version.key, version.brand_id)  # written before ``brand``
+    source, confidence, texts = rest[1] if len(rest) > 1 else ("", None, ())
     return TicketRecord(
         ticket_id,
         version,
@@ -195,6 +204,12 @@ def _decode_ticket(ticket_id: int, blob: bytes) -> TicketRecord:
         None if last_risk_at is None else parse(last_risk_at),
         frozenset((parse(at), status) for at, status in observations),
         brand,
+        source=source,
+        confidence=confidence,
+        texts=frozenset(
+            (parse(at), key, author, tuple(terms), sentiment, language)
+            for at, key, author, terms, sentiment, language in texts
+        ),
     )
 
 
@@ -309,6 +324,7 @@ TIME_FIELDS = frozenset(
         "csat_at",
         "health_at",
         "promo_override_until",
+        "sentiment_at",
     }
 )
 

@@ -34,6 +34,7 @@ from tactful.zendesk.records import survey_rating as survey_rating
 from tactful.zendesk.records import ticket_version as ticket_version
 from tactful.zendesk.records import time_key as time_key
 from tactful.zendesk.records import user_seen as user_seen
+from tactful.zendesk.texts import comment_child, description_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,9 @@ def _changes(where: str, parent: Obj, key: str, out: list[Event], skipped: list[
                 continue
             if change is not None:
                 out.append(change)
+            text = comment_child(ticket_id, child, at)
+            if text is not None:
+                out.append(text)
 
 
 Converter = Callable[[Obj, list[Event], list[Skipped], str], None]
@@ -131,7 +135,14 @@ def _users(page: Obj, out: list[Event], sk: list[Skipped]) -> None:
     _each("users", page["users"], convert, out, sk)
 
 
-_ticket: Converter = lambda t, out, sk, where: out.append(ticket_version(t))  # noqa: E731
+def _ticket(t: Obj, out: list[Event], sk: list[Skipped], where: str) -> None:
+    version = ticket_version(t)
+    out.append(version)
+    text = description_text(t, version)
+    if text is not None:
+        out.append(text)
+
+
 _rating: Converter = lambda r, out, sk, where: out.append(rating_given(r))  # noqa: E731
 _survey: Converter = lambda r, out, sk, where: out.append(survey_rating(r))  # noqa: E731
 _PAGES: tuple[tuple[str, str, Converter | None], ...] = (

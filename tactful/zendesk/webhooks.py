@@ -27,6 +27,7 @@ from tactful.core.codec import format_time
 from tactful.core.events import (
     Event,
     TicketStatusChanged,
+    TicketText,
     UserDeleted,
     UserMerged,
     UserSeen,
@@ -42,6 +43,7 @@ from tactful.zendesk.records import (
     parse_time,
     ticket_version,
 )
+from tactful.zendesk.texts import comment_added, description_text
 
 # Display names of ``{{ticket.via}}`` and envelope ``via.channel`` values → API channel names.
 _CHANNELS = {
@@ -163,7 +165,8 @@ def parse_ticket(t: Obj) -> Parsed:
         return Parsed([], [Skipped(f"ticket (id {t.get('id')})", e.reason)], shape)
     if minute_precision(t):
         event = dataclasses.replace(event, key=f"{event.key}:{content_digest(t)}")
-    return Parsed([event], [], shape)
+    text = description_text(t, event)
+    return Parsed([event] if text is None else [event, text], [], shape)
 
 
 def _ticket_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Event]:
@@ -179,7 +182,14 @@ def _ticket_events(name: str, detail: Obj, event: Obj, at: datetime) -> list[Eve
             d["via"] = {"channel": channel(via["channel"])}
         if name in _DELETIONS:
             d["status"] = "deleted"
-        out.append(ticket_version(d))
+        version = ticket_version(d)
+        out.append(version)
+        text = description_text(detail, version)
+        if text is not None:
+            out.append(text)
+    comment = comment_added(ticket_id, event, at) if name == "ticket.comment_added" else None
+    if comment is not None:
+        out.append(comment)
     if name == "ticket.status_changed":
         raw_previous = event.get("previous")
         previous = (
@@ -303,11 +313,13 @@ def parse_envelope(obj: Obj) -> Parsed:
     except BadRecord as e:
         return Parsed([], [Skipped(where, e.reason)], "envelope")
     key = f"zendesk:envelope:{envelope_id}"
+    texts: list[Event] = [e for e in made if isinstance(e, TicketText)]  # keyed by their ids
+    made = [e for e in made if not isinstance(e, TicketText)]
     if len(made) > 1:
         made = [dataclasses.replace(e, key=f"{key}:{i}") for i, e in enumerate(made)]
     else:
         made = [dataclasses.replace(e, key=key) for e in made]
-    return Parsed(made, [], "envelope")
+    return Parsed(made + texts, [], "envelope")
 
 
 def parse_many(docs: list[Any]) -> Parsed:

@@ -151,12 +151,14 @@ class Expected:
 
     @property
     def records(self) -> int:
-        """Canonical events: users, ticket versions, status changes, given ratings."""
+        """Canonical events: users, ticket versions, status changes, given ratings, and the
+        words of each version's description (issue 25)."""
         return (
             len(self.users)
             + len(self.ticket_versions)
             + self.status_changes
             + len(self.answered_ratings)
+            + sum(1 for t in self.ticket_versions if (t.get("description") or "").strip())
         )
 
     @property

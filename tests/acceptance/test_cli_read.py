@@ -40,6 +40,12 @@ SPEC_STATE_FIELDS = [
     # Added by issue #22 (several Zendesk brands on one account).
     "brand_id",
     "brand_ids",
+    # Added by issue 25: from what customers write.
+    "reason_source",
+    "reason_confidence",
+    "last_sentiment",
+    "sentiment_at",
+    "negative_ticket",
     # Added by the sidebar issue (#5): an agent's "suppress promos until" override.
     "promo_override_until",
     "support_state",
@@ -51,6 +57,7 @@ TIME_FIELDS = {
     "last_refund_at",
     "csat_at",
     "health_at",
+    "sentiment_at",
 }
 IDENTIFIER_KINDS = {"email", "phone", "external_id", "zendesk_user_id"}
 CONSENT_PURPOSES = {"ads", "email", "analytics"}
@@ -120,7 +127,8 @@ def _configured_segments(cli: Cli) -> list[str]:
 
 def test_state_field_names_are_the_contract() -> None:
     assert list(STATE_FIELD_NAMES) == SPEC_STATE_FIELDS
-    assert len(SPEC_STATE_FIELDS) == 18 + 1 + 2  # §3, promo_override_until, brand_id(s)
+    assert len(SPEC_STATE_FIELDS) == 18 + 1 + 2 + 5  # §3, promo_override_until, brand_id(s),
+    # and issue 25's five
 
 
 def _assert_person_shape(person: dict[str, Any], segment_names: list[str]) -> None:

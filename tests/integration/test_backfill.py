@@ -551,9 +551,12 @@ def test_since_starts_every_stream_at_that_time(sample: SampleFiles, tmp_path: P
     summary = backfill(engine, make_client(fake), since=since)
     assert fake.requests_to(USERS)[0] == {"start_time": epoch}
     assert fake.requests_to(TICKETS)[0] == {"start_time": epoch}
-    assert fake.requests_to(EVENTS)[0] == {"start_time": epoch}
+    # the comments' text is asked for (issue 25): read into words and a sentiment, not kept
+    assert fake.requests_to(EVENTS)[0] == {"start_time": epoch, "include": "comment_events"}
     assert fake.requests_to(RATINGS)[0] == {"page[size]": "100", "start_time": epoch}
-    assert 0 < summary.streams["tickets"].records < len(fake.tickets)
+    # each ticket row is a version and its description's words (issue 25)
+    assert all(t.get("description") for t in fake.tickets)
+    assert 0 < summary.streams["tickets"].records < 2 * len(fake.tickets)
 
 
 def test_selected_streams_only(sample: SampleFiles, tmp_path: Path) -> None:
@@ -835,7 +838,8 @@ def test_backfill_against_the_simulator_then_pick_up_later_changes(
     sim.requests.clear()
     again = pull(engine, sim_client(sim, url, time))
     assert again.streams["users"].records == 1
-    assert again.streams["tickets"].records == 2
+    # two ticket versions, each with its description's words (issue 25)
+    assert again.streams["tickets"].records == 2 + 2
     assert again.applied >= 3 and again.duplicates <= again.streams["ticket_events"].records
     first = sim.requests_to(TICKETS)[0]
     assert "cursor" in first.query and "start_time" not in first.query

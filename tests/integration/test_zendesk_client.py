@@ -306,7 +306,11 @@ def test_time_based_ticket_events_continue_at_end_time() -> None:
         ok({"ticket_events": [], "end_time": 300, "end_of_stream": True, "count": 0}),
     )
     got = list(client_for(handler).iter_pages("ticket_events", Checkpoint(start_time=100)))
-    assert [dict(r.url.params) for r in seen] == [{"start_time": "100"}, {"start_time": "200"}]
+    comments = {"include": "comment_events"}  # the comments' text (issue 25)
+    assert [dict(r.url.params) for r in seen] == [
+        {"start_time": "100", **comments},
+        {"start_time": "200", **comments},
+    ]
     assert seen[0].url.path == "/api/v2/incremental/ticket_events.json"
     assert got[-1].checkpoint == Checkpoint(start_time=300) and got[-1].end_of_stream
 

@@ -140,3 +140,28 @@ def test_each_change_sent_in_words_with_its_outcome() -> None:
     )
     assert what(event, types, labels) == "Customer.io (cio) event zendesk ticket created"
     assert outcome(event) == "skipped: no email"
+
+
+def test_sentiment_and_a_learned_reason_in_words() -> None:
+    """Issue 25: how the customer sounded, in words, on the panel and in a segment's reason."""
+    upset = refund_ticket(
+        last_sentiment=-0.72,
+        sentiment_at=SINCE,
+        negative_ticket=True,
+        reason_source="model",
+        reason_confidence=0.83,
+    )
+    spec = seg("calm_first", "negative_ticket or last_sentiment < -0.5", description="Calm first")
+    got = sentence([spec], upset, calm_first=Membership(True, SINCE))
+    assert "upset in an open ticket, sounded very upset" in got
+    learned = seg("learned", 'reason_source == "model"', description="Learned")
+    assert "reason learned from their words (83% sure)" in sentence(
+        [learned], upset, learned=Membership(True, SINCE)
+    )
+    data = PanelData(email="ann@example.com", now=NOW, person_id="p_1", state=upset)
+    html = render(data)
+    assert 'id="mood"' in html and "they sounded very upset" in html
+    assert 'id="mood"' not in render(PanelData(email="a@x.io", now=NOW, person_id="p_1"))
+    for score, said in ((-0.3, "unhappy"), (0.0, "neutral"), (0.2, "happy"), (0.9, "very happy")):
+        assert f"sounded {said}" in sentence([spec], {**upset, "last_sentiment": score},
+                                             calm_first=Membership(True, SINCE))  # fmt: skip

@@ -124,3 +124,22 @@ def test_tick_bench_on_postgresql_fires_every_due_timer(tmp_path: Path) -> None:
     }
     assert "on PostgreSQL" in done.stdout
     assert "P=1,200 tick 2/2: 50 timers fired" in done.stderr
+
+
+def test_bench_reasons_reports_quality_and_cost(tmp_path: Path) -> None:
+    """``bench/reasons.py`` (issue 25) on a small sample: a model is trained and beats the
+    keyword rules on untagged tickets; the cost figures are there."""
+    out = tmp_path / "reasons.json"
+    _bench(
+        "reasons.py",
+        *("--tickets", "450", "--import-tickets", "200", "--repeat", "1"),
+        *("--json-out", str(out)),
+        timeout=300,
+    )
+    data = json.loads(out.read_text())
+    quality = data["quality"]
+    assert quality["train"]["activated"]
+    assert quality["untagged_accuracy_rules_and_model"] > quality["untagged_accuracy_rules_only"]
+    assert quality["foreign_left_to_rules"] == quality["foreign"]
+    assert data["cost"]["classify_with_model_us"] > 0
+    assert data["import"]["events_per_s_model_on"] > 0

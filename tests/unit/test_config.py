@@ -239,7 +239,8 @@ def test_state_fields_cover_the_contract() -> None:
     assert STATE_FIELDS["support_state"] == "str"
     assert STATE_FIELDS["promo_override_until"] == "time"  # the sidebar override (#5)
     assert STATE_FIELDS["brand_id"] == "int" and STATE_FIELDS["brand_ids"] == "list"  # #22
-    assert len(STATE_FIELDS) == 18 + 1 + 2
+    assert STATE_FIELDS["last_sentiment"] == "float"  # issue 25
+    assert len(STATE_FIELDS) == 18 + 1 + 2 + 5  # + brand_id(s) (#22), the inferences (#25)
 
 
 # --- env: -----------------------------------------------------------------------------
@@ -683,7 +684,12 @@ def test_starter_segments_behave_as_documented() -> None:
 def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> None:
     lines = []
     for line in starter_config_text().splitlines():
-        m = re.fullmatch(r"# (\[\[(?:destinations|alert_channels|alerts)\]\]|[a-z_]+ = .*)", line)
+        # tables too: destinations, alerts and channels, the example segment and [reason_model]
+        m = re.fullmatch(
+            r"# (\[\[(?:destinations|alert_channels|alerts|segments)\]\]|\[reason_model\]"
+            r"|[a-z_]+ = .*)",
+            line,
+        )
         lines.append(m.group(1) if m else line)
     text = "\n".join(lines)
     names = set(re.findall(r'"env:([A-Z0-9_]+)"', text))

@@ -22,7 +22,7 @@ from tactful.web.present import At, Phrase, moment, words
 from tactful.web.sidebar import proof
 from tactful.web.sidebar.notes import NOTED
 from tactful.web.sidebar.state import EspUnavailable, SidebarState
-from tactful.web.sidebar.summary import SegmentWords, label_of, lead, segment_words
+from tactful.web.sidebar.summary import SegmentWords, label_of, lead, mood, segment_words
 from tactful.web.templating import render as render_template
 
 HEALTH_CHOICES = ("satisfied", "neutral", "unsatisfied")
@@ -42,6 +42,9 @@ STATE_SHOWN = (
     "csat_at",
     "health",
     "health_at",
+    "last_sentiment",
+    "negative_ticket",
+    "reason_source",
     "promo_override_until",
 )
 
@@ -110,6 +113,11 @@ class PanelData:
     def health(self) -> str | None:
         value = self.state.get("health")
         return value if value in HEALTH_CHOICES else None
+
+    @property
+    def mood(self) -> Phrase:
+        """How the customer sounded in their latest words (empty: nothing read)."""
+        return mood(self.state)
 
     @property
     def paused_until(self) -> datetime | None:

@@ -83,6 +83,26 @@ def tickets_phrase(values: Mapping[str, Any]) -> str:
     return f"{count} open tickets{about}"
 
 
+def sentiment_words(score: float) -> str:
+    """A sentiment score (VADER's compound, -1 to 1) in words an agent reads at a glance."""
+    if score <= -0.5:
+        return "very upset"
+    if score <= -0.05:
+        return "unhappy"
+    if score < 0.05:
+        return "neutral"
+    return "happy" if score < 0.5 else "very happy"
+
+
+def mood(values: Mapping[str, Any]) -> Phrase:
+    """How the customer sounded in their latest words, and when (empty: nothing read)."""
+    score, at = values.get("last_sentiment"), values.get("sentiment_at")
+    if not isinstance(score, int | float) or isinstance(score, bool):
+        return ()
+    said = f"sounded {sentiment_words(float(score))}"
+    return (said, " ", At(at)) if isinstance(at, datetime) else (said,)
+
+
 def _phrase(field: str, values: Mapping[str, Any], now: datetime) -> tuple[str, Phrase] | None:
     """(topic, words) for one field, or None when it is unset; fields of one topic (an open
     ticket's count, reasons, ...) give one phrase."""
@@ -120,6 +140,17 @@ def _phrase(field: str, values: Mapping[str, Any], now: datetime) -> tuple[str, 
         topic, make = simple[field]
         made = make()
         return (topic, (made,)) if made else None
+    if field in ("last_sentiment", "sentiment_at"):
+        said = mood(values)
+        return ("mood", said) if said else None
+    if field == "negative_ticket":
+        return ("negative", ("upset in an open ticket",)) if value else None
+    if field in ("reason_source", "reason_confidence"):
+        source, sure = values.get("reason_source"), values.get("reason_confidence")
+        if source != "model":
+            return ("reason_source", (f"reason from a {source}",)) if source else None
+        percent = f" ({round(float(sure) * 100)}% sure)" if isinstance(sure, float) else ""
+        return "reason_source", (f"reason learned from their words{percent}",)
     if field in ("csat_score", "csat_at"):
         score, at = values.get("csat_score"), values.get("csat_at")
         rated = f"rated support {score}/5" if score is not None else "rated support"
