@@ -15,6 +15,13 @@ from typing import Any, Protocol
 
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
+from tactful.store.ports import (
+    ActionReads,
+    ActionWrites,
+    DeliveryReads,
+    DeliveryWrites,
+    ReadModels,
+)
 
 IdentKey = tuple[str, str]  # (kind, normalized value)
 
@@ -142,6 +149,12 @@ class Tx(Protocol):
     def setdefault_meta(self, key: str, value: str) -> str: ...
     def advance_clock(self, until: datetime) -> None: ...
 
+    # the ports of other aggregates, inside this transaction (``tactful.store.ports``)
+    @property
+    def deliveries(self) -> DeliveryWrites: ...
+    @property
+    def actions(self) -> ActionWrites: ...
+
 
 class Store(Protocol):
     url: str
@@ -181,3 +194,11 @@ class Reader(Protocol):
     def counts(self) -> dict[str, int]: ...
     def resolve_person_id(self, person_id: str) -> str | None: ...
     def ticket_person(self, ticket_id: int) -> str | None: ...
+
+    # the ports of other aggregates, in this snapshot (``tactful.store.ports``)
+    @property
+    def deliveries(self) -> DeliveryReads: ...
+    @property
+    def read_models(self) -> ReadModels: ...
+    @property
+    def actions(self) -> ActionReads: ...

@@ -229,7 +229,7 @@ def _person(ctx: WebContext, person_id: str) -> str | None:
         if pid is None:
             return None
         found = person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid)
-        label = people_data.labels(reader.conn, [pid])[pid]  # type: ignore[attr-defined]
+        label = people_data.labels(reader, [pid])[pid]
         now = from_us(data.now_us(clock_of(reader)))
     if found is None:
         return None

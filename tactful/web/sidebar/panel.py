@@ -102,7 +102,7 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
     with ctx.engine.store.reader() as reader:
         row = reader.load_persons([pid]).get(pid)
         sent = recent_changes(reader, pid)
-        data.score = value_score(getattr(reader, "conn", None), pid, now)
+        data.score = value_score(reader, pid, now)
         data.actions = actions_of(reader, pid)
     if row is None:
         data.person_id, data.problem = None, f"Tactful has no record of {email}"
