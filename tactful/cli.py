@@ -18,17 +18,15 @@ from tactful import __version__
 from tactful.config import ConfigError, Settings, load_settings, starter_config_text
 from tactful.core import codec
 from tactful.engine import Engine, rules_from_settings
-from tactful.store.base import StoreError
+from tactful.exceptions import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    TactfulError,
+    UsageError,
+)
 from tactful.store.sqlite import open_store, sqlite_path
-
-
-class CommandError(Exception):
-    """A command cannot do its job; the message says why (exit 1)."""
-
-
-class UsageError(CommandError):
-    """The command line itself is wrong (a flag's value cannot be read): exit 2."""
-
 
 NO_CONFIG = (
     "no configuration file: ./tactful.toml does not exist and $TACTFUL_CONFIG is not set "
@@ -146,24 +144,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     app = App(args)
     err = Console(stderr=True)
     try:
         result: int = args.handler(app)
         return result
-    except ConfigError as exc:
+    except ConfigError as exc:  # its message lists every problem, one a line
         err.print(str(exc), highlight=False, markup=False)
-        return 1
-    except (CommandError, StoreError) as exc:
+        return exc.exit_code
+    except TactfulError as exc:  # the exit status follows the kind (tactful.exceptions)
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        return 2 if isinstance(exc, UsageError) else 1
+        return exc.exit_code
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except KeyboardInterrupt:
         err.print("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from tactful.demo.fakes import Fakes, start_fakes
 from tactful.demo.feed import Feed
 from tactful.demo.story import Story
 from tactful.engine import Engine, rules_from_settings
+from tactful.exceptions import CommandError
 from tactful.sim import ZendeskSimulator, run_in_thread
 from tactful.store.sqlite import open_store
 from tactful.web.app import create_app
@@ -31,7 +32,7 @@ from tactful.web.app import create_app
 Say = Callable[[str], None]
 
 
-class DemoError(Exception):
+class DemoError(CommandError):
     """The demo cannot start (e.g. the port is taken)."""
 
 

@@ -16,6 +16,7 @@ from tactful.core import codec
 from tactful.core.events import RatingGiven
 from tactful.core.identity import normalize_identifier
 from tactful.core.state import csat_score
+from tactful.exceptions import InvalidInput
 from tactful.report.stats import (
     Interval,
     mean,
@@ -33,7 +34,7 @@ MEAN_METHOD = "normal approximation with the sample variance (unpooled for the d
 CONFIDENCE = 0.95
 
 
-class ReportError(Exception):
+class ReportError(InvalidInput):
     """The report cannot be built as asked (unknown segment, bad window)."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
+from tactful.exceptions import NeedsOperator, TryAgain
 from tactful.store.ports import (
     ActionReads,
     ActionWrites,
@@ -26,11 +27,11 @@ from tactful.store.ports import (
 IdentKey = tuple[str, str]  # (kind, normalized value)
 
 
-class StoreError(Exception):
+class StoreError(NeedsOperator):
     """A store failure the operator must act on (disk full, read-only, bad URL, schema)."""
 
 
-class StoreConflict(StoreError):
+class StoreConflict(StoreError, TryAgain):
     """Another process's transaction conflicted with this one (deadlock, serialization):
     nothing was written; running the same work again is safe."""
 
