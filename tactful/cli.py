@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from tactful import __version__
+from tactful.bootstrap import Runtime, bootstrap
 from tactful.config import ConfigError, Settings, load_settings, starter_config_text
 from tactful.core import codec
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine import Engine
 from tactful.exceptions import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -26,7 +27,7 @@ from tactful.exceptions import (
     TactfulError,
     UsageError,
 )
-from tactful.store.sqlite import open_store, sqlite_path
+from tactful.store.sqlite import sqlite_path
 
 NO_CONFIG = (
     "no configuration file: ./tactful.toml does not exist and $TACTFUL_CONFIG is not set "
@@ -73,14 +74,15 @@ def parse_now(text: str | None) -> Any:
 
 
 class App:
-    """What every command needs: settings, store and engine, built once (bootstrap)."""
+    """What every command needs: settings, and the runtime built from them once
+    (``tactful.bootstrap``: store, engine, delivery worker, web app)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.console = Console(stderr=True)
         self.out = Console()
         self._settings: Settings | None = None
-        self._engine: Engine | None = None
+        self._runtime: Runtime | None = None
 
     @property
     def settings(self) -> Settings:
@@ -90,7 +92,12 @@ class App:
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
+        return self.runtime.engine
+
+    @property
+    def runtime(self) -> Runtime:
+        """Store, engine, delivery worker and web app, built from the settings (bootstrap)."""
+        if self._runtime is None:
             if getattr(self.args, "reads_store", False):
                 self._require_store()
             elif self.settings.source == "<defaults>":
@@ -100,9 +107,8 @@ class App:
                     highlight=False,
                     markup=False,
                 )
-            store = open_store(self.settings.store.url)
-            self._engine = Engine(rules_from_settings(self.settings), store)
-        return self._engine
+            self._runtime = bootstrap(self.settings)
+        return self._runtime
 
     def _require_store(self) -> None:
         """Commands that only read never create a store: an absent SQLite file is an error

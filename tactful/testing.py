@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tactful.bootstrap import bootstrap
 from tactful.config import Settings, settings_from_toml
 from tactful.core.events import (
     ConsentSet,
@@ -21,7 +22,7 @@ from tactful.core.events import (
     UserMerged,
     UserSeen,
 )
-from tactful.engine import SALT_KEY, Engine, rules_from_settings
+from tactful.engine import SALT_KEY, Engine
 from tactful.store.sqlite import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -180,8 +181,7 @@ def harness(config_toml: str, url: str | None = None, *, salt: str | None = None
     if salt is not None:
         with store.transaction() as tx:
             tx.set_meta(SALT_KEY, salt)
-    engine = Engine(rules_from_settings(settings), store, clock=clock)
-    return Harness(settings, engine, clock)
+    return Harness(settings, bootstrap(settings, clock=clock, store=store).engine, clock)
 
 
 # Rules with a state, a cooldown and time windows: enough for segment entries, exits and

@@ -155,3 +155,31 @@ def test_no_import_cycles() -> None:
 
     cycles = [c for m in sorted(graph) if m not in seen and (c := visit(m, []))]
     assert cycles == []
+
+
+def _calls(tree: ast.AST, name: str) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+    ]
+
+
+def test_one_composition_root() -> None:
+    """The engine is put together in ``tactful/bootstrap.py`` only: the command line, the
+    server, the worker, the demo and the tests' harness all start there. (The web app's
+    lifespan still builds its own delivery worker; the CLI commands take theirs from the
+    runtime.)"""
+    root = ROOT / "bootstrap.py"
+    engines = {
+        str(p.relative_to(ROOT)): lines
+        for p in _modules()
+        if p != root and (lines := _calls(ast.parse(p.read_text()), "Engine"))
+    }
+    assert engines == {}
+    workers = {
+        str(p.relative_to(ROOT))
+        for p in _modules()
+        if p != root and _calls(ast.parse(p.read_text()), "DeliveryWorker")
+    }
+    assert workers == {"web/app.py"}
