@@ -19,7 +19,7 @@ from tactful.destinations.fakes.sailthru import FakeSailthru
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.destinations.sailthru import SailthruDestination, create, signature, signed_params
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 VARS = {
@@ -69,6 +69,9 @@ class TestSailthruConformance(Conformance):
 
     def items(self, n: int) -> list[Item]:
         return [item(i) for i in range(n)]
+
+    def ordered(self) -> list[Item]:
+        return [item(1, name="v1"), item(1, name="v2", props={**VARS, "open_ticket_count": 2})]
 
 
 conformance_tests(TestSailthruConformance)

@@ -183,3 +183,14 @@ def test_one_composition_root() -> None:
         if p != root and _calls(ast.parse(p.read_text()), "DeliveryWorker")
     }
     assert workers == {"web/app.py"}
+
+
+def test_the_readmes_layout_is_the_tree() -> None:
+    """Every package under tactful/ is in the README's layout, and every name it lists
+    exists."""
+    readme = (ROOT.parent / "README.md").read_text()
+    block = readme.split("## Project layout", 1)[1].split("```")[1]
+    listed = re.findall(r"^  ([a-z_]+/|[a-z_]+\.py) ", block, re.M)
+    packages = {f"{p.parent.name}/" for p in ROOT.glob("*/__init__.py")}
+    assert packages <= set(listed), f"missing from the README: {sorted(packages - set(listed))}"
+    assert [n for n in listed if not (ROOT / n.rstrip("/")).exists()] == []

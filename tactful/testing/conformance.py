@@ -1,41 +1,38 @@
 """The conformance suite every destination passes against its fake vendor (Singer SDK style).
 
-A destination's test module does::
+Shipped in the package, so that whoever writes a destination runs the same suite. A
+destination's test module does::
 
-    from tests.destinations.conformance import Conformance, conformance_tests
+    from tactful.testing.conformance import Conformance, conformance_tests
 
     class TestMeta(Conformance):
         def make(self, base_url: str) -> Destination: ...      # the destination under test
         def make_fake(self) -> FakeVendor: ...                  # its fake vendor
         def items(self, n: int) -> list[Item]: ...              # n valid items it consumes
+        # optional: rejected_item() and ordered(), for the two checks that need them
 
     conformance_tests(TestMeta)   # (pytest collects the inherited test_* methods)
 
 Checks: batching within the vendor limit, 2xx → ok, 429 (with Retry-After) and 5xx →
-retry, other 4xx → reject, a rejected item does not sink the others when the vendor reports
-per-item errors, idempotency (sending the same items twice leaves the vendor as once), and
-per-person order (the vendor ends with the latest item's effect).
+retry, other 4xx → reject, idempotency (sending the same items twice leaves the vendor as
+once); where the vendor reports per-item errors, a rejected item does not sink the others
+(``rejected_item``); where a later item about a person overrides an earlier one, per-person
+order (``ordered``: the vendor ends as if only the last had been sent). A vendor fake is
+easiest built on ``tactful.destinations.fakes.base.FakeBase`` (the request log and
+``fail_next``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pytest
 
 from tactful.destinations.base import Destination, Item
+from tactful.destinations.fakes.base import RecordedRequest
 from tactful.sim.server import run_in_thread
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
 
 
 class FakeVendor(Protocol):
@@ -69,8 +66,19 @@ class Conformance:
     def items(self, n: int) -> list[Item]:
         raise NotImplementedError
 
-    @pytest.fixture
-    def vendor(self) -> Iterator[tuple[FakeVendor, Destination]]:
+    def rejected_item(self) -> Item | None:
+        """An item the vendor refuses on its own while accepting the rest of the request
+        (per-item errors); None when the vendor answers a request as a whole."""
+        return None
+
+    def ordered(self) -> list[Item] | None:
+        """Items about one person, in order, the last of which decides what the vendor
+        holds (an add then a removal; two profile updates); None when items only add up."""
+        return None
+
+    @contextmanager
+    def served(self) -> Iterator[tuple[FakeVendor, Destination]]:
+        """A fresh fake vendor on a loopback port and the destination talking to it."""
         fake = self.make_fake()
         base_url, stop = run_in_thread(fake.app)
         dest = self.make(base_url)
@@ -79,6 +87,11 @@ class Conformance:
         finally:
             dest.close()
             stop()
+
+    @pytest.fixture
+    def vendor(self) -> Iterator[tuple[FakeVendor, Destination]]:
+        with self.served() as served:
+            yield served
 
     # -- the suite ---------------------------------------------------------------------------
 
@@ -122,6 +135,30 @@ class Conformance:
         once = fake.snapshot()
         assert [o.kind for o in dest.send(items)] == ["ok"] * 3
         assert fake.snapshot() == once
+
+    def test_a_rejected_item_does_not_sink_the_others(self, vendor: Any) -> None:
+        bad = self.rejected_item()
+        if bad is None:
+            pytest.skip("the vendor answers a request as a whole (no per-item errors)")
+        fake, dest = vendor
+        first, last = self.items(2)
+        outcomes = dest.send([first, bad, last])
+        assert [o.kind for o in outcomes] == ["ok", "reject", "ok"]
+        assert outcomes[1].error
+        with self.served() as (fresh, other):  # the vendor holds the others, as if alone
+            assert [o.kind for o in other.send([first, last])] == ["ok", "ok"]
+            assert fake.snapshot() == fresh.snapshot()
+
+    def test_per_person_order(self, vendor: Any) -> None:
+        ordered = self.ordered()
+        if ordered is None:
+            pytest.skip("no later item overrides an earlier one at this vendor")
+        assert len({i.person_id for i in ordered}) == 1 and len(ordered) > 1
+        fake, dest = vendor
+        assert [o.kind for o in dest.send(ordered)] == ["ok"] * len(ordered)
+        with self.served() as (fresh, other):
+            assert [o.kind for o in other.send(ordered[-1:])] == ["ok"]
+            assert fake.snapshot() == fresh.snapshot()
 
 
 def conformance_tests(cls: type[Conformance]) -> type[Conformance]:
