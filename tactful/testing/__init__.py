@@ -242,3 +242,33 @@ class RecordingDestination:
 
     def close(self) -> None:
         pass
+
+
+# Three destinations, one of each role (an ad audience following ``suppress``, an ESP, an
+# event sink), as tests configure them; ``recording_destinations`` stands in for them.
+DESTINATIONS_TOML = {
+    "meta": '\n[[destinations]]\nname = "meta"\ntype = "meta_audience"\nsegment = "suppress"\n'
+    'audience_id = "123"\naccess_token = "tok"\n',
+    "cio": '\n[[destinations]]\nname = "cio"\ntype = "customerio"\nsite_id = "s"\napi_key = "k"\n',
+    "hook": '\n[[destinations]]\nname = "hook"\ntype = "webhook"\n'
+    'url = "https://hooks.example.com/t"\n'
+    'secret = "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU="\n',
+}
+_RECORDED = {
+    "meta": ("meta_audience", "ads", ("audience_add", "audience_remove")),
+    "cio": ("customerio", "email", ("profile", "event", "erase")),
+    "hook": ("webhook", "analytics", ("event",)),
+}
+
+
+def destinations_toml(*names: str) -> str:
+    """The ``[[destinations]]`` of ``names`` (default all three) as TOML."""
+    return "".join(DESTINATIONS_TOML[n] for n in names or DESTINATIONS_TOML)
+
+
+def recording_destinations(*names: str) -> dict[str, RecordingDestination]:
+    """Recording stand-ins for the destinations of ``destinations_toml(*names)``."""
+    return {
+        n: RecordingDestination(n, _RECORDED[n][0], purpose=_RECORDED[n][1], kinds=_RECORDED[n][2])
+        for n in names or _RECORDED
+    }
