@@ -20,6 +20,10 @@ once); where the vendor reports per-item errors, a rejected item does not sink t
 order (``ordered``: the vendor ends as if only the last had been sent). A vendor fake is
 easiest built on ``tactful.destinations.fakes.base.FakeBase`` (the request log and
 ``fail_next``).
+
+A destination without HTTP (the local warehouse) sets ``http = False`` and overrides
+``served()`` to yield the store it writes and the destination; the checks of HTTP statuses
+do not apply to it, the others do.
 """
 
 from __future__ import annotations
@@ -55,7 +59,10 @@ class FakeVendor(Protocol):
 
 
 class Conformance:
-    """Base class: subclasses implement ``make``, ``make_fake`` and ``items``."""
+    """Base class: subclasses implement ``make``, ``make_fake`` and ``items`` (or, without
+    HTTP, ``served`` and ``items``)."""
+
+    http = True  # False: the destination writes somewhere local; no statuses to answer
 
     def make(self, base_url: str) -> Destination:
         raise NotImplementedError
@@ -107,9 +114,18 @@ class Conformance:
         fake, dest = vendor
         outcomes = dest.send(self.items(2))
         assert [o.kind for o in outcomes] == ["ok", "ok"]
-        assert fake.requests, "nothing reached the vendor"
+        if self.http:
+            assert fake.requests, "nothing reached the vendor"
+        else:
+            with self.served() as (empty, _):
+                assert fake.snapshot() != empty.snapshot(), "nothing was written"
+
+    def _needs_http(self) -> None:
+        if not self.http:
+            pytest.skip("no HTTP: no status to answer")
 
     def test_429_is_retry_with_retry_after(self, vendor: Any) -> None:
+        self._needs_http()
         fake, dest = vendor
         fake.fail_next(1, 429, retry_after=7)
         outcomes = dest.send(self.items(1))
@@ -117,11 +133,13 @@ class Conformance:
         assert outcomes[0].retry_after == 7
 
     def test_5xx_is_retry(self, vendor: Any) -> None:
+        self._needs_http()
         fake, dest = vendor
         fake.fail_next(1, 503)
         assert dest.send(self.items(1))[0].kind == "retry"
 
     def test_other_4xx_is_reject_not_retry(self, vendor: Any) -> None:
+        self._needs_http()
         fake, dest = vendor
         fake.fail_next(1, 400)
         outcome = dest.send(self.items(1))[0]
@@ -163,14 +181,11 @@ class Conformance:
 
 def conformance_tests(cls: type[Conformance]) -> type[Conformance]:
     """Check at import that a destination's suite is complete (pytest runs the inherited
-    ``test_*`` methods): it must subclass ``Conformance`` and provide all three hooks."""
+    ``test_*`` methods): it must subclass ``Conformance`` and provide its hooks."""
     if not issubclass(cls, Conformance):
         raise TypeError(f"{cls.__name__} must subclass Conformance")
-    missing = [
-        hook
-        for hook in ("make", "make_fake", "items")
-        if getattr(cls, hook) is getattr(Conformance, hook)
-    ]
+    hooks = ("make", "make_fake", "items") if cls.http else ("served", "items")
+    missing = [hook for hook in hooks if getattr(cls, hook) is getattr(Conformance, hook)]
     if missing:
         raise TypeError(f"{cls.__name__} does not implement {', '.join(missing)}")
     return cls
