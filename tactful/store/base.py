@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from tactful.core.events import OutcomeRecorded
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
 from tactful.exceptions import NeedsOperator, TryAgain
+from tactful.store.erasure import ErasureReport
 from tactful.store.ports import (
     ActionReads,
     ActionWrites,
@@ -127,8 +129,8 @@ class Tx(Protocol):
     ) -> None: ...
     def erase_person(
         self, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
-    ) -> Any: ...
-    def append_outcomes(self, rows: Iterable[tuple[str, Any]]) -> None: ...
+    ) -> ErasureReport: ...
+    def append_outcomes(self, rows: Iterable[tuple[str, OutcomeRecorded]]) -> None: ...
 
     # derived data reset (replay); events from the future (clock repair)
     def reset_derived(self) -> None: ...
