@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from tactful.bootstrap import bootstrap
-from tactful.cli import App, CommandError, human
+from tactful.commands.base import App, CommandError, human
 from tactful.config import load_settings, starter_config_text
 from tactful.importer import import_files
 from tactful.sample import generate_exports

@@ -6,7 +6,7 @@ import ipaddress
 import signal
 from typing import Any
 
-from tactful.cli import App, CommandError
+from tactful.commands.base import App, CommandError
 
 
 def register(sub: Any) -> None:

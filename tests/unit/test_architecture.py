@@ -194,3 +194,16 @@ def test_the_readmes_layout_is_the_tree() -> None:
     packages = {f"{p.parent.name}/" for p in ROOT.glob("*/__init__.py")}
     assert packages <= set(listed), f"missing from the README: {sorted(packages - set(listed))}"
     assert [n for n in listed if not (ROOT / n.rstrip("/")).exists()] == []
+
+
+def test_the_commands_do_not_import_the_cli() -> None:
+    """``tactful.cli`` imports the commands; they take what they share from
+    ``tactful.commands.base``, at module level or inside a function."""
+    found = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "commands").glob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if (isinstance(node, ast.ImportFrom) and node.module == "tactful.cli")
+        or (isinstance(node, ast.Import) and any(a.name == "tactful.cli" for a in node.names))
+    }
+    assert found == set()
