@@ -28,15 +28,38 @@ do not apply to it, the others do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
 from tactful.destinations.base import Destination, Item
 from tactful.destinations.fakes.base import RecordedRequest
 from tactful.sim.server import run_in_thread
+
+F = TypeVar("F", bound="FakeVendor")
+D = TypeVar("D", bound=Destination)
+
+
+@contextmanager
+def serving(fake: F, build: Callable[..., D]) -> Iterator[tuple[F, Callable[..., D]]]:
+    """``fake`` served on a loopback port, and ``make(**options)``: ``build(base_url,
+    **options)``, a destination talking to it. Every destination made is closed, and the
+    fake stopped, at the end (a test's vendor fixture)."""
+    base_url, stop = run_in_thread(fake.app)
+    made: list[D] = []
+
+    def make(**options: Any) -> D:
+        made.append(build(base_url, **options))
+        return made[-1]
+
+    try:
+        yield fake, make
+    finally:
+        for dest in made:
+            dest.close()
+        stop()
 
 
 class FakeVendor(Protocol):
@@ -86,14 +109,8 @@ class Conformance:
     @contextmanager
     def served(self) -> Iterator[tuple[FakeVendor, Destination]]:
         """A fresh fake vendor on a loopback port and the destination talking to it."""
-        fake = self.make_fake()
-        base_url, stop = run_in_thread(fake.app)
-        dest = self.make(base_url)
-        try:
-            yield fake, dest
-        finally:
-            dest.close()
-            stop()
+        with serving(self.make_fake(), self.make) as (fake, make):
+            yield fake, make()
 
     @pytest.fixture
     def vendor(self) -> Iterator[tuple[FakeVendor, Destination]]:

@@ -17,7 +17,7 @@ from tactful.destinations.fakes.klaviyo import FakeKlaviyo
 from tactful.destinations.klaviyo import REVISION, KlaviyoDestination, create
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.sim.server import run_in_thread
-from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests, serving
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STATE = {
@@ -69,22 +69,14 @@ class TestKlaviyoConformance(Conformance):
 conformance_tests(TestKlaviyoConformance)
 
 
+def _create(base_url: str, **settings: Any) -> KlaviyoDestination:
+    return create(config(base_url, **settings))
+
+
 @pytest.fixture
 def vendor() -> Iterator[tuple[FakeKlaviyo, Callable[..., KlaviyoDestination]]]:
-    fake = FakeKlaviyo()
-    base_url, stop = run_in_thread(fake.app)
-    made: list[KlaviyoDestination] = []
-
-    def make(**settings: Any) -> KlaviyoDestination:
-        made.append(create(config(base_url, **settings)))
-        return made[-1]
-
-    try:
-        yield fake, make
-    finally:
-        for dest in made:
-            dest.close()
-        stop()
+    with serving(FakeKlaviyo(), _create) as served:
+        yield served
 
 
 def bodies(fake: FakeKlaviyo, path: str) -> list[Any]:
