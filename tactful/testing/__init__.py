@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from tactful.bootstrap import bootstrap
 from tactful.config import Settings, settings_from_toml
@@ -22,6 +22,7 @@ from tactful.core.events import (
     UserMerged,
     UserSeen,
 )
+from tactful.destinations.base import ItemKind
 from tactful.engine import SALT_KEY, Engine
 from tactful.store.sqlite import open_store
 
@@ -110,7 +111,12 @@ def user(
 
 
 def rating(
-    rating_id: int, when: datetime, score: int | str, *, requester_id: int = 1, ticket_id: int = 1
+    rating_id: int,
+    when: datetime,
+    score: int | Literal["good", "bad"],
+    *,
+    requester_id: int = 1,
+    ticket_id: int = 1,
 ) -> RatingGiven:
     return RatingGiven(
         key=f"zendesk:rating:{rating_id}:{when.isoformat()}:{requester_id}:{score}",
@@ -118,7 +124,7 @@ def rating(
         rating_id=rating_id,
         ticket_id=ticket_id,
         requester_id=requester_id,
-        score=score,  # type: ignore[arg-type]
+        score=score,
     )
 
 
@@ -212,7 +218,13 @@ class RecordingDestination:
         *,
         max_batch: int = 100,
         purpose: str = "analytics",
-        kinds: tuple[str, ...] = ("audience_add", "audience_remove", "profile", "event", "erase"),
+        kinds: tuple[ItemKind, ...] = (
+            "audience_add",
+            "audience_remove",
+            "profile",
+            "event",
+            "erase",
+        ),
     ) -> None:
         from tactful.destinations.base import Capabilities
 
@@ -222,7 +234,7 @@ class RecordingDestination:
         self.segments = None
         self.capabilities = Capabilities(
             max_batch=max_batch,
-            kinds=frozenset(kinds),  # type: ignore[arg-type]
+            kinds=frozenset(kinds),
         )
         self.sent: list[Any] = []  # every Item in the order sent (ok or not)
         self.delivered: list[Any] = []  # Items acknowledged ok
@@ -254,7 +266,7 @@ DESTINATIONS_TOML = {
     'url = "https://hooks.example.com/t"\n'
     'secret = "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU="\n',
 }
-_RECORDED = {
+_RECORDED: dict[str, tuple[str, str, tuple[ItemKind, ...]]] = {
     "meta": ("meta_audience", "ads", ("audience_add", "audience_remove")),
     "cio": ("customerio", "email", ("profile", "event", "erase")),
     "hook": ("webhook", "analytics", ("event",)),
