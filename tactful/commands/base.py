@@ -25,6 +25,8 @@ __all__ = [
     "App",
     "CommandError",
     "UsageError",
+    "add_json",
+    "add_now",
     "human",
     "out_json",
     "out_jsonl",
@@ -127,3 +129,16 @@ class App:
             f"no store at {path} ({where}); nothing has been imported into it yet "
             "(tactful import FILE… or tactful serve create it)"
         )
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+
+
+def add_now(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--now",
+        metavar="T",
+        default=None,
+        help="preview as of time T (ISO 8601 UTC, e.g. 2026-11-22T10:00:00Z); changes nothing",
+    )

@@ -6,8 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tactful.commands import add_json
-from tactful.commands.base import App, CommandError, out_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.delivery.breaker import Circuit, circuits
 from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
