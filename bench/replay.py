@@ -65,7 +65,7 @@ api_key = "k"
 name = "hook"
 type = "webhook"
 url = "https://hooks.example.com/t"
-secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
+secret = "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU="
 """
 
 

@@ -4,128 +4,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-import orjson
 from rich.console import Console
 from rich.markup import escape
 
 from tactful import __version__
-from tactful.config import ConfigError, Settings, load_settings, starter_config_text
-from tactful.core import codec
-from tactful.engine import Engine, rules_from_settings
-from tactful.store.base import StoreError
-from tactful.store.sqlite import open_store, sqlite_path
-
-
-class CommandError(Exception):
-    """A command cannot do its job; the message says why (exit 1)."""
-
-
-class UsageError(CommandError):
-    """The command line itself is wrong (a flag's value cannot be read): exit 2."""
-
-
-NO_CONFIG = (
-    "no configuration file: ./tactful.toml does not exist and $TACTFUL_CONFIG is not set "
-    "(write one with `tactful init`, or pass --config PATH)"
+from tactful.commands import register_all
+from tactful.commands.base import (
+    NO_CONFIG,
+    App,
+    CommandError,
+    UsageError,
+    human,
+    out_json,
+    out_jsonl,
+    parse_now,
 )
-
-
-def out_json(value: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
-    sys.stdout.flush()
-
-
-def out_jsonl(value: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
-
-
-_FRACTION = re.compile(r"(T\d{2}:\d{2}:\d{2})\.\d+Z")
-
-
-def human(value: object) -> str:
-    """One human format for values in terminal output (``--json`` keeps the exact ones):
-    yes/no, "—" for unset, lists joined by commas, times to the second."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple | set | frozenset):
-        return ", ".join(human(v) for v in value) if value else "—"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {human(v)}" for k, v in value.items()) if value else "—"
-    return _FRACTION.sub(r"\1Z", str(value))
-
-
-def parse_now(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return codec.parse_time(text if "T" in text else text + "T00:00:00Z")
-    except ValueError as exc:
-        raise UsageError(
-            f"--now: not an ISO 8601 UTC time: {text!r} "
-            "(e.g. 2026-11-22T10:00:00Z, or a date alone for midnight UTC)"
-        ) from exc
-
-
-class App:
-    """What every command needs: settings, store and engine, built once (bootstrap)."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self.console = Console(stderr=True)
-        self.out = Console()
-        self._settings: Settings | None = None
-        self._engine: Engine | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.args.config)
-        return self._settings
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            if getattr(self.args, "reads_store", False):
-                self._require_store()
-            elif self.settings.source == "<defaults>":
-                self.console.print(
-                    f"note: {NO_CONFIG}; using the built-in defaults "
-                    f"(store {self.settings.store.url})",
-                    highlight=False,
-                    markup=False,
-                )
-            store = open_store(self.settings.store.url)
-            self._engine = Engine(rules_from_settings(self.settings), store)
-        return self._engine
-
-    def _require_store(self) -> None:
-        """Commands that only read never create a store: an absent SQLite file is an error
-        that names the configuration it came from."""
-        settings = self.settings
-        url = settings.store.url
-        if not url.startswith("sqlite:"):
-            return
-        path = sqlite_path(url)
-        if path == ":memory:" or Path(path).is_file():
-            return
-        where = NO_CONFIG if settings.source == "<defaults>" else f"config: {settings.source}"
-        raise CommandError(
-            f"no store at {path} ({where}); nothing has been imported into it yet "
-            "(tactful import FILE… or tactful serve create it)"
-        )
+from tactful.config import ConfigError, starter_config_text
+from tactful.exceptions import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, TactfulError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tactful.commands import register_all
-
     parser = argparse.ArgumentParser(
         prog="tactful",
         description="Support-aware marketing: Zendesk support state, segments and channels.",
@@ -146,27 +47,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     app = App(args)
     err = Console(stderr=True)
     try:
         result: int = args.handler(app)
         return result
-    except ConfigError as exc:
+    except ConfigError as exc:  # its message lists every problem, one a line
         err.print(str(exc), highlight=False, markup=False)
-        return 1
-    except (CommandError, StoreError) as exc:
+        return exc.exit_code
+    except TactfulError as exc:  # the exit status follows the kind (tactful.exceptions)
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        return 2 if isinstance(exc, UsageError) else 1
+        return exc.exit_code
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except KeyboardInterrupt:
         err.print("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
-__all__ = [
+__all__ = [  # what commands imported from here before ``tactful.commands.base``
+    "NO_CONFIG",
     "App",
     "CommandError",
     "UsageError",

@@ -48,6 +48,7 @@ from tactful.config_models import (
 )
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.rules import Rule, RuleError, parse_rule
+from tactful.exceptions import InvalidConfig
 
 __all__ = [
     "STATE_FIELDS",
@@ -89,7 +90,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@/\s]+)(@)")
 
 
-class ConfigError(Exception):
+class ConfigError(InvalidConfig):
     """Invalid configuration; ``errors`` lists every problem found, one line each."""
 
     def __init__(self, errors: list[str], source: str = "<memory>") -> None:

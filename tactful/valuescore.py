@@ -15,8 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+from tactful.store.base import Reader
 from tactful.store.records import to_us
 
 WINDOW = timedelta(days=365)
@@ -38,26 +38,20 @@ class ValueScore:
     customers_with_orders: int
 
 
-def revenues(conn: Any, now: datetime) -> dict[str, float]:
-    """Trailing-window revenue per person (SQL over the ``outcomes`` table)."""
-    start, end = to_us(now - WINDOW), to_us(now)
-    rows = conn.execute(
-        "SELECT person_id, SUM(amount) FROM outcomes WHERE outcome = 'order' "
-        "AND amount IS NOT NULL AND at_us > ? AND at_us <= ? GROUP BY person_id",
-        (start, end),
-    ).fetchall()
-    return {pid: float(total) for pid, total in rows if total and total > 0}
+def revenues(reader: Reader, now: datetime) -> dict[str, float]:
+    """Trailing-window revenue per person (the store's ``outcomes``)."""
+    return reader.read_models.revenues(to_us(now - WINDOW), to_us(now))
 
 
-def value_score(conn: Any, person_id: str, now: datetime) -> ValueScore:
-    totals = revenues(conn, now)
+def value_score(reader: Reader, person_id: str, now: datetime) -> ValueScore:
+    totals = revenues(reader, now)
     ordered = sorted(totals.values())
     mine = totals.get(person_id, 0.0)
     return ValueScore(score_of(mine, ordered), mine, len(ordered))
 
 
-def high_value_people(conn: Any, now: datetime, min_score: int = 4) -> set[str]:
+def high_value_people(reader: Reader, now: datetime, min_score: int = 4) -> set[str]:
     """Everyone whose score is at least ``min_score`` (for the Zendesk high-value tag)."""
-    totals = revenues(conn, now)
+    totals = revenues(reader, now)
     ordered = sorted(totals.values())
     return {pid for pid, r in totals.items() if (score_of(r, ordered) or 0) >= min_score}

@@ -32,7 +32,7 @@ def sync_high_value_tags(
     """One round: (Zendesk user ids tagged, ids untagged). Progress is saved even when a
     call fails part way (the next round carries on)."""
     with store.reader() as reader:
-        people = sorted(high_value_people(getattr(reader, "conn", None), now))
+        people = sorted(high_value_people(reader, now))
         idents = reader.identifiers_of(people) if people else {}
         previous = {int(x) for x in json.loads(reader.get_meta(TAGGED_KEY) or "[]")}
     wanted = {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
+
+# Commands added elsewhere may still take these from here.
+from tactful.commands.base import add_json as add_json
+from tactful.commands.base import add_now as add_now
 
 
 def register_all(sub: Any) -> None:
@@ -40,16 +43,3 @@ def register_all(sub: Any) -> None:
     )
     for module in (*modules, clock, reasons):
         module.register(sub)
-
-
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
-
-
-def add_now(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--now",
-        metavar="T",
-        default=None,
-        help="preview as of time T (ISO 8601 UTC, e.g. 2026-11-22T10:00:00Z); changes nothing",
-    )

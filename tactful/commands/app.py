@@ -9,8 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from tactful.cli import App, CommandError, out_json
-from tactful.commands import add_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.config import CONFIG_ENV, DEFAULT_PATH, ConfigError, Settings, load_settings
 from tactful.zendesk.app_package import (
     DEFAULT_ZIP_NAME,

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tactful.cli import App, out_json
-from tactful.commands import add_json
+from tactful.commands.base import App, add_json, out_json
 from tactful.core import codec
 from tactful.store.records import from_us
 

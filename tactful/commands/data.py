@@ -19,8 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tactful.cli import App, CommandError, out_json, parse_now
-from tactful.commands import add_json
+from tactful.commands.base import App, CommandError, add_json, out_json, parse_now
 from tactful.core import codec
 from tactful.delivery.router import preview, routes_of
 from tactful.engine import ReplayReport

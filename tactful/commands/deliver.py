@@ -6,12 +6,10 @@ from typing import Any
 
 from rich.table import Table
 
-from tactful.cli import App, CommandError, out_json
-from tactful.commands import add_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.delivery.breaker import Circuit, circuits
 from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
-from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import PlatformReport
 from tactful.store.records import from_us
 from tactful.store.runs import MAX_PAGE, Run, RunPage, RunStore
@@ -56,7 +54,7 @@ def register(sub: Any) -> None:
 def cmd_sync(app: App) -> int:
     if app.args.dry_run:
         return cmd_dry_run(app)
-    worker = DeliveryWorker(app.settings, app.engine.store)
+    worker = app.runtime.delivery_worker()
     reconciled: dict[str, dict[str, int]] = {}
     try:
         if app.args.full:
@@ -100,7 +98,7 @@ def cmd_sync(app: App) -> int:
 
 
 def cmd_dry_run(app: App) -> int:
-    worker = DeliveryWorker(app.settings, app.engine.store)
+    worker = app.runtime.delivery_worker()
     try:
         plans = preview(worker)
         reconciled = {

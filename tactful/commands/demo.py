@@ -11,12 +11,11 @@ from typing import Any
 
 from rich.table import Table
 
-from tactful.cli import App, CommandError, human
+from tactful.bootstrap import bootstrap
+from tactful.commands.base import App, CommandError, human
 from tactful.config import load_settings, starter_config_text
-from tactful.engine import Engine, rules_from_settings
 from tactful.importer import import_files
 from tactful.sample import generate_exports
-from tactful.store.sqlite import open_store
 from tactful.views import clock_of, person_json
 
 
@@ -111,7 +110,7 @@ def cmd_demo_offline(app: App) -> int:
         f"   {files.users} users, {files.tickets} tickets (+{files.ticket_updates} later "
         f"versions), {files.ticket_events} ticket events, {files.ratings} ratings"
     )
-    engine = Engine(rules_from_settings(settings), open_store(settings.store.url))
+    engine = bootstrap(settings).engine
     app.out.print(f"[bold]2.[/bold] importing into {settings.store.url} …")
     summary = import_files(engine, files.paths, batch_size=settings.engine.batch_size)
     app.out.print(

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from tactful.cli import App, out_json
-from tactful.commands import add_json
+from tactful.commands.base import App, add_json, out_json
 from tactful.commands.doctor_checks import check_destination
 from tactful.config import load_settings
 

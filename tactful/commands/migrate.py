@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tactful.cli import App, CommandError, out_json
-from tactful.commands import add_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.store.migrations import LATEST_VERSION, MIGRATIONS, newer_schema
 from tactful.store.sqlite import open_store, schema_version
 

@@ -9,8 +9,16 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from tactful.cli import App, CommandError, human, out_json, out_jsonl, parse_now
-from tactful.commands import add_json, add_now
+from tactful.commands.base import (
+    App,
+    CommandError,
+    add_json,
+    add_now,
+    human,
+    out_json,
+    out_jsonl,
+    parse_now,
+)
 from tactful.config import STATE_FIELDS, format_duration
 from tactful.core.rules import RuleError, parse_rule
 from tactful.views import clock_of, fmt, iter_person_ids, person_json, preview, resolve_key

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tactful.cli import App, CommandError, out_json, parse_now
-from tactful.commands import add_json, add_now
+from tactful.commands.base import App, CommandError, add_json, add_now, out_json, parse_now
 
 
 def register(sub: Any) -> None:

@@ -7,7 +7,7 @@ import logging
 import signal
 from typing import Any
 
-from tactful.cli import App, CommandError
+from tactful.commands.base import App, CommandError
 
 
 def register(sub: Any) -> None:
@@ -54,8 +54,6 @@ def is_loopback(host: str) -> bool:
 def cmd_serve(app: App) -> int:
     import uvicorn
 
-    from tactful.web.app import create_app
-
     settings = app.settings
     host = app.args.host
     if not settings.api.token and not is_loopback(host):
@@ -68,7 +66,7 @@ def cmd_serve(app: App) -> int:
             "[yellow]warning:[/yellow] [zendesk] webhook_secret is not set: "
             "webhooks will be refused (401)"
         )
-    web = create_app(settings, app.engine, tick_seconds=app.args.tick_seconds, freeze_gc=True)
+    web = app.runtime.web_app(tick_seconds=app.args.tick_seconds, freeze_gc=True)
     config = server_config(
         web, host, app.args.port, app.args.log_level, app.args.forwarded_allow_ips
     )
@@ -108,12 +106,12 @@ def cmd_worker(app: App) -> int:
     import time
 
     from tactful.alerts.service import CHECK_EVERY, Alerter
-    from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
+    from tactful.delivery.worker import ROUND_WAIT
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    worker = DeliveryWorker(app.settings, app.engine.store, round_wait=ROUND_WAIT)
+    worker = app.runtime.delivery_worker(round_wait=ROUND_WAIT)
     alerter = Alerter(app.settings, app.engine.store) if app.settings.alerts else None
     tick_every, deliver_every = app.args.tick_seconds, app.args.deliver_seconds
     next_tick = next_check = 0.0

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tactful.cli import NO_CONFIG, App, CommandError, out_json
-from tactful.commands import add_json
+from tactful.commands.base import NO_CONFIG, App, CommandError, add_json, out_json
 from tactful.config import ConfigError, load_settings, starter_config_text
 
 

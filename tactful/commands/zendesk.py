@@ -21,8 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tactful.cli import App, CommandError, out_json
-from tactful.commands import add_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.config import CONFIG_ENV, DEFAULT_PATH, ConfigError, Settings, load_settings
 from tactful.core import codec
 from tactful.zendesk.backfill import BackfillError, BackfillSummary, PageDone, backfill

@@ -24,20 +24,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from tactful.config import Settings, load_settings
+from tactful.bootstrap import Runtime, bootstrap
+from tactful.config import load_settings
 from tactful.demo.config import DemoSecrets, demo_config_text
 from tactful.demo.fakes import Fakes, start_fakes
 from tactful.demo.feed import Feed
 from tactful.demo.story import Story
-from tactful.engine import Engine, rules_from_settings
+from tactful.exceptions import CommandError
 from tactful.sim import ZendeskSimulator, run_in_thread
-from tactful.store.sqlite import open_store
-from tactful.web.app import create_app
 
 Say = Callable[[str], None]
 
 
-class DemoError(Exception):
+class DemoError(CommandError):
     """The demo cannot start (e.g. the port is taken)."""
 
 
@@ -99,10 +98,9 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         start = now - timedelta(days=options.history_days)
         sim = ZendeskSimulator(start=start, seed=options.seed)
-        store = open_store(settings.store.url)
-        cleanup.callback(store.close)
-        engine = Engine(rules_from_settings(settings), store, clock=sim.clock)
-        base_url, stop_server = _serve(settings, engine, sim, options.port)
+        runtime = bootstrap(settings, clock=sim.clock)
+        cleanup.callback(runtime.close)
+        base_url, stop_server = _serve(runtime, options.port)
         cleanup.callback(stop_server)
         feed = Feed(base_url, sim, settings.zendesk.webhook_secret or "", keys.api_token)
         cleanup.callback(feed.close)
@@ -123,11 +121,9 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
     return 0
 
 
-def _serve(
-    settings: Settings, engine: Engine, sim: ZendeskSimulator, port: int
-) -> tuple[str, Callable[[], None]]:
+def _serve(runtime: Runtime, port: int) -> tuple[str, Callable[[], None]]:
     """The Tactful app on 127.0.0.1:port; its engine clock follows the simulated clock."""
-    web = create_app(settings, engine, tick_seconds=0.25, clock=sim.clock)
+    web = runtime.web_app(tick_seconds=0.25)
     try:
         return run_in_thread(web, port=port, lifespan="on")
     except (RuntimeError, OSError) as exc:

@@ -212,12 +212,10 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> AmplitudeDestination:
-    api_key = config.setting("api_key")
-    if not api_key:
-        raise ValueError(f"destination {config.name!r}: amplitude needs 'api_key'")
+    keys = AmplitudeConfig.of(config)
     return AmplitudeDestination(
         name=config.name,
-        api_key=api_key,
+        api_key=keys.api_key,
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,

@@ -39,6 +39,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, PlatformReport, Purpose, Sent
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
@@ -410,20 +411,20 @@ SPEC = DestinationSpec(
 )
 
 
-def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> CustomerIODestination:
-    site_id, api_key = config.setting("site_id"), config.setting("api_key")
-    if not site_id or not api_key:
-        raise ValueError(f"destination {config.name!r}: customerio needs site_id and api_key")
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> CustomerIODestination:
+    keys = CustomerIOConfig.of(config)
     return CustomerIODestination(
         name=config.name,
-        site_id=site_id,
-        api_key=api_key,
-        region=(config.setting("region") or "us").lower(),
+        site_id=keys.site_id,
+        api_key=keys.api_key,
+        region=keys.region,
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,
-        app_api_key=config.setting("app_api_key"),
-        erase_action=config.setting("erase_action") or "delete",
+        app_api_key=keys.app_api_key,
+        erase_action=keys.erase_action,
         identify_by=identify_by_of(config, ESP_IDENTIFY_BY),
         transport=transport,
     )

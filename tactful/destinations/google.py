@@ -56,8 +56,8 @@ from tactful.destinations.google_jobs import (
     failed_operations,
     plan,
 )
-from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
-from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.google_oauth import CallFailed, GoogleOAuthConfig, OAuthKeys, signed_in
+from tactful.destinations.spec import AUDIENCE, DestinationSpec, Secret, Text
 
 ADS_URL = "https://googleads.googleapis.com"
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -117,15 +117,8 @@ class GoogleCustomerMatch:
         self._sleep = sleep
         self._clock = clock
         self._pending: str | None = None  # a job run by an earlier send, not seen finished
-        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
-        self._token = AccessToken(
-            self._client,
-            f"{base_url.rstrip('/')}/token" if base_url else TOKEN_URL,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            clock=clock,
-        )
+        keys = OAuthKeys(client_id, client_secret, refresh_token)
+        self._client, self._token = signed_in(base_url, transport, TIMEOUT, keys, clock)
 
     # --- send -----------------------------------------------------------------------------
 
@@ -251,16 +244,13 @@ class GoogleCustomerMatch:
         self._client.close()
 
 
-class CustomerMatchConfig(DestinationConfig):
+class CustomerMatchConfig(GoogleOAuthConfig):
     customer_id: Text = Field(description="the Google Ads customer id")
     user_list_id: Text = Field(description="the Customer Match user list id")
     developer_token: Secret = Field(description="the Google Ads API developer token")
     login_customer_id: Text | None = Field(
         default=None, description="the manager account id, when a manager account signs in"
     )
-    client_id: Text = Field(description="OAuth client id")
-    client_secret: Secret = Field(description="OAuth client secret")
-    refresh_token: Secret = Field(description="OAuth refresh token")
 
 
 SPEC = DestinationSpec(
@@ -275,20 +265,16 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> GoogleCustomerMatch:
-    keys = ("customer_id", "user_list_id", "developer_token", "client_id", "client_secret")
-    values = {key: config.setting(key) for key in (*keys, "refresh_token")}
-    missing = [key for key, value in values.items() if not value]
-    if missing:
-        raise ValueError(f"destination {config.name!r}: google_customer_match needs {missing}")
+    keys = CustomerMatchConfig.of(config)
     return GoogleCustomerMatch(
         name=config.name,
-        customer_id=str(values["customer_id"]),
-        user_list_id=str(values["user_list_id"]),
-        developer_token=str(values["developer_token"]),
-        client_id=str(values["client_id"]),
-        client_secret=str(values["client_secret"]),
-        refresh_token=str(values["refresh_token"]),
-        login_customer_id=config.setting("login_customer_id"),
+        customer_id=keys.customer_id,
+        user_list_id=keys.user_list_id,
+        developer_token=keys.developer_token,
+        client_id=keys.client_id,
+        client_secret=keys.client_secret,
+        refresh_token=keys.refresh_token,
+        login_customer_id=keys.login_customer_id,
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,

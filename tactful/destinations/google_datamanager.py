@@ -61,8 +61,8 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
-from tactful.destinations.google_oauth import TOKEN_URL, AccessToken, CallFailed
-from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
+from tactful.destinations.google_oauth import CallFailed, GoogleOAuthConfig, OAuthKeys, signed_in
+from tactful.destinations.spec import AUDIENCE, DestinationSpec, Text
 
 API_URL = "https://datamanager.googleapis.com"
 API_VERSION = "v1"
@@ -214,15 +214,8 @@ class GoogleDataManager:
         self._held: Outcome | None = None  # a transient failure earlier in this send
         self._per_request = members_per_request
         self._url = f"{(base_url or API_URL).rstrip('/')}/{API_VERSION}"
-        self._client = httpx.Client(transport=transport, timeout=TIMEOUT)
-        self._token = AccessToken(
-            self._client,
-            f"{base_url.rstrip('/')}/token" if base_url else TOKEN_URL,
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            clock=clock,
-        )
+        keys = OAuthKeys(client_id, client_secret, refresh_token)
+        self._client, self._token = signed_in(base_url, transport, TIMEOUT, keys, clock)
 
     # --- send -----------------------------------------------------------------------------
 
@@ -429,12 +422,9 @@ AccountType = Literal[
 GOOGLE_ACCOUNT_TYPES: tuple[str, ...] = get_args(AccountType)
 
 
-class DataManagerConfig(DestinationConfig):
+class DataManagerConfig(GoogleOAuthConfig):
     operating_account_id: Text = Field(description="the account that owns the audience")
     audience_id: Text = Field(description="the audience (user list) id")
-    client_id: Text = Field(description="OAuth client id")
-    client_secret: Secret = Field(description="OAuth client secret")
-    refresh_token: Secret = Field(description="OAuth refresh token")
     account_type: AccountType = Field(
         default="GOOGLE_ADS", description="the operating account's product"
     )
@@ -458,21 +448,17 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> GoogleDataManager:
-    keys = ("operating_account_id", "audience_id", "client_id", "client_secret", "refresh_token")
-    values = {key: config.setting(key) for key in keys}
-    missing = [key for key, value in values.items() if not value]
-    if missing:
-        raise ValueError(f"destination {config.name!r}: google_data_manager needs {missing}")
+    keys = DataManagerConfig.of(config)
     return GoogleDataManager(
         name=config.name,
-        operating_account_id=str(values["operating_account_id"]),
-        audience_id=str(values["audience_id"]),
-        client_id=str(values["client_id"]),
-        client_secret=str(values["client_secret"]),
-        refresh_token=str(values["refresh_token"]),
-        account_type=config.setting("account_type") or "GOOGLE_ADS",
-        login_account_id=config.setting("login_account_id"),
-        login_account_type=config.setting("login_account_type"),
+        operating_account_id=keys.operating_account_id,
+        audience_id=keys.audience_id,
+        client_id=keys.client_id,
+        client_secret=keys.client_secret,
+        refresh_token=keys.refresh_token,
+        account_type=keys.account_type,
+        login_account_id=keys.login_account_id,
+        login_account_type=keys.login_account_type,
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,

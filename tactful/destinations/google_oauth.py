@@ -11,10 +11,13 @@ refresh token) and ``invalid_client`` are permanent: they reject with what to fi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import httpx
+from pydantic import Field
 
 from tactful.destinations.base import Outcome, classify_status, parse_retry_after
+from tactful.destinations.spec import DestinationConfig, Secret, Text
 
 TOKEN_URL = "https://oauth2.googleapis.com/token"
 TOKEN_SKEW = 60.0  # refresh this long before the token expires
@@ -91,3 +94,39 @@ class AccessToken:
         if response.is_success:
             raise CallFailed(Outcome("retry", f"{error}: no access_token in the answer"))
         raise CallFailed(classify_status(status, retry_after, error))
+
+
+class OAuthKeys(NamedTuple):
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+
+class GoogleOAuthConfig(DestinationConfig):
+    """The keys both Google destinations sign in with."""
+
+    client_id: Text = Field(description="OAuth client id")
+    client_secret: Secret = Field(description="OAuth client secret")
+    refresh_token: Secret = Field(description="OAuth refresh token")
+
+
+def signed_in(
+    base_url: str | None,
+    transport: httpx.BaseTransport | None,
+    timeout: httpx.Timeout,
+    keys: OAuthKeys,
+    clock: Callable[[], float],
+) -> tuple[httpx.Client, AccessToken]:
+    """An HTTP client and the access token its calls carry, refreshed at Google's token
+    endpoint (or ``base_url``/token: a fake's)."""
+    client = httpx.Client(transport=transport, timeout=timeout)
+    token_url = f"{base_url.rstrip('/')}/token" if base_url else TOKEN_URL
+    token = AccessToken(
+        client,
+        token_url,
+        client_id=keys.client_id,
+        client_secret=keys.client_secret,
+        refresh_token=keys.refresh_token,
+        clock=clock,
+    )
+    return client, token

@@ -32,6 +32,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
 from tactful.destinations.profiles import (
@@ -336,17 +337,17 @@ SPEC = DestinationSpec(
 )
 
 
-def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> KlaviyoDestination:
-    api_key = config.setting("api_key")
-    if not api_key:
-        raise ValueError(f"destination {config.name!r}: klaviyo needs api_key")
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> KlaviyoDestination:
+    keys = KlaviyoConfig.of(config)
     return KlaviyoDestination(
         name=config.name,
-        api_key=api_key,
+        api_key=keys.api_key,
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,
-        revision=config.setting("revision") or REVISION,
+        revision=keys.revision or REVISION,
         identify_by=identify_by_of(config, IDENTIFY),
         transport=transport,
     )

@@ -320,14 +320,11 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> MetaAudience:
-    audience_id = config.setting("audience_id")
-    access_token = config.setting("access_token")
-    if not audience_id or not access_token:
-        raise ValueError(f"destination {config.name!r}: audience_id and access_token are needed")
+    keys = MetaAudienceConfig.of(config)
     return MetaAudience(
         name=config.name,
-        audience_id=audience_id,
-        access_token=access_token,
+        audience_id=keys.audience_id,
+        access_token=keys.access_token,
         base_url=config.base_url or DEFAULT_BASE_URL,
         purpose=config.purpose,
         segments=config.segment_names,

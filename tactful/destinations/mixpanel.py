@@ -192,18 +192,12 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> MixpanelDestination:
-    values = {
-        key: config.setting(key)
-        for key in ("project_id", "service_account_user", "service_account_secret")
-    }
-    missing = [key for key, value in values.items() if not value]
-    if missing:
-        raise ValueError(f"destination {config.name!r}: mixpanel needs {', '.join(missing)}")
+    keys = MixpanelConfig.of(config)
     return MixpanelDestination(
         name=config.name,
-        project_id=values["project_id"] or "",
-        service_account_user=values["service_account_user"] or "",
-        service_account_secret=values["service_account_secret"] or "",
+        project_id=keys.project_id,
+        service_account_user=keys.service_account_user,
+        service_account_secret=keys.service_account_secret,
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,

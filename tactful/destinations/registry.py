@@ -2,7 +2,8 @@
 
 Each module declares ``SPEC`` (:class:`~tactful.destinations.spec.DestinationSpec`: its
 type, purpose, summary and typed config model) and exposes
-``create(config: DestinationSettings, *, transport: httpx.BaseTransport | None = None)``.
+``create(config: DestinationSettings, *, transport: httpx.BaseTransport | None = None)``,
+which builds from the validated model (``SPEC.config.of(config)``).
 Config validation, secret masking and the destination tables of docs/config.md are derived
 from the specs here.
 
@@ -16,8 +17,6 @@ import difflib
 import importlib
 from collections.abc import Mapping
 from typing import Any
-
-from pydantic import ValidationError
 
 from tactful.destinations.base import Destination
 from tactful.destinations.spec import DestinationSpec
@@ -69,37 +68,13 @@ def key_problems(
 ) -> list[tuple[str, str]]:
     """``keys`` (an entry's type-specific keys) checked against the type's config model, as
     ``(key, message)``; ``shared`` are the keys every destination has (did-you-mean)."""
-    model = spec(type_name).config
-    try:
-        model.model_validate(keys)
-    except ValidationError as exc:
-        out = []
-        for err in exc.errors(include_url=False):
-            key = str(err["loc"][0]) if err["loc"] else "type"
-            out.append((key, _message(err, type_name, [*model.model_fields, *shared])))
-        return out
-    return []
+    return spec(type_name).config.problems(type_name, keys, shared)
 
 
 def defaults(type_name: str) -> dict[str, Any]:
     """The type's optional keys that have a default value."""
     fields = spec(type_name).config.model_fields
     return {k: f.default for k, f in fields.items() if not f.is_required() and f.default}
-
-
-def _message(err: Mapping[str, Any], type_name: str, candidates: list[str]) -> str:
-    kind, msg = err["type"], str(err["msg"])
-    if kind == "missing":
-        return f"is required for type '{type_name}'"
-    if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(err["loc"][-1]), candidates, 1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown key for type '{type_name}'{hint}"
-    if kind == "literal_error":
-        return f"must be {err['ctx']['expected']}, got {err['input']!r}"
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    return msg[:1].lower() + msg[1:]
 
 
 def docs_tables() -> str:

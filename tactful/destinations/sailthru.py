@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
+from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (
@@ -242,14 +243,14 @@ SPEC = DestinationSpec(
 )
 
 
-def create(config: Any, *, transport: httpx.BaseTransport | None = None) -> SailthruDestination:
-    api_key, api_secret = config.setting("api_key"), config.setting("api_secret")
-    if not api_key or not api_secret:
-        raise ValueError(f"destination {config.name!r}: sailthru needs api_key and api_secret")
+def create(
+    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+) -> SailthruDestination:
+    keys = SailthruConfig.of(config)
     return SailthruDestination(
         name=config.name,
-        api_key=api_key,
-        api_secret=api_secret,
+        api_key=keys.api_key,
+        api_secret=keys.api_secret,
         purpose=config.purpose,
         segments=config.segments,
         base_url=config.base_url,

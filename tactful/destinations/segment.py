@@ -168,12 +168,10 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> SegmentDestination:
-    write_key = config.setting("write_key")
-    if not write_key:
-        raise ValueError(f"destination {config.name!r}: segment needs 'write_key'")
+    keys = SegmentConfig.of(config)
     return SegmentDestination(
         name=config.name,
-        write_key=write_key,
+        write_key=keys.write_key,
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,

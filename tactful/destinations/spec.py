@@ -10,13 +10,15 @@ is documented by its field's ``description``; a secret is typed :data:`Secret`.
 from __future__ import annotations
 
 import builtins
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, Self, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-from tactful.config_models import Purpose
+from tactful.config_models import DestinationSettings, Purpose
 from tactful.destinations.identify import IdentifyBy
 
 
@@ -50,6 +52,52 @@ class DestinationConfig(BaseModel):
     @classmethod
     def secret_keys(cls) -> frozenset[str]:
         return frozenset(name for name, field in cls.model_fields.items() if _is_secret(field))
+
+    @classmethod
+    def problems(
+        cls, type_name: str, keys: Mapping[str, Any], shared: frozenset[str] = frozenset()
+    ) -> list[tuple[str, str]]:
+        """``keys`` checked against this model, as ``(key, message)``; ``shared`` are the
+        keys every destination has (candidates for a did-you-mean)."""
+        try:
+            cls.model_validate(keys)
+        except ValidationError as exc:
+            return _problems(exc, type_name, [*cls.model_fields, *shared])
+        return []
+
+    @classmethod
+    def of(cls, config: DestinationSettings) -> Self:
+        """The entry's own keys (``identify_by`` aside), validated and typed: what the
+        type's ``create()`` builds from. A ValueError names every problem."""
+        keys = {k: v for k, v in config.settings.items() if k != "identify_by"}
+        try:
+            return cls.model_validate(keys)
+        except ValidationError as exc:
+            shown = "; ".join(f"{k} {m}" for k, m in _problems(exc, config.type, []))
+            raise ValueError(f"destination {config.name!r}: {shown}") from None
+
+
+def _problems(exc: ValidationError, type_name: str, candidates: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        key = str(err["loc"][0]) if err["loc"] else "type"
+        out.append((key, _message(err, type_name, candidates)))
+    return out
+
+
+def _message(err: Mapping[str, Any], type_name: str, candidates: list[str]) -> str:
+    kind, msg = err["type"], str(err["msg"])
+    if kind == "missing":
+        return f"is required for type '{type_name}'"
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(err["loc"][-1]), candidates, 1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key for type '{type_name}'{hint}"
+    if kind == "literal_error":
+        return f"must be {err['ctx']['expected']}, got {err['input']!r}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    return msg[:1].lower() + msg[1:]
 
 
 def _is_secret(field: FieldInfo) -> bool:

@@ -179,15 +179,12 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> TikTokAudience:
-    values = {key: config.setting(key) for key in ("advertiser_id", "audience_id", "access_token")}
-    missing = [key for key, value in values.items() if not value]
-    if missing:
-        raise ValueError(f"destination {config.name!r}: {', '.join(missing)} needed")
+    keys = TikTokAudienceConfig.of(config)
     return TikTokAudience(
         name=config.name,
-        advertiser_id=str(values["advertiser_id"]),
-        audience_id=str(values["audience_id"]),
-        access_token=str(values["access_token"]),
+        advertiser_id=keys.advertiser_id,
+        audience_id=keys.audience_id,
+        access_token=keys.access_token,
         base_url=config.base_url or DEFAULT_BASE_URL,
         purpose=config.purpose,
         segments=config.segment_names,

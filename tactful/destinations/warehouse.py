@@ -355,7 +355,8 @@ class WarehouseConfig(DestinationConfig):
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme not in WAREHOUSE_SCHEMES:
             names = ", ".join(f"{s}://" for s in WAREHOUSE_SCHEMES)
-            raise ValueError(f"unsupported warehouse URL: use one of {names}")
+            shown = f" {scheme}://" if scheme.isalnum() else ""  # never the rest (credentials)
+            raise ValueError(f"unsupported warehouse URL{shown}: use one of {names}")
         return value
 
 
@@ -370,7 +371,8 @@ SPEC = DestinationSpec(
 
 
 def create(config: DestinationSettings, *, transport: Any = None) -> _Base:
-    url = config.setting("url") or ""
+    keys = WarehouseConfig.of(config)
+    url = keys.url
     scheme, _, rest = url.partition("://")
     common: dict[str, Any] = {"purpose": config.purpose, "segments": config.segment_names}
     if scheme == "duckdb":
@@ -388,9 +390,7 @@ def create(config: DestinationSettings, *, transport: Any = None) -> _Base:
         return SqlWarehouse(
             config.name, connect, POSTGRES, (psycopg.Error,), keep_open=True, **common
         )
-    if scheme in ("snowflake", "bigquery"):
-        module = importlib.import_module(f"tactful.destinations.warehouse_{scheme}")
-        cloud: _Base = module.create(config, transport=transport)
-        return cloud
-    names = ", ".join(f"{s}://" for s in WAREHOUSE_SCHEMES)
-    raise UnsupportedWarehouse(f"unsupported warehouse URL {url!r}: use one of {names}")
+    # snowflake:// or bigquery:// (the config model accepts no other scheme)
+    module = importlib.import_module(f"tactful.destinations.warehouse_{scheme}")
+    cloud: _Base = module.create(config, keys, transport=transport)
+    return cloud

@@ -54,7 +54,13 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
-from tactful.destinations.warehouse import MAX_BATCH, Row, UnsupportedWarehouse, operations
+from tactful.destinations.warehouse import (
+    MAX_BATCH,
+    Row,
+    UnsupportedWarehouse,
+    WarehouseConfig,
+    operations,
+)
 
 API_URL = "https://bigquery.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -368,13 +374,16 @@ PERSON_DDL = ("person_id STRING NOT NULL, state JSON, identifiers JSON, updated_
 
 
 def create(
-    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+    config: DestinationSettings,
+    keys: WarehouseConfig,
+    *,
+    transport: httpx.BaseTransport | None = None,
 ) -> BigQueryWarehouse:
-    url = config.setting("url") or ""
+    url = keys.url
     project, _, dataset = url.partition("://")[2].strip("/").partition("/")
     if not project or not dataset or "/" in dataset:
         raise UnsupportedWarehouse(f"BigQuery URLs look like bigquery://project/dataset: {url!r}")
-    secret = config.setting("credentials")
+    secret = keys.credentials
     if not secret:
         raise UnsupportedWarehouse(
             f"destination {config.name!r}: bigquery:// needs 'credentials' (a service-account "
@@ -390,7 +399,7 @@ def create(
         project=project,
         dataset=dataset,
         credentials=credentials,
-        location=config.setting("location"),
+        location=keys.location,
         base_url=config.base_url,
         purpose=config.purpose,
         segments=config.segment_names,

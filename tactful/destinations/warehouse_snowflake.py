@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
-from tactful.destinations.warehouse import MAX_BATCH, Row, UnsupportedWarehouse
+from tactful.destinations.warehouse import MAX_BATCH, Row, UnsupportedWarehouse, WarehouseConfig
 from tactful.destinations.warehouse_bigquery import (
     EVENT_FIELDS,
     PERSON_FIELDS,
@@ -226,15 +226,18 @@ class SnowflakeWarehouse:
 
 
 def create(
-    config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
+    config: DestinationSettings,
+    keys: WarehouseConfig,
+    *,
+    transport: httpx.BaseTransport | None = None,
 ) -> SnowflakeWarehouse:
-    url = config.setting("url") or ""
+    url = keys.url
     parts = url.partition("://")[2].strip("/").split("/")
     if len(parts) != 3 or not all(parts):
         raise UnsupportedWarehouse(
             f"Snowflake URLs look like snowflake://account/database/schema: {url!r}"
         )
-    user, key = config.setting("user"), config.setting("private_key")
+    user, key = keys.user, keys.private_key
     if not user or not key:
         raise UnsupportedWarehouse(
             f"destination {config.name!r}: snowflake:// needs 'user' and 'private_key' "
@@ -249,8 +252,8 @@ def create(
             schema=parts[2],
             user=user,
             private_key=pem,
-            warehouse=config.setting("warehouse"),
-            role=config.setting("role"),
+            warehouse=keys.warehouse,
+            role=keys.role,
             base_url=config.base_url,
             purpose=config.purpose,
             segments=config.segment_names,

@@ -29,8 +29,6 @@ The small helpers the HTTP analytics destinations (``segment``, ``amplitude``,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -188,12 +186,16 @@ class WebhookConfig(DestinationConfig):
     def _secret(cls, value: str) -> str:
         if not value.startswith("whsec_"):
             raise ValueError("must start with 'whsec_' (a Standard Webhooks secret)")
-        try:
-            decoded = base64.b64decode(value.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("must be 'whsec_' followed by base64") from None
-        if not decoded:
+        if not value.removeprefix("whsec_"):
             raise ValueError("is empty after 'whsec_'")
+        try:
+            key = standard_webhooks.decode_secret(value)
+        except ValueError:
+            raise ValueError("must be 'whsec_' followed by base64") from None
+        low, high = standard_webhooks.MIN_SECRET_BYTES, standard_webhooks.MAX_SECRET_BYTES
+        if not low <= len(key) <= high:
+            got = len(key)
+            raise ValueError(f"must decode to {low}–{high} bytes (the spec's length), got {got}")
         return value
 
 
@@ -209,14 +211,11 @@ SPEC = DestinationSpec(
 def create(
     config: DestinationSettings, *, transport: httpx.BaseTransport | None = None
 ) -> WebhookDestination:
-    url = config.setting("url")
-    secret = config.setting("secret")
-    if not url or not secret:
-        raise ValueError(f"destination {config.name!r}: webhook needs 'url' and 'secret'")
+    keys = WebhookConfig.of(config)
     return WebhookDestination(
         name=config.name,
-        url=url,
-        secret=secret,
+        url=keys.url,
+        secret=keys.secret,
         purpose=config.purpose,
         segments=config.segment_names,
         transport=transport,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from tactful.core import codec
 from tactful.core.events import RatingGiven
 from tactful.core.identity import normalize_identifier
 from tactful.core.state import csat_score
+from tactful.exceptions import InvalidInput
 from tactful.report.stats import (
     Interval,
     mean,
@@ -32,10 +32,9 @@ from tactful.store.records import from_us, to_us
 PROPORTION_METHOD = "Wilson score interval per arm; Newcombe hybrid score interval (method 10)"
 MEAN_METHOD = "normal approximation with the sample variance (unpooled for the difference)"
 CONFIDENCE = 0.95
-_CHUNK = 500
 
 
-class ReportError(Exception):
+class ReportError(InvalidInput):
     """The report cannot be built as asked (unknown segment, bad window)."""
 
 
@@ -133,42 +132,15 @@ class _Person:
     csat_change: float | None = None
 
 
-def _conn(reader: Reader) -> Any:
-    conn = getattr(reader, "conn", None)
-    if conn is None:
-        raise ReportError("the report needs a SQL store (SQLite)")
-    return conn
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _history(conn: Any, segment: str, until_us: int) -> list[tuple[str, str, int, bool]]:
-    rows = conn.execute(
-        "SELECT person_id, change, at_us, holdout FROM membership_history "
-        "WHERE segment = ? AND at_us <= ? ORDER BY at_us, id",
-        (segment, until_us),
-    ).fetchall()
-    return [(str(p), str(c), int(a), bool(h)) for p, c, a, h in rows]
-
-
-def _outcomes(conn: Any, pids: Sequence[str], until_us: int) -> dict[str, list[tuple[int, str]]]:
-    out: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for chunk in _chunks(pids):
-        marks = ",".join("?" * len(chunk))
-        for pid, at_us, outcome in conn.execute(
-            f"SELECT person_id, at_us, outcome FROM outcomes WHERE person_id IN ({marks}) "
-            "AND at_us <= ? ORDER BY at_us",
-            (*chunk, until_us),
-        ):
-            out[str(pid)].append((int(at_us), str(outcome)))
-    return out
+def _history(reader: Reader, segment: str, until_us: int) -> list[tuple[str, str, int, bool]]:
+    return [
+        (h.person_id, h.change, h.at_us, h.holdout)
+        for h in reader.read_models.segment_history(segment, until_us=until_us)
+    ]
 
 
 def _ratings(
-    reader: Reader, conn: Any, until_us: int, good: int, bad: int, region: str | None
+    reader: Reader, until_us: int, good: int, bad: int, region: str | None
 ) -> dict[str, list[tuple[datetime, int]]]:
     """Every CSAT rating up to ``until_us`` by person (from the event log), oldest first."""
     cache: dict[tuple[str, str], str | None] = {}
@@ -184,12 +156,8 @@ def _ratings(
         return cache[key]
 
     out: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    rows = conn.execute(
-        "SELECT kind, canonical FROM events WHERE kind = 'rating_given' AND at_us <= ?",
-        (until_us,),
-    ).fetchall()
-    for kind, blob in rows:
-        event = codec.loads(str(kind), bytes(blob))
+    for blob in reader.read_models.events_of_kind("rating_given", until_us):
+        event = codec.loads("rating_given", blob)
         if not isinstance(event, RatingGiven):
             continue
         candidates: list[tuple[str, str]] = []
@@ -392,14 +360,13 @@ def build_report(
     window = timedelta(days=window_days)
     out: list[SegmentReport] = []
     with store.reader() as reader:
-        conn = _conn(reader)
         now = now or _now_of(reader)
         if since is not None and since > now:
             raise ReportError(f"--since {codec.format_time(since)} is after the end of the period")
         now_us = to_us(now)
         ratings: dict[str, list[tuple[datetime, int]]] | None = None
         for spec in specs:
-            history = _history(conn, spec.name, now_us)
+            history = _history(reader, spec.name, now_us)
             start_us = history[0][2] if history else now_us
             if since is not None:
                 start_us = to_us(since)
@@ -416,7 +383,6 @@ def build_report(
             if measured and ratings is None:
                 ratings = _ratings(
                     reader,
-                    conn,
                     now_us,
                     settings.csat.good,
                     settings.csat.bad,
@@ -424,7 +390,7 @@ def build_report(
                 )
             _observe(
                 measured,
-                _outcomes(conn, pids, now_us),
+                reader.read_models.outcomes_of(pids, now_us),
                 reader.tickets_of(pids) if pids else {},
                 ratings or {},
             )

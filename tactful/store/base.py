@@ -13,18 +13,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from tactful.core.events import OutcomeRecorded
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
+from tactful.exceptions import NeedsOperator, TryAgain
+from tactful.store.erasure import ErasureReport
 from tactful.store.pages import PagesReads, PagesWrites
+from tactful.store.ports import (
+    DeliveryReads,
+    DeliveryWrites,
+    ReadModels,
+)
 
 IdentKey = tuple[str, str]  # (kind, normalized value)
 
 
-class StoreError(Exception):
+class StoreError(NeedsOperator):
     """A store failure the operator must act on (disk full, read-only, bad URL, schema)."""
 
 
-class StoreConflict(StoreError):
+class StoreConflict(StoreError, TryAgain):
     """Another process's transaction conflicted with this one (deadlock, serialization):
     nothing was written; running the same work again is safe."""
 
@@ -120,8 +128,8 @@ class Tx(PagesWrites, Protocol):
     ) -> None: ...
     def erase_person(
         self, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
-    ) -> Any: ...
-    def append_outcomes(self, rows: Iterable[tuple[str, Any]]) -> None: ...
+    ) -> ErasureReport: ...
+    def append_outcomes(self, rows: Iterable[tuple[str, OutcomeRecorded]]) -> None: ...
 
     # derived data reset (replay); events from the future (clock repair)
     def reset_derived(self) -> None: ...
@@ -142,6 +150,10 @@ class Tx(PagesWrites, Protocol):
     def lock(self, keys: Iterable[str]) -> None: ...
     def setdefault_meta(self, key: str, value: str) -> str: ...
     def advance_clock(self, until: datetime) -> None: ...
+
+    # the ports of other aggregates, inside this transaction (``tactful.store.ports``)
+    @property
+    def deliveries(self) -> DeliveryWrites: ...
 
 
 class Store(Protocol):
@@ -182,3 +194,9 @@ class Reader(PagesReads, Protocol):
     def counts(self) -> dict[str, int]: ...
     def resolve_person_id(self, person_id: str) -> str | None: ...
     def ticket_person(self, ticket_id: int) -> str | None: ...
+
+    # the ports of other aggregates, in this snapshot (``tactful.store.ports``)
+    @property
+    def deliveries(self) -> DeliveryReads: ...
+    @property
+    def read_models(self) -> ReadModels: ...

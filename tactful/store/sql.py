@@ -15,7 +15,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -23,6 +23,7 @@ from tactful.core import codec
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
 from tactful.store import records
+from tactful.store.adapters import SqlPorts
 from tactful.store.base import (
     EventRow,
     HistoryRow,
@@ -31,6 +32,8 @@ from tactful.store.base import (
     PersonRow,
     StateChangeRow,
 )
+from tactful.store.dbapi import chunks as chunks
+from tactful.store.dbapi import marks
 from tactful.store.erasure import ErasureReport, erase
 from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
 from tactful.store.pages import PagesQueries
@@ -39,32 +42,7 @@ from tactful.store.pages import PagesQueries
 BEFORE = "replay_before_"
 SNAPSHOT_TABLES = ("persons", "memberships")
 
-_CHUNK = 500  # parameters per IN (...) list
 CLOCK_KEY = "clock"
-
-
-class Cursor(Protocol):
-    rowcount: int
-
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Conn(Protocol):
-    """The DB-API subset the stores use: sqlite3.Connection, or the PostgreSQL wrapper."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
-
-
-def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 # A person's row as ``SqlTx.save_persons`` writes it, and what an existing row takes from it.
@@ -85,7 +63,7 @@ def first_new(rows: Sequence[EventRow], new_keys: set[str]) -> list[bool]:
     return inserted
 
 
-class SqlQueries(PagesQueries):
+class SqlQueries(PagesQueries, SqlPorts):
     """Reads shared by the writer transaction and the read-only snapshot."""
 
     conn: Any  # Conn

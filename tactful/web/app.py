@@ -306,6 +306,9 @@ def create_app(
     metric_set = Metrics()
     writer = Writer(engine, on_applied=metric_set.record)
     ctx = WebContext(settings, engine, writer, metric_set)
+    ctx.delivery_worker = lambda: DeliveryWorker(
+        settings, engine.store, transport=destination_transport
+    )
     metric_set.watch_store(ctx.store_figures)
     if settings.destinations:
         names = [d.name for d in settings.destinations]

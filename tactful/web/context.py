@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tactful.batch import BatchStats
 from tactful.config import Settings
+from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine, Incoming
 from tactful.views import clock_of
 from tactful.web.metrics import Metrics
@@ -24,6 +26,8 @@ class WebContext:
     pending_fetches: set[int] = field(default_factory=set)
     zendesk_api: bool = False  # a Zendesk API client fetches what webhook bodies lack
     throttle: Throttle = field(default_factory=Throttle)
+    # Builds a delivery worker wired as the server's own (the app sets it; close what it gives).
+    delivery_worker: Callable[[], DeliveryWorker] | None = None
 
     async def commit(
         self, incoming: list[Incoming], *, meta: dict[str, str] | None = None

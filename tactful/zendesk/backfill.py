@@ -30,6 +30,7 @@ import orjson
 
 from tactful.core.events import Event, RatingGiven, TicketVersion, merge_by_time, time_order
 from tactful.engine import Engine, Incoming
+from tactful.exceptions import CommandError
 from tactful.zendesk.client import (
     STREAM_NAMES,
     STREAMS,
@@ -124,7 +125,7 @@ class BackfillSummary:
         }
 
 
-class BackfillError(Exception):
+class BackfillError(CommandError):
     """The backfill stopped (Zendesk failed, or a checkpoint is unreadable).
 
     Every page committed before the failure stays; ``summary`` tells how far it got and the

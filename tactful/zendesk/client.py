@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from tactful import __version__
+from tactful.exceptions import ServiceError
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -45,7 +46,7 @@ LIST_PAGE_SIZE = 100  # cursor-paginated lists (satisfaction ratings, webhooks, 
 # --------------------------------------------------------------------------- errors
 
 
-class ZendeskError(Exception):
+class ZendeskError(ServiceError):
     """A Zendesk API call failed; the message says which endpoint, why, and what to do."""
 
     def __init__(self, message: str, *, status: int | None = None, endpoint: str = "") -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tactful.core.events import Event
+from tactful.exceptions import InvalidInput
 from tactful.zendesk.records import BadRecord as BadRecord
 from tactful.zendesk.records import Obj as Obj
 from tactful.zendesk.records import add_pairs as add_pairs
@@ -52,7 +53,7 @@ class Parsed:
     shape: str  # tickets_page, users_page, ratings_page, survey_responses_page, ...
 
 
-class ParseError(Exception):
+class ParseError(InvalidInput):
     """A file could not be read as JSON. ``line`` is 1-based; 0 means the whole file."""
 
     def __init__(self, path: str, line: int, message: str) -> None:

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
-import subprocess
-import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from tactful.zendesk.signing import sign
-
-SECRET = "c2VydmUtdGVzdC1zZWNyZXQ="
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.acceptance.serving import SECRET, free_port, post_ticket, start
 
 
 def test_serve_accepts_signed_webhooks_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -31,58 +17,11 @@ def test_serve_accepts_signed_webhooks_and_stops_cleanly_on_sigterm(tmp_path: Pa
         f'[zendesk]\nwebhook_secret = "{SECRET}"\n'
         '[[segments]]\nname = "suppress"\nwhen = "has_open_ticket"\n'
     )
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tactful",
-            "--config",
-            str(config),
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    port, log = free_port(), tmp_path / "serve.log"
+    proc = start(config, port, log, "--log-level", "warning")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = json.dumps(
-            {
-                "ticket": {
-                    "id": 5,
-                    "status": "Open",
-                    "priority": "High",
-                    "tags": "a b",
-                    "subject": "Help",
-                    "via": "Web Form",
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                    "requester": {"id": 9, "email": "dana@example.com"},
-                }
-            }
-        ).encode()
-        headers = {
-            "X-Zendesk-Webhook-Signature": sign(SECRET, stamp, body),
-            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
-            "Content-Type": "application/json",
-        }
-        r = httpx.post(f"{base}/webhooks/zendesk", content=body, headers=headers, timeout=5)
-        assert r.status_code == 200, r.text
+        post_ticket(base)
         person = httpx.get(f"{base}/api/people/dana@example.com", timeout=5).json()
         assert person["segments"]["suppress"]["member"] is True
         assert person["state"]["priority"] == "high"
@@ -93,5 +32,4 @@ def test_serve_accepts_signed_webhooks_and_stops_cleanly_on_sigterm(tmp_path: Pa
         finally:
             if proc.poll() is None:
                 proc.kill()
-            log.close()
-    assert code == 0, (tmp_path / "serve.log").read_text()
+    assert code == 0, log.read_text()

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tactful.cli import main
-from tactful.zendesk.signing import sign
-from tests.acceptance.test_serve import SECRET, free_port
+from tests.acceptance.serving import SECRET, free_port, post_ticket, start
 from tests.integration.fault_servers import fault_servers
 
 HOOK_SECRET = "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU="
@@ -35,52 +31,6 @@ def write_config(tmp_path: Path, urls: dict[str, str], extra: str = "") -> Path:
         text += f'secret = "{HOOK_SECRET}"\n'
     config.write_text(text)
     return config
-
-
-def post_ticket(base: str) -> None:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    body = json.dumps(
-        {
-            "ticket": {
-                "id": 5,
-                "status": "Open",
-                "priority": "High",
-                "tags": "a b",
-                "subject": "Help",
-                "via": "Web Form",
-                "created_at": stamp,
-                "updated_at": stamp,
-                "requester": {"id": 9, "email": "dana@example.com"},
-            }
-        }
-    ).encode()
-    headers = {
-        "X-Zendesk-Webhook-Signature": sign(SECRET, stamp, body),
-        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
-        "Content-Type": "application/json",
-    }
-    r = httpx.post(f"{base}/webhooks/zendesk", content=body, headers=headers, timeout=5)
-    assert r.status_code == 200, r.text
-
-
-def start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tactful", "--config", str(config), "serve", "--port", str(port)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    out.close()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
 
 
 def test_serve_stops_on_sigterm_while_a_delivery_hangs(tmp_path: Path) -> None:

@@ -134,14 +134,14 @@ def test_the_dry_run_button_lists_what_would_be_sent_and_sends_nothing(
     w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 21 §4: ``sync --dry-run`` from the destination page."""
-    from tactful.web.dashboard import destination
+    from tactful.web import app
     from tests.dashboard.test_routes import csrf_of
 
     hook = Answering("hook", "webhook", kinds=("event",))
     monkeypatch.setattr(  # the world's webhook, recording (its configured one is a stub)
-        destination,
+        app,
         "DeliveryWorker",
-        lambda settings, store: DeliveryWorker(settings, store, destinations={"hook": hook}),
+        lambda settings, store, **_: DeliveryWorker(settings, store, destinations={"hook": hook}),
     )
     w.engine.apply([ticket(1, at(10), "solved", requester_id=1)])  # something owed now
     page = client.get("/destinations/hook").text

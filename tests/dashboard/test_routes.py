@@ -132,7 +132,7 @@ def test_overview_person_and_config_pages(client: TestClient) -> None:
 
     config = client.get("/config").text
     assert TOKEN not in config and PASSWORD not in config
-    assert "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ=" not in config
+    assert "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU=" not in config
     assert "********" in config and "open_issue" in config
 
 

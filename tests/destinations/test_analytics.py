@@ -24,7 +24,7 @@ from tactful.destinations.mixpanel import MixpanelDestination
 from tactful.destinations.segment import SegmentDestination
 from tactful.destinations.webhook import basic_auth
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 AT_MS = 1772366400000
@@ -65,7 +65,7 @@ class TestSegmentConformance(Conformance):
     def make(self, base_url: str) -> Destination:
         return make_segment(base_url)
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeSegment()
 
     def items(self, n: int) -> list[Item]:
@@ -76,7 +76,7 @@ class TestAmplitudeConformance(TestSegmentConformance):
     def make(self, base_url: str) -> Destination:
         return make_amplitude(base_url)
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeAmplitude()
 
 
@@ -84,7 +84,7 @@ class TestMixpanelConformance(TestSegmentConformance):
     def make(self, base_url: str) -> Destination:
         return make_mixpanel(base_url)
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeMixpanel()
 
 

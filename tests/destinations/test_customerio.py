@@ -18,7 +18,7 @@ from tactful.destinations.customerio import CustomerIODestination, create
 from tactful.destinations.fakes.customerio import FakeCustomerIO
 from tactful.destinations.profiles import ProfileActions, ProfileError, ulid_for
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests, serving
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STATE = {
@@ -68,26 +68,24 @@ class TestCustomerIOConformance(Conformance):
         kinds: list[ItemKind] = ["profile", "event"]
         return [item(i, kinds[i % 2], name="zendesk_ticket_created") for i in range(n)]
 
+    def rejected_item(self) -> Item:
+        return item(9, "event", name="x" * 101)  # Customer.io refuses names over 100
+
+    def ordered(self) -> list[Item]:
+        return [item(1, name="v1"), item(1, name="v2", props={**STATE, "open_ticket_count": 2})]
+
 
 conformance_tests(TestCustomerIOConformance)
 
 
+def _create(base_url: str, **settings: Any) -> CustomerIODestination:
+    return create(config(base_url, **settings))
+
+
 @pytest.fixture
 def vendor() -> Iterator[tuple[FakeCustomerIO, Callable[..., CustomerIODestination]]]:
-    fake = FakeCustomerIO()
-    base_url, stop = run_in_thread(fake.app)
-    made: list[CustomerIODestination] = []
-
-    def make(**settings: Any) -> CustomerIODestination:
-        made.append(create(config(base_url, **settings)))
-        return made[-1]
-
-    try:
-        yield fake, make
-    finally:
-        for dest in made:
-            dest.close()
-        stop()
+    with serving(FakeCustomerIO(), _create) as served:
+        yield served
 
 
 def batches(fake: FakeCustomerIO) -> list[list[dict[str, Any]]]:

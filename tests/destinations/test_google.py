@@ -17,7 +17,7 @@ from tactful.destinations.fakes.google import FakeGoogleAds
 from tactful.destinations.google import GoogleCustomerMatch
 from tactful.destinations.google_jobs import describe_error, failed_operations, plan
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 CID = "1234567890"
 LIST = f"customers/{CID}/userLists/987654321"
@@ -88,11 +88,14 @@ class TestGoogleConformance(Conformance):
     def make(self, base_url: str) -> GoogleCustomerMatch:
         return destination(base_url, identifiers_per_request=10)
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeGoogleAds(max_identifiers_per_request=10)
 
     def items(self, n: int) -> list[Item]:
         return [item(i) for i in range(n)]
+
+    def ordered(self) -> list[Item]:
+        return [item(1), item(1, "audience_remove")]
 
 
 conformance_tests(TestGoogleConformance)

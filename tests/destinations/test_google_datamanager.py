@@ -17,7 +17,7 @@ from tactful.destinations.base import Identifiers, Item, ItemKind
 from tactful.destinations.fakes.google_datamanager import FakeDataManager
 from tactful.destinations.google_datamanager import GoogleDataManager
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 GRANTED = {"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"}
@@ -68,11 +68,14 @@ class TestDataManagerConformance(Conformance):
     def make(self, base_url: str) -> GoogleDataManager:
         return destination(base_url, members_per_request=10)
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeDataManager(max_members=10)
 
     def items(self, n: int) -> list[Item]:
         return [item(i) for i in range(n)]
+
+    def ordered(self) -> list[Item]:
+        return [item(1), item(1, "audience_remove")]
 
 
 conformance_tests(TestDataManagerConformance)

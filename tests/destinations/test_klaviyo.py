@@ -17,7 +17,7 @@ from tactful.destinations.fakes.klaviyo import FakeKlaviyo
 from tactful.destinations.klaviyo import REVISION, KlaviyoDestination, create
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests, serving
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STATE = {
@@ -62,26 +62,21 @@ class TestKlaviyoConformance(Conformance):
         kinds: list[ItemKind] = ["profile", "event"]
         return [item(i, kinds[i % 2], name="zendesk_ticket_resolved") for i in range(n)]
 
+    def ordered(self) -> list[Item]:
+        return [item(1, name="v1"), item(1, name="v2", props={**STATE, "open_ticket_count": 2})]
+
 
 conformance_tests(TestKlaviyoConformance)
 
 
+def _create(base_url: str, **settings: Any) -> KlaviyoDestination:
+    return create(config(base_url, **settings))
+
+
 @pytest.fixture
 def vendor() -> Iterator[tuple[FakeKlaviyo, Callable[..., KlaviyoDestination]]]:
-    fake = FakeKlaviyo()
-    base_url, stop = run_in_thread(fake.app)
-    made: list[KlaviyoDestination] = []
-
-    def make(**settings: Any) -> KlaviyoDestination:
-        made.append(create(config(base_url, **settings)))
-        return made[-1]
-
-    try:
-        yield fake, make
-    finally:
-        for dest in made:
-            dest.close()
-        stop()
+    with serving(FakeKlaviyo(), _create) as served:
+        yield served
 
 
 def bodies(fake: FakeKlaviyo, path: str) -> list[Any]:
@@ -336,7 +331,7 @@ def test_unsubscribe_is_a_global_bulk_unsubscribe_job(vendor: Any) -> None:
 def test_unsubscribe_by_external_id_looks_up_the_email(vendor: Any) -> None:
     fake, make = vendor
     dest = make()
-    with fake._lock:  # a profile the brand created with both identifiers
+    with fake.lock:  # a profile the brand created with both identifiers
         fake._upsert({"email": "ext@example.com", "external_id": "CUST-1"})
     only_id = Identifiers(external_ids=("CUST-1",))
     assert dest.send([item(1, "unsubscribe", identifiers=only_id)])[0].kind == "ok"

@@ -17,7 +17,7 @@ from tactful.destinations.base import Identifiers, Item, ItemKind, PlatformRepor
 from tactful.destinations.fakes.meta import FakeMeta
 from tactful.destinations.meta import SMALL_AUDIENCE_MESSAGE, MetaAudience
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 AUDIENCE = "23850000000000000"
 TOKEN = "meta-test-token"
@@ -51,11 +51,14 @@ class TestMetaConformance(Conformance):
             base_url=FakeMeta.base_url(base_url),
         )
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeMeta()
 
     def items(self, n: int) -> list[Item]:
         return [item(i) for i in range(n)]
+
+    def ordered(self) -> list[Item]:
+        return [item(1), item(1, "audience_remove")]
 
 
 conformance_tests(TestMetaConformance)

@@ -19,7 +19,7 @@ from tactful.destinations.fakes.sailthru import FakeSailthru
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.destinations.sailthru import SailthruDestination, create, signature, signed_params
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests, serving
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 VARS = {
@@ -70,26 +70,21 @@ class TestSailthruConformance(Conformance):
     def items(self, n: int) -> list[Item]:
         return [item(i) for i in range(n)]
 
+    def ordered(self) -> list[Item]:
+        return [item(1, name="v1"), item(1, name="v2", props={**VARS, "open_ticket_count": 2})]
+
 
 conformance_tests(TestSailthruConformance)
 
 
+def _create(base_url: str, **settings: Any) -> SailthruDestination:
+    return create(config(base_url, **settings))
+
+
 @pytest.fixture
 def vendor() -> Iterator[tuple[FakeSailthru, Callable[..., SailthruDestination]]]:
-    fake = FakeSailthru()
-    base_url, stop = run_in_thread(fake.app)
-    made: list[SailthruDestination] = []
-
-    def make(**settings: Any) -> SailthruDestination:
-        made.append(create(config(base_url, **settings)))
-        return made[-1]
-
-    try:
-        yield fake, make
-    finally:
-        for dest in made:
-            dest.close()
-        stop()
+    with serving(FakeSailthru(), _create) as served:
+        yield served
 
 
 def official_signature(params: dict[str, Any], secret: str) -> str:

@@ -16,7 +16,7 @@ from tactful.destinations.base import Identifiers, Item, ItemKind
 from tactful.destinations.fakes.tiktok import FakeTikTok
 from tactful.destinations.tiktok import TikTokAudience
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 ADVERTISER = "7000000000000000000"
 AUDIENCE = "123456789"
@@ -48,11 +48,14 @@ class TestTikTokConformance(Conformance):
     def make(self, base_url: str) -> TikTokAudience:
         return make(FakeTikTok.base_url(base_url))
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeTikTok()
 
     def items(self, n: int) -> list[Item]:
         return [item(i) for i in range(n)]
+
+    def ordered(self) -> list[Item]:
+        return [item(1), item(1, "audience_remove")]
 
 
 conformance_tests(TestTikTokConformance)

@@ -6,7 +6,9 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from tactful.config_models import DestinationSettings
 from tactful.destinations import registry, warehouse
 from tactful.destinations.base import Identifiers, Item
+from tactful.testing.conformance import Conformance, conformance_tests
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -202,7 +205,7 @@ def test_relative_urls_and_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_unknown_warehouse_scheme_is_a_clear_error() -> None:
-    with pytest.raises(warehouse.UnsupportedWarehouse, match="redshift"):
+    with pytest.raises(ValueError, match="unsupported warehouse URL redshift://"):
         make("redshift://cluster/db")
 
 
@@ -217,3 +220,59 @@ def test_postgresql() -> None:  # pragma: no cover - needs a server
         assert dest.send([profile(2, minutes=-1)])[0].kind == "ok"
     finally:
         dest.close()
+
+
+class LocalWarehouse:
+    """The conformance suite's view of a local warehouse: what it holds, as an analyst
+    reads it (load times aside: they differ from one warehouse to the next)."""
+
+    def __init__(self, kind: str, target: Path) -> None:
+        self.kind, self.target = kind, target
+        self.requests: list[Any] = []  # no HTTP
+
+    def snapshot(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        events = "SELECT key, person_id, name, properties::VARCHAR FROM events ORDER BY key"
+        persons = "SELECT person_id, key, state::VARCHAR FROM persons_current ORDER BY person_id"
+        return self._read("events", events), self._read("persons_current", persons)
+
+    def _read(self, table: str, sql: str) -> list[tuple[Any, ...]]:
+        files = {"events": "events/*.parquet", "persons_current": "persons_current.parquet"}
+        written = (
+            self.target.exists() if self.kind == "duckdb" else any(self.target.glob(files[table]))
+        )
+        return query(self.kind, self.target, sql) if written else []
+
+    def max_items_per_request(self) -> int:
+        return 1
+
+    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
+        raise NotImplementedError("a local warehouse answers no HTTP status")
+
+
+class TestDuckDBConformance(Conformance):
+    http = False
+    kind = "duckdb"
+
+    @contextmanager
+    def served(self) -> Iterator[tuple[Any, Any]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(tmp) / ("wh.duckdb" if self.kind == "duckdb" else "lake")
+            dest = make(f"{self.kind}:///{target}")
+            try:
+                yield LocalWarehouse(self.kind, target), dest
+            finally:
+                dest.close()
+
+    def items(self, n: int) -> list[Item]:
+        return [event(i, person=f"p_{i}") if i % 2 else profile(i, f"p_{i}") for i in range(n)]
+
+    def ordered(self) -> list[Item]:
+        return [profile(1, minutes=0), profile(2, minutes=5)]
+
+
+class TestParquetConformance(TestDuckDBConformance):
+    kind = "parquet"
+
+
+for _cls in (TestDuckDBConformance, TestParquetConformance):
+    conformance_tests(_cls)

@@ -20,7 +20,7 @@ from tactful.destinations.fakes.snowflake import FakeSnowflake
 from tactful.destinations.warehouse_bigquery import BigQueryWarehouse
 from tactful.destinations.warehouse_snowflake import SnowflakeWarehouse
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

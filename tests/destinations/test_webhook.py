@@ -19,7 +19,7 @@ from tactful.destinations.base import Identifiers, Item
 from tactful.destinations.fakes.webhook import FakeWebhookReceiver
 from tactful.destinations.webhook import GONE_ERROR, WebhookDestination, payload, webhook_id
 from tactful.sim.server import run_in_thread
-from tests.destinations.conformance import Conformance, conformance_tests
+from tactful.testing.conformance import Conformance, conformance_tests
 
 # The published test vector (standard-webhooks libraries/python/tests/test_webhooks.py).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -132,7 +132,7 @@ class TestWebhookConformance(Conformance):
     def make(self, base_url: str) -> WebhookDestination:
         return WebhookDestination(name="hooks", url=base_url + "/hooks", secret=SPEC_SECRET)
 
-    def make_fake(self) -> Any:  # a FakeVendor (its own RecordedRequest type)
+    def make_fake(self) -> Any:
         return FakeWebhookReceiver(SPEC_SECRET)
 
     def items(self, n: int) -> list[Item]:

@@ -28,7 +28,15 @@ from tactful.engine import Engine, rules_from_settings
 from tactful.importer import import_files
 from tactful.sim import WebhookSender, ZendeskSimulator
 from tactful.store.sqlite import open_store
-from tactful.testing import RecordingDestination, at, new_store_url, ticket, user
+from tactful.testing import (
+    RecordingDestination,
+    at,
+    destinations_toml,
+    new_store_url,
+    recording_destinations,
+    ticket,
+    user,
+)
 from tactful.web.app import create_app
 from tactful.web.fetcher import pending_from_store
 from tactful.zendesk.backfill import backfill
@@ -53,32 +61,12 @@ history = "all"
 [[segments]]
 name = "suppress"
 when = "has_open_ticket"
-
-[[destinations]]
-name = "meta"
-type = "meta_audience"
-segment = "suppress"
-audience_id = "123"
-access_token = "tok"
-
-[[destinations]]
-name = "cio"
-type = "customerio"
-site_id = "s"
-api_key = "k"
-"""
+""" + destinations_toml("meta", "cio")
 LATER = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def recording() -> dict[str, RecordingDestination]:
-    return {
-        "meta": RecordingDestination(
-            "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")
-        ),
-        "cio": RecordingDestination(
-            "cio", "customerio", purpose="email", kinds=("profile", "event", "erase")
-        ),
-    }
+    return recording_destinations("meta", "cio")
 
 
 def calls(settings: Settings, engine: Engine) -> set[tuple[str, str, str, tuple[str, ...]]]:

@@ -15,7 +15,17 @@ from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import Outcome
 from tactful.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
-from tactful.testing import RecordingDestination, at, consent, new_store_url, rating, ticket, user
+from tactful.testing import (
+    RecordingDestination,
+    at,
+    consent,
+    destinations_toml,
+    new_store_url,
+    rating,
+    recording_destinations,
+    ticket,
+    user,
+)
 
 pytestmark = pytest.mark.store
 
@@ -31,26 +41,7 @@ when = "has_open_ticket"
 name = "held"
 when = "has_open_ticket"
 holdout = 0.999999
-
-[[destinations]]
-name = "meta"
-type = "meta_audience"
-segment = "suppress"
-audience_id = "123"
-access_token = "tok"
-
-[[destinations]]
-name = "cio"
-type = "customerio"
-site_id = "s"
-api_key = "k"
-
-[[destinations]]
-name = "hook"
-type = "webhook"
-url = "https://hooks.example.com/t"
-secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
-"""
+""" + destinations_toml()
 
 
 class Clock:
@@ -66,15 +57,7 @@ def setup(
 ) -> tuple[Engine, DeliveryWorker, dict[str, Any], Clock]:
     settings = settings_from_toml(config, environ={})
     engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
-    dests = {
-        "meta": RecordingDestination(
-            "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")
-        ),
-        "cio": RecordingDestination(
-            "cio", "customerio", purpose="email", kinds=("profile", "event", "erase")
-        ),
-        "hook": RecordingDestination("hook", "webhook", kinds=("event",)),
-    }
+    dests = recording_destinations()
     clock = Clock()
     worker = DeliveryWorker(
         settings, engine.store, destinations=dests, clock=clock, rng=lambda: 0.0

@@ -18,7 +18,15 @@ from tactful.engine import Engine, Incoming, rules_from_settings
 from tactful.store import records
 from tactful.store.base import Store
 from tactful.store.sqlite import open_store
-from tactful.testing import FakeClock, RecordingDestination, at, new_store_url, ticket, user
+from tactful.testing import (
+    FakeClock,
+    at,
+    destinations_toml,
+    new_store_url,
+    recording_destinations,
+    ticket,
+    user,
+)
 
 pytestmark = pytest.mark.store
 
@@ -51,26 +59,7 @@ when = "has_open_ticket"
 name = "held"
 when = "has_open_ticket"
 holdout = 0.999999
-
-[[destinations]]
-name = "meta"
-type = "meta_audience"
-segment = "suppress"
-audience_id = "123"
-access_token = "tok"
-
-[[destinations]]
-name = "cio"
-type = "customerio"
-site_id = "s"
-api_key = "k"
-
-[[destinations]]
-name = "hook"
-type = "webhook"
-url = "https://hooks.example.com/t"
-secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
-"""
+""" + destinations_toml()
 
 NARROWED = CONFIG.replace(
     'name = "suppress"\nwhen = "has_open_ticket"', 'name = "suppress"\nwhen = "refund_risk"'
@@ -89,15 +78,7 @@ class Setup:
     def configure(self, config: str) -> None:
         self.settings = settings_from_toml(config, environ={})
         self.engine = Engine(rules_from_settings(self.settings), self.store, clock=self.clock)
-        self.dests = {
-            "meta": RecordingDestination(
-                "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")
-            ),
-            "cio": RecordingDestination(
-                "cio", "customerio", purpose="email", kinds=("profile", "event", "erase")
-            ),
-            "hook": RecordingDestination("hook", "webhook", kinds=("event",)),
-        }
+        self.dests = recording_destinations()
         self.worker = DeliveryWorker(
             self.settings, self.store, destinations=self.dests, clock=self.clock, rng=lambda: 0.0
         )

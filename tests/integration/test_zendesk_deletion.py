@@ -19,7 +19,14 @@ from tactful.config import Settings, settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
-from tactful.testing import RecordingDestination, at, new_store_url, ticket, user
+from tactful.testing import (
+    at,
+    destinations_toml,
+    new_store_url,
+    recording_destinations,
+    ticket,
+    user,
+)
 from tactful.zendesk.parse import parse_object
 
 pytestmark = pytest.mark.store
@@ -29,20 +36,7 @@ CONFIG = """
 [[segments]]
 name = "suppress"
 when = "has_open_ticket"
-
-[[destinations]]
-name = "meta"
-type = "meta_audience"
-segment = "suppress"
-audience_id = "123"
-access_token = "tok"
-
-[[destinations]]
-name = "cio"
-type = "customerio"
-site_id = "s"
-api_key = "k"
-"""
+""" + destinations_toml("meta", "cio")
 USER_ID = 6164069643162  # the user of the recorded user.deleted delivery
 
 
@@ -52,14 +46,7 @@ class Setup:
         self.engine = Engine(
             rules_from_settings(self.settings), open_store(new_store_url(tmp_path))
         )
-        self.dests = {
-            "meta": RecordingDestination(
-                "meta", "meta_audience", purpose="ads", kinds=("audience_add", "audience_remove")
-            ),
-            "cio": RecordingDestination(
-                "cio", "customerio", purpose="email", kinds=("profile", "event", "erase")
-            ),
-        }
+        self.dests = recording_destinations("meta", "cio")
         self.worker = DeliveryWorker(
             self.settings,
             self.engine.store,

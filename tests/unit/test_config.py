@@ -478,6 +478,10 @@ SEG = '[[segments]]\nname = "s"\nwhen = "has_open_ticket"\n'
             'type = "webhook"\nurl = "https://x"\nsecret = "whsec_%%%"',
             ["secret: must be 'whsec_' followed by base64"],
         ),
+        (  # the server would refuse it at start: ``tactful check`` refuses it too
+            'type = "webhook"\nurl = "https://x"\nsecret = "whsec_YWJj"',
+            ["secret: must decode to 24–64 bytes (the spec's length), got 3"],
+        ),
         ('type = "warehouse"\nurl = "mysql://x"', ["url: unsupported warehouse URL"]),
         (
             'type = "mixpanel"\nproject_id = 1',

@@ -41,11 +41,10 @@ def test_trailing_365_days_from_orders() -> None:
         ]
     )
     with h.engine.store.reader() as reader:
-        conn = reader.conn  # type: ignore[attr-defined]
         (a,) = reader.find_persons("email", "a@example.com")
         (c,) = reader.find_persons("email", "c@example.com")
-        vs = value_score(conn, a, T0)
+        vs = value_score(reader, a, T0)
         assert (vs.revenue_365d, vs.customers_with_orders) == (100.0, 4)
         assert vs.score == 3  # 20, 80, 100, 300: a is 3rd of 4
-        assert value_score(conn, c, T0).score == 4
-        assert high_value_people(conn, T0) == {c}
+        assert value_score(reader, c, T0).score == 4
+        assert high_value_people(reader, T0) == {c}

@@ -25,9 +25,6 @@ authentication, and fails events whose dedupe id was ``poison()``-ed (per-item e
 from __future__ import annotations
 
 import re
-import threading
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,35 +33,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tactful.destinations.fakes.base import FakeBase
 from tactful.destinations.http import basic_auth
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
-class FakeVendor:
+class FakeVendor(FakeBase):
     """Shared plumbing: one POST route, a lock, the request log and injected faults."""
 
     path = "/"
     max_events = 1
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[RecordedRequest] = []
+        super().__init__()
         self.events: dict[Any, dict[str, Any]] = {}
         self.poisoned: set[str] = set()
-        self._faults: deque[tuple[int, int | None]] = deque()
         self.app = Starlette(routes=[Route(self.path, self._endpoint, methods=["POST"])])
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def poison(self, *dedupe_ids: str) -> None:
         with self.lock:
@@ -90,15 +73,7 @@ class FakeVendor:
                 )
             else:
                 response = self.handle(request, body)
-            self.requests.append(
-                RecordedRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.headers),
-                    body,
-                    response.status_code,
-                )
-            )
+            self._record(request, body, response.status_code)
         return response
 
     def authorized(self, request: Request, body: bytes) -> bool:

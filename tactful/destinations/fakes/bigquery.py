@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -32,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.destinations.fakes.analytics import RecordedRequest
+from tactful.destinations.fakes.base import FakeBase, RecordedRequest
 
 AUDIENCE = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/bigquery"
@@ -52,7 +51,7 @@ def _error(status: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse({"error": body}, status)
 
 
-class FakeBigQuery:
+class FakeBigQuery(FakeBase):
     def __init__(
         self,
         *,
@@ -63,16 +62,14 @@ class FakeBigQuery:
         polls_to_finish: int = 1,
         max_rows_per_load: int = 10_000,
     ) -> None:
+        super().__init__()
         self.public_key, self.client_email = public_key, client_email
         self.project, self.dataset = project, dataset
         self.polls_to_finish, self.max_rows = polls_to_finish, max_rows_per_load
-        self.requests: list[RecordedRequest] = []
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.assertions: list[dict[str, Any]] = []  # verified JWT claims
-        self.lock = threading.Lock()
         self._tokens: set[str] = set()
-        self._faults: list[tuple[int, int | None]] = []
         self._polls: dict[str, int] = {}
         methods = ["GET", "POST", "DELETE"]
         self.app = Starlette(
@@ -83,10 +80,6 @@ class FakeBigQuery:
         )
 
     # --- controls -------------------------------------------------------------------------
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Rows by table (``loaded_at`` left out), sorted."""
@@ -107,12 +100,6 @@ class FakeBigQuery:
             return [r for r in self.requests if r.path != "/token"]
 
     # --- HTTP -----------------------------------------------------------------------------
-
-    def _record(self, request: Request, body: bytes, status: int) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(
-            RecordedRequest(request.method, request.url.path, headers, body, status)
-        )
 
     async def _token(self, request: Request) -> Response:
         body = await request.body()
@@ -154,7 +141,7 @@ class FakeBigQuery:
         if scheme != "Bearer" or token not in self._tokens:
             return _error(401, "authError", "Request had invalid authentication credentials.")
         if self._faults:
-            status, retry_after = self._faults.pop(0)
+            status, retry_after = self._faults.popleft()
             response = _error(status, "rateLimitExceeded" if status == 429 else "backendError"
                               if status >= 500 else "invalid", f"Injected {status}.")  # fmt: skip
             if retry_after is not None:

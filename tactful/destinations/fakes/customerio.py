@@ -22,9 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,21 +30,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tactful.destinations.fakes.base import FakeBase
+
 BATCH_BYTES, ENTRY_BYTES, VALUE_BYTES, MAX_ATTRIBUTES = 500_000, 32_000, 1000, 300
 ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 ACTIONS = {"identify", "event", "delete", "suppress", "unsuppress"}
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
-class FakeCustomerIO:
+class FakeCustomerIO(FakeBase):
     def __init__(
         self,
         site_id: str = "site-1",
@@ -54,18 +45,16 @@ class FakeCustomerIO:
         app_api_key: str = "app-key",
         rate_limit_per_second: int | None = None,
     ) -> None:
+        super().__init__()
         self.site_id, self.api_key, self.app_api_key = site_id, api_key, app_api_key
         self.rate_limit = rate_limit_per_second
-        self.requests: list[RecordedRequest] = []
         self.people: dict[str, dict[str, Any]] = {}  # cio_id -> person
         self.events: dict[str, dict[str, Any]] = {}  # event id -> event
         self.suppressed: set[str] = set()
         self.segments: dict[str, list[dict[str, Any]]] = {}  # cio_id -> segments
         self.topics: dict[int, dict[str, Any]] = {}  # topic id -> topic
         self.deliveries: dict[str, list[dict[str, Any]]] = {}  # cio_id -> messages
-        self._faults: list[tuple[int, int | None]] = []
         self._window: list[float] = []
-        self._lock = threading.Lock()
         self._next_id = 0
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "PUT", "POST", "DELETE"])]
@@ -73,15 +62,11 @@ class FakeCustomerIO:
 
     # -- test controls -----------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._faults.extend([(status, retry_after)] * n)
-
     def max_items_per_request(self) -> int:
         return 500  # Customer.io caps bytes (500 kB), not entries; this is the fake's test size
 
     def snapshot(self) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             people = {self._key(p): dict(p["attributes"]) for p in self.people.values()}
             return {
                 "people": people,
@@ -90,12 +75,12 @@ class FakeCustomerIO:
             }
 
     def person(self, identifier: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self.lock:
             found = self._find(identifier)
             return None if found is None else dict(found["attributes"])
 
     def add_to_segment(self, email: str, segment_id: int, name: str) -> None:
-        with self._lock:
+        with self.lock:
             person = self._find(email)
             assert person is not None, "unknown person"
             self.segments.setdefault(person["identifiers"]["cio_id"], []).append(
@@ -103,7 +88,7 @@ class FakeCustomerIO:
             )
 
     def add_topic(self, topic_id: int, name: str, *, subscribed_by_default: bool = True) -> None:
-        with self._lock:
+        with self.lock:
             self.topics[topic_id] = {
                 "id": topic_id,
                 "identifier": f"topic_{topic_id}",
@@ -116,7 +101,7 @@ class FakeCustomerIO:
         self, email: str, *, sent: int, opened: int | None = None, clicked: int | None = None
     ) -> None:
         """A message Customer.io sent the person, with the engagement it saw."""
-        with self._lock:
+        with self.lock:
             person = self._find(email)
             assert person is not None, "unknown person"
             metrics = {"sent": sent, "delivered": sent}
@@ -136,19 +121,14 @@ class FakeCustomerIO:
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
-        with self._lock:
+        with self.lock:
             response = self._answer(request, body)
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            self.requests.append(
-                RecordedRequest(
-                    request.method, request.url.path, headers, body, response.status_code
-                )
-            )
+            self._record(request, body, response.status_code)
         return response
 
     def _answer(self, request: Request, body: bytes) -> Response:
         if self._faults:
-            status, retry_after = self._faults.pop(0)
+            status, retry_after = self._faults.popleft()
             return _error(status, f"injected {status}", retry_after)
         now = time.monotonic()
         self._window = [t for t in self._window if now - t < 1.0]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -42,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tactful.destinations.fakes.base import FakeBase, RecordedRequest
 from tactful.destinations.google_jobs import (
     API_VERSION,
     MAX_IDENTIFIERS_PER_OPERATION,
@@ -88,15 +88,6 @@ _JOB_QUERY = re.compile(
 
 
 @dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
-@dataclass
 class FakeJob:
     resource_name: str
     user_list: str
@@ -140,7 +131,7 @@ def _user_data(op: Any) -> tuple[str, list[Any]]:
     return verbs[0], identifiers if isinstance(identifiers, list) else []
 
 
-class FakeGoogleAds:
+class FakeGoogleAds(FakeBase):
     def __init__(
         self,
         *,
@@ -155,6 +146,7 @@ class FakeGoogleAds:
         polls_to_finish: int = 1,
         max_identifiers_per_request: int = MAX_IDENTIFIERS_PER_REQUEST,
     ) -> None:
+        super().__init__()
         self.customer_id, self.developer_token = customer_id, developer_token
         self.login_customer_id = login_customer_id
         self.user_list = f"customers/{customer_id}/userLists/{user_list_id}"
@@ -162,16 +154,13 @@ class FakeGoogleAds:
         self.refresh_token, self.token_ttl = refresh_token, token_ttl
         self.polls_to_finish = polls_to_finish
         self.max_identifiers = max_identifiers_per_request
-        self.requests: list[RecordedRequest] = []
         self.tokens_issued = 0
         self.jobs: dict[str, FakeJob] = {}
         self.members: dict[str, set[tuple[str, str]]] = {self.user_list: set()}
         # (user list, hashed identifier) -> the consent in effect for that member
         self.consents: dict[tuple[str, str], dict[str, str]] = {}
         self.poisoned: dict[str, str] = {}  # hash → offlineUserDataJobError code
-        self.lock = threading.Lock()
         self._tokens: set[str] = set()
-        self._faults: list[tuple[int, int | None]] = []
         self._fail_jobs = 0
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         self.app = Starlette(
@@ -182,12 +171,6 @@ class FakeGoogleAds:
         )
 
     # --- controls (the FakeVendor protocol, and more) ---------------------------------------
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        """The next ``n`` Ads API requests answer ``status`` (429: ``RESOURCE_EXHAUSTED``
-        with ``retryDelay`` and ``Retry-After``). Token requests are not affected."""
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def fail_jobs(self, n: int) -> None:
         """The next ``n`` jobs to finish end ``FAILED`` without applying their operations."""
@@ -258,11 +241,6 @@ class FakeGoogleAds:
             self._record(request, body, response.status_code)
         return response
 
-    def _record(self, request: Request, body: bytes, status: int) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        record = RecordedRequest(request.method, request.url.path, headers, body, status)
-        self.requests.append(record)
-
     def _gate(self, request: Request) -> Response | None:
         headers = request.headers
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -279,7 +257,7 @@ class FakeGoogleAds:
         if customer is not None and (not allowed or customer.group(1) != self.customer_id):
             return failure(403, ads_error("authorizationError", "USER_PERMISSION_DENIED"))
         if self._faults:
-            return self._fault(*self._faults.pop(0))
+            return self._fault(*self._faults.popleft())
         return None
 
     def _fault(self, status: int, retry_after: int | None) -> Response:

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +37,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tactful.destinations.fakes.base import FakeBase, RecordedRequest
 
 MAX_MEMBERS, MAX_IDENTIFIERS, MAX_DESTINATIONS = 10_000, 10, 10
 ACCOUNT_TYPES = {"GOOGLE_ADS", "DISPLAY_VIDEO_ADVERTISER", "DISPLAY_VIDEO_PARTNER", "DATA_PARTNER"}
@@ -58,21 +58,12 @@ _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
 def _rpc_error(status: int, message: str, *details: dict[str, Any]) -> JSONResponse:
     error = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
     return JSONResponse({"error": error | {"details": list(details)}}, status)
 
 
-class FakeDataManager:
+class FakeDataManager(FakeBase):
     def __init__(
         self,
         *,
@@ -86,21 +77,19 @@ class FakeDataManager:
         max_members: int = MAX_MEMBERS,
         polls_to_finish: int = 1,
     ) -> None:
+        super().__init__()
         self.account_id, self.audience_id = account_id, audience_id
         self.login_account_id = login_account_id
         self.client = (client_id, client_secret)
         self.refresh_token, self.token_ttl = refresh_token, token_ttl
         self.max_members, self.polls_to_finish = max_members, polls_to_finish
-        self.requests: list[RecordedRequest] = []
         self.members: set[tuple[str, str]] = set()  # (emailAddress|phoneNumber, hash)
         self.consents: dict[str, dict[str, str]] = {}  # hash -> consent of its member
         self.google_users: set[str] = set()  # hashes Google can match (for match rates)
         self.refused: dict[str, str] = {}  # hash -> why a member carrying it is invalid
         self.statuses: dict[str, dict[str, Any]] = {}  # requestId -> status row
         self.tokens_issued = 0
-        self.lock = threading.Lock()
         self._tokens: set[str] = set()
-        self._faults: list[tuple[int, int | None]] = []
         self.app = Starlette(
             routes=[
                 Route("/token", self._token, methods=["POST"]),
@@ -109,10 +98,6 @@ class FakeDataManager:
         )
 
     # --- controls (the FakeVendor protocol, and more) ---------------------------------------
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def max_items_per_request(self) -> int:
         return self.max_members
@@ -169,18 +154,12 @@ class FakeDataManager:
             self._record(request, body, response.status_code)
         return response
 
-    def _record(self, request: Request, body: bytes, status: int) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(
-            RecordedRequest(request.method, request.url.path, headers, body, status)
-        )
-
     def _answer(self, request: Request, raw: bytes) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or token not in self._tokens:
             return _rpc_error(401, "Request had invalid authentication credentials.")
         if self._faults:
-            return self._fault(*self._faults.pop(0))
+            return self._fault(*self._faults.popleft())
         path = request.url.path
         if request.method == "GET" and path == "/v1/requestStatus:retrieve":
             return self._status(request.query_params.get("requestId", ""))

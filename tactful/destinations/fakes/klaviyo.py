@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tactful.destinations.fakes.base import FakeBase
 
 PROFILE_BYTES, EVENT_BYTES = 100_000, 5_000_000
 REVISION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z0-9]+)?")
@@ -31,56 +31,41 @@ IDENTIFIERS = ("email", "phone_number", "external_id")
 DUPLICATE = "A profile already exists with one of these identifiers."
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
 class KlaviyoError(Exception):
     def __init__(self, status: int, code: str, detail: str, pointer: str = "/data/") -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.pointer = status, code, detail, pointer
 
 
-class FakeKlaviyo:
+class FakeKlaviyo(FakeBase):
     def __init__(self, api_key: str = "pk_test", burst_per_second: int | None = None) -> None:
+        super().__init__()
         self.api_key, self.burst = api_key, burst_per_second
-        self.requests: list[RecordedRequest] = []
         self.profiles: dict[str, dict[str, Any]] = {}  # profile id -> {"attributes", "consent"}
         self.events: dict[str, dict[str, Any]] = {}
         self.lists: dict[str, dict[str, Any]] = {}  # list id -> {"name", "members": set}
         self.deletion_jobs: list[dict[str, Any]] = []
-        self._faults: list[tuple[int, int | None]] = []
         self._window: list[float] = []
-        self._lock = threading.Lock()
         methods = ["GET", "POST", "PATCH", "DELETE"]
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
 
     # -- test controls -----------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._faults.extend([(status, retry_after)] * n)
-
     def max_items_per_request(self) -> int:
         return 1  # profile import and create event take one resource each
 
     def snapshot(self) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             profiles = {self._key(p): json.loads(json.dumps(p)) for p in self.profiles.values()}
             return {"profiles": profiles, "events": json.loads(json.dumps(self.events))}
 
     def profile(self, email: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self.lock:
             found = self._find("email", email)
             return None if found is None else json.loads(json.dumps(self.profiles[found]))
 
     def add_to_list(self, email: str, list_id: str, name: str) -> None:
-        with self._lock:
+        with self.lock:
             pid = self._find("email", email)
             assert pid is not None, "unknown profile"
             self.lists.setdefault(list_id, {"name": name, "members": set()})["members"].add(pid)
@@ -89,22 +74,17 @@ class FakeKlaviyo:
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
-        with self._lock:
+        with self.lock:
             try:
                 response = self._answer(request, body)
             except KlaviyoError as e:
                 response = _errors(e.status, e.code, e.detail, e.pointer)
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            self.requests.append(
-                RecordedRequest(
-                    request.method, request.url.path, headers, body, response.status_code
-                )
-            )
+            self._record(request, body, response.status_code)
         return response
 
     def _answer(self, request: Request, raw: bytes) -> Response:
         if self._faults:
-            status, retry_after = self._faults.pop(0)
+            status, retry_after = self._faults.popleft()
             return _errors(status, "injected", f"injected {status}", retry_after=retry_after)
         now = time.monotonic()
         self._window = [t for t in self._window if now - t < 1.0]

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,6 +39,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tactful.destinations.fakes.base import FakeBase, RecordedRequest
 
 VERSION = "v27.0"
 MULTI_KEYS = frozenset(
@@ -54,15 +54,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 Member = frozenset[tuple[str, str]]
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
 class GraphError(Exception):
     def __init__(self, code: int, message: str, subcode: int | None = None, **extra: Any):
         super().__init__(message)
@@ -72,7 +63,7 @@ class GraphError(Exception):
         self.body.update(extra, fbtrace_id="AFakeTraceId")
 
 
-class FakeMeta:
+class FakeMeta(FakeBase):
     """In-memory Custom Audiences. ``base_url(root)`` is what the destination talks to."""
 
     def __init__(
@@ -83,14 +74,12 @@ class FakeMeta:
         max_rows: int = 10_000,
         refuse_removals_below: int | None = None,
     ) -> None:
-        self.lock = threading.Lock()
+        super().__init__()
         self.access_token = access_token
         self.max_rows = max_rows
         self.refuse_removals_below = refuse_removals_below
         self.audiences: dict[str, set[Member]] = {a: set() for a in audience_ids}
         self.sessions: list[dict[str, Any]] = []
-        self.requests: list[RecordedRequest] = []
-        self._faults: deque[tuple[int, int | None]] = deque()
         self._throttles: deque[int] = deque()
         self.matched: int | None = None  # the size Meta reports (default: the members)
         self.app = Starlette(
@@ -105,10 +94,6 @@ class FakeMeta:
         return f"{root.rstrip('/')}/{VERSION}"
 
     # -- FakeVendor
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def throttle_next(self, n: int, minutes: int = 1) -> None:
         """The next ``n`` requests hit the ad-account limit (code 17, HTTP 400)."""
@@ -134,15 +119,7 @@ class FakeMeta:
                 response = self._handle(request, params)
             except GraphError as exc:
                 response = JSONResponse({"error": exc.body}, status_code=400)
-            self.requests.append(
-                RecordedRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.headers),
-                    body,
-                    response.status_code,
-                )
-            )
+            self._record(request, body, response.status_code)
         return response
 
     async def _audience(self, request: Request) -> Response:

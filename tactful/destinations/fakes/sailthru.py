@@ -14,9 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -27,17 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tactful.destinations.fakes.base import FakeBase
+
 OPTOUT_VALUES = {"none", "all", "blast", "basic"}
 RESERVED_EVENTS = {"send", "cancel", "open", "click", "purchase", "daily"}
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
 
 
 class SailthruError(Exception):
@@ -46,32 +37,26 @@ class SailthruError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class FakeSailthru:
+class FakeSailthru(FakeBase):
     def __init__(
         self, api_key: str = "st-key", api_secret: str = "st-secret", per_second: int | None = None
     ) -> None:
+        super().__init__()
         self.api_key, self.api_secret, self.per_second = api_key, api_secret, per_second
-        self.requests: list[RecordedRequest] = []
         self.users: dict[str, dict[str, Any]] = {}  # sid -> user
         self.events: list[dict[str, Any]] = []
         self.params: list[dict[str, str]] = []  # decoded parameters of each request
-        self._faults: list[tuple[int, int | None]] = []
         self._windows: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
         routes = [Route("/{action}", self._handle, methods=["GET", "POST", "DELETE"])]
         self.app = Starlette(routes=routes)
 
     # -- test controls -----------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._faults.extend([(status, retry_after)] * n)
-
     def max_items_per_request(self) -> int:
         return 1  # /user takes one user a call
 
     def snapshot(self) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             users = {
                 self._key(u): {k: u[k] for k in ("vars", "lists", "optout_email")}
                 for u in self.users.values()
@@ -80,14 +65,14 @@ class FakeSailthru:
             return state
 
     def user(self, email: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self.lock:
             sid = self._find("email", email)
             return None if sid is None else json.loads(json.dumps(self.users[sid]))
 
     def add_user(
         self, email: str, lists: dict[str, int] | None = None, **activity: datetime
     ) -> None:
-        with self._lock:
+        with self.lock:
             sid = self._create("email", email)
             self._post_user(sid, {"lists": lists or {}})
             self.users[sid]["activity"].update({k: format_datetime(v) for k, v in activity.items()})
@@ -99,24 +84,19 @@ class FakeSailthru:
         params: dict[str, str] = dict(request.query_params)
         if request.method == "POST":
             params = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        with self._lock:
+        with self.lock:
             try:
                 response = self._answer(request, params)
             except SailthruError as e:
                 response = JSONResponse({"error": e.code, "errormsg": e.message}, e.status)
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            self.requests.append(
-                RecordedRequest(
-                    request.method, request.url.path, headers, raw, response.status_code
-                )
-            )
+            self._record(request, raw, response.status_code)
             self.params.append(params)
         return response
 
     def _answer(self, request: Request, params: dict[str, str]) -> Response:
         method, action = request.method, request.path_params["action"]
         if self._faults:
-            status, retry_after = self._faults.pop(0)
+            status, retry_after = self._faults.popleft()
             headers = {}
             if retry_after is not None:
                 reset = int(time.time()) + retry_after

@@ -22,7 +22,6 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import uuid
 from typing import Any
 
@@ -33,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.destinations.fakes.analytics import RecordedRequest
+from tactful.destinations.fakes.base import FakeBase
 
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.+)\)", re.S)
 _MERGE = re.compile(
@@ -50,7 +49,7 @@ def _error(status: int, code: str, message: str, state: str = "") -> JSONRespons
     return JSONResponse(body, status)
 
 
-class FakeSnowflake:
+class FakeSnowflake(FakeBase):
     def __init__(
         self,
         *,
@@ -64,6 +63,7 @@ class FakeSnowflake:
         polls_to_finish: int = 1,
         max_rows_per_statement: int = 200,
     ) -> None:
+        super().__init__()
         der = public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -74,12 +74,9 @@ class FakeSnowflake:
         self.context = {"database": database, "schema": schema}
         self.context |= {k: v for k, v in (("warehouse", warehouse), ("role", role)) if v}
         self.polls_to_finish, self.max_rows = polls_to_finish, max_rows_per_statement
-        self.requests: list[RecordedRequest] = []
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.statements: list[dict[str, Any]] = []  # accepted request bodies
         self.claims: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self._faults: list[tuple[int, int | None]] = []
         self._running: dict[str, int] = {}
         self.app = Starlette(
             routes=[
@@ -87,10 +84,6 @@ class FakeSnowflake:
                 Route("/api/v2/statements/{handle}", self._status, methods=["GET"]),
             ]
         )
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         with self.lock:
@@ -121,12 +114,6 @@ class FakeSnowflake:
             self._record(request, b"", response.status_code)
         return response
 
-    def _record(self, request: Request, body: bytes, status: int) -> None:
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        self.requests.append(
-            RecordedRequest(request.method, request.url.path, headers, body, status)
-        )
-
     def _gate(self, request: Request) -> Response | None:
         headers = request.headers
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -144,7 +131,7 @@ class FakeSnowflake:
             return _error(401, "390144", f"JWT token is invalid. ({e})")
         self.claims.append(claims)
         if self._faults:
-            status, retry_after = self._faults.pop(0)
+            status, retry_after = self._faults.popleft()
             response = _error(status, "390000", f"Injected {status}.")
             if retry_after is not None:
                 response.headers["retry-after"] = str(retry_after)

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tactful.destinations.fakes.base import FakeBase
 
 PATH = "/open_api/v1.3/segment/mapping/"
 ID_TYPES = frozenset({"EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "GAID_SHA256", "AAID_SHA256"})
@@ -40,22 +39,13 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 Pair = tuple[str, str]
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
 class TikTokError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-class FakeTikTok:
+class FakeTikTok(FakeBase):
     """In-memory partner audiences of one advertiser."""
 
     def __init__(
@@ -66,13 +56,11 @@ class FakeTikTok:
         access_token: str = "tiktok-test-token",
         max_rows: int = 1_000,
     ) -> None:
-        self.lock = threading.Lock()
+        super().__init__()
         self.advertiser_id = advertiser_id
         self.access_token = access_token
         self.max_rows = max_rows
         self.audiences: dict[str, set[Pair]] = {a: set() for a in audience_ids}
-        self.requests: list[RecordedRequest] = []
-        self._faults: deque[tuple[int, int | None]] = deque()
         self._rate_limited = 0
         self.app = Starlette(routes=[Route(PATH, self._mapping, methods=["POST"])])
 
@@ -81,10 +69,6 @@ class FakeTikTok:
         return f"{root.rstrip('/')}/open_api/v1.3"
 
     # -- FakeVendor
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def rate_limit_next(self, n: int) -> None:
         """The next ``n`` requests get code 40100 (HTTP 200), as TikTok throttles."""
@@ -104,10 +88,7 @@ class FakeTikTok:
         body = await request.body()
         with self.lock:
             response = self._answer(request, body)
-            headers = dict(request.headers)
-            self.requests.append(
-                RecordedRequest("POST", request.url.path, headers, body, response.status_code)
-            )
+            self._record(request, body, response.status_code)
         return response
 
     def _answer(self, request: Request, body: bytes) -> Response:

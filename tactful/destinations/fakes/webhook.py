@@ -9,8 +9,6 @@ statuses (with ``Retry-After``); ``gone = True`` answers 410 from then on.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tactful.destinations import standard_webhooks
-from tactful.destinations.fakes.analytics import RecordedRequest
+from tactful.destinations.fakes.base import FakeBase
 
 
 @dataclass(frozen=True)
@@ -32,22 +30,16 @@ class Delivery:
     payload: dict[str, Any]
 
 
-class FakeWebhookReceiver:
+class FakeWebhookReceiver(FakeBase):
     def __init__(self, secret: str, path: str = "/hooks") -> None:
+        super().__init__()
         self.secret = secret
         self.path = path
-        self.lock = threading.Lock()
-        self.requests: list[RecordedRequest] = []
         self.deliveries: list[Delivery] = []
         self.received: dict[str, dict[str, Any]] = {}
         self.unverified = 0
         self.gone = False
-        self._faults: deque[tuple[int, int | None]] = deque()
         self.app = Starlette(routes=[Route(path, self._endpoint, methods=["POST"])])
-
-    def fail_next(self, n: int, status: int, retry_after: int | None = None) -> None:
-        with self.lock:
-            self._faults.extend([(status, retry_after)] * n)
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -60,15 +52,7 @@ class FakeWebhookReceiver:
         body = await request.body()
         with self.lock:
             response = self._handle(dict(request.headers), body)
-            self.requests.append(
-                RecordedRequest(
-                    request.method,
-                    request.url.path,
-                    dict(request.headers),
-                    body,
-                    response.status_code,
-                )
-            )
+            self._record(request, body, response.status_code)
         return response
 
     def _handle(self, headers: dict[str, str], body: bytes) -> Response:

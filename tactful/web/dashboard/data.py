@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from tactful.delivery.store import DeliveryStore
+from tactful.store.base import Reader
 from tactful.store.records import to_us
 from tactful.views import clock_of
 from tactful.web.context import WebContext
@@ -59,55 +59,32 @@ def now_us(clock: datetime | None) -> int:
     return to_us(clock) if clock is not None else time.time_ns() // 1000
 
 
-def _counts_since(conn: Any, since_us: int) -> dict[tuple[str, str], int]:
-    rows = conn.execute(
-        "SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > ? "
-        "GROUP BY segment, change",
-        (since_us,),
-    ).fetchall()
-    return {(s, c): int(n) for s, c, n in rows}
-
-
-def bucket_deltas(conn: Any, bucket_us: int) -> dict[str, dict[int, Delta]]:
+def bucket_deltas(reader: Reader, bucket_us: int) -> dict[str, dict[int, Delta]]:
     """Entries and exits per segment per bucket (``at_us // bucket_us``)."""
-    rows = conn.execute(
-        "SELECT segment, at_us / ?, change, holdout, COUNT(*) FROM membership_history "
-        "GROUP BY 1, 2, 3, 4",
-        (bucket_us,),
-    ).fetchall()
     acc: dict[str, dict[int, list[int]]] = {}
-    for segment, bucket, change, holdout, n in rows:
-        slot = acc.setdefault(segment, {}).setdefault(int(bucket), [0, 0, 0, 0])
-        index = 0 if change == "entered" else 1 if change == "exited" else None
+    for row in reader.read_models.change_buckets(bucket_us):
+        slot = acc.setdefault(row.segment, {}).setdefault(row.bucket, [0, 0, 0, 0])
+        index = 0 if row.change == "entered" else 1 if row.change == "exited" else None
         if index is None:
             continue
-        slot[index] += int(n)
-        if holdout:
-            slot[index + 2] += int(n)
+        slot[index] += row.count
+        if row.holdout:
+            slot[index + 2] += row.count
     return {s: {b: Delta(*v) for b, v in per.items()} for s, per in acc.items()}
 
 
 def overview(ctx: WebContext) -> Overview:
     settings = ctx.settings
     with ctx.engine.store.reader() as reader:
-        conn: Any = reader.conn  # type: ignore[attr-defined]
         clock = clock_of(reader)
         now = now_us(clock)
         counts = reader.segment_counts()
         states = reader.state_counts()
-        first = conn.execute("SELECT MIN(at_us) FROM membership_history").fetchone()[0]
-        window = choose_window(None if first is None else int(first), now)
-        deltas = bucket_deltas(conn, window.bucket_us)
-        hour = _counts_since(conn, now - 3600 * 1_000_000)
-        day = _counts_since(conn, now - 24 * 3600 * 1_000_000)
-        # Support-state changes only: a row where other fields changed and the state did
-        # not (recently_resolved -> recently_resolved) is no change of state.
-        changes = conn.execute(
-            "SELECT person_id, at_us, old_state, new_state, changed FROM state_changes "
-            "WHERE old_state IS NULL OR old_state <> new_state "
-            "ORDER BY at_us DESC, id DESC LIMIT ?",
-            (RECENT_CHANGES,),
-        ).fetchall()
+        window = choose_window(reader.read_models.first_change_us(), now)
+        deltas = bucket_deltas(reader, window.bucket_us)
+        hour = reader.read_models.changes_since(now - 3600 * 1_000_000)
+        day = reader.read_models.changes_since(now - 24 * 3600 * 1_000_000)
+        changes = reader.read_models.state_changes(RECENT_CHANGES)
     segments = []
     for spec in settings.segments:
         members, holdout = counts.get(spec.name, (0, 0))
@@ -131,7 +108,7 @@ def overview(ctx: WebContext) -> Overview:
         segments,
         sorted(states.items(), key=lambda kv: (-kv[1], kv[0])),
         destinations(ctx),
-        [(p, int(a), o, n, c) for p, a, o, n, c in changes],
+        [(c.person_id, c.at_us, c.old_state, c.new_state, c.changed) for c in changes],
     )
 
 
@@ -181,13 +158,5 @@ def retry_dead(ctx: WebContext, destination: str | None) -> int:
     store = DeliveryStore(ctx.engine.store)
     if destination is None:
         return store.retry(None)
-    with ctx.engine.store.reader() as reader:
-        conn: Any = reader.conn  # type: ignore[attr-defined]
-        ids = [
-            int(r[0])
-            for r in conn.execute(
-                "SELECT id FROM deliveries WHERE status = 'dead' AND destination = ?",
-                (destination,),
-            ).fetchall()
-        ]
+    ids = store.dead_ids(destination)
     return store.retry(ids) if ids else 0

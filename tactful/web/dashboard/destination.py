@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from tactful.delivery import platform
 from tactful.delivery.preview import Preview, preview
 from tactful.delivery.store import DeliveryStore
-from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import PlatformReport
 from tactful.store.runs import RowError, Run, RunStore
 from tactful.web.context import WebContext
@@ -99,7 +98,9 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
 
 def dry_run(ctx: WebContext, name: str) -> Preview:
     """What ``tactful sync --dry-run`` lists for this destination now (sends nothing)."""
-    worker = DeliveryWorker(ctx.settings, ctx.engine.store)
+    if ctx.delivery_worker is None:
+        raise RuntimeError("the web app builds delivery workers (create_app)")
+    worker = ctx.delivery_worker()
     try:
         return preview(worker, only=name)[name]
     finally:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from tactful.core.identity import normalize_email, normalize_phone
 from tactful.store.base import Reader
+from tactful.store.readmodels import PeopleFilter
 from tactful.views import resolve_key
 from tactful.web.context import WebContext
 
@@ -61,23 +61,12 @@ class PeopleList:
         return max(1, -(-self.total // PAGE_SIZE))
 
 
-def _placeholders(n: int) -> str:
-    return ", ".join("?" for _ in range(n))
-
-
-def labels(conn: Any, person_ids: Sequence[str]) -> dict[str, Label]:
-    if not person_ids:
-        return {}
-    found: dict[str, dict[str, list[str]]] = {pid: {} for pid in person_ids}
-    rows = conn.execute(
-        "SELECT person_id, kind, value FROM identifiers WHERE person_id IN "
-        f"({_placeholders(len(person_ids))}) ORDER BY kind, value",
-        tuple(person_ids),
-    ).fetchall()
-    for pid, kind, value in rows:
-        found[pid].setdefault(kind, []).append(str(value))
+def labels(reader: Reader, person_ids: Sequence[str]) -> dict[str, Label]:
     out = {}
-    for pid, kinds in found.items():
+    for pid, idents in reader.identifiers_of(list(dict.fromkeys(person_ids))).items():
+        kinds: dict[str, list[str]] = {}
+        for kind, value in idents:
+            kinds.setdefault(kind, []).append(str(value))
         ordered = [(k, v) for k in LABEL_ORDER for v in kinds.get(k, [])]
         if not ordered:
             out[pid] = Label(pid, "no identifier left", "")
@@ -87,64 +76,31 @@ def labels(conn: Any, person_ids: Sequence[str]) -> dict[str, Label]:
     return out
 
 
-def _matching_ids(ctx: WebContext, conn: Any, reader: Any, query: str) -> list[str]:
+def _matching_ids(ctx: WebContext, reader: Reader, query: str) -> list[str]:
     """People whose identifiers match ``query``: exactly (normalized, as the API resolves
     keys) or as a case-insensitive part of an email, phone or external id, or of the name of
     one of their Zendesk users."""
     exact = resolve_key(reader, query, ctx.settings.identity.default_region)
     needle = (normalize_email(query) or query.strip()).lower()
     phone = normalize_phone(query, ctx.settings.identity.default_region)
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = conn.execute(
-        "SELECT DISTINCT person_id FROM identifiers WHERE kind IN ('email', 'phone', "
-        "'external_id') AND (LOWER(value) LIKE ? ESCAPE '\\' OR value = ?) "
-        "ORDER BY person_id LIMIT 1000",
-        (f"%{escaped}%", phone or needle),
-    ).fetchall()
-    return list(dict.fromkeys([*exact, *(r[0] for r in rows), *reader.persons_named(query)]))
+    found = reader.read_models.search_identifiers(needle, phone or needle)
+    return list(dict.fromkeys([*exact, *found, *reader.persons_named(query)]))
 
 
 def people(ctx: WebContext, query: str, segment: str, state: str, page: int) -> PeopleList:
-    where, params = [], []
     with ctx.engine.store.reader() as reader:
-        conn: Any = reader.conn  # type: ignore[attr-defined]
+        ids: list[str] | None = None
         if query:
-            ids = _matching_ids(ctx, conn, reader, query)
+            ids = _matching_ids(ctx, reader, query)
             if not ids:
                 return PeopleList(query, segment, state, 1, 0, [])
-            where.append(f"p.person_id IN ({_placeholders(len(ids))})")
-            params += ids
-        if state:
-            where.append("p.support_state = ?")
-            params.append(state)
-        if segment:
-            where.append(
-                "EXISTS (SELECT 1 FROM memberships m WHERE m.person_id = p.person_id "
-                "AND m.segment = ?)"
-            )
-            params.append(segment)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        total = int(conn.execute(f"SELECT COUNT(*) FROM persons p{clause}", params).fetchone()[0])
+        which = PeopleFilter(ids, state, segment)
+        total = reader.read_models.people_count(which)
         page = max(1, min(page, max(1, -(-total // PAGE_SIZE))))
-        rows = conn.execute(
-            f"SELECT p.person_id, p.support_state FROM persons p{clause} "
-            "ORDER BY p.person_id LIMIT ? OFFSET ?",
-            [*params, PAGE_SIZE, (page - 1) * PAGE_SIZE],
-        ).fetchall()
-        ids = [r[0] for r in rows]
-        names = named(reader, labels(conn, ids))
-        member_rows = (
-            conn.execute(
-                "SELECT person_id, segment FROM memberships WHERE person_id IN "
-                f"({_placeholders(len(ids))}) ORDER BY segment",
-                tuple(ids),
-            ).fetchall()
-            if ids
-            else []
-        )
-    segments: dict[str, list[str]] = {}
-    for pid, seg in member_rows:
-        segments.setdefault(pid, []).append(seg)
+        rows = reader.read_models.people_page(which, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        shown = [pid for pid, _ in rows]
+        names = named(reader, labels(reader, shown))
+        segments = reader.read_models.segments_of(shown)
     out = [PersonRow(names[pid], st, segments.get(pid, [])) for pid, st in rows]
     return PeopleList(query, segment, state, page, total, out)
 
@@ -156,4 +112,4 @@ def states(ctx: WebContext) -> list[str]:
 
 def labels_for(ctx: WebContext, person_ids: Sequence[str]) -> dict[str, Label]:
     with ctx.engine.store.reader() as reader:
-        return labels(reader.conn, list(dict.fromkeys(person_ids)))  # type: ignore[attr-defined]
+        return labels(reader, person_ids)

@@ -233,8 +233,7 @@ def _person(ctx: WebContext, person_id: str) -> str | None:
         if pid is None:
             return None
         found = person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid)
-        conn = reader.conn  # type: ignore[attr-defined]
-        label = people_data.named(reader, people_data.labels(conn, [pid]))[pid]
+        label = people_data.named(reader, people_data.labels(reader, [pid]))[pid]
         now = from_us(data.now_us(clock_of(reader)))
     if found is None:
         return None

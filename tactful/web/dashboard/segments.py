@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from tactful.config_models import STATE_FIELDS
 from tactful.core.rules import RuleError, parse_rule
@@ -53,21 +52,13 @@ def segment_page(ctx: WebContext, name: str, after: str | None) -> SegmentPage |
     if spec is None:
         return None
     with ctx.engine.store.reader() as reader:
-        conn: Any = reader.conn  # type: ignore[attr-defined]
         members, holdout = reader.segment_counts().get(name, (0, 0))
         page = reader.segment_members(name, after, PAGE_SIZE + 1)
-        history = conn.execute(
-            "SELECT person_id, change, at_us, holdout, detail FROM membership_history "
-            "WHERE segment = ? ORDER BY at_us DESC, id DESC LIMIT ?",
-            (name, PAGE_SIZE),
-        ).fetchall()
-        names = labels(conn, list({*(pid for pid, _ in page), *(r[0] for r in history)}))
+        history = reader.read_models.segment_history(name, limit=PAGE_SIZE)
+        names = labels(reader, list({*(pid for pid, _ in page), *(h.person_id for h in history)}))
         now = now_us(clock_of(reader))
-        first = conn.execute(
-            "SELECT MIN(at_us) FROM membership_history WHERE segment = ?", (name,)
-        ).fetchone()[0]
-        window = choose_window(None if first is None else int(first), now)
-        deltas = bucket_deltas(conn, window.bucket_us).get(name, {})
+        window = choose_window(reader.read_models.first_change_us(name), now)
+        deltas = bucket_deltas(reader, window.bucket_us).get(name, {})
     shown = page[:PAGE_SIZE]
     member_rows = [(names[pid], to_us(m.since) if m.since else 0, m.holdout) for pid, m in shown]
     delivered = [
@@ -86,7 +77,7 @@ def segment_page(ctx: WebContext, name: str, after: str | None) -> SegmentPage |
         delivered,
         member_rows,
         shown[-1][0] if len(page) > PAGE_SIZE else None,
-        [HistoryRow(int(a), names[p], c, bool(h), d or "") for p, c, a, h, d in history],
+        [HistoryRow(h.at_us, names[h.person_id], h.change, h.holdout, h.detail) for h in history],
         window,
         size_series(deltas, window, now),
         [
@@ -144,7 +135,7 @@ def segment_preview(ctx: WebContext, name: str, when: str, sample: int = 10) -> 
         rng = random.Random(0)
         picked = sorted(rng.sample(found.matching, min(sample, len(found.matching))))
         entering, exiting = found.entering[:sample], found.exiting[:sample]
-        names = labels(reader.conn, list({*picked, *entering, *exiting}))  # type: ignore[attr-defined]
+        names = labels(reader, list({*picked, *entering, *exiting}))
     return Preview(
         when,
         count=len(found.matching),

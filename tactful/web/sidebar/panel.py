@@ -147,7 +147,7 @@ def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
     with ctx.engine.store.reader() as reader:
         row = reader.load_persons([pid]).get(pid)
         sent = reader.sent_changes(pid)
-        data.score = value_score(getattr(reader, "conn", None), pid, now)
+        data.score = value_score(reader, pid, now)
         data.actions = reader.actions_of(pid)
         data.noted = reader.notes_of(pid)
     data.notes = ctx.settings.zendesk.private_notes

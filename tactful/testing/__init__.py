@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from tactful.bootstrap import bootstrap
 from tactful.config import Settings, settings_from_toml
 from tactful.core.events import (
     ConsentSet,
@@ -21,7 +22,8 @@ from tactful.core.events import (
     UserMerged,
     UserSeen,
 )
-from tactful.engine import SALT_KEY, Engine, rules_from_settings
+from tactful.destinations.base import ItemKind
+from tactful.engine import SALT_KEY, Engine
 from tactful.store.sqlite import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -109,7 +111,12 @@ def user(
 
 
 def rating(
-    rating_id: int, when: datetime, score: int | str, *, requester_id: int = 1, ticket_id: int = 1
+    rating_id: int,
+    when: datetime,
+    score: int | Literal["good", "bad"],
+    *,
+    requester_id: int = 1,
+    ticket_id: int = 1,
 ) -> RatingGiven:
     return RatingGiven(
         key=f"zendesk:rating:{rating_id}:{when.isoformat()}:{requester_id}:{score}",
@@ -117,7 +124,7 @@ def rating(
         rating_id=rating_id,
         ticket_id=ticket_id,
         requester_id=requester_id,
-        score=score,  # type: ignore[arg-type]
+        score=score,
     )
 
 
@@ -180,8 +187,7 @@ def harness(config_toml: str, url: str | None = None, *, salt: str | None = None
     if salt is not None:
         with store.transaction() as tx:
             tx.set_meta(SALT_KEY, salt)
-    engine = Engine(rules_from_settings(settings), store, clock=clock)
-    return Harness(settings, engine, clock)
+    return Harness(settings, bootstrap(settings, clock=clock, store=store).engine, clock)
 
 
 # Rules with a state, a cooldown and time windows: enough for segment entries, exits and
@@ -212,7 +218,13 @@ class RecordingDestination:
         *,
         max_batch: int = 100,
         purpose: str = "analytics",
-        kinds: tuple[str, ...] = ("audience_add", "audience_remove", "profile", "event", "erase"),
+        kinds: tuple[ItemKind, ...] = (
+            "audience_add",
+            "audience_remove",
+            "profile",
+            "event",
+            "erase",
+        ),
     ) -> None:
         from tactful.destinations.base import Capabilities
 
@@ -222,7 +234,7 @@ class RecordingDestination:
         self.segments = None
         self.capabilities = Capabilities(
             max_batch=max_batch,
-            kinds=frozenset(kinds),  # type: ignore[arg-type]
+            kinds=frozenset(kinds),
         )
         self.sent: list[Any] = []  # every Item in the order sent (ok or not)
         self.delivered: list[Any] = []  # Items acknowledged ok
@@ -242,3 +254,33 @@ class RecordingDestination:
 
     def close(self) -> None:
         pass
+
+
+# Three destinations, one of each role (an ad audience following ``suppress``, an ESP, an
+# event sink), as tests configure them; ``recording_destinations`` stands in for them.
+DESTINATIONS_TOML = {
+    "meta": '\n[[destinations]]\nname = "meta"\ntype = "meta_audience"\nsegment = "suppress"\n'
+    'audience_id = "123"\naccess_token = "tok"\n',
+    "cio": '\n[[destinations]]\nname = "cio"\ntype = "customerio"\nsite_id = "s"\napi_key = "k"\n',
+    "hook": '\n[[destinations]]\nname = "hook"\ntype = "webhook"\n'
+    'url = "https://hooks.example.com/t"\n'
+    'secret = "whsec_dGFjdGZ1bC1mYXVsdC10ZXN0LXNlY3JldC0zMmJ5dGU="\n',
+}
+_RECORDED: dict[str, tuple[str, str, tuple[ItemKind, ...]]] = {
+    "meta": ("meta_audience", "ads", ("audience_add", "audience_remove")),
+    "cio": ("customerio", "email", ("profile", "event", "erase")),
+    "hook": ("webhook", "analytics", ("event",)),
+}
+
+
+def destinations_toml(*names: str) -> str:
+    """The ``[[destinations]]`` of ``names`` (default all three) as TOML."""
+    return "".join(DESTINATIONS_TOML[n] for n in names or DESTINATIONS_TOML)
+
+
+def recording_destinations(*names: str) -> dict[str, RecordingDestination]:
+    """Recording stand-ins for the destinations of ``destinations_toml(*names)``."""
+    return {
+        n: RecordingDestination(n, _RECORDED[n][0], purpose=_RECORDED[n][1], kinds=_RECORDED[n][2])
+        for n in names or _RECORDED
+    }

@@ -1,0 +1,21 @@
+"""The ports a SQL transaction or snapshot hands out (``tactful.store.ports``), each on the
+same connection, so what they read and write belongs to the caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tactful.store.deliveries import SqlDeliveries
+from tactful.store.readmodels import SqlReadModels
+
+
+class SqlPorts:
+    conn: Any  # tactful.store.dbapi.Conn
+
+    @property
+    def deliveries(self) -> SqlDeliveries:
+        return SqlDeliveries(self.conn)
+
+    @property
+    def read_models(self) -> SqlReadModels:
+        return SqlReadModels(self.conn)

@@ -1,0 +1,209 @@
+"""The layout's rules, read from the source: the store owns its SQL and its connections;
+the core imports nothing outside the core; the package has no import cycles."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import tactful
+
+ROOT = Path(tactful.__file__).parent
+STORE = ROOT / "store"
+# A destination's SQL runs in the customer's warehouse (its own ``events`` table), not in
+# Tactful's store: the warehouse destinations and their fakes may speak SQL.
+WAREHOUSES = ROOT / "destinations"
+
+_SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE TABLE)\b")
+
+
+def _store_tables() -> set[str]:
+    text = (STORE / "migrations.py").read_text()
+    return set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?([a-z_]+)", text))
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in ROOT.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _outside(path: Path, *folders: Path) -> bool:
+    return not any(path.is_relative_to(f) for f in folders)
+
+
+def _store_sql(tree: ast.AST, tables: set[str]) -> list[int]:
+    """Lines of string constants that are SQL on one of the store's tables."""
+    names = re.compile(r"\b(" + "|".join(sorted(tables)) + r")\b")
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _SQL.search(node.value)
+        and names.search(node.value)
+    ]
+
+
+def _conn_reaches(tree: ast.AST) -> list[int]:
+    """Lines that reach a ``conn`` attribute (``x.conn``, ``getattr(x, "conn")``)."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Attribute) and node.attr == "conn")
+        or (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value == "conn"
+        )
+    ]
+
+
+def test_the_checks_see_what_they_look_for() -> None:
+    """The rules below would catch a reach into the store (they are not vacuous)."""
+    tables = _store_tables()
+    assert {"outbox", "deliveries", "persons", "membership_history"} <= tables
+    leak = ast.parse(
+        'def f(reader):\n    c = reader.conn\n    getattr(reader, "conn", None)\n'
+        '    return c.execute("SELECT id FROM deliveries WHERE status = ?", ("dead",))\n'
+    )
+    assert _store_sql(leak, tables) == [4]
+    assert _conn_reaches(leak) == [2, 3]
+
+
+def test_no_store_sql_outside_the_store() -> None:
+    tables = _store_tables()
+    found = {
+        str(p.relative_to(ROOT)): lines
+        for p in _modules()
+        if _outside(p, STORE, WAREHOUSES)
+        and (lines := _store_sql(ast.parse(p.read_text()), tables))
+    }
+    assert found == {}, "SQL on the store's tables belongs in a port under tactful/store"
+
+
+def test_no_connection_leaves_the_store() -> None:
+    server = ROOT / "web" / "server.py"  # its ``self.conn`` is an h11 connection
+    found = {
+        str(p.relative_to(ROOT)): lines
+        for p in _modules()
+        if _outside(p, STORE) and p != server and (lines := _conn_reaches(ast.parse(p.read_text())))
+    }
+    assert found == {}, "reach the store through its ports (tx.deliveries, reader.read_models…)"
+
+
+def test_no_type_ignore_around_the_store_seam() -> None:
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in _modules()
+        if _outside(p, STORE)
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if "type: ignore[attr-defined]" in line
+    ]
+    assert found == []
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each module's imports of other tactful modules at module level (what runs at
+    import time; ``if TYPE_CHECKING:`` blocks aside)."""
+    names = {
+        ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in _modules()
+    }
+
+    def known(name: str) -> str | None:
+        while name and name not in names:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        found: set[str] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            found |= {t for x in targets if (t := known(x)) and t != name}
+        graph[name] = found
+    return graph
+
+
+def test_the_core_imports_only_the_core() -> None:
+    graph = _imports()
+    out = {m: sorted(t for t in ts if not t.startswith("tactful.core")) for m, ts in graph.items()}
+    assert {m: ts for m, ts in out.items() if m.startswith("tactful.core") and ts} == {}
+
+
+def test_no_import_cycles() -> None:
+    graph = _imports()
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        seen[node] = 1
+        for nxt in sorted(graph[node]):
+            if seen.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in seen and (cycle := visit(nxt, [*path, node])):
+                return cycle
+        seen[node] = 2
+        return None
+
+    cycles = [c for m in sorted(graph) if m not in seen and (c := visit(m, []))]
+    assert cycles == []
+
+
+def _calls(tree: ast.AST, name: str) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+    ]
+
+
+def test_one_composition_root() -> None:
+    """The engine is put together in ``tactful/bootstrap.py`` only: the command line, the
+    server, the worker, the demo and the tests' harness all start there. (The web app's
+    lifespan still builds its own delivery worker; the CLI commands take theirs from the
+    runtime.)"""
+    root = ROOT / "bootstrap.py"
+    engines = {
+        str(p.relative_to(ROOT)): lines
+        for p in _modules()
+        if p != root and (lines := _calls(ast.parse(p.read_text()), "Engine"))
+    }
+    assert engines == {}
+    workers = {
+        str(p.relative_to(ROOT))
+        for p in _modules()
+        if p != root and _calls(ast.parse(p.read_text()), "DeliveryWorker")
+    }
+    assert workers == {"web/app.py"}
+
+
+def test_the_readmes_layout_is_the_tree() -> None:
+    """Every package under tactful/ is in the README's layout, and every name it lists
+    exists."""
+    readme = (ROOT.parent / "README.md").read_text()
+    block = readme.split("## Project layout", 1)[1].split("```")[1]
+    listed = re.findall(r"^  ([a-z_]+/|[a-z_]+\.py) ", block, re.M)
+    packages = {f"{p.parent.name}/" for p in ROOT.glob("*/__init__.py")}
+    assert packages <= set(listed), f"missing from the README: {sorted(packages - set(listed))}"
+    assert [n for n in listed if not (ROOT / n.rstrip("/")).exists()] == []
+
+
+def test_the_commands_do_not_import_the_cli() -> None:
+    """``tactful.cli`` imports the commands; they take what they share from
+    ``tactful.commands.base``, at module level or inside a function."""
+    found = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "commands").glob("*.py")
+        for node in ast.walk(ast.parse(p.read_text()))
+        if (isinstance(node, ast.ImportFrom) and node.module == "tactful.cli")
+        or (isinstance(node, ast.Import) and any(a.name == "tactful.cli" for a in node.names))
+    }
+    assert found == set()
