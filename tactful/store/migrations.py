@@ -396,7 +396,7 @@ MIGRATIONS.append(
 
 MIGRATIONS.append(
     (
-        15,
+        12,
         "Zendesk user names, for finding people by name on the dashboard",
         [
             # The latest name of each Zendesk user (``UserSeen.name``); ``folded`` is the

@@ -3,7 +3,7 @@
 
 - the agent sidebar's proof: what each destination was told about a person, with the last
   attempt and what the platform itself said about the sync run that carried it;
-- Zendesk user names (migration 15, ``user_names``): kept from ``UserSeen.name``, the latest
+- Zendesk user names (migration 12, ``user_names``): kept from ``UserSeen.name``, the latest
   per user; the dashboard finds people by them and shows them beside the identifier;
 - the sidebar's ``agent_actions`` log (migration 5), whose unique idempotency key makes a
   double click act once.

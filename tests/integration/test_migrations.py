@@ -46,13 +46,13 @@ def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> En
 
 
 def _back_to_11(conn: Any) -> None:
-    """Undo migration 15: no user names."""
+    """Undo migration 12: no user names."""
     conn.execute("DROP TABLE user_names")
-    conn.execute("DELETE FROM schema_migrations WHERE version = 15")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 12")
 
 
 def _back_to_10(conn: Any) -> None:
-    """Undo migrations 15 and 11: no sync runs, attempts without a run."""
+    """Undo migrations 12 and 11: no sync runs, attempts without a run."""
     _back_to_11(conn)
     conn.execute("DROP INDEX delivery_attempts_run")
     conn.execute("ALTER TABLE delivery_attempts DROP COLUMN run_id")
