@@ -310,7 +310,9 @@ def create_app(
     if settings.destinations:
         names = [d.name for d in settings.destinations]
         metric_set.registry.register(DeliveryCollector(engine.store, names))
-    alerter = Alerter(settings, engine.store) if settings.alerts else None
+    alerter = None
+    if settings.alerts:
+        alerter = Alerter(settings, engine.store, bad_signatures=lambda: metric_set.bad_signatures)
     if alerter is not None:
         metric_set.registry.register(AlertCollector(alerter))
     sidebar = SidebarState(
