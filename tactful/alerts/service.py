@@ -232,12 +232,12 @@ class Alerter:
             channel.close()
 
 
-async def run_alerts(alerter: Alerter, every: float = CHECK_EVERY) -> None:
-    """Check the alerts every ``every`` seconds (``serve``); a failed check is logged and
-    the next one tries again (what was owed stays owed)."""
+async def run_alerts(alerter: Alerter, every: float | None = None) -> None:
+    """Check the alerts every ``every`` seconds (default ``CHECK_EVERY``; ``serve``); a
+    failed check is logged and the next one tries again (what was owed stays owed)."""
     while True:
         try:
             await asyncio.to_thread(alerter.check)
         except Exception:
             log.exception("alert check failed")
-        await asyncio.sleep(every)
+        await asyncio.sleep(CHECK_EVERY if every is None else every)
