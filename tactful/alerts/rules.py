@@ -8,7 +8,6 @@ de-duplication, ``repeat``, resolved notices).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +24,7 @@ from tactful.alerts.config import (
     SignatureFailures,
     ZendeskSilence,
 )
+from tactful.delivery.platform import match_percent as match_percent
 
 ZENDESK = "zendesk"  # the subject of the rules about what Zendesk sends
 
@@ -73,20 +73,6 @@ class Readings:
     segments: Mapping[str, Segment] = field(default_factory=dict)
     last_zendesk_us: int | None = None
     signature_failures: Mapping[int, int] = field(default_factory=dict)
-
-
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)")
-
-
-def match_percent(text: str) -> float | None:
-    """A platform's match rate as a number: ``63%`` → 63, a range ``61-70%`` → its middle
-    65.5, ``less than 20%`` → 10 (the middle of 0–20); None when there is none."""
-    numbers = [float(n) for n in _PERCENT.findall(text)]
-    if not numbers:
-        return None
-    if "less than" in text:
-        return numbers[0] / 2
-    return sum(numbers[:2]) / len(numbers[:2])
 
 
 @dataclass(frozen=True)

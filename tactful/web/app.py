@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
-from tactful.alerts.metrics import AlertCollector
+from tactful.alerts.metrics import AlertCollector, ZendeskCollector
 from tactful.alerts.service import Alerter, run_alerts
 from tactful.config import Settings
 from tactful.delivery.metrics import DeliveryCollector
@@ -310,6 +310,7 @@ def create_app(
     if settings.destinations:
         names = [d.name for d in settings.destinations]
         metric_set.registry.register(DeliveryCollector(engine.store, names))
+    metric_set.registry.register(ZendeskCollector(engine.store))
     alerter = None
     if settings.alerts:
         alerter = Alerter(settings, engine.store, bad_signatures=lambda: metric_set.bad_signatures)
