@@ -19,15 +19,20 @@ class WatchStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def match_rates(self, since_us: int) -> dict[str, list[tuple[int, str]]]:
-        """Per destination, the match rates (as the platform words them) of the platform
-        readings kept with its runs started since ``since_us``, oldest first."""
+    def match_rates(
+        self, since_us: int, destination: str | None = None
+    ) -> dict[str, list[tuple[int, str]]]:
+        """Per destination (or only ``destination``), the match rates (as the platform words
+        them) of the platform readings kept with its runs started since ``since_us``, oldest
+        first."""
+        only = "" if destination is None else "AND destination = ? "
+        params = (since_us,) if destination is None else (since_us, destination)
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
                 "SELECT destination, started_us, platform FROM delivery_runs "
-                "WHERE started_us >= ? AND platform IS NOT NULL ORDER BY started_us, id",
-                (since_us,),
+                f"WHERE started_us >= ? {only}AND platform IS NOT NULL ORDER BY started_us, id",
+                params,
             ).fetchall()
         out: dict[str, list[tuple[int, str]]] = {}
         for destination, started, platform in rows:
