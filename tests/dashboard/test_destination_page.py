@@ -175,9 +175,7 @@ def test_the_person_page_lists_every_delivery_about_them(w: World, client: TestC
     assert 'href="/destinations/hook"' in text
 
 
-def test_the_match_rate_trend_is_shown_from_the_last_readings(
-    w: World, client: TestClient
-) -> None:
+def test_the_match_rate_trend_is_shown_from_the_last_readings(w: World, client: TestClient) -> None:
     """Issue 21 §3: the match rate's last readings (kept with the sync runs), oldest first,
     and which way it goes."""
     import time
