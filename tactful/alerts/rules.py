@@ -24,7 +24,6 @@ from tactful.alerts.config import (
     SignatureFailures,
     ZendeskSilence,
 )
-from tactful.delivery.platform import match_percent as match_percent
 
 ZENDESK = "zendesk"  # the subject of the rules about what Zendesk sends
 

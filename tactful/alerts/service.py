@@ -32,12 +32,12 @@ from tactful.alerts.rules import (
     Readings,
     Segment,
     evaluate,
-    match_percent,
     subjects,
     windows,
 )
 from tactful.alerts.signatures import SignatureTally, refused
 from tactful.delivery.breaker import circuits
+from tactful.delivery.platform import match_percent
 from tactful.delivery.store import DeliveryStore
 from tactful.store.base import Store
 from tactful.store.runs import RunStore

@@ -17,10 +17,10 @@ from tactful.alerts.rules import (
     Readings,
     Segment,
     evaluate,
-    match_percent,
     short,
 )
 from tactful.config import ConfigError, settings_from_toml
+from tactful.delivery.platform import match_percent
 
 MIN = 60_000_000
 NOW = 1_800_000_000_000_000
