@@ -390,6 +390,15 @@ class _Builder:
                     if name not in known:
                         shown = ", ".join(sorted(known)) or "none"
                         self.add((key, i, ref), f"unknown {pool[:-1]} {name!r} (defined: {shown})")
+            watched = rule.params.get("segments")
+            if rule.when == "segment_size" and isinstance(watched, list):
+                known = self._names("segments")
+                for name in watched:
+                    if name not in known:
+                        shown = ", ".join(sorted(known)) or "none"
+                        self.add(
+                            (key, i, "segments"), f"unknown segment {name!r} (defined: {shown})"
+                        )
 
     def _names(self, key: str) -> set[str]:
         raw = self.data.get(key, [])

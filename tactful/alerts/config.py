@@ -26,7 +26,17 @@ from pydantic import (
 from tactful.config_models import Section, check_http_url
 from tactful.core.rules import parse_duration
 
-When = Literal["dead_letters", "circuit_open", "lag", "reject_rate", "no_success"]
+When = Literal[
+    "dead_letters",
+    "circuit_open",
+    "lag",
+    "reject_rate",
+    "no_success",
+    "match_rate",
+    "segment_size",
+    "zendesk_silence",
+    "signature_failures",
+]
 ChannelType = Literal["slack", "email", "webhook"]
 Severity = Literal["warning", "critical"]
 
@@ -94,13 +104,76 @@ class NoSuccess(_Kind):
     _above = field_validator("above", mode="before")(_duration)
 
 
+class MatchRate(_Kind):
+    """The match rate an ad platform reports (with the sync runs' platform readings) is
+    below ``below`` percent, or fell by more than ``drop`` points from the highest reading
+    of the last ``window``; at least one of the two is required. A range (Google's
+    ``61-70%``) counts as its middle."""
+
+    below: float | None = Field(default=None, gt=0, le=100)
+    drop: float | None = Field(default=None, gt=0, le=100)
+    window: timedelta = timedelta(days=1)
+
+    _window = field_validator("window", mode="before")(_duration)
+
+    @model_validator(mode="after")
+    def _one(self) -> MatchRate:
+        if self.below is None and self.drop is None:
+            raise ValueError("set 'below' (percent) and/or 'drop' (points)")
+        return self
+
+
+class SegmentSize(_Kind):
+    """A segment's member count changed by more than ``above`` percent (up or down) in the
+    last ``window``, judged once it had, or has, at least ``min_members``. ``segments``
+    (default: every one) are watched instead of destinations."""
+
+    above: float = Field(default=20.0, gt=0)
+    window: timedelta = timedelta(hours=1)
+    min_members: int = Field(default=50, ge=1)
+    segments: list[str] | None = None
+
+    _window = field_validator("window", mode="before")(_duration)
+
+
+class ZendeskSilence(_Kind):
+    """No event arrived from Zendesk (webhooks, API fetches, backfill, imports) for longer
+    than ``above``."""
+
+    above: timedelta = timedelta(hours=6)
+
+    _above = field_validator("above", mode="before")(_duration)
+
+
+class SignatureFailures(_Kind):
+    """More than ``above`` Zendesk webhooks were refused for a bad signature in the last
+    ``window`` (someone forging them, or a rotated secret)."""
+
+    above: int = Field(default=10, ge=0)
+    window: timedelta = timedelta(minutes=10)
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        window = _duration(value)
+        if not timedelta(minutes=1) <= window <= timedelta(days=1):
+            raise ValueError("from 1m to 1d (refusals are counted per minute for a day)")
+        return window
+
+
 KINDS: dict[str, type[_Kind]] = {
     "dead_letters": DeadLetters,
     "circuit_open": CircuitOpen,
     "lag": Lag,
     "reject_rate": RejectRate,
     "no_success": NoSuccess,
+    "match_rate": MatchRate,
+    "segment_size": SegmentSize,
+    "zendesk_silence": ZendeskSilence,
+    "signature_failures": SignatureFailures,
 }
+# Kinds that watch something other than destinations (``destinations`` is refused there).
+NOT_DESTINATIONS = frozenset({"segment_size", "zendesk_silence", "signature_failures"})
 
 
 class SlackChannel(BaseModel):
@@ -233,7 +306,11 @@ class AlertSettings(Section):
         return None if value is None else _duration(value)
 
     def problems(self) -> list[tuple[str, str]]:
-        return _problems(KINDS[self.when], self.params, f"when = '{self.when}'")
+        found = _problems(KINDS[self.when], self.params, f"when = '{self.when}'")
+        if self.when in NOT_DESTINATIONS and self.destinations is not None:
+            what = "segments (its 'segments' key)" if self.when == "segment_size" else "Zendesk"
+            found.append(("destinations", f"not for when = '{self.when}': it watches {what}"))
+        return found
 
     @cached_property
     def kind(self) -> _Kind:

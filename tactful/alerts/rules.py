@@ -17,9 +17,15 @@ from tactful.alerts.config import (
     CircuitOpen,
     DeadLetters,
     Lag,
+    MatchRate,
     NoSuccess,
     RejectRate,
+    SegmentSize,
+    SignatureFailures,
+    ZendeskSilence,
 )
+
+ZENDESK = "zendesk"  # the subject of the rules about what Zendesk sends
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,26 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A segment's members now and their net change (entries − exits) per window (µs)."""
+
+    members: int = 0
+    net: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Readings:
+    """What the rules that are not about delivery read: per destination the match rates its
+    platform reported (``(at_µs, percent)``, oldest first), per segment its size, when
+    Zendesk last sent an event, and refused webhook signatures per window (µs)."""
+
+    match_rates: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
+    segments: Mapping[str, Segment] = field(default_factory=dict)
+    last_zendesk_us: int | None = None
+    signature_failures: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     destination: str
@@ -61,9 +87,18 @@ def window_us(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
 
 
-def windows(rules: Sequence[AlertSettings]) -> set[int]:
-    """The reject-rate windows (µs) the snapshot must count answered rows over."""
-    return {window_us(r.kind.window) for r in rules if isinstance(r.kind, RejectRate)}
+def windows(
+    rules: Sequence[AlertSettings],
+    kind: type[RejectRate | MatchRate | SegmentSize | SignatureFailures] = RejectRate,
+) -> set[int]:
+    """The windows (µs) of the rules of ``kind`` the snapshot must count over."""
+    out: set[int] = set()
+    for rule in rules:
+        k = rule.kind
+        windowed = isinstance(k, RejectRate | MatchRate | SegmentSize | SignatureFailures)
+        if windowed and isinstance(k, kind):
+            out.add(window_us(k.window))
+    return out
 
 
 def short(us: float) -> str:
@@ -78,22 +113,41 @@ def short(us: float) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
+def subjects(
+    rule: AlertSettings, destinations: Sequence[str], segments: Sequence[str]
+) -> list[str]:
+    """What ``rule`` watches: destinations (``destinations``, else all), segments
+    (``segments``, else all) or Zendesk."""
+    kind = rule.kind
+    if isinstance(kind, SegmentSize):
+        return list(kind.segments) if kind.segments is not None else sorted(segments)
+    if isinstance(kind, ZendeskSilence | SignatureFailures):
+        return [ZENDESK]
+    return list(rule.destinations) if rule.destinations is not None else sorted(destinations)
+
+
 def evaluate(
-    rules: Sequence[AlertSettings], health: Mapping[str, Health], now_us: int
+    rules: Sequence[AlertSettings],
+    health: Mapping[str, Health],
+    now_us: int,
+    readings: Readings | None = None,
 ) -> list[Finding]:
-    """Every rule against every destination it watches (``destinations``, else all)."""
+    """Every rule against everything it watches (``subjects``)."""
+    seen = readings or Readings()
     out: list[Finding] = []
     for rule in rules:
-        names = rule.destinations if rule.destinations is not None else sorted(health)
-        for name in names:
-            h = health.get(name, Health())
-            holds, value, summary = _check(rule, h, now_us)
+        for name in subjects(rule, list(health), list(seen.segments)):
+            holds, value, summary = _check(rule, name, health.get(name, Health()), seen, now_us)
             out.append(Finding(rule.name, name, holds, value, f"{name}: {summary}"))
     return out
 
 
-def _check(rule: AlertSettings, h: Health, now_us: int) -> tuple[bool, float, str]:
+def _check(
+    rule: AlertSettings, name: str, h: Health, seen: Readings, now_us: int
+) -> tuple[bool, float, str]:
     kind = rule.kind
+    if isinstance(kind, MatchRate | SegmentSize | ZendeskSilence | SignatureFailures):
+        return _check_reading(kind, name, seen, now_us)
     if isinstance(kind, DeadLetters):
         return h.dead > kind.above, h.dead, f"{h.dead} dead letters (alert above {kind.above})"
     if isinstance(kind, CircuitOpen):
@@ -126,3 +180,60 @@ def _check(rule: AlertSettings, h: Health, now_us: int) -> tuple[bool, float, st
         )
         return quiet > limit, quiet / 1e6, summary
     raise AssertionError(f"unknown alert kind {type(kind).__name__}")
+
+
+def _check_reading(
+    kind: MatchRate | SegmentSize | ZendeskSilence | SignatureFailures,
+    name: str,
+    seen: Readings,
+    now_us: int,
+) -> tuple[bool, float, str]:
+    if isinstance(kind, MatchRate):
+        return _match_rate(kind, seen.match_rates.get(name, ()), now_us)
+    if isinstance(kind, SegmentSize):
+        return _segment_size(kind, seen.segments.get(name, Segment()))
+    if isinstance(kind, ZendeskSilence):
+        limit = window_us(kind.above)
+        if seen.last_zendesk_us is None:
+            return False, 0.0, "no event from Zendesk yet"
+        quiet = max(0, now_us - seen.last_zendesk_us)
+        summary = f"no event from Zendesk for {short(quiet)} (alert above {short(limit)})"
+        return quiet > limit, quiet / 1e6, summary
+    refused = seen.signature_failures.get(window_us(kind.window), 0)
+    summary = (
+        f"{refused} webhooks refused for a bad signature in the last "
+        f"{short(window_us(kind.window))} (alert above {kind.above})"
+    )
+    return refused > kind.above, float(refused), summary
+
+
+def _match_rate(
+    kind: MatchRate, readings: Sequence[tuple[int, float]], now_us: int
+) -> tuple[bool, float, str]:
+    recent = [rate for at, rate in readings if at >= now_us - window_us(kind.window)]
+    if not recent:
+        return False, 0.0, f"no match rate reported in the last {short(window_us(kind.window))}"
+    latest, best = recent[-1], max(recent)
+    low = kind.below is not None and latest < kind.below
+    fell = kind.drop is not None and best - latest > kind.drop
+    limits = []
+    if kind.below is not None:
+        limits.append(f"below {kind.below:g}%")
+    if kind.drop is not None:
+        limits.append(f"a drop over {kind.drop:g} points in {short(window_us(kind.window))}")
+    summary = f"match rate {latest:g}% (highest {best:g}%; alert on {' or '.join(limits)})"
+    return low or fell, latest, summary
+
+
+def _segment_size(kind: SegmentSize, seg: Segment) -> tuple[bool, float, str]:
+    net = seg.net.get(window_us(kind.window), 0)
+    before = seg.members - net
+    change = 100.0 * abs(net) / max(before, 1)
+    over = short(window_us(kind.window))
+    sign = "-" if net < 0 else "+"
+    summary = (
+        f"{before} → {seg.members} members in the last {over} ({sign}{change:.0f}%; "
+        f"alert above {kind.above:g}% from {kind.min_members} members)"
+    )
+    big = max(before, seg.members) >= kind.min_members
+    return big and change > kind.above, change, summary

@@ -16,14 +16,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.alerts import policy
-from tactful.alerts.config import AlertSettings
+from tactful.alerts.config import (
+    AlertSettings,
+    MatchRate,
+    SegmentSize,
+    SignatureFailures,
+    ZendeskSilence,
+)
 from tactful.alerts.notify import Notifier, NotifyError, notifier
 from tactful.alerts.policy import AlertState, Notice
-from tactful.alerts.rules import Answered, Finding, Health, evaluate, windows
+from tactful.alerts.rules import (
+    Answered,
+    Finding,
+    Health,
+    Readings,
+    Segment,
+    evaluate,
+    subjects,
+    windows,
+)
+from tactful.alerts.signatures import SignatureTally, refused
 from tactful.delivery.breaker import circuits
+from tactful.delivery.platform import match_percent
 from tactful.delivery.store import DeliveryStore
 from tactful.store.base import Store
 from tactful.store.runs import RunStore
+from tactful.store.watch import WatchStore
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +78,14 @@ class Alerter:
         transport: Any = None,
         notifiers: Mapping[str, Notifier] | None = None,
         clock_us: Callable[[], int] = now_us,
+        bad_signatures: Callable[[], int] | None = None,
     ) -> None:
+        """``bad_signatures``: this process's running total of refused webhook signatures
+        (``serve``), carried into the store before each check."""
         self.rules: list[AlertSettings] = list(settings.alerts)
         self.destinations = [d.name for d in settings.destinations]
+        self.segments = [s.name for s in settings.segments]
+        self.tally = None if bad_signatures is None else SignatureTally(bad_signatures)
         self.store = store
         self.clock_us = clock_us
         self.stopping = threading.Event()  # set by close(): owed notices wait for next time
@@ -97,10 +120,34 @@ class Alerter:
             )
         return out
 
+    def readings(self, now: int) -> Readings:
+        """What the rules beyond delivery read, only for the kinds configured."""
+        kinds = {type(r.kind) for r in self.rules}
+        watch = WatchStore(self.store)
+        rates: dict[str, list[tuple[int, float]]] = {}
+        if MatchRate in kinds:
+            longest = max(windows(self.rules, MatchRate))
+            for name, found in watch.match_rates(now - longest).items():
+                numbers = [(at, match_percent(text)) for at, text in found]
+                rates[name] = [(at, rate) for at, rate in numbers if rate is not None]
+        segments: dict[str, Segment] = {}
+        if SegmentSize in kinds:
+            members = watch.segment_members()
+            nets = {w: watch.segment_net(now - w) for w in windows(self.rules, SegmentSize)}
+            segments = {
+                name: Segment(members.get(name, 0), {w: n.get(name, 0) for w, n in nets.items()})
+                for name in self.segments
+            }
+        last = watch.last_zendesk_us() if ZendeskSilence in kinds else None
+        sigs = windows(self.rules, SignatureFailures)
+        return Readings(rates, segments, last, refused(self.store, sigs, now) if sigs else {})
+
+    def _evaluate(self, now: int) -> list[Finding]:
+        return evaluate(self.rules, self.health(now), now, self.readings(now))
+
     def findings(self) -> list[Finding]:
-        """Every rule on every destination it watches, now; tells no one, changes nothing."""
-        now = self.clock_us()
-        return evaluate(self.rules, self.health(now), now)
+        """Every rule on everything it watches, now; tells no one, changes nothing."""
+        return self._evaluate(self.clock_us())
 
     def test(self, channel: str) -> None:
         """Send a test notice to ``channel`` (raises ``NotifyError`` when it does not take it)."""
@@ -114,11 +161,13 @@ class Alerter:
     def check(self) -> CheckReport | None:
         """Evaluate every rule and deliver the notices owed; None when another process is
         checking now."""
+        if self.tally is not None:  # every process, whether it checks or not
+            self.tally.flush(self.store, self.clock_us())
         with self.store.claim("alerts") as got:
             if not got:
                 return None
             now = self.clock_us()
-            report = CheckReport(evaluate(self.rules, self.health(now), now))
+            report = CheckReport(self._evaluate(now))
             by_name = {r.name: r for r in self.rules}
             for finding in report.findings:
                 self._settle(by_name[finding.rule], finding, now, report)
@@ -161,8 +210,7 @@ class Alerter:
         out: list[AlertStatus] = []
         with self.store.reader() as reader:
             for rule in self.rules:
-                names = rule.destinations if rule.destinations is not None else self.destinations
-                for name in names:
+                for name in subjects(rule, self.destinations, self.segments):
                     state = AlertState.loads(reader.get_meta(policy.meta_key(rule.name, name)))
                     if state is None:
                         out.append(AlertStatus(rule.name, name, rule.severity, "ok", None, ""))
@@ -184,12 +232,12 @@ class Alerter:
             channel.close()
 
 
-async def run_alerts(alerter: Alerter, every: float = CHECK_EVERY) -> None:
-    """Check the alerts every ``every`` seconds (``serve``); a failed check is logged and
-    the next one tries again (what was owed stays owed)."""
+async def run_alerts(alerter: Alerter, every: float | None = None) -> None:
+    """Check the alerts every ``every`` seconds (default ``CHECK_EVERY``; ``serve``); a
+    failed check is logged and the next one tries again (what was owed stays owed)."""
     while True:
         try:
             await asyncio.to_thread(alerter.check)
         except Exception:
             log.exception("alert check failed")
-        await asyncio.sleep(every)
+        await asyncio.sleep(CHECK_EVERY if every is None else every)

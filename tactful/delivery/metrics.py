@@ -14,7 +14,9 @@ process sharing a database reports the same figures):
   did, by outcome (``delivered``, ``rejected``, ``retried``, ``dead``, ``skipped``);
 - ``tactful_destination_audience_size{destination,bound}``: an ad audience's size as the
   platform last reported it (``lower`` and ``upper`` bound; ``tactful.delivery.platform``),
-  beside ``tactful_segment_members`` (Tactful's own count).
+  beside ``tactful_segment_members`` (Tactful's own count);
+- ``tactful_destination_match_rate_percent{destination}``: the match rate the platform last
+  reported (a range, such as Google's ``61-70%``, as its middle).
 
 A destination with nothing recorded yet reports zeros (and no timestamps), so every
 configured destination has its series from the first scrape.
@@ -91,6 +93,11 @@ class DeliveryCollector(Collector):
             "The ad audience's size as the platform last reported it (a range: lower, upper)",
             ("destination", "bound"),
         )
+        match = gauge(
+            "tactful_destination_match_rate_percent",
+            "The match rate the platform last reported, in percent (a range as its middle)",
+            ("destination",),
+        )
         now_us = time.time_ns() // 1000
         health = DeliveryStore(self.store).health()
         runs = RunStore(self.store)
@@ -119,4 +126,7 @@ class DeliveryCollector(Collector):
                 value = None if read is None else getattr(read[1], f"audience_{bound}")
                 if value is not None:
                     size.add_metric([name, bound], value)
-        yield from (state, failures, pending, lag, dead, success, last_run, rows, size)
+            rate = None if read is None else platform.match_percent(read[1].match_rate)
+            if rate is not None:
+                match.add_metric([name], rate)
+        yield from (state, failures, pending, lag, dead, success, last_run, rows, size, match)

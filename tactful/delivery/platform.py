@@ -10,6 +10,7 @@ the store's ``meta`` (``platform:<destination>``) for ``/metrics`` and the dashb
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,20 @@ from tactful.store.base import Store
 log = logging.getLogger(__name__)
 
 READ_EVERY = timedelta(minutes=10)
+
+
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)")
+
+
+def match_percent(text: str) -> float | None:
+    """A platform's match rate as a number: ``63%`` → 63, a range ``61-70%`` → its middle
+    65.5, ``less than 20%`` → 10 (the middle of 0–20); None when there is none."""
+    numbers = [float(n) for n in _PERCENT.findall(text)][:2]
+    if not numbers:
+        return None
+    if "less than" in text:
+        return numbers[0] / 2
+    return sum(numbers) / len(numbers)
 
 
 def meta_key(destination: str) -> str:

@@ -22,6 +22,14 @@ complete, later jobs of the batch are not started and their items retry. A job s
 at the end of a send is awaited before the next send creates one (concurrent work on one list
 fails with ``CONCURRENT_MODIFICATION``, and per-person order depends on it).
 
+``audience_report`` reads the user list's size and match rate with ``googleAds:search``:
+``SELECT user_list.size_for_search, user_list.size_for_display,
+user_list.match_rate_percentage FROM user_list WHERE user_list.resource_name = '…'``
+(https://developers.google.com/google-ads/api/reference/rpc/v24/UserList: estimated users
+for Search and for the Display Network, and the Customer Match list's match rate, 0–100; the
+REST answer carries the sizes, int64, as JSON strings). The two sizes are shown as the
+audience's range (the smaller and the larger), the match rate as ``63%``.
+
 Headers: ``Authorization: Bearer``, ``developer-token``, and ``login-customer-id`` when set
 (customer ids are sent as digits, without dashes). A ``base_url`` (the fake, a simulator)
 replaces both hosts: the Ads API under it and the token endpoint at ``{base_url}/token``.
@@ -41,6 +49,8 @@ from tactful.destinations.base import (
     Capabilities,
     Item,
     Outcome,
+    PlatformReport,
+    PlatformUnreadable,
     Purpose,
     classify_status,
     parse_retry_after,
@@ -206,6 +216,33 @@ class GoogleCustomerMatch:
             raise CallFailed(Outcome("retry", f"job {job} not found by googleAds:search"))
         return str(found.get("status", "UNKNOWN")), str(found.get("failureReason", ""))
 
+    # --- the platform's report ---------------------------------------------------------------
+
+    def audience_report(self) -> PlatformReport:
+        """The user list's sizes (Search, Display) and match rate as Google reports them;
+        ``PlatformUnreadable`` when Google does not answer with them."""
+        query = (
+            "SELECT user_list.size_for_search, user_list.size_for_display,"
+            " user_list.match_rate_percentage FROM user_list"
+            f" WHERE user_list.resource_name = '{self.user_list}'"
+        )
+        try:
+            answer = self._call(f"customers/{self.customer_id}/googleAds:search", {"query": query})
+        except CallFailed as exc:
+            raise PlatformUnreadable(exc.outcome.error) from exc
+        rows = answer.get("results") or [None]
+        found = rows[0].get("userList") if isinstance(rows[0], dict) else None
+        if not isinstance(found, dict):
+            raise PlatformUnreadable(f"user list {self.user_list} not found by googleAds:search")
+        sizes = [_count(found.get(k)) for k in ("sizeForSearch", "sizeForDisplay")]
+        known = [n for n in sizes if n is not None]
+        rate = _count(found.get("matchRatePercentage"))
+        return PlatformReport(
+            audience_lower=min(known) if known else None,
+            audience_upper=max(known) if known else None,
+            match_rate=f"{rate}%" if rate is not None else "",
+        )
+
     # --- HTTP -----------------------------------------------------------------------------
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -242,6 +279,15 @@ class GoogleCustomerMatch:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer from Google's JSON (int64 arrive as strings), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 class CustomerMatchConfig(GoogleOAuthConfig):

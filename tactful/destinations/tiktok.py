@@ -8,6 +8,14 @@ with the ``Access-Token`` header and a JSON body ``{"advertiser_ids": [...], "ac
 one the streaming API can write to (created with ``/segment/audience/``: a "Partner
 audience"). TikTok takes no external ids here, so only emails and phones are sent.
 
+``audience_report`` reads the audience's size as TikTok reports it: ``GET
+/open_api/v1.3/dmp/custom_audience/get/?advertiser_id=…&custom_audience_ids=["…"]``
+("Obtain the details of specified audiences",
+https://business-api.tiktok.com/portal/docs?id=1739940507792385) answers ``data.list[]``
+of ``{"audience_details": {…, "cover_num", "is_valid"}, "audience_history"}``: ``cover_num``
+is the number of the audience's users matched on TikTok; an audience not ``is_valid`` is
+still being calculated (or expired). TikTok reports no match rate.
+
 Answers are ``{"code": 0, "message": "OK", "request_id", "data"}``; a non-zero ``code`` is an
 error even with HTTP 200: 40100 (too many requests) and 5xxxx are retried, 40102/40104/40105
 (access token expired, missing or revoked) and 40001 (no permission) are rejected with a
@@ -16,6 +24,7 @@ hint, anything else is rejected with TikTok's message.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +40,8 @@ from tactful.destinations.base import (
     Item,
     ItemKind,
     Outcome,
+    PlatformReport,
+    PlatformUnreadable,
     Purpose,
     classify_status,
     parse_retry_after,
@@ -97,6 +108,7 @@ class TikTokAudience:
         self.segments = segments
         self.capabilities = Capabilities(max_batch=MAX_ITEMS_PER_SEND, kinds=KINDS)
         self.url = f"{base_url.rstrip('/')}/segment/mapping/"
+        self.details_url = f"{base_url.rstrip('/')}/dmp/custom_audience/get/"
         self.advertiser_id = advertiser_id
         self.audience_id = audience_id
         self._rows_per_request = rows_per_request
@@ -118,6 +130,41 @@ class TikTokAudience:
 
     def close(self) -> None:
         self._client.close()
+
+    def audience_report(self) -> PlatformReport:
+        """The audience's matched users (``cover_num``) as TikTok reports them;
+        ``PlatformUnreadable`` when TikTok does not answer with them."""
+        params = {
+            "advertiser_id": self.advertiser_id,
+            "custom_audience_ids": json.dumps([self.audience_id]),
+        }
+        try:
+            response = self._client.get(self.details_url, params=params)
+        except httpx.TransportError as exc:
+            raise PlatformUnreadable(f"TikTok unreachable: {exc!r}") from exc
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise PlatformUnreadable(f"HTTP {response.status_code}: unreadable TikTok answer")
+        code, message = answer.get("code"), str(answer.get("message") or "")
+        if not 200 <= response.status_code < 300 or code != 0:
+            raise PlatformUnreadable(f"HTTP {response.status_code}, TikTok error {code}: {message}")
+        data = answer.get("data")
+        found = data.get("list") if isinstance(data, dict) else None
+        details: list[dict[str, Any]] = []
+        for entry in found if isinstance(found, list) else []:
+            got = entry.get("audience_details") if isinstance(entry, dict) else None
+            if isinstance(got, dict):
+                details.append(got)
+        mine = [d for d in details if str(d.get("audience_id")) == self.audience_id]
+        if not mine:
+            raise PlatformUnreadable(f"audience {self.audience_id} not in TikTok's answer")
+        count = mine[0].get("cover_num")
+        size = count if isinstance(count, int) and not isinstance(count, bool) else None
+        status = "" if mine[0].get("is_valid", True) else "not valid (calculating or expired)"
+        return PlatformReport(status=status, audience_lower=size, audience_upper=size)
 
     def body(self, kind: ItemKind, rows: list[Row]) -> dict[str, Any]:
         """The documented request body for ``rows`` (a person's hashes per ``ID_SCHEMA``)."""

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
-from tactful.alerts.metrics import AlertCollector
+from tactful.alerts.metrics import AlertCollector, ZendeskCollector
 from tactful.alerts.service import Alerter, run_alerts
 from tactful.config import Settings
 from tactful.delivery.metrics import DeliveryCollector
@@ -313,7 +313,10 @@ def create_app(
     if settings.destinations:
         names = [d.name for d in settings.destinations]
         metric_set.registry.register(DeliveryCollector(engine.store, names))
-    alerter = Alerter(settings, engine.store) if settings.alerts else None
+    metric_set.registry.register(ZendeskCollector(engine.store))
+    alerter = None
+    if settings.alerts:
+        alerter = Alerter(settings, engine.store, bad_signatures=lambda: metric_set.bad_signatures)
     if alerter is not None:
         metric_set.registry.register(AlertCollector(alerter))
     sidebar = SidebarState(

@@ -90,6 +90,7 @@ class _StoreCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.bad_signatures = 0
         r = self.registry
         self.received = Counter(
             "tactful_events_received", "Canonical events received", ["source"], registry=r
@@ -147,7 +148,10 @@ class Metrics:
             self.reject(reason)
 
     def reject(self, reason: str, count: int = 1) -> None:
-        self.rejected.labels(reason_code(reason)).inc(count)
+        code = reason_code(reason)
+        self.rejected.labels(code).inc(count)
+        if code == "bad_signature":  # the signature_failures alert rule's count
+            self.bad_signatures += count
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -173,3 +173,21 @@ def test_the_person_page_lists_every_delivery_about_them(w: World, client: TestC
     assert "received" in rejected[0][5] and "1 invalid" in rejected[0][5]
     assert all(r[0] == "hook" for r in rows) and len(rows) >= 4
     assert 'href="/destinations/hook"' in text
+
+
+def test_the_match_rate_trend_is_shown_from_the_last_readings(w: World, client: TestClient) -> None:
+    """Issue 21 §3: the match rate's last readings (kept with the sync runs), oldest first,
+    and which way it goes."""
+    import time
+
+    from tactful.store.runs import RunCounts, RunStore
+
+    runs = RunStore(w.engine.store)
+    now = time.time_ns() // 1000
+    for hours_ago, rate in ((3, "81-90%"), (2, "71-80%"), (1, "63%")):
+        run = runs.open("hook", now - hours_ago * 3_600_000_000)
+        runs.close(run, 1000, RunCounts(), "", PlatformReport(match_rate=rate))
+    text = client.get("/destinations/hook").text
+    trend = re.search(r'<dd class="match-trend (\w+)"[^>]*>(.*?)</dd>', text)
+    assert trend is not None and trend.group(1) == "falling"
+    assert re.sub(r"<[^>]+>", "", trend.group(2)) == "81-90% → 71-80% → 63% (falling)"

@@ -581,3 +581,36 @@ def test_create_names_missing_keys() -> None:
     )
     with pytest.raises(ValueError, match="user_list_id"):
         registry.create(config)
+
+
+# --- the platform's report (issue 21 §3) ----------------------------------------------------
+
+
+def test_audience_report_reads_the_user_lists_sizes_and_match_rate(google: Any) -> None:
+    fake, dest = google
+    assert [o.kind for o in dest.send([item(i) for i in range(10)])] == ["ok"] * 10
+    report = dest.audience_report()
+    # 10 members at 70%: 7 matched on Display, 80% of them (5) on Search
+    assert (report.audience_lower, report.audience_upper, report.match_rate) == (5, 7, "70%")
+    assert report.audience_size == "5–7"
+    [query] = [b["query"] for b in bodies(fake, "googleAds:search") if "user_list" in b["query"]]
+    assert query == (
+        "SELECT user_list.size_for_search, user_list.size_for_display,"
+        " user_list.match_rate_percentage FROM user_list"
+        f" WHERE user_list.resource_name = '{LIST}'"
+    )
+    fake.list_sizes, fake.match_rate_percentage = (1200, 1200), 41
+    again = dest.audience_report()
+    assert (again.audience_lower, again.audience_upper, again.match_rate) == (1200, 1200, "41%")
+
+
+def test_audience_report_failures_are_unreadable_not_delivery_errors(google: Any) -> None:
+    from tactful.destinations.base import PlatformUnreadable
+
+    fake, dest = google
+    fake.fail_next(1, 503)
+    with pytest.raises(PlatformUnreadable, match="HTTP 503"):
+        dest.audience_report()
+    fake.members.pop(LIST)  # a list Google does not know (deleted)
+    with pytest.raises(PlatformUnreadable, match="not found"):
+        dest.audience_report()

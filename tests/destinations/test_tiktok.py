@@ -222,3 +222,50 @@ def test_create_from_config_through_the_registry() -> None:
     assert (dest.advertiser_id, dest.audience_id) == ("7000000000000000001", "123")
     assert (dest.purpose, dest.segments, dest.type) == ("ads", ["vip"], "tiktok_audience")
     dest.close()
+
+
+# --- the platform's report (issue 21 §3) ----------------------------------------------------
+
+
+def test_audience_report_reads_cover_num(served: Any) -> None:
+    fake, dest = served()
+    assert [o.kind for o in dest.send([item(i) for i in range(3)])] == ["ok"] * 3
+    report = dest.audience_report()
+    # three people with an email and a phone each: six identifiers stored
+    assert (report.audience_lower, report.audience_upper, report.status) == (6, 6, "")
+    [get] = [r for r in fake.requests if r.method == "GET"]
+    assert get.path == "/open_api/v1.3/dmp/custom_audience/get/"
+    assert get.headers["access-token"] == TOKEN
+    fake.matched = 4200
+    assert dest.audience_report().audience_size == "4,200"
+
+
+def test_audience_report_failures_are_unreadable(served: Any) -> None:
+    from tactful.destinations.base import PlatformUnreadable
+
+    _, revoked = served(token="revoked")
+    with pytest.raises(PlatformUnreadable, match="40105"):
+        revoked.audience_report()
+    _, elsewhere = served(audience_ids=("42",))
+    with pytest.raises(PlatformUnreadable, match="40002"):
+        elsewhere.audience_report()
+    fake, dest = served()
+    fake.fail_next(1, 503)
+    with pytest.raises(PlatformUnreadable, match="HTTP 503"):
+        dest.audience_report()
+
+
+def test_audience_report_sends_the_documented_query() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        details = {"audience_id": AUDIENCE, "cover_num": 1500, "is_valid": False}
+        answer = {"code": 0, "message": "OK", "data": {"list": [{"audience_details": details}]}}
+        return httpx.Response(200, json=answer)
+
+    report = mock(handler).audience_report()
+    assert report.audience_size == "1,500" and report.status.startswith("not valid")
+    params = seen[0].url.params
+    assert params["advertiser_id"] == ADVERTISER
+    assert json.loads(params["custom_audience_ids"]) == [AUDIENCE]

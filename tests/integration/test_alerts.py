@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tactful.alerts.fakes import FakeSlack, FakeSMTP
@@ -441,3 +442,132 @@ def test_email_requires_starttls_unless_told_the_relay_is_trusted() -> None:
         assert len(smtp.mails) == 1 and smtp.mails[0].login == "alerts"
     finally:
         smtp.close()
+
+
+BEYOND = """
+[[alerts]]
+name = "match"
+when = "match_rate"
+below = 50
+drop = 15
+notify = ["pager"]
+
+[[alerts]]
+name = "size"
+when = "segment_size"
+above = 50
+min_members = 2
+notify = ["pager"]
+
+[[alerts]]
+name = "quiet"
+when = "zendesk_silence"
+above = "6h"
+notify = ["pager"]
+
+[[alerts]]
+name = "forged"
+when = "signature_failures"
+above = 3
+window = "10m"
+notify = ["pager"]
+"""
+
+
+def test_match_rate_segment_size_zendesk_silence_and_signature_failures(
+    tmp_path: Path, channels: Channels
+) -> None:
+    """Each kind beyond delivery reads what the store keeps: the platform readings of the
+    sync runs, the segment's membership history, when events arrived, and the refused
+    signatures every process carries into the store."""
+    from tactful.alerts.signatures import META_KEY
+    from tactful.destinations.base import PlatformReport
+
+    settings, engine, _ = setup(tmp_path, config(channels, BEYOND))
+    refused = [0]
+    clock = Clock()
+    alerter = Alerter(settings, engine.store, clock_us=clock, bad_signatures=lambda: refused[0])
+    hour = 60 * MINUTE
+
+    def firing() -> set[tuple[str, str]]:
+        report = alerter.check()
+        assert report is not None
+        return {(n.rule, n.destination) for n in report.sent if n.kind == "firing"}
+
+    try:
+        # three people join "suppress" at T0 (the membership history's time); an hour later
+        clock.us = int(at(0).timestamp() * 1_000_000) + 10 * MINUTE
+        for i in range(3):
+            person = user(i + 1, emails=(f"s{i}@example.com",))
+            engine.apply([person, ticket(i + 1, at(0), "open", requester_id=i + 1)])
+        runs = RunStore(engine.store)
+        for ago, rate in ((3 * hour, "81-90%"), (2 * hour, "71-80%"), (hour, "61-70%")):
+            run = runs.open("hook", clock.us - ago)
+            runs.close(run, 1000, RunCounts(), "", PlatformReport(match_rate=rate))
+        assert firing() == {("match", "hook"), ("size", "suppress")}
+        summaries = {d.payload["data"]["alert"]: d.payload["data"]["summary"]
+                     for d in channels.hook.deliveries}  # fmt: skip
+        assert summaries["match"].startswith("hook: match rate 65.5% (highest 85.5%")
+        assert summaries["size"].startswith("suppress: 0 → 3 members in the last 1h 00m")
+
+        # 7 hours after the events were received (wall clock): Zendesk has gone quiet; the
+        # segment has not changed in the last hour and the readings are over a day old
+        clock.us = time.time_ns() // 1000 + 7 * hour
+        report = alerter.check()
+        assert report is not None
+        assert {(n.rule, n.kind) for n in report.sent} == {
+            ("quiet", "firing"), ("match", "resolved"), ("size", "resolved"),
+        }  # fmt: skip
+
+        # 4 refused signatures (this process's count), carried into the store's counts
+        refused[0] = 4
+        assert firing() == {("forged", "zendesk")}
+        with engine.store.reader() as reader:
+            assert sum(orjson.loads(reader.get_meta(META_KEY) or "{}").values()) == 4
+        assert ("forged", "zendesk", "firing") in {
+            (s.rule, s.destination, s.state) for s in alerter.statuses()
+        }
+        clock.us += 11 * MINUTE  # out of the 10-minute window
+        assert {n.rule for n in sent(alerter) if n.kind == "resolved"} == {"forged"}
+    finally:
+        alerter.close()
+        engine.store.close()
+
+
+def test_serve_counts_refused_signatures_across_processes_for_the_alert(
+    tmp_path: Path, channels: Channels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Webhooks refused for a bad signature by a running app reach the rule (through the
+    store), and the alert fires from serve's own check loop."""
+    from starlette.testclient import TestClient
+
+    from tactful.alerts import service
+    from tactful.web.app import create_app
+
+    monkeypatch.setattr(service, "CHECK_EVERY", 0.1)
+    rules = BEYOND.split("[[alerts]]")[-1]
+    text = config(channels, "[[alerts]]" + rules) + '\n[zendesk]\nwebhook_secret = "s3cret"\n'
+    settings, engine, _ = setup(tmp_path, text)
+    app = create_app(settings, engine, tick_seconds=0, deliver_seconds=0)
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            for _ in range(4):
+                answer = client.post(
+                    "/webhooks/zendesk",
+                    content=b'{"type": "x"}',
+                    headers={
+                        "X-Zendesk-Webhook-Signature": "forged",
+                        "X-Zendesk-Webhook-Signature-Timestamp": "2026-12-06T10:00:00Z",
+                    },
+                )
+                assert answer.status_code == 401
+            deadline = time.monotonic() + 10
+            while not channels.hook.deliveries and time.monotonic() < deadline:
+                time.sleep(0.05)
+        [delivery] = channels.hook.deliveries
+        assert delivery.payload["type"] == "alert.firing"
+        assert delivery.payload["data"]["summary"] == (
+            "zendesk: 4 webhooks refused for a bad signature in the last 10m (alert above 3)"
+        )
+    finally:
+        engine.store.close()

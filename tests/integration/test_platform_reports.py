@@ -131,3 +131,59 @@ def test_runs_json_and_metrics_show_the_audience_size(
         text = client.get("/metrics").text
     assert 'tactful_destination_audience_size{bound="lower",destination="meta"} 1.0' in text
     engine.store.close()
+
+
+def test_google_customer_match_sizes_and_match_rate_reach_the_runs_and_metrics(
+    tmp_path: Path,
+) -> None:
+    """Google Ads Customer Match: the user list's sizes (Search, Display) and match rate,
+    read by the worker with the sync, kept with the run and exported."""
+    from starlette.testclient import TestClient
+
+    from tactful.destinations.fakes.google import FakeGoogleAds
+    from tactful.web.app import create_app
+
+    fake = FakeGoogleAds(match_rate_percentage=64)
+    root, stop = run_in_thread(fake.app)
+    text = f"""
+[[segments]]
+name = "suppress"
+when = "has_open_ticket"
+
+[[destinations]]
+name = "google"
+type = "google_customer_match"
+segment = "suppress"
+customer_id = "1234567890"
+user_list_id = "987654321"
+developer_token = "dev-token"
+client_id = "client-id"
+client_secret = "client-secret"
+refresh_token = "refresh-token"
+base_url = "{root}"
+"""
+    settings = settings_from_toml(text, environ={})
+    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
+    worker = DeliveryWorker(settings, engine.store)
+    try:
+        engine.apply(
+            [e for i in range(1, 11) for e in (user(i, emails=(f"p{i}@example.com",)),
+                                            ticket(i, at(0), "open", requester_id=i))]
+        )  # fmt: skip
+        worker.sync()
+        assert len(fake.snapshot()[fake.user_list]) == 10
+        [run] = RunStore(engine.store).page("google").runs
+        assert run.counts.added == 10 and run.platform is not None
+        # 10 members at 64%: 6 on Display, 4 on Search
+        assert (run.platform.audience_size, run.platform.match_rate) == ("4–6", "64%")
+        app = create_app(settings, engine, tick_seconds=0, deliver_seconds=0)
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            metrics = client.get("/metrics").text
+        assert 'tactful_destination_match_rate_percent{destination="google"} 64.0' in metrics
+        assert (
+            'tactful_destination_audience_size{bound="upper",destination="google"} 6.0' in metrics
+        )
+    finally:
+        worker.close()
+        engine.store.close()
+        stop()

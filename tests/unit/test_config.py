@@ -704,7 +704,14 @@ def test_starter_config_with_everything_uncommented_loads_when_env_is_set() -> N
     environ["SLACK_ALERTS_WEBHOOK"] = "https://hooks.slack.com/services/T0/B0/x"
     s = settings_from_toml(text, environ=environ)
     assert len(s.destinations) == 13
-    assert [(a.name, a.notify) for a in s.alerts] == [("dead_letters", ["ops-slack"])]
+    assert [(a.name, a.when) for a in s.alerts] == [
+        ("dead_letters", "dead_letters"),
+        ("match_rate", "match_rate"),
+        ("segment_jump", "segment_size"),
+        ("zendesk_quiet", "zendesk_silence"),
+        ("forged_webhooks", "signature_failures"),
+    ]
+    assert {tuple(a.notify) for a in s.alerts} == {("ops-slack",)}
     assert s.zendesk.subdomain == "yourbrand" and s.identity.default_region == "US"
     assert s.consent.fields == {"ads": "marketing_ads_consent", "email": "marketing_email_consent"}
     assert {d.type for d in s.destinations} == {

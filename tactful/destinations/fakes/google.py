@@ -8,7 +8,12 @@ Serves, on one base URL:
   400 ``invalid_grant``.
 - ``POST /v26/customers/{cid}/offlineUserDataJobs:create``, ``…/offlineUserDataJobs/{id}``
   ``:addOperations`` and ``:run``, and ``POST /v26/customers/{cid}/googleAds:search`` (the
-  job-status query only).
+  job-status query, and the user list's ``size_for_search``, ``size_for_display`` and
+  ``match_rate_percentage``:
+  https://developers.google.com/google-ads/api/reference/rpc/v24/UserList; sizes, int64, as
+  JSON strings). The sizes are the list's members times ``match_rate_percentage`` (70 by
+  default), Search's ``search_share`` of that (Search counts only signed-in users);
+  ``list_sizes`` sets them outright.
 
 Ads requests are checked in Google's order: bearer token (401 ``UNAUTHENTICATED``),
 ``developer-token`` (401 ``DEVELOPER_TOKEN_INVALID``), ``login-customer-id`` and access to the
@@ -82,6 +87,7 @@ _CONSENT_STATUSES = frozenset({"UNSPECIFIED", "UNKNOWN", "GRANTED", "DENIED"})
 _JOBS = re.compile(rf"/{API_VERSION}/customers/(\d+)/offlineUserDataJobs(?:/(\d+))?:(\w+)")
 _SEARCH = re.compile(rf"/{API_VERSION}/customers/(\d+)/googleAds:search")
 _CUSTOMER = re.compile(rf"/{API_VERSION}/customers/(\d+)/")
+_LIST_QUERY = re.compile(r"FROM\s+user_list\s+WHERE\s+user_list\.resource_name\s*=\s*'([^']+)'")
 _JOB_QUERY = re.compile(
     r"FROM\s+offline_user_data_job\s+WHERE\s+offline_user_data_job\.resource_name\s*=\s*'([^']+)'"
 )
@@ -145,8 +151,12 @@ class FakeGoogleAds(FakeBase):
         token_ttl: int = 3599,
         polls_to_finish: int = 1,
         max_identifiers_per_request: int = MAX_IDENTIFIERS_PER_REQUEST,
+        match_rate_percentage: int = 70,
+        search_share: float = 0.8,
     ) -> None:
         super().__init__()
+        self.match_rate_percentage, self.search_share = match_rate_percentage, search_share
+        self.list_sizes: tuple[int, int] | None = None  # (search, display), when set
         self.customer_id, self.developer_token = customer_id, developer_token
         self.login_customer_id = login_customer_id
         self.user_list = f"customers/{customer_id}/userLists/{user_list_id}"
@@ -385,7 +395,25 @@ class FakeGoogleAds(FakeBase):
             {"name": job.resource_name.replace("offlineUserDataJobs", "operations")}
         )
 
+    def _list_sizes(self, user_list: str) -> Response:
+        mask = "userList.sizeForSearch,userList.sizeForDisplay,userList.matchRatePercentage"
+        members = self.members.get(user_list)
+        if members is None:
+            return JSONResponse({"fieldMask": mask})
+        matched = len(members) * self.match_rate_percentage // 100
+        search, display = self.list_sizes or (int(matched * self.search_share), matched)
+        row = {
+            "resourceName": user_list,
+            "sizeForSearch": str(search),
+            "sizeForDisplay": str(display),
+            "matchRatePercentage": self.match_rate_percentage,
+        }
+        return JSONResponse({"results": [{"userList": row}], "fieldMask": mask})
+
     def _search(self, data: dict[str, Any]) -> Response:
+        listed = _LIST_QUERY.search(str(data.get("query", "")))
+        if listed is not None:
+            return self._list_sizes(listed.group(1))
         match = _JOB_QUERY.search(str(data.get("query", "")))
         if match is None:
             code = "PROHIBITED_RESOURCE_TYPE_IN_FROM_CLAUSE"

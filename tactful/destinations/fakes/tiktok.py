@@ -13,6 +13,15 @@ errors, checked in this order:
   neither ``{}`` nor ``{"id": <SHA-256 hex>, "audience_ids": [...]}``, an unknown audience;
 - 40001: ``advertiser_ids`` without the configured advertiser.
 
+``GET /open_api/v1.3/dmp/custom_audience/get/?advertiser_id=…&custom_audience_ids=["…"]``
+("Obtain the details of specified audiences",
+https://business-api.tiktok.com/portal/docs?id=1739940507792385; the field names as in
+TikTok's own SDK listing of the endpoint) answers ``{"data": {"list": [{"audience_details":
+{"audience_id", "name", "audience_type", "cover_num", "is_valid", "is_creator", "shared",
+…}, "audience_history": []}]}}``: ``cover_num`` is the audience's users matched on TikTok
+(here its stored identifiers, or ``matched`` when set). Same token and advertiser checks;
+an unknown audience id is 40002.
+
 A request is all or nothing. Members are stored per audience as ``(id type, hash)`` pairs;
 ``snapshot()`` returns them. ``fail_next`` answers an HTTP status instead (with
 ``Retry-After``) for the suite's transport-level checks.
@@ -30,9 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.destinations.fakes.base import FakeBase
+from tactful.destinations.fakes.base import FakeBase, RecordedRequest
 
 PATH = "/open_api/v1.3/segment/mapping/"
+GET_PATH = "/open_api/v1.3/dmp/custom_audience/get/"
 ID_TYPES = frozenset({"EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "GAID_SHA256", "AAID_SHA256"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -62,7 +72,13 @@ class FakeTikTok(FakeBase):
         self.max_rows = max_rows
         self.audiences: dict[str, set[Pair]] = {a: set() for a in audience_ids}
         self._rate_limited = 0
-        self.app = Starlette(routes=[Route(PATH, self._mapping, methods=["POST"])])
+        self.matched: int | None = None  # cover_num to report instead of the stored count
+        self.app = Starlette(
+            routes=[
+                Route(PATH, self._mapping, methods=["POST"]),
+                Route(GET_PATH, self._details, methods=["GET"]),
+            ]
+        )
 
     @staticmethod
     def base_url(root: str) -> str:
@@ -90,6 +106,52 @@ class FakeTikTok(FakeBase):
             response = self._answer(request, body)
             self._record(request, body, response.status_code)
         return response
+
+    async def _details(self, request: Request) -> Response:
+        with self.lock:
+            response = self._detail_answer(request)
+            self.requests.append(
+                RecordedRequest(
+                    "GET", request.url.path, dict(request.headers), b"", response.status_code
+                )
+            )
+        return response
+
+    def _detail_answer(self, request: Request) -> Response:
+        if self._faults:
+            status, retry_after = self._faults.popleft()
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            return _reply(50000 if status >= 500 else 40002, f"HTTP {status}", status, headers)
+        if request.headers.get("access-token") != self.access_token:
+            return _reply(40105, "Access token is incorrect or has been revoked.")
+        if request.query_params.get("advertiser_id") != self.advertiser_id:
+            return _reply(40001, "No permission to operate this advertiser.")
+        try:
+            wanted = json.loads(request.query_params.get("custom_audience_ids", ""))
+        except ValueError:
+            wanted = None
+        if not isinstance(wanted, list) or not wanted:
+            return _reply(40002, "custom_audience_ids: a JSON list of ids is required.")
+        unknown = [a for a in wanted if a not in self.audiences]
+        if unknown:
+            return _reply(40002, f"custom_audience_ids: {unknown} not found.")
+        found = [
+            {
+                "audience_details": {
+                    "audience_id": a,
+                    "name": f"Tactful {a}",
+                    "audience_type": "Partner",
+                    "cover_num": len(self.audiences[a]) if self.matched is None else self.matched,
+                    "is_valid": True,
+                    "is_expiring": False,
+                    "is_creator": True,
+                    "shared": False,
+                },
+                "audience_history": [],
+            }
+            for a in wanted
+        ]
+        return _reply(0, "OK", data={"list": found})
 
     def _answer(self, request: Request, body: bytes) -> Response:
         if self._faults:
@@ -159,7 +221,11 @@ class FakeTikTok(FakeBase):
 
 
 def _reply(
-    code: int, message: str, status: int = 200, headers: dict[str, str] | None = None
+    code: int,
+    message: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Response:
-    body = {"code": code, "message": message, "request_id": uuid.uuid4().hex, "data": {}}
+    body = {"code": code, "message": message, "request_id": uuid.uuid4().hex, "data": data or {}}
     return JSONResponse(body, status_code=status, headers=headers)

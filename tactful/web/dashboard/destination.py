@@ -12,11 +12,14 @@ from tactful.delivery.preview import Preview, preview
 from tactful.delivery.store import DeliveryStore
 from tactful.destinations.base import PlatformReport
 from tactful.store.runs import RowError, Run, RunStore
+from tactful.store.watch import WatchStore
 from tactful.web.context import WebContext
 from tactful.web.dashboard import people, volume
 from tactful.web.dashboard.people import Label
 
 RUNS_PER_PAGE = 25
+TREND_READINGS = 10  # the match rate's last readings shown as its trend
+TREND_SINCE_US = 30 * 86_400 * 1_000_000
 
 
 def mask(text: str, kind: str) -> str:
@@ -51,6 +54,17 @@ class DestinationPage:
     members: int | None = None
     chart: str = ""  # SVG: volume and errors per hour (``volume.volume_chart``)
     preview: Preview | None = None  # a dry run asked from the page
+    # the match rate's last readings (when, as the platform words it), oldest first
+    match_trend: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def match_direction(self) -> str:
+        """``falling``, ``rising`` or ``steady``: the last reading against the first shown."""
+        rates = [platform.match_percent(text) for _, text in self.match_trend]
+        known = [r for r in rates if r is not None]
+        if len(known) < 2 or known[-1] == known[0]:
+            return "steady"
+        return "falling" if known[-1] < known[0] else "rising"
 
 
 def destination_page(ctx: WebContext, name: str, before: int | None) -> DestinationPage | None:
@@ -93,6 +107,9 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
         platform.latest(ctx.engine.store, name),
         members,
         chart,
+        match_trend=WatchStore(ctx.engine.store)
+        .match_rates(now_us - TREND_SINCE_US, name)
+        .get(name, [])[-TREND_READINGS:],
     )
 
 
