@@ -50,7 +50,7 @@ api_key = "k"
 name = "hook"
 type = "webhook"
 url = "https://hooks.example.com/t"
-secret = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXQ="
+secret = "whsec_dGFjdGZ1bC1yZWFzb25zLXRlc3Qtc2VjcmV0LTMyYnl0ZXM="
 inferences = true
 """
 # Words and a sentence that must never leave the event log (words) / Tactful (text).
