@@ -45,8 +45,15 @@ def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> En
     return engine
 
 
+def _back_to_11(conn: Any) -> None:
+    """Undo migration 17: no inbox table (PostgreSQL; SQLite keeps it in its own file)."""
+    conn.execute("DROP TABLE IF EXISTS inbox")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 17")
+
+
 def _back_to_10(conn: Any) -> None:
-    """Undo migration 11: no sync runs, attempts without a run."""
+    """Undo migrations 17 and 11: no sync runs, attempts without a run."""
+    _back_to_11(conn)
     conn.execute("DROP INDEX delivery_attempts_run")
     conn.execute("ALTER TABLE delivery_attempts DROP COLUMN run_id")
     conn.execute("DROP TABLE delivery_runs")
