@@ -147,3 +147,53 @@ def test_a_tick_during_a_replay_does_not_wait_for_it(tmp_path: Path) -> None:
             finish()
     finally:
         writer.stop()
+
+
+def test_the_inbox_gives_requests_back_in_arrival_order_and_keeps_failed_ones(
+    tmp_path: Path,
+) -> None:
+    store = open_store(new_store_url(tmp_path))
+    inbox = store.inbox()
+    assert inbox is not None and not inbox.pending()
+    inbox.put([b"first", b"second"])
+    inbox.put([b"third"])
+    rows = inbox.take(10)
+    assert [r.payload for r in rows] == [b"first", b"second", b"third"]
+    assert [r.seq for r in rows] == sorted(r.seq for r in rows)
+    inbox.fail(rows[1].seq, "ValueError: unreadable")
+    inbox.done([rows[0].seq])
+    assert [r.payload for r in inbox.take(10)] == [b"third"]  # the failed one is skipped
+    inbox.done([rows[2].seq])
+    assert not inbox.pending() and inbox.take(10) == []
+    inbox.put([b"fourth"])
+    store.close()
+    reopened = open_store(store.url)
+    again = reopened.inbox()  # what was not applied is still there after a restart
+    assert again is not None and [r.payload for r in again.take(10)] == [b"fourth"]
+    reopened.close()
+
+
+def test_a_writer_waits_for_no_replay_and_a_replay_waits_for_a_writer(tmp_path: Path) -> None:
+    """The guard both ways: shared for writers (refused while a replay holds it, never
+    waited for), exclusive for the replay (which waits for a writer's commit to end)."""
+    url = new_store_url(tmp_path)
+    writer_store, replay_store = open_store(url), open_store(url)
+    with writer_store.unless_replaying() as free:
+        assert free
+        entered = threading.Event()
+
+        def replay() -> None:
+            with replay_store.replay_lock():
+                entered.set()
+
+        thread = threading.Thread(target=replay)
+        thread.start()
+        assert not entered.wait(0.3)  # the replay waits for the writer's commit
+    assert entered.wait(10)
+    thread.join(10)
+    with replay_store.replay_lock(), writer_store.unless_replaying() as free:
+        assert not free
+    with writer_store.unless_replaying() as free:
+        assert free
+    writer_store.close()
+    replay_store.close()
