@@ -19,6 +19,7 @@ import base64
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ log = logging.getLogger("tactful.writer")
 
 MAX_GROUP = 500  # documents per transaction
 POLL = 0.05  # seconds between looks at a replay's end while the inbox holds requests
+LOOK = 1.0  # seconds between looks at the inbox otherwise (another process may have left rows)
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Writer:
         self._started = False
         self.inbox: Inbox | None = engine.store.inbox()
         self._waiting = True  # the inbox may hold requests: look (at start, and after a hold)
+        self._next_look = 0.0  # monotonic time of the next look at the inbox regardless
 
     def start(self) -> None:
         if not self._started:
@@ -128,7 +131,7 @@ class Writer:
 
     def _take(self) -> tuple[list[_Job], bool]:
         try:
-            first = self._queue.get(timeout=POLL if self._waiting else None)
+            first = self._queue.get(timeout=POLL if self._waiting else LOOK)
         except queue.Empty:
             return [], False
         if first is None:
@@ -148,7 +151,7 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            if self._waiting:
+            if self._waiting or time.monotonic() >= self._next_look:
                 self._catch_up()
             jobs, stop = self._take()
             ticks = [j for j in jobs if j.tick is not None]
@@ -171,11 +174,15 @@ class Writer:
             log.exception("applying the inbox failed; trying again")
 
     def _drain(self) -> None:
-        """Apply every request of the inbox in arrival order (called without a replay)."""
+        """Apply every request of the inbox in arrival order (called without a replay). Only
+        after a hold, at start, and once every ``LOOK`` seconds: a look costs a query."""
+        if not self._waiting and time.monotonic() < self._next_look:
+            return
         if self.inbox is not None and self.inbox.pending():
             while rows := self.inbox.take(MAX_GROUP):
                 self._apply_rows(rows)
         self._waiting = False
+        self._next_look = time.monotonic() + LOOK
 
     def _apply_rows(self, rows: list[InboxRow]) -> None:
         decoded = [decode(row.payload) for row in rows]

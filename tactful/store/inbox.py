@@ -37,6 +37,8 @@ class SQLiteInbox:
             self.conn.execute("PRAGMA busy_timeout = 10000")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = FULL")
+            # Applied requests are deleted; their bytes (personal data) do not stay behind.
+            self.conn.execute("PRAGMA secure_delete = ON")
             self.conn.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the inbox {path}: {exc}") from exc

@@ -106,6 +106,9 @@ def test_a_webhook_during_a_replay_is_acknowledged_at_once_and_applied_after_it(
             again, _ = _post(client, "Solved", 2)  # Zendesk's retry: kept twice, applied once
             assert again["queued"] is True
             assert _open(client) is True  # not applied while the replay runs
+            started = time.monotonic()
+            ready = client.get("/readyz")  # still ready: webhooks are being acknowledged
+            assert ready.status_code == 200 and time.monotonic() - started < ACK_BOUND
             finish()
             assert _until(lambda: _open(client) is False)
         with app.state.ctx.engine.store.reader() as reader:
