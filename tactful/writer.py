@@ -31,7 +31,7 @@ from tactful.batch import BatchStats
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND
 from tactful.engine import Engine, Incoming
-from tactful.store.base import Inbox, InboxRow
+from tactful.store.base import Inbox, InboxRow, StoreError
 
 log = logging.getLogger("tactful.writer")
 
@@ -185,28 +185,49 @@ class Writer:
         self._next_look = time.monotonic() + LOOK
 
     def _apply_rows(self, rows: list[InboxRow]) -> None:
-        decoded = [decode(row.payload) for row in rows]
+        """Apply inbox rows in one transaction; if that fails, one at a time. A row that
+        fails alone for its content is kept with its error; a store failure (disk, network)
+        leaves every row for the next look."""
+        decoded: list[tuple[InboxRow, list[Incoming], dict[str, str]]] = []
+        for row in rows:
+            try:
+                incoming, meta = decode(row.payload)
+            except Exception as exc:
+                self._keep_failed(row, exc)
+            else:
+                decoded.append((row, incoming, meta))
+        if not decoded:
+            return
         try:
             stats = self.engine.apply_many(
-                [item for incoming, _ in decoded for item in incoming],
-                meta={k: v for _, meta in decoded for k, v in meta.items()},
+                [item for _, incoming, _ in decoded for item in incoming],
+                meta={k: v for _, _, meta in decoded for k, v in meta.items()},
             )
+        except StoreError:
+            raise
         except Exception:
-            for row, (incoming, meta) in zip(rows, decoded, strict=True):
+            for row, incoming, meta in decoded:
                 try:
                     stats = self.engine.apply_many(incoming, meta=meta)
-                except Exception as exc:  # kept, with its error, for the operator
-                    assert self.inbox is not None
-                    log.exception("inbox request %d cannot be applied; kept", row.seq)
-                    self.inbox.fail(row.seq, f"{type(exc).__name__}: {exc}")
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    self._keep_failed(row, exc)
                     continue
                 self._record(stats)
-                assert self.inbox is not None
-                self.inbox.done([row.seq])
+                self._inbox().done([row.seq])
             return
         self._record(stats)
-        assert self.inbox is not None
-        self.inbox.done([row.seq for row in rows])
+        self._inbox().done([row.seq for row, _, _ in decoded])
+
+    def _inbox(self) -> Inbox:
+        assert self.inbox is not None  # rows come from it
+        return self.inbox
+
+    def _keep_failed(self, row: InboxRow, exc: Exception) -> None:
+        """Kept, with its error, for the operator; skipped by later looks."""
+        log.error("inbox request %d cannot be applied; kept: %s", row.seq, exc)
+        self._inbox().fail(row.seq, f"{type(exc).__name__}: {exc}")
 
     def _hold(self, jobs: list[_Job]) -> None:
         """A replay holds the store: keep the jobs in the inbox and acknowledge them."""
@@ -228,18 +249,17 @@ class Writer:
 
     # -- writes and ticks -------------------------------------------------------------------
     def _write(self, jobs: list[_Job]) -> None:
-        with self.engine.store.unless_replaying() as free:
-            if not free:
-                self._hold(jobs)
-                return
-            try:
+        try:
+            with self.engine.store.unless_replaying() as free:
+                if not free:
+                    self._hold(jobs)
+                    return
                 self._drain()  # what arrived during a replay goes first
-            except BaseException as exc:
-                self._waiting = True
-                for job in jobs:
-                    _settle(job.future, error=exc)
-                return
-            self._apply(jobs)
+                self._apply(jobs)
+        except BaseException as exc:  # the store failed before the jobs were applied
+            self._waiting = True
+            for job in jobs:
+                _settle(job.future, error=exc)
 
     def _apply(self, jobs: list[_Job]) -> None:
         incoming = [item for job in jobs for item in job.incoming]
@@ -262,18 +282,18 @@ class Writer:
 
     def _do_tick(self, job: _Job) -> None:
         assert job.tick is not None
-        with self.engine.store.unless_replaying() as free:
-            if not free:  # the next tick after the replay does this one's work
-                _settle(job.future, BatchStats())
-                return
-            try:
+        try:
+            with self.engine.store.unless_replaying() as free:
+                if not free:  # the next tick after the replay does this one's work
+                    _settle(job.future, BatchStats())
+                    return
                 self._drain()
                 stats = self.engine.tick(job.tick)
-            except BaseException as exc:
-                self._waiting = True
-                _settle(job.future, error=exc)
-            else:
-                self._done(job, stats)
+        except BaseException as exc:
+            self._waiting = True
+            _settle(job.future, error=exc)
+        else:
+            self._done(job, stats)
 
     def _done(self, job: _Job, stats: BatchStats) -> None:
         self._record(stats)

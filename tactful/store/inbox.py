@@ -82,6 +82,10 @@ class SQLiteInbox:
     def fail(self, seq: int, error: str) -> None:
         self._run("UPDATE inbox SET failed = ? WHERE seq = ?", (error or "error", seq))
 
+    def failed(self) -> list[tuple[int, str]]:
+        rows = self._run("SELECT seq, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq")
+        return [(int(seq), str(error)) for seq, error in rows]
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()
@@ -122,6 +126,10 @@ class PgInbox:
 
     def fail(self, seq: int, error: str) -> None:
         self._run("UPDATE inbox SET failed = %s WHERE seq = %s", (error or "error", seq))
+
+    def failed(self) -> list[tuple[int, str]]:
+        rows = self._run("SELECT seq, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq")
+        return [(int(seq), str(error)) for seq, error in rows]
 
     def close(self) -> None:
         pass

@@ -173,7 +173,9 @@ async def zendesk_webhook(request: Request) -> Response:
         {
             "status": "ok",
             "events": len(events),
-            "duplicates": stats.duplicates if len(events) == stats.received else None,
+            "duplicates": None
+            if stats.queued or len(events) != stats.received
+            else stats.duplicates,
             "skipped": [s.reason for s in parsed.skipped],
             "invocation_id": invocation or None,
             **({"fetching": refetch} if refetch else {}),

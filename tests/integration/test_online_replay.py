@@ -15,11 +15,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, ReplayReport, rules_from_settings
+from tactful.engine import Engine, Incoming, ReplayReport, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import at, new_store_url, ticket
 from tactful.web.app import create_app
-from tactful.writer import Writer
+from tactful.writer import Writer, encode
 from tests.integration.test_web import CONFIG, auth, signed, trigger_body
 
 pytestmark = pytest.mark.store
@@ -166,6 +166,7 @@ def test_the_inbox_gives_requests_back_in_arrival_order_and_keeps_failed_ones(
     inbox.fail(rows[1].seq, "ValueError: unreadable")
     inbox.done([rows[0].seq])
     assert [r.payload for r in inbox.take(10)] == [b"third"]  # the failed one is skipped
+    assert inbox.failed() == [(rows[1].seq, "ValueError: unreadable")]
     inbox.done([rows[2].seq])
     assert not inbox.pending() and inbox.take(10) == []
     inbox.put([b"fourth"])
@@ -200,3 +201,25 @@ def test_a_writer_waits_for_no_replay_and_a_replay_waits_for_a_writer(tmp_path: 
         assert free
     writer_store.close()
     replay_store.close()
+
+
+def test_a_request_that_cannot_be_applied_is_kept_and_the_rest_is_applied(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(new_store_url(tmp_path))
+    inbox = engine.store.inbox()
+    assert inbox is not None
+    good = encode([Incoming([ticket(1, at(0))], b"{}", "webhook:test")], {})
+    inbox.put([b"not a request", good])
+    writer = Writer(engine)
+    writer.start()  # applies the inbox at start
+    try:
+        later = writer.submit([Incoming([ticket(2, at(1), requester_id=2)], None, "test")])
+        assert later.result(timeout=30).applied == 1
+    finally:
+        writer.stop()
+    with engine.store.reader() as reader:
+        assert reader.counts()["tickets"] == 2
+    assert not inbox.pending() and inbox.take(10) == []
+    ((_, error),) = inbox.failed()  # the bad one is kept aside, with its error
+    assert error.startswith("JSONDecodeError")
