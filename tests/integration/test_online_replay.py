@@ -122,12 +122,12 @@ def test_a_request_acknowledged_before_a_stop_is_applied_when_the_server_starts_
     settings = settings_from_toml(CONFIG, environ={})
     with TestClient(create_app(settings, _engine(url), tick_seconds=0)) as client:
         _post(client, "Open", 3)
-        with _replay_running(url) as finish:
+    with _replay_running(url) as finish:
+        with TestClient(create_app(settings, _engine(url), tick_seconds=0)) as client:
             answer, _ = _post(client, "Solved", 2)
             assert answer["queued"] is True
-            client.close()
+        # The server stopped after the acknowledgement and before the replay ended.
         finish()
-    # The server stopped after the acknowledgement and before the replay ended.
     after = _engine(url)
     with after.store.reader() as reader:
         assert reader.counts()["events"] == 1  # only in the inbox so far
