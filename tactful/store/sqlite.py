@@ -177,6 +177,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._held: set[str] = set()
         self._inbox: SQLiteInbox | None = None
+        self._inbox_lock = threading.Lock()
         path = sqlite_path(url)
         self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
@@ -383,7 +384,7 @@ class SQLiteStore:
         path = sqlite_path(self.url)
         if path == ":memory:":
             return None
-        with self._lock:
+        with self._inbox_lock:  # not the store's lock: a long transaction may hold that
             if self._inbox is None:
                 self._inbox = SQLiteInbox(os.path.abspath(path) + ".inbox")
             return self._inbox
