@@ -223,3 +223,29 @@ def test_a_request_that_cannot_be_applied_is_kept_and_the_rest_is_applied(
     assert not inbox.pending() and inbox.take(10) == []
     ((_, error),) = inbox.failed()  # the bad one is kept aside, with its error
     assert error.startswith("JSONDecodeError")
+
+
+def test_requests_kept_during_a_replay_are_applied_in_arrival_order_before_newer_ones(
+    tmp_path: Path,
+) -> None:
+    url = new_store_url(tmp_path)
+    engine = _engine(url)
+    engine.apply([ticket(1, at(0))])  # something to replay
+    writer = Writer(engine)
+    writer.start()
+
+    def send(n: int) -> bool:
+        item = Incoming([ticket(10 + n, at(1), requester_id=10 + n)], b'{"n": %d}' % n, f"o:{n}")
+        return writer.submit([item]).result(timeout=30).queued
+
+    try:
+        with _replay_running(url) as finish:
+            assert [send(n) for n in (1, 2, 3)] == [True, True, True]
+            finish()
+        assert send(4) is False
+    finally:
+        writer.stop()
+    with engine.store.reader() as reader:
+        documents = reader.documents_with_source_prefix("o:", 0)
+        assert reader.counts()["tickets"] == 5
+    assert [source for _, source, _ in documents] == ["o:1", "o:2", "o:3", "o:4"]
