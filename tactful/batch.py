@@ -100,6 +100,8 @@ class BatchStats:
     timers_fired: int = 0
     persons_touched: int = 0
     duplicates_by_source: Counter[str] = field(default_factory=Counter)
+    # Kept in the inbox while a replay held the store; applied once it ends (``Writer``).
+    queued: bool = False
 
 
 @dataclass

@@ -410,9 +410,13 @@ class Engine:
         compared a page at a time: memory stays flat in the number of persons.
 
         Person ids are stable (same salt, same log order); the clock returns to where it was.
+
+        The replay holds ``Store.replay_lock`` while it runs: writers that find it held
+        (``Writer``) do not wait for the store; they keep what they acknowledge in the
+        store's inbox and apply it once the replay ends.
         """
         try:
-            with gc_paused(), self.store.transaction() as tx:
+            with gc_paused(), self.store.replay_lock(), self.store.transaction() as tx:
                 report = self._replay(tx, batch_size, progress)
                 report.dry_run = dry_run
                 if dry_run:

@@ -4,21 +4,40 @@ Webhook requests, API events and clock ticks are submitted here; the writer drai
 applies what it took in ONE durable transaction and then resolves every submission's future.
 A request is acknowledged only after its future resolves, i.e. after the commit: nothing
 acknowledged is lost, and fsync cost is shared by every request of the batch.
+
+While a replay holds the store (``Store.replay_lock``, maybe in another process), the writer
+does not wait for it: it writes what it took to the store's inbox (a durable insert that the
+replay's locks do not block), resolves the futures (``BatchStats.queued``) and applies the
+inbox, in arrival order, before anything else once the replay ends; also at start, so a
+process stopped in between loses nothing. Clock ticks during a replay are skipped (the next
+tick does their work). Applying twice is harmless: events are deduplicated by key.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
+
 from tactful.batch import BatchStats
+from tactful.core import codec
+from tactful.core.events import EVENT_KIND
 from tactful.engine import Engine, Incoming
+from tactful.store.base import Inbox, InboxRow, StoreError
+
+log = logging.getLogger("tactful.writer")
 
 MAX_GROUP = 500  # documents per transaction
+POLL = 0.05  # seconds between looks at a replay's end while the inbox holds requests
+LOOK = 1.0  # seconds between looks at the inbox otherwise (another process may have left rows)
 
 
 @dataclass
@@ -27,6 +46,38 @@ class _Job:
     meta: dict[str, str] = field(default_factory=dict)
     tick: datetime | None = None
     future: Future[BatchStats] = field(default_factory=Future)
+
+
+def encode(incoming: list[Incoming], meta: dict[str, str]) -> bytes:
+    """One request as an inbox payload: its documents, their events, its meta."""
+    return orjson.dumps(
+        {
+            "meta": meta,
+            "incoming": [
+                {
+                    "source": item.source,
+                    "document": None
+                    if item.document is None
+                    else base64.b64encode(item.document).decode(),
+                    "events": [[EVENT_KIND[type(e)], codec.dumps(e).decode()] for e in item.events],
+                }
+                for item in incoming
+            ],
+        }
+    )
+
+
+def decode(payload: bytes) -> tuple[list[Incoming], dict[str, str]]:
+    data = orjson.loads(payload)
+    incoming = [
+        Incoming(
+            [codec.loads(kind, blob.encode()) for kind, blob in item["events"]],
+            None if item["document"] is None else base64.b64decode(item["document"]),
+            item["source"],
+        )
+        for item in data["incoming"]
+    ]
+    return incoming, dict(data["meta"])
 
 
 def _settle(
@@ -52,6 +103,9 @@ class Writer:
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="tactful-writer", daemon=True)
         self._started = False
+        self.inbox: Inbox | None = engine.store.inbox()
+        self._waiting = True  # the inbox may hold requests: look (at start, and after a hold)
+        self._next_look = 0.0  # monotonic time of the next look at the inbox regardless
 
     def start(self) -> None:
         if not self._started:
@@ -76,7 +130,10 @@ class Writer:
             self._thread.join(timeout)
 
     def _take(self) -> tuple[list[_Job], bool]:
-        first = self._queue.get()
+        try:
+            first = self._queue.get(timeout=POLL if self._waiting else LOOK)
+        except queue.Empty:
+            return [], False
         if first is None:
             return [], True
         jobs = [first]
@@ -94,15 +151,115 @@ class Writer:
 
     def _run(self) -> None:
         while True:
+            if self._waiting or time.monotonic() >= self._next_look:
+                self._catch_up()
             jobs, stop = self._take()
             ticks = [j for j in jobs if j.tick is not None]
             writes = [j for j in jobs if j.tick is None]
             if writes:
-                self._apply(writes)
+                self._write(writes)
             for job in ticks:
                 self._do_tick(job)
             if stop:
                 return
+
+    # -- the inbox --------------------------------------------------------------------------
+    def _catch_up(self) -> None:
+        """Apply the inbox unless a replay still holds the store."""
+        try:
+            with self.engine.store.unless_replaying() as free:
+                if free:
+                    self._drain()
+        except Exception:  # the store is unreachable: tried again at the next poll
+            log.exception("applying the inbox failed; trying again")
+
+    def _drain(self) -> None:
+        """Apply every request of the inbox in arrival order (called without a replay). Only
+        after a hold, at start, and once every ``LOOK`` seconds: a look costs a query."""
+        if not self._waiting and time.monotonic() < self._next_look:
+            return
+        if self.inbox is not None and self.inbox.pending():
+            while rows := self.inbox.take(MAX_GROUP):
+                self._apply_rows(rows)
+        self._waiting = False
+        self._next_look = time.monotonic() + LOOK
+
+    def _apply_rows(self, rows: list[InboxRow]) -> None:
+        """Apply inbox rows in one transaction; if that fails, one at a time. A row that
+        fails alone for its content is kept with its error; a store failure (disk, network)
+        leaves every row for the next look."""
+        decoded: list[tuple[InboxRow, list[Incoming], dict[str, str]]] = []
+        for row in rows:
+            try:
+                incoming, meta = decode(row.payload)
+            except Exception as exc:
+                self._keep_failed(row, exc)
+            else:
+                decoded.append((row, incoming, meta))
+        if not decoded:
+            return
+        try:
+            stats = self.engine.apply_many(
+                [item for _, incoming, _ in decoded for item in incoming],
+                meta={k: v for _, _, meta in decoded for k, v in meta.items()},
+            )
+        except StoreError:
+            raise
+        except Exception:
+            for row, incoming, meta in decoded:
+                try:
+                    stats = self.engine.apply_many(incoming, meta=meta)
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    self._keep_failed(row, exc)
+                    continue
+                self._record(stats)
+                self._inbox().done([row.seq])
+            return
+        self._record(stats)
+        self._inbox().done([row.seq for row, _, _ in decoded])
+
+    def _inbox(self) -> Inbox:
+        assert self.inbox is not None  # rows come from it
+        return self.inbox
+
+    def _keep_failed(self, row: InboxRow, exc: Exception) -> None:
+        """Kept, with its error, for the operator; skipped by later looks."""
+        log.error("inbox request %d cannot be applied; kept: %s", row.seq, exc)
+        self._inbox().fail(row.seq, f"{type(exc).__name__}: {exc}")
+
+    def _hold(self, jobs: list[_Job]) -> None:
+        """A replay holds the store: keep the jobs in the inbox and acknowledge them."""
+        assert self.inbox is not None
+        try:
+            self.inbox.put([encode(job.incoming, job.meta) for job in jobs])
+        except BaseException as exc:
+            for job in jobs:
+                _settle(job.future, error=exc)
+            return
+        self._waiting = True
+        for job in jobs:
+            events = sum(len(item.events) for item in job.incoming)
+            _settle(job.future, BatchStats(received=events, queued=True))
+
+    def _record(self, stats: BatchStats) -> None:
+        if self.on_applied is not None:
+            self.on_applied(stats)
+
+    # -- writes and ticks -------------------------------------------------------------------
+    def _write(self, jobs: list[_Job]) -> None:
+        try:
+            with self.engine.store.unless_replaying() as free:
+                if not free:
+                    self._hold(jobs)
+                    return
+                self._drain()  # what arrived during a replay goes first
+                self._apply(jobs)
+        except BaseException as exc:  # the store failed before the jobs were applied
+            self._waiting = True
+            for job in jobs:
+                _settle(job.future, error=exc)
 
     def _apply(self, jobs: list[_Job]) -> None:
         incoming = [item for job in jobs for item in job.incoming]
@@ -119,21 +276,25 @@ class Writer:
                 else:
                     self._done(job, job_stats)
             return
-        if self.on_applied is not None:
-            self.on_applied(stats)
+        self._record(stats)
         for job in jobs:
             _settle(job.future, stats)
 
     def _do_tick(self, job: _Job) -> None:
         assert job.tick is not None
         try:
-            stats = self.engine.tick(job.tick)
+            with self.engine.store.unless_replaying() as free:
+                if not free:  # the next tick after the replay does this one's work
+                    _settle(job.future, BatchStats())
+                    return
+                self._drain()
+                stats = self.engine.tick(job.tick)
         except BaseException as exc:
+            self._waiting = True
             _settle(job.future, error=exc)
         else:
             self._done(job, stats)
 
     def _done(self, job: _Job, stats: BatchStats) -> None:
-        if self.on_applied is not None:
-            self.on_applied(stats)
+        self._record(stats)
         _settle(job.future, stats)

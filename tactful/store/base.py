@@ -156,6 +156,29 @@ class Tx(PagesWrites, Protocol):
     def deliveries(self) -> DeliveryWrites: ...
 
 
+@dataclass(frozen=True)
+class InboxRow:
+    """One webhook request acknowledged while a replay held the store: its documents and
+    events (``writer`` encodes them), kept until applied."""
+
+    seq: int
+    payload: bytes
+
+
+class Inbox(Protocol):
+    """Requests acknowledged while a replay holds the store, written where the replay's
+    locks are not (SQLite: a small file beside the store; PostgreSQL: the ``inbox`` table),
+    each insert durable on its own. Drained in ``seq`` (arrival) order."""
+
+    def put(self, payloads: Sequence[bytes]) -> None: ...
+    def pending(self) -> bool: ...
+    def take(self, limit: int) -> list[InboxRow]: ...
+    def done(self, seqs: Sequence[int]) -> None: ...
+    def fail(self, seq: int, error: str) -> None: ...
+    def failed(self) -> list[tuple[int, str]]: ...  # (seq, error) of rows kept aside
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     url: str
 
@@ -165,6 +188,13 @@ class Store(Protocol):
     def reader(self) -> AbstractContextManager[Reader]: ...
     def claim(self, name: str) -> AbstractContextManager[bool]: ...
     def close(self) -> None: ...
+    # A replay holds ``replay_lock`` (exclusive, waiting) for as long as it holds the store;
+    # other writers hold ``unless_replaying`` (shared, never waiting: False while a replay
+    # runs) around their transaction and write to ``inbox()`` instead. Both are released
+    # when their process dies.
+    def replay_lock(self) -> AbstractContextManager[None]: ...
+    def unless_replaying(self) -> AbstractContextManager[bool]: ...
+    def inbox(self) -> Inbox | None: ...
 
 
 class Reader(PagesReads, Protocol):

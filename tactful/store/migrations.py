@@ -412,6 +412,26 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        13,
+        "inbox: webhooks acknowledged while a replay holds the store",
+        [
+            # PostgreSQL only: a replay never touches this table, so its inserts never wait
+            # for the replay. SQLite keeps its inbox in a file beside the store
+            # (``tactful.store.inbox``), outside the store's write lock.
+            (
+                "postgresql",
+                """CREATE TABLE inbox (
+                seq {serial},
+                received_us {bigint} NOT NULL,
+                payload {blob} NOT NULL,
+                failed TEXT)""",
+            ),
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:

@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tactful.store import records
 from tactful.store.base import EventRow, StoreConflict, StoreError
+from tactful.store.inbox import PgInbox
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
 from tactful.store.sql import (
     PERSON_COLUMNS,
@@ -153,6 +154,7 @@ def _conflict(exc: BaseException) -> bool:
     )
 
 
+REPLAY_LOCK = 0x7AC7F19  # session advisory lock: exclusive while a replay runs
 WHOLE_STORE_LOCK = 0x7AC7F18  # advisory lock key: shared by batches, exclusive for bulk ones
 MAX_KEY_LOCKS = 1000
 
@@ -465,6 +467,35 @@ class PostgresStore:
                 )
         except psycopg.Error:
             self._claims_conn = None
+
+    # -- replays and the inbox (``base.Store``) -------------------------------------------
+    # A session advisory lock (``REPLAY_LOCK``) on a connection of its own: exclusive for a
+    # replay, shared and never waited for by other writers; PostgreSQL releases it when the
+    # connection (the process) goes.
+    @contextmanager
+    def replay_lock(self) -> Iterator[None]:
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (REPLAY_LOCK,))
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (REPLAY_LOCK,))
+
+    @contextmanager
+    def unless_replaying(self) -> Iterator[bool]:
+        with self._connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (REPLAY_LOCK,))
+            got = bool(row.fetchone()[0])
+            try:
+                yield got
+            finally:
+                if got:
+                    with contextlib.suppress(Exception):
+                        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (REPLAY_LOCK,))
+
+    def inbox(self) -> PgInbox:
+        return PgInbox(self._connection)
 
     def close(self) -> None:
         _open.discard(self)

@@ -6,6 +6,7 @@ with the PostgreSQL store (``tactful.store.sql``).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from typing import Any
 
 from tactful.store.base import StoreError
 from tactful.store.erasure import ErasureReport
+from tactful.store.inbox import SQLiteInbox
 from tactful.store.migrations import LATEST_VERSION, migrate, newer_schema
 from tactful.store.sql import SqlQueries, SqlTx
 
@@ -202,6 +204,8 @@ class SQLiteStore:
         self.url = url
         self._lock = threading.RLock()
         self._held: set[str] = set()
+        self._inbox: SQLiteInbox | None = None
+        self._inbox_lock = threading.Lock()
         path = sqlite_path(url)
         self._checkpointer: _Checkpointer | None = None
         if path != ":memory:":
@@ -375,9 +379,58 @@ class SQLiteStore:
                 with self._lock:
                     self._held.discard(name)
 
+    # -- replays and the inbox (``base.Store``) -------------------------------------------
+    # A file lock (``flock``) on ``<store>.replay-lock``: exclusive for a replay, shared and
+    # never waited for by other writers. The kernel releases it when the process dies.
+    def _replay_lock_path(self) -> str | None:
+        path = sqlite_path(self.url)
+        return None if path == ":memory:" else os.path.abspath(path) + ".replay-lock"
+
+    @contextmanager
+    def replay_lock(self) -> Iterator[None]:
+        path = self._replay_lock_path()
+        if path is None:  # one connection in one process: nobody else writes
+            yield
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def unless_replaying(self) -> Iterator[bool]:
+        path = self._replay_lock_path()
+        if path is None:
+            yield True
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def inbox(self) -> SQLiteInbox | None:
+        """The inbox file beside the store (``<store>.inbox``); none in memory."""
+        path = sqlite_path(self.url)
+        if path == ":memory:":
+            return None
+        with self._inbox_lock:  # not the store's lock: a long transaction may hold that
+            if self._inbox is None:
+                self._inbox = SQLiteInbox(os.path.abspath(path) + ".inbox")
+            return self._inbox
+
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
+        if self._inbox is not None:
+            self._inbox.close()
         self.conn.close()
 
 

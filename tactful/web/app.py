@@ -33,7 +33,7 @@ from tactful.delivery.metrics import DeliveryCollector
 from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
 from tactful.destinations.event_schemas import SCHEMAS
 from tactful.engine import Engine
-from tactful.store.base import StoreError
+from tactful.store.base import Store, StoreError
 from tactful.valuetags import run_value_tagger
 from tactful.views import clock_of, fmt
 from tactful.web import api, receiver
@@ -203,8 +203,15 @@ READY_SECONDS = 5.0
 
 
 def _probe_write(engine: Engine) -> None:
-    with engine.store.transaction() as tx:  # one meta row, overwritten each time
-        tx.set_meta("readiness_probe", datetime.now(UTC).isoformat())
+    """A write to the store; while a replay holds it, webhooks are acknowledged from the
+    store's inbox (``tactful.writer``), so the inbox answering is enough."""
+    with engine.store.unless_replaying() as free:
+        inbox = None if free else engine.store.inbox()
+        if inbox is not None:
+            inbox.pending()
+            return
+        with engine.store.transaction() as tx:  # one meta row, overwritten each time
+            tx.set_meta("readiness_probe", datetime.now(UTC).isoformat())
 
 
 async def readyz(request: Request) -> Response:
@@ -261,10 +268,19 @@ async def _ticker(ctx: WebContext, every: float, clock: Callable[[], datetime]) 
         await asyncio.sleep(every)
 
 
-async def _deliverer(worker: DeliveryWorker, every: float) -> None:
-    """Route the outbox and deliver what is due, continuously (the freshness loop)."""
+def _replaying(store: Store) -> bool:
+    with store.unless_replaying() as free:
+        return not free
+
+
+async def _deliverer(worker: DeliveryWorker, store: Store, every: float) -> None:
+    """Route the outbox and deliver what is due, continuously (the freshness loop). Rounds
+    wait while a replay holds the store (its corrections are delivered after it)."""
     while True:
         try:
+            if await asyncio.to_thread(_replaying, store):
+                await asyncio.sleep(every)
+                continue
             report = await asyncio.to_thread(worker.sync)
         except Exception:  # retried at the next round; deliveries are durable rows
             log.exception("delivery round failed")
@@ -275,7 +291,11 @@ async def _deliverer(worker: DeliveryWorker, every: float) -> None:
 
 def _session_secret(engine: Engine) -> bytes:
     """The sidebar's session key, kept in the store: sessions survive restarts and work
-    across several server processes on one database."""
+    across several server processes on one database. Read without writing once it exists
+    (a server starting while a replay holds the store does not wait for it)."""
+    known = engine.get_meta("sidebar_session_secret")
+    if known is not None:
+        return bytes.fromhex(known)
     with engine.store.transaction() as tx:  # first process to start wins; others read it
         value = tx.get_meta("sidebar_session_secret") or tx.setdefault_meta(
             "sidebar_session_secret", secrets.token_hex(32)
@@ -343,7 +363,7 @@ def create_app(
             worker = DeliveryWorker(
                 settings, engine.store, transport=destination_transport, round_wait=ROUND_WAIT
             )
-            tasks.append(asyncio.create_task(_deliverer(worker, deliver_seconds)))
+            tasks.append(asyncio.create_task(_deliverer(worker, engine.store, deliver_seconds)))
         if alerter is not None:
             tasks.append(asyncio.create_task(run_alerts(alerter)))
         if freeze_gc:

@@ -13,7 +13,9 @@ Order of checks (each failure changes nothing):
 4c. a trigger body that repeats a JSON key: kept, not applied, the ticket fetched (202);
    one whose minute-precision time cannot tell it from a stored version of the same minute:
    applied, and the ticket fetched so the authoritative version wins (``zendesk.trust``)
-5. raw body + events committed in the writer's next transaction, then 200.
+5. raw body + events committed in the writer's next transaction, then 200. While a replay
+   holds the store, they are committed to the store's inbox instead (``"queued": true``)
+   and applied, in arrival order, as soon as the replay ends (``tactful.writer``).
 A signed body never causes a 500 (Zendesk would retry it for hours).
 A redelivery (same envelope id, same ticket version, same body) is acknowledged and changes
 nothing: events are deduplicated by key and documents by their SHA-256.
@@ -171,10 +173,13 @@ async def zendesk_webhook(request: Request) -> Response:
         {
             "status": "ok",
             "events": len(events),
-            "duplicates": stats.duplicates if len(events) == stats.received else None,
+            "duplicates": None
+            if stats.queued or len(events) != stats.received
+            else stats.duplicates,
             "skipped": [s.reason for s in parsed.skipped],
             "invocation_id": invocation or None,
             **({"fetching": refetch} if refetch else {}),
+            **({"queued": True} if stats.queued else {}),
         }
     )
 

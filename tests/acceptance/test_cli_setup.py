@@ -360,11 +360,15 @@ def test_migrate_status_changes_nothing_and_migrate_applies(cli: Cli, tmp_path: 
     assert not db.exists()
     status = cli.ok("migrate", "--status", "--json").json()
     assert status["version"] == 0 and status["latest"] == LATEST_VERSION
-    versions = [version for version, _, _ in MIGRATIONS]  # numbers are reserved per branch
+    versions = [version for version, _, _ in MIGRATIONS]
+    assert versions == list(range(1, len(versions) + 1))  # numbered without gaps
     assert [p["version"] for p in status["pending"]] == versions
     assert not db.exists()  # --status wrote nothing
     applied = cli.ok("migrate", "--json").json()
-    assert applied["version"] == LATEST_VERSION and len(applied["applied"]) == len(versions)
+    assert (
+        applied["version"] == LATEST_VERSION
+        and [p["version"] for p in applied["applied"]] == versions
+    )
     again = cli.ok("migrate", "--status")
     assert f"schema version {LATEST_VERSION} (latest {LATEST_VERSION}); 0 migration(s) pending" in (
         again.text

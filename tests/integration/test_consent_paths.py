@@ -242,3 +242,5 @@ def test_webhooks_exports_and_backfill_agree_on_persons_consent_and_calls(
     assert {c[3] for c in sent if c[0] == "cio"} == {("bob@example.com",)}
     assert calls(settings, live) == sent
     assert calls(settings, pulled) == sent
+    for engine in (live, files, pulled):  # their claim connections, not left to the collector
+        engine.store.close()

@@ -46,13 +46,15 @@ def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> En
 
 
 def _back_to_11(conn: Any) -> None:
-    """Undo migration 12: no user names."""
+    """Undo migrations 13 and 12: no inbox table (PostgreSQL; SQLite keeps it in its own
+    file), no user names."""
+    conn.execute("DROP TABLE IF EXISTS inbox")
     conn.execute("DROP TABLE user_names")
-    conn.execute("DELETE FROM schema_migrations WHERE version = 12")
+    conn.execute("DELETE FROM schema_migrations WHERE version IN (12, 13)")
 
 
 def _back_to_10(conn: Any) -> None:
-    """Undo migrations 12 and 11: no sync runs, attempts without a run."""
+    """Undo migrations 13, 12 and 11: no sync runs, attempts without a run."""
     _back_to_11(conn)
     conn.execute("DROP INDEX delivery_attempts_run")
     conn.execute("ALTER TABLE delivery_attempts DROP COLUMN run_id")

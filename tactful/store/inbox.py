@@ -1,0 +1,135 @@
+"""The inbox: webhook requests acknowledged while a replay holds the store (``base.Inbox``).
+
+SQLite: a small SQLite file beside the store (``<store>.inbox``), in WAL mode with
+``synchronous = FULL``, so an insert is on disk when it returns and never waits for the
+store's write lock. PostgreSQL: the ``inbox`` table (migration 13), which a replay never
+touches, each insert committed on its own. Rows are drained in ``seq`` order; a row that
+cannot be applied is kept with its error (``failed``) and skipped, never dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from tactful.store.base import InboxRow, StoreError
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "received_us INTEGER NOT NULL, payload BLOB NOT NULL, failed TEXT)"
+)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class SQLiteInbox:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 10000")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            # Applied requests are deleted; their bytes (personal data) do not stay behind.
+            self.conn.execute("PRAGMA secure_delete = ON")
+            self.conn.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the inbox {path}: {exc}") from exc
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"inbox {self.path}: {exc}") from exc
+
+    def put(self, payloads: Sequence[bytes]) -> None:
+        now = _now_us()
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.executemany(
+                    "INSERT INTO inbox (received_us, payload) VALUES (?, ?)",
+                    [(now, p) for p in payloads],
+                )
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write to the inbox {self.path}: {exc}") from exc
+
+    def pending(self) -> bool:
+        return bool(self._run("SELECT 1 FROM inbox WHERE failed IS NULL LIMIT 1"))
+
+    def take(self, limit: int) -> list[InboxRow]:
+        rows = self._run(
+            "SELECT seq, payload FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [InboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+
+    def done(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            marks = ",".join("?" * len(seqs))
+            self._run(f"DELETE FROM inbox WHERE seq IN ({marks})", list(seqs))
+
+    def fail(self, seq: int, error: str) -> None:
+        self._run("UPDATE inbox SET failed = ? WHERE seq = ?", (error or "error", seq))
+
+    def failed(self) -> list[tuple[int, str]]:
+        rows = self._run("SELECT seq, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq")
+        return [(int(seq), str(error)) for seq, error in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+class PgInbox:
+    """The ``inbox`` table, through the store's connection pool (autocommit: each statement
+    its own durable transaction)."""
+
+    def __init__(self, connection: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._connection = connection
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            cur = conn.execute(sql, params)
+            return list(cur.fetchall()) if cur.description is not None else []
+
+    def put(self, payloads: Sequence[bytes]) -> None:
+        now = _now_us()
+        with self._connection() as conn, conn.transaction():
+            conn.cursor().executemany(
+                "INSERT INTO inbox (received_us, payload) VALUES (%s, %s)",
+                [(now, p) for p in payloads],
+            )
+
+    def pending(self) -> bool:
+        return bool(self._run("SELECT 1 FROM inbox WHERE failed IS NULL LIMIT 1"))
+
+    def take(self, limit: int) -> list[InboxRow]:
+        rows = self._run(
+            "SELECT seq, payload FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT %s", (limit,)
+        )
+        return [InboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+
+    def done(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            self._run("DELETE FROM inbox WHERE seq = ANY(%s)", (list(seqs),))
+
+    def fail(self, seq: int, error: str) -> None:
+        self._run("UPDATE inbox SET failed = %s WHERE seq = %s", (error or "error", seq))
+
+    def failed(self) -> list[tuple[int, str]]:
+        rows = self._run("SELECT seq, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq")
+        return [(int(seq), str(error)) for seq, error in rows]
+
+    def close(self) -> None:
+        pass
