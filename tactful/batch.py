@@ -202,7 +202,15 @@ class Batch:
                     owners.append(None)
         self._apply_merges()
         self.identity.flush()
-        final = [None if o is None else self.identity.find(o) for o in owners]
+        find = self.identity.find
+        # Tickets were looked up before the merges: an absorbed person's tickets now belong
+        # to the survivor (the store moved them), so a later fold must not write them back
+        # to the absorbed person (which would bring its row back, without identifiers).
+        self.tickets = {
+            tid: (owner if owner == UNOWNED else find(owner), record)
+            for tid, (owner, record) in self.tickets.items()
+        }
+        final = [None if o is None else find(o) for o in owners]
         self.tx.index_events(
             [(pid, e.key) for e, pid in zip(events, final, strict=True) if pid is not None],
             [

@@ -100,11 +100,6 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 24's open race: with every branch of this session merged, 1 round in 11 "
-    "left a ticket's person without its Zendesk user id (kept as the reproducer until fixed)",
-)
 def test_concurrent_imports_and_ticks_equal_one_import(tmp_path: Path, pg_cluster: Cluster) -> None:
     paths = [str(p) for p in generate_exports(tmp_path / "exports", persons=150, days=30).paths]
     ctx = multiprocessing.get_context("spawn")
