@@ -63,7 +63,7 @@ STATE_RULE_FIELDS: dict[str, FieldType] = {
 SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
 
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
-_DEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 
 
@@ -305,7 +305,7 @@ class DestinationSettings(Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _DEST_NAME.fullmatch(value):
+        if not NAME.fullmatch(value):
             raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
         return value
 
@@ -428,7 +428,7 @@ class PrivacySettings(Section):
     @field_validator("deleted_users_check", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return _as_duration(value)
+        return as_duration(value)
 
 
 class ApiSettings(Section):
@@ -464,10 +464,10 @@ class EngineSettings(Section):
     @field_validator("future_skew", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return _as_duration(value)
+        return as_duration(value)
 
 
-def _as_duration(value: Any) -> Any:
+def as_duration(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
@@ -511,4 +511,4 @@ class DeliverySettings(Section):
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
             return timedelta(seconds=value)  # a number is seconds: ``request_deadline = 10``
-        return _as_duration(value)
+        return as_duration(value)

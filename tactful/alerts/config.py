@@ -23,8 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from tactful.config_models import Section, check_http_url
-from tactful.core.rules import parse_duration
+from tactful.config_models import NAME, Section, as_duration, check_http_url
 
 When = Literal[
     "dead_letters",
@@ -40,16 +39,7 @@ When = Literal[
 ChannelType = Literal["slack", "email", "webhook"]
 Severity = Literal["warning", "critical"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _EMAIL = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
-
-
-def _duration(value: Any) -> Any:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as '15m', got {value!r}")
-    return parse_duration(value)
 
 
 class _Kind(BaseModel):
@@ -62,7 +52,7 @@ class _Kind(BaseModel):
     @field_validator("hold", mode="before")
     @classmethod
     def _hold(cls, value: Any) -> Any:
-        return _duration(value)
+        return as_duration(value)
 
 
 class DeadLetters(_Kind):
@@ -82,7 +72,7 @@ class Lag(_Kind):
 
     above: timedelta = timedelta(minutes=15)
 
-    _above = field_validator("above", mode="before")(_duration)
+    _above = field_validator("above", mode="before")(as_duration)
 
 
 class RejectRate(_Kind):
@@ -93,7 +83,7 @@ class RejectRate(_Kind):
     window: timedelta = timedelta(hours=1)
     min_rows: int = Field(default=20, ge=1)
 
-    _window = field_validator("window", mode="before")(_duration)
+    _window = field_validator("window", mode="before")(as_duration)
 
 
 class NoSuccess(_Kind):
@@ -101,7 +91,7 @@ class NoSuccess(_Kind):
 
     above: timedelta = timedelta(hours=1)
 
-    _above = field_validator("above", mode="before")(_duration)
+    _above = field_validator("above", mode="before")(as_duration)
 
 
 class MatchRate(_Kind):
@@ -114,7 +104,7 @@ class MatchRate(_Kind):
     drop: float | None = Field(default=None, gt=0, le=100)
     window: timedelta = timedelta(days=1)
 
-    _window = field_validator("window", mode="before")(_duration)
+    _window = field_validator("window", mode="before")(as_duration)
 
     @model_validator(mode="after")
     def _one(self) -> MatchRate:
@@ -133,7 +123,7 @@ class SegmentSize(_Kind):
     min_members: int = Field(default=50, ge=1)
     segments: list[str] | None = None
 
-    _window = field_validator("window", mode="before")(_duration)
+    _window = field_validator("window", mode="before")(as_duration)
 
 
 class ZendeskSilence(_Kind):
@@ -142,7 +132,7 @@ class ZendeskSilence(_Kind):
 
     above: timedelta = timedelta(hours=6)
 
-    _above = field_validator("above", mode="before")(_duration)
+    _above = field_validator("above", mode="before")(as_duration)
 
 
 class SignatureFailures(_Kind):
@@ -155,7 +145,7 @@ class SignatureFailures(_Kind):
     @field_validator("window", mode="before")
     @classmethod
     def _window(cls, value: Any) -> Any:
-        window = _duration(value)
+        window = as_duration(value)
         if not timedelta(minutes=1) <= window <= timedelta(days=1):
             raise ValueError("from 1m to 1d (refusals are counted per minute for a day)")
         return window
@@ -275,7 +265,25 @@ def _collect(cls: type[BaseModel], data: Any) -> Any:
     return out
 
 
-class AlertSettings(Section):
+class _Named(Section):
+    """A named ``[[…]]`` entry whose other keys are its kind's (collected into ``params``)."""
+
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params(cls, data: Any) -> Any:
+        return _collect(cls, data)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.fullmatch(value):
+            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
+        return value
+
+
+class AlertSettings(_Named):
     """One ``[[alerts]]`` rule: ``when`` (its kind), the ``destinations`` it watches
     (default: every one), the ``notify`` channels, ``repeat`` (re-notify while it still
     fires; default never), ``severity``, and its kind's keys (``above``, ``for``, …)."""
@@ -288,22 +296,10 @@ class AlertSettings(Section):
     severity: Severity = "warning"
     params: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _params(cls, data: Any) -> Any:
-        return _collect(cls, data)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
-        return value
-
     @field_validator("repeat", mode="before")
     @classmethod
     def _repeat(cls, value: Any) -> Any:
-        return None if value is None else _duration(value)
+        return None if value is None else as_duration(value)
 
     def problems(self) -> list[tuple[str, str]]:
         found = _problems(KINDS[self.when], self.params, f"when = '{self.when}'")
@@ -318,7 +314,7 @@ class AlertSettings(Section):
         return KINDS[self.when].model_validate(self.params)
 
 
-class AlertChannelSettings(Section):
+class AlertChannelSettings(_Named):
     """One ``[[alert_channels]]`` entry: ``name``, ``type`` and the type's keys."""
 
     SECRET_KEYS: ClassVar[frozenset[str]] = frozenset({"password", "secret"})
@@ -326,18 +322,6 @@ class AlertChannelSettings(Section):
     name: str
     type: ChannelType
     params: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _params(cls, data: Any) -> Any:
-        return _collect(cls, data)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
-        return value
 
     def problems(self) -> list[tuple[str, str]]:
         return _problems(CHANNELS[self.type], self.params, f"type = '{self.type}'")
