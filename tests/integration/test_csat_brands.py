@@ -12,8 +12,8 @@ import pytest
 
 from tactful.engine import Engine
 from tactful.testing import at, harness, rating, ticket, user
-from tactful.views import person_json, resolve_key
 from tactful.zendesk.parse import parse_object
+from tests.integration.test_engine_scenarios import person
 
 pytestmark = pytest.mark.store
 
@@ -30,15 +30,6 @@ when = '"360002" in brand_ids'
 name = "recovery"
 when = "csat_score <= 2"
 """
-
-
-def person(engine: Engine, key: str = "1") -> dict[str, Any]:
-    with engine.store.reader() as reader:
-        ids = resolve_key(reader, key, None)
-        assert len(ids) == 1, ids
-        found = person_json(reader, engine.rules, {}, ids[0])
-    assert found is not None
-    return found
 
 
 def survey(rid: str, rating_value: int, updated_at: str, points: int = 5) -> Any:
