@@ -207,3 +207,13 @@ def test_the_commands_do_not_import_the_cli() -> None:
         or (isinstance(node, ast.Import) and any(a.name == "tactful.cli" for a in node.names))
     }
     assert found == set()
+
+
+def test_every_core_module_has_its_test_module() -> None:
+    """``tests/unit/core`` mirrors ``tactful/core``: ``core/x.py`` is tested in
+    ``tests/unit/core/test_x.py`` (a new core module comes with its tests)."""
+    tests = ROOT.parent / "tests" / "unit" / "core"
+    modules = {p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__init__"}
+    tested = {p.stem.removeprefix("test_") for p in tests.glob("test_*.py")}
+    assert sorted(modules - tested) == [], "core modules without tests/unit/core/test_<name>.py"
+    assert sorted(tested - modules) == [], "tests/unit/core/test_<name>.py without a core module"
