@@ -408,3 +408,20 @@ def test_sidebar_shows_engagement_from_the_messages_sent(vendor: Any) -> None:
     assert profile is not None
     assert (profile.last_open_at, profile.last_click_at) == (opened, clicked)
     assert any(r.path.endswith("/messages") for r in fake.requests)
+
+
+def test_the_snapshot_is_what_was_sent_not_the_second_it_arrived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The conformance suite compares two fakes fed the same items a moment apart; the
+    ``created_at`` the fake stamps a new person with from its own clock must not count (it
+    made the suite fail whenever a second ticked between the two sends)."""
+    seconds = iter(range(1_800_000_000, 1_800_001_000))
+    monkeypatch.setattr("tactful.destinations.fakes.customerio.time.time", lambda: next(seconds))
+    snapshots = []
+    for _ in range(2):
+        fake = FakeCustomerIO()
+        with serving(fake, _create) as (_, make):
+            assert [o.kind for o in make().send([item(1), item(2)])] == ["ok", "ok"]
+            snapshots.append(fake.snapshot())
+    assert snapshots[0] == snapshots[1]

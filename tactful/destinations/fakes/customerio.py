@@ -66,8 +66,13 @@ class FakeCustomerIO(FakeBase):
         return 500  # Customer.io caps bytes (500 kB), not entries; this is the fake's test size
 
     def snapshot(self) -> dict[str, Any]:
+        """What the callers sent: without the ``created_at`` this fake stamps a new person
+        with from its own clock (two fakes fed alike a second apart hold the same)."""
         with self.lock:
-            people = {self._key(p): dict(p["attributes"]) for p in self.people.values()}
+            people = {
+                self._key(p): {k: v for k, v in p["attributes"].items() if k != "created_at"}
+                for p in self.people.values()
+            }
             return {
                 "people": people,
                 "events": dict(self.events),
