@@ -12,6 +12,7 @@ temporary directory) or from ``TACTFUL_TEST_PG``. Without it those tests are ski
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,23 +28,83 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgresql: needs a PostgreSQL server")
 
 
-# The slow tier: whole processes (acceptance, production), real browsers, benchmarks' smoke
-# runs, and every test's PostgreSQL twin. `make test-fast` leaves them out; `make test` runs all.
-_SLOW_FOLDERS = frozenset({"acceptance", "production"})
-_SLOW_FILES = frozenset({"test_browser.py", "test_bench_smoke.py", "test_openapi_schemathesis.py"})
+# The slow tier (`make test-fast` leaves it out; `make test` runs everything): whole
+# processes (acceptance/, production/), PostgreSQL (every test's PostgreSQL twin and every
+# test that asks for a cluster), and tests marked `slow` in their module (browsers, child
+# processes, benchmarks' smoke runs, property tests with many examples). A test that is not
+# marked and starts a process anyway fails (``Spawns``), so the split stays honest.
+SLOW_FOLDERS = frozenset({"acceptance", "production"})
+SLOW_FIXTURES = frozenset({"pg_cluster", "pg_url"})
+
+
+def is_slow_by_kind(item: pytest.Item) -> bool:
+    """A test the tiers put in the slow tier whatever its own marks say."""
+    on_postgresql = "postgresql" in getattr(getattr(item, "callspec", None), "id", "")
+    return (
+        item.path.parent.name in SLOW_FOLDERS
+        or on_postgresql
+        or item.get_closest_marker("postgresql") is not None
+        or bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        path = item.path
-        on_postgresql = "postgresql" in getattr(getattr(item, "callspec", None), "id", "")
-        if (
-            path.parent.name in _SLOW_FOLDERS
-            or path.name in _SLOW_FILES
-            or on_postgresql
-            or item.get_closest_marker("postgresql") is not None
-        ):
+        if is_slow_by_kind(item):
             item.add_marker(pytest.mark.slow)
+
+
+class Spawns:
+    """Child processes started while a test outside the slow tier is set up or runs
+    (``subprocess``, ``os.fork``, ``os.posix_spawn``, ``os.system``: Python's audit events;
+    a browser's driver and a PostgreSQL cluster start that way too)."""
+
+    EVENTS = frozenset(
+        {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system"}
+    )
+
+    def __init__(self) -> None:
+        self.seen: list[str] | None = None  # None: not watching
+        sys.addaudithook(self._audit)
+
+    def _audit(self, event: str, args: tuple[object, ...]) -> None:
+        if self.seen is not None and event in self.EVENTS:
+            self.seen.append(f"{event} {str(args[:2])[:160]}")
+
+    def watch(self, *, slow: bool) -> None:
+        self.seen = None if slow else []
+
+    def check(self) -> None:
+        seen, self.seen = self.seen, None
+        if seen:
+            pytest.fail(
+                "this test starts a process, so it belongs to the slow tier: mark it "
+                "`@pytest.mark.slow` (or its module `pytestmark = pytest.mark.slow`)\n  "
+                + "\n  ".join(seen[:5]),
+                pytrace=False,
+            )
+
+
+_spawns = Spawns()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    _spawns.watch(slow=item.get_closest_marker("slow") is not None)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    _spawns.check()
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    _spawns.seen = None  # a failed setup or call: nothing to check; teardown is not watched
+    return (yield)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -23,7 +23,10 @@ from tests.dashboard.helpers import EMAIL, PASSWORD, SHOW_ALL, STATES, World, pe
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}"),
+]
 SHOTS = Path(os.environ.get("TACTFUL_SCREENSHOTS", "build/screenshots"))  # not committed
 WIDTHS = (1280, 390)
 

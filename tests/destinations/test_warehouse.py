@@ -148,6 +148,7 @@ def test_erase_deletes_the_person_in_order_and_leaves_a_tombstone(backend: Any) 
     assert query(kind, target, "SELECT person_id FROM persons_current") == [("p_2",)]
 
 
+@pytest.mark.slow  # a second process holds the file
 def test_duckdb_views_and_the_file_is_free_between_batches(tmp_path: Path) -> None:
     target = tmp_path / "wh.duckdb"
     dest = make(f"duckdb:///{target}")

@@ -694,6 +694,7 @@ def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_kill_9_during_backfill_then_rerun_applies_everything_exactly_once(
     loopback: tuple[FakeZendesk, str], tmp_path: Path
@@ -909,6 +910,7 @@ def test_install_and_write_back_against_the_simulator(
         assert client.get_user(999_999_999) is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_kill_9_against_the_simulator_then_rerun_matches_a_clean_run(tmp_path: Path) -> None:
     sim_module = pytest.importorskip("tactful.sim")

@@ -123,6 +123,7 @@ def promtool() -> str | None:
     return os.environ.get("PROMTOOL") or shutil.which("promtool")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(promtool() is None, reason="promtool is not installed")
 def test_promtool_checks_and_unit_tests_the_rules() -> None:
     tool: Any = promtool()

@@ -20,6 +20,8 @@ from tactful.store.sqlite import SQLiteStore
 from tactful.web.app import create_app
 from tests.integration.test_web import CONFIG, TOKEN
 
+pytestmark = pytest.mark.slow  # schemathesis runs in a child process
+
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -87,6 +87,7 @@ def counts(client: TestClient) -> dict[str, Any]:
         return reader.counts()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

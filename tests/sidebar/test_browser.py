@@ -23,7 +23,10 @@ from tests.sidebar.helpers import EMAIL, TICKET, World, days, token, world
 
 CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}"),
+]
 
 SIDEBAR_WIDTH = 320  # Zendesk Support's ticket sidebar; the Agent Workspace's is wider
 SHOTS = Path(os.environ.get("TACTFUL_SCREENSHOTS", "build/screenshots"))  # not committed

@@ -24,7 +24,10 @@ from tests.sidebar.helpers import EMAIL, TICKET, World, token, world
 from tests.sidebar.test_browser import AGENT_ZONE, CHROMIUM, HARNESS, SHOTS, free_port, overflow
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}"),
+]
 
 WIDTHS = {1280: 320, 390: 390}  # window width -> the sidebar's width in it
 

@@ -591,6 +591,7 @@ VALUES = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(
     case=RULES,
@@ -619,6 +620,7 @@ def test_value_holds_until_next_change(
         assert r.evaluate(values, t)[0] == v == ref(values, t), (text, t)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(case=RULES, values=VALUES, now=NOW_TIMES)
 def test_following_next_change_terminates(
