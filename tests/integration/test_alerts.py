@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -131,6 +132,27 @@ def setup(
     return settings, engine, RecordingDestination("hook")
 
 
+class Watched(NamedTuple):
+    settings: Any
+    engine: Engine
+    dest: RecordingDestination
+    clock: Clock
+    alerter: Alerter
+
+
+@contextmanager
+def watching(tmp_path: Path, text: str, **alerter_args: Any) -> Iterator[Watched]:
+    """A store and an alerter on a settable clock over ``text``'s alerts; both closed after."""
+    settings, engine, dest = setup(tmp_path, text)
+    clock = Clock()
+    alerter = Alerter(settings, engine.store, clock_us=clock, **alerter_args)
+    try:
+        yield Watched(settings, engine, dest, clock, alerter)
+    finally:
+        alerter.close()
+        engine.store.close()
+
+
 def dead_letter(settings: Any, engine: Engine, dest: RecordingDestination, n: int = 1) -> None:
     for i in range(n):
         engine.apply([user(10 + i, emails=(f"p{i}@example.com",)), ticket(10 + i, at(i), "open")])
@@ -146,10 +168,7 @@ def dead_letter(settings: Any, engine: Engine, dest: RecordingDestination, n: in
 def test_an_alert_is_told_once_per_channel_repeated_and_resolved(
     tmp_path: Path, channels: Channels
 ) -> None:
-    settings, engine, dest = setup(tmp_path, config(channels, DEAD))
-    clock = Clock()
-    alerter = Alerter(settings, engine.store, clock_us=clock)
-    try:
+    with watching(tmp_path, config(channels, DEAD)) as (settings, engine, dest, clock, alerter):
         report = alerter.check()
         assert report is not None and not report.sent  # healthy: nothing to say
         dead_letter(settings, engine, dest)
@@ -202,18 +221,12 @@ def test_an_alert_is_told_once_per_channel_repeated_and_resolved(
         assert "RESOLVED" in channels.smtp.mails[2].message["Subject"]
         assert sent(alerter) == []
         assert [s.state for s in alerter.statuses()] == ["ok"]
-    finally:
-        alerter.close()
-        engine.store.close()
 
 
 def test_a_failing_channel_is_retried_alone_and_never_repeats_the_others(
     tmp_path: Path, channels: Channels
 ) -> None:
-    settings, engine, dest = setup(tmp_path, config(channels, DEAD))
-    clock = Clock()
-    alerter = Alerter(settings, engine.store, clock_us=clock)
-    try:
+    with watching(tmp_path, config(channels, DEAD)) as (settings, engine, dest, clock, alerter):
         dead_letter(settings, engine, dest)
         channels.slack.archived = True  # 410 channel_is_archived
         channels.smtp.down = True  # 421
@@ -231,9 +244,6 @@ def test_a_failing_channel_is_retried_alone_and_never_repeats_the_others(
         assert again is not None
         assert sorted(n.channel for n in again.sent) == ["ops-mail", "ops-slack"]
         assert channels.counts() == (1, 1, 1)  # the pager was not told twice
-    finally:
-        alerter.close()
-        engine.store.close()
 
 
 def test_for_holds_back_an_alert_that_clears_in_time(tmp_path: Path, channels: Channels) -> None:
@@ -244,15 +254,12 @@ when = "circuit_open"
 for = "5m"
 notify = ["pager"]
 """
-    settings, engine, _ = setup(tmp_path, config(channels, rules))
-    clock = Clock()
-    alerter = Alerter(settings, engine.store, clock_us=clock)
 
     def circuit(state: str) -> None:
         with engine.store.transaction() as tx:
             tx.set_meta(meta_key("hook"), Circuit(state, 5, 0, 0, "HTTP 503").dumps())
 
-    try:
+    with watching(tmp_path, config(channels, rules)) as (_, engine, _, clock, alerter):
         circuit("open")
         assert sent(alerter) == []
         assert [s.state for s in alerter.statuses()] == ["pending"]
@@ -276,9 +283,6 @@ notify = ["pager"]
             channels.hook.requests[-1].body,
             channels.hook.requests[-1].headers,
         )
-    finally:
-        alerter.close()
-        engine.store.close()
 
 
 def test_lag_reject_rate_and_no_success(tmp_path: Path, channels: Channels) -> None:
@@ -303,16 +307,13 @@ when = "no_success"
 above = "30m"
 notify = ["pager"]
 """
-    settings, engine, _ = setup(tmp_path, config(channels, rules))
-    clock = Clock()
-    alerter = Alerter(settings, engine.store, clock_us=clock)
 
     def fired() -> set[str]:
         report = alerter.check()
         assert report is not None
         return {n.rule for n in report.sent if n.kind == "firing"}
 
-    try:
+    with watching(tmp_path, config(channels, rules)) as (settings, engine, _, clock, alerter):
         engine.apply([user(1, emails=("ann@example.com",)), ticket(1, at(0), "open")])
         DeliveryWorker(settings, engine.store).route_outbox()  # pending rows, not sent
         runs = RunStore(engine.store)
@@ -328,9 +329,6 @@ notify = ["pager"]
         assert fired() == {"stuck"}
         text = channels.hook.deliveries[-1].payload["data"]["summary"]
         assert re.match(r"hook: nothing delivered for 3\dm while \d+ rows waited", text), text
-    finally:
-        alerter.close()
-        engine.store.close()
 
 
 def test_the_cli_checks_tests_and_shows_alerts(
@@ -483,10 +481,7 @@ def test_match_rate_segment_size_zendesk_silence_and_signature_failures(
     from tactful.alerts.signatures import META_KEY
     from tactful.destinations.base import PlatformReport
 
-    settings, engine, _ = setup(tmp_path, config(channels, BEYOND))
     refused = [0]
-    clock = Clock()
-    alerter = Alerter(settings, engine.store, clock_us=clock, bad_signatures=lambda: refused[0])
     hour = 60 * MINUTE
 
     def firing() -> set[tuple[str, str]]:
@@ -494,7 +489,8 @@ def test_match_rate_segment_size_zendesk_silence_and_signature_failures(
         assert report is not None
         return {(n.rule, n.destination) for n in report.sent if n.kind == "firing"}
 
-    try:
+    watched = watching(tmp_path, config(channels, BEYOND), bad_signatures=lambda: refused[0])
+    with watched as (_, engine, _, clock, alerter):
         # three people join "suppress" at T0 (the membership history's time); an hour later
         clock.us = int(at(0).timestamp() * 1_000_000) + 10 * MINUTE
         for i in range(3):
@@ -529,9 +525,6 @@ def test_match_rate_segment_size_zendesk_silence_and_signature_failures(
         }
         clock.us += 11 * MINUTE  # out of the 10-minute window
         assert {n.rule for n in sent(alerter) if n.kind == "resolved"} == {"forged"}
-    finally:
-        alerter.close()
-        engine.store.close()
 
 
 def test_serve_counts_refused_signatures_across_processes_for_the_alert(
