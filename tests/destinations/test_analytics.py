@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,8 +23,8 @@ from tactful.destinations.fakes.analytics import (
 from tactful.destinations.mixpanel import MixpanelDestination
 from tactful.destinations.segment import SegmentDestination
 from tactful.destinations.webhook import basic_auth
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
+from tests.destinations.conftest import Served
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 AT_MS = 1772366400000
@@ -93,21 +93,11 @@ for _cls in (TestSegmentConformance, TestAmplitudeConformance, TestMixpanelConfo
 
 
 @pytest.fixture
-def served() -> Iterator[Callable[..., Any]]:
-    stops: list[Callable[[], None]] = []
-    dests: list[Any] = []
-
+def served(serve: Served) -> Callable[..., Any]:
     def start(fake: FakeVendor, make: Callable[..., Any], **kw: Any) -> tuple[Any, Any]:
-        root, stop = run_in_thread(fake.app)
-        stops.append(stop)
-        dests.append(make(root, **kw))
-        return fake, dests[-1]
+        return fake, serve.closing(make(serve(fake), **kw))
 
-    yield start
-    for dest in dests:
-        dest.close()
-    for stop in stops:
-        stop()
+    return start
 
 
 def body(fake: FakeVendor, n: int = 0) -> Any:

@@ -9,7 +9,7 @@ events that belong to no user."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -20,7 +20,6 @@ from tactful.delivery.store import DeliveryRow
 from tactful.delivery.worker import dest_kinds, erase_item
 from tactful.destinations import registry
 from tactful.destinations.fakes.analytics import FakeAmplitude, FakeMixpanel, FakeSegment
-from tactful.sim.server import run_in_thread
 
 PERSON = "p_0f3a9c77e2"
 IDENTIFIERS = {
@@ -45,20 +44,6 @@ VENDORS: dict[str, tuple[Callable[[], Any], dict[str, str]]] = {
 }
 
 
-@pytest.fixture
-def served() -> Iterator[Callable[[Any], str]]:
-    stops: list[Callable[[], None]] = []
-
-    def serve(fake: Any) -> str:
-        base_url, stop = run_in_thread(fake.app)
-        stops.append(stop)
-        return base_url
-
-    yield serve
-    for stop in stops:
-        stop()
-
-
 def erase_row(destination: str) -> DeliveryRow:
     payload = {"person_id": PERSON, "identifiers": IDENTIFIERS}
     at = 1_796_000_000_000_000
@@ -70,12 +55,12 @@ def erase_row(destination: str) -> DeliveryRow:
 
 @pytest.mark.parametrize("type_name", sorted(VENDORS))
 def test_the_erasure_notice_names_no_one_and_the_vendor_accepts_it(
-    type_name: str, served: Callable[[Any], str]
+    type_name: str, serve: Callable[[Any], str]
 ) -> None:
     make_fake, keys = VENDORS[type_name]
     fake = make_fake()
     config = DestinationSettings.model_validate(
-        {"name": "tool", "type": type_name, "base_url": served(fake), **keys}
+        {"name": "tool", "type": type_name, "base_url": serve(fake), **keys}
     )
     dest = registry.create(config)
     item = erase_item(erase_row("tool"), config, dest_kinds(dest), ours=False)

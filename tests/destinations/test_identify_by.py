@@ -5,7 +5,6 @@ identifiers, in a configured fallback order, for profiles, events, unsubscribes 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,7 +21,6 @@ from tactful.destinations.fakes.customerio import FakeCustomerIO
 from tactful.destinations.fakes.klaviyo import FakeKlaviyo
 from tactful.destinations.fakes.sailthru import FakeSailthru
 from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
-from tactful.sim.server import run_in_thread
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 IDS = Identifiers(
@@ -53,20 +51,6 @@ def declared(type_name: str) -> IdentifyBy:
     identify = registry.spec(type_name).identify_by
     assert identify is not None
     return identify
-
-
-@pytest.fixture
-def served() -> Iterator[Callable[[Any], str]]:
-    stops: list[Callable[[], None]] = []
-
-    def serve(fake: Any) -> str:
-        base_url, stop = run_in_thread(fake.app)
-        stops.append(stop)
-        return base_url
-
-    yield serve
-    for stop in stops:
-        stop()
 
 
 # -- the pure part --------------------------------------------------------------------------
@@ -129,9 +113,9 @@ def test_every_type_with_identify_by_defaults_within_what_it_accepts() -> None:
 # -- ESPs: profiles, events, unsubscribes and erasure alike ---------------------------------
 
 
-def test_customerio_addresses_people_by_the_configured_identifier(served: Any) -> None:
+def test_customerio_addresses_people_by_the_configured_identifier(serve: Any) -> None:
     fake = FakeCustomerIO()
-    dest = registry.create(config("customerio", served(fake), identify_by=["external_id", "email"]))
+    dest = registry.create(config("customerio", serve(fake), identify_by=["external_id", "email"]))
     items = [item("profile"), item("event", name="zendesk_ticket_created"), item("erase")]
     assert [o.kind for o in dest.send(items)] == ["ok"] * 3
     batches = [json.loads(r.body)["batch"] for r in fake.requests]
@@ -141,9 +125,9 @@ def test_customerio_addresses_people_by_the_configured_identifier(served: Any) -
     dest.close()
 
 
-def test_sailthru_addresses_people_by_extid(served: Any) -> None:
+def test_sailthru_addresses_people_by_extid(serve: Any) -> None:
     fake = FakeSailthru()
-    dest = registry.create(config("sailthru", served(fake), identify_by=["zendesk_user_id"]))
+    dest = registry.create(config("sailthru", serve(fake), identify_by=["zendesk_user_id"]))
     kinds: list[ItemKind] = ["profile", "unsubscribe", "erase"]
     assert [dest.send([item(k)])[0].kind for k in kinds] == ["ok"] * 3
     posts = [dict(parse_qsl(r.body.decode())) for r in fake.requests if r.method == "POST"]
@@ -155,10 +139,10 @@ def test_sailthru_addresses_people_by_extid(served: Any) -> None:
 
 
 def test_klaviyo_addresses_profiles_by_external_id_and_erases_after_a_lookup(
-    served: Any,
+    serve: Any,
 ) -> None:
     fake = FakeKlaviyo()
-    dest = registry.create(config("klaviyo", served(fake), identify_by=["external_id"]))
+    dest = registry.create(config("klaviyo", serve(fake), identify_by=["external_id"]))
     assert dest.send([item("profile")])[0].kind == "ok"
     profile = json.loads(fake.requests[0].body)["data"]["attributes"]
     assert profile["external_id"] == "CUST-42" and "email" not in profile
@@ -173,9 +157,9 @@ def test_klaviyo_addresses_profiles_by_external_id_and_erases_after_a_lookup(
 # -- analytics ----------------------------------------------------------------------------
 
 
-def test_segment_user_id_follows_identify_by(served: Any) -> None:
+def test_segment_user_id_follows_identify_by(serve: Any) -> None:
     fake = FakeSegment()
-    base_url = served(fake)
+    base_url = serve(fake)
     for order, expected in (
         (["email", "person_id"], "ann@example.com"),
         (["zendesk_user_id"], "9001"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -16,8 +16,8 @@ from tactful.destinations import hashing, registry
 from tactful.destinations.base import Identifiers, Item, ItemKind, PlatformReport, report_of
 from tactful.destinations.fakes.meta import FakeMeta
 from tactful.destinations.meta import SMALL_AUDIENCE_MESSAGE, MetaAudience
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
+from tests.destinations.conftest import Served
 
 AUDIENCE = "23850000000000000"
 TOKEN = "meta-test-token"
@@ -65,26 +65,17 @@ conformance_tests(TestMetaConformance)
 
 
 @pytest.fixture
-def served() -> Iterator[Callable[..., tuple[FakeMeta, MetaAudience]]]:
-    stops: list[Callable[[], None]] = []
-    dests: list[MetaAudience] = []
-
+def served(serve: Served) -> Callable[..., tuple[FakeMeta, MetaAudience]]:
     def start(token: str = TOKEN, audience: str = AUDIENCE, **fake_args: Any) -> Any:
         fake = FakeMeta(**fake_args)
-        root, stop = run_in_thread(fake.app)
-        stops.append(stop)
+        root = serve(fake)
         dest = MetaAudience(
             name="meta", audience_id=audience, access_token=token, base_url=FakeMeta.base_url(root)
         )
-        dests.append(dest)
         fake.root = root  # type: ignore[attr-defined]
-        return fake, dest
+        return fake, serve.closing(dest)
 
-    yield start
-    for dest in dests:
-        dest.close()
-    for stop in stops:
-        stop()
+    return start
 
 
 def test_request_format_multi_key_rows_hashed_by_meta_rules(served: Any) -> None:

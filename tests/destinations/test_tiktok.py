@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +15,8 @@ from tactful.destinations import hashing, registry
 from tactful.destinations.base import Identifiers, Item, ItemKind
 from tactful.destinations.fakes.tiktok import FakeTikTok
 from tactful.destinations.tiktok import TikTokAudience
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
+from tests.destinations.conftest import Served
 
 ADVERTISER = "7000000000000000000"
 AUDIENCE = "123456789"
@@ -62,23 +62,12 @@ conformance_tests(TestTikTokConformance)
 
 
 @pytest.fixture
-def served() -> Iterator[Callable[..., tuple[FakeTikTok, TikTokAudience]]]:
-    stops: list[Callable[[], None]] = []
-    dests: list[TikTokAudience] = []
-
+def served(serve: Served) -> Callable[..., tuple[FakeTikTok, TikTokAudience]]:
     def start(token: str = TOKEN, **fake_args: Any) -> Any:
         fake = FakeTikTok(**fake_args)
-        root, stop = run_in_thread(fake.app)
-        stops.append(stop)
-        dest = make(FakeTikTok.base_url(root), token)
-        dests.append(dest)
-        return fake, dest
+        return fake, serve.closing(make(FakeTikTok.base_url(serve(fake)), token))
 
-    yield start
-    for dest in dests:
-        dest.close()
-    for stop in stops:
-        stop()
+    return start
 
 
 def body(request: Any) -> Any:

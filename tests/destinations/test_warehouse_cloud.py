@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from tactful.destinations.fakes.bigquery import FakeBigQuery
 from tactful.destinations.fakes.snowflake import FakeSnowflake
 from tactful.destinations.warehouse_bigquery import BigQueryWarehouse
 from tactful.destinations.warehouse_snowflake import SnowflakeWarehouse
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -117,26 +115,12 @@ conformance_tests(TestBigQueryConformance)
 conformance_tests(TestSnowflakeConformance)
 
 
-@pytest.fixture
-def served() -> Iterator[Any]:
-    stops: list[Any] = []
-
-    def serve(fake: Any) -> str:
-        base_url, stop = run_in_thread(fake.app)
-        stops.append(stop)
-        return base_url
-
-    yield serve
-    for stop in stops:
-        stop()
-
-
 # --- BigQuery -------------------------------------------------------------------------------
 
 
-def test_bigquery_jwt_claims_and_request_shapes(served: Any) -> None:
+def test_bigquery_jwt_claims_and_request_shapes(serve: Any) -> None:
     fake = fake_bq()
-    dest = bigquery(served(fake))
+    dest = bigquery(serve(fake))
     assert [o.kind for o in dest.send([event(1), event(1), profile(1)])] == ["ok"] * 3
     claims = fake.assertions[0]
     assert claims["iss"] == EMAIL and claims["aud"] == "https://oauth2.googleapis.com/token"
@@ -172,9 +156,9 @@ def test_bigquery_jwt_claims_and_request_shapes(served: Any) -> None:
     dest.close()
 
 
-def test_bigquery_resend_finds_its_jobs_by_id(served: Any) -> None:
+def test_bigquery_resend_finds_its_jobs_by_id(serve: Any) -> None:
     fake = fake_bq()
-    dest = bigquery(served(fake))
+    dest = bigquery(serve(fake))
     items = [event(1), profile(1)]
     dest.send(items)
     jobs = set(fake.jobs)
@@ -184,10 +168,10 @@ def test_bigquery_resend_finds_its_jobs_by_id(served: Any) -> None:
     dest.close()
 
 
-def test_bigquery_poll_timeout_retries_then_resend_completes(served: Any) -> None:
+def test_bigquery_poll_timeout_retries_then_resend_completes(serve: Any) -> None:
     fake = fake_bq(polls_to_finish=50)
     clock = Clock()
-    dest = bigquery(served(fake), clock, poll_timeout=5.0)
+    dest = bigquery(serve(fake), clock, poll_timeout=5.0)
     first = dest.send([event(1)])
     assert first[0].kind == "retry" and "still RUNNING" in first[0].error
     fake.polls_to_finish = 0
@@ -198,9 +182,9 @@ def test_bigquery_poll_timeout_retries_then_resend_completes(served: Any) -> Non
     dest.close()
 
 
-def test_bigquery_never_older_and_erase(served: Any) -> None:
+def test_bigquery_never_older_and_erase(serve: Any) -> None:
     fake = fake_bq()
-    dest = bigquery(served(fake))
+    dest = bigquery(serve(fake))
     dest.send([profile(2, minutes=5), event(1), event(2, "p_2")])
     dest.send([profile(1, minutes=1)])  # older: ignored
     assert fake.snapshot()["persons_current"][0]["state"] == {"support_state": "s2"}
@@ -212,9 +196,9 @@ def test_bigquery_never_older_and_erase(served: Any) -> None:
     dest.close()
 
 
-def test_bigquery_failed_job_rejects_and_later_runs_retry(served: Any) -> None:
+def test_bigquery_failed_job_rejects_and_later_runs_retry(serve: Any) -> None:
     fake = fake_bq()
-    dest = bigquery(served(fake))
+    dest = bigquery(serve(fake))
     dest.send([event(0)])
     del fake.tables["events"]  # the MERGE job ends with errorResult notFound
     outcomes = dest.send([event(1), profile(1)])
@@ -258,9 +242,9 @@ def test_snowflake_create_from_config_and_bad_urls(tmp_path: Any) -> None:
 # --- Snowflake ------------------------------------------------------------------------------
 
 
-def test_snowflake_jwt_and_exact_request_body(served: Any) -> None:
+def test_snowflake_jwt_and_exact_request_body(serve: Any) -> None:
     fake = fake_sf()
-    dest = snowflake(served(fake))
+    dest = snowflake(serve(fake))
     assert [o.kind for o in dest.send([event(1)])] == ["ok"]
     claims = fake.claims[0]
     assert claims["sub"] == "XY12345.LOADER"
@@ -290,9 +274,9 @@ def test_snowflake_jwt_and_exact_request_body(served: Any) -> None:
     dest.close()
 
 
-def test_snowflake_idempotent_merge_never_older_and_erase(served: Any) -> None:
+def test_snowflake_idempotent_merge_never_older_and_erase(serve: Any) -> None:
     fake = fake_sf()
-    dest = snowflake(served(fake))
+    dest = snowflake(serve(fake))
     items = [event(1), event(1), profile(2, minutes=5), event(3, "p_2")]
     assert [o.kind for o in dest.send(items)] == ["ok"] * 4
     dest.send(items)
@@ -307,9 +291,9 @@ def test_snowflake_idempotent_merge_never_older_and_erase(served: Any) -> None:
     dest.close()
 
 
-def test_snowflake_poll_timeout_then_retry_stores_once(served: Any) -> None:
+def test_snowflake_poll_timeout_then_retry_stores_once(serve: Any) -> None:
     fake = fake_sf(polls_to_finish=50)
-    dest = snowflake(served(fake), poll_timeout=3.0)
+    dest = snowflake(serve(fake), poll_timeout=3.0)
     assert dest.send([event(1)])[0].kind == "retry"
     fake.polls_to_finish = 0
     assert dest.send([event(1)])[0].kind == "ok"
@@ -317,15 +301,15 @@ def test_snowflake_poll_timeout_then_retry_stores_once(served: Any) -> None:
     dest.close()
 
 
-def test_snowflake_rejects_bad_jwt_and_chunks_rows(served: Any) -> None:
+def test_snowflake_rejects_bad_jwt_and_chunks_rows(serve: Any) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     fake = FakeSnowflake(public_key=other.public_key(), max_rows_per_statement=200)
-    dest = snowflake(served(fake))
+    dest = snowflake(serve(fake))
     outcome = dest.send([event(1)])[0]
     assert outcome.kind == "reject" and "390144" in outcome.error
     dest.close()
     fake = fake_sf()
-    dest = snowflake(served(fake))
+    dest = snowflake(serve(fake))
     assert {o.kind for o in dest.send([event(i) for i in range(450)])} == {"ok"}
     assert len(fake.snapshot()["events"]) == 450
     dest.close()

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +18,8 @@ from tactful.destinations import registry, standard_webhooks
 from tactful.destinations.base import Identifiers, Item
 from tactful.destinations.fakes.webhook import FakeWebhookReceiver
 from tactful.destinations.webhook import GONE_ERROR, WebhookDestination, payload, webhook_id
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
+from tests.destinations.conftest import Served
 
 # The published test vector (standard-webhooks libraries/python/tests/test_webhooks.py).
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -143,23 +143,14 @@ conformance_tests(TestWebhookConformance)
 
 
 @pytest.fixture
-def served() -> Iterator[Callable[..., tuple[FakeWebhookReceiver, WebhookDestination]]]:
-    stops: list[Callable[[], None]] = []
-    dests: list[WebhookDestination] = []
-
+def served(serve: Served) -> Callable[..., tuple[FakeWebhookReceiver, WebhookDestination]]:
     def start(**kwargs: Any) -> tuple[FakeWebhookReceiver, WebhookDestination]:
         fake = FakeWebhookReceiver(SPEC_SECRET)
-        root, stop = run_in_thread(fake.app)
-        stops.append(stop)
-        dest = WebhookDestination(name="hooks", url=root + "/hooks", secret=SPEC_SECRET, **kwargs)
-        dests.append(dest)
-        return fake, dest
+        url = serve(fake) + "/hooks"
+        dest = WebhookDestination(name="hooks", url=url, secret=SPEC_SECRET, **kwargs)
+        return fake, serve.closing(dest)
 
-    yield start
-    for dest in dests:
-        dest.close()
-    for stop in stops:
-        stop()
+    return start
 
 
 def test_body_is_the_spec_envelope_with_consented_identifiers(served: Any) -> None:
