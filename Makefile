@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint audit demo bench clean
+.PHONY: help install test test-fast test-pg test-browser lint audit demo bench clean
 
 help: ## List the targets
 	@echo "Usage: make <target>   (variables: PYTHON=$(PYTHON) DEMO_PORT=$(DEMO_PORT))"
@@ -30,11 +30,20 @@ $(RUN_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -e .
 	@touch $@
 
-test: install ## Run the test suite (pytest)
+test: install ## The full suite, as CI runs it (every tier, one process)
 	$(BIN)/pytest
 
-test-fast: install ## The quick inner loop: unit and integration tests on SQLite (no slow tier)
-	$(BIN)/pytest -m "not slow"
+# The fast tier leaves out what is marked slow (processes, browsers, PostgreSQL, benchmarks'
+# smoke runs, long property tests; tests/conftest.py) and runs on every core (pytest-xdist,
+# a test module per worker at a time).
+test-fast: install ## The quick inner loop: the tests not marked slow, on every core
+	$(BIN)/pytest -m "not slow" -n auto --dist loadfile
+
+test-pg: install ## Only the PostgreSQL tests (each store test's twin, several processes)
+	$(BIN)/pytest -m postgresql
+
+test-browser: install ## Only the browser tests (Debian's Chromium through Playwright)
+	$(BIN)/pytest -m browser
 
 lint: install ## ruff check, ruff format --check, mypy --strict
 	$(BIN)/ruff check .

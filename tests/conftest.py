@@ -37,14 +37,18 @@ SLOW_FOLDERS = frozenset({"acceptance", "production"})
 SLOW_FIXTURES = frozenset({"pg_cluster", "pg_url"})
 
 
+def _on_postgresql(item: pytest.Item) -> bool:
+    """The PostgreSQL twin of a store test, or a test that asks for a cluster."""
+    twin = "postgresql" in getattr(getattr(item, "callspec", None), "id", "")
+    return twin or bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
 def is_slow_by_kind(item: pytest.Item) -> bool:
     """A test the tiers put in the slow tier whatever its own marks say."""
-    on_postgresql = "postgresql" in getattr(getattr(item, "callspec", None), "id", "")
     return (
         item.path.parent.name in SLOW_FOLDERS
-        or on_postgresql
+        or _on_postgresql(item)
         or item.get_closest_marker("postgresql") is not None
-        or bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
     )
 
 
@@ -52,6 +56,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if is_slow_by_kind(item):
             item.add_marker(pytest.mark.slow)
+        if _on_postgresql(item) and item.get_closest_marker("postgresql") is None:
+            item.add_marker(pytest.mark.postgresql)  # `pytest -m postgresql` finds the twins
 
 
 class Spawns:

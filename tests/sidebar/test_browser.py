@@ -4,10 +4,9 @@ URLs, and provides a fake ``ZAFClient`` that answers ``ticket.requester.email``.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,14 @@ from starlette.routing import Route
 
 from tactful.sim.server import run_in_thread
 from tactful.web.sidebar.page import ZAF_SDK_URL
-from tests.a11y import A11Y_PROBLEMS, csp_violations
+from tests.a11y import A11Y_PROBLEMS
+from tests.browser import BROWSER, SHOTS, chromium, free_port, watched_page
 from tests.sidebar.helpers import EMAIL, TICKET, World, days, token, world
 
-CHROMIUM = os.environ.get("TACTFUL_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}"),
-]
+pytestmark = BROWSER
 
 SIDEBAR_WIDTH = 320  # Zendesk Support's ticket sidebar; the Agent Workspace's is wider
-SHOTS = Path(os.environ.get("TACTFUL_SCREENSHOTS", "build/screenshots"))  # not committed
 AGENT_ZONE = "America/New_York"
 
 # Stands in for Zendesk: posts the signed token into the iframe, answers ZAF ``get`` with the
@@ -67,10 +62,29 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextmanager
+def in_zendesk(w: World, port: int, width: int) -> Iterator[str]:
+    """Serve ``w``'s app on ``port`` with ``/harness``, the page standing in for Zendesk with
+    the sidebar ``width`` px wide; gives the base URL. ``w`` is stopped after."""
+
+    async def harness(_: Request) -> HTMLResponse:
+        page = HARNESS % {
+            "email": EMAIL,
+            "ticket": TICKET,
+            "token": token(),
+            "zone": AGENT_ZONE,
+            "width": width,
+        }
+        policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+        return HTMLResponse(page, headers={"Content-Security-Policy": policy})
+
+    w.app.router.routes.append(Route("/harness", harness))
+    url, stop = run_in_thread(w.app, lifespan="on", port=port)
+    try:
+        yield url
+    finally:
+        stop()
+        w.stop()
 
 
 @pytest.fixture
@@ -79,25 +93,8 @@ def served(tmp_path: Path) -> Iterator[tuple[World, str]]:
     # the page ([zendesk] base_url is allowed besides https://glowlab.zendesk.com).
     port = free_port()
     w = world(tmp_path, tick_seconds=0.05, base_url=f"http://127.0.0.1:{port}")
-
-    async def harness(request: Request) -> HTMLResponse:
-        page = HARNESS % {
-            "email": EMAIL,
-            "ticket": TICKET,
-            "token": token(),
-            "zone": AGENT_ZONE,
-            "width": SIDEBAR_WIDTH,
-        }
-        policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
-        return HTMLResponse(page, headers={"Content-Security-Policy": policy})
-
-    w.app.router.routes.append(Route("/harness", harness))
-    url, stop = run_in_thread(w.app, lifespan="on", port=port)
-    try:
+    with in_zendesk(w, port, SIDEBAR_WIDTH) as url:
         yield w, url
-    finally:
-        stop()
-        w.stop()
 
 
 def overflow(frame: Any) -> int:
@@ -116,108 +113,92 @@ def shot(page: Any, name: str) -> None:
 
 def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
     w, url = served
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
+    with chromium() as browser:
+        # The sidebar is served with Tactful's own Content-Security-Policy (no inline script
+        # or style, frame-ancestors limited to Zendesk): a violation fails the test.
+        watched = watched_page(browser, url, width=800)
+        page, violations, outside = watched.page, watched.violations, watched.outside
+        page.goto(f"{url}/harness")
+        side = page.frame_locator("#sidebar")
+        frame = page.frame(name="sidebar")
+        assert frame is not None
+        expect = playwright.expect
+
+        # The plain sentence first; its time in the agent's zone (New York: the day before).
+        lead = side.locator("#lead")
+        expect(lead).to_have_text(
+            "Open issue since Dec 31, 19:00 EST — open ticket. Ends when the ticket is solved.",
+            timeout=15000,
         )
-        try:
-            page = browser.new_page(viewport={"width": 800, "height": 900})
-            # The sidebar is served with Tactful's own Content-Security-Policy (no inline
-            # script or style, frame-ancestors limited to Zendesk): a violation fails the test.
-            violations = csp_violations(page)
-            outside: list[str] = []
-            page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
-            # No internet in tests: Zendesk's SDK is not fetched; the harness provides ZAF.
-            page.route("https://static.zdassets.com/**", lambda route: route.abort())
-            page.goto(f"{url}/harness")
-            side = page.frame_locator("#sidebar")
-            frame = page.frame(name="sidebar")
-            assert frame is not None
-            expect = playwright.expect
+        since = side.locator('[data-segment="open_issue"] .since time')
+        expect(since).to_have_text("1 h ago")
+        expect(since).to_have_attribute("title", "Dec 31, 19:00 EST")
+        expect(side.locator('[data-segment="unhappy"]')).to_have_count(0)  # not in it
+        expect(side.locator("#details")).not_to_have_attribute("open", "")
+        expect(side.locator('[data-rule="unhappy"]')).to_be_hidden()  # behind "Details"
+        told = side.locator('.sent [data-destination="cio"][data-status="done"]').first
+        expect(told).to_contain_text("Customer.io (cio)")
+        expect(told).to_contain_text("(delivered")  # successes carry no HTTP status yet
+        expect(side.locator('[data-consent="email"]')).to_have_text("email: yes")
 
-            # The plain sentence first; its time in the agent's zone (New York: the day before).
-            lead = side.locator("#lead")
-            expect(lead).to_have_text(
-                "Open issue since Dec 31, 19:00 EST — open ticket. Ends when the ticket is solved.",
-                timeout=15000,
-            )
-            since = side.locator('[data-segment="open_issue"] .since time')
-            expect(since).to_have_text("1 h ago")
-            expect(since).to_have_attribute("title", "Dec 31, 19:00 EST")
-            expect(side.locator('[data-segment="unhappy"]')).to_have_count(0)  # not in it
-            expect(side.locator("#details")).not_to_have_attribute("open", "")
-            expect(side.locator('[data-rule="unhappy"]')).to_be_hidden()  # behind "Details"
-            told = side.locator('.sent [data-destination="cio"][data-status="done"]').first
-            expect(told).to_contain_text("Customer.io (cio)")
-            expect(told).to_contain_text("(delivered")  # successes carry no HTTP status yet
-            expect(side.locator('[data-consent="email"]')).to_have_text("email: yes")
+        # Controls show the current values.
+        expect(side.locator(".optout")).to_have_text("subscribed")
+        expect(side.locator('input[name="health"]:checked')).to_have_count(0)
+        expect(side.locator("fieldset.health .current")).to_have_text("not set")
+        expect(side.locator(".promos .current")).to_have_text("Not paused by an agent.")
 
-            # Controls show the current values.
-            expect(side.locator(".optout")).to_have_text("subscribed")
-            expect(side.locator('input[name="health"]:checked')).to_have_count(0)
-            expect(side.locator("fieldset.health .current")).to_have_text("not set")
-            expect(side.locator(".promos .current")).to_have_text("Not paused by an agent.")
+        # The app sized itself through ZAF to its content, with nothing wider than it.
+        calls = page.evaluate("window.zafCalls")
+        resized = [args for name, args in calls if name == "resize"]
+        assert resized and resized[-1]["width"] == "100%"
+        height = frame.evaluate("document.body.getBoundingClientRect().height")
+        assert resized[-1]["height"] == f"{int(-(-height // 1))}px"
+        assert overflow(frame) == 0
+        assert frame.evaluate(A11Y_PROBLEMS) == []
+        shot(page, "overview")
+        side.locator("#details summary").click()
+        expect(side.locator('[data-rule="unhappy"]')).to_be_visible()
+        assert overflow(frame) == 0
+        shot(page, "details")
 
-            # The app sized itself through ZAF to its content, with nothing wider than it.
-            calls = page.evaluate("window.zafCalls")
-            resized = [args for name, args in calls if name == "resize"]
-            assert resized and resized[-1]["width"] == "100%"
-            height = frame.evaluate("document.body.getBoundingClientRect().height")
-            assert resized[-1]["height"] == f"{int(-(-height // 1))}px"
-            assert overflow(frame) == 0
-            assert frame.evaluate(A11Y_PROBLEMS) == []
-            shot(page, "overview")
-            side.locator("#details summary").click()
-            expect(side.locator('[data-rule="unhappy"]')).to_be_visible()
-            assert overflow(frame) == 0
-            shot(page, "details")
+        # Health round-trips to segments and to the ESP; a double click acts once.
+        side.locator('label[for="health-unsatisfied"]').click()
+        side.locator('form[data-action="health"] button').dblclick()
+        expect(side.locator(".flash.ok")).to_contain_text("Health set to unsatisfied")
+        expect(side.locator('input[name="health"]:checked')).to_have_value("unsatisfied")
+        expect(side.locator("fieldset.health .current")).to_have_text("unsatisfied")
+        expect(side.locator('[data-segment="unhappy"] .why')).to_have_text(
+            "because: agent marked them unsatisfied"
+        )
+        w.deliver()
+        assert w.cio.person(EMAIL)["zendesk_health"] == "unsatisfied"
+        with w.engine.store.reader() as reader:
+            rows = reader.conn.execute(  # type: ignore[attr-defined]
+                "SELECT agent, status FROM agent_actions WHERE action = 'health'"
+            ).fetchall()
+        assert rows == [("agent-42", "done")]
 
-            # Health round-trips to segments and to the ESP; a double click acts once.
-            side.locator('label[for="health-unsatisfied"]').click()
-            side.locator('form[data-action="health"] button').dblclick()
-            expect(side.locator(".flash.ok")).to_contain_text("Health set to unsatisfied")
-            expect(side.locator('input[name="health"]:checked')).to_have_value("unsatisfied")
-            expect(side.locator("fieldset.health .current")).to_have_text("unsatisfied")
-            expect(side.locator('[data-segment="unhappy"] .why')).to_have_text(
-                "because: agent marked them unsatisfied"
-            )
-            w.deliver()
-            assert w.cio.person(EMAIL)["zendesk_health"] == "unsatisfied"
-            with w.engine.store.reader() as reader:
-                rows = reader.conn.execute(  # type: ignore[attr-defined]
-                    "SELECT agent, status FROM agent_actions WHERE action = 'health'"
-                ).fetchall()
-            assert rows == [("agent-42", "done")]
-
-            # The override suppresses, shows as the current value, then expires by itself.
-            override = side.locator('.promos form[data-action="override"]').last
-            override.locator('input[name="days"]').fill("2")
-            override.locator("button").click()
-            expect(side.locator(".flash.ok")).to_contain_text("Promos suppressed for 2 days")
-            expect(side.locator(".promos")).to_have_attribute("data-paused", "yes")
-            expect(side.locator(".promos .current")).to_contain_text("Paused by an agent until")
-            expect(side.locator('[data-segment="overridden"] .ends')).to_contain_text("Ends in 2 d")
-            assert overflow(frame) == 0
-            height = frame.evaluate("document.body.getBoundingClientRect().height")
-            resized = [args for name, args in page.evaluate("window.zafCalls") if name == "resize"]
-            assert resized[-1]["height"] == f"{int(-(-height // 1))}px"  # follows the content
-            shot(page, "after-actions")
-            w.clock.advance(days(3))
-            ctx = w.app.state.ctx
-            eventually(lambda: ctx.store_figures()[2] == w.clock.now)
-            page.reload()  # Zendesk reopens the sidebar: a fresh signed request
-            side = page.frame_locator("#sidebar")
-            expect(side.locator("#lead")).to_contain_text("Open issue since", timeout=15000)
-            expect(side.locator('[data-segment="overridden"]')).to_have_count(0)
-            expect(side.locator(".promos")).to_have_attribute("data-paused", "no")
-            # Garden CSS and the script come from Tactful; only Zendesk's SDK is Zendesk's.
-            assert set(outside) <= {ZAF_SDK_URL}, outside
-            assert violations == []
-        finally:
-            browser.close()
+        # The override suppresses, shows as the current value, then expires by itself.
+        override = side.locator('.promos form[data-action="override"]').last
+        override.locator('input[name="days"]').fill("2")
+        override.locator("button").click()
+        expect(side.locator(".flash.ok")).to_contain_text("Promos suppressed for 2 days")
+        expect(side.locator(".promos")).to_have_attribute("data-paused", "yes")
+        expect(side.locator(".promos .current")).to_contain_text("Paused by an agent until")
+        expect(side.locator('[data-segment="overridden"] .ends')).to_contain_text("Ends in 2 d")
+        assert overflow(frame) == 0
+        height = frame.evaluate("document.body.getBoundingClientRect().height")
+        resized = [args for name, args in page.evaluate("window.zafCalls") if name == "resize"]
+        assert resized[-1]["height"] == f"{int(-(-height // 1))}px"  # follows the content
+        shot(page, "after-actions")
+        w.clock.advance(days(3))
+        ctx = w.app.state.ctx
+        eventually(lambda: ctx.store_figures()[2] == w.clock.now)
+        page.reload()  # Zendesk reopens the sidebar: a fresh signed request
+        side = page.frame_locator("#sidebar")
+        expect(side.locator("#lead")).to_contain_text("Open issue since", timeout=15000)
+        expect(side.locator('[data-segment="overridden"]')).to_have_count(0)
+        expect(side.locator(".promos")).to_have_attribute("data-paused", "no")
+        # Garden CSS and the script come from Tactful; only Zendesk's SDK is Zendesk's.
+        assert set(outside) <= {ZAF_SDK_URL}, outside
+        assert violations == []

@@ -11,23 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
 
 from tactful.sim import ZendeskSimulator
-from tactful.sim.server import run_in_thread
 from tactful.web.sidebar.page import ZAF_SDK_URL
 from tactful.zendesk.client import ZendeskClient
-from tests.a11y import A11Y_PROBLEMS, csp_violations
-from tests.sidebar.helpers import EMAIL, TICKET, World, token, world
-from tests.sidebar.test_browser import AGENT_ZONE, CHROMIUM, HARNESS, SHOTS, free_port, overflow
+from tests.a11y import A11Y_PROBLEMS
+from tests.browser import BROWSER, SHOTS, chromium, free_port, watched_page
+from tests.sidebar.helpers import EMAIL, TICKET, World, world
+from tests.sidebar.test_browser import in_zendesk, overflow
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}"),
-]
+pytestmark = BROWSER
 
 WIDTHS = {1280: 320, 390: 390}  # window width -> the sidebar's width in it
 
@@ -47,87 +41,60 @@ def served(request: Any, tmp_path: Path) -> Iterator[tuple[World, ZendeskSimulat
     state.zendesk_factory = lambda: ZendeskClient(
         sim_url, sim.email, sim.api_token, sleep=lambda s: None
     )
-
-    async def harness(_: Request) -> HTMLResponse:
-        page = HARNESS % {
-            "email": EMAIL,
-            "ticket": TICKET,
-            "token": token(),
-            "zone": AGENT_ZONE,
-            "width": WIDTHS[window],
-        }
-        policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
-        return HTMLResponse(page, headers={"Content-Security-Policy": policy})
-
-    w.app.router.routes.append(Route("/harness", harness))
-    url, stop = run_in_thread(w.app, lifespan="on", port=port)
     try:
-        yield w, sim, url, window
+        with in_zendesk(w, port, WIDTHS[window]) as url:
+            yield w, sim, url, window
     finally:
-        stop()
         stop_sim()
-        w.stop()
 
 
 def test_proof_and_private_note_in_a_browser(
     served: tuple[World, ZendeskSimulator, str, int],
 ) -> None:
     w, sim, url, window = served
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    with chromium() as browser:
+        watched = watched_page(browser, url, width=window)
+        page, violations, outside = watched.page, watched.violations, watched.outside
+        page.goto(f"{url}/harness")
+        side = page.frame_locator("#sidebar")
+        frame = page.frame(name="sidebar")
+        assert frame is not None
+        expect = playwright.expect
+
+        meta = side.locator('.sent [data-destination="meta"]').first
+        expect(meta).to_contain_text("Added to Meta (meta) audience Open issue", timeout=15000)
+        expect(meta.locator(".confirmed")).to_contain_text("Meta received 1 row at")
+        expect(meta.locator(".confirmed time")).to_have_attribute("title", re.compile(r"E[SD]T$"))
+        expect(side.locator('.sent [data-destination="cio"]').first).to_contain_text(
+            "delivered: Customer.io accepted it"
         )
-        try:
-            page = browser.new_page(viewport={"width": window, "height": 900})
-            violations = csp_violations(page)
-            outside: list[str] = []
-            page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
-            page.route("https://static.zdassets.com/**", lambda route: route.abort())
-            page.goto(f"{url}/harness")
-            side = page.frame_locator("#sidebar")
-            frame = page.frame(name="sidebar")
-            assert frame is not None
-            expect = playwright.expect
 
-            meta = side.locator('.sent [data-destination="meta"]').first
-            expect(meta).to_contain_text("Added to Meta (meta) audience Open issue", timeout=15000)
-            expect(meta.locator(".confirmed")).to_contain_text("Meta received 1 row at")
-            expect(meta.locator(".confirmed time")).to_have_attribute(
-                "title", re.compile(r"E[SD]T$")
-            )
-            expect(side.locator('.sent [data-destination="cio"]').first).to_contain_text(
-                "delivered: Customer.io accepted it"
-            )
-
-            # An action, then its proof on the ticket as a private note.
-            side.locator('label[for="health-neutral"]').click()
-            side.locator('form[data-action="health"] button').click()
-            expect(side.locator(".flash.ok")).to_contain_text("Health set to neutral")
-            proof = side.locator("#controls .proof")
-            expect(proof).to_have_attribute("data-note", "offer")
-            assert overflow(frame) == 0
-            assert frame.evaluate(A11Y_PROBLEMS) == []
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-proof-{window}.png"))
-            w.deliver()  # the tools are told; the note's click shows it too
-            proof.locator("button").dblclick()
-            expect(side.locator(".flash.ok")).to_contain_text(
-                f"Private note added to ticket #{TICKET}."
-            )
-            expect(side.locator("#controls .proof")).to_have_attribute("data-note", "noted")
-            expect(side.locator("#controls .proof .since")).to_contain_text(
-                "Customer.io (cio) profile updated (delivered: Customer.io accepted it)"
-            )
-            expect(side.locator("#controls .proof .noted")).to_have_text(
-                "On the ticket as a private note."
-            )
-            assert overflow(frame) == 0
-            assert frame.evaluate(A11Y_PROBLEMS) == []
-            page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-noted-{window}.png"))
-            puts = [r for r in sim.requests if r.method == "PUT" and "/tickets/" in r.path]
-            assert [r.status for r in puts] == [200]  # a double click adds one note
-            assert set(outside) <= {ZAF_SDK_URL}, outside
-            assert violations == []
-        finally:
-            browser.close()
+        # An action, then its proof on the ticket as a private note.
+        side.locator('label[for="health-neutral"]').click()
+        side.locator('form[data-action="health"] button').click()
+        expect(side.locator(".flash.ok")).to_contain_text("Health set to neutral")
+        proof = side.locator("#controls .proof")
+        expect(proof).to_have_attribute("data-note", "offer")
+        assert overflow(frame) == 0
+        assert frame.evaluate(A11Y_PROBLEMS) == []
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-proof-{window}.png"))
+        w.deliver()  # the tools are told; the note's click shows it too
+        proof.locator("button").dblclick()
+        expect(side.locator(".flash.ok")).to_contain_text(
+            f"Private note added to ticket #{TICKET}."
+        )
+        expect(side.locator("#controls .proof")).to_have_attribute("data-note", "noted")
+        expect(side.locator("#controls .proof .since")).to_contain_text(
+            "Customer.io (cio) profile updated (delivered: Customer.io accepted it)"
+        )
+        expect(side.locator("#controls .proof .noted")).to_have_text(
+            "On the ticket as a private note."
+        )
+        assert overflow(frame) == 0
+        assert frame.evaluate(A11Y_PROBLEMS) == []
+        page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-noted-{window}.png"))
+        puts = [r for r in sim.requests if r.method == "PUT" and "/tickets/" in r.path]
+        assert [r.status for r in puts] == [200]  # a double click adds one note
+        assert set(outside) <= {ZAF_SDK_URL}, outside
+        assert violations == []
