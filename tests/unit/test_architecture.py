@@ -194,6 +194,11 @@ def test_the_readmes_layout_is_the_tree() -> None:
     packages = {f"{p.parent.name}/" for p in ROOT.glob("*/__init__.py")}
     assert packages <= set(listed), f"missing from the README: {sorted(packages - set(listed))}"
     assert [n for n in listed if not (ROOT / n.rstrip("/")).exists()] == []
+    tests = block.split("\ntests/", 1)[1].split("\nbench/", 1)[0]
+    named = set(re.findall(r"\b([a-z_]+)/", tests))
+    folders = {p.name for p in (ROOT.parent / "tests").iterdir() if p.is_dir()} - {"__pycache__"}
+    assert sorted(folders - named) == [], "tests/ folders missing from the README's layout"
+    assert sorted(named - folders - {"core", "tactful"}) == [], "README names no such tests/"
 
 
 def test_the_commands_do_not_import_the_cli() -> None:
