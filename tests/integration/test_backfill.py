@@ -681,17 +681,48 @@ def loopback(sample: SampleFiles) -> Iterator[tuple[FakeZendesk, str]]:
         stop()
 
 
-def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "tactful", "--config", str(config), *args]
+
+
+def child_env(token: str) -> dict[str, str]:
+    """This environment for ``tactful`` in a child process: the Zendesk token in
+    ``TEST_ZENDESK_TOKEN``, no ``TACTFUL_CONFIG``."""
     env = {k: v for k, v in os.environ.items() if k != "TACTFUL_CONFIG"}
-    env["TEST_ZENDESK_TOKEN"] = TOKEN
+    env["TEST_ZENDESK_TOKEN"] = token
+    return env
+
+
+def run_cli(
+    config: Path, *args: str, token: str = TOKEN, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tactful", "--config", str(config), *args],
+        cli(config, *args),
         capture_output=True,
         text=True,
-        env=env,
+        env=child_env(token),
         timeout=timeout,
         check=False,
     )
+
+
+def kill_9_at(
+    reached: threading.Event, release: threading.Event, command: list[str], token: str
+) -> None:
+    """Run ``command`` in a child process, ``kill -9`` it once ``reached`` is set (the fake
+    Zendesk holds the request it waits at until ``release``), then let the request go."""
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(token)
+    )
+    try:
+        assert reached.wait(60), "the backfill never asked for the third ticket page"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(30) == -signal.SIGKILL
+    finally:
+        release.set()
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
 
 
 @pytest.mark.slow
@@ -713,23 +744,7 @@ def test_kill_9_during_backfill_then_rerun_applies_everything_exactly_once(
             release.wait(30)
 
     fake.hook = block_third_ticket_page
-    env = {k: v for k, v in os.environ.items() if k != "TACTFUL_CONFIG"}
-    env["TEST_ZENDESK_TOKEN"] = TOKEN
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tactful", "--config", str(config), "backfill", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert reached.wait(60), "the backfill never asked for the third ticket page"
-        os.kill(child.pid, signal.SIGKILL)
-        assert child.wait(30) == -signal.SIGKILL
-    finally:
-        release.set()
-        if child.poll() is None:
-            child.kill()
-        child.communicate()
+    kill_9_at(reached, release, cli(config, "backfill", "--json"), TOKEN)
     fake.hook = None
 
     db = tmp_path / "cli.db"
@@ -938,25 +953,9 @@ def test_kill_9_against_the_simulator_then_rerun_matches_a_clean_run(tmp_path: P
         'api_token = "env:TEST_ZENDESK_TOKEN"\n',
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if k != "TACTFUL_CONFIG"}
-    env["TEST_ZENDESK_TOKEN"] = sim.api_token
-    command = [sys.executable, "-m", "tactful", "--config", str(config), "backfill"]
+    args = ("backfill", "--page-size", "4", "--json")
     try:
-        child = subprocess.Popen(
-            [*command, "--page-size", "4", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        try:
-            assert reached.wait(60), "the backfill never asked for the third ticket page"
-            os.kill(child.pid, signal.SIGKILL)
-            assert child.wait(30) == -signal.SIGKILL
-        finally:
-            release.set()
-            if child.poll() is None:
-                child.kill()
-            child.communicate()
+        kill_9_at(reached, release, cli(config, *args), sim.api_token)
         db = tmp_path / "cli.db"
         killed = make_engine(db)
         saved = Checkpoint.from_text(killed.get_meta(checkpoint_key("tickets")) or "")
@@ -965,14 +964,7 @@ def test_kill_9_against_the_simulator_then_rerun_matches_a_clean_run(tmp_path: P
         killed.store.close()
 
         sim.requests.clear()
-        done = subprocess.run(
-            [*command, "--page-size", "4", "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        done = run_cli(config, *args, token=sim.api_token)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
         assert result["streams"]["tickets"]["duplicates"] == 0

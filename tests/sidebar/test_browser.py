@@ -18,7 +18,7 @@ from starlette.routing import Route
 from tactful.sim.server import run_in_thread
 from tactful.web.sidebar.page import ZAF_SDK_URL
 from tests.a11y import A11Y_PROBLEMS
-from tests.browser import BROWSER, SHOTS, chromium, free_port, watched_page
+from tests.browser import BROWSER, SHOTS, Watched, chromium, free_port, watched_page
 from tests.sidebar.helpers import EMAIL, TICKET, World, days, token, world
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -111,17 +111,23 @@ def shot(page: Any, name: str) -> None:
     page.locator("#sidebar").screenshot(path=str(SHOTS / f"sidebar-{name}.png"))
 
 
+def open_sidebar(browser: Any, url: str, width: int) -> tuple[Watched, Any, Any]:
+    """The harness page with the sidebar in its iframe: the watched page, the iframe's
+    locator and its frame."""
+    watched = watched_page(browser, url, width=width)
+    watched.page.goto(f"{url}/harness")
+    frame = watched.page.frame(name="sidebar")
+    assert frame is not None
+    return watched, watched.page.frame_locator("#sidebar"), frame
+
+
 def test_sidebar_in_a_browser(served: tuple[World, str]) -> None:
     w, url = served
     with chromium() as browser:
         # The sidebar is served with Tactful's own Content-Security-Policy (no inline script
         # or style, frame-ancestors limited to Zendesk): a violation fails the test.
-        watched = watched_page(browser, url, width=800)
+        watched, side, frame = open_sidebar(browser, url, width=800)
         page, violations, outside = watched.page, watched.violations, watched.outside
-        page.goto(f"{url}/harness")
-        side = page.frame_locator("#sidebar")
-        frame = page.frame(name="sidebar")
-        assert frame is not None
         expect = playwright.expect
 
         # The plain sentence first; its time in the agent's zone (New York: the day before).

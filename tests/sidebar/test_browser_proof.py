@@ -16,9 +16,9 @@ from tactful.sim import ZendeskSimulator
 from tactful.web.sidebar.page import ZAF_SDK_URL
 from tactful.zendesk.client import ZendeskClient
 from tests.a11y import A11Y_PROBLEMS
-from tests.browser import BROWSER, SHOTS, chromium, free_port, watched_page
+from tests.browser import BROWSER, SHOTS, chromium, free_port
 from tests.sidebar.helpers import EMAIL, TICKET, World, world
-from tests.sidebar.test_browser import in_zendesk, overflow
+from tests.sidebar.test_browser import in_zendesk, open_sidebar, overflow
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = BROWSER
@@ -53,12 +53,8 @@ def test_proof_and_private_note_in_a_browser(
 ) -> None:
     w, sim, url, window = served
     with chromium() as browser:
-        watched = watched_page(browser, url, width=window)
+        watched, side, frame = open_sidebar(browser, url, width=window)
         page, violations, outside = watched.page, watched.violations, watched.outside
-        page.goto(f"{url}/harness")
-        side = page.frame_locator("#sidebar")
-        frame = page.frame(name="sidebar")
-        assert frame is not None
         expect = playwright.expect
 
         meta = side.locator('.sent [data-destination="meta"]').first
