@@ -14,8 +14,8 @@ RUN_STAMP := $(VENV)/.installed-run
 .PHONY: help install test test-fast test-pg test-browser lint audit demo bench clean
 
 help: ## List the targets
-	@echo "Usage: make <target>   (variables: PYTHON=$(PYTHON) DEMO_PORT=$(DEMO_PORT))"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Usage: make <target>   (variables: PYTHON=$(PYTHON) DEMO_PORT=$(DEMO_PORT) TEST_WORKERS)"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## Create .venv (if absent) and install tactful with its dev tools
 
@@ -34,10 +34,13 @@ test: install ## The full suite, as CI runs it (every tier, one process)
 	$(BIN)/pytest
 
 # The fast tier leaves out what is marked slow (processes, browsers, PostgreSQL, benchmarks'
-# smoke runs, long property tests; tests/conftest.py) and runs on every core (pytest-xdist,
-# a test module per worker at a time).
-test-fast: install ## The quick inner loop: the tests not marked slow, on every core
-	$(BIN)/pytest -m "not slow" -n auto --dist loadfile
+# smoke runs, long property tests; tests/conftest.py) and runs in TEST_WORKERS processes
+# (pytest-xdist, a test module per worker at a time): two a core by default, as its tests
+# wait on loopback servers about as much as they compute.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
+
+test-fast: install ## The quick inner loop: the tests not marked slow, in parallel
+	$(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-pg: install ## Only the PostgreSQL tests (each store test's twin, several processes)
 	$(BIN)/pytest -m postgresql
