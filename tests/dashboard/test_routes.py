@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,6 @@ from tactful.web.dashboard.auth import COOKIE, DashboardAuth, safe_next
 from tests.dashboard.helpers import EMAIL, PASSWORD, TOKEN, World, world
 
 pytestmark = pytest.mark.store
-
-
-@pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    out = world(tmp_path)
-    yield out
-    out.engine.store.close()
-
-
-@pytest.fixture
-def client(w: World) -> Iterator[TestClient]:
-    with TestClient(w.app) as c:
-        yield c
 
 
 def login(client: TestClient, secret: str = PASSWORD) -> None:

@@ -4,31 +4,16 @@ logout revoked on the server, Secure cookies, and a strict CSP the pages pass.""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from tactful.web.dashboard.auth import COOKIE, DashboardAuth
 from tactful.web.throttle import Throttle
-from tests.dashboard.helpers import PASSWORD, World, world
+from tests.dashboard.helpers import PASSWORD, World
 from tests.dashboard.test_routes import csrf_of, login
 
 pytestmark = pytest.mark.store
-
-
-@pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    out = world(tmp_path)
-    yield out
-    out.engine.store.close()
-
-
-@pytest.fixture
-def client(w: World) -> Iterator[TestClient]:
-    with TestClient(w.app) as c:
-        yield c
 
 
 def test_wrong_passwords_are_throttled_with_429(client: TestClient) -> None:
