@@ -77,15 +77,22 @@ _TRUE = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "granted
 
 
 class EngineRules(Protocol):
-    """What the batch needs of the settings (``tactful.config.Settings`` provides it)."""
+    """What the batch needs of the rules (``tactful.engine.Rules`` provides it); read only."""
 
-    states: Sequence[StateSpec]
-    segments: Sequence[SegmentSpec]
-    classifier: ReasonClassifier
-    csat_good: int
-    csat_bad: int
-    consent_fields: dict[str, str]  # purpose -> Zendesk user field key
-    erase_deleted_users: bool  # [privacy] erase_deleted_users = "immediately"
+    @property
+    def states(self) -> Sequence[StateSpec]: ...
+    @property
+    def segments(self) -> Sequence[SegmentSpec]: ...
+    @property
+    def classifier(self) -> ReasonClassifier: ...
+    @property
+    def csat_good(self) -> int: ...
+    @property
+    def csat_bad(self) -> int: ...
+    @property
+    def consent_fields(self) -> dict[str, str]: ...  # purpose -> Zendesk user field key
+    @property
+    def erase_deleted_users(self) -> bool: ...  # [privacy] erase_deleted_users = "immediately"
 
 
 @dataclass
@@ -327,10 +334,13 @@ class Batch:
         self.merge_survivors = {self.identity.find(pid) for pid in self.merge_survivors}
         with_tickets.update(self.merge_survivors)
         wanted = {o for o in owners if o is not None} | with_tickets
-        wanted.update(pid for _, pid in due)
         self._load_persons(wanted, with_tickets)
+        # A timer's person whose row is gone (erased or merged away meanwhile) stays gone.
+        self._load_persons({pid for _, pid in due}, create=False)
 
-    def _load_persons(self, wanted: set[str], with_tickets: set[str] | None = None) -> None:
+    def _load_persons(
+        self, wanted: set[str], with_tickets: set[str] | None = None, *, create: bool = True
+    ) -> None:
         missing = sorted(p for p in wanted if p not in self.persons)
         if not missing:
             return
@@ -340,6 +350,8 @@ class Batch:
         merged_facts = self.merged_facts
         for pid in missing:
             row = rows.get(pid)
+            if row is None and not create:
+                continue
             if row is None:
                 at = self.identity.new_persons.get(pid)
                 created = to_us(at) if at is not None else time.time_ns() // 1000
@@ -594,12 +606,9 @@ class Batch:
         heap = self.timer_heap
         while heap and (heap[0][0] < before or (inclusive and heap[0][0] == before)):
             due, pid = heapq.heappop(heap)
-            if pid not in self.persons:
-                self._load_persons({pid})
-                if pid not in self.persons:
-                    continue
-            if self.persons[pid].row.wake != due:
-                continue  # stale entry: the person was re-evaluated since
+            person = self.persons.get(pid)  # None: gone from the store (``load``)
+            if person is None or person.row.wake != due:
+                continue  # or a stale entry: the person was re-evaluated since
             self.stats.timers_fired += 1
             self.evaluate(pid, due)
 
