@@ -15,7 +15,7 @@ import heapq
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,11 +23,8 @@ import orjson
 
 from tactful.core import codec
 from tactful.core.events import (
-    ConsentSet,
     Event,
-    HealthSet,
     OutcomeRecorded,
-    OverrideSet,
     PersonErased,
     RatingGiven,
     TicketStatusChanged,
@@ -38,20 +35,18 @@ from tactful.core.events import (
     UserSeen,
     time_order,
 )
+from tactful.core.facts import fold_fact, is_deletion
 from tactful.core.history import Row, union_history
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
 from tactful.core.state import (
     TICKET_FIELD_NAMES,
-    Latest,
     PersonFacts,
     TicketRecord,
     apply_status_change,
     apply_text,
     apply_version,
-    csat_score,
     fact_fields,
-    pick_latest,
     ticket_fields,
 )
 from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
@@ -73,7 +68,6 @@ from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow,
 from tactful.store.records import to_us
 
 UNOWNED = ""
-_TRUE = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "granted"})
 
 
 class EngineRules(Protocol):
@@ -382,9 +376,7 @@ class Batch:
             known = self.user_names.get(event.zendesk_user_id)
             if known is None or at_us >= known[1]:
                 self.user_names[event.zendesk_user_id] = (event.name, at_us)
-        deletion = isinstance(event, UserDeleted) or (
-            isinstance(event, UserSeen) and not event.active
-        )
+        deletion = is_deletion(event)
         if isinstance(event, PersonErased) or (
             deletion
             and (
@@ -395,36 +387,14 @@ class Batch:
             by = event.requested_by if isinstance(event, PersonErased) else "zendesk"
             self.erasures.setdefault(owner, (event.at, by))
             return set()
-        person = self.persons[owner]
-        facts = person.row.facts
-        if deletion:
-            assert isinstance(event, UserDeleted | UserSeen)
-            facts = self._deleted_user(owner, facts, event)
-        if isinstance(event, RatingGiven):
-            score = csat_score(event, good=self.rules.csat_good, bad=self.rules.csat_bad)
-            facts = replace(
-                facts, rating=pick_latest(facts.rating, Latest(event.at, event.key, score))
-            )
-        elif isinstance(event, HealthSet):
-            facts = replace(
-                facts, health=pick_latest(facts.health, Latest(event.at, event.key, event.health))
-            )
-        elif isinstance(event, OverrideSet):
-            until = None if event.until is None else codec.format_time(event.until)
-            facts = replace(
-                facts, override=pick_latest(facts.override, Latest(event.at, event.key, until))
-            )
-        elif isinstance(event, OutcomeRecorded):
+        if isinstance(event, OutcomeRecorded):
             self.outcome_rows.append((owner, event))
             return set()
-        elif isinstance(event, ConsentSet):
-            facts = facts.with_consent(event.purpose, Latest(event.at, event.key, event.granted))
-        elif isinstance(event, UserSeen) and event.active:
-            fields = dict(event.fields)
-            for purpose, field_key in self.rules.consent_fields.items():
-                if field_key in fields:
-                    granted = fields[field_key].strip().lower() in _TRUE
-                    facts = facts.with_consent(purpose, Latest(event.at, event.key, granted))
+        person = self.persons[owner]
+        user_ids: frozenset[str] = frozenset()
+        if deletion and person.row.facts.deleted is None:
+            user_ids = self._zendesk_user_ids(owner)
+        facts = fold_fact(person.row.facts, event, self.rules, user_ids)
         if facts == person.row.facts:
             return set()  # nothing changed
         moment = event.at if self.current is None else self.current
@@ -441,22 +411,9 @@ class Batch:
         person.unsaved = True
         return {owner}
 
-    def _deleted_user(
-        self, owner: str, facts: PersonFacts, event: UserDeleted | UserSeen
-    ) -> PersonFacts:
-        """Zendesk deleted one of the person's users (``user.deleted``, or an inactive user
-        in the users export). The person counts as deleted once every Zendesk user of theirs
-        is: a merged-away user (also inactive in Zendesk) leaves the survivor live."""
-        mark = Latest(event.at, event.key, True)
-        facts = facts.with_deleted_user(str(event.zendesk_user_id), mark)
-        if facts.deleted is not None:
-            return facts
-        ids = {
-            v for k, v in self.tx.identifiers_of([owner]).get(owner, []) if k == "zendesk_user_id"
-        }
-        if ids <= {user_id for user_id, _ in facts.deleted_users}:
-            facts = replace(facts, deleted=mark)
-        return facts
+    def _zendesk_user_ids(self, owner: str) -> frozenset[str]:
+        found = self.tx.identifiers_of([owner]).get(owner, [])
+        return frozenset(v for k, v in found if k == "zendesk_user_id")
 
     def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
         if owner is None:
