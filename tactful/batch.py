@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
-from tactful.core import codec
 from tactful.core.events import (
     Event,
     OutcomeRecorded,
@@ -55,6 +52,7 @@ from tactful.messages import (
     Image,
     consent_row,
     eligibility,
+    erased_row,
     image_of,
     membership_row,
     net_rows,
@@ -623,19 +621,7 @@ class Batch:
             identifiers: dict[str, list[str]] = {}
             for kind, value in report.identifiers:
                 identifiers.setdefault(kind, []).append(value)
-            self.outbox.append(
-                OutboxRow(
-                    pid,
-                    "person_erased",
-                    at,
-                    codec.exact(
-                        orjson.dumps(
-                            {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
-                            option=orjson.OPT_UTC_Z,
-                        )
-                    ),
-                )
-            )
+            self.outbox.append(erased_row(pid, identifiers, at))
 
     def flush(self) -> None:
         tx = self.tx

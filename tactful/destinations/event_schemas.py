@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tactful.core.messages import MembershipChanged, PersonErased, StateChanged
+
 TIME = {"type": "string", "format": "date-time"}
 IDENTIFIERS: dict[str, Any] = {
     "type": "object",
@@ -52,8 +54,8 @@ def _envelope(event_type: str, description: str, data: dict[str, Any]) -> dict[s
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "support_state_changed": _envelope(
-        "support_state_changed",
+    StateChanged.TOPIC: _envelope(
+        StateChanged.TOPIC,
         "A person's support state (product.md section 3 fields) changed.",
         {
             "required": ["old_state", "new_state", "changed", "values"],
@@ -63,8 +65,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "values": {"type": "object", "description": "The new value of each changed field."},
         },
     ),
-    "segment_membership_changed": _envelope(
-        "segment_membership_changed",
+    MembershipChanged.TOPIC: _envelope(
+        MembershipChanged.TOPIC,
         "A person entered or left a segment (holdout members' changes are never sent).",
         {
             "required": ["segment", "change", "rule"],
@@ -75,8 +77,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "detail": {"type": "string"},
         },
     ),
-    "person_erased": _envelope(
-        "person_erased",
+    PersonErased.TOPIC: _envelope(
+        PersonErased.TOPIC,
         "Tactful erased a person: forget them. Carries no identifiers.",
         {"identifiers": {"type": "object", "maxProperties": 0}},
     ),
