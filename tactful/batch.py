@@ -33,6 +33,7 @@ from tactful.core.events import (
     time_order,
 )
 from tactful.core.facts import fold_fact, is_deletion
+from tactful.core.graph import IdentityPlan, Unresolvable
 from tactful.core.history import Row, union_history
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
@@ -46,7 +47,7 @@ from tactful.core.state import (
     fact_fields,
     ticket_fields,
 )
-from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
+from tactful.identity_graph import BatchIdentity
 from tactful.messages import (
     HISTORY,
     Image,
