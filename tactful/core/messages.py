@@ -37,8 +37,8 @@ import orjson
 
 from tactful.core import codec
 from tactful.core.events import CONSENT_PURPOSES
-from tactful.core.segments import CLEAR, Change, Membership
-from tactful.core.state import PersonFacts, fact_fields, ticket_fields
+from tactful.core.segments import Change, Membership
+from tactful.core.state import BLANK_FIELDS, CLEAR
 
 # A JSON value as it travels (times as RFC 3339 text).
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
@@ -272,8 +272,6 @@ class Image:
 
 
 NOBODY = Image()
-# The derived fields of a person about whom nothing is known (no ticket, rating or health).
-BLANK_FIELDS: dict[str, Any] = {**ticket_fields([]), **fact_fields(PersonFacts())}
 
 
 def nothing_to_say(state: Mapping[str, Any], memberships: Mapping[str, Any]) -> bool:

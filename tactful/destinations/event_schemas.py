@@ -11,9 +11,11 @@ emit in the tests is validated against them. Fields may be added in later versio
 
 from __future__ import annotations
 
+from dataclasses import Field
 from typing import Any
 
 from tactful.core.messages import MembershipChanged, PersonErased, StateChanged
+from tactful.core.state import FIELD_TYPES, STATE_FIELDS
 
 TIME = {"type": "string", "format": "date-time"}
 IDENTIFIERS: dict[str, Any] = {
@@ -25,6 +27,28 @@ IDENTIFIERS: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "bool": {"type": "boolean"},
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "str": {"type": "string"},
+    "time": {"type": "string", "format": "date-time"},
+    "list": {"type": "array", "items": {"type": "string"}},
+}
+
+
+def _state_value(f: Field[Any]) -> dict[str, Any]:
+    """One support-state field as it travels (``SupportState``: type, and null when blank)."""
+    schema = dict(_JSON_TYPES[FIELD_TYPES[f.name]])
+    if f.default is None:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+# The support-state fields (``tactful.core.state.SupportState``, their one definition).
+STATE_VALUES = {f.name: _state_value(f) for f in STATE_FIELDS}
 
 
 def _envelope(event_type: str, description: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +86,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "old_state": {"type": ["string", "null"]},
             "new_state": {"type": ["string", "null"]},
             "changed": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "values": {"type": "object", "description": "The new value of each changed field."},
+            "values": {
+                "type": "object",
+                "description": "The new value of each changed field.",
+                "properties": STATE_VALUES,
+            },
         },
     ),
     MembershipChanged.TOPIC: _envelope(
