@@ -32,9 +32,19 @@ from tactful.core.events import (
     UserSeen,
     time_order,
 )
-from tactful.core.facts import fold_fact, is_deletion
+from tactful.core.facts import FactRules, fold_fact, is_deletion
 from tactful.core.graph import IdentityPlan, Unresolvable
 from tactful.core.history import Row, union_history
+from tactful.core.messages import (
+    HISTORY,
+    ConsentChanged,
+    Image,
+    Message,
+    eligibility,
+    membership_changed,
+    nothing_to_say,
+    state_changed,
+)
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
 from tactful.core.state import (
@@ -48,18 +58,7 @@ from tactful.core.state import (
     ticket_fields,
 )
 from tactful.identity_graph import BatchIdentity
-from tactful.messages import (
-    HISTORY,
-    Image,
-    consent_row,
-    eligibility,
-    erased_row,
-    image_of,
-    membership_row,
-    net_rows,
-    nothing_to_say,
-    state_row,
-)
+from tactful.messages import erased_row, image_of, net_rows, outbox_row
 from tactful.reasons.model import ReasonModel
 from tactful.reasons.words import learned
 from tactful.store import records
@@ -69,7 +68,7 @@ from tactful.store.records import to_us
 UNOWNED = ""
 
 
-class EngineRules(Protocol):
+class EngineRules(FactRules, Protocol):
     """What the batch needs of the rules (``tactful.engine.Rules`` provides it); read only."""
 
     @property
@@ -78,12 +77,6 @@ class EngineRules(Protocol):
     def segments(self) -> Sequence[SegmentSpec]: ...
     @property
     def classifier(self) -> ReasonClassifier: ...
-    @property
-    def csat_good(self) -> int: ...
-    @property
-    def csat_bad(self) -> int: ...
-    @property
-    def consent_fields(self) -> dict[str, str]: ...  # purpose -> Zendesk user field key
     @property
     def erase_deleted_users(self) -> bool: ...  # [privacy] erase_deleted_users = "immediately"
 
@@ -404,7 +397,7 @@ class Batch:
                 before, after = person.row.facts.consent_for(purpose), facts.consent_for(purpose)
                 if after is not None and before != after:
                     # Destinations of this purpose must forget (or may learn) this person.
-                    self._tell(owner, consent_row(owner, purpose, after, event.at))
+                    self._tell(ConsentChanged(owner, purpose, after, event.at))
         person.row.facts = facts
         person.values = None
         person.unsaved = True
@@ -490,7 +483,7 @@ class Batch:
                 StateChangeRow(pid, now, old_state, result.support_state, changed)
             )
             if not quiet and (old or not nothing_to_say(values, memberships)):
-                self._tell(pid, state_row(pid, old_state, values, changed, eligible, now))
+                self._tell(state_changed(pid, old_state, values, changed, eligible, now))
             row.state = values
         for change in result.changes:
             self._record_change(pid, change, eligible, tell=not quiet)
@@ -527,7 +520,7 @@ class Batch:
         else:
             self.stats.exited += 1
         if tell:
-            self._tell(pid, membership_row(pid, change, eligible or {}))
+            self._tell(membership_changed(pid, change, eligible or {}))
 
     # -- telling destinations -----------------------------------------------------------------
     def _quiet(self, moment: datetime) -> bool:
@@ -542,12 +535,12 @@ class Batch:
         image = told[0] if told is not None else image_of(self.persons[pid].row)
         self.told[pid] = (image, moment)
 
-    def _tell(self, pid: str, row: OutboxRow) -> None:
+    def _tell(self, message: Message) -> None:
         if self.replaying:
             return
-        if pid in self.told:  # history first, so destinations hear the person in order
-            self._tell_history(pid)
-        self.outbox.append(row)
+        if message.person_id in self.told:  # history first: destinations hear it in order
+            self._tell_history(message.person_id)
+        self.outbox.append(outbox_row(message))
 
     def _tell_history(self, pid: str) -> None:
         told, moment = self.told.pop(pid)

@@ -1,8 +1,8 @@
 """The engine's messages as outbox rows (``tactful.core.messages`` holds the messages, their
 codec and the net change; this module adds the store's row and a person's ``Image``).
 
-One builder per topic, so a live change, a history catch-up and a replay correction have the
-same shape; ``net_rows(told, now)`` is ``net_messages`` as rows (product.md section 4).
+A live change, a history catch-up and a replay correction are the same messages;
+``net_rows(told, now)`` is ``net_messages`` as rows (product.md section 4).
 """
 
 from __future__ import annotations
@@ -17,20 +17,15 @@ from tactful.core.messages import (
     LIVE,
     NOBODY,
     REPLAYED,
-    ConsentChanged,
     Image,
     Message,
     PersonErased,
     Stamp,
-    eligibility,
-    membership_changed,
     net_messages,
-    nothing_to_say,
-    state_changed,
 )
-from tactful.core.segments import Change
 from tactful.store.base import OutboxRow, PersonRow
 
+# The net change's vocabulary, for the engine's replay.
 __all__ = [
     "HISTORY",
     "LIVE",
@@ -38,15 +33,10 @@ __all__ = [
     "REPLAYED",
     "Image",
     "Stamp",
-    "consent_row",
-    "eligibility",
     "erased_row",
     "image_of",
-    "membership_row",
     "net_rows",
-    "nothing_to_say",
     "outbox_row",
-    "state_row",
 ]
 
 
@@ -60,30 +50,6 @@ def image_of(row: PersonRow) -> Image:
         {s: m.holdout for s, m in row.memberships.items() if m.member},
         tuple(row.facts.consent_for(p) for p in CONSENT_PURPOSES),
     )
-
-
-def state_row(
-    pid: str,
-    old_state: str | None,
-    values: Mapping[str, object],
-    changed: Sequence[str],
-    eligible: Mapping[str, bool],
-    at: datetime,
-    stamp: Stamp = LIVE,
-) -> OutboxRow:
-    return outbox_row(state_changed(pid, old_state, values, changed, eligible, at, stamp))
-
-
-def membership_row(
-    pid: str, change: Change, eligible: Mapping[str, bool], stamp: Stamp = LIVE
-) -> OutboxRow:
-    return outbox_row(membership_changed(pid, change, eligible, stamp))
-
-
-def consent_row(
-    pid: str, purpose: str, granted: bool, at: datetime, stamp: Stamp = LIVE
-) -> OutboxRow:
-    return outbox_row(ConsentChanged(pid, purpose, granted, at, stamp))
 
 
 def erased_row(pid: str, identifiers: Mapping[str, Sequence[str]], at: datetime) -> OutboxRow:

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from tactful.config import settings_from_toml
-from tactful.messages import HISTORY, LIVE, NOBODY, REPLAYED, Image, net_rows, nothing_to_say
+from tactful.core.messages import HISTORY, LIVE, NOBODY, REPLAYED, Image, nothing_to_say
+from tactful.messages import net_rows
 from tactful.testing import at
 
 RULES = {"suppress": "has_open_ticket", "held": "has_open_ticket"}
