@@ -38,10 +38,11 @@ import orjson
 from tactful.core import codec
 from tactful.core.events import CONSENT_PURPOSES
 from tactful.core.segments import Change, Membership
-from tactful.core.state import BLANK_FIELDS, CLEAR
+from tactful.core.state import BLANK_FIELDS, CLEAR, FIELD_TYPES
 
-# A JSON value as it travels (times as RFC 3339 text).
+# A JSON value; a support-state value is one, or a time (``SupportState``).
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
+StateValue: TypeAlias = datetime | Json
 ChangeKind = Literal["entered", "exited"]
 
 
@@ -66,28 +67,17 @@ REPLAYED = Stamp(replayed=True)
 HISTORY = Stamp(history=True)
 
 
-def wire_value(value: object) -> Json:
-    """A support-state value as it travels: times as RFC 3339 text, tuples as lists."""
-    if isinstance(value, datetime):
-        return codec.format_time(value)
-    if isinstance(value, tuple | list):
-        return [wire_value(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise TypeError(f"not a support-state value: {value!r}")
-
-
 @dataclass(frozen=True, slots=True)
 class StateChanged:
     """A person's support state changed: ``values`` holds the new value of each ``changed``
-    field (as it travels); ``eligible``: per segment, member and not a holdout."""
+    field; ``eligible``: per segment, member and not a holdout."""
 
     TOPIC: ClassVar[str] = "support_state_changed"
     person_id: str
     old_state: str | None
     new_state: str | None
     changed: tuple[str, ...]
-    values: Mapping[str, Json]
+    values: Mapping[str, StateValue]
     eligible: Mapping[str, bool]
     occurred_at: datetime
     stamp: Stamp = LIVE
@@ -144,40 +134,57 @@ TOPICS = tuple(MESSAGE_TYPES)
 
 
 # -- the codec ----------------------------------------------------------------------------
-def body(message: Message) -> dict[str, Json]:
-    """The message as its JSON object (the outbox payload, decoded)."""
-    out: dict[str, Json] = {"person_id": message.person_id}
+def _fields(message: Message) -> dict[str, object]:
+    """The message's body with its times as they are (orjson writes them)."""
+    out: dict[str, object] = {"person_id": message.person_id}
     if isinstance(message, StateChanged):
         out["old_state"] = message.old_state
         out["new_state"] = message.new_state
-        out["changed"] = list(message.changed)
-        out["values"] = dict(message.values)
-        out["eligible"] = dict[str, Json](message.eligible)
+        out["changed"] = message.changed  # orjson writes tuples and dicts as they are
+        out["values"] = _dict(message.values)
+        out["eligible"] = _dict(message.eligible)
     elif isinstance(message, MembershipChanged):
         out["segment"] = message.segment
         out["change"] = message.change
         out["holdout"] = message.holdout
         out["rule"] = message.rule
         out["detail"] = message.detail
-        out["eligible"] = dict[str, Json](message.eligible)
+        out["eligible"] = _dict(message.eligible)
     elif isinstance(message, ConsentChanged):
         out["purpose"] = message.purpose
         out["granted"] = message.granted
     else:
         out["identifiers"] = {k: list(v) for k, v in message.identifiers.items()}
-    out["occurred_at"] = codec.format_time(message.occurred_at)
+    out["occurred_at"] = message.occurred_at
     out.update(message.stamp.wire())
     return out
 
 
+def _dict(mapping: Mapping[str, object]) -> Mapping[str, object]:
+    return mapping if type(mapping) is dict else dict(mapping)
+
+
 def dumps(message: Message) -> bytes:
-    """The outbox payload of ``message``."""
-    return codec.exact(orjson.dumps(body(message)))
+    """The outbox payload of ``message`` (times as RFC 3339 UTC with ``Z``)."""
+    return codec.exact(orjson.dumps(_fields(message), option=orjson.OPT_UTC_Z))
+
+
+def body(message: Message) -> dict[str, Json]:
+    """The message as its JSON object (the outbox payload, decoded)."""
+    decoded: dict[str, Json] = orjson.loads(dumps(message))
+    return decoded
 
 
 def loads(topic: str, raw: bytes) -> Message:
     """The message of an outbox row (``KeyError``: an unknown topic)."""
     return from_body(topic, orjson.loads(raw))
+
+
+def _state_value(name: str, value: Any) -> StateValue:
+    if value is not None and FIELD_TYPES.get(name) == "time":
+        return codec.parse_time(value)
+    result: Json = value
+    return result
 
 
 def from_body(topic: str, data: dict[str, Any]) -> Message:
@@ -191,7 +198,7 @@ def from_body(topic: str, data: dict[str, Any]) -> Message:
             data.get("old_state"),
             data.get("new_state"),
             tuple(data.get("changed", ())),
-            dict(data.get("values", {})),
+            {k: _state_value(k, v) for k, v in data.get("values", {}).items()},
             dict(data.get("eligible", {})),
             at,
             stamp,
@@ -226,7 +233,7 @@ def state_changed(
     stamp: Stamp = LIVE,
 ) -> StateChanged:
     """``values``: the person's whole state now (only the ``changed`` fields are told)."""
-    told = {k: wire_value(values.get(k)) for k in changed}
+    told: dict[str, Any] = {k: values.get(k) for k in changed}
     return StateChanged(
         pid,
         old_state,

@@ -27,6 +27,7 @@ from tactful.core.messages import (
     StateChanged,
 )
 from tactful.core.segments import Change
+from tactful.core.state import FIELD_TYPES
 
 TIMES = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2199, 12, 31), timezones=st.just(UTC)
@@ -43,6 +44,24 @@ JSON: st.SearchStrategy[Json] = st.recursive(
     max_leaves=8,
 )
 PIDS = st.from_regex(r"p_[0-9a-f]{20}", fullmatch=True)
+KIND_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "bool": st.booleans(),
+    "int": st.integers(-(2**53), 2**53),
+    "float": st.floats(allow_nan=False, allow_infinity=False),
+    "str": TEXT,
+    "time": TIMES,
+    "list": st.lists(TEXT, max_size=3),
+}
+# A state change's values: support-state fields (``SupportState``'s types, or null), and
+# fields a later version may add (any JSON).
+NEW_KEYS = TEXT.filter(lambda k: k not in FIELD_TYPES)
+STATE_VALUES = st.builds(
+    lambda known, extra: {**known, **extra},
+    st.fixed_dictionaries(
+        {}, optional={name: st.none() | KIND_VALUES[kind] for name, kind in FIELD_TYPES.items()}
+    ),
+    st.dictionaries(NEW_KEYS, JSON, max_size=2),
+)
 FLAGS = st.dictionaries(TEXT, st.booleans(), max_size=3)
 
 MESSAGES: st.SearchStrategy[Message] = st.one_of(
@@ -52,7 +71,7 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
         st.none() | TEXT,
         st.none() | TEXT,
         st.lists(TEXT, max_size=4).map(tuple),
-        st.dictionaries(TEXT, JSON, max_size=4),
+        STATE_VALUES,
         FLAGS,
         TIMES,
         STAMPS,
@@ -93,7 +112,7 @@ MESSAGES: st.SearchStrategy[Message] = st.one_of(
 def test_every_message_reads_back_equal(message: Message) -> None:
     raw = messages.dumps(message)
     assert messages.loads(message.TOPIC, raw) == message
-    assert orjson.loads(raw) == messages.body(message)
+    assert messages.from_body(message.TOPIC, messages.body(message)) == message
 
 
 @given(TIMES)
