@@ -27,9 +27,9 @@ import orjson
 from tactful.batch import Batch, BatchStats
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
-from tactful.core.graph import IdentityPlan
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
+from tactful.identity_graph import IdentityPlan
 from tactful.messages import NOBODY, REPLAYED, Image, image_of, net_rows
 from tactful.reasons import saved as saved_models
 from tactful.reasons.documents import without_text

@@ -21,21 +21,27 @@ from tactful.core.messages import (
     Message,
     PersonErased,
     Stamp,
+    eligibility,
     net_messages,
+    nothing_to_say,
 )
+from tactful.core.state import BLANK_FIELDS
 from tactful.store.base import OutboxRow, PersonRow
 
-# The net change's vocabulary, for the engine's replay.
+# The core's vocabulary of the net change, for the callers that take it from here.
 __all__ = [
+    "BLANK_FIELDS",
     "HISTORY",
     "LIVE",
     "NOBODY",
     "REPLAYED",
     "Image",
     "Stamp",
+    "eligibility",
     "erased_row",
     "image_of",
     "net_rows",
+    "nothing_to_say",
     "outbox_row",
 ]
 
