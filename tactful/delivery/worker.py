@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from tactful.core.messages import PersonErased
 from tactful.delivery import breaker, platform
 from tactful.delivery.breaker import BreakerPolicy, Circuit
 from tactful.delivery.deadline import DeadlineTransport
@@ -142,7 +141,7 @@ def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool)
         anonymous = registry.spec(config.type).identify_by is not None
         person = "" if anonymous else row.person_id
         properties = {} if anonymous else {"person_id": row.person_id}
-        return Item(key, "event", person, at, Identifiers(), PersonErased.TOPIC, None, properties)
+        return Item(key, "event", person, at, Identifiers(), "person_erased", None, properties)
     return None
 
 
