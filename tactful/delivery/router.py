@@ -1,5 +1,8 @@
 """Outbox rows → per-destination deliveries (pure, given the persons' memberships).
 
+Each row is decoded once into its typed message (``tactful.core.messages``); what it becomes
+depends on the message's type and the destinations' roles.
+
 Rules (product.md §9), by the roles each destination type declares (its module's ``SPEC``,
 ``tactful.destinations.spec.Roles``), never by type name:
 - Ad audiences follow exactly one ``segment``: an entry becomes ``audience_add``, an exit
