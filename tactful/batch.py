@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tactful.core.events import (
+    CONSENT_PURPOSES,
     Event,
     OutcomeRecorded,
     PersonErased,
@@ -393,7 +394,7 @@ class Batch:
         if self._quiet(moment):
             self._remember(owner, moment)
         elif person.row.state:  # a person never told anything has no consent to revoke
-            for purpose in ("ads", "email", "analytics"):
+            for purpose in CONSENT_PURPOSES:
                 before, after = person.row.facts.consent_for(purpose), facts.consent_for(purpose)
                 if after is not None and before != after:
                     # Destinations of this purpose must forget (or may learn) this person.

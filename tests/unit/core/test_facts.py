@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from random import Random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tactful.core.events import (
     ConsentSet,
@@ -34,7 +37,8 @@ class Rules:
 
 
 def seen(when: datetime, *, active: bool = True, **fields: str) -> UserSeen:
-    return UserSeen(f"u:{when}", when, 7, active=active, fields=tuple(fields.items()))
+    key = f"u:{when}:{active}:{sorted(fields.items())}"
+    return UserSeen(key, when, 7, active=active, fields=tuple(fields.items()))
 
 
 def csat(when: datetime, score: int, scale: int) -> RatingGiven:
@@ -44,6 +48,9 @@ def csat(when: datetime, score: int, scale: int) -> RatingGiven:
 RATED = PersonFacts(rating=Latest(at(1), "r1", 5))
 ADS_YES = PersonFacts(consent=(("ads", Latest(at(1), "c1", True)),))
 LATE = at(2)
+GRANTS = seen(at(0), newsletter=" Opted_In ")
+WITHDRAWS = seen(at(0), newsletter="maybe")
+INACTIVE = seen(at(0), active=False)
 
 
 def k(event: Event) -> str:
@@ -117,14 +124,14 @@ TABLE: list[tuple[str, PersonFacts, Event, PersonFacts]] = [
     (
         "a yes-like configured user field grants",
         PersonFacts(),
-        seen(at(0), newsletter=" Opted_In "),
-        PersonFacts(consent=(("email", Latest(at(0), k(seen(at(0))), True)),)),
+        GRANTS,
+        PersonFacts(consent=(("email", Latest(at(0), k(GRANTS), True)),)),
     ),
     (
         "any other value of it withdraws",
         PersonFacts(),
-        seen(at(0), newsletter="maybe"),
-        PersonFacts(consent=(("email", Latest(at(0), k(seen(at(0))), False)),)),
+        WITHDRAWS,
+        PersonFacts(consent=(("email", Latest(at(0), k(WITHDRAWS), False)),)),
     ),
     ("a user without the field says nothing", ADS_YES, seen(at(3), other="yes"), ADS_YES),
     (
@@ -138,10 +145,10 @@ TABLE: list[tuple[str, PersonFacts, Event, PersonFacts]] = [
     (
         "an inactive user counts as deleted",
         PersonFacts(),
-        seen(at(0), active=False),
+        INACTIVE,
         PersonFacts(
-            deleted_users=(("7", Latest(at(0), k(seen(at(0))), True)),),
-            deleted=Latest(at(0), k(seen(at(0))), True),
+            deleted_users=(("7", Latest(at(0), k(INACTIVE), True)),),
+            deleted=Latest(at(0), k(INACTIVE), True),
         ),
     ),
     (
@@ -175,3 +182,46 @@ def test_deletions_are_deleted_users_and_inactive_users() -> None:
     assert is_deletion(seen(at(0), active=False))
     assert not is_deletion(seen(at(0)))
     assert not is_deletion(rating(1, at(0), 5))
+
+
+def _consent(h: int, purpose: str, granted: bool) -> ConsentSet:
+    return ConsentSet(f"c:{h}:{purpose}:{granted}", at(h), ANN, purpose, granted)
+
+
+def _override(h: int, until: int | None) -> OverrideSet:
+    return OverrideSet(f"o:{h}:{until}", at(h), ANN, None if until is None else at(until))
+
+
+# Events of a few moments; equal keys only for equal events (the log's dedupe key).
+HOURS = st.integers(0, 3)
+FACT_EVENTS = st.one_of(
+    st.builds(
+        lambda i, h, score: rating(i, at(h), score),
+        st.integers(1, 3),
+        HOURS,
+        st.sampled_from([1, 2, 3, 4, 5, "good", "bad"]),
+    ),
+    st.builds(
+        lambda h, value: health(at(h), value),
+        HOURS,
+        st.sampled_from(["satisfied", "neutral", "unsatisfied"]),
+    ),
+    st.builds(_consent, HOURS, st.sampled_from(["ads", "email"]), st.booleans()),
+    st.builds(lambda h, v: seen(at(h), newsletter=v), HOURS, st.sampled_from(["yes", "no"])),
+    st.builds(_override, HOURS, st.none() | st.integers(4, 9)),
+)
+
+
+@given(st.lists(FACT_EVENTS, max_size=8), st.randoms(use_true_random=False))
+def test_the_fold_does_not_depend_on_arrival_order_or_repeats(
+    events: list[Event], rng: Random
+) -> None:
+    def fold(order: list[Event]) -> PersonFacts:
+        facts = PersonFacts()
+        for event in order:
+            facts = fold_fact(facts, event, Rules())
+        return facts
+
+    shuffled = [*events, *events[: len(events) // 2]]
+    rng.shuffle(shuffled)
+    assert fold(shuffled) == fold(events)
