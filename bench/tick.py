@@ -71,10 +71,10 @@ from benchlib import (
 from tactful.config import Settings, settings_from_toml, starter_config_text
 from tactful.core import codec
 from tactful.core.events import TicketVersion
+from tactful.core.graph import person_id_for
 from tactful.core.segments import in_holdout
 from tactful.core.state import TicketRecord
 from tactful.engine import CLOCK_KEY, SALT_KEY, Engine, rules_from_settings
-from tactful.identity_graph import person_id_for
 from tactful.store.base import PersonRow
 from tactful.store.records import dump_facts, dump_state, dump_ticket, to_us
 from tactful.store.sqlite import SQLiteTx, open_store, sqlite_path

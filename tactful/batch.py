@@ -15,19 +15,14 @@ import heapq
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
-
-from tactful.core import codec
 from tactful.core.events import (
-    ConsentSet,
+    CONSENT_PURPOSES,
     Event,
-    HealthSet,
     OutcomeRecorded,
-    OverrideSet,
     PersonErased,
     RatingGiven,
     TicketStatusChanged,
@@ -38,34 +33,33 @@ from tactful.core.events import (
     UserSeen,
     time_order,
 )
+from tactful.core.facts import FactRules, fold_fact, is_deletion
+from tactful.core.graph import IdentityPlan, Unresolvable
 from tactful.core.history import Row, union_history
+from tactful.core.messages import (
+    HISTORY,
+    ConsentChanged,
+    Image,
+    Message,
+    eligibility,
+    membership_changed,
+    nothing_to_say,
+    state_changed,
+)
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import Change, Membership, SegmentSpec, StateSpec, evaluate_person
 from tactful.core.state import (
     TICKET_FIELD_NAMES,
-    Latest,
     PersonFacts,
     TicketRecord,
     apply_status_change,
     apply_text,
     apply_version,
-    csat_score,
     fact_fields,
-    pick_latest,
     ticket_fields,
 )
-from tactful.identity_graph import BatchIdentity, IdentityPlan, Unresolvable
-from tactful.messages import (
-    HISTORY,
-    Image,
-    consent_row,
-    eligibility,
-    image_of,
-    membership_row,
-    net_rows,
-    nothing_to_say,
-    state_row,
-)
+from tactful.identity_graph import BatchIdentity
+from tactful.messages import erased_row, image_of, net_rows, outbox_row
 from tactful.reasons.model import ReasonModel
 from tactful.reasons.words import learned
 from tactful.store import records
@@ -73,19 +67,19 @@ from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow,
 from tactful.store.records import to_us
 
 UNOWNED = ""
-_TRUE = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "granted"})
 
 
-class EngineRules(Protocol):
-    """What the batch needs of the settings (``tactful.config.Settings`` provides it)."""
+class EngineRules(FactRules, Protocol):
+    """What the batch needs of the rules (``tactful.engine.Rules`` provides it); read only."""
 
-    states: Sequence[StateSpec]
-    segments: Sequence[SegmentSpec]
-    classifier: ReasonClassifier
-    csat_good: int
-    csat_bad: int
-    consent_fields: dict[str, str]  # purpose -> Zendesk user field key
-    erase_deleted_users: bool  # [privacy] erase_deleted_users = "immediately"
+    @property
+    def states(self) -> Sequence[StateSpec]: ...
+    @property
+    def segments(self) -> Sequence[SegmentSpec]: ...
+    @property
+    def classifier(self) -> ReasonClassifier: ...
+    @property
+    def erase_deleted_users(self) -> bool: ...  # [privacy] erase_deleted_users = "immediately"
 
 
 @dataclass
@@ -327,10 +321,13 @@ class Batch:
         self.merge_survivors = {self.identity.find(pid) for pid in self.merge_survivors}
         with_tickets.update(self.merge_survivors)
         wanted = {o for o in owners if o is not None} | with_tickets
-        wanted.update(pid for _, pid in due)
         self._load_persons(wanted, with_tickets)
+        # A timer's person whose row is gone (erased or merged away meanwhile) stays gone.
+        self._load_persons({pid for _, pid in due}, create=False)
 
-    def _load_persons(self, wanted: set[str], with_tickets: set[str] | None = None) -> None:
+    def _load_persons(
+        self, wanted: set[str], with_tickets: set[str] | None = None, *, create: bool = True
+    ) -> None:
         missing = sorted(p for p in wanted if p not in self.persons)
         if not missing:
             return
@@ -340,6 +337,8 @@ class Batch:
         merged_facts = self.merged_facts
         for pid in missing:
             row = rows.get(pid)
+            if row is None and not create:
+                continue
             if row is None:
                 at = self.identity.new_persons.get(pid)
                 created = to_us(at) if at is not None else time.time_ns() // 1000
@@ -370,9 +369,7 @@ class Batch:
             known = self.user_names.get(event.zendesk_user_id)
             if known is None or at_us >= known[1]:
                 self.user_names[event.zendesk_user_id] = (event.name, at_us)
-        deletion = isinstance(event, UserDeleted) or (
-            isinstance(event, UserSeen) and not event.active
-        )
+        deletion = is_deletion(event)
         if isinstance(event, PersonErased) or (
             deletion
             and (
@@ -383,68 +380,33 @@ class Batch:
             by = event.requested_by if isinstance(event, PersonErased) else "zendesk"
             self.erasures.setdefault(owner, (event.at, by))
             return set()
-        person = self.persons[owner]
-        facts = person.row.facts
-        if deletion:
-            assert isinstance(event, UserDeleted | UserSeen)
-            facts = self._deleted_user(owner, facts, event)
-        if isinstance(event, RatingGiven):
-            score = csat_score(event, good=self.rules.csat_good, bad=self.rules.csat_bad)
-            facts = replace(
-                facts, rating=pick_latest(facts.rating, Latest(event.at, event.key, score))
-            )
-        elif isinstance(event, HealthSet):
-            facts = replace(
-                facts, health=pick_latest(facts.health, Latest(event.at, event.key, event.health))
-            )
-        elif isinstance(event, OverrideSet):
-            until = None if event.until is None else codec.format_time(event.until)
-            facts = replace(
-                facts, override=pick_latest(facts.override, Latest(event.at, event.key, until))
-            )
-        elif isinstance(event, OutcomeRecorded):
+        if isinstance(event, OutcomeRecorded):
             self.outcome_rows.append((owner, event))
             return set()
-        elif isinstance(event, ConsentSet):
-            facts = facts.with_consent(event.purpose, Latest(event.at, event.key, event.granted))
-        elif isinstance(event, UserSeen) and event.active:
-            fields = dict(event.fields)
-            for purpose, field_key in self.rules.consent_fields.items():
-                if field_key in fields:
-                    granted = fields[field_key].strip().lower() in _TRUE
-                    facts = facts.with_consent(purpose, Latest(event.at, event.key, granted))
+        person = self.persons[owner]
+        user_ids: frozenset[str] = frozenset()
+        if deletion and person.row.facts.deleted is None:
+            user_ids = self._zendesk_user_ids(owner)
+        facts = fold_fact(person.row.facts, event, self.rules, user_ids)
         if facts == person.row.facts:
             return set()  # nothing changed
         moment = event.at if self.current is None else self.current
         if self._quiet(moment):
             self._remember(owner, moment)
         elif person.row.state:  # a person never told anything has no consent to revoke
-            for purpose in ("ads", "email", "analytics"):
+            for purpose in CONSENT_PURPOSES:
                 before, after = person.row.facts.consent_for(purpose), facts.consent_for(purpose)
                 if after is not None and before != after:
                     # Destinations of this purpose must forget (or may learn) this person.
-                    self._tell(owner, consent_row(owner, purpose, after, event.at))
+                    self._tell(ConsentChanged(owner, purpose, after, event.at))
         person.row.facts = facts
         person.values = None
         person.unsaved = True
         return {owner}
 
-    def _deleted_user(
-        self, owner: str, facts: PersonFacts, event: UserDeleted | UserSeen
-    ) -> PersonFacts:
-        """Zendesk deleted one of the person's users (``user.deleted``, or an inactive user
-        in the users export). The person counts as deleted once every Zendesk user of theirs
-        is: a merged-away user (also inactive in Zendesk) leaves the survivor live."""
-        mark = Latest(event.at, event.key, True)
-        facts = facts.with_deleted_user(str(event.zendesk_user_id), mark)
-        if facts.deleted is not None:
-            return facts
-        ids = {
-            v for k, v in self.tx.identifiers_of([owner]).get(owner, []) if k == "zendesk_user_id"
-        }
-        if ids <= {user_id for user_id, _ in facts.deleted_users}:
-            facts = replace(facts, deleted=mark)
-        return facts
+    def _zendesk_user_ids(self, owner: str) -> frozenset[str]:
+        found = self.tx.identifiers_of([owner]).get(owner, [])
+        return frozenset(v for k, v in found if k == "zendesk_user_id")
 
     def _apply_version(self, event: TicketVersion, owner: str | None) -> set[str]:
         if owner is None:
@@ -522,7 +484,7 @@ class Batch:
                 StateChangeRow(pid, now, old_state, result.support_state, changed)
             )
             if not quiet and (old or not nothing_to_say(values, memberships)):
-                self._tell(pid, state_row(pid, old_state, values, changed, eligible, now))
+                self._tell(state_changed(pid, old_state, values, changed, eligible, now))
             row.state = values
         for change in result.changes:
             self._record_change(pid, change, eligible, tell=not quiet)
@@ -559,7 +521,7 @@ class Batch:
         else:
             self.stats.exited += 1
         if tell:
-            self._tell(pid, membership_row(pid, change, eligible or {}))
+            self._tell(membership_changed(pid, change, eligible or {}))
 
     # -- telling destinations -----------------------------------------------------------------
     def _quiet(self, moment: datetime) -> bool:
@@ -574,12 +536,12 @@ class Batch:
         image = told[0] if told is not None else image_of(self.persons[pid].row)
         self.told[pid] = (image, moment)
 
-    def _tell(self, pid: str, row: OutboxRow) -> None:
+    def _tell(self, message: Message) -> None:
         if self.replaying:
             return
-        if pid in self.told:  # history first, so destinations hear the person in order
-            self._tell_history(pid)
-        self.outbox.append(row)
+        if message.person_id in self.told:  # history first: destinations hear it in order
+            self._tell_history(message.person_id)
+        self.outbox.append(outbox_row(message))
 
     def _tell_history(self, pid: str) -> None:
         told, moment = self.told.pop(pid)
@@ -594,12 +556,9 @@ class Batch:
         heap = self.timer_heap
         while heap and (heap[0][0] < before or (inclusive and heap[0][0] == before)):
             due, pid = heapq.heappop(heap)
-            if pid not in self.persons:
-                self._load_persons({pid})
-                if pid not in self.persons:
-                    continue
-            if self.persons[pid].row.wake != due:
-                continue  # stale entry: the person was re-evaluated since
+            person = self.persons.get(pid)  # None: gone from the store (``load``)
+            if person is None or person.row.wake != due:
+                continue  # or a stale entry: the person was re-evaluated since
             self.stats.timers_fired += 1
             self.evaluate(pid, due)
 
@@ -657,19 +616,7 @@ class Batch:
             identifiers: dict[str, list[str]] = {}
             for kind, value in report.identifiers:
                 identifiers.setdefault(kind, []).append(value)
-            self.outbox.append(
-                OutboxRow(
-                    pid,
-                    "person_erased",
-                    at,
-                    codec.exact(
-                        orjson.dumps(
-                            {"person_id": pid, "identifiers": identifiers, "occurred_at": at},
-                            option=orjson.OPT_UTC_Z,
-                        )
-                    ),
-                )
-            )
+            self.outbox.append(erased_row(pid, identifiers, at))
 
     def flush(self) -> None:
         tx = self.tx

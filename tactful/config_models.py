@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from tactful.core.events import CONSENT_PURPOSES
 from tactful.core.reasons import ReasonRule
 from tactful.core.rules import FieldType, Rule, parse_duration, parse_rule
+from tactful.core.state import FIELD_TYPES
 
 if TYPE_CHECKING:
     from tactful.destinations.spec import Roles
@@ -26,35 +27,7 @@ Purpose = Literal["ads", "email", "analytics"]
 IdentityKey = Literal["email", "phone", "external_id"]
 
 # Support-state fields (product.md section 3) and their rule types.
-STATE_FIELDS: dict[str, FieldType] = {
-    "has_open_ticket": "bool",
-    "open_ticket_count": "int",
-    "open_reasons": "list",
-    "ticket_count": "int",
-    "last_ticket_at": "time",
-    "last_activity_at": "time",
-    "last_ticket_status": "str",
-    "ticket_reason": "str",
-    "last_resolved_at": "time",
-    "priority": "str",
-    "refund_risk": "bool",
-    "last_refund_at": "time",
-    "csat_score": "int",
-    "csat_at": "time",
-    "health": "str",
-    "health_at": "time",
-    "promo_override_until": "time",
-    "ticket_tags": "list",
-    "brand_id": "int",
-    "brand_ids": "list",
-    # from what customers write (docs/reasons.md)
-    "reason_source": "str",
-    "reason_confidence": "float",
-    "last_sentiment": "float",
-    "sentiment_at": "time",
-    "negative_ticket": "bool",
-    "support_state": "str",
-}
+STATE_FIELDS: dict[str, FieldType] = dict(FIELD_TYPES)
 # ``[[states]]`` rules compute ``support_state``, so they cannot read it.
 STATE_RULE_FIELDS: dict[str, FieldType] = {
     k: v for k, v in STATE_FIELDS.items() if k != "support_state"

@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from tactful.core.state import CLEAR
+
 
 class Evaluable(Protocol):
     def evaluate(
@@ -51,9 +53,6 @@ class SegmentSpec(Protocol):
     def cooldown(self) -> timedelta | None: ...
     @property
     def holdout(self) -> float: ...
-
-
-CLEAR = "clear"
 
 
 @dataclass(frozen=True, slots=True)

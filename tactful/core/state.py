@@ -29,10 +29,11 @@ Everything folds with max/union, so the state is independent of arrival order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import Field, dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from types import UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 from tactful.core.events import (
     CONSENT_PURPOSES,
@@ -44,6 +45,7 @@ from tactful.core.events import (
     TicketText,
     TicketVersion,
 )
+from tactful.core.rules import FieldType
 
 MERGE_TAG = "closed_by_merge"
 MERGE_CHANNEL = "merge"
@@ -403,54 +405,95 @@ class PersonFacts:
         return PersonFacts(rating, health, merged.consent, override, merged.deleted_users, deleted)
 
 
-STATE_FIELD_NAMES = (
-    "has_open_ticket",
-    "open_ticket_count",
-    "open_reasons",
-    "ticket_count",
-    "last_ticket_at",
-    "last_activity_at",
-    "last_ticket_status",
-    "ticket_reason",
-    "last_resolved_at",
-    "priority",
-    "refund_risk",
-    "last_refund_at",
-    "csat_score",
-    "csat_at",
-    "health",
-    "health_at",
-    "ticket_tags",
-    "brand_id",
-    "brand_ids",
-    "reason_source",
-    "reason_confidence",
-    "last_sentiment",
-    "sentiment_at",
-    "negative_ticket",
-    "promo_override_until",
-    "support_state",
-)
-# Inferences from what customers wrote (or how a reason was found): in rules, the person view
-# and the API; sent to a destination only when it opts in (``inferences = true``).
-INFERRED_FIELD_NAMES = (
-    "reason_source",
-    "reason_confidence",
-    "last_sentiment",
-    "sentiment_at",
-    "negative_ticket",
-)
+CLEAR = "clear"  # the support state of a person no ``[[states]]`` rule matches
+
+
+# What a field is derived from (tickets, facts or the rules), and whether it is inferred
+# from what customers wrote (or how a reason was found).
+TICKETS: Mapping[str, object] = {"source": "tickets"}
+INFERRED: Mapping[str, object] = {"source": "tickets", "inferred": True}
+FACTS: Mapping[str, object] = {"source": "facts"}
+RULES: Mapping[str, object] = {"source": "rules"}
+
+
+@dataclass(frozen=True, slots=True)
+class SupportState:
+    """A person's support state (product.md section 3): the one list of its fields, in the
+    order they are published (person JSON, API, CLI). The names, rule types, sources,
+    inferred fields, blank values and the event schema's ``values`` derive from it.
+    Inferred fields (from what customers wrote, or how a reason was found) are in rules, the
+    person view and the API; a destination is told them only when it opts in
+    (``inferences = true``)."""
+
+    has_open_ticket: bool = field(default=False, metadata=TICKETS)
+    open_ticket_count: int = field(default=0, metadata=TICKETS)
+    open_reasons: list[str] = field(default_factory=list, metadata=TICKETS)
+    ticket_count: int = field(default=0, metadata=TICKETS)
+    last_ticket_at: datetime | None = field(default=None, metadata=TICKETS)
+    last_activity_at: datetime | None = field(default=None, metadata=TICKETS)
+    last_ticket_status: str | None = field(default=None, metadata=TICKETS)
+    ticket_reason: str | None = field(default=None, metadata=TICKETS)
+    last_resolved_at: datetime | None = field(default=None, metadata=TICKETS)
+    priority: str | None = field(default=None, metadata=TICKETS)
+    refund_risk: bool = field(default=False, metadata=TICKETS)
+    last_refund_at: datetime | None = field(default=None, metadata=TICKETS)
+    csat_score: int | None = field(default=None, metadata=FACTS)
+    csat_at: datetime | None = field(default=None, metadata=FACTS)
+    health: str | None = field(default=None, metadata=FACTS)
+    health_at: datetime | None = field(default=None, metadata=FACTS)
+    ticket_tags: list[str] = field(default_factory=list, metadata=TICKETS)
+    brand_id: int | None = field(default=None, metadata=TICKETS)
+    brand_ids: list[str] = field(default_factory=list, metadata=TICKETS)
+    reason_source: str | None = field(default=None, metadata=INFERRED)
+    reason_confidence: float | None = field(default=None, metadata=INFERRED)
+    last_sentiment: float | None = field(default=None, metadata=INFERRED)
+    sentiment_at: datetime | None = field(default=None, metadata=INFERRED)
+    negative_ticket: bool = field(default=False, metadata=INFERRED)
+    promo_override_until: datetime | None = field(default=None, metadata=FACTS)
+    support_state: str = field(default=CLEAR, metadata=RULES)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> SupportState:
+        """The typed value of a state mapping (fields it lacks are blank)."""
+        return cls(**{k: values[k] for k in STATE_FIELD_NAMES if k in values})
+
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in STATE_FIELD_NAMES}
+
+
+def _rule_type(hint: Any) -> FieldType:
+    """How rules read a field of this Python type."""
+    if isinstance(hint, UnionType):  # ``X | None``
+        (hint,) = [t for t in get_args(hint) if t is not type(None)]
+    if get_origin(hint) is list:
+        return "list"
+    names: dict[Any, FieldType] = {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "str",
+        datetime: "time",
+    }
+    return names[hint]
+
+
+STATE_FIELDS: tuple[Field[Any], ...] = fields(SupportState)
+STATE_FIELD_NAMES = tuple(f.name for f in STATE_FIELDS)
+# Each field's type as rules read it (``tactful.core.rules``).
+FIELD_TYPES: dict[str, FieldType] = {
+    name: _rule_type(hint) for name, hint in get_type_hints(SupportState).items()
+}
+INFERRED_FIELD_NAMES = tuple(f.name for f in STATE_FIELDS if f.metadata.get("inferred"))
+FACT_FIELD_NAMES = tuple(f.name for f in STATE_FIELDS if f.metadata["source"] == "facts")
+TICKET_FIELD_NAMES = tuple(f.name for f in STATE_FIELDS if f.metadata["source"] == "tickets")
+# The derived fields of a person about whom nothing is known (no ticket, rating or health).
+_DERIVED = (*TICKET_FIELD_NAMES, *FACT_FIELD_NAMES)
+BLANK_FIELDS: dict[str, Any] = {k: v for k, v in SupportState().values().items() if k in _DERIVED}
 
 
 def derive_state(tickets: Iterable[TicketRecord], facts: PersonFacts) -> dict[str, Any]:
     """All §3 fields except ``support_state`` (which needs the rules and a moment)."""
     return {**ticket_fields(tickets), **fact_fields(facts)}
-
-
-FACT_FIELD_NAMES = ("csat_score", "csat_at", "health", "health_at", "promo_override_until")
-TICKET_FIELD_NAMES = tuple(
-    name for name in STATE_FIELD_NAMES if name not in (*FACT_FIELD_NAMES, "support_state")
-)
 
 
 def fact_fields(facts: PersonFacts) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """Outbox rows → per-destination deliveries (pure, given the persons' memberships).
 
+Each row is decoded once into its typed message (``tactful.core.messages``); what it becomes
+depends on the message's type and the destinations' roles.
+
 Rules (product.md §9), by the roles each destination type declares (its module's ``SPEC``,
 ``tactful.destinations.spec.Roles``), never by type name:
 - Ad audiences follow exactly one ``segment``: an entry becomes ``audience_add``, an exit
@@ -30,8 +33,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import orjson
-
+from tactful.core import messages
+from tactful.core.messages import (
+    ConsentChanged,
+    MembershipChanged,
+    Message,
+    PersonErased,
+    StateChanged,
+)
 from tactful.core.state import INFERRED_FIELD_NAMES
 from tactful.delivery.store import NewDelivery
 from tactful.destinations import registry
@@ -76,10 +85,10 @@ class Route:
         return self.roles.events or self.roles.support_events
 
 
-def esp_events(payload: Mapping[str, Any]) -> list[str]:
+def esp_events(message: StateChanged) -> list[str]:
     """Named ESP events implied by a state change."""
-    changed = set(payload.get("changed", ()))
-    values = payload.get("values", {})
+    changed = set(message.changed)
+    values = message.values
     out = []
     if "ticket_count" in changed or "last_ticket_at" in changed:
         out.append("zendesk_ticket_created")
@@ -92,65 +101,58 @@ def esp_events(payload: Mapping[str, Any]) -> list[str]:
 
 def route(
     outbox_id: int,
-    person_id: str,
-    topic: str,
+    message: Message,
     at_us: int,
-    raw: bytes,
     routes: Sequence[Route],
     member_of: frozenset[str],
 ) -> list[NewDelivery]:
-    """Deliveries for one outbox row. ``member_of``: the person's non-holdout segments now."""
-    payload: dict[str, Any] = orjson.loads(raw)
+    """Deliveries for one outbox row's message. ``member_of``: the person's non-holdout
+    segments now."""
     out: list[NewDelivery] = []
-    history = bool(payload.get("history"))
+    person_id = message.person_id
+    history = message.stamp.history
+    payload = messages.body(message)
 
-    def add(dest: Route, kind: str, name: str, segment: str | None, data: dict[str, Any]) -> None:
+    def add(dest: Route, kind: str, name: str, segment: str | None) -> None:
         if history and kind == "event":
             return
-        out.append(
-            NewDelivery(
-                dest.name, person_id, kind, name, segment, f"{outbox_id}:{kind}:{name}", at_us, data
-            )
-        )
+        key = f"{outbox_id}:{kind}:{name}"
+        out.append(NewDelivery(dest.name, person_id, kind, name, segment, key, at_us, payload))
 
-    if topic == "segment_membership_changed":
-        segment = payload["segment"]
-        if payload.get("holdout"):
+    if isinstance(message, MembershipChanged):
+        segment = message.segment
+        if message.holdout:
             return out
         for dest in routes:
             if dest.is_audience:
                 if dest.segment == segment:
-                    kind = "audience_add" if payload["change"] == "entered" else "audience_remove"
-                    add(dest, kind, "", segment, payload)
+                    add(dest, "audience_add" if message.entered else "audience_remove", "", segment)
             elif dest.segments is None or segment in dest.segments:
                 if dest.wants_profiles:
-                    add(dest, "profile", "profile", None, payload)
+                    add(dest, "profile", "profile", None)
                 if dest.wants_membership_events:
-                    add(dest, "event", topic, segment, payload)
-        return out
-    if topic == "consent_changed":
+                    add(dest, "event", message.TOPIC, segment)
+    elif isinstance(message, ConsentChanged):
         # Ad audiences of that purpose: withdrawn → remove (if Tactful added them); given →
         # add when the person is a (non-holdout) member of the audience's segment now.
         # ESPs of that purpose: withdrawn → the vendor's unsubscribe (stop marketing to an
         # address the ESP already holds); given → nothing (an unsubscribe stands).
         for dest in routes:
-            if dest.roles.unsubscribes and dest.purpose == payload["purpose"]:
-                if not payload["granted"]:
-                    add(dest, "unsubscribe", "", None, payload)
+            if dest.roles.unsubscribes and dest.purpose == message.purpose:
+                if not message.granted:
+                    add(dest, "unsubscribe", "", None)
                 continue
-            if not dest.is_audience or dest.purpose != payload["purpose"]:
+            if not dest.is_audience or dest.purpose != message.purpose:
                 continue
-            if not payload["granted"]:
-                add(dest, "audience_remove", "", dest.segment, payload)
+            if not message.granted:
+                add(dest, "audience_remove", "", dest.segment)
             elif dest.segment in member_of:
-                add(dest, "audience_add", "", dest.segment, payload)
-        return out
-    if topic == "person_erased":
+                add(dest, "audience_add", "", dest.segment)
+    elif isinstance(message, PersonErased):
         for dest in routes:  # every destination forgets the person, holdout or not
-            add(dest, "erase", "person_erased", None, payload)
-        return out
-    if topic == "support_state_changed":
-        changed = set(payload.get("changed", ()))
+            add(dest, "erase", message.TOPIC, None)
+    else:
+        changed = set(message.changed)
         only_inferred = bool(changed) and changed <= INFERRED
         for dest in routes:
             if dest.is_audience or (only_inferred and not dest.inferences):
@@ -158,12 +160,12 @@ def route(
             if dest.segments is not None and not (member_of & set(dest.segments)):
                 continue
             if dest.wants_profiles:
-                add(dest, "profile", "profile", None, payload)
+                add(dest, "profile", "profile", None)
             if dest.roles.support_events:
-                for name in esp_events(payload):
-                    add(dest, "event", name, None, payload)
+                for name in esp_events(message):
+                    add(dest, "event", name, None)
             if dest.roles.events:
-                add(dest, "event", topic, None, payload)
+                add(dest, "event", message.TOPIC, None)
     return out
 
 
@@ -173,11 +175,13 @@ def plan(
     members: Mapping[str, frozenset[str]],
 ) -> list[NewDelivery]:
     """Deliveries for a run of outbox rows (id, person, topic, at, payload); ``members``:
-    each person's non-holdout segments now. One profile delivery per person and destination."""
+    each person's non-holdout segments now. One profile delivery per person and destination.
+    Each row is decoded once, into its typed message (``tactful.core.messages``)."""
     out: list[NewDelivery] = []
     profiled: set[tuple[str, str]] = set()
     for oid, pid, topic, at_us, raw in rows:
-        for d in route(oid, pid, topic, at_us, raw, routes, members.get(pid, frozenset())):
+        message = messages.loads(topic, raw)
+        for d in route(oid, message, at_us, routes, members.get(pid, frozenset())):
             if d.kind == "profile":
                 if (d.destination, pid) in profiled:
                     continue

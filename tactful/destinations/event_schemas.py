@@ -11,7 +11,11 @@ emit in the tests is validated against them. Fields may be added in later versio
 
 from __future__ import annotations
 
+from dataclasses import Field
 from typing import Any
+
+from tactful.core.messages import MembershipChanged, PersonErased, StateChanged
+from tactful.core.state import FIELD_TYPES, STATE_FIELDS
 
 TIME = {"type": "string", "format": "date-time"}
 IDENTIFIERS: dict[str, Any] = {
@@ -23,6 +27,28 @@ IDENTIFIERS: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "bool": {"type": "boolean"},
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "str": {"type": "string"},
+    "time": {"type": "string", "format": "date-time"},
+    "list": {"type": "array", "items": {"type": "string"}},
+}
+
+
+def _state_value(f: Field[Any]) -> dict[str, Any]:
+    """One support-state field as it travels (``SupportState``: type, and null when blank)."""
+    schema = dict(_JSON_TYPES[FIELD_TYPES[f.name]])
+    if f.default is None:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+# The support-state fields (``tactful.core.state.SupportState``, their one definition).
+STATE_VALUES = {f.name: _state_value(f) for f in STATE_FIELDS}
 
 
 def _envelope(event_type: str, description: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -52,19 +78,23 @@ def _envelope(event_type: str, description: str, data: dict[str, Any]) -> dict[s
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "support_state_changed": _envelope(
-        "support_state_changed",
+    StateChanged.TOPIC: _envelope(
+        StateChanged.TOPIC,
         "A person's support state (product.md section 3 fields) changed.",
         {
             "required": ["old_state", "new_state", "changed", "values"],
             "old_state": {"type": ["string", "null"]},
             "new_state": {"type": ["string", "null"]},
             "changed": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "values": {"type": "object", "description": "The new value of each changed field."},
+            "values": {
+                "type": "object",
+                "description": "The new value of each changed field.",
+                "properties": STATE_VALUES,
+            },
         },
     ),
-    "segment_membership_changed": _envelope(
-        "segment_membership_changed",
+    MembershipChanged.TOPIC: _envelope(
+        MembershipChanged.TOPIC,
         "A person entered or left a segment (holdout members' changes are never sent).",
         {
             "required": ["segment", "change", "rule"],
@@ -75,8 +105,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "detail": {"type": "string"},
         },
     ),
-    "person_erased": _envelope(
-        "person_erased",
+    PersonErased.TOPIC: _envelope(
+        PersonErased.TOPIC,
         "Tactful erased a person: forget them. Carries no identifiers.",
         {"identifiers": {"type": "object", "maxProperties": 0}},
     ),

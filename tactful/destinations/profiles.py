@@ -24,9 +24,9 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from tactful.core.messages import eligibility
 from tactful.core.segments import Membership
 from tactful.destinations.base import Item, ItemKind, Outcome, classify_status, parse_retry_after
-from tactful.messages import eligibility
 
 # Section 3 / section 9 fields that hold a moment in time.
 TIME_FIELDS = frozenset(

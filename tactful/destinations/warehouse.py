@@ -42,6 +42,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from tactful.config_models import DestinationSettings
+from tactful.core.messages import MembershipChanged, PersonErased, StateChanged
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.http import dumps
 from tactful.destinations.spec import DestinationConfig, DestinationSpec, Roles, Secret, Text
@@ -75,9 +76,9 @@ class Dialect:
             f"state {self.json}, identifiers {self.json}, updated_at TIMESTAMPTZ NOT NULL, "
             "key VARCHAR NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)",
             "CREATE OR REPLACE VIEW state_changes AS "
-            "SELECT * FROM events WHERE name = 'support_state_changed'",
+            f"SELECT * FROM events WHERE name = '{StateChanged.TOPIC}'",
             "CREATE OR REPLACE VIEW segment_changes AS "
-            "SELECT * FROM events WHERE name = 'segment_membership_changed'",
+            f"SELECT * FROM events WHERE name = '{MembershipChanged.TOPIC}'",
         ]
 
     def insert_event(self) -> str:
@@ -139,7 +140,7 @@ def operations(items: Sequence[Item]) -> tuple[list[Outcome | None], list[Op]]:
         if item.kind == "profile":
             ops.append(("person", (item.person_id, properties, identifiers, at, item.key, now)))
         else:
-            name = "person_erased" if erase else item.name
+            name = PersonErased.TOPIC if erase else item.name
             head = (item.key, item.person_id, name, None if erase else item.segment, at)
             ops.append((item.kind, (*head, properties, identifiers, now)))
         outcomes.append(None)

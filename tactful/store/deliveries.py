@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from tactful.core.messages import PersonErased
 from tactful.store.dbapi import Conn, marks
 
 
@@ -187,7 +188,7 @@ class SqlDeliveries:
         """Mark outbox rows routed; an erasure's row drops its identifiers. True when one
         did (the store then wipes the old bytes)."""
         self.conn.executemany("UPDATE outbox SET routed = 1 WHERE id = ?", [(r[0],) for r in rows])
-        erased = [(b"{}", r[0]) for r in rows if r[2] == "person_erased"]
+        erased = [(b"{}", r[0]) for r in rows if r[2] == PersonErased.TOPIC]
         self.conn.executemany("UPDATE outbox SET payload = ? WHERE id = ?", erased)
         return bool(erased)
 

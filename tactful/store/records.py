@@ -18,7 +18,7 @@ import orjson
 from tactful.core import codec
 from tactful.core.events import Identifier, TicketVersion
 from tactful.core.segments import Membership
-from tactful.core.state import BrandSeen, Latest, PersonFacts, TicketRecord
+from tactful.core.state import FIELD_TYPES, BrandSeen, Latest, PersonFacts, TicketRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -315,18 +315,7 @@ def _decode_facts(blob: bytes) -> PersonFacts:
     )
 
 
-TIME_FIELDS = frozenset(
-    {
-        "last_ticket_at",
-        "last_activity_at",
-        "last_resolved_at",
-        "last_refund_at",
-        "csat_at",
-        "health_at",
-        "promo_override_until",
-        "sentiment_at",
-    }
-)
+TIME_FIELDS = frozenset(name for name, kind in FIELD_TYPES.items() if kind == "time")
 
 
 def _state_default(value: Any) -> Any:

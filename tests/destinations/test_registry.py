@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from tactful.config import MASK, settings_from_toml
 from tactful.config_models import DestinationSettings
+from tactful.core.messages import ConsentChanged, MembershipChanged, Message, StateChanged
 from tactful.delivery.router import Route, route
 from tactful.destinations import registry
 
@@ -98,17 +99,18 @@ def test_routing_follows_the_roles_each_type_declares(type_name: str) -> None:
     """docs/destinations.md#routing, per type: the router decides by declared roles."""
     spec = registry.spec(type_name)
     dest = Route("d", type_name, "s" if spec.roles.audience else None, None, spec.purpose)
-    rows = [
-        ("segment_membership_changed", {"segment": "s", "change": "entered"}),
-        ("support_state_changed", {"changed": ["ticket_count"], "values": {}}),
-        ("consent_changed", {"purpose": spec.purpose, "granted": False}),
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    rows: list[Message] = [
+        MembershipChanged("p_1", "s", "entered", False, "", "", {}, when),
+        StateChanged("p_1", None, None, ("ticket_count",), {}, {}, when),
+        ConsentChanged("p_1", spec.purpose, False, when),
     ]
     got = tuple(
         [
             f"{d.kind}:{d.name}" if d.kind == "event" else d.kind
-            for d in route(1, "p_1", topic, 0, orjson.dumps(payload), [dest], frozenset({"s"}))
+            for d in route(1, message, 0, [dest], frozenset({"s"}))
         ]
-        for topic, payload in rows
+        for message in rows
     )
     assert got == ROUTING[type_name]
 

@@ -11,8 +11,8 @@ import pytest
 
 from tactful.cli import main
 from tactful.core.events import Event, Identifier, OutcomeRecorded
+from tactful.core.graph import person_id_for
 from tactful.core.segments import in_holdout
-from tactful.identity_graph import person_id_for
 from tactful.report import ReportError, build_report, render_html, report_json
 from tactful.report.stats import Z95, newcombe_interval, wilson_interval
 from tactful.testing import Harness, at, harness, rating, ticket

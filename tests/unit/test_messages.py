@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from tactful.config import settings_from_toml
-from tactful.messages import HISTORY, NOBODY, REPLAYED, Image, net_rows, nothing_to_say
+from tactful.messages import HISTORY, LIVE, NOBODY, REPLAYED, Image, net_rows, nothing_to_say
 from tactful.testing import at
 
 RULES = {"suppress": "has_open_ticket", "held": "has_open_ticket"}
@@ -51,7 +51,8 @@ def test_membership_moves_are_exits_and_entries_with_their_holdout_mark() -> Non
 def test_consent_is_told_only_to_who_was_told_something() -> None:
     assert net_rows("p", NOBODY, Image(consents=(False, None, None)), at(0), RULES, HISTORY) == []
     told = Image(OPEN, {}, (True, None, None))
-    rows = payloads(net_rows("p", told, Image(OPEN, {}, (False, None, None)), at(0), RULES, {}))
+    now = Image(OPEN, {}, (False, None, None))
+    rows = payloads(net_rows("p", told, now, at(0), RULES, LIVE))
     assert rows == [
         (
             "consent_changed",
