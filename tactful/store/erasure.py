@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from tactful.store.migrations import PERSON_TABLES
+from tactful.store.migrations import PERSON_TABLES, REPLAY_SNAPSHOT_TABLES
 from tactful.store.redact import Erased, redact
 
 SECRET_KEY = "erasure_key"
@@ -172,7 +172,7 @@ def erase(
         ticket_list,
         Erased.of([*idents, *names, ("person_id", person_id)], ticket_list),
     )
-    for table in PERSON_TABLES:
+    for table in (*PERSON_TABLES, *REPLAY_SNAPSHOT_TABLES):
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
     conn.execute(
         "DELETE FROM person_aliases WHERE person_id = ? OR old_id = ?", (person_id, person_id)
