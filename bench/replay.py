@@ -9,11 +9,14 @@ everything (``sync``), then:
 - rename one reason (``damaged`` -> ``arrived_damaged``), replay, deliver, count the
   deliveries against the persons the replay changed;
 - the replay's time and peak traced memory (``tracemalloc``: Python allocations only);
+- the rename's replay runs as ``tactful replay --json`` in a child process: its wall time and
+  peak resident memory (``ru_maxrss`` of the child: the whole process, SQLite's cache too);
 - then, while one more replay runs on a store connection of its own (as ``tactful replay``
   in another process), a "webhook" in another thread submits one new ticket every 10 ms to
   the group-commit writer and waits for its answer (what ``tactful serve`` does before
   acknowledging a webhook): the acknowledgement's latency p50 / p99 / max, how many failed,
-  and whether its last ticket is in the state once the writer has caught up after the replay.
+  whether its last ticket is in the state once the writer has caught up after the replay,
+  and the replay's longest transaction (each of its commits timed).
 
 Separately, import 1,000 users with no tickets into a fresh store and count deliveries.
 
@@ -26,12 +29,15 @@ Figures only; this is not a timed test.
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -113,6 +119,8 @@ class Measured:
     changed: int
     replay_seconds: float
     replay_peak_mb: float
+    cli_seconds: float  # ``tactful replay`` (the rename), in a child process
+    cli_rss_mb: float  # its peak resident memory
     webhook: Latency
 
 
@@ -126,6 +134,8 @@ class Latency:
     max_ms: float
     last_kept: bool  # the last ticket acknowledged during the replay is in the state after it
     failed: int = 0  # submissions answered with an error
+    longest_tx_ms: float = 0.0  # the replay's longest transaction
+    replay_seconds: float = 0.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -161,11 +171,14 @@ def during_replay(engine: Engine) -> tuple[Any, Latency]:
             time.sleep(0.01)
 
     replayer = Engine(engine.rules, open_store(engine.store.url))
+    longest = timed(replayer.store)
     thread = threading.Thread(target=webhook)
     thread.start()
     try:
         time.sleep(0.05)  # the first webhooks run before the replay starts
+        started = time.perf_counter()
         report = replayer.replay()
+        replay_seconds = time.perf_counter() - started
     finally:
         done.set()
         thread.join()
@@ -177,8 +190,52 @@ def during_replay(engine: Engine) -> tuple[Any, Latency]:
         kept = bool(final) and len(reader.load_tickets(final)) == 1
     ms = [x * 1000 for x in latencies[:count]]
     return report, Latency(
-        len(ms), percentile(ms, 0.5), percentile(ms, 0.99), max(ms, default=0.0), kept, len(failed)
+        len(ms),
+        percentile(ms, 0.5),
+        percentile(ms, 0.99),
+        max(ms, default=0.0),
+        kept,
+        len(failed),
+        longest[0] * 1000,
+        replay_seconds,
     )
+
+
+def timed(store: Any) -> list[float]:
+    """Time every transaction of ``store`` from now on; the longest, in seconds, is kept in
+    the returned list's only item."""
+    original = store.transaction
+    longest = [0.0]
+
+    @contextmanager
+    def transaction(**kwargs: Any) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            with original(**kwargs) as tx:
+                yield tx
+        finally:
+            longest[0] = max(longest[0], time.perf_counter() - started)
+
+    setattr(store, "transaction", transaction)  # noqa: B010
+    return longest
+
+
+def cli_replay(db: Path, config: str) -> tuple[int, float, float]:
+    """``tactful replay --json`` in a child process: (persons changed, seconds, peak RSS
+    in MB)."""
+    path = db.with_suffix(".toml")
+    path.write_text(config.replace('url = "sqlite:///tactful.db"', f'url = "sqlite:///{db}"'))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    tactful = Path(sys.executable).with_name("tactful")
+    done = subprocess.run(
+        [str(tactful), "--config", str(path), "replay", "--json"],
+        check=True,
+        stdout=subprocess.PIPE,
+    )
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child
+    return int(orjson.loads(done.stdout)["persons_changed"]), seconds, max(peak, before) / 1024
 
 
 def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -201,12 +258,15 @@ def bench_size(persons: int, work: Path, history: str) -> Measured:
     imported = w.sync()
     _, seconds, peak = traced(w.engine.replay)
     noop = w.sync()
-    w.configure(config.replace('name = "damaged"', 'name = "arrived_damaged"'))
-    report = w.engine.replay()
+    renamed = config.replace('name = "damaged"', 'name = "arrived_damaged"')
+    changed, cli_seconds, cli_rss = cli_replay(work / f"replay-{persons}.db", renamed)
+    w.configure(renamed)
     rename = w.sync()
     _, latency = during_replay(w.engine)  # after the counts: its tickets are new deliveries
     w.store.close()
-    return Measured(persons, imported, noop, rename, len(report.changed), seconds, peak, latency)
+    return Measured(
+        persons, imported, noop, rename, changed, seconds, peak, cli_seconds, cli_rss, latency
+    )
 
 
 def ticketless(work: Path, history: str) -> int:
@@ -248,8 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{m.changed:,}",
                     f"{m.replay_seconds:.1f}",
                     f"{m.replay_peak_mb:.1f}",
+                    f"{m.cli_seconds:.1f}",
+                    f"{m.cli_rss_mb:.0f}",
                     f"{m.webhook.count:,} ({m.webhook.failed} failed)",
                     f"{m.webhook.p50_ms:.1f} / {m.webhook.p99_ms:.0f} / {m.webhook.max_ms:.0f}",
+                    f"{m.webhook.replay_seconds:.1f}",
+                    f"{m.webhook.longest_tx_ms:.0f}",
                     "yes" if m.webhook.last_kept else "NO",
                 ]
             )
@@ -263,10 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "after no-op replay",
                 "after 1-reason rename",
                 "persons changed",
-                "replay s",
-                "replay peak MB (traced)",
+                "no-op replay s",
+                "no-op replay peak MB (traced)",
+                "tactful replay s",
+                "tactful replay peak RSS MB",
                 "webhooks during replay",
                 "webhook ack ms p50 / p99 / max",
+                "replay s (webhooks)",
+                "longest replay tx ms",
                 "last webhook kept",
             ],
             rows,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -116,7 +116,15 @@ class Marker:
     report: ReplayReport
 
     def dumps(self) -> str:
-        data = asdict(self)
+        report = self.report
+        # not ``asdict``: it would rebuild each Counter from its items, counting them
+        data = {
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "report"},
+            "report": {
+                **{f.name: getattr(report, f.name) for f in fields(report)},
+                "destinations": {k: dict(v) for k, v in report.destinations.items()},
+            },
+        }
         return orjson.dumps(data).decode()
 
     @staticmethod
