@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -16,7 +16,7 @@ from tactful.engine import SALT_KEY, Engine, Incoming
 from tactful.replay import ReplayInProgress
 from tactful.store.base import REPLAY_KEY, Store
 from tactful.store.sqlite import open_store
-from tactful.testing import at, new_store_url, ticket
+from tactful.testing import at, ticket
 from tactful.writer import Writer
 from tests.integration.test_net_delivery import NARROWED, Setup, customers
 
@@ -47,8 +47,11 @@ def _world(tmp_path: Path) -> Setup:
 
 def _rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
     with store.reader() as reader:
-        conn: Any = reader.conn  # type: ignore[attr-defined]
-        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in conn.execute(sql)]
+        conn = cast(Any, reader).conn
+        return [
+            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+            for r in conn.execute(sql)
+        ]
 
 
 def _outcome(store: Store) -> dict[str, list[tuple[Any, ...]]]:
@@ -176,3 +179,48 @@ def test_while_a_replay_is_unfinished_writes_queue_and_ticks_and_routing_wait(
             writer.stop()
         with s.store.reader() as reader:
             assert len(reader.load_tickets([501, 502])) == 2
+
+
+def _stop_half_way(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay that dies right after its first commit (the snapshot; derived data reset)."""
+
+    def dying(self: Engine, *args: Any, **kwargs: Any) -> None:
+        raise Stop
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Engine, "_step", dying)
+        with pytest.raises(Stop):
+            engine.replay()
+
+
+def test_readers_say_a_replay_is_rebuilding_the_store_instead_of_showing_half_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.dashboard import helpers as dashboard
+    from tests.sidebar import helpers as sidebar
+    from tests.sidebar.test_routes import open_page, panel
+
+    (tmp_path / "dashboard").mkdir()
+    board = dashboard.world(tmp_path / "dashboard")
+    (tmp_path / "sidebar").mkdir()
+    side = sidebar.world(tmp_path / "sidebar")
+    try:
+        with TestClient(board.app) as client:
+            login = {"password": dashboard.PASSWORD, "next": "/"}
+            assert client.post("/login", data=login, follow_redirects=False).status_code == 303
+            assert 'id="rebuilding"' not in client.get("/").text
+            _stop_half_way(board.engine, monkeypatch)
+            for path in ("/", "/people", "/segments"):
+                assert 'id="rebuilding"' in client.get(path).text, path
+        with TestClient(side.app) as client:
+            session = open_page(client)
+            assert "rebuilding" not in panel(client, session)
+            _stop_half_way(side.engine, monkeypatch)
+            html = panel(client, session)
+            assert "Tactful is rebuilding its records" in html
+            assert 'data-person="' not in html  # no half-built person shown
+    finally:
+        board.engine.store.close()
+        side.stop()

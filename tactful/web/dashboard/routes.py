@@ -144,7 +144,12 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 def _page(request: Request, gate: Gate, title: str, body: str, status: int = 200) -> Response:
     html = layout.page(
-        title, body, active=request.url.path, csrf=gate.csrf, logout=gate.auth.login_required
+        title,
+        body,
+        active=request.url.path,
+        csrf=gate.csrf,
+        logout=gate.auth.login_required,
+        rebuilding=_ctx(request).rebuilding(),
     )
     return HTMLResponse(html, status)
 
