@@ -171,6 +171,16 @@ class InboxRow:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class InboxSummary:
+    """What ``tactful doctor`` shows of the inbox."""
+
+    waiting: int
+    failed: int
+    oldest_failed_us: int | None  # when the oldest failed request arrived
+    oldest_error: str | None  # and why it could not be applied
+
+
 class Inbox(Protocol):
     """Requests acknowledged while a replay holds the store, written where the replay's
     locks are not (SQLite: a small file beside the store; PostgreSQL: the ``inbox`` table),
@@ -182,6 +192,7 @@ class Inbox(Protocol):
     def done(self, seqs: Sequence[int]) -> None: ...
     def fail(self, seq: int, error: str) -> None: ...
     def failed(self) -> list[tuple[int, str]]: ...  # (seq, error) of rows kept aside
+    def summary(self) -> InboxSummary: ...
     def close(self) -> None: ...
 
 

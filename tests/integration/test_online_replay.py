@@ -170,6 +170,9 @@ def test_the_inbox_gives_requests_back_in_arrival_order_and_keeps_failed_ones(
     inbox.done([rows[0].seq])
     assert [r.payload for r in inbox.take(10)] == [b"third"]  # the failed one is skipped
     assert inbox.failed() == [(rows[1].seq, "ValueError: unreadable")]
+    summary = inbox.summary()  # what `tactful doctor` shows
+    assert (summary.waiting, summary.failed) == (1, 1)
+    assert summary.oldest_error == "ValueError: unreadable" and summary.oldest_failed_us
     inbox.done([rows[2].seq])
     assert not inbox.pending() and inbox.take(10) == []
     inbox.put([b"fourth"])
