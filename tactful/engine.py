@@ -24,10 +24,10 @@ from typing import Any
 
 from tactful.batch import Batch, BatchStats
 from tactful.core import codec
-from tactful.core.events import EVENT_KIND, Event
+from tactful.core.events import EVENT_KIND, Event, PersonErased
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
-from tactful.identity_graph import IdentityPlan
+from tactful.identity_graph import IdentityPlan, Unresolvable
 from tactful.messages import Image, image_of
 from tactful.reasons import saved as saved_models
 from tactful.reasons.documents import without_text
@@ -46,13 +46,22 @@ from tactful.replay import (
     compact,
     corrections,
 )
-from tactful.store.base import REPLAY_KEY, EventRow, OutboxRow, Store, StoreConflict, Tx
+from tactful.store.base import (
+    REPLAY_KEY,
+    EventRow,
+    IdentKey,
+    OutboxRow,
+    Store,
+    StoreConflict,
+    Tx,
+)
 from tactful.store.records import to_us
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
 CONFLICT_RETRIES = 8
 FUTURE_REASON = "event time later than the wall clock plus [engine] future_skew"
+ERASED_REASON = "about a person erased after this request arrived"
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,9 @@ class Incoming:
     events: list[Event]
     document: bytes | None = None
     source: str = "api"
+    # when the request was acknowledged, if it waited in the inbox: its events about a person
+    # erased since are not applied (``Engine.apply_many``)
+    received_us: int | None = None
 
 
 class _DryRun(Exception):
@@ -282,6 +294,8 @@ class Engine:
         with self.store.transaction(durable=durable, bulk=not durable) as tx:
             for key, value in (meta or {}).items():
                 tx.set_meta(key, value)
+            erased: list[Event] = []
+            incoming = [self._honour_erasures(tx, item, erased) for item in incoming]
             events: list[Event] = []
             rows: list[EventRow] = []
             for item in incoming:
@@ -307,11 +321,39 @@ class Engine:
             stats = self._run(tx, fresh, None, history_before=history_before)
             stats.received = len(events) + len(future)
             stats.rejected.extend((e.key, FUTURE_REASON) for e in future)
+            stats.rejected.extend((e.key, ERASED_REASON) for e in erased)
+            stats.received += len(erased)
             stats.duplicates = len(events) - len(fresh)
             for row, ok in zip(rows, inserted, strict=True):
                 if not ok:
                     stats.duplicates_by_source[row.source] += 1
             return stats
+
+    def _honour_erasures(self, tx: Tx, item: Incoming, dropped: list[Event]) -> Incoming:
+        """A request that waited in the inbox, without its events about a person erased
+        after it arrived (and without its raw body, which names them): applied as it is,
+        it would bring the person back. Erasure requests themselves are kept."""
+        if item.received_us is None:
+            return item
+        keys = {e.key: self._erasable_keys(e) for e in item.events}
+        erased = tx.erased_after({k for ks in keys.values() for k in ks}, item.received_us)
+        if not erased:
+            return item
+        kept = [e for e in item.events if isinstance(e, PersonErased) or not keys[e.key] & erased]
+        dropped.extend(e for e in item.events if e not in kept)
+        return Incoming(kept, None, item.source)
+
+    def _erasable_keys(self, event: Event) -> set[IdentKey]:
+        """The identifiers (and ticket) an event names, as an erasure records them."""
+        try:
+            plan = self.plan.identifiers(event)
+        except Unresolvable:
+            plan = None
+        keys = set() if plan is None else {*plan[0], *plan[1]}
+        ticket_id = getattr(event, "ticket_id", None)
+        if ticket_id is not None:
+            keys.add(("ticket", str(ticket_id)))
+        return keys
 
     def tick(self, now: datetime | None = None) -> BatchStats:
         """Advance the clock to ``now`` (default: the wall clock) and fire due timers. Changes

@@ -10,7 +10,9 @@ does not wait for it: it writes what it took to the store's inbox (a durable ins
 replay's locks do not block), resolves the futures (``BatchStats.queued``) and applies the
 inbox, in arrival order, before anything else once the replay ends; also at start, so a
 process stopped in between loses nothing. Clock ticks during a replay are skipped (the next
-tick does their work). Applying twice is harmless: events are deduplicated by key.
+tick does their work). Applying twice is harmless: events are deduplicated by key. A
+request's events about a person erased after it arrived (an erasure made directly in the
+store meanwhile) are not applied (``Engine.apply_many``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
@@ -195,6 +197,7 @@ class Writer:
             except Exception as exc:
                 self._keep_failed(row, exc)
             else:
+                incoming = [replace(item, received_us=row.received_us) for item in incoming]
                 decoded.append((row, incoming, meta))
         if not decoded:
             return

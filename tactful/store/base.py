@@ -135,6 +135,7 @@ class Tx(PagesWrites, Protocol):
         self, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
     ) -> ErasureReport: ...
     def append_outcomes(self, rows: Iterable[tuple[str, OutcomeRecorded]]) -> None: ...
+    def erased_after(self, keys: Iterable[IdentKey], after_us: int) -> set[IdentKey]: ...
 
     # derived data reset (replay); events from the future (clock repair)
     def reset_derived(self) -> None: ...
@@ -169,6 +170,7 @@ class InboxRow:
 
     seq: int
     payload: bytes
+    received_us: int = 0  # when it was acknowledged
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,10 @@ class SQLiteInbox:
 
     def take(self, limit: int) -> list[InboxRow]:
         rows = self._run(
-            "SELECT seq, payload FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT ?", (limit,)
+            "SELECT seq, payload, received_us FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
         )
-        return [InboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+        return [InboxRow(int(seq), bytes(payload), int(at)) for seq, payload, at in rows]
 
     def done(self, seqs: Sequence[int]) -> None:
         if seqs:
@@ -138,9 +139,11 @@ class PgInbox:
 
     def take(self, limit: int) -> list[InboxRow]:
         rows = self._run(
-            "SELECT seq, payload FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT %s", (limit,)
+            "SELECT seq, payload, received_us FROM inbox WHERE failed IS NULL ORDER BY seq "
+            "LIMIT %s",
+            (limit,),
         )
-        return [InboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+        return [InboxRow(int(seq), bytes(payload), int(at)) for seq, payload, at in rows]
 
     def done(self, seqs: Sequence[int]) -> None:
         if seqs:

@@ -435,7 +435,7 @@ MIGRATIONS.append(
 MIGRATIONS.append(
     (
         14,
-        "a replay's snapshot of what destinations were told, kept across its commits",
+        "a replay's snapshot kept across its commits; erased keys the inbox honours",
         [
             # ``tactful replay`` commits a chunk at a time; the persons as they were before it
             # (what destinations were told) stay here until its last commit, so a replay
@@ -450,6 +450,11 @@ MIGRATIONS.append(
                 person_id TEXT NOT NULL, segment TEXT NOT NULL,
                 since_us {bigint} NOT NULL, false_since_us {bigint}, holdout INTEGER NOT NULL,
                 PRIMARY KEY (person_id, segment))""",
+            # Each identifier (and ticket) of an erased person, keyed with the store's
+            # erasure secret, while requests that arrived before the erasure may still wait
+            # in the inbox: applying them must not bring the person back (``Engine``).
+            """CREATE TABLE erased_keys (
+                digest TEXT PRIMARY KEY, erased_us {bigint} NOT NULL)""",
         ],
     )
 )

@@ -34,7 +34,7 @@ from tactful.store.base import (
 )
 from tactful.store.dbapi import chunks as chunks
 from tactful.store.dbapi import marks
-from tactful.store.erasure import ErasureReport, erase
+from tactful.store.erasure import ErasureReport, erase, erased_after
 from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
 from tactful.store.pages import PagesQueries
 
@@ -620,6 +620,11 @@ class SqlTx(SqlQueries):
                 for pid, e in rows
             ],
         )
+
+    def erased_after(self, keys: Iterable[IdentKey], after_us: int) -> set[IdentKey]:
+        """Of these identifiers (and ``("ticket", id)``), those of a person erased after
+        ``after_us``."""
+        return erased_after(self.conn, keys, after_us)
 
     erased = False  # an erasure ran in this transaction (the adapter then wipes its traces)
 
