@@ -224,3 +224,35 @@ def test_readers_say_a_replay_is_rebuilding_the_store_instead_of_showing_half_of
     finally:
         board.engine.store.close()
         side.stop()
+
+
+def test_tactful_import_refuses_while_a_replay_is_unfinished(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    store_kind: str,
+) -> None:
+    import orjson
+
+    from tactful.cli import main
+    from tactful.exceptions import EXIT_TRY_AGAIN
+
+    if store_kind != "sqlite":
+        pytest.skip("the command line test runs on a SQLite file")
+    db = tmp_path / "cli.db"
+    config = tmp_path / "t.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{db}"\n')
+    page = tmp_path / "users.json"
+    users = [{"id": 1, "email": "a@example.com", "updated_at": "2026-01-01T00:00:00Z"}]
+    page.write_bytes(orjson.dumps({"users": users, "end_of_stream": True}))
+    assert main(["--config", str(config), "import", str(page)]) == 0
+    store = open_store(f"sqlite:///{db}")
+    try:
+        _stop_half_way(Engine(_world(tmp_path / "w").engine.rules, store), monkeypatch)
+    finally:
+        store.close()
+    page.write_bytes(orjson.dumps({"users": [{**users[0], "id": 2}], "end_of_stream": True}))
+    assert main(["--config", str(config), "import", str(page)]) == EXIT_TRY_AGAIN
+    assert "replay is unfinished" in capsys.readouterr().err
+    assert main(["--config", str(config), "replay", "--json"]) == 0
+    assert main(["--config", str(config), "import", str(page)]) == 0
