@@ -199,6 +199,7 @@ def test_readers_say_a_replay_is_rebuilding_the_store_instead_of_showing_half_of
     from starlette.testclient import TestClient
 
     from tests.dashboard import helpers as dashboard
+    from tests.dashboard.test_routes import csrf_of
     from tests.sidebar import helpers as sidebar
     from tests.sidebar.test_routes import open_page, panel
 
@@ -214,6 +215,9 @@ def test_readers_say_a_replay_is_rebuilding_the_store_instead_of_showing_half_of
             _stop_half_way(board.engine, monkeypatch)
             for path in ("/", "/people", "/segments"):
                 assert 'id="rebuilding"' in client.get(path).text, path
+            token = csrf_of(client.get("/config").text)
+            preview = client.post("/replay/preview", data={"csrf": token})
+            assert preview.status_code == 409 and "replay is unfinished" in preview.text
         with TestClient(side.app) as client:
             session = open_page(client)
             assert "rebuilding" not in panel(client, session)
