@@ -585,5 +585,5 @@ class Engine:
                 if was is not None and compact(was) == compact(now):
                     continue
             rows += corrections(pid, was, now, at, rules)
-            report.correct(pid, was, now, at)
+            report.correct(pid, was, now)
         return rows

@@ -65,7 +65,7 @@ class ReplayReport:
     destinations: dict[str, Counter[str]] = field(default_factory=dict)
     resumed: bool = False
 
-    def correct(self, pid: str, told: Image | None, now: Image, at: datetime) -> None:
+    def correct(self, pid: str, told: Image | None, now: Image) -> None:
         """Count one person's net change."""
         told = told or NOBODY
         if told.state != now.state or told.memberships != now.memberships:

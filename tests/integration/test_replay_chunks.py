@@ -260,3 +260,17 @@ def test_tactful_import_refuses_while_a_replay_is_unfinished(
     assert "replay is unfinished" in capsys.readouterr().err
     assert main(["--config", str(config), "replay", "--json"]) == 0
     assert main(["--config", str(config), "import", str(page)]) == 0
+
+
+def test_a_chunk_of_the_log_never_splits_the_events_stored_together(tmp_path: Path) -> None:
+    s = Setup(tmp_path)
+    events = customers(6)  # 12 events, stored 5, 5 and 2 at a time
+    for k in (0, 5, 10):
+        s.engine.apply(events[k : k + 5])
+    with s.store.transaction() as tx:
+        sizes, seq = [], 0
+        while chunk := tx.event_chunk(seq, 2):
+            sizes.append(len(chunk))
+            seq = chunk[-1][0]
+        assert sizes == [5, 5, 2]
+        assert [len(tx.event_chunk(0, n)) for n in (5, 6, 10, 11, 100)] == [5, 10, 10, 12, 12]
