@@ -54,7 +54,7 @@ def _post(client: TestClient, status: str, minutes_ago: int) -> tuple[Any, float
 @contextmanager
 def _replay_running(url: str) -> Iterator[Callable[[], ReplayReport]]:
     """A replay in another engine on the same store (as ``tactful replay`` in another
-    process), held inside its transaction until the block ends; yields a function that
+    process), held after its first chunk until the block ends; yields a function that
     lets it finish and returns its report."""
     engine = _engine(url)
     started, release = threading.Event(), threading.Event()
