@@ -108,6 +108,7 @@ class Writer:
         self.inbox: Inbox | None = engine.store.inbox()
         self._waiting = True  # the inbox may hold requests: look (at start, and after a hold)
         self._next_look = 0.0  # monotonic time of the next look at the inbox regardless
+        self._more = False  # the last look applied a whole group: the inbox may hold more
 
     def start(self) -> None:
         if not self._started:
@@ -133,7 +134,8 @@ class Writer:
 
     def _take(self) -> tuple[list[_Job], bool]:
         try:
-            first = self._queue.get(timeout=POLL if self._waiting else LOOK)
+            wait = 0.0 if self._more else POLL if self._waiting else LOOK
+            first = self._queue.get(timeout=wait)
         except queue.Empty:
             return [], False
         if first is None:
@@ -176,13 +178,19 @@ class Writer:
             log.exception("applying the inbox failed; trying again")
 
     def _drain(self) -> None:
-        """Apply every request of the inbox in arrival order (called without a replay). Only
-        after a hold, at start, and once every ``LOOK`` seconds: a look costs a query."""
+        """Apply the inbox's oldest group of requests (called without a replay). Only after
+        a hold, at start, and once every ``LOOK`` seconds: a look costs a query. While rows
+        remain, ``_waiting`` stays set: the writer comes back for the next group after
+        taking what arrived meanwhile, which goes into the inbox behind them (acknowledged
+        at once, applied in arrival order) instead of waiting for the whole backlog."""
         if not self._waiting and time.monotonic() < self._next_look:
             return
-        if self.inbox is not None and self.inbox.pending():
-            while rows := self.inbox.take(MAX_GROUP):
-                self._apply_rows(rows)
+        rows = [] if self.inbox is None else self.inbox.take(MAX_GROUP)
+        if rows:
+            self._apply_rows(rows)
+        self._more = len(rows) == MAX_GROUP
+        if self._more:
+            return
         self._waiting = False
         self._next_look = time.monotonic() + LOOK
 
@@ -254,10 +262,11 @@ class Writer:
     def _write(self, jobs: list[_Job]) -> None:
         try:
             with self.engine.store.unless_replaying() as free:
-                if not free:
-                    self._hold(jobs)
+                if free:
+                    self._drain()  # what arrived during a replay goes first
+                if not free or (self._waiting and self.inbox is not None):
+                    self._hold(jobs)  # behind what the inbox still holds
                     return
-                self._drain()  # what arrived during a replay goes first
                 self._apply(jobs)
         except BaseException as exc:  # the store failed before the jobs were applied
             self._waiting = True
@@ -287,10 +296,11 @@ class Writer:
         assert job.tick is not None
         try:
             with self.engine.store.unless_replaying() as free:
-                if not free:  # the next tick after the replay does this one's work
+                if free:
+                    self._drain()
+                if not free or self._waiting:  # the next tick after the backlog does its work
                     _settle(job.future, BatchStats())
                     return
-                self._drain()
                 stats = self.engine.tick(job.tick)
         except BaseException as exc:
             self._waiting = True

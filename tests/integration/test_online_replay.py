@@ -292,3 +292,36 @@ def test_an_erasure_made_after_a_request_arrived_is_not_undone_when_the_inbox_is
     assert all(b is None or b"erin" not in b for b in bodies)  # nor the request's body
     assert inbox.summary().failed == 0  # dropped on purpose, not failed
     engine.store.close()
+
+
+def test_a_request_arriving_while_the_inbox_is_applied_is_queued_behind_it_not_kept_waiting(
+    tmp_path: Path,
+) -> None:
+    from tactful.writer import MAX_GROUP
+
+    engine = _engine(new_store_url(tmp_path))
+    inbox = engine.store.inbox()
+    assert inbox is not None
+    # what a long replay left: more requests than the writer applies in one group
+    backlog = 3 * MAX_GROUP
+    inbox.put(
+        [
+            encode([Incoming([ticket(2000 + n, at(1), "open", requester_id=2000 + n)])], {})
+            for n in range(backlog)
+        ]
+    )
+    writer = Writer(engine)
+    latest = ticket(2000, at(2), "solved", requester_id=2000)  # newer than its first version
+    writer.start()
+    try:
+        answer = writer.submit([Incoming([latest])]).result(30)
+        # acknowledged from the inbox, behind the backlog, not after applying all of it
+        assert answer.queued
+        assert _until(lambda: not inbox.pending(), timeout=60)
+    finally:
+        writer.stop()
+    with engine.store.reader() as reader:
+        assert reader.counts()["tickets"] == backlog
+        record = reader.load_tickets([2000])[2000][1]
+        assert record.status == "solved"  # applied after the backlog: arrival order kept
+    engine.store.close()
