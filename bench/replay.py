@@ -185,7 +185,10 @@ def during_replay(engine: Engine) -> tuple[Any, Latency]:
         thread.join()
         replayer.store.close()
     count, final = len(latencies), list(last)
-    submit(0)  # acknowledged after whatever waited for the replay was applied
+    submit(0)  # queued behind whatever waited for the replay, or applied after it
+    deadline = time.monotonic() + 600
+    while writer.inbox is not None and writer.inbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writer applies the inbox a group at a time
     writer.stop()
     with engine.store.reader() as reader:
         kept = bool(final) and len(reader.load_tickets(final)) == 1
