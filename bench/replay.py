@@ -9,16 +9,20 @@ everything (``sync``), then:
 - rename one reason (``damaged`` -> ``arrived_damaged``), replay, deliver, count the
   deliveries against the persons the replay changed;
 - the replay's time and peak traced memory (``tracemalloc``: Python allocations only);
+- the rename's replay runs as ``tactful replay --json`` in a child process: its wall time and
+  peak resident memory (``ru_maxrss`` of the child: the whole process, SQLite's cache too);
 - then, while one more replay runs on a store connection of its own (as ``tactful replay``
   in another process), a "webhook" in another thread submits one new ticket every 10 ms to
   the group-commit writer and waits for its answer (what ``tactful serve`` does before
   acknowledging a webhook): the acknowledgement's latency p50 / p99 / max, how many failed,
-  and whether its last ticket is in the state once the writer has caught up after the replay.
+  whether its last ticket is in the state once the writer has caught up after the replay,
+  and the replay's longest transaction (each of its commits timed).
 
 Separately, import 1,000 users with no tickets into a fresh store and count deliveries.
 
     .venv/bin/python bench/replay.py                         # N = 1000, 10000
     .venv/bin/python bench/replay.py --persons 2000 --history all
+    .venv/bin/python bench/replay.py --persons 100000 --cost-only   # no counts, no tracing
 
 Figures only; this is not a timed test.
 """
@@ -26,12 +30,15 @@ Figures only; this is not a timed test.
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -113,6 +120,8 @@ class Measured:
     changed: int
     replay_seconds: float
     replay_peak_mb: float
+    cli_seconds: float  # ``tactful replay`` (the rename), in a child process
+    cli_rss_mb: float  # its peak resident memory
     webhook: Latency
 
 
@@ -126,6 +135,8 @@ class Latency:
     max_ms: float
     last_kept: bool  # the last ticket acknowledged during the replay is in the state after it
     failed: int = 0  # submissions answered with an error
+    longest_tx_ms: float = 0.0  # the replay's longest transaction
+    replay_seconds: float = 0.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -161,24 +172,74 @@ def during_replay(engine: Engine) -> tuple[Any, Latency]:
             time.sleep(0.01)
 
     replayer = Engine(engine.rules, open_store(engine.store.url))
+    longest = timed(replayer.store)
     thread = threading.Thread(target=webhook)
     thread.start()
     try:
         time.sleep(0.05)  # the first webhooks run before the replay starts
+        started = time.perf_counter()
         report = replayer.replay()
+        replay_seconds = time.perf_counter() - started
     finally:
         done.set()
         thread.join()
         replayer.store.close()
     count, final = len(latencies), list(last)
-    submit(0)  # acknowledged after whatever waited for the replay was applied
+    submit(0)  # queued behind whatever waited for the replay, or applied after it
+    deadline = time.monotonic() + 600
+    while writer.inbox is not None and writer.inbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writer applies the inbox a group at a time
     writer.stop()
     with engine.store.reader() as reader:
         kept = bool(final) and len(reader.load_tickets(final)) == 1
     ms = [x * 1000 for x in latencies[:count]]
     return report, Latency(
-        len(ms), percentile(ms, 0.5), percentile(ms, 0.99), max(ms, default=0.0), kept, len(failed)
+        len(ms),
+        percentile(ms, 0.5),
+        percentile(ms, 0.99),
+        max(ms, default=0.0),
+        kept,
+        len(failed),
+        longest[0] * 1000,
+        replay_seconds,
     )
+
+
+def timed(store: Any) -> list[float]:
+    """Time every transaction of ``store`` from now on; the longest, in seconds, is kept in
+    the returned list's only item."""
+    original = store.transaction
+    longest = [0.0]
+
+    @contextmanager
+    def transaction(**kwargs: Any) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            with original(**kwargs) as tx:
+                yield tx
+        finally:
+            longest[0] = max(longest[0], time.perf_counter() - started)
+
+    setattr(store, "transaction", transaction)  # noqa: B010
+    return longest
+
+
+def cli_replay(db: Path, config: str) -> tuple[int, float, float]:
+    """``tactful replay --json`` in a child process: (persons changed, seconds, peak RSS
+    in MB)."""
+    path = db.with_suffix(".toml")
+    path.write_text(config.replace('url = "sqlite:///tactful.db"', f'url = "sqlite:///{db}"'))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    tactful = Path(sys.executable).with_name("tactful")
+    done = subprocess.run(
+        [str(tactful), "--config", str(path), "replay", "--json"],
+        check=True,
+        stdout=subprocess.PIPE,
+    )
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child
+    return int(orjson.loads(done.stdout)["persons_changed"]), seconds, max(peak, before) / 1024
 
 
 def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -193,20 +254,29 @@ def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, seconds, peak / 1e6
 
 
-def bench_size(persons: int, work: Path, history: str) -> Measured:
+def bench_size(persons: int, work: Path, history: str, cost_only: bool = False) -> Measured:
+    """``cost_only``: no deliveries counted and no traced replay (-1 in their columns): the
+    import, ``tactful replay`` after the rename, and the replay with webhooks only."""
     files = generate_exports(work / f"exports-{persons}", persons=persons)
     config = starter(history)
     w = World(work / f"replay-{persons}.db", config)
     import_files(w.engine, files.paths, batch_size=20000)
-    imported = w.sync()
-    _, seconds, peak = traced(w.engine.replay)
-    noop = w.sync()
-    w.configure(config.replace('name = "damaged"', 'name = "arrived_damaged"'))
-    report = w.engine.replay()
-    rename = w.sync()
+    imported = noop = rename = -1
+    seconds = peak = -1.0
+    if not cost_only:
+        imported = w.sync()
+        _, seconds, peak = traced(w.engine.replay)
+        noop = w.sync()
+    renamed = config.replace('name = "damaged"', 'name = "arrived_damaged"')
+    changed, cli_seconds, cli_rss = cli_replay(work / f"replay-{persons}.db", renamed)
+    w.configure(renamed)
+    if not cost_only:
+        rename = w.sync()
     _, latency = during_replay(w.engine)  # after the counts: its tickets are new deliveries
     w.store.close()
-    return Measured(persons, imported, noop, rename, len(report.changed), seconds, peak, latency)
+    return Measured(
+        persons, imported, noop, rename, changed, seconds, peak, cli_seconds, cli_rss, latency
+    )
 
 
 def ticketless(work: Path, history: str) -> int:
@@ -228,32 +298,45 @@ def ticketless(work: Path, history: str) -> int:
     return sent
 
 
+def _n(value: int) -> str:
+    return "-" if value < 0 else f"{value:,}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--persons", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--history", choices=("current", "all"), default="current")
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="skip the delivery counts and the traced replay (for large N)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         work = Path(tmp)
         rows = []
         for n in args.persons:
-            m = bench_size(n, work, args.history)
+            m = bench_size(n, work, args.history, args.cost_only)
             rows.append(
                 [
                     f"{m.persons:,}",
-                    f"{m.import_deliveries:,}",
-                    f"{m.noop:,}",
-                    f"{m.rename:,}",
+                    _n(m.import_deliveries),
+                    _n(m.noop),
+                    _n(m.rename),
                     f"{m.changed:,}",
-                    f"{m.replay_seconds:.1f}",
-                    f"{m.replay_peak_mb:.1f}",
+                    "-" if m.replay_seconds < 0 else f"{m.replay_seconds:.1f}",
+                    "-" if m.replay_peak_mb < 0 else f"{m.replay_peak_mb:.1f}",
+                    f"{m.cli_seconds:.1f}",
+                    f"{m.cli_rss_mb:.0f}",
                     f"{m.webhook.count:,} ({m.webhook.failed} failed)",
                     f"{m.webhook.p50_ms:.1f} / {m.webhook.p99_ms:.0f} / {m.webhook.max_ms:.0f}",
+                    f"{m.webhook.replay_seconds:.1f}",
+                    f"{m.webhook.longest_tx_ms:.0f}",
                     "yes" if m.webhook.last_kept else "NO",
                 ]
             )
-        sent = ticketless(work, args.history)
+        sent = None if args.cost_only else ticketless(work, args.history)
     print(machine())
     print(
         table(
@@ -263,17 +346,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "after no-op replay",
                 "after 1-reason rename",
                 "persons changed",
-                "replay s",
-                "replay peak MB (traced)",
+                "no-op replay s",
+                "no-op replay peak MB (traced)",
+                "tactful replay s",
+                "tactful replay peak RSS MB",
                 "webhooks during replay",
                 "webhook ack ms p50 / p99 / max",
+                "replay s (webhooks)",
+                "longest replay tx ms",
                 "last webhook kept",
             ],
             rows,
             title=f"Replay: deliveries and cost ([delivery] history = {args.history!r})",
         )
     )
-    print(f"\n1,000 ticketless users imported: {sent} deliveries")
+    if sent is not None:
+        print(f"\n1,000 ticketless users imported: {sent} deliveries")
     return 0
 
 

@@ -22,24 +22,46 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from tactful.batch import Batch, BatchStats
 from tactful.core import codec
-from tactful.core.events import EVENT_KIND, Event
+from tactful.core.events import EVENT_KIND, Event, PersonErased
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
-from tactful.identity_graph import IdentityPlan
-from tactful.messages import NOBODY, REPLAYED, Image, image_of, net_rows
+from tactful.identity_graph import IdentityPlan, Unresolvable
+from tactful.messages import Image, image_of
 from tactful.reasons import saved as saved_models
 from tactful.reasons.documents import without_text
-from tactful.store.base import EventRow, OutboxRow, Store, StoreConflict, Tx
-from tactful.store.records import dump_state, to_us
+from tactful.replay import (
+    COMPARE,
+    DONE,
+    GONE,
+    PERSON_PAGE,
+    RECOMPUTE,
+    SETTLE,
+    Count,
+    Marker,
+    Progress,
+    ReplayInProgress,
+    ReplayReport,
+    compact,
+    corrections,
+)
+from tactful.store.base import (
+    REPLAY_KEY,
+    EventRow,
+    IdentKey,
+    OutboxRow,
+    Store,
+    StoreConflict,
+    Tx,
+)
+from tactful.store.records import to_us
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
 CONFLICT_RETRIES = 8
 FUTURE_REASON = "event time later than the wall clock plus [engine] future_skew"
+ERASED_REASON = "about a person erased after this request arrived"
 
 
 @dataclass(frozen=True)
@@ -126,32 +148,13 @@ class Incoming:
     events: list[Event]
     document: bytes | None = None
     source: str = "api"
-
-
-@dataclass
-class ReplayReport:
-    """What a replay changed (or, with ``dry_run``, would change; nothing was written).
-
-    ``segments``: per segment, how many persons enter and exit (``enter``, ``exit``) and the
-    first ``SAMPLE`` of them (``entering``, ``exiting``). ``corrections``: the outbox rows of
-    the net change, each with the person's non-holdout segments after the replay (what the
-    router needs to preview deliveries)."""
-
-    events: int
-    persons_before: int
-    persons_after: int
-    changed: list[dict[str, Any]]  # person_id, before, after
-    dry_run: bool = False
-    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    corrections: list[tuple[OutboxRow, frozenset[str]]] = field(default_factory=list)
-
-
-SAMPLE = 50
-Progress = Callable[[int, int], None]  # (events replayed, events in the log)
+    # when the request was acknowledged, if it waited in the inbox: its events about a person
+    # erased since are not applied (``Engine.apply_many``)
+    received_us: int | None = None
 
 
 class _DryRun(Exception):
-    """Raised inside the replay's transaction to roll it back, carrying the report."""
+    """Raised inside a dry run's transaction to roll it back, carrying the report."""
 
     def __init__(self, report: ReplayReport) -> None:
         super().__init__("dry run")
@@ -291,6 +294,8 @@ class Engine:
         with self.store.transaction(durable=durable, bulk=not durable) as tx:
             for key, value in (meta or {}).items():
                 tx.set_meta(key, value)
+            erased: list[Event] = []
+            incoming = [self._honour_erasures(tx, item, erased) for item in incoming]
             events: list[Event] = []
             rows: list[EventRow] = []
             for item in incoming:
@@ -316,11 +321,39 @@ class Engine:
             stats = self._run(tx, fresh, None, history_before=history_before)
             stats.received = len(events) + len(future)
             stats.rejected.extend((e.key, FUTURE_REASON) for e in future)
+            stats.rejected.extend((e.key, ERASED_REASON) for e in erased)
+            stats.received += len(erased)
             stats.duplicates = len(events) - len(fresh)
             for row, ok in zip(rows, inserted, strict=True):
                 if not ok:
                     stats.duplicates_by_source[row.source] += 1
             return stats
+
+    def _honour_erasures(self, tx: Tx, item: Incoming, dropped: list[Event]) -> Incoming:
+        """A request that waited in the inbox, without its events about a person erased
+        after it arrived (and without its raw body, which names them): applied as it is,
+        it would bring the person back. Erasure requests themselves are kept."""
+        if item.received_us is None:
+            return item
+        keys = {e.key: self._erasable_keys(e) for e in item.events}
+        erased = tx.erased_after({k for ks in keys.values() for k in ks}, item.received_us)
+        if not erased:
+            return item
+        kept = [e for e in item.events if isinstance(e, PersonErased) or not keys[e.key] & erased]
+        dropped.extend(e for e in item.events if e not in kept)
+        return Incoming(kept, None, item.source)
+
+    def _erasable_keys(self, event: Event) -> set[IdentKey]:
+        """The identifiers (and ticket) an event names, as an erasure records them."""
+        try:
+            plan = self.plan.identifiers(event)
+        except Unresolvable:
+            plan = None
+        keys = set() if plan is None else {*plan[0], *plan[1]}
+        ticket_id = getattr(event, "ticket_id", None)
+        if ticket_id is not None:
+            keys.add(("ticket", str(ticket_id)))
+        return keys
 
     def tick(self, now: datetime | None = None) -> BatchStats:
         """Advance the clock to ``now`` (default: the wall clock) and fire due timers. Changes
@@ -339,7 +372,10 @@ class Engine:
             with self.store.transaction(durable=False) as tx:
                 return self._run(tx, [], target, history_before=before)
 
-        return self._retrying(work)
+        try:
+            return self._retrying(work)
+        except ReplayInProgress:  # the first tick after the replay does this one's work
+            return BatchStats()
 
     def _run(
         self,
@@ -369,7 +405,12 @@ class Engine:
             model=saved_models.active(tx) if self.rules.learn_reasons else None,
             threshold=self.rules.reason_threshold,
         )
-        owners = batch.resolve(events)
+        owners = batch.resolve(events)  # (PostgreSQL: after the whole-store lock, shared)
+        if not replaying and tx.get_meta(REPLAY_KEY) is not None:
+            raise ReplayInProgress(
+                "a replay is unfinished (the store is being rebuilt): wait for it, or run "
+                "`tactful replay` to finish it, then try again"
+            )
         batch.load(events, owners, until)
         batch.sweep(events, owners, clock, until)
         batch.flush()
@@ -399,123 +440,150 @@ class Engine:
 
     # -- replay -----------------------------------------------------------------------------
     def replay(
-        self, batch_size: int = 1000, *, dry_run: bool = False, progress: Progress | None = None
+        self,
+        batch_size: int = 1000,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        count: Count | None = None,
     ) -> ReplayReport:
-        """Recompute every person from the stored event log, in one transaction, and tell
-        destinations only the net change: per person, what differs between what they were
-        told before and the truth after (``messages.net_rows``, stamped ``replayed``).
-        History (membership and state changes) is rebuilt in full; the outbox keeps what it
-        had and gets only the corrections. ``dry_run``: the same work, rolled back.
-        The persons before it are kept in temporary tables (``Tx.snapshot_persons``) and
-        compared a page at a time: memory stays flat in the number of persons.
+        """Recompute every person from the stored event log and tell destinations only the
+        net change: per person, what differs between what they were told before and the
+        truth after (``messages.net_rows``, stamped ``replayed``). History (membership and
+        state changes) is rebuilt in full; the outbox keeps what it had and gets only the
+        corrections. ``count``: the router's preview, summed into ``report.destinations``.
+
+        A replay commits a chunk at a time (``tactful.replay``): first the snapshot of the
+        persons as destinations were told them (the ``replay_before_*`` tables) and the
+        marker (meta ``replay``), then each chunk of the log, then each page of persons
+        compared, its corrections written to the outbox. No transaction holds the store for
+        the whole replay and memory stays flat in the number of persons. A replay stopped
+        half way resumes where it stood the next time ``replay`` runs. ``dry_run``: the same
+        work in one transaction, rolled back (refused while a replay is unfinished).
 
         Person ids are stable (same salt, same log order); the clock returns to where it was.
-
-        The replay holds ``Store.replay_lock`` while it runs: writers that find it held
-        (``Writer``) do not wait for the store; they keep what they acknowledge in the
+        The replay holds ``Store.replay_lock`` while it runs; the marker outlives it until the
+        last commit. Writers that find either (``Writer``) keep what they acknowledge in the
         store's inbox and apply it once the replay ends.
         """
+        with self.store.replay_lock():
+            if dry_run:
+                return self._dry_run(batch_size, progress, count)
+            return self._replay(batch_size, progress, count)
+
+    def _dry_run(
+        self, batch_size: int, progress: Progress | None, count: Count | None
+    ) -> ReplayReport:
         try:
-            with gc_paused(), self.store.replay_lock(), self.store.transaction() as tx:
-                report = self._replay(tx, batch_size, progress)
-                report.dry_run = dry_run
-                if dry_run:
-                    raise _DryRun(report)
-                tx.append_outbox(row for row, _ in report.corrections)
+            with self.store.transaction() as tx:
+                if tx.get_meta(REPLAY_KEY) is not None:
+                    raise ReplayInProgress(
+                        "a replay is unfinished: run `tactful replay` to finish it first"
+                    )
+                marker = self._begin(tx)
+                marker.report.dry_run = True
+                while marker.phase != DONE:
+                    with gc_paused():
+                        self._step(tx, marker, batch_size, count, write=False)
+                    if progress is not None and marker.phase == RECOMPUTE:
+                        progress(marker.report.events, marker.total)
+                raise _DryRun(marker.report)
         except _DryRun as done:
             return done.report
-        return report
 
-    def _replay(self, tx: Tx, batch_size: int, progress: Progress | None) -> ReplayReport:
-        tx.snapshot_persons()  # what destinations were told: in the store, not in memory
+    def _replay(
+        self, batch_size: int, progress: Progress | None, count: Count | None
+    ) -> ReplayReport:
+        with self.store.transaction() as tx:
+            text = tx.get_meta(REPLAY_KEY)
+            if text is None:
+                marker = self._begin(tx)
+                tx.set_meta(REPLAY_KEY, marker.dumps())
+            else:  # a replay stopped half way: go on from where it stood
+                marker = Marker.loads(text)
+                marker.report.resumed = True
+        while marker.phase != DONE:
+            # Not durable: the work and the marker commit together, so a power cut loses
+            # both and the replay resumes from the marker before them.
+            with gc_paused(), self.store.transaction(durable=False) as tx:
+                self._step(tx, marker, batch_size, count, write=True)
+                tx.set_meta(REPLAY_KEY, marker.dumps())
+            if progress is not None and marker.phase == RECOMPUTE:
+                progress(marker.report.events, marker.total)
+        with self.store.transaction() as tx:
+            tx.hold_store()
+            tx.drop_snapshot()
+            tx.delete_meta(REPLAY_KEY)
+        return marker.report
+
+    def _begin(self, tx: Tx) -> Marker:
+        """Snapshot what destinations were told, forget what the replay rebuilds."""
+        tx.hold_store()
         old_clock = self._clock(tx)
-        total = tx.event_count()
-        tx.reset_derived()
-        count = 0
-        for chunk in tx.event_batches(batch_size):
-            events = [codec.loads(kind, blob) for _, kind, blob in chunk]
-            count += len(events)
-            self._run(tx, events, None, replaying=True)
-            if progress is not None:
-                progress(count, total)
-        if old_clock is not None:
-            self._run(tx, [], old_clock, replaying=True)
+        tx.snapshot_persons()
         at = old_clock or self.wall_clock()
+        marker = Marker(
+            phase=RECOMPUTE,
+            seq=0,
+            after=None,
+            clock=None if old_clock is None else codec.format_time(old_clock),
+            at=codec.format_time(at),
+            total=tx.event_count(),
+            report=ReplayReport(0, tx.snapshot_count(), 0, []),
+        )
+        tx.reset_derived()
+        return marker
+
+    def _step(
+        self, tx: Tx, marker: Marker, batch_size: int, count: Count | None, *, write: bool
+    ) -> None:
+        """One chunk of the replay's work, in ``tx``; moves ``marker`` on."""
+        if marker.phase == RECOMPUTE:
+            chunk = tx.event_chunk(marker.seq, batch_size)
+            if not chunk:
+                marker.phase = SETTLE
+                return
+            self._run(tx, [codec.loads(k, blob) for _, k, blob in chunk], None, replaying=True)
+            marker.seq = chunk[-1][0]
+            marker.report.events += len(chunk)
+        elif marker.phase == SETTLE:
+            if marker.clock is not None:
+                self._run(tx, [], codec.parse_time(marker.clock), replaying=True)
+            marker.phase = COMPARE
+        else:
+            gone = marker.phase == GONE
+            ids = (tx.snapshot_gone if gone else tx.person_ids)(marker.after, PERSON_PAGE)
+            if not ids:
+                marker.phase, marker.after = (DONE if gone else GONE), None
+                return
+            rows = self._compare(tx, marker, ids, gone)
+            marker.report.count(rows, count)
+            if write:
+                tx.append_outbox(row for row, _ in rows)
+            marker.after = ids[-1]
+
+    def _compare(
+        self, tx: Tx, marker: Marker, ids: list[str], gone: bool
+    ) -> list[tuple[OutboxRow, frozenset[str]]]:
+        """The corrections of a page of persons: what they were told against the truth now
+        (``gone``: persons no longer there, merged differently, leave their segments)."""
+        at, report = marker.corrected_at, marker.report
         rules = {s.name: s.when for s in self.rules.segments}
-        report = ReplayReport(count, tx.snapshot_count(), 0, [])
-        for ids in _pages(tx.person_ids):
-            before, after = tx.snapshot_persons_of(ids), tx.load_persons(ids)
-            for pid in ids:
+        before = tx.snapshot_persons_of(ids)
+        after = {} if gone else tx.load_persons(ids)
+        rows: list[tuple[OutboxRow, frozenset[str]]] = []
+        for pid in ids:
+            was: Image | None
+            if gone:
+                told = image_of(before[pid])
+                was, now = told, replace(told, memberships={})
+            else:
                 report.persons_after += 1
                 now = image_of(after[pid])
-                told = before.get(pid)
-                was = None if told is None else image_of(told)
-                if was is None or _compact(was) != _compact(now):
-                    _correct(report, pid, was, now, at, rules)
-        for ids in _pages(tx.snapshot_gone):  # gone (merged differently): leave segments
-            before = tx.snapshot_persons_of(ids)
-            for pid in ids:
-                image = image_of(before[pid])
-                _correct(report, pid, image, replace(image, memberships={}), at, rules)
-        tx.drop_snapshot()
-        return report
-
-
-def _correct(
-    report: ReplayReport,
-    pid: str,
-    told: Image | None,
-    now: Image,
-    at: datetime,
-    rules: dict[str, str],
-) -> None:
-    """Record one person's net change in the report."""
-    rows = net_rows(pid, told or NOBODY, now, at, rules, REPLAYED)
-    members = frozenset(s for s, holdout in now.memberships.items() if not holdout)
-    report.corrections.extend((row, members) for row in rows)
-    told = told or NOBODY
-    if told.state != now.state or told.memberships != now.memberships:
-        report.changed.append(
-            {"person_id": pid, "before": _describe(told), "after": _describe(now)}
-        )
-    for segment in sorted(set(told.memberships) | set(now.memberships)):
-        was, will = segment in told.memberships, segment in now.memberships
-        if was == will:
-            continue
-        entry = report.segments.setdefault(
-            segment, {"enter": 0, "exit": 0, "entering": [], "exiting": []}
-        )
-        entry["enter" if will else "exit"] += 1
-        sample = entry["entering" if will else "exiting"]
-        if len(sample) < SAMPLE:
-            sample.append(pid)
-
-
-PERSON_PAGE = 2000  # persons compared at a time after a replay
-
-
-def _pages(fetch: Callable[[str | None, int], list[str]]) -> Iterator[list[str]]:
-    """Person ids, a page at a time, from ``fetch(after, limit)``."""
-    after: str | None = None
-    while ids := fetch(after, PERSON_PAGE):
-        yield ids
-        after = ids[-1]
-
-
-# A person's image in a form that compares as stored: the state as stored (bytes),
-# memberships and consents.
-Compact = tuple[bytes, tuple[tuple[str, bool], ...], tuple[bool | None, ...]]
-
-
-def _compact(image: Image) -> Compact:
-    return (dump_state(dict(image.state)), tuple(sorted(image.memberships.items())), image.consents)
-
-
-def _describe(value: Image | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return {
-        "support_state": value.state.get("support_state", "clear"),
-        "segments": sorted(value.memberships),
-        "state": orjson.loads(dump_state(dict(value.state))),
-    }
+                row = before.get(pid)
+                was = None if row is None else image_of(row)
+                if was is not None and compact(was) == compact(now):
+                    continue
+            rows += corrections(pid, was, now, at, rules)
+            report.correct(pid, was, now)
+        return rows

@@ -10,7 +10,9 @@ does not wait for it: it writes what it took to the store's inbox (a durable ins
 replay's locks do not block), resolves the futures (``BatchStats.queued``) and applies the
 inbox, in arrival order, before anything else once the replay ends; also at start, so a
 process stopped in between loses nothing. Clock ticks during a replay are skipped (the next
-tick does their work). Applying twice is harmless: events are deduplicated by key.
+tick does their work). Applying twice is harmless: events are deduplicated by key. A
+request's events about a person erased after it arrived (an erasure made directly in the
+store meanwhile) are not applied (``Engine.apply_many``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
@@ -106,6 +108,7 @@ class Writer:
         self.inbox: Inbox | None = engine.store.inbox()
         self._waiting = True  # the inbox may hold requests: look (at start, and after a hold)
         self._next_look = 0.0  # monotonic time of the next look at the inbox regardless
+        self._more = False  # the last look applied a whole group: the inbox may hold more
 
     def start(self) -> None:
         if not self._started:
@@ -131,7 +134,8 @@ class Writer:
 
     def _take(self) -> tuple[list[_Job], bool]:
         try:
-            first = self._queue.get(timeout=POLL if self._waiting else LOOK)
+            wait = 0.0 if self._more else POLL if self._waiting else LOOK
+            first = self._queue.get(timeout=wait)
         except queue.Empty:
             return [], False
         if first is None:
@@ -174,13 +178,19 @@ class Writer:
             log.exception("applying the inbox failed; trying again")
 
     def _drain(self) -> None:
-        """Apply every request of the inbox in arrival order (called without a replay). Only
-        after a hold, at start, and once every ``LOOK`` seconds: a look costs a query."""
+        """Apply the inbox's oldest group of requests (called without a replay). Only after
+        a hold, at start, and once every ``LOOK`` seconds: a look costs a query. While rows
+        remain, ``_waiting`` stays set: the writer comes back for the next group after
+        taking what arrived meanwhile, which goes into the inbox behind them (acknowledged
+        at once, applied in arrival order) instead of waiting for the whole backlog."""
         if not self._waiting and time.monotonic() < self._next_look:
             return
-        if self.inbox is not None and self.inbox.pending():
-            while rows := self.inbox.take(MAX_GROUP):
-                self._apply_rows(rows)
+        rows = [] if self.inbox is None else self.inbox.take(MAX_GROUP)
+        if rows:
+            self._apply_rows(rows)
+        self._more = len(rows) == MAX_GROUP
+        if self._more:
+            return
         self._waiting = False
         self._next_look = time.monotonic() + LOOK
 
@@ -195,6 +205,7 @@ class Writer:
             except Exception as exc:
                 self._keep_failed(row, exc)
             else:
+                incoming = [replace(item, received_us=row.received_us) for item in incoming]
                 decoded.append((row, incoming, meta))
         if not decoded:
             return
@@ -251,10 +262,11 @@ class Writer:
     def _write(self, jobs: list[_Job]) -> None:
         try:
             with self.engine.store.unless_replaying() as free:
-                if not free:
-                    self._hold(jobs)
+                if free:
+                    self._drain()  # what arrived during a replay goes first
+                if not free or (self._waiting and self.inbox is not None):
+                    self._hold(jobs)  # behind what the inbox still holds
                     return
-                self._drain()  # what arrived during a replay goes first
                 self._apply(jobs)
         except BaseException as exc:  # the store failed before the jobs were applied
             self._waiting = True
@@ -284,10 +296,11 @@ class Writer:
         assert job.tick is not None
         try:
             with self.engine.store.unless_replaying() as free:
-                if not free:  # the next tick after the replay does this one's work
+                if free:
+                    self._drain()
+                if not free or self._waiting:  # the next tick after the backlog does its work
                     _settle(job.future, BatchStats())
                     return
-                self._drain()
                 stats = self.engine.tick(job.tick)
         except BaseException as exc:
             self._waiting = True

@@ -44,7 +44,7 @@ def cmd_clock_repair(app: App) -> int:
         "clock_before": _time(report.clock_before),
         "clock_after": _time(report.clock_after),
         "removed_events": removed,
-        "persons_changed": None if report.replay is None else len(report.replay.changed),
+        "persons_changed": None if report.replay is None else report.replay.persons_changed,
     }
     if app.args.json:
         out_json(result)

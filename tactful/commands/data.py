@@ -22,8 +22,8 @@ from rich.text import Text
 from tactful.commands.base import App, CommandError, add_json, out_json, parse_now
 from tactful.core import codec
 from tactful.delivery.router import preview, routes_of
-from tactful.engine import ReplayReport
 from tactful.importer import ChangedDuringImport, ImportSummary, import_files
+from tactful.replay import Corrections, ReplayReport
 from tactful.zendesk.files import ParseError
 
 DELIVERY_KINDS = ("audience_add", "audience_remove", "profile", "event")
@@ -177,6 +177,11 @@ def cmd_tick(app: App) -> int:
 def cmd_replay(app: App) -> int:
     engine, dry_run = app.engine, bool(app.args.dry_run)
     batch_size = app.settings.engine.batch_size
+    routes = routes_of(app.settings)
+
+    def count(rows: Corrections) -> dict[str, Counter[str]]:
+        return preview(rows, routes)
+
     if app.console.is_terminal and not app.args.json:
         with Progress(
             "[progress.description]{task.description}",
@@ -192,10 +197,11 @@ def cmd_replay(app: App) -> int:
                 batch_size,
                 dry_run=dry_run,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                count=count,
             )
     else:
-        report = engine.replay(batch_size, dry_run=dry_run)
-    destinations = preview(report.corrections, routes_of(app.settings))
+        report = engine.replay(batch_size, dry_run=dry_run, count=count)
+    destinations = {r.name: report.destinations.get(r.name, Counter()) for r in routes}
     if app.args.json:
         out_json(replay_json(report, destinations))
         return 0
@@ -209,8 +215,9 @@ def replay_json(report: ReplayReport, destinations: dict[str, Counter[str]]) -> 
         "events": report.events,
         "persons_before": report.persons_before,
         "persons_after": report.persons_after,
-        "persons_changed": len(report.changed),
-        "messages": len(report.corrections),
+        "persons_changed": report.persons_changed,
+        "messages": report.messages,
+        "resumed": report.resumed,
         "segments": report.segments,
         "destinations": {
             name: {kind: counts[kind] for kind in DELIVERY_KINDS}
@@ -225,7 +232,8 @@ def print_replay(app: App, report: ReplayReport, destinations: dict[str, Counter
     app.out.print(
         f"{'dry run: ' if report.dry_run else ''}replayed {report.events} events: "
         f"{report.persons_after} persons ({report.persons_before} before), "
-        f"{len(report.changed)} {verb}"
+        f"{report.persons_changed} {verb}"
+        + (" (finished a replay stopped half way)" if report.resumed else "")
     )
     if report.segments:
         table = Table("segment", "enter", "exit", title=None)
@@ -242,11 +250,11 @@ def print_replay(app: App, report: ReplayReport, destinations: dict[str, Counter
         if report.dry_run
         else 'destinations get only these corrections, stamped "replayed": true'
     )
-    for item in report.changed[:50]:
+    for item in report.changed:
         app.out.print(
             f"  {item['person_id']}: {item['before']} → {item['after']}",
             highlight=False,
             markup=False,
         )
-    if len(report.changed) > 50:
-        app.out.print(f"  … and {len(report.changed) - 50} more (use --json for all)")
+    if report.persons_changed > len(report.changed):
+        app.out.print(f"  … and {report.persons_changed - len(report.changed)} more")

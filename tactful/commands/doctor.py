@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import orjson
+
 from tactful.commands.base import App, add_json, out_json
 from tactful.commands.doctor_checks import check_destination
 from tactful.config import load_settings
+from tactful.core import codec
+from tactful.store.base import REPLAY_KEY
+from tactful.store.records import from_us
 
 
 @dataclass
@@ -55,6 +60,43 @@ def _store(app: App) -> tuple[bool, str, str]:
     return True, f"writable; {counts['persons']} persons, {counts['events']} events", ""
 
 
+def _inbox(app: App) -> tuple[bool, str, str]:
+    """Webhooks acknowledged during a replay wait in the inbox; one that could not be
+    applied is kept there with its error (``tactful.writer``)."""
+    inbox = app.engine.store.inbox()
+    if inbox is None:
+        return True, "none (an in-memory store)", ""
+    s = inbox.summary()
+    detail = f"{s.waiting} waiting, {s.failed} failed"
+    if not s.failed:
+        return True, detail, ""
+    assert s.oldest_failed_us is not None
+    oldest = codec.format_time(from_us(s.oldest_failed_us))
+    return (
+        False,
+        f"{detail}; the oldest failed arrived {oldest}: {s.oldest_error}",
+        "fix what the error names (often the configuration), then set the rows' `failed` "
+        "column back to NULL in the inbox (SQLite: the file <store>.inbox; PostgreSQL: the "
+        "inbox table) and the server applies them; or delete them to drop them",
+    )
+
+
+def _replay(app: App) -> tuple[bool, str, str]:
+    """A replay commits a chunk at a time; one stopped half way leaves its marker, and the
+    store waits for it to finish (writes queue, ticks and deliveries wait)."""
+    with app.engine.store.reader() as reader:
+        text = reader.get_meta(REPLAY_KEY)
+    if text is None:
+        return True, "none in progress", ""
+    phase = orjson.loads(text).get("phase", "?")
+    return (
+        False,
+        f"a replay is unfinished (phase {phase}): webhooks queue in the inbox, ticks and "
+        "deliveries wait until it ends",
+        "if no `tactful replay` is running, run `tactful replay` to finish it",
+    )
+
+
 ZENDESK_FIX = {
     401: "check [zendesk] email and api_token (and that token access is enabled in Admin "
     "Center > Apps and integrations > Zendesk API)",
@@ -89,6 +131,8 @@ def checks(app: App) -> list[Check]:
     settings = load_settings(app.args.config)
     out = [Check("configuration", True, f"{settings.source}: valid")]
     out.append(_timed("store", lambda: _store(app)))
+    out.append(_timed("inbox", lambda: _inbox(app)))
+    out.append(_timed("replay", lambda: _replay(app)))
     z = settings.zendesk
     if z.api_url and z.api_token:
         out.append(_timed("zendesk api", lambda: _zendesk(settings)))

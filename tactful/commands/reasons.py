@@ -42,7 +42,7 @@ def cmd_train(app: App) -> int:
     replayed = None
     if report.activated and not app.args.no_replay:
         replay = engine.replay(app.settings.engine.batch_size)
-        replayed = {"persons_changed": len(replay.changed), "messages": len(replay.corrections)}
+        replayed = {"persons_changed": replay.persons_changed, "messages": replay.messages}
     result["replay"] = replayed
     if app.args.json:
         out_json(result)

@@ -211,7 +211,8 @@ class DeliveryWorker:
     # -- routing ----------------------------------------------------------------------------
     def route_outbox(self, chunk: int = 2000) -> int:
         """Turn outbox rows into per-destination deliveries. One process routes at a time
-        (``claim``): routing in outbox order keeps each person's deliveries in order."""
+        (``claim``): routing in outbox order keeps each person's deliveries in order.
+        Not while a replay runs or is unfinished: routing reads the persons it rebuilds."""
         total = 0
         if not self.routes:
             return 0
@@ -219,7 +220,8 @@ class DeliveryWorker:
             if not mine:
                 return 0
             while True:
-                count, _ = self.rows.route(chunk, self.plan_rows)
+                with self.store.unless_replaying() as free:
+                    count = self.rows.route(chunk, self.plan_rows)[0] if free else 0
                 if count == 0:
                     return total
                 total += count

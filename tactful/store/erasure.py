@@ -16,7 +16,10 @@ form of the person's identifiers replaced
 (``tactful.store.redact``). What stays: one ``erasures`` row with when, who asked, an
 HMAC-SHA256 of the identifiers keyed with the store's own secret (meta ``erasure_key``), so
 "was X erased?" can be answered by whoever holds the store, without keeping X and without
-letting a copy of the table be checked against a list of addresses, and the counts.
+letting a copy of the table be checked against a list of addresses, and the counts. For
+``ERASED_KEYS_KEPT_US`` (a week) each identifier and ticket of the person is also kept, keyed
+the same way, in ``erased_keys``: a webhook about the person acknowledged before the erasure
+and still waiting in the inbox (during a replay) is then not applied (``Engine``).
 
 The store adapter makes sure the deleted bytes do not linger (SQLite: ``secure_delete`` and
 a truncating WAL checkpoint after the transaction; see docs/privacy.md for PostgreSQL).
@@ -35,10 +38,13 @@ from typing import Any
 
 import orjson
 
-from tactful.store.migrations import PERSON_TABLES
+from tactful.store.migrations import PERSON_TABLES, REPLAY_SNAPSHOT_TABLES
 from tactful.store.redact import Erased, redact
 
 SECRET_KEY = "erasure_key"
+# How long an erased person's keyed identifiers stay in ``erased_keys``: longer than a request
+# acknowledged before the erasure can wait in the inbox (a replay, a server stopped after it).
+ERASED_KEYS_KEPT_US = 7 * 24 * 3600 * 1_000_000
 UNPARSED_TICKET = "webhook:unparsed:ticket:"
 _CHUNK = 500
 
@@ -57,6 +63,42 @@ def identifiers_proof(secret: str, identifiers: Sequence[tuple[str, str]]) -> st
     text = "\n".join(f"{k}:{v}" for k, v in sorted(identifiers))
     digest = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
     return f"hmac-sha256:{digest}"
+
+
+def key_digest(secret: str, kind: str, value: str) -> str:
+    """One identifier (or ``("ticket", id)``, ``("person_id", id)``) keyed with the store's
+    erasure secret: what ``erased_keys`` keeps, never the identifier itself."""
+    return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def erased_after(conn: Any, keys: Iterable[tuple[str, str]], after_us: int) -> set[tuple[str, str]]:
+    """Of ``keys``, those of a person erased after ``after_us`` (``erased_keys``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (SECRET_KEY,)).fetchone()
+    if row is None:  # nobody was ever erased here
+        return set()
+    by_digest = {key_digest(str(row[0]), kind, value): (kind, value) for kind, value in keys}
+    found = _in(
+        conn,
+        "SELECT digest FROM erased_keys WHERE erased_us > ? AND digest IN ({})",
+        sorted(by_digest),
+        after_us,
+    )
+    return {by_digest[str(d)] for (d,) in found}
+
+
+def forget_erased_keys(conn: Any, before_us: int) -> None:
+    """Drop the erased keys recorded before ``before_us`` (no request that old waits)."""
+    conn.execute("DELETE FROM erased_keys WHERE erased_us < ?", (before_us,))
+
+
+def _remember(conn: Any, keys: Iterable[tuple[str, str]], erased_us: int) -> None:
+    forget_erased_keys(conn, erased_us - ERASED_KEYS_KEPT_US)
+    secret = store_secret(conn)
+    conn.executemany(
+        "INSERT INTO erased_keys (digest, erased_us) VALUES (?, ?) "
+        "ON CONFLICT (digest) DO UPDATE SET erased_us = excluded.erased_us",
+        [(key_digest(secret, kind, value), erased_us) for kind, value in sorted(set(keys))],
+    )
 
 
 def store_secret(conn: Any) -> str:
@@ -172,10 +214,16 @@ def erase(
         ticket_list,
         Erased.of([*idents, *names, ("person_id", person_id)], ticket_list),
     )
-    for table in PERSON_TABLES:
+    for table in (*PERSON_TABLES, *REPLAY_SNAPSHOT_TABLES):
         conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
     conn.execute(
         "DELETE FROM person_aliases WHERE person_id = ? OR old_id = ?", (person_id, person_id)
+    )
+    now_us = time.time_ns() // 1000
+    _remember(
+        conn,
+        [*idents, ("person_id", person_id), *(("ticket", str(t)) for t in ticket_list)],
+        now_us,
     )
     emails = [v for k, v in idents if k == "email"]
     conn.execute("DELETE FROM agent_actions WHERE person_id = ?", (person_id,))
@@ -195,7 +243,7 @@ def erase(
         (
             person_id,
             at_us,
-            time.time_ns() // 1000,
+            now_us,
             identifiers_proof(store_secret(conn), idents),
             requested_by,
             deleted,

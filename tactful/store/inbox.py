@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from tactful.store.base import InboxRow, StoreError
+from tactful.store.base import InboxRow, InboxSummary, StoreError
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -26,6 +26,25 @@ _SCHEMA = (
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+_COUNTS = (
+    "SELECT COUNT(*) FILTER (WHERE failed IS NULL), COUNT(*) FILTER (WHERE failed IS NOT NULL) "
+    "FROM inbox"
+)
+_OLDEST_FAILED = (
+    "SELECT received_us, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq LIMIT 1"
+)
+
+
+def _summary(counts: Sequence[Any], oldest: Sequence[Any]) -> InboxSummary:
+    (waiting, failed), first = counts[0], (oldest[0] if oldest else (None, None))
+    return InboxSummary(
+        int(waiting or 0),
+        int(failed or 0),
+        None if first[0] is None else int(first[0]),
+        None if first[1] is None else str(first[1]),
+    )
 
 
 class SQLiteInbox:
@@ -70,9 +89,10 @@ class SQLiteInbox:
 
     def take(self, limit: int) -> list[InboxRow]:
         rows = self._run(
-            "SELECT seq, payload FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT ?", (limit,)
+            "SELECT seq, payload, received_us FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
         )
-        return [InboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+        return [InboxRow(int(seq), bytes(payload), int(at)) for seq, payload, at in rows]
 
     def done(self, seqs: Sequence[int]) -> None:
         if seqs:
@@ -85,6 +105,9 @@ class SQLiteInbox:
     def failed(self) -> list[tuple[int, str]]:
         rows = self._run("SELECT seq, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq")
         return [(int(seq), str(error)) for seq, error in rows]
+
+    def summary(self) -> InboxSummary:
+        return _summary(self._run(_COUNTS), self._run(_OLDEST_FAILED))
 
     def close(self) -> None:
         with self._lock:
@@ -116,9 +139,11 @@ class PgInbox:
 
     def take(self, limit: int) -> list[InboxRow]:
         rows = self._run(
-            "SELECT seq, payload FROM inbox WHERE failed IS NULL ORDER BY seq LIMIT %s", (limit,)
+            "SELECT seq, payload, received_us FROM inbox WHERE failed IS NULL ORDER BY seq "
+            "LIMIT %s",
+            (limit,),
         )
-        return [InboxRow(int(seq), bytes(payload)) for seq, payload in rows]
+        return [InboxRow(int(seq), bytes(payload), int(at)) for seq, payload, at in rows]
 
     def done(self, seqs: Sequence[int]) -> None:
         if seqs:
@@ -130,6 +155,9 @@ class PgInbox:
     def failed(self) -> list[tuple[int, str]]:
         rows = self._run("SELECT seq, failed FROM inbox WHERE failed IS NOT NULL ORDER BY seq")
         return [(int(seq), str(error)) for seq, error in rows]
+
+    def summary(self) -> InboxSummary:
+        return _summary(self._run(_COUNTS), self._run(_OLDEST_FAILED))
 
     def close(self) -> None:
         pass

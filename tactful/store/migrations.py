@@ -432,6 +432,33 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        14,
+        "a replay's snapshot kept across its commits; erased keys the inbox honours",
+        [
+            # ``tactful replay`` commits a chunk at a time; the persons as they were before it
+            # (what destinations were told) stay here until its last commit, so a replay
+            # stopped half way resumes from its marker (meta ``replay``).
+            """CREATE TABLE replay_before_persons (
+                person_id TEXT PRIMARY KEY,
+                facts {blob},
+                state {blob},
+                created_us {bigint} NOT NULL,
+                wake_us {bigint})""",
+            """CREATE TABLE replay_before_memberships (
+                person_id TEXT NOT NULL, segment TEXT NOT NULL,
+                since_us {bigint} NOT NULL, false_since_us {bigint}, holdout INTEGER NOT NULL,
+                PRIMARY KEY (person_id, segment))""",
+            # Each identifier (and ticket) of an erased person, keyed with the store's
+            # erasure secret, while requests that arrived before the erasure may still wait
+            # in the inbox: applying them must not bring the person back (``Engine``).
+            """CREATE TABLE erased_keys (
+                digest TEXT PRIMARY KEY, erased_us {bigint} NOT NULL)""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one person (a ``person_id`` column), derived from the event log:
@@ -448,6 +475,8 @@ PERSON_TABLES = (
     "outbox",
     "outcomes",
 )
+# A replay's snapshot of persons (migration 14): personal data too, erased with the person.
+REPLAY_SNAPSHOT_TABLES = ("replay_before_persons", "replay_before_memberships")
 
 
 def newer_schema(version: int) -> str:

@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tactful.store import records
-from tactful.store.base import EventRow, StoreConflict, StoreError
+from tactful.store.base import REPLAY_KEY, EventRow, StoreConflict, StoreError
 from tactful.store.inbox import PgInbox
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
 from tactful.store.sql import (
@@ -173,6 +173,9 @@ class PgTx(SqlTx):
             fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
             self.conn.execute(f"SELECT {fn}(?)", (WHOLE_STORE_LOCK,))
             self.whole = "exclusive" if exclusive else "shared"
+
+    def hold_store(self) -> None:
+        self._hold_whole(exclusive=True)
 
     def lock(self, keys: Iterable[str]) -> None:
         ordered = sorted(set(keys))
@@ -485,10 +488,14 @@ class PostgresStore:
     @contextmanager
     def unless_replaying(self) -> Iterator[bool]:
         with self._connection() as conn:
-            row = conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (REPLAY_LOCK,))
-            got = bool(row.fetchone()[0])
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock_shared(%s), "
+                "EXISTS (SELECT 1 FROM meta WHERE key = %s)",
+                (REPLAY_LOCK, REPLAY_KEY),
+            ).fetchone()
+            got, unfinished = bool(row[0]), bool(row[1])
             try:
-                yield got
+                yield got and not unfinished
             finally:
                 if got:
                     with contextlib.suppress(Exception):

@@ -13,7 +13,7 @@ import hashlib
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from tactful.store.base import (
 )
 from tactful.store.dbapi import chunks as chunks
 from tactful.store.dbapi import marks
-from tactful.store.erasure import ErasureReport, erase
+from tactful.store.erasure import ErasureReport, erase, erased_after
 from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
 from tactful.store.pages import PagesQueries
 
@@ -293,6 +293,9 @@ class SqlTx(SqlQueries):
             (key, value),
         )
 
+    def delete_meta(self, key: str) -> None:
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     def prune_meta(self, prefix: str, below: str) -> int:
         """Delete the rows whose key starts with ``prefix`` and whose value sorts before
         ``below`` (expiry times written as fixed-width text): short-lived entries such as
@@ -347,31 +350,26 @@ class SqlTx(SqlQueries):
             )
         return first_new(rows, new_keys)
 
-    def event_batches(self, batch_size: int) -> Iterator[list[tuple[int, str, bytes]]]:
-        """The log in order, in chunks of at least ``batch_size`` events that never split
-        the events stored together (one ``received_us``: one batch when they arrived), so a
-        replay applies them as they were applied: a batch sweeps its events in time order,
-        and split in two its later half could fall behind the clock the first half set."""
-        last = 0
-        chunk: list[tuple[int, str, bytes]] = []
-        received: int | None = None
-        while True:
-            rows = self.conn.execute(
-                "SELECT seq, kind, canonical, received_us FROM events WHERE seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (last, batch_size),
-            ).fetchall()
-            if not rows:
+    def event_chunk(self, after_seq: int, batch_size: int) -> list[tuple[int, str, bytes]]:
+        """The log's next chunk after ``after_seq``, in order: at least ``batch_size`` events
+        (fewer at the end), never splitting the events stored together (one ``received_us``:
+        one batch when they arrived), so a replay applies them as they were applied: a batch
+        sweeps its events in time order, and split in two its later half could fall behind
+        the clock the first half set."""
+        query = (
+            "SELECT seq, kind, canonical, received_us FROM events WHERE seq > ? "
+            "ORDER BY seq LIMIT ?"
+        )
+        rows = self.conn.execute(query, (after_seq, batch_size)).fetchall()
+        chunk = [(int(seq), str(kind), bytes(blob)) for seq, kind, blob, _ in rows]
+        while len(rows) == batch_size:  # the rest of the last rows' batch, if any
+            received = rows[-1][3]
+            rows = self.conn.execute(query, (chunk[-1][0], batch_size)).fetchall()
+            n = next((i for i, r in enumerate(rows) if r[3] != received), len(rows))
+            chunk += [(int(seq), str(kind), bytes(blob)) for seq, kind, blob, _ in rows[:n]]
+            if n < len(rows):
                 break
-            last = rows[-1][0]
-            for seq, kind, canonical, at in rows:
-                if len(chunk) >= batch_size and at != received:
-                    yield chunk
-                    chunk = []
-                chunk.append((int(seq), str(kind), bytes(canonical)))
-                received = at
-        if chunk:
-            yield chunk
+        return chunk
 
     def event_count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -623,6 +621,11 @@ class SqlTx(SqlQueries):
             ],
         )
 
+    def erased_after(self, keys: Iterable[IdentKey], after_us: int) -> set[IdentKey]:
+        """Of these identifiers (and ``("ticket", id)``), those of a person erased after
+        ``after_us``."""
+        return erased_after(self.conn, keys, after_us)
+
     erased = False  # an erasure ran in this transaction (the adapter then wipes its traces)
 
     def erase_person(
@@ -631,15 +634,20 @@ class SqlTx(SqlQueries):
         self.erased = True
         return erase(self.conn, person_id, at_us, requested_by, ticket_ids)
 
-    # -- a replay's snapshot of the persons before it: temporary tables, in the database
-    # rather than in memory (memory stays flat in the number of persons)
+    # -- a replay's snapshot of the persons before it (what destinations were told): real
+    # tables (migration 14), kept across the replay's commits, read a page at a time
     def snapshot_persons(self) -> None:
-        """Copy the persons and their memberships, as they are, into temporary tables
-        (this connection only; gone with ``drop_snapshot`` or a rollback)."""
+        """Copy the persons and their memberships, as they are, into the snapshot tables."""
         self.drop_snapshot()
-        for table in SNAPSHOT_TABLES:
-            self.conn.execute(f"CREATE TEMP TABLE {BEFORE}{table} AS SELECT * FROM {table}")
-            self.conn.execute(f"CREATE INDEX {BEFORE}{table}_person ON {BEFORE}{table} (person_id)")
+        self.conn.execute(
+            f"INSERT INTO {BEFORE}persons (person_id, facts, state, created_us, wake_us) "
+            "SELECT person_id, facts, state, created_us, wake_us FROM persons"
+        )
+        self.conn.execute(
+            f"INSERT INTO {BEFORE}memberships (person_id, segment, since_us, false_since_us, "
+            "holdout) SELECT person_id, segment, since_us, false_since_us, holdout "
+            "FROM memberships"
+        )
 
     def snapshot_persons_of(self, person_ids: Sequence[str]) -> dict[str, PersonRow]:
         """These persons as the snapshot keeps them (absent: not a person then)."""
@@ -660,7 +668,7 @@ class SqlTx(SqlQueries):
 
     def drop_snapshot(self) -> None:
         for table in SNAPSHOT_TABLES:
-            self.conn.execute(f"DROP TABLE IF EXISTS {BEFORE}{table}")
+            self.conn.execute(f"DELETE FROM {BEFORE}{table}")
 
     def reset_derived(self) -> None:
         """Forget what a replay rebuilds. The outbox stays: what destinations were (or are
@@ -676,6 +684,10 @@ class SqlTx(SqlQueries):
     def lock(self, keys: Iterable[str]) -> None:
         """Hold these keys (identifiers, tickets, persons) until the transaction ends,
         waiting for other transactions that hold them."""
+
+    def hold_store(self) -> None:
+        """Wait for every other batch and tick, and keep them waiting until this transaction
+        ends (a replay's first and last commits). SQLite: one writer at a time anyway."""
 
     def claim_due(self, due: list[tuple[datetime, str]]) -> list[tuple[datetime, str]]:
         """Of persons whose timers are due, those this transaction may work on now (the

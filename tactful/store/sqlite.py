@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tactful.store.base import StoreError
+from tactful.store.base import REPLAY_KEY, StoreError
 from tactful.store.erasure import ErasureReport
 from tactful.store.inbox import SQLiteInbox
 from tactful.store.migrations import LATEST_VERSION, migrate, newer_schema
@@ -412,9 +412,14 @@ class SQLiteStore:
             except BlockingIOError:
                 yield False
                 return
-            yield True
+            yield not self._replay_unfinished()
         finally:
             os.close(fd)
+
+    def _replay_unfinished(self) -> bool:
+        with self._lock:
+            row = self.conn.execute("SELECT 1 FROM meta WHERE key = ?", (REPLAY_KEY,))
+            return row.fetchone() is not None
 
     def inbox(self) -> SQLiteInbox | None:
         """The inbox file beside the store (``<store>.inbox``); none in memory."""

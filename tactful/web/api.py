@@ -23,6 +23,7 @@ from tactful.core.events import (
     PersonErased,
 )
 from tactful.engine import Incoming
+from tactful.store.base import REPLAY_KEY
 from tactful.views import clock_of, fmt, person_json, resolve_key
 from tactful.web.context import WebContext
 from tactful.web.receiver import BodyTooLarge, read_limited
@@ -170,6 +171,16 @@ def _error(status: int, error: str, detail: Any) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
+REBUILDING = "a replay is rebuilding the store; the state is back when it ends"
+
+
+def _rebuilding() -> JSONResponse:
+    """Persons and segments are half built while a replay runs: said, not shown."""
+    answer = _error(503, "replay_in_progress", REBUILDING)
+    answer.headers["Retry-After"] = "10"
+    return answer
+
+
 async def post_events(request: Request) -> Response:
     ctx = _ctx(request)
     try:
@@ -238,6 +249,8 @@ async def get_person(request: Request) -> Response:
         except ValueError:
             return _error(400, "bad_now", "now must be ISO 8601 with a UTC offset")
     with ctx.engine.store.reader() as reader:
+        if reader.get_meta(REPLAY_KEY) is not None:
+            return _rebuilding()
         matches = resolve_key(reader, key, ctx.settings.identity.default_region)
         people = [
             person_json(reader, ctx.engine.rules, ctx.consent_defaults, pid, now=at)
@@ -253,6 +266,8 @@ async def get_person(request: Request) -> Response:
 
 async def get_segments(request: Request) -> Response:
     ctx = _ctx(request)
+    if ctx.rebuilding():
+        return _rebuilding()
     figures = ctx.store_figures()
     counts, states, clock = figures
     segments = []
@@ -285,6 +300,8 @@ async def get_members(request: Request) -> Response:
         return _error(400, "bad_limit", "limit must be between 1 and 1000")
     after = request.query_params.get("after")
     with ctx.engine.store.reader() as reader:
+        if reader.get_meta(REPLAY_KEY) is not None:
+            return _rebuilding()
         page = reader.segment_members(name, after, limit + 1)
         clock = clock_of(reader)
     more = len(page) > limit

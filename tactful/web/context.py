@@ -11,6 +11,7 @@ from tactful.batch import BatchStats
 from tactful.config import Settings
 from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine, Incoming
+from tactful.store.base import REPLAY_KEY
 from tactful.views import clock_of
 from tactful.web.metrics import Metrics
 from tactful.web.throttle import Throttle
@@ -37,6 +38,12 @@ class WebContext:
 
     async def tick(self, now: datetime) -> BatchStats:
         return await asyncio.wrap_future(self.writer.tick(now))
+
+    def rebuilding(self) -> bool:
+        """A replay is rebuilding the store (committed a chunk at a time): what readers
+        would see is half built, so they say so instead (docs/concepts.md)."""
+        with self.engine.store.reader() as reader:
+            return reader.get_meta(REPLAY_KEY) is not None
 
     def store_figures(
         self,

@@ -1,12 +1,19 @@
 """kill -9 ``tactful serve`` after it acknowledged a webhook during a replay and before the
-replay ended: the restarted server applies what it acknowledged (from the store's inbox)."""
+replay ended: the restarted server applies what it acknowledged (from the store's inbox).
+kill -9 ``tactful replay`` half way: running it again ends exactly where one replay ends."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -87,3 +94,92 @@ def test_kill9_after_acknowledging_during_a_replay_loses_nothing(tmp_path: Path)
         assert _open_ticket(db) == (2, False)
     finally:
         server.stop()
+
+
+# -- kill -9 `tactful replay` itself half way, then run it again --------------------------------
+
+
+def _replay_store(tmp_path: Path, name: str, persons: int) -> tuple[Path, Path]:
+    """A store of ``persons`` customers applied four events a batch (so the replay commits
+    many chunks, ``[engine] batch_size = 2``) with a fixed salt, and a config that narrows
+    a segment (the replay corrects every person). Returns (store, config)."""
+    from tactful.engine import SALT_KEY
+    from tests.integration.test_net_delivery import CONFIG, NARROWED, customers
+
+    db = tmp_path / f"{name}.db"
+    store = SQLiteStore(f"sqlite:///{db}")
+    try:
+        engine = Engine(rules_from_settings(settings_from_toml(CONFIG, environ={})), store)
+        with store.transaction() as tx:
+            tx.set_meta(SALT_KEY, "fixed-salt")
+        events = customers(persons)
+        for k in range(0, len(events), 4):
+            engine.apply(events[k : k + 4])
+    finally:
+        store.close()
+    config = tmp_path / f"{name}.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{db}"\n[engine]\nbatch_size = 2\n' + NARROWED)
+    return db, config
+
+
+def _marker(db: Path) -> str | None:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'replay'").fetchone()
+        return None if row is None else str(row[0])
+    finally:
+        conn.close()
+
+
+def _after(db: Path) -> dict[str, list[Any]]:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        queries = {
+            "persons": "SELECT person_id, facts, state, wake_us FROM persons ORDER BY 1",
+            "memberships": "SELECT * FROM memberships ORDER BY segment, person_id",
+            "history": "SELECT person_id, segment, change, at_us FROM membership_history "
+            "ORDER BY id",
+            "outbox": "SELECT person_id, topic, at_us, payload FROM outbox ORDER BY id",
+            "meta": "SELECT key, value FROM meta WHERE key IN ('clock', 'replay')",
+            "snapshot": "SELECT person_id FROM replay_before_persons",
+        }
+        return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
+    finally:
+        conn.close()
+
+
+def _tactful(config: Path, *args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("tactful")), "--config", str(config), *args]
+
+
+def test_kill9_of_a_replay_half_way_then_replay_again_is_one_replay(tmp_path: Path) -> None:
+    once_db, once_config = _replay_store(tmp_path, "once", 300)
+    killed_db, killed_config = _replay_store(tmp_path, "killed", 300)
+    done = subprocess.run(_tactful(once_config, "replay", "--json"), capture_output=True)
+    assert done.returncode == 0, done.stderr
+    whole = json.loads(done.stdout)
+    expected = _after(once_db)
+    assert whole["messages"] > 0 and expected["outbox"]
+
+    proc = subprocess.Popen(_tactful(killed_config, "replay"), stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            marker = _marker(killed_db)
+            if marker is not None and json.loads(marker)["seq"] > 100:
+                break  # a few chunks committed: half way through the log
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL, "the replay ended before it was killed"
+    marker = _marker(killed_db)
+    assert marker is not None and json.loads(marker)["phase"] == "recompute"
+
+    again = subprocess.run(_tactful(killed_config, "replay", "--json"), capture_output=True)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["resumed"] is True
+    assert _after(killed_db) == expected  # the same state, each correction in the outbox once
+    for key in ("messages", "persons_changed", "segments", "destinations"):
+        assert report[key] == whole[key], key

@@ -224,3 +224,41 @@ def test_zendesk_refusals_name_the_setting(
             assert not checks["zendesk api"]["ok"] and setting in fix and other not in fix, fix
     finally:
         stop_sim()
+
+
+# -- issue 17: the inbox's failed requests and an unfinished replay --------------------------
+
+
+def test_doctor_shows_failed_inbox_rows_and_an_unfinished_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tactful.store.base import REPLAY_KEY
+    from tactful.store.sqlite import SQLiteStore
+
+    config = tmp_path / "t.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/t.db"\n')
+    main(["--config", str(config), "doctor", "--json"])
+    healthy = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert healthy["inbox"]["ok"] and healthy["replay"]["ok"]
+
+    store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
+    try:
+        inbox = store.inbox()
+        assert inbox is not None
+        inbox.put([b"not a request", b"nor this", b"waiting"])
+        first, second, _ = inbox.take(3)
+        inbox.fail(first.seq, "ValueError: bad payload one")
+        inbox.fail(second.seq, "ValueError: bad payload two")
+        with store.transaction() as tx:
+            tx.set_meta(REPLAY_KEY, '{"phase": "compare"}')
+    finally:
+        store.close()
+    code = main(["--config", str(config), "doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert code == 1
+    inbox_check = checks["inbox"]
+    assert not inbox_check["ok"]
+    assert "2 failed" in inbox_check["detail"] and "1 waiting" in inbox_check["detail"]
+    assert "bad payload one" in inbox_check["detail"]  # the oldest failure's error
+    assert "oldest" in inbox_check["detail"] and inbox_check["fix"]
+    assert not checks["replay"]["ok"] and "tactful replay" in checks["replay"]["fix"]

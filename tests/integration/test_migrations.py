@@ -45,9 +45,17 @@ def _migrated_again(engine: Engine, url: str, undo: Callable[[Any], None]) -> En
     return engine
 
 
+def _back_to_13(conn: Any) -> None:
+    """Undo migration 14: no replay snapshot tables, no erased keys."""
+    for table in ("replay_before_persons", "replay_before_memberships", "erased_keys"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 14")
+
+
 def _back_to_11(conn: Any) -> None:
-    """Undo migrations 13 and 12: no inbox table (PostgreSQL; SQLite keeps it in its own
+    """Undo migrations 14, 13 and 12: no inbox table (PostgreSQL; SQLite keeps it in its own
     file), no user names."""
+    _back_to_13(conn)
     conn.execute("DROP TABLE IF EXISTS inbox")
     conn.execute("DROP TABLE user_names")
     conn.execute("DELETE FROM schema_migrations WHERE version IN (12, 13)")

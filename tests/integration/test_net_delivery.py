@@ -174,14 +174,15 @@ def test_replay_dry_run_previews_and_changes_nothing(tmp_path: Path) -> None:
     with s.store.reader() as reader:
         counts = reader.counts()
     s.configure(NARROWED)
-    report = s.engine.replay(dry_run=True)
+    from tactful.delivery.router import preview, routes_of
+
+    routes = routes_of(s.settings)
+    report = s.engine.replay(dry_run=True, count=lambda rows: preview(rows, routes))
     assert report.dry_run
     assert report.segments["suppress"]["exit"] == 3
     assert report.segments["suppress"]["enter"] == 0
     assert len(report.segments["suppress"]["exiting"]) == 3
-    from tactful.delivery.router import preview, routes_of
-
-    per_destination = preview(report.corrections, routes_of(s.settings))
+    per_destination = report.destinations
     assert per_destination["meta"]["audience_remove"] == 3
     assert per_destination["meta"]["audience_add"] == 0
     assert per_destination["hook"]["event"] == 3
@@ -428,7 +429,7 @@ def _replay_peak(tmp_path: Path, persons: int) -> float:
     finally:
         tracemalloc.stop()
     s.store.close()
-    assert report.persons_after == persons and not report.corrections
+    assert report.persons_after == persons and not report.messages
     return float(peak)
 
 

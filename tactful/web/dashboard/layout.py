@@ -23,6 +23,7 @@ def page(
     active: str = "",
     csrf: str | None = None,
     logout: bool = False,
+    rebuilding: bool = False,
 ) -> str:
     """``body`` is HTML rendered by a template (trusted); everything else is escaped."""
     return render(
@@ -33,6 +34,7 @@ def page(
         active=active,
         csrf=csrf,
         logout=logout,
+        rebuilding=rebuilding,
     )
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tactful.delivery.router import preview, routes_of
-from tactful.engine import ReplayReport
+from tactful.replay import Corrections, ReplayReport
 from tactful.web.context import WebContext
 from tactful.web.templating import render
 
@@ -31,8 +31,13 @@ class Preview:
 
 
 def run(ctx: WebContext) -> Preview:
-    report = ctx.engine.replay(ctx.settings.engine.batch_size, dry_run=True)
-    return Preview(report, preview(report.corrections, routes_of(ctx.settings)))
+    routes = routes_of(ctx.settings)
+
+    def count(rows: Corrections) -> dict[str, Counter[str]]:
+        return preview(rows, routes)
+
+    report = ctx.engine.replay(ctx.settings.engine.batch_size, dry_run=True, count=count)
+    return Preview(report, {r.name: report.destinations.get(r.name, Counter()) for r in routes})
 
 
 def show(result: Preview) -> str:

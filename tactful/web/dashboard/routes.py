@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from tactful.config import MASK
 from tactful.core import codec
 from tactful.engine import Engine
+from tactful.replay import ReplayInProgress
 from tactful.store.records import from_us
 from tactful.store.runs import RunStore
 from tactful.views import clock_of, person_json
@@ -144,7 +145,12 @@ def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 def _page(request: Request, gate: Gate, title: str, body: str, status: int = 200) -> Response:
     html = layout.page(
-        title, body, active=request.url.path, csrf=gate.csrf, logout=gate.auth.login_required
+        title,
+        body,
+        active=request.url.path,
+        csrf=gate.csrf,
+        logout=gate.auth.login_required,
+        rebuilding=_ctx(request).rebuilding(),
     )
     return HTMLResponse(html, status)
 
@@ -222,7 +228,10 @@ async def replay_preview(request: Request, gate: Gate) -> Response:
         return PlainTextResponse("413 body too large", 413)
     if not gate.auth.csrf_ok(gate.session, form.get("csrf", "")):
         return PlainTextResponse("403 bad CSRF token: reload the page", 403)
-    result = await asyncio.to_thread(replay.run, _ctx(request))
+    try:
+        result = await asyncio.to_thread(replay.run, _ctx(request))
+    except ReplayInProgress as exc:
+        return _page(request, gate, "Replay preview", f'<p class="bad">{escape(str(exc))}</p>', 409)
     return _page(request, gate, "Replay preview", replay.show(result))
 
 

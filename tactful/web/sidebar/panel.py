@@ -137,9 +137,18 @@ def find_person(state: SidebarState, email: str) -> tuple[str | None, str | None
     return matches[0], None
 
 
+REBUILDING = (
+    "Tactful is rebuilding its records (a replay is running): this person's state is back "
+    "when it ends."
+)
+
+
 def gather_local(state: SidebarState, email: str, now: datetime) -> PanelData:
     ctx = state.ctx
     data = PanelData(email=email, now=now, esp_name=state.esp_name)
+    if ctx.rebuilding():  # half built: said, not shown
+        data.problem = REBUILDING
+        return data
     data.person_id, data.problem = find_person(state, email)
     if data.person_id is None:
         return data

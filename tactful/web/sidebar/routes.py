@@ -99,15 +99,23 @@ def _bound(request: Request) -> tuple[Agent, dict[str, str]]:
 
 async def get_panel(request: Request) -> Response:
     state = _state(request)
+    asked = request.query_params.get("email", "").strip()
     try:
         agent, headers = _bound(request)
-        email = await asyncio.to_thread(
-            allowed_email, state, agent, request.query_params.get("email", "").strip()
-        )
     except AuthError as exc:
         return _denied(str(exc))
     except Forbidden as exc:
         return _forbidden(str(exc))
+    try:
+        email = await asyncio.to_thread(allowed_email, state, agent, asked)
+    except AuthError as exc:
+        return _denied(str(exc))
+    except Forbidden as exc:
+        if not await asyncio.to_thread(state.ctx.rebuilding):
+            return _forbidden(str(exc))
+        # a replay is rebuilding the tickets this checks against: say so, show nothing
+        rebuilding = panel.PanelData(email=asked, now=state.clock(), problem=panel.REBUILDING)
+        return HTMLResponse(panel.render(rebuilding), headers=headers)
     data = await panel.gather(state, email)
     return HTMLResponse(panel.render(data), headers=headers)
 
