@@ -22,7 +22,7 @@ from tactful.destinations.fakes.analytics import (
 )
 from tactful.destinations.mixpanel import MixpanelDestination
 from tactful.destinations.segment import SegmentDestination
-from tactful.destinations.webhook import basic_auth
+from tactful.http.auth import basic_auth_header as basic_auth
 from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
 
