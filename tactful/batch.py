@@ -12,7 +12,6 @@ population.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tactful.clock import now_us
 from tactful.core import codec
 from tactful.core.events import (
     ConsentSet,
@@ -342,7 +342,7 @@ class Batch:
             row = rows.get(pid)
             if row is None:
                 at = self.identity.new_persons.get(pid)
-                created = to_us(at) if at is not None else time.time_ns() // 1000
+                created = to_us(at) if at is not None else now_us()
                 row = PersonRow(pid, merged_facts.get(pid, PersonFacts()), {}, {}, None, created)
             ids: set[int] | None = None
             if pid in with_tickets or not row.state:

@@ -33,3 +33,10 @@ def epoch_seconds() -> float:
 def now_or(clock: Clock | None) -> Clock:
     """``clock``, or the machine's clock when none was injected."""
     return clock or system_now
+
+
+def now_us() -> int:
+    """The machine's wall clock in Unix microseconds: the store's own stamps (when a
+    document was received, a migration applied, a claim taken) and figures read against
+    them."""
+    return time.time_ns() // 1000

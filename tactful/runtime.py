@@ -79,7 +79,7 @@ class Supervisor:
 
     def loop(self, name: str, run: Loop) -> None:
         """A coroutine that runs for the process's life (restarted if it ends or raises)."""
-        if any(e.name == name for e in self._entries):
+        if name in self.workers:
             raise ValueError(f"two workers named {name!r}")
         self._entries.append(_Entry(name, run=run))
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from tactful.clock import now_us
 from tactful.store.migrations import PERSON_TABLES
 from tactful.store.redact import Erased, redact
 
@@ -195,7 +195,7 @@ def erase(
         (
             person_id,
             at_us,
-            time.time_ns() // 1000,
+            now_us(),
             identifiers_proof(store_secret(conn), idents),
             requested_by,
             deleted,

@@ -290,7 +290,7 @@ def create_app(
     collector's sight (``gc.freeze``): its passes stay short and stop adding tens of
     milliseconds to a few requests (webhook p99 37–70 ms → 27–32 ms in A/B runs)."""
     wall = now_or(clock)
-    metric_set = Metrics()
+    metric_set = Metrics(wall)
     writer = Writer(engine, on_applied=metric_set.record)
     ctx = WebContext(settings, engine, writer, metric_set)
     ctx.delivery_worker = server_delivery_worker(
