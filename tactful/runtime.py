@@ -91,6 +91,10 @@ class Supervisor:
         """The loops whose task is alive."""
         return [e.name for e in self._entries if e.task is not None and not e.task.done()]
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The loops' tasks (while started)."""
+        return [e.task for e in self._entries if e.task is not None]
+
     def restarts(self) -> dict[str, int]:
         return {e.name: e.restarts for e in self._entries if e.run is not None}
 

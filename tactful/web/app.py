@@ -355,6 +355,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.sidebar = sidebar
+    app.state.background = background
     return app
 
 
