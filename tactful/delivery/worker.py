@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import httpx
+
 from tactful.clock import now_or
 from tactful.delivery import breaker, platform
 from tactful.delivery.breaker import BreakerPolicy, Circuit
@@ -153,7 +155,7 @@ class DeliveryWorker:
         store: Store,
         *,
         destinations: dict[str, Destination] | None = None,
-        transport: Any = None,
+        transport: httpx.BaseTransport | None = None,
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: Callable[[], float] = random.random,
