@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from tactful.alerts.service import Alerter, run_alerts
 from tactful.clock import Clock
 from tactful.config import Settings
-from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
+from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine
 from tactful.store.base import Store, StoreError
 from tactful.valuetags import run_value_tagger
@@ -258,12 +258,18 @@ def server_supervisor(
 
 
 def server_delivery_worker(
-    settings: Settings, store: Store, transport: httpx.BaseTransport | None, clock: Clock | None
+    settings: Settings,
+    store: Store,
+    transport: httpx.BaseTransport | None,
+    clock: Clock | None,
+    *,
+    round_wait: float | None = None,
 ) -> Callable[[], DeliveryWorker]:
-    """Builds the server's delivery worker (the delivery loop's, and the dashboard's dry
-    runs'): same settings, store, transport and clock."""
+    """Builds the server's delivery workers (the delivery loop's with ``ROUND_WAIT``, the
+    dashboard's dry runs' waiting for every destination): same settings, store, transport
+    and clock."""
     return lambda: DeliveryWorker(
-        settings, store, transport=transport, clock=clock, round_wait=ROUND_WAIT
+        settings, store, transport=transport, clock=clock, round_wait=round_wait
     )
 
 

@@ -32,6 +32,7 @@ from tactful.alerts.service import Alerter
 from tactful.clock import now_or
 from tactful.config import Settings
 from tactful.delivery.metrics import DeliveryCollector
+from tactful.delivery.worker import ROUND_WAIT
 from tactful.destinations.event_schemas import SCHEMAS
 from tactful.engine import Engine
 from tactful.runtime import SupervisorCollector, server_delivery_worker, server_supervisor
@@ -315,7 +316,9 @@ def create_app(
         zendesk=zendesk,
         fetch_seconds=fetch_seconds,
         deliver_seconds=deliver_seconds,
-        worker=ctx.delivery_worker,
+        worker=server_delivery_worker(
+            settings, engine.store, destination_transport, clock, round_wait=ROUND_WAIT
+        ),
         alerter=alerter,
     )
     background.service("sidebar", stop=sidebar.close)
