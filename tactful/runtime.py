@@ -35,6 +35,7 @@ from tactful.config import Settings
 from tactful.delivery.worker import DeliveryWorker
 from tactful.engine import Engine
 from tactful.store.base import Store, StoreError
+from tactful.store.records import to_us
 from tactful.valuetags import run_value_tagger
 from tactful.web.context import WebContext
 from tactful.web.fetcher import run_fetcher
@@ -291,7 +292,7 @@ def worker_supervisor(
         ),
     )
     if settings.alerts:
-        alerter = Alerter(settings, engine.store)
+        alerter = Alerter(settings, engine.store, clock_us=lambda: to_us(engine.wall_clock()))
         supervisor.service("alerter", stop=alerter.close)
         supervisor.loop("alerter", lambda: run_alerts(alerter))
     if settings.destinations:

@@ -37,6 +37,7 @@ from tactful.destinations.event_schemas import SCHEMAS
 from tactful.engine import Engine
 from tactful.runtime import SupervisorCollector, server_delivery_worker, server_supervisor
 from tactful.store.base import StoreError
+from tactful.store.records import to_us
 from tactful.views import clock_of, fmt
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
@@ -304,7 +305,12 @@ def create_app(
     metric_set.registry.register(ZendeskCollector(engine.store))
     alerter = None
     if settings.alerts:
-        alerter = Alerter(settings, engine.store, bad_signatures=lambda: metric_set.bad_signatures)
+        alerter = Alerter(
+            settings,
+            engine.store,
+            clock_us=lambda: to_us(wall()),
+            bad_signatures=lambda: metric_set.bad_signatures,
+        )
         metric_set.registry.register(AlertCollector(alerter))
     sidebar = SidebarState(
         ctx, wall, sessions=Sessions(_session_secret(engine)), transport=destination_transport
