@@ -29,6 +29,7 @@ import orjson
 
 from tactful import __version__
 from tactful.clock import now_or
+from tactful.config_models import ZendeskSettings
 from tactful.exceptions import ServiceError
 from tactful.http.auth import basic_auth_header
 from tactful.http.retry import Backoff, parse_retry_after
@@ -288,22 +289,25 @@ class ZendeskClient:
         )
 
     @classmethod
-    def from_settings(cls, zendesk: Any, **kwargs: Any) -> ZendeskClient:
+    def from_settings(cls, zendesk: ZendeskSettings, **kwargs: Any) -> ZendeskClient:
         """Build from ``settings.zendesk``; says which of the needed keys are missing."""
-        missing = []
-        if not zendesk.api_url:
-            missing.append("subdomain (or base_url)")
-        if not zendesk.email:
-            missing.append("email")
-        if not zendesk.api_token:
-            missing.append("api_token")
-        if missing:
+        url, email, token = zendesk.api_url, zendesk.email, zendesk.api_token
+        if not (url and email and token):
+            missing = [
+                name
+                for name, value in (
+                    ("subdomain (or base_url)", url),
+                    ("email", email),
+                    ("api_token", token),
+                )
+                if not value
+            ]
             raise ZendeskConfigError(
                 f"[zendesk] is missing {', '.join(missing)}: the Zendesk API needs the "
                 "subdomain (or base_url), the email of an agent and an API token "
                 '(api_token = "env:ZENDESK_API_TOKEN")'
             )
-        return cls(zendesk.api_url, zendesk.email, zendesk.api_token, **kwargs)
+        return cls(url, email, token, **kwargs)
 
     def close(self) -> None:
         self._http.close()
