@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tactful.commands.base import App, CommandError
+
+if TYPE_CHECKING:  # loaded only by the commands that serve
+    import uvicorn
+    from starlette.applications import Starlette
 
 
 def register(sub: Any) -> None:
@@ -77,7 +81,9 @@ def cmd_serve(app: App) -> int:
     return 0
 
 
-def server_config(web: Any, host: str, port: int, log_level: str, forwarded_allow_ips: str) -> Any:
+def server_config(
+    web: Starlette, host: str, port: int, log_level: str, forwarded_allow_ips: str
+) -> uvicorn.Config:
     """uvicorn's settings: slow-client limits (``tactful.web.server``) and the proxies whose
     ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed."""
     import uvicorn
