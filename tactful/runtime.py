@@ -215,6 +215,32 @@ async def run_deliverer(worker: DeliveryWorker, store: Store, every: float) -> N
 # --------------------------------------------------------------------------- assemblies
 
 
+class _ZendeskApi:
+    """The server's Zendesk API client: the given one, or built from ``[zendesk]`` at start
+    (and closed at stop); while started, the receiver leaves what a webhook body lacks to
+    the fetcher (``ctx.zendesk_api``)."""
+
+    def __init__(self, ctx: WebContext, given: ZendeskClient | None) -> None:
+        self.ctx = ctx
+        self.given = given
+        self._client: ZendeskClient | None = None
+
+    @property
+    def client(self) -> ZendeskClient:
+        assert self._client is not None, "started first"
+        return self._client
+
+    def start(self) -> None:
+        self._client = self.given or ZendeskClient.from_settings(self.ctx.settings.zendesk)
+        self.ctx.zendesk_api = True
+
+    def stop(self) -> None:
+        self.ctx.zendesk_api = False
+        if self._client is not None and self._client is not self.given:
+            self._client.close()
+        self._client = None
+
+
 def server_supervisor(
     ctx: WebContext,
     *,
@@ -237,17 +263,13 @@ def server_supervisor(
             "ticker",
             lambda: run_ticker(ctx.tick, tick_seconds, clock, ctx.metrics.store_writable.set),
         )
-    client = zendesk
-    if client is None and settings.zendesk.api_url and settings.zendesk.api_token:
-        client = ZendeskClient.from_settings(settings.zendesk)
-        supervisor.service("zendesk client", stop=client.close)
-    if client is not None:
-        ctx.zendesk_api = True
-        api = client
-        supervisor.loop("fetcher", lambda: run_fetcher(ctx, api, fetch_seconds))
+    if zendesk is not None or (settings.zendesk.api_url and settings.zendesk.api_token):
+        api = _ZendeskApi(ctx, zendesk)
+        supervisor.service("zendesk client", start=api.start, stop=api.stop)
+        supervisor.loop("fetcher", lambda: run_fetcher(ctx, api.client, fetch_seconds))
         if settings.zendesk.high_value_tag:  # the sidebar's value score 4 tag
             tag = settings.zendesk.high_value_tag
-            supervisor.loop("value tagger", lambda: run_value_tagger(store, api, tag, clock))
+            supervisor.loop("value tagger", lambda: run_value_tagger(store, api.client, tag, clock))
     if settings.destinations and deliver_seconds > 0:
         delivery = worker()
         supervisor.service("delivery worker", stop=delivery.close)
