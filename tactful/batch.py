@@ -12,13 +12,13 @@ population.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from tactful.clock import now_us
 from tactful.core.events import (
     CONSENT_PURPOSES,
     Event,
@@ -341,7 +341,7 @@ class Batch:
                 continue
             if row is None:
                 at = self.identity.new_persons.get(pid)
-                created = to_us(at) if at is not None else time.time_ns() // 1000
+                created = to_us(at) if at is not None else now_us()
                 row = PersonRow(pid, merged_facts.get(pid, PersonFacts()), {}, {}, None, created)
             ids: set[int] | None = None
             if pid in with_tickets or not row.state:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from tactful.config import Settings
-from tactful.delivery.worker import DeliveryWorker
+from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
 from tactful.engine import Engine, rules_from_settings
 from tactful.store.base import Store
 from tactful.store.sqlite import open_store
@@ -25,6 +25,7 @@ from tactful.store.sqlite import open_store
 if TYPE_CHECKING:  # the web app (Starlette) is loaded only by what serves it
     from starlette.applications import Starlette
 
+    from tactful.runtime import Supervisor
     from tactful.zendesk.client import ZendeskClient
 
 
@@ -69,6 +70,19 @@ class Runtime:
             deliver_seconds=deliver_seconds,
             destination_transport=self.transport,
             freeze_gc=freeze_gc,
+        )
+
+    def background(self, *, tick_seconds: float, deliver_seconds: float) -> Supervisor:
+        """``tactful worker``'s supervised loops: the clock, the alerts and the deliveries."""
+        from tactful.runtime import worker_supervisor
+
+        worker = self.delivery_worker(round_wait=ROUND_WAIT)
+        return worker_supervisor(
+            self.settings,
+            self.engine,
+            worker,
+            tick_seconds=tick_seconds,
+            deliver_seconds=deliver_seconds,
         )
 
     def close(self) -> None:

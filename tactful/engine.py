@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tactful.batch import Batch, BatchStats
+from tactful.clock import system_now
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event, PersonErased
 from tactful.core.reasons import ReasonClassifier
@@ -169,8 +170,7 @@ class ClockRepair:
     replay: ReplayReport | None
 
 
-def _wall_clock() -> datetime:
-    return datetime.now(UTC)
+_wall_clock = system_now  # the machine's clock: see tactful.clock
 
 
 class Engine:

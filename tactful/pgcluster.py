@@ -19,11 +19,12 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from tactful.clock import now_us
 
 ENV_URL = "TACTFUL_TEST_PG"
 
@@ -65,7 +66,7 @@ class Cluster:
 
         with self._lock:
             self._counter += 1
-            name = f"{prefix}_{os.getpid()}_{self._counter}_{time.time_ns() % 10**9}"
+            name = f"{prefix}_{os.getpid()}_{self._counter}_{now_us() % 10**9}"
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(
                 f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "

@@ -24,7 +24,6 @@ import hashlib
 import logging
 import smtplib
 import ssl
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -41,6 +40,7 @@ from tactful.alerts.config import (
     WebhookChannel,
 )
 from tactful.alerts.policy import Notice
+from tactful.clock import epoch_seconds, system_now
 from tactful.delivery.deadline import DeadlineTransport
 from tactful.destinations import standard_webhooks
 
@@ -115,7 +115,7 @@ class WebhookNotifier(_Http):
         self.url, self.secret = config.url, config.secret
 
     def send(self, notice: Notice) -> None:
-        now = time.time()
+        now = epoch_seconds()
         body = orjson.dumps(
             {
                 "type": f"alert.{notice.kind}",
@@ -148,7 +148,7 @@ class EmailNotifier:
         msg["Subject"] = title(notice)
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(self.config.to)
-        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Date"] = format_datetime(system_now())
         msg["Message-ID"] = make_msgid(domain=self.config.sender.rpartition("@")[2])
         msg.set_content(text(notice) + "\n")
         return msg

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from tactful.alerts.rules import (
     windows,
 )
 from tactful.alerts.signatures import SignatureTally, refused
+from tactful.clock import now_us
 from tactful.delivery.breaker import circuits
 from tactful.delivery.platform import match_percent
 from tactful.delivery.store import DeliveryStore
@@ -46,10 +46,6 @@ from tactful.store.watch import WatchStore
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 30.0  # seconds between checks in ``serve`` and ``worker``
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass

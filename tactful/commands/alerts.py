@@ -8,8 +8,7 @@ from rich.table import Table
 
 from tactful.alerts.notify import NotifyError, iso
 from tactful.alerts.service import Alerter
-from tactful.commands import add_json
-from tactful.commands.base import App, CommandError, out_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 
 
 def register(sub: Any) -> None:

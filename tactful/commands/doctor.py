@@ -54,7 +54,7 @@ def _timed(name: str, probe: Callable[[], tuple[bool, str, str]]) -> Check:
 def _store(app: App) -> tuple[bool, str, str]:
     engine = app.engine
     with engine.store.transaction() as tx:
-        tx.set_meta("doctor_checked", str(time.time()))
+        tx.set_meta("doctor_checked", engine.wall_clock().isoformat())
     with engine.store.reader() as reader:
         counts = reader.counts()
     return True, f"writable; {counts['persons']} persons, {counts['events']} events", ""

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from tactful.http.auth import basic_auth_header
+
 Probe = tuple[bool, str, str]  # ok, detail, fix
 TIMEOUT = 5.0
 
@@ -68,7 +70,11 @@ def customerio(config: Any, client: httpx.Client) -> Probe:
     base = (config.base_url or TRACK_HOSTS.get(region, TRACK_HOSTS["us"])).rstrip("/")
     response = client.get(
         f"{base}/api/v1/accounts/region",
-        auth=(config.setting("site_id") or "", config.setting("api_key") or ""),
+        headers={
+            "authorization": basic_auth_header(
+                config.setting("site_id") or "", config.setting("api_key") or ""
+            )
+        },
     )
     verdict = _status(config, response, ("site_id", "api_key"), ("region", "base_url"))
     if not verdict[0]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tactful.commands import add_json
-from tactful.commands.base import App, CommandError, out_json
+from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.reasons.service import explain, train_and_activate
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tactful.commands.base import App, CommandError
+
+if TYPE_CHECKING:  # loaded only by the commands that serve
+    import uvicorn
+    from starlette.applications import Starlette
 
 
 def register(sub: Any) -> None:
@@ -78,7 +81,9 @@ def cmd_serve(app: App) -> int:
     return 0
 
 
-def server_config(web: Any, host: str, port: int, log_level: str, forwarded_allow_ips: str) -> Any:
+def server_config(
+    web: Starlette, host: str, port: int, log_level: str, forwarded_allow_ips: str
+) -> uvicorn.Config:
     """uvicorn's settings: slow-client limits (``tactful.web.server``) and the proxies whose
     ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed."""
     import uvicorn
@@ -99,38 +104,17 @@ def server_config(web: Any, host: str, port: int, log_level: str, forwarded_allo
 
 
 def cmd_worker(app: App) -> int:
-    """Tick the engine clock and deliver, until SIGTERM/SIGINT. Any number of workers and
-    ``serve`` processes may share one PostgreSQL database: timers and deliveries are claimed,
-    so each piece of work is done once, and a killed worker's claims pass to the others."""
-    import threading
-    import time
+    """Tick the engine clock, check the alerts and deliver, until SIGTERM/SIGINT
+    (``tactful.runtime``'s supervisor restarts a loop that crashes). Any number of workers
+    and ``serve`` processes may share one PostgreSQL database: timers and deliveries are
+    claimed, so each piece of work is done once, and a killed worker's claims pass to the
+    others."""
+    import asyncio
 
-    from tactful.alerts.service import CHECK_EVERY, Alerter
-    from tactful.delivery.worker import ROUND_WAIT
+    from tactful.runtime import run_until_signalled
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-    worker = app.runtime.delivery_worker(round_wait=ROUND_WAIT)
-    alerter = Alerter(app.settings, app.engine.store) if app.settings.alerts else None
-    tick_every, deliver_every = app.args.tick_seconds, app.args.deliver_seconds
-    next_tick = next_check = 0.0
-    try:
-        while not stop.is_set():
-            if time.monotonic() >= next_tick:
-                app.engine.tick()
-                next_tick = time.monotonic() + tick_every
-            if alerter is not None and time.monotonic() >= next_check:
-                next_check = time.monotonic() + CHECK_EVERY
-                try:
-                    alerter.check()
-                except Exception:  # what was owed stays owed: the next check tries again
-                    logging.getLogger(__name__).exception("alert check failed")
-            report = worker.sync() if app.settings.destinations else None
-            if report is None or not (report.sent or report.routed):
-                stop.wait(min(deliver_every, max(0.0, next_tick - time.monotonic())))
-    finally:
-        worker.close()
-        if alerter is not None:
-            alerter.close()
+    background = app.runtime.background(
+        tick_seconds=app.args.tick_seconds, deliver_seconds=app.args.deliver_seconds
+    )
+    asyncio.run(run_until_signalled(background))
     return 0

@@ -7,7 +7,7 @@ import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tactful.clock import system_now
 from tactful.commands.base import App, CommandError, add_json, out_json
 from tactful.config import CONFIG_ENV, DEFAULT_PATH, ConfigError, Settings, load_settings
 from tactful.core import codec
@@ -120,7 +121,7 @@ def parse_since(text: str | None) -> datetime | None:
         raise CommandError(
             f"--since: not a date or an ISO 8601 UTC time: {text!r} ({exc})"
         ) from exc
-    if value > datetime.now(UTC):
+    if value > system_now():
         raise _error(f"--since: {text} is in the future")
     return value
 
@@ -143,7 +144,7 @@ class _Bars:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {}
         self.origin: dict[str, datetime] = {}
-        self.now = datetime.now(UTC)
+        self.now = system_now()
 
     def __call__(self, done: PageDone) -> None:
         task = self.tasks.get(done.stream)

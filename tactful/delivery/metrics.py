@@ -24,12 +24,12 @@ configured destination has its series from the first scrape.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tactful.clock import now_us as system_us
 from tactful.delivery import platform
 from tactful.delivery.breaker import circuits
 from tactful.delivery.store import DeliveryStore
@@ -98,7 +98,7 @@ class DeliveryCollector(Collector):
             "The match rate the platform last reported, in percent (a range as its middle)",
             ("destination",),
         )
-        now_us = time.time_ns() // 1000
+        now_us = system_us()
         health = DeliveryStore(self.store).health()
         runs = RunStore(self.store)
         totals = runs.totals(now_us - HOUR_US)

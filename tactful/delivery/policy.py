@@ -1,6 +1,6 @@
 """Retry as a pure decision (procrastinate's style): the shell does the waiting.
 
-Rules:
+Rules (the numbers of ``tactful.http.retry.Backoff``, the one retry policy):
 - ``ok`` → done.
 - ``reject`` → dead-lettered at once with the vendor's error (a 4xx will not heal).
 - ``retry`` → next attempt after ``Retry-After`` when the vendor gave one, clamped to
@@ -14,12 +14,12 @@ Rules:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from tactful.destinations.base import Outcome
+from tactful.http.retry import Backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,13 @@ class RetryPolicy:
     base: timedelta = timedelta(seconds=1)
     cap: timedelta = timedelta(minutes=15)
     max_age: timedelta = timedelta(days=3)
+
+    @property
+    def backoff(self) -> Backoff:
+        """``tactful.http.retry``'s policy with these numbers: a ``Retry-After`` within
+        [``base``, ``cap``] (NaN counts as ``base``), else exponential with equal jitter."""
+        base, cap = self.base.total_seconds(), self.cap.total_seconds()
+        return Backoff(base=base, cap=cap, floor=base, retry_after_cap=cap, over_cap="clamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +58,10 @@ def decide(
         return Decision("dead", None, outcome.error or "rejected by the destination")
     if outcome.kind == "skip":
         return Decision("skipped", None, outcome.error or "nothing this destination can match")
-    if outcome.retry_after is not None:
-        wait = clamp_retry_after(outcome.retry_after, policy)
-    else:
-        backoff = min(policy.cap, policy.base * (2 ** min(attempts - 1, 30)))
-        wait = backoff * (0.5 + 0.5 * jitter)
-    at = now + wait
+    seconds = policy.backoff.wait(attempts, outcome.retry_after, jitter)
+    assert seconds is not None  # over_cap="clamp": never gives up
+    at = now + timedelta(seconds=seconds)
     if at - created > policy.max_age:
         age = policy.max_age
         return Decision("dead", None, f"still failing after {age} ({outcome.error})")
     return Decision("retry", at, outcome.error)
-
-
-def clamp_retry_after(seconds: float, policy: RetryPolicy) -> timedelta:
-    """A vendor's ``Retry-After`` within [``base``, ``cap``]; NaN counts as ``base``."""
-    low, high = policy.base.total_seconds(), policy.cap.total_seconds()
-    if math.isnan(seconds):
-        return policy.base
-    return timedelta(seconds=min(high, max(low, seconds)))

@@ -4,10 +4,10 @@ snapshot on the delivery clock. The rows and their SQL are the store's
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from tactful.clock import now_us
 from tactful.store.base import Reader, Store, Tx
 from tactful.store.deliveries import Attempt, DeliveryRow, NewDelivery, OutboxEntry
 
@@ -15,10 +15,6 @@ __all__ = ["DeliveryRow", "DeliveryStore", "NewDelivery", "now_us"]
 
 # Turns unrouted outbox rows into deliveries, reading the store through the handle given.
 Plan = Callable[[Tx | Reader, list[OutboxEntry]], list[NewDelivery]]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class DeliveryStore:

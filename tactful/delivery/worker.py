@@ -18,10 +18,13 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import httpx
+
+from tactful.clock import now_or
 from tactful.delivery import breaker, platform
 from tactful.delivery.breaker import BreakerPolicy, Circuit
 from tactful.delivery.deadline import DeadlineTransport
@@ -152,7 +155,7 @@ class DeliveryWorker:
         store: Store,
         *,
         destinations: dict[str, Destination] | None = None,
-        transport: Any = None,
+        transport: httpx.BaseTransport | None = None,
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: Callable[[], float] = random.random,
@@ -180,7 +183,7 @@ class DeliveryWorker:
         # it before then (rounds stay cheap while a destination is down)
         self.open_until: dict[str, tuple[int, str]] = {}
         self.platform_after: dict[str, int] = {}  # no platform reading before (µs)
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = now_or(clock)
         self.rows = DeliveryStore(store, lambda: to_us(self.clock()))
         self.runs = RunStore(store)
         keep = d.runs_keep if d is not None else timedelta(days=30)

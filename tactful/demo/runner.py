@@ -20,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 from tactful.bootstrap import Runtime, bootstrap
+from tactful.clock import system_now
 from tactful.config import load_settings
 from tactful.demo.config import DemoSecrets, demo_config_text
 from tactful.demo.fakes import Fakes, start_fakes
@@ -95,7 +96,7 @@ def run_demo(options: DemoOptions, say: Say = _say) -> int:
         cleanup.callback(fakes.stop)
         config_path.write_text(demo_config_text(store_url, keys, fakes), encoding="utf-8")
         settings = load_settings(config_path)
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        now = system_now().replace(minute=0, second=0, microsecond=0)
         start = now - timedelta(days=options.history_days)
         sim = ZendeskSimulator(start=start, seed=options.seed)
         runtime = bootstrap(settings, clock=sim.clock)

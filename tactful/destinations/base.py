@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from tactful.http.retry import parse_retry_after as parse_retry_after
+from tactful.http.retry import retryable
+
 Purpose = Literal["ads", "email", "analytics"]
 ItemKind = Literal[
     "audience_add",  # person entered the destination's segment (ad audiences)
@@ -186,27 +189,10 @@ class Destination(Protocol):
 
 
 def classify_status(status: int, retry_after: float | None = None, error: str = "") -> Outcome:
-    """The shared HTTP status policy: 2xx ok; 408/409/425/429/5xx retry; other 4xx reject."""
+    """The shared HTTP status policy: 2xx ok; what ``tactful.http.retry.retryable`` names
+    (408/409/425/429/5xx) retry; other 4xx reject."""
     if 200 <= status < 300:
         return Outcome.ok()
-    if status in (408, 409, 425, 429) or status >= 500:
+    if retryable(status):
         return Outcome("retry", error or f"HTTP {status}", retry_after, status)
     return Outcome("reject", error or f"HTTP {status}", None, status)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (integer seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    from datetime import UTC
-
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -60,6 +60,7 @@ from tactful.destinations.profiles import (
     unix,
 )
 from tactful.destinations.spec import ESP, DestinationConfig, DestinationSpec, Secret, Text
+from tactful.http.auth import basic_auth_header
 
 TRACK_HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 APP_HOSTS = {"us": "https://api.customer.io", "eu": "https://api-eu.customer.io"}
@@ -101,7 +102,10 @@ class CustomerIODestination:
         self.app_url = (base_url or APP_HOSTS[region]).rstrip("/")
         self._app_key = app_api_key
         self._track = httpx.Client(
-            base_url=self.track_url, auth=(site_id, api_key), transport=transport, timeout=timeout
+            base_url=self.track_url,
+            headers={"authorization": basic_auth_header(site_id, api_key)},
+            transport=transport,
+            timeout=timeout,
         )
         self._app = httpx.Client(base_url=self.app_url, transport=transport, timeout=timeout)
 

@@ -4,7 +4,6 @@ basic auth, error text."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -97,10 +96,6 @@ def send_chunks(
             outcomes[i] = outcome
         held = next((o for o in results.values() if o.kind == "retry"), None)
     return [o if o is not None else Outcome("retry", "not sent") for o in outcomes]
-
-
-def basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def post(

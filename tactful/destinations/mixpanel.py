@@ -48,7 +48,6 @@ from tactful.destinations.base import (
 from tactful.destinations.http import (
     EventHttpDestination,
     Part,
-    basic_auth,
     dedupe_id,
     dumps,
     epoch_ms,
@@ -61,6 +60,7 @@ from tactful.destinations.http import (
 )
 from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, about_no_one, identify_by_of
 from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret, Text
+from tactful.http.auth import basic_auth_header
 
 API = "https://api.mixpanel.com"
 PATH = "/import"
@@ -127,7 +127,9 @@ class MixpanelDestination(EventHttpDestination):
             purpose=purpose,
             segments=segments,
             identify_by=identify_by,
-            headers={"authorization": basic_auth(service_account_user, service_account_secret)},
+            headers={
+                "authorization": basic_auth_header(service_account_user, service_account_secret)
+            },
             transport=transport,
         )
 

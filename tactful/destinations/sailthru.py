@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 from pydantic import Field
 
+from tactful.clock import epoch_seconds
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
@@ -199,7 +199,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     seconds = retry_after_of(response)
     reset = response.headers.get("X-Rate-Limit-Reset", "")
     if seconds is None and reset.isdigit():
-        seconds = max(0.0, int(reset) - time.time())
+        seconds = max(0.0, int(reset) - epoch_seconds())
     return seconds
 
 

@@ -41,7 +41,6 @@ from tactful.destinations.base import (
 from tactful.destinations.http import (
     EventHttpDestination,
     Part,
-    basic_auth,
     dedupe_id,
     dumps,
     error_text,
@@ -54,6 +53,7 @@ from tactful.destinations.http import (
 )
 from tactful.destinations.identify import ANALYTICS_IDENTIFY_BY, about_no_one, identify_by_of
 from tactful.destinations.spec import EVENT_SINK, DestinationConfig, DestinationSpec, Secret
+from tactful.http.auth import basic_auth_header
 
 API = "https://api.segment.io"
 PATH = "/v1/batch"
@@ -107,7 +107,7 @@ class SegmentDestination(EventHttpDestination):
             purpose=purpose,
             segments=segments,
             identify_by=identify_by,
-            headers={"authorization": basic_auth(write_key, "")},
+            headers={"authorization": basic_auth_header(write_key, "")},
             transport=transport,
         )
 

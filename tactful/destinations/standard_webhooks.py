@@ -20,8 +20,9 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Mapping, Sequence
+
+from tactful.clock import epoch_seconds
 
 SECRET_PREFIX = "whsec_"
 MIN_SECRET_BYTES = 24  # the spec: "Random. At least 24 bytes (192 bits, 512 maximum)"
@@ -116,7 +117,7 @@ def verify(
         raise VerificationError("missing webhook-id, webhook-timestamp or webhook-signature")
     if not stamp.isdigit():
         raise VerificationError("webhook-timestamp is not integer unix seconds")
-    current = time.time() if now is None else now
+    current = epoch_seconds() if now is None else now
     if abs(current - int(stamp)) > tolerance:
         raise VerificationError("webhook-timestamp is outside the tolerance")
     try:

@@ -35,12 +35,13 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
+from tactful.clock import system_now
 from tactful.config_models import DestinationSettings
 from tactful.core.messages import MembershipChanged, PersonErased, StateChanged
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
@@ -122,7 +123,7 @@ POSTGRES = Dialect("%s", "JSONB", False)
 
 def operations(items: Sequence[Item]) -> tuple[list[Outcome | None], list[Op]]:
     """Per-item early outcomes (rejects) and the operations, in item order."""
-    now = datetime.now(UTC)
+    now = system_now()
     outcomes: list[Outcome | None] = []
     ops: list[Op] = []
     for item in items:
@@ -302,7 +303,7 @@ class ParquetWarehouse(_Base):
         if parts is not None:
             conn.execute(f"DELETE FROM events WHERE key IN (SELECT key FROM read_parquet({parts}))")
         if conn.execute("SELECT count(*) FROM events").fetchone()[0]:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            stamp = system_now().strftime("%Y%m%dT%H%M%S%fZ")
             target = self.events_dir / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
             self._copy(conn, "SELECT * FROM events ORDER BY occurred_at, key", target)
 

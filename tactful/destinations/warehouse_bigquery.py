@@ -45,6 +45,7 @@ from typing import Any
 import httpx
 import jwt
 
+from tactful.clock import epoch_seconds
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import (
     Capabilities,
@@ -337,7 +338,7 @@ class BigQueryWarehouse:
         raise AssertionError("unreachable")
 
     def _access_token(self) -> str:
-        now = time.time()  # wall time: JWT iat/exp
+        now = epoch_seconds()  # wall time: JWT iat/exp
         if self._token is not None and now < self._token[1] - 60:
             return self._token[0]
         claims = {"iss": self._email, "scope": SCOPE, "aud": self._audience,

@@ -37,6 +37,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from tactful.clock import epoch_seconds
 from tactful.config_models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.warehouse import MAX_BATCH, Row, UnsupportedWarehouse, WarehouseConfig
@@ -214,7 +215,7 @@ class SnowflakeWarehouse:
         raise http_failure(f"Snowflake {method} {path}", response, message)
 
     def _jwt(self) -> str:
-        now = time.time()  # wall time: JWT iat/exp
+        now = epoch_seconds()  # wall time: JWT iat/exp
         if self._token is not None and now < self._token[1] - 300:
             return self._token[0]
         claims = {"iss": self.issuer, "sub": self.subject, "iat": int(now), "exp": int(now) + 3600}

@@ -49,7 +49,6 @@ from tactful.destinations.base import (
     parse_retry_after,
 )
 from tactful.destinations.http import Part as Part
-from tactful.destinations.http import basic_auth as basic_auth
 from tactful.destinations.http import dedupe_id as dedupe_id
 from tactful.destinations.http import dumps as dumps
 from tactful.destinations.http import epoch_ms as epoch_ms

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from tactful.clock import system_now
 from tactful.core import codec
 from tactful.core.events import RatingGiven
 from tactful.core.identity import normalize_identifier
@@ -333,7 +334,7 @@ def _churn(history: list[tuple[str, str, int, bool]], start_us: int, now: dateti
 
 def _now_of(reader: Reader) -> datetime:
     text = reader.get_meta("clock")
-    return codec.parse_time(text) if text is not None else datetime.now(UTC)
+    return codec.parse_time(text) if text is not None else system_now()
 
 
 def build_report(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tactful.sample.constants import DEFAULT_START, _iso
+from tactful.sample.exports import generate_exports
 
 
 def _parse_start(text: str) -> datetime:
@@ -36,7 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--days", type=int, default=90, help="length of the window in days")
     args = parser.parse_args(argv)
-    from tactful.sample import generate_exports  # the package imports this module
 
     began = time.perf_counter()
     files = generate_exports(

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tactful.sim import admin
+from tactful.sim.admin import ROUTES as ADMIN_ROUTES
 from tactful.sim.controls import (
     GENERAL_LIMIT_TEXT,
     INCREMENTAL_LIMIT_TEXT,
@@ -375,7 +375,7 @@ def _routes(sim: ZendeskSimulator) -> list[Route]:
         ("/api/v2/tickets/{ticket_id:int}", show_ticket, ["GET"]),
         ("/api/v2/tickets/{ticket_id:int}", update_ticket, ["PUT"]),
         ("/api/v2/deleted_users", deleted_users, ["GET"]),
-        *admin.ROUTES,
+        *ADMIN_ROUTES,
     ]
     routes: list[Route] = []
     for path, handler, methods in table:

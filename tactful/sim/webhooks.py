@@ -22,11 +22,12 @@ import random
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import httpx
 
+from tactful.clock import system_now
 from tactful.sim.admin import TRIGGER_EVENTS
 from tactful.sim.model import Activity, Json
 from tactful.sim.payloads import conditions_match, envelope, envelope_bytes, render
@@ -182,7 +183,7 @@ class WebhookSender:
 
     def _attempt(self, delivery: Delivery) -> httpx.Response | None:
         url, secret = self._target()
-        sent_at = datetime.now(UTC)
+        sent_at = system_now()
         stamp = sent_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         headers = {
             SIGNATURE_HEADER: sign(secret, stamp, delivery.body),

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from tactful.clock import now_us
 from tactful.store.migrations import PERSON_TABLES, REPLAY_SNAPSHOT_TABLES
 from tactful.store.redact import Erased, redact
 
@@ -219,11 +219,11 @@ def erase(
     conn.execute(
         "DELETE FROM person_aliases WHERE person_id = ? OR old_id = ?", (person_id, person_id)
     )
-    now_us = time.time_ns() // 1000
+    erased_us = now_us()
     _remember(
         conn,
         [*idents, ("person_id", person_id), *(("ticket", str(t)) for t in ticket_list)],
-        now_us,
+        erased_us,
     )
     emails = [v for k, v in idents if k == "email"]
     conn.execute("DELETE FROM agent_actions WHERE person_id = ?", (person_id,))
@@ -243,7 +243,7 @@ def erase(
         (
             person_id,
             at_us,
-            now_us,
+            erased_us,
             identifiers_proof(store_secret(conn), idents),
             requested_by,
             deleted,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from tactful.clock import now_us
 from tactful.store.base import InboxRow, InboxSummary, StoreError
 
 _SCHEMA = (
@@ -25,7 +25,7 @@ _SCHEMA = (
 
 
 def _now_us() -> int:
-    return time.time_ns() // 1000
+    return now_us()
 
 
 _COUNTS = (

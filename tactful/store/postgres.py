@@ -32,7 +32,6 @@ import contextlib
 import functools
 import re
 import threading
-import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tactful.clock import now_us
 from tactful.store import records
 from tactful.store.base import REPLAY_KEY, EventRow, StoreConflict, StoreError
 from tactful.store.inbox import PgInbox
@@ -192,7 +192,7 @@ class PgTx(SqlTx):
         """As ``SqlTx.insert_events``, with the rows as one array per column: one short
         statement per 2,000 rows (multi-row VALUES lists are parsed by psycopg in Python on
         every call)."""
-        received = time.time_ns() // 1000
+        received = now_us()
         new_keys: set[str] = set()
         for chunk in chunks(list(rows), 2000):
             new_keys.update(
@@ -369,7 +369,7 @@ class PostgresStore:
                     pg.execute,
                     lambda version, description: pg.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                        (version, description, time.time_ns() // 1000),
+                        (version, description, now_us()),
                     ),
                 )
                 conn.execute("COMMIT")

@@ -10,7 +10,6 @@ between processes, claiming due timers, the clock update — are the hooks at th
 from __future__ import annotations
 
 import hashlib
-import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tactful.clock import now_us
 from tactful.core import codec
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
@@ -314,7 +314,7 @@ class SqlTx(SqlQueries):
         row = self.conn.execute(
             "INSERT INTO documents (sha256, source, received_us, encoding, body) "
             "VALUES (?, ?, ?, 'zlib', ?) ON CONFLICT (sha256) DO NOTHING RETURNING id",
-            (digest, source, time.time_ns() // 1000, zlib.compress(body, 1)),
+            (digest, source, now_us(), zlib.compress(body, 1)),
         ).fetchone()
         if row is None:  # the same body was stored before (by this or another process)
             row = self.conn.execute(
@@ -325,7 +325,7 @@ class SqlTx(SqlQueries):
     def insert_events(self, rows: Sequence[EventRow]) -> list[bool]:
         """Insert the events not yet in the log; True for each row that was new (the first
         of several rows with one key in the same call counts as new)."""
-        received = time.time_ns() // 1000
+        received = now_us()
         new_keys: set[str] = set()
         for chunk in chunks(list(rows), 400):
             values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
@@ -596,7 +596,7 @@ class SqlTx(SqlQueries):
         )
 
     def append_outbox(self, rows: Iterable[OutboxRow]) -> None:
-        now = time.time_ns() // 1000
+        now = now_us()
         self.conn.executemany(
             "INSERT INTO outbox (person_id, topic, at_us, payload, created_us) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tactful.clock import now_us
 from tactful.store.base import REPLAY_KEY, StoreError
 from tactful.store.erasure import ErasureReport
 from tactful.store.inbox import SQLiteInbox
@@ -256,7 +257,7 @@ class SQLiteStore:
                 c.execute,
                 lambda version, description: c.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    (version, description, time.time_ns() // 1000),
+                    (version, description, now_us()),
                 ),
             )
             c.execute("COMMIT")

@@ -1,7 +1,8 @@
 """The ASGI app (Starlette): webhooks, API, health, metrics, OpenAPI; and its background work.
 
-``create_app(settings, engine)`` builds it; the lifespan starts the writer (group commit) and
-the ticker that moves the engine clock to the wall clock every ``tick_seconds``.
+``create_app(settings, engine)`` builds it. The background work (the writer, ticker,
+Zendesk fetcher, value tagger, alerter and delivery loop) is ``tactful.runtime``'s
+supervisor: the lifespan only asks it to start and to stop.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
+import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -27,19 +28,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tactful import __version__
 from tactful.alerts.metrics import AlertCollector, ZendeskCollector
-from tactful.alerts.service import Alerter, run_alerts
+from tactful.alerts.service import Alerter
+from tactful.clock import now_or
 from tactful.config import Settings
 from tactful.delivery.metrics import DeliveryCollector
-from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
+from tactful.delivery.worker import ROUND_WAIT
 from tactful.destinations.event_schemas import SCHEMAS
 from tactful.engine import Engine
-from tactful.store.base import Store, StoreError
-from tactful.valuetags import run_value_tagger
+from tactful.runtime import SupervisorCollector, server_delivery_worker, server_supervisor
+from tactful.store.base import StoreError
+from tactful.store.records import to_us
 from tactful.views import clock_of, fmt
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
 from tactful.web.dashboard.routes import routes as dashboard_routes
-from tactful.web.fetcher import run_fetcher
 from tactful.web.metrics import Metrics
 from tactful.web.openapi import openapi_document
 from tactful.web.security import (
@@ -211,7 +213,7 @@ def _probe_write(engine: Engine) -> None:
             inbox.pending()
             return
         with engine.store.transaction() as tx:  # one meta row, overwritten each time
-            tx.set_meta("readiness_probe", datetime.now(UTC).isoformat())
+            tx.set_meta("readiness_probe", engine.wall_clock().isoformat())
 
 
 async def readyz(request: Request) -> Response:
@@ -256,39 +258,6 @@ async def schemas(request: Request) -> Response:
     return JSONResponse(schema, media_type="application/schema+json")
 
 
-async def _ticker(ctx: WebContext, every: float, clock: Callable[[], datetime]) -> None:
-    while True:
-        try:
-            await ctx.tick(clock())
-            ctx.metrics.store_writable.set(1)
-        except Exception as exc:  # a failed tick is retried at the next one, never fatal
-            if isinstance(exc, StoreError):
-                ctx.metrics.store_writable.set(0)
-            log.exception("tick failed")
-        await asyncio.sleep(every)
-
-
-def _replaying(store: Store) -> bool:
-    with store.unless_replaying() as free:
-        return not free
-
-
-async def _deliverer(worker: DeliveryWorker, store: Store, every: float) -> None:
-    """Route the outbox and deliver what is due, continuously (the freshness loop). Rounds
-    wait while a replay holds the store (its corrections are delivered after it)."""
-    while True:
-        try:
-            if await asyncio.to_thread(_replaying, store):
-                await asyncio.sleep(every)
-                continue
-            report = await asyncio.to_thread(worker.sync)
-        except Exception:  # retried at the next round; deliveries are durable rows
-            log.exception("delivery round failed")
-            report = None
-        if report is None or not (report.sent or report.routed):
-            await asyncio.sleep(every)
-
-
 def _session_secret(engine: Engine) -> bytes:
     """The sidebar's session key, kept in the store: sessions survive restarts and work
     across several server processes on one database. Read without writing once it exists
@@ -312,7 +281,7 @@ def create_app(
     zendesk: ZendeskClient | None = None,
     fetch_seconds: float = 2.0,
     deliver_seconds: float = 0.2,
-    destination_transport: Any = None,
+    destination_transport: httpx.BaseTransport | None = None,
     freeze_gc: bool = False,
 ) -> Starlette:
     """``zendesk``: the API client used to fetch tickets of unparsable webhook bodies
@@ -322,12 +291,12 @@ def create_app(
     caches, modules) lives as long as the process, so it is moved out of the garbage
     collector's sight (``gc.freeze``): its passes stay short and stop adding tens of
     milliseconds to a few requests (webhook p99 37–70 ms → 27–32 ms in A/B runs)."""
-    wall = clock or (lambda: datetime.now(UTC))
-    metric_set = Metrics()
+    wall = now_or(clock)
+    metric_set = Metrics(wall)
     writer = Writer(engine, on_applied=metric_set.record)
     ctx = WebContext(settings, engine, writer, metric_set)
-    ctx.delivery_worker = lambda: DeliveryWorker(
-        settings, engine.store, transport=destination_transport
+    ctx.delivery_worker = server_delivery_worker(
+        settings, engine.store, destination_transport, clock
     )
     metric_set.watch_store(ctx.store_figures)
     if settings.destinations:
@@ -336,52 +305,41 @@ def create_app(
     metric_set.registry.register(ZendeskCollector(engine.store))
     alerter = None
     if settings.alerts:
-        alerter = Alerter(settings, engine.store, bad_signatures=lambda: metric_set.bad_signatures)
-    if alerter is not None:
+        alerter = Alerter(
+            settings,
+            engine.store,
+            clock_us=lambda: to_us(wall()),
+            bad_signatures=lambda: metric_set.bad_signatures,
+        )
         metric_set.registry.register(AlertCollector(alerter))
     sidebar = SidebarState(
         ctx, wall, sessions=Sessions(_session_secret(engine)), transport=destination_transport
     )
+    background = server_supervisor(
+        ctx,
+        clock=wall,
+        tick_seconds=tick_seconds,
+        zendesk=zendesk,
+        fetch_seconds=fetch_seconds,
+        deliver_seconds=deliver_seconds,
+        worker=server_delivery_worker(
+            settings, engine.store, destination_transport, clock, round_wait=ROUND_WAIT
+        ),
+        alerter=alerter,
+    )
+    background.service("sidebar", stop=sidebar.close)
+    metric_set.registry.register(SupervisorCollector(background))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        writer.start()
-        tasks: list[asyncio.Task[None]] = []
-        if tick_seconds > 0:
-            tasks.append(asyncio.create_task(_ticker(ctx, tick_seconds, wall)))
-        client = zendesk
-        if client is None and settings.zendesk.api_url and settings.zendesk.api_token:
-            client = ZendeskClient.from_settings(settings.zendesk)
-        if client is not None:
-            ctx.zendesk_api = True
-            tasks.append(asyncio.create_task(run_fetcher(ctx, client, fetch_seconds)))
-            if settings.zendesk.high_value_tag:  # the sidebar's value score 4 tag
-                tag = settings.zendesk.high_value_tag
-                tasks.append(asyncio.create_task(run_value_tagger(engine.store, client, tag, wall)))
-        worker = None
-        if settings.destinations and deliver_seconds > 0:
-            worker = DeliveryWorker(
-                settings, engine.store, transport=destination_transport, round_wait=ROUND_WAIT
-            )
-            tasks.append(asyncio.create_task(_deliverer(worker, engine.store, deliver_seconds)))
-        if alerter is not None:
-            tasks.append(asyncio.create_task(run_alerts(alerter)))
+        await background.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await asyncio.to_thread(writer.stop)
-            if worker is not None:
-                worker.close()
-            if alerter is not None:
-                alerter.close()
-            sidebar.close()
+            await background.stop()
 
     routes = [
         Route("/webhooks/zendesk", receiver.zendesk_webhook, methods=["POST"]),
@@ -406,6 +364,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.sidebar = sidebar
+    app.state.background = background
     return app
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from tactful.clock import now_us
 from tactful.core.events import Event, RatingGiven, TicketVersion, UserSeen
 from tactful.engine import Incoming
 from tactful.store.base import Reader
@@ -256,7 +257,7 @@ async def _fetch_round(ctx: WebContext, client: ZendeskClient, fetched: set[int]
         if k.users and not await apply_awaiting(ctx, users, k):
             failed.add(k.doc_id)
     fetched.update(k.doc_id for k in kept if k.doc_id not in failed)
-    settled = time.time_ns() // 1000 - SETTLE_US
+    settled = now_us() - SETTLE_US
     done = [k.doc_id for k in kept if k.received_us < settled and k.doc_id not in failed]
     if done and not failed:
         await ctx.commit([], meta={CHECKPOINT: str(max(done))})

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tactful.batch import BatchStats
+from tactful.clock import Clock, system_now
 
 # Label values of ``tactful_events_rejected``: a fixed set, never text from a request (a
 # reason such as "unknown ticket status 'ann@example.com'" would put an email in a label and
@@ -60,9 +61,12 @@ class _StoreCollector(Collector):
     """Segment sizes, support states and timer lag, read from the store at scrape time."""
 
     def __init__(
-        self, read: Callable[[], tuple[dict[str, tuple[int, int]], dict[str, int], datetime | None]]
+        self,
+        read: Callable[[], tuple[dict[str, tuple[int, int]], dict[str, int], datetime | None]],
+        wall_clock: Clock,
     ) -> None:
         self.read = read
+        self.wall_clock = wall_clock
 
     def collect(self) -> Iterable[Metric]:
         segments, states, clock = self.read()
@@ -83,12 +87,16 @@ class _StoreCollector(Collector):
             "Wall clock minus the engine clock (how far time-based changes are behind)",
         )
         if clock is not None:
-            lag.add_metric([], (datetime.now(UTC) - clock).total_seconds())
+            lag.add_metric([], (self.wall_clock() - clock).total_seconds())
         yield from (size, hold, state, lag)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """``wall_clock``: the process's injected clock (the engine clock's lag is read
+    against it)."""
+
+    def __init__(self, wall_clock: Clock = system_now) -> None:
+        self.wall_clock = wall_clock
         self.registry = CollectorRegistry()
         self.bad_signatures = 0
         r = self.registry
@@ -136,7 +144,7 @@ class Metrics:
     def watch_store(
         self, read: Callable[[], tuple[dict[str, tuple[int, int]], dict[str, int], datetime | None]]
     ) -> None:
-        self.registry.register(_StoreCollector(read))
+        self.registry.register(_StoreCollector(read, self.wall_clock))
 
     def record(self, stats: BatchStats) -> None:
         self.applied.inc(stats.applied)

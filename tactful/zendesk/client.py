@@ -3,7 +3,8 @@
 
 - Basic auth ``{email}/token:{api_token}``, timeouts, ``User-Agent: tactful/<version>``.
 - Retries: ``429`` waits ``Retry-After`` (seconds or an HTTP date); ``5xx``, timeouts and
-  connection errors back off exponentially with jitter (``retry_decision``); ``401``/``403``/
+  connection errors back off exponentially with jitter (``retry_decision``, the policy of
+  ``tactful.http.retry``); ``401``/``403``/
   ``404`` fail at once with a message that says what to check. Error messages name the
   endpoint (as a template such as ``GET /api/v2/users/{id}.json``) and the status, never ids,
   tokens or response bodies.
@@ -15,21 +16,23 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
 import orjson
 
 from tactful import __version__
+from tactful.clock import now_or
+from tactful.config_models import ZendeskSettings
 from tactful.exceptions import ServiceError
+from tactful.http.auth import basic_auth_header
+from tactful.http.retry import Backoff, parse_retry_after
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -70,26 +73,7 @@ class ZendeskNotFound(ZendeskError):
 # --------------------------------------------------------------------------- retry policy
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date; None if absent/bad."""
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
+ZENDESK_BACKOFF = Backoff(base=BACKOFF_BASE, cap=BACKOFF_CAP, retry_after_cap=RETRY_AFTER_CAP)
 
 
 def retry_decision(
@@ -97,30 +81,21 @@ def retry_decision(
     attempt: int,
     retry_after: float | None,
     *,
-    jitter: float = 0.0,
+    jitter: float = 1.0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    base: float = BACKOFF_BASE,
-    cap: float = BACKOFF_CAP,
 ) -> float | None:
-    """Seconds to wait before retrying, or None to give up (pure; ``jitter`` in [0, 1)).
+    """Seconds to wait before retrying, or None to give up: ``tactful.http.retry``'s one
+    policy with Zendesk's numbers (``jitter`` in [0, 1]).
 
     ``status`` is the HTTP status of failed attempt number ``attempt`` (1-based), None for a
-    timeout or connection error. ``429`` waits ``retry_after`` when given (Zendesk always
-    sends it), else backs off; ``500``–``599`` and network errors back off exponentially
-    (``base * 2**(attempt-1)``, at most ``cap``, plus up to 25 % jitter; a ``Retry-After``
-    sent with a 503 is honoured when longer). Anything else is not retried.
+    timeout or connection error. A ``Retry-After`` (Zendesk sends one with every 429) is
+    waited; without one, 429, 409, 5xx and network errors back off exponentially
+    (``base * 2**(attempt-1)``, at most ``cap``, equal jitter). A ``Retry-After`` beyond an
+    hour is an outage: no retry. Other statuses are not retried.
     """
-    if attempt >= max_attempts:
-        return None
-    retryable = status is None or status == 429 or 500 <= status <= 599
-    if not retryable:
-        return None
-    backoff = min(cap, base * 2.0 ** (attempt - 1)) * (1.0 + 0.25 * jitter)
-    if retry_after is not None:
-        if retry_after > RETRY_AFTER_CAP:
-            return None
-        return retry_after if status == 429 else max(retry_after, backoff)
-    return backoff
+    return ZENDESK_BACKOFF.next_wait(
+        status, attempt, retry_after, jitter=jitter, max_attempts=max_attempts
+    )
 
 
 class SlidingWindowLimiter:
@@ -261,10 +236,10 @@ class _Response:
 # --------------------------------------------------------------------------- the client
 
 
-def basic_auth_header(email: str, api_token: str) -> str:
-    """The exact ``Authorization`` value Zendesk expects for API tokens."""
-    raw = f"{email}/token:{api_token}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
+def api_token_auth(email: str, api_token: str) -> str:
+    """The ``Authorization`` value Zendesk expects for API tokens: ``{email}/token`` and
+    the token, as Basic authentication."""
+    return basic_auth_header(f"{email}/token", api_token)
 
 
 class ZendeskClient:
@@ -296,7 +271,7 @@ class ZendeskClient:
         self.max_attempts = max_attempts
         self.per_page = per_page
         self.rand = rand
-        self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
+        self.wall_clock = now_or(wall_clock)
         self.limiter = SlidingWindowLimiter(
             incremental_per_minute, 60.0, clock=clock, sleep=self._sleep
         )
@@ -306,7 +281,7 @@ class ZendeskClient:
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             headers={
-                "Authorization": basic_auth_header(email, api_token),
+                "Authorization": api_token_auth(email, api_token),
                 "User-Agent": f"tactful/{__version__}",
                 "Accept": "application/json",
             },
@@ -314,22 +289,25 @@ class ZendeskClient:
         )
 
     @classmethod
-    def from_settings(cls, zendesk: Any, **kwargs: Any) -> ZendeskClient:
+    def from_settings(cls, zendesk: ZendeskSettings, **kwargs: Any) -> ZendeskClient:
         """Build from ``settings.zendesk``; says which of the needed keys are missing."""
-        missing = []
-        if not zendesk.api_url:
-            missing.append("subdomain (or base_url)")
-        if not zendesk.email:
-            missing.append("email")
-        if not zendesk.api_token:
-            missing.append("api_token")
-        if missing:
+        url, email, token = zendesk.api_url, zendesk.email, zendesk.api_token
+        if not (url and email and token):
+            missing = [
+                name
+                for name, value in (
+                    ("subdomain (or base_url)", url),
+                    ("email", email),
+                    ("api_token", token),
+                )
+                if not value
+            ]
             raise ZendeskConfigError(
                 f"[zendesk] is missing {', '.join(missing)}: the Zendesk API needs the "
                 "subdomain (or base_url), the email of an agent and an API token "
                 '(api_token = "env:ZENDESK_API_TOKEN")'
             )
-        return cls(zendesk.api_url, zendesk.email, zendesk.api_token, **kwargs)
+        return cls(url, email, token, **kwargs)
 
     def close(self) -> None:
         self._http.close()
@@ -752,7 +730,7 @@ __all__ = [
     "ZendeskConfigError",
     "ZendeskError",
     "ZendeskNotFound",
-    "basic_auth_header",
+    "api_token_auth",
     "parse_retry_after",
     "retry_decision",
 ]

@@ -7,19 +7,23 @@ reason. It never raises on bad input: an unknown shape or a broken record is rep
 
 Export pages and single API objects are dispatched here, record by record, to the converters
 in ``tactful.zendesk.records`` (re-exported here); webhook bodies (event-subscription
-envelopes, trigger bodies, saved invocation attempts) are handled in
-``tactful.zendesk.webhooks``.
+envelopes, trigger bodies) are handled in ``tactful.zendesk.webhooks``; arrays of documents
+and saved invocation attempts come back here, one document at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from tactful.core.events import Event
 from tactful.exceptions import InvalidInput
+from tactful.zendesk import webhooks
+from tactful.zendesk.parsed import Parsed as Parsed
+from tactful.zendesk.parsed import Skipped as Skipped
 from tactful.zendesk.records import BadRecord as BadRecord
 from tactful.zendesk.records import Obj as Obj
 from tactful.zendesk.records import add_pairs as add_pairs
@@ -36,21 +40,6 @@ from tactful.zendesk.records import ticket_version as ticket_version
 from tactful.zendesk.records import time_key as time_key
 from tactful.zendesk.records import user_seen as user_seen
 from tactful.zendesk.texts import comment_child, description_text
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """A record that produced no event; ``where`` is e.g. ``tickets[17] (id 42)``."""
-
-    where: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    events: list[Event]
-    skipped: list[Skipped]
-    shape: str  # tickets_page, users_page, ratings_page, survey_responses_page, ...
 
 
 class ParseError(InvalidInput):
@@ -178,10 +167,8 @@ def _unknown(obj: Any) -> Parsed:
 
 def parse_object(obj: Any) -> Parsed:
     """Translate one decoded JSON document into canonical events (never raises on bad data)."""
-    from tactful.zendesk import webhooks  # here: webhooks imports this module
-
     if isinstance(obj, list):
-        return webhooks.parse_many(obj)
+        return parse_many(obj)
     if not isinstance(obj, dict):
         return _unknown(obj)
     kind = obj.get("type")
@@ -206,5 +193,37 @@ def parse_object(obj: Any) -> Parsed:
         if isinstance(obj.get(key), dict):
             return _one(key, obj[key], convert, name)
     if isinstance(obj.get("attempts"), list):
-        return webhooks.parse_attempts(obj["attempts"])
+        return parse_attempts(obj["attempts"])
     return _unknown(obj)
+
+
+def parse_many(docs: list[Any]) -> Parsed:
+    """A JSON array of documents (e.g. saved webhook bodies): each parsed on its own."""
+    events: list[Event] = []
+    skipped: list[Skipped] = []
+    for i, doc in enumerate(docs):
+        part = parse_object(doc)
+        events.extend(part.events)
+        skipped.extend(Skipped(f"[{i}] {s.where}", s.reason) for s in part.skipped)
+    return Parsed(events, skipped, "list")
+
+
+def parse_attempts(attempts: list[Any]) -> Parsed:
+    """Saved invocation attempts: each request payload once (retries carry the same body)."""
+    events: list[Event] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for i, attempt in enumerate(attempts):
+        request = attempt.get("request") if isinstance(attempt, dict) else None
+        payload = request.get("payload") if isinstance(request, dict) else None
+        if not isinstance(payload, str) or payload in seen:
+            continue  # throttled attempts carry no request
+        seen.add(payload)
+        try:
+            part = parse_object(orjson.loads(payload))
+        except orjson.JSONDecodeError as e:
+            skipped.append(Skipped(f"attempts[{i}]", f"payload is not valid JSON: {e}"))
+            continue
+        events.extend(part.events)
+        skipped.extend(Skipped(f"attempts[{i}] {s.where}", s.reason) for s in part.skipped)
+    return Parsed(events, skipped, "webhook_attempts")

@@ -32,7 +32,7 @@ from tactful.core.events import (
     UserMerged,
     UserSeen,
 )
-from tactful.zendesk.parse import Parsed, Skipped, parse_object
+from tactful.zendesk.parsed import Parsed, Skipped
 from tactful.zendesk.records import (
     BadRecord,
     Obj,
@@ -320,35 +320,3 @@ def parse_envelope(obj: Obj) -> Parsed:
     else:
         made = [dataclasses.replace(e, key=key) for e in made]
     return Parsed(made + texts, [], "envelope")
-
-
-def parse_many(docs: list[Any]) -> Parsed:
-    """A JSON array of documents (e.g. saved webhook bodies): each parsed on its own."""
-    events: list[Event] = []
-    skipped: list[Skipped] = []
-    for i, doc in enumerate(docs):
-        part = parse_object(doc)
-        events.extend(part.events)
-        skipped.extend(Skipped(f"[{i}] {s.where}", s.reason) for s in part.skipped)
-    return Parsed(events, skipped, "list")
-
-
-def parse_attempts(attempts: list[Any]) -> Parsed:
-    """Saved invocation attempts: each request payload once (retries carry the same body)."""
-    events: list[Event] = []
-    skipped: list[Skipped] = []
-    seen: set[str] = set()
-    for i, attempt in enumerate(attempts):
-        request = attempt.get("request") if isinstance(attempt, dict) else None
-        payload = request.get("payload") if isinstance(request, dict) else None
-        if not isinstance(payload, str) or payload in seen:
-            continue  # throttled attempts carry no request
-        seen.add(payload)
-        try:
-            part = parse_object(orjson.loads(payload))
-        except orjson.JSONDecodeError as e:
-            skipped.append(Skipped(f"attempts[{i}]", f"payload is not valid JSON: {e}"))
-            continue
-        events.extend(part.events)
-        skipped.extend(Skipped(f"attempts[{i}] {s.where}", s.reason) for s in part.skipped)
-    return Parsed(events, skipped, "webhook_attempts")

@@ -134,12 +134,12 @@ def test_the_dry_run_button_lists_what_would_be_sent_and_sends_nothing(
     w: World, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 21 §4: ``sync --dry-run`` from the destination page."""
-    from tactful.web import app
+    from tactful import runtime
     from tests.dashboard.test_routes import csrf_of
 
     hook = Answering("hook", "webhook", kinds=("event",))
     monkeypatch.setattr(  # the world's webhook, recording (its configured one is a stub)
-        app,
+        runtime,
         "DeliveryWorker",
         lambda settings, store, **_: DeliveryWorker(settings, store, destinations={"hook": hook}),
     )

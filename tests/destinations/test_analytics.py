@@ -22,7 +22,7 @@ from tactful.destinations.fakes.analytics import (
 )
 from tactful.destinations.mixpanel import MixpanelDestination
 from tactful.destinations.segment import SegmentDestination
-from tactful.destinations.webhook import basic_auth
+from tactful.http.auth import basic_auth_header as basic_auth
 from tactful.testing.conformance import Conformance, conformance_tests
 from tests.destinations.conftest import Served
 

@@ -44,7 +44,7 @@ from tactful.zendesk.backfill import (
     backfill,
     checkpoint_key,
 )
-from tactful.zendesk.client import STREAMS, Checkpoint, ZendeskClient, basic_auth_header
+from tactful.zendesk.client import STREAMS, Checkpoint, ZendeskClient, api_token_auth
 
 pytestmark = pytest.mark.store
 
@@ -134,7 +134,7 @@ class FakeZendesk:
             self.log.append((method, path, dict(query)))
         if self.hook is not None:
             self.hook(method, path, query)
-        if auth != basic_auth_header(EMAIL, TOKEN):
+        if auth != api_token_auth(EMAIL, TOKEN):
             return 401, {}, b'{"error": "Couldn\'t authenticate you"}'
         if self.outage is not None and path.startswith(self.outage):
             return 503, {}, b"Service Unavailable"
@@ -317,7 +317,7 @@ def make_client(fake: FakeZendesk, time: FakeTime | None = None) -> ZendeskClien
         transport=fake.transport(),
         sleep=time.sleep,
         clock=time.clock,
-        rand=lambda: 0.0,
+        rand=lambda: 1.0,  # the full backoff step (equal jitter takes off up to half)
     )
 
 
@@ -821,7 +821,7 @@ def sim_client(sim: Any, base_url: str, time: FakeTime, per_page: int | None = 4
         sleep=time.sleep,
         clock=time.clock,
         per_page=per_page,
-        rand=lambda: 0.0,
+        rand=lambda: 1.0,  # the full backoff step (equal jitter takes off up to half)
     )
 
 

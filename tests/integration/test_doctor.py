@@ -63,8 +63,8 @@ def vendor_app() -> Any:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from tactful.destinations.http import basic_auth
     from tactful.destinations.sailthru import signature
+    from tactful.http.auth import basic_auth_header as basic_auth
 
     seen: list[str] = []
 

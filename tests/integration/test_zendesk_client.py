@@ -27,7 +27,7 @@ from tactful.zendesk.client import (
     ZendeskClient,
     ZendeskConfigError,
     ZendeskError,
-    basic_auth_header,
+    api_token_auth,
     parse_retry_after,
     retry_decision,
 )
@@ -71,7 +71,7 @@ def client_for(handler: Handler, time: FakeTime | None = None, **kwargs: Any) ->
         transport=httpx.MockTransport(handler),
         sleep=time.sleep,
         clock=time.clock,
-        rand=lambda: 0.0,
+        rand=lambda: 1.0,  # the full backoff step (equal jitter takes off up to half)
         wall_clock=lambda: NOW,
         **kwargs,
     )
@@ -107,14 +107,15 @@ def test_retry_decision_429_waits_retry_after() -> None:
 def test_retry_decision_5xx_and_network_errors_back_off_exponentially() -> None:
     assert [retry_decision(503, n, None) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
     assert retry_decision(None, 2, None) == 2.0  # timeout / connection error
-    assert retry_decision(500, 1, None, jitter=1.0) == 1.25  # up to 25 % jitter
+    assert retry_decision(500, 1, None, jitter=0.0) == 0.5  # equal jitter: half to all
     assert retry_decision(502, 7, None, max_attempts=10) == 60.0  # capped
     assert retry_decision(503, 1, 10.0) == 10.0  # a longer Retry-After on 503 is honoured
 
 
 def test_retry_decision_gives_up() -> None:
-    for status in (400, 401, 403, 404, 409, 422):
+    for status in (400, 401, 403, 404, 422):
         assert retry_decision(status, 1, None) is None
+    assert retry_decision(409, 1, None) == 1.0  # a conflicting update: try again
     assert retry_decision(503, 8, None, max_attempts=8) is None
     assert retry_decision(429, 8, 5.0, max_attempts=8) is None
     assert retry_decision(429, 1, 7200.0) is None  # a Retry-After of hours is an outage
@@ -167,7 +168,7 @@ def test_basic_auth_header_and_user_agent_are_exact() -> None:
     assert client.get_user(7) == {"id": 7}
     request = seen[0]
     expected = "Basic " + base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
-    assert request.headers["Authorization"] == expected == basic_auth_header(EMAIL, TOKEN)
+    assert request.headers["Authorization"] == expected == api_token_auth(EMAIL, TOKEN)
     assert request.headers["User-Agent"] == f"tactful/{__version__}"
     assert str(request.url) == f"{BASE}/api/v2/users/7.json"
 

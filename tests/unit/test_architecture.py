@@ -167,9 +167,9 @@ def _calls(tree: ast.AST, name: str) -> list[int]:
 
 def test_one_composition_root() -> None:
     """The engine is put together in ``tactful/bootstrap.py`` only: the command line, the
-    server, the worker, the demo and the tests' harness all start there. (The web app's
-    lifespan still builds its own delivery worker; the CLI commands take theirs from the
-    runtime.)"""
+    server, the worker, the demo and the tests' harness all start there. The server's delivery
+    worker is built by its supervisor (``tactful/runtime.py``); the CLI commands take theirs
+    from the bootstrap runtime."""
     root = ROOT / "bootstrap.py"
     engines = {
         str(p.relative_to(ROOT)): lines
@@ -182,7 +182,7 @@ def test_one_composition_root() -> None:
         for p in _modules()
         if p != root and _calls(ast.parse(p.read_text()), "DeliveryWorker")
     }
-    assert workers == {"web/app.py"}
+    assert workers == {"runtime.py"}
 
 
 def test_the_readmes_layout_is_the_tree() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from tactful import sample
 from tactful.sample import SampleFiles, generate_exports
+from tactful.sample import exports as sample_exports
 
 PERSONS = 1500
 
@@ -240,8 +241,8 @@ def test_final_ticket_status_matches_the_last_status_event(files: SampleFiles) -
 def test_small_chunks_and_many_runs_keep_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sample, "CHUNK_PERSONS", 20)
-    monkeypatch.setattr(sample, "MAX_OPEN_RUNS", 3)
+    monkeypatch.setattr(sample_exports, "CHUNK_PERSONS", 20)
+    monkeypatch.setattr(sample_exports, "MAX_OPEN_RUNS", 3)
     files = generate_exports(tmp_path, persons=400)
     tickets = _records(files.ticket_pages, "tickets")
     keys = [(t["updated_at"], t["id"]) for t in tickets]

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tactful.destinations.fakes.base import FakeBase
-from tactful.destinations.http import basic_auth
+from tactful.http.auth import basic_auth_header
 
 
 class FakeVendor(FakeBase):
@@ -105,7 +105,7 @@ class FakeSegment(FakeVendor):
         self.dropped: list[dict[str, Any]] = []
 
     def authorized(self, request: Request, body: bytes) -> bool:
-        return request.headers.get("authorization") == basic_auth(self.write_key, "")
+        return request.headers.get("authorization") == basic_auth_header(self.write_key, "")
 
     def handle(self, request: Request, body: bytes) -> Response:
         data = _json(body)
@@ -222,7 +222,7 @@ class FakeMixpanel(FakeVendor):
         self.project_id, self.user, self.secret = project_id, user, secret
 
     def authorized(self, request: Request, body: bytes) -> bool:
-        return request.headers.get("authorization") == basic_auth(
+        return request.headers.get("authorization") == basic_auth_header(
             self.user, self.secret
         ) and request.query_params.get("project_id") == str(self.project_id)
 

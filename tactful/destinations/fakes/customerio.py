@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tactful.clock import epoch_seconds
 from tactful.destinations.fakes.base import FakeBase
 
 BATCH_BYTES, ENTRY_BYTES, VALUE_BYTES, MAX_ATTRIBUTES = 500_000, 32_000, 1000, 300
@@ -271,7 +272,7 @@ class FakeCustomerIO(FakeBase):
     def _create(self, identifiers: dict[str, Any], attrs: dict[str, Any]) -> str:
         self._next_id += 1
         cio_id = f"{0x03000000 + self._next_id:08x}"
-        now = int(time.time())
+        now = int(epoch_seconds())
         self.people[cio_id] = {
             "identifiers": {**identifiers, "cio_id": cio_id},
             "attributes": {},
@@ -281,7 +282,7 @@ class FakeCustomerIO(FakeBase):
         return cio_id
 
     def _merge(self, person: dict[str, Any], attrs: dict[str, Any], timestamp: Any) -> None:
-        stamp = timestamp if isinstance(timestamp, int) else int(time.time())
+        stamp = timestamp if isinstance(timestamp, int) else int(epoch_seconds())
         for name, value in attrs.items():
             prefix = "cio_subscription_preferences."
             if name.startswith(prefix) and not (value is None or value == ""):

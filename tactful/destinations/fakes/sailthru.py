@@ -14,8 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tactful.clock import epoch_seconds, system_now
 from tactful.destinations.fakes.base import FakeBase
 
 OPTOUT_VALUES = {"none", "all", "blast", "basic"}
@@ -99,14 +99,14 @@ class FakeSailthru(FakeBase):
             status, retry_after = self._faults.popleft()
             headers = {}
             if retry_after is not None:
-                reset = int(time.time()) + retry_after
+                reset = int(epoch_seconds()) + retry_after
                 headers = {"Retry-After": str(retry_after), **_limit_headers(0, reset)}
             code = 43 if status == 429 else 9 if status >= 500 else 99
             return JSONResponse(
                 {"error": code, "errormsg": f"injected {status}"}, status, headers=headers
             )
         window = self._windows.setdefault(f"{method} /{action}", [])
-        now = time.time()
+        now = epoch_seconds()
         window[:] = [t for t in window if now - t < 1.0]
         if self.per_second is not None and len(window) >= self.per_second:
             reset = math.ceil(window[0] + 1.0)
@@ -197,7 +197,7 @@ class FakeSailthru(FakeBase):
                 )
             user["keys"]["email"] = new_email
         user["vars"].update(payload.get("vars") or {})
-        stamp = format_datetime(datetime.now(UTC))
+        stamp = format_datetime(system_now())
         for name, flag in (payload.get("lists") or {}).items():
             if int(flag):
                 user["lists"].setdefault(name, stamp)
@@ -219,10 +219,10 @@ class FakeSailthru(FakeBase):
         return None
 
     def _create(self, key: str, ident: str) -> str:
-        sid = hashlib.md5(f"{key}:{ident}:{len(self.users)}:{time.time()}".encode()).hexdigest()[
-            :24
-        ]
-        created = format_datetime(datetime.now(UTC))
+        sid = hashlib.md5(
+            f"{key}:{ident}:{len(self.users)}:{epoch_seconds()}".encode()
+        ).hexdigest()[:24]
+        created = format_datetime(system_now())
         self.users[sid] = {
             "keys": {"sid": sid, key: ident},
             "vars": {},

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tactful.clock import now_us as system_us
 from tactful.delivery.store import DeliveryStore
 from tactful.store.base import Reader
 from tactful.store.records import to_us
@@ -51,12 +51,12 @@ class Overview:
     states: list[tuple[str, int]]
     destinations: list[DestinationRow]
     changes: list[tuple[str, int, str | None, str, str]]  # person, at_us, old, new, changed
-    wall_us: int = field(default_factory=lambda: time.time_ns() // 1000)
+    wall_us: int = field(default_factory=system_us)
 
 
 def now_us(clock: datetime | None) -> int:
     """The engine clock (simulations run ahead of the wall clock), else the wall clock."""
-    return to_us(clock) if clock is not None else time.time_ns() // 1000
+    return to_us(clock) if clock is not None else system_us()
 
 
 def bucket_deltas(reader: Reader, bucket_us: int) -> dict[str, dict[int, Delta]]:
@@ -116,7 +116,7 @@ def destinations(ctx: WebContext) -> list[DestinationRow]:
     """Delivery health per configured destination; lag is on the wall clock (deliveries are
     stamped with it)."""
     health = DeliveryStore(ctx.engine.store).health()
-    wall = time.time_ns() // 1000
+    wall = system_us()
     out = []
     for dest in ctx.settings.destinations:
         h = health.get(dest.name, {})

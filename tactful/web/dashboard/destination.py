@@ -4,9 +4,9 @@ the platform's answer to each, and the row-level errors with the person each con
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
+from tactful.clock import now_us as system_us
 from tactful.delivery import platform
 from tactful.delivery.preview import Preview, preview
 from tactful.delivery.store import DeliveryStore
@@ -85,7 +85,7 @@ def destination_page(ctx: WebContext, name: str, before: int | None) -> Destinat
         for run in page.runs
         for e in page.errors.get(run.id, [])
     ]
-    now_us = time.time_ns() // 1000
+    now_us = system_us()
     since = volume.window(now_us)[0] * volume.BUCKET_US
     volumes = RunStore(ctx.engine.store).volume(name, since, volume.BUCKET_US)
     chart = volume.volume_chart(

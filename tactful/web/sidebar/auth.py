@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from tactful.clock import epoch_seconds
 from tactful.store.base import Store
 
 LEEWAY_SECONDS = 30
@@ -88,7 +88,7 @@ def app_audience(zendesk: Any) -> str | None:
 def remember_once(store: Store, grant: Grant, now: float | None = None) -> bool:
     """Record that ``grant``'s token was used; False when it had been used before (a
     replay). Entries are kept until the token expires, then pruned."""
-    at = time.time() if now is None else now
+    at = epoch_seconds() if now is None else now
     mine = f"{grant.expires + LEEWAY_SECONDS:020.3f}:{secrets.token_hex(8)}"
     with store.transaction() as tx:
         tx.prune_meta(USED_PREFIX, f"{at:020.3f}")
@@ -143,7 +143,7 @@ class Verifier:
         if sub is None or str(sub).strip() == "":
             raise AuthError("token has no agent (sub)")
         expires, issued = float(claims["exp"]), claims.get("iat")
-        lifetime = expires - (float(issued) if isinstance(issued, int | float) else time.time())
+        lifetime = expires - (float(issued) if isinstance(issued, int | float) else epoch_seconds())
         if lifetime > MAX_TOKEN_SECONDS + LEEWAY_SECONDS:
             raise AuthError(f"token lifetime over {MAX_TOKEN_SECONDS} s")
         jti = claims.get("jti")

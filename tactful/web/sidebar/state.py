@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import httpx
+
 from tactful.config_models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.profiles import ProfileActions, ProfileError
@@ -32,7 +34,7 @@ class SidebarState:
     ctx: WebContext
     clock: Callable[[], datetime]
     sessions: Sessions = field(default_factory=Sessions)
-    transport: Any = None
+    transport: httpx.BaseTransport | None = None
     esp_timeout: float = ESP_TIMEOUT_SECONDS
     zendesk_factory: Callable[[], ZendeskClient | None] | None = None
     _esp: Any = None

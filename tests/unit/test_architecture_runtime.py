@@ -1,0 +1,186 @@
+"""Layout rules of the runtime, read from the source: the wall clock is read in one place,
+``Retry-After`` is parsed and Basic authentication built in one place each."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tactful
+
+ROOT = Path(tactful.__file__).parent
+CLOCK = ROOT / "clock.py"
+HTTP_AUTH = ROOT / "http" / "auth.py"
+HTTP_RETRY = ROOT / "http" / "retry.py"
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in ROOT.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+_WALL_CALLS = {
+    "datetime.now",
+    "datetime.utcnow",
+    "datetime.today",
+    "datetime.datetime.now",
+    "datetime.datetime.utcnow",
+    "datetime.datetime.today",
+    "date.today",
+    "datetime.date.today",
+    "time.time",
+    "time.time_ns",
+}
+
+
+def _wall_reads(tree: ast.AST) -> list[int]:
+    """Lines that read the wall clock: ``datetime.now()``, ``time.time()`` and kin, or
+    import ``time``/``time_ns`` from ``time`` to call them bare."""
+    found = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and _dotted(node.func) in _WALL_CALLS
+    ]
+    found += [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module == "time"
+        and any(a.name in ("time", "time_ns") for a in node.names)
+    ]
+    return found
+
+
+def test_the_wall_clock_is_read_in_one_place() -> None:
+    """Business logic asks an injected clock (the engine's ``wall_clock``, given to the
+    delivery worker, the web app and its background work); protocols that must carry the
+    real time (JWT, signatures, HTTP dates) ask ``tactful.clock`` for it. Durations use
+    ``time.monotonic``/``perf_counter``. 29 places read the clock before."""
+    reads = {
+        str(p.relative_to(ROOT)): lines
+        for p in _modules()
+        if p != CLOCK and (lines := _wall_reads(ast.parse(p.read_text())))
+    }
+    assert reads == {}, "read the time through tactful.clock (or an injected clock)"
+
+
+def test_the_check_sees_every_form() -> None:
+    source = (
+        "import datetime, time\nfrom datetime import date\nfrom time import time as t\n"
+        "datetime.datetime.now()\ndatetime.now(UTC)\ntime.time()\ndate.today()\n"
+        "time.monotonic()\ntime.perf_counter()\nself.now()\n"
+    )
+    assert _wall_reads(ast.parse(source)) == [4, 5, 6, 7, 3]
+
+
+def _defines(tree: ast.AST, name: str) -> bool:
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
+        for node in ast.walk(tree)
+    )
+
+
+def test_one_retry_after_parser_and_one_basic_auth_helper() -> None:
+    """``tactful.http.retry`` parses ``Retry-After`` (the destinations and the Zendesk
+    client each had a parser and a policy); ``tactful.http.auth`` builds the Basic
+    ``Authorization`` value (the Zendesk client built its own). The vendor fakes check
+    the header on the vendor's side and may build it themselves."""
+    parsers, basic = [], []
+    for path in _modules():
+        text = path.read_text()
+        name = str(path.relative_to(ROOT))
+        if path != HTTP_RETRY and _defines(ast.parse(text), "parse_retry_after"):
+            parsers.append(name)
+        fake = path.is_relative_to(ROOT / "destinations" / "fakes")
+        if path != HTTP_AUTH and not fake and ('"Basic "' in text or 'f"Basic {' in text):
+            basic.append(name)
+    assert parsers == []
+    assert basic == []
+
+
+def _all_imports() -> dict[str, set[str]]:
+    """Each module's imports of other tactful modules anywhere in it (inside functions
+    too; ``if TYPE_CHECKING:`` blocks aside)."""
+    names = {
+        ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in _modules()
+    }
+
+    def known(name: str) -> str | None:
+        while name and name not in names:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(sub)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for sub in ast.walk(node)
+        }
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            found |= {t for x in targets if (t := known(x)) and t != name}
+        graph[name] = found
+    return graph
+
+
+def _cycle_groups(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group: list[str] = []
+            while not group or group[-1] != node:
+                group.append(stack.pop())
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+    return sorted(groups)
+
+
+def test_import_cycles_through_function_level_imports() -> None:
+    """Module-level cycles are 0 (``test_architecture``); counting the imports made inside
+    functions, 5 groups were left (commands, sample, sim, zendesk parse/webhooks and the
+    one below). The destination settings validate each ``[[destinations]]`` entry against
+    the registry, whose specs type their settings: one group remains, and no new one."""
+    assert _cycle_groups(_all_imports()) == [
+        ["tactful.config_models", "tactful.destinations.registry", "tactful.destinations.spec"]
+    ]
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycle_groups(graph) == [["a", "b", "c"]]
