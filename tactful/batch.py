@@ -77,15 +77,23 @@ _TRUE = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "granted
 
 
 class EngineRules(Protocol):
-    """What the batch needs of the settings (``tactful.config.Settings`` provides it)."""
+    """What the batch needs of the settings (``tactful.engine.Rules`` provides it), read
+    only (properties, so a frozen dataclass conforms)."""
 
-    states: Sequence[StateSpec]
-    segments: Sequence[SegmentSpec]
-    classifier: ReasonClassifier
-    csat_good: int
-    csat_bad: int
-    consent_fields: dict[str, str]  # purpose -> Zendesk user field key
-    erase_deleted_users: bool  # [privacy] erase_deleted_users = "immediately"
+    @property
+    def states(self) -> Sequence[StateSpec]: ...
+    @property
+    def segments(self) -> Sequence[SegmentSpec]: ...
+    @property
+    def classifier(self) -> ReasonClassifier: ...
+    @property
+    def csat_good(self) -> int: ...
+    @property
+    def csat_bad(self) -> int: ...
+    @property
+    def consent_fields(self) -> dict[str, str]: ...  # purpose -> Zendesk user field key
+    @property
+    def erase_deleted_users(self) -> bool: ...  # [privacy] erase_deleted_users = "immediately"
 
 
 @dataclass
@@ -119,7 +127,9 @@ class Batch:
     """``history_before``: changes before this moment are history (an import of old data):
     the outbox gets, per person, only the net change since what destinations were last told,
     stamped ``history``. ``replaying``: nothing goes to the outbox (the replay tells the net
-    change of the whole recomputation itself)."""
+    change of the whole recomputation itself). ``own_timers``: fire only the due timers of
+    the persons the batch's events lead to (``tactful.grouped``, where every other person
+    is folded in a batch of its own)."""
 
     def __init__(
         self,
@@ -132,8 +142,10 @@ class Batch:
         replaying: bool = False,
         model: ReasonModel | None = None,
         threshold: float = 1.0,
+        own_timers: bool = False,
     ) -> None:
         self.tx = tx
+        self.own_timers = own_timers
         self.rules = rules
         self.model = model  # the learned reason model active for this batch (None: rules only)
         self.threshold = threshold
@@ -314,9 +326,9 @@ class Batch:
     # -- loading ----------------------------------------------------------------------------
     def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
         self.horizon = until
-        due = self.tx.due_timers(until)
-        self.timer_heap = list(due)
-        heapq.heapify(self.timer_heap)
+        # A grouped fold (``own_timers``) fires only the timers of the persons it loads: the
+        # others' come in their own batch, at their own moments.
+        due = [] if self.own_timers else self.tx.due_timers(until)
         # Tickets are loaded only for persons whose tickets this batch can change.
         with_tickets = {
             o
@@ -329,6 +341,14 @@ class Batch:
         wanted = {o for o in owners if o is not None} | with_tickets
         wanted.update(pid for _, pid in due)
         self._load_persons(wanted, with_tickets)
+        if self.own_timers:
+            due = [
+                (wake, pid)
+                for pid, person in self.persons.items()
+                if (wake := person.row.wake) is not None and wake <= until
+            ]
+        self.timer_heap = list(due)
+        heapq.heapify(self.timer_heap)
 
     def _load_persons(self, wanted: set[str], with_tickets: set[str] | None = None) -> None:
         missing = sorted(p for p in wanted if p not in self.persons)

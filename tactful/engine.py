@@ -361,7 +361,7 @@ class Engine:
         until = max(candidates)
         batch = Batch(
             tx,
-            self.rules,  # type: ignore[arg-type]
+            self.rules,
             self.plan,
             self._salt(tx),
             history_before=history_before,
