@@ -141,3 +141,32 @@ def test_partition_joins_what_couples_events() -> None:
 
     parts = sorted(partition(plan, "salt", events, stored))
     assert parts == [[0, 1, 8], [2, 3, 4], [5, 6], [7]]
+
+
+def _through_reader(engine: Engine) -> dict[str, Any]:
+    with engine.store.reader() as reader:
+        ids = reader.person_ids(None, 100_000)
+        persons = reader.load_persons(ids)
+        return {
+            "persons": [(pid, persons[pid]) for pid in ids],
+            "identifiers": reader.identifiers_of(ids),
+            "tickets": reader.tickets_of(ids),
+            "history": {pid: reader.history_of(pid) for pid in ids},
+            "counts": reader.counts(),
+        }
+
+
+@pytest.mark.store
+@pytest.mark.parametrize("seed", range(3))
+def test_by_person_equals_time_order_on_either_store(seed: int) -> None:
+    events = _export(seed, 300)
+    cut = sum(e.at < STORED_UNTIL for e in events)
+    seen = []
+    for fold, batch in [(_in_time_order, 10**6), (_by_person, 20)]:
+        engine = harness(CONFIG, salt=SALT).engine
+        _in_time_order(engine, events[:cut], 50)
+        fold(engine, events[cut:], batch)
+        engine.tick(events[-1].at + timedelta(days=30))
+        seen.append(_through_reader(engine))
+        engine.store.close()
+    assert seen[0]["history"] and seen[1] == seen[0]
