@@ -73,10 +73,19 @@ from tactful.sample import SampleFiles, generate_exports
 TARGET = IMPORT_TARGET  # records/s (the issue's target on a 2-core machine, for SQLite)
 DEFAULT_PERSONS = (10_000, 30_000, 100_000)
 BY_PERSON = [False]  # --by-person: the imports fold person by person (set by main)
+WORKERS = [1]  # --workers: processes folding at once with --by-person on PostgreSQL
 OPEN = ("new", "open", "pending", "hold")
 
 
 # --------------------------------------------------------------------------- configuration
+
+
+def children_cpu() -> float:
+    """CPU seconds of the child processes that ended (an import's workers)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def remove_db(db: Path) -> None:
@@ -107,19 +116,24 @@ def worker() -> int:
     batch_size = spec.get("batch_size") or settings.engine.batch_size
     baseline_kb = vm_hwm_kb()
     by_person = bool(spec.get("by_person"))
-    cpu_before = time.process_time()
+    workers = int(spec.get("workers") or 1)
+    cpu_before = time.process_time() + children_cpu()
     profile_out = spec.get("profile")
     if profile_out:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-        summary = import_files(engine, paths, batch_size=batch_size, by_person=by_person)
+        summary = import_files(
+            engine, paths, batch_size=batch_size, by_person=by_person, workers=workers
+        )
         profiler.disable()
         profiler.dump_stats(profile_out)
     else:
-        summary = import_files(engine, paths, batch_size=batch_size, by_person=by_person)
-    cpu = time.process_time() - cpu_before
+        summary = import_files(
+            engine, paths, batch_size=batch_size, by_person=by_person, workers=workers
+        )
+    cpu = time.process_time() + children_cpu() - cpu_before  # workers' too
     engine.store.close()
     db = Path(spec["db"]) if spec.get("db") else None
     result = {
@@ -290,6 +304,7 @@ def import_once(
         "paths": [str(p) for p in files.paths],
         "profile": str(profile) if profile else None,
         "by_person": BY_PERSON[0],
+        "workers": WORKERS[0],
     }
     child = run_child(
         [sys.executable, str(Path(__file__).resolve()), "--worker"], json.dumps(spec).encode()
@@ -1030,6 +1045,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="import with `tactful import --by-person` (tactful.grouped) instead of in time order",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --by-person on PostgreSQL: processes folding at once (default 1)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="where temp files go")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
@@ -1045,6 +1067,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--persons and --repeat must be positive")
     print(f"machine: {machine()}", file=sys.stderr)
     BY_PERSON[0] = args.by_person
+    WORKERS[0] = args.workers
     load_before = load_now()
     bench = run(
         args.persons,

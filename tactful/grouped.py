@@ -21,6 +21,9 @@ component names and advances the clock, as the last batch of a time-ordered impo
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,8 +43,9 @@ from tactful.core.events import (
 from tactful.engine import Engine, Rules
 from tactful.identity_graph import IdentityPlan, Unresolvable, person_id_for
 from tactful.reasons import saved as saved_models
-from tactful.store.base import EventRow, Tx
+from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
+from tactful.store.sqlite import open_store
 
 Node = tuple[str, str]  # ("i", "kind\0value") identifier, ("t", id) ticket, ("p", id) person
 
@@ -203,9 +207,12 @@ def fold_grouped(
     batch_size: int,
     history_before: datetime | None,
     on_batch: Callable[[BatchStats], None] | None = None,
+    workers: int = 1,
 ) -> BatchStats:
     """Log and fold ``pending`` component by component (see the module's docstring), each
-    batch in one bulk transaction; return the stats of all batches together."""
+    batch in one bulk transaction; return the stats of all batches together. ``workers``:
+    processes folding batches at once where the store takes several writers (``parallel``).
+    """
     total = BatchStats()
     if not pending:
         return total
@@ -217,17 +224,98 @@ def fold_grouped(
     until = max(e.at for e in events)
     if clock is not None and clock > until:
         until = clock
-    works = [
-        partial(_fold_batch, engine, [pending[i] for i in indexes], until, history_before)
-        for indexes in batches(components, batch_size)
-    ]
-    works.append(partial(_last, engine, until, history_before))
-    for work in works:
-        stats = engine._retrying(work)
+
+    def report(stats: BatchStats) -> None:
         _add(total, stats)
         if on_batch is not None:
             on_batch(stats)
+
+    parts = [[pending[i] for i in indexes] for indexes in batches(components, batch_size)]
+    workers = min(workers, len(parts)) if parallel(engine.store) else 1
+    if workers > 1:
+        _fold_in_workers(engine, parts, until, history_before, workers, report)
+    else:
+        for part in parts:
+            report(engine._retrying(partial(_fold_batch, engine, part, until, history_before)))
+    report(engine._retrying(partial(_last, engine, until, history_before)))
     return total
+
+
+def parallel(store: Store) -> bool:
+    """Whether batches may be folded by several processes at once: on PostgreSQL (each with
+    its own connection). SQLite has one writer, and a ``Batch`` reads and writes the store
+    while it folds, so a second process would only wait for the first."""
+    return store.url.startswith(("postgresql:", "postgres:"))
+
+
+def _fold_in_workers(
+    engine: Engine,
+    parts: list[list[Pending]],
+    until: datetime,
+    history_before: datetime | None,
+    workers: int,
+    report: Callable[[BatchStats], None],
+) -> None:
+    """Fold ``parts`` in ``workers`` forked processes, each on its own connection, taking
+    the next part as it finishes one (the components are disjoint: no two lock, read or
+    write the same person, identifier or ticket)."""
+    context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
+    tasks: multiprocessing.Queue[int | None] = context.Queue()
+    results: multiprocessing.Queue[tuple[bool, BatchStats | str]] = context.Queue()
+    for index in range(len(parts)):
+        tasks.put(index)
+    for _ in range(workers):
+        tasks.put(None)
+    args = (engine, parts, until, history_before, tasks, results)
+    processes = [context.Process(target=_worker, args=args, daemon=True) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        for _ in parts:
+            while True:
+                try:
+                    ok, value = results.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    if not any(process.is_alive() for process in processes):
+                        raise WorkerFailed("the workers ended before every batch") from None
+            if not ok:
+                raise WorkerFailed(str(value))
+            assert isinstance(value, BatchStats)
+            report(value)
+    except BaseException:
+        for process in processes:
+            process.terminate()
+        raise
+    finally:
+        for process in processes:
+            process.join()
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process could not fold its batch (its traceback is the message); batches
+    other workers committed stay committed, and a re-run folds the rest."""
+
+
+def _worker(
+    parent: Engine,
+    parts: list[list[Pending]],
+    until: datetime,
+    history_before: datetime | None,
+    tasks: multiprocessing.Queue[int | None],
+    results: multiprocessing.Queue[tuple[bool, BatchStats | str]],
+) -> None:
+    engine = Engine(parent.rules, open_store(parent.store.url), clock=parent.wall_clock)
+    try:
+        while (index := tasks.get()) is not None:
+            try:
+                work = partial(_fold_batch, engine, parts[index], until, history_before)
+                results.put((True, engine._retrying(work)))
+            except Exception:
+                results.put((False, traceback.format_exc()))
+                return
+    finally:
+        engine.store.close()
 
 
 def _last(engine: Engine, until: datetime, history_before: datetime | None) -> BatchStats:

@@ -106,6 +106,7 @@ def import_files(
     batch_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
     by_person: bool = False,
+    workers: int = 1,
 ) -> ImportSummary:
     """Import every file; ``on_progress(bytes)`` is called as documents are read.
 
@@ -116,7 +117,8 @@ def import_files(
     therefore do not depend on the order the files are named in, nor on ``batch_size``.
 
     ``by_person``: read every file first, then fold person by person (``tactful.grouped``):
-    the same result, each person loaded and saved once, memory in proportion to the export.
+    the same result, each person loaded and saved once, memory in proportion to the export;
+    ``workers`` processes fold its batches at once where the store allows it (PostgreSQL).
     """
     summary = ImportSummary()
     started = time.perf_counter()
@@ -180,7 +182,7 @@ def import_files(
                 if on_progress is not None and read:  # the bar follows the fold
                     on_progress(size * stats.received // len(read))
 
-            _fold_by_person(engine, read, batch_size, folded)
+            _fold_by_person(engine, read, batch_size, workers, folded)
         summary.seconds = time.perf_counter() - started
         return summary
     with gc_paused():  # parsing pages allocates millions of objects, none in cycles
@@ -249,7 +251,11 @@ DOCUMENTS_PER_TX = 200
 
 
 def _fold_by_person(
-    engine: Engine, read: list[Pending], batch_size: int, count: Callable[[BatchStats], None]
+    engine: Engine,
+    read: list[Pending],
+    batch_size: int,
+    workers: int,
+    count: Callable[[BatchStats], None],
 ) -> None:
     limit = engine.latest_allowed()
     if limit is not None and any(p.event.at > limit for p in read):
@@ -260,4 +266,11 @@ def _fold_by_person(
         count(future)
         read = [p for p in read if p.event.at <= limit]
     history_before = engine._history_before()
-    fold_grouped(engine, read, batch_size=batch_size, history_before=history_before, on_batch=count)
+    fold_grouped(
+        engine,
+        read,
+        batch_size=batch_size,
+        history_before=history_before,
+        on_batch=count,
+        workers=workers,
+    )

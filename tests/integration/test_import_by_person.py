@@ -170,3 +170,30 @@ def test_by_person_equals_time_order_on_either_store(seed: int) -> None:
         seen.append(_through_reader(engine))
         engine.store.close()
     assert seen[0]["history"] and seen[1] == seen[0]
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("seed", range(2))
+def test_four_workers_equal_one_on_postgresql(seed: int, pg_cluster: Any) -> None:
+    events = _export(seed, 400)
+    cut = sum(e.at < STORED_UNTIL for e in events)
+    seen = []
+    for workers in (1, 4):
+        engine = harness(CONFIG, pg_cluster.new_database(), salt=SALT).engine
+        _in_time_order(engine, events[:cut], 50)
+        pending = [Pending(e, "test", None) for e in events[cut:]]
+        history_before = engine._history_before()
+        fold_grouped(engine, pending, batch_size=5, history_before=history_before, workers=workers)
+        engine.tick(events[-1].at + timedelta(days=30))
+        seen.append((_through_reader(engine), _tables(engine)))
+        engine.store.close()
+    (one, one_tables), (four, four_tables) = seen
+    assert one["history"] and four == one
+    for table, rows in one_tables.items():  # every row, the outbox's too
+        assert [tuple(map(_plain, r)) for r in four_tables[table]] == [
+            tuple(map(_plain, r)) for r in rows
+        ], table
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
