@@ -30,6 +30,7 @@ from datetime import datetime
 from functools import partial
 
 from tactful.batch import Batch, BatchStats
+from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
 from tactful.core.events import (
     EVENT_KIND,
@@ -45,7 +46,6 @@ from tactful.identity_graph import IdentityPlan, Unresolvable, person_id_for
 from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
-from tactful.store.sqlite import open_store
 
 Node = tuple[str, str]  # ("i", "kind\0value") identifier, ("t", id) ticket, ("p", id) person
 
@@ -305,7 +305,7 @@ def _worker(
     tasks: multiprocessing.Queue[int | None],
     results: multiprocessing.Queue[tuple[bool, BatchStats | str]],
 ) -> None:
-    engine = Engine(parent.rules, open_store(parent.store.url), clock=parent.wall_clock)
+    engine = engine_on_own_store(parent)
     try:
         while (index := tasks.get()) is not None:
             try:
