@@ -287,6 +287,14 @@ def test_missing_file_fails_before_importing_anything(cli: Cli, tmp_path: Path) 
     assert cli("person", "cust-42").code == 1
 
 
+def test_workers_must_be_at_least_one(cli: Cli, tmp_path: Path) -> None:
+    good = _jsonl(tmp_path / "good.jsonl", USER)
+    result = cli("import", str(good), "--by-person", "--workers", "0")
+    assert result.code == 1
+    assert "--workers must be at least 1" in result.text
+    assert cli("person", "cust-42").code == 1
+
+
 def test_unknown_extension_is_an_error(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("id,status\n1,open\n", encoding="utf-8")
