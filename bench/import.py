@@ -72,10 +72,20 @@ from tactful.sample import SampleFiles, generate_exports
 
 TARGET = IMPORT_TARGET  # records/s (the issue's target on a 2-core machine, for SQLite)
 DEFAULT_PERSONS = (10_000, 30_000, 100_000)
+BY_PERSON = [False]  # --by-person: the imports fold person by person (set by main)
+WORKERS = [1]  # --workers: processes folding at once with --by-person on PostgreSQL
 OPEN = ("new", "open", "pending", "hold")
 
 
 # --------------------------------------------------------------------------- configuration
+
+
+def children_cpu() -> float:
+    """CPU seconds of the child processes that ended (an import's workers)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def remove_db(db: Path) -> None:
@@ -105,23 +115,32 @@ def worker() -> int:
     paths = [Path(p) for p in spec["paths"]]
     batch_size = spec.get("batch_size") or settings.engine.batch_size
     baseline_kb = vm_hwm_kb()
+    by_person = bool(spec.get("by_person"))
+    workers = int(spec.get("workers") or 1)
+    cpu_before = time.process_time() + children_cpu()
     profile_out = spec.get("profile")
     if profile_out:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-        summary = import_files(engine, paths, batch_size=batch_size)
+        summary = import_files(
+            engine, paths, batch_size=batch_size, by_person=by_person, workers=workers
+        )
         profiler.disable()
         profiler.dump_stats(profile_out)
     else:
-        summary = import_files(engine, paths, batch_size=batch_size)
+        summary = import_files(
+            engine, paths, batch_size=batch_size, by_person=by_person, workers=workers
+        )
+    cpu = time.process_time() + children_cpu() - cpu_before  # workers' too
     engine.store.close()
     db = Path(spec["db"]) if spec.get("db") else None
     result = {
         "summary": summary.as_json(),
         "batch_size": batch_size,
         "seconds": summary.seconds,
+        "cpu_seconds": cpu,
         "baseline_kb": baseline_kb,
         "peak_kb": vm_hwm_kb(),
         "store_bytes": 0
@@ -146,6 +165,7 @@ class ImportRun:
     store_bytes: int
     summary: dict[str, Any]
     batch_size: int  # events per transaction (the config's engine.batch_size unless overridden)
+    cpu_seconds: float = 0.0  # the importing process's CPU time (all its threads)
 
     @property
     def rate(self) -> float:
@@ -283,6 +303,8 @@ def import_once(
         "batch_size": batch_size,
         "paths": [str(p) for p in files.paths],
         "profile": str(profile) if profile else None,
+        "by_person": BY_PERSON[0],
+        "workers": WORKERS[0],
     }
     child = run_child(
         [sys.executable, str(Path(__file__).resolve()), "--worker"], json.dumps(spec).encode()
@@ -302,6 +324,7 @@ def import_once(
         store_bytes=int(data["store_bytes"]),
         summary=data["summary"],
         batch_size=int(data["batch_size"]),
+        cpu_seconds=float(data["cpu_seconds"]),
     )
 
 
@@ -604,7 +627,8 @@ def bench_size(
             if log:
                 print(
                     f"    import {i + 1}/{repeat} → {target.label}: {run.records:,} records in "
-                    f"{run.seconds:.2f}s = {run.rate:,.0f}/s, "
+                    f"{run.seconds:.2f}s = {run.rate:,.0f}/s, CPU {run.cpu_seconds:.1f}s = "
+                    f"{run.records / max(run.cpu_seconds, 1e-9):,.0f}/s of CPU, "
                     f"peak RSS {mb(run.peak_kb, kib=True)} MB",
                     file=sys.stderr,
                 )
@@ -1016,6 +1040,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="import into fresh SQLite files (default) or fresh PostgreSQL databases on a "
         "throwaway server (tactful.pgcluster; TACTFUL_TEST_PG names an existing server)",
     )
+    parser.add_argument(
+        "--by-person",
+        action="store_true",
+        help="import with `tactful import --by-person` (tactful.grouped) instead of in time order",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --by-person on PostgreSQL: processes folding at once (default 1)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="where temp files go")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument(
@@ -1030,6 +1066,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeat < 1 or any(n < 1 for n in args.persons):
         parser.error("--persons and --repeat must be positive")
     print(f"machine: {machine()}", file=sys.stderr)
+    BY_PERSON[0] = args.by_person
+    WORKERS[0] = args.workers
     load_before = load_now()
     bench = run(
         args.persons,

@@ -113,7 +113,9 @@ class Batch:
     """``history_before``: changes before this moment are history (an import of old data):
     the outbox gets, per person, only the net change since what destinations were last told,
     stamped ``history``. ``replaying``: nothing goes to the outbox (the replay tells the net
-    change of the whole recomputation itself)."""
+    change of the whole recomputation itself). ``own_timers``: fire only the due timers of
+    the persons the batch's events lead to (``tactful.grouped``, where every other person
+    is folded in a batch of its own)."""
 
     def __init__(
         self,
@@ -126,8 +128,10 @@ class Batch:
         replaying: bool = False,
         model: ReasonModel | None = None,
         threshold: float = 1.0,
+        own_timers: bool = False,
     ) -> None:
         self.tx = tx
+        self.own_timers = own_timers
         self.rules = rules
         self.model = model  # the learned reason model active for this batch (None: rules only)
         self.threshold = threshold
@@ -308,9 +312,9 @@ class Batch:
     # -- loading ----------------------------------------------------------------------------
     def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
         self.horizon = until
-        due = self.tx.due_timers(until)
-        self.timer_heap = list(due)
-        heapq.heapify(self.timer_heap)
+        # A grouped fold (``own_timers``) fires only the timers of the persons it loads: the
+        # others' come in their own batch, at their own moments.
+        due = [] if self.own_timers else self.tx.due_timers(until)
         # Tickets are loaded only for persons whose tickets this batch can change.
         with_tickets = {
             o
@@ -322,8 +326,16 @@ class Batch:
         with_tickets.update(self.merge_survivors)
         wanted = {o for o in owners if o is not None} | with_tickets
         self._load_persons(wanted, with_tickets)
-        # A timer's person whose row is gone (erased or merged away meanwhile) stays gone.
-        self._load_persons({pid for _, pid in due}, create=False)
+        if self.own_timers:
+            due = [
+                (wake, pid)
+                for pid, person in self.persons.items()
+                if (wake := person.row.wake) is not None and wake <= until
+            ]
+        else:  # a timer's person whose row is gone (erased or merged away) stays gone
+            self._load_persons({pid for _, pid in due}, create=False)
+        self.timer_heap = list(due)
+        heapq.heapify(self.timer_heap)
 
     def _load_persons(
         self, wanted: set[str], with_tickets: set[str] | None = None, *, create: bool = True

@@ -18,8 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tactful.batch import BatchStats
 from tactful.core.events import Event, merge_by_time, time_order
-from tactful.engine import Engine, Incoming, gc_paused
+from tactful.engine import FUTURE_REASON, Engine, Incoming, gc_paused
+from tactful.grouped import Pending, fold_grouped
+from tactful.reasons.documents import without_text
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
 
@@ -102,6 +105,8 @@ def import_files(
     *,
     batch_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
+    by_person: bool = False,
+    workers: int = 1,
 ) -> ImportSummary:
     """Import every file; ``on_progress(bytes)`` is called as documents are read.
 
@@ -110,6 +115,10 @@ def import_files(
     its own moment, as if it had arrived live: a whole stream read after another would have
     its events fall behind the engine clock, and be applied at the clock instead. Results
     therefore do not depend on the order the files are named in, nor on ``batch_size``.
+
+    ``by_person``: read every file first, then fold person by person (``tactful.grouped``):
+    the same result, each person loaded and saved once, memory in proportion to the export;
+    ``workers`` processes fold its batches at once where the store allows it (PostgreSQL).
     """
     summary = ImportSummary()
     started = time.perf_counter()
@@ -120,11 +129,7 @@ def import_files(
     pending: dict[int, Incoming] = {}  # document number -> its events read so far
     pending_events = 0
 
-    def flush() -> None:
-        nonlocal pending, pending_events
-        if not pending:
-            return
-        stats = engine.apply_many(list(pending.values()), durable=False, history=True)
+    def count(stats: BatchStats) -> None:
         summary.applied += stats.applied
         summary.duplicates += stats.duplicates
         summary.entered += stats.entered
@@ -133,9 +138,16 @@ def import_files(
             summary.rejected[reason] += 1
             if len(summary.examples) < 10:
                 summary.examples.append(f"{key}: {reason}")
+
+    def flush() -> None:
+        nonlocal pending, pending_events
+        if not pending:
+            return
+        count(engine.apply_many(list(pending.values()), durable=False, history=True))
         pending, pending_events = {}, 0
 
     numbers = itertools.count()
+    summary_bytes: list[int] = []  # by person: the bytes read, told as the fold goes
 
     def events_of(group: list[Path]) -> Iterator[tuple[datetime, str, Event, int, Chunk]]:
         for path in group:
@@ -151,13 +163,28 @@ def import_files(
                             f"{chunk.path}:{chunk.line}: {skipped.where}: {skipped.reason}"
                         )
                 summary.records += len(parsed.events)
-                if on_progress is not None:
+                if by_person:
+                    summary_bytes.append(chunk.raw_size)
+                elif on_progress is not None:
                     on_progress(chunk.raw_size)
                 number = next(numbers)
                 for event in sorted(parsed.events, key=time_order):
                     yield event.at, event.key, event, number, chunk
 
     merged = merge_by_time(events_of(g) for g in groups)
+    if by_person:
+        with gc_paused():
+            read = _read_all(engine, merged, summary)
+            size = sum(summary_bytes)
+
+            def folded(stats: BatchStats) -> None:
+                count(stats)
+                if on_progress is not None and read:  # the bar follows the fold
+                    on_progress(size * stats.received // len(read))
+
+            _fold_by_person(engine, read, batch_size, workers, folded)
+        summary.seconds = time.perf_counter() - started
+        return summary
     with gc_paused():  # parsing pages allocates millions of objects, none in cycles
         try:
             for _, _, event, number, chunk in merged:
@@ -180,3 +207,70 @@ def import_files(
         flush()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _read_all(
+    engine: Engine,
+    merged: Iterator[tuple[datetime, str, Event, int, Chunk]],
+    summary: ImportSummary,
+) -> list[Pending]:
+    """Every event of the export, each with its stored document (documents are stored as
+    they are read, a transaction per ``DOCUMENTS_PER_TX``; stored again they are found by
+    their digest, so a re-run after a crash stores nothing twice)."""
+    read: list[tuple[Event, int]] = []
+    documents: dict[int, int] = {}  # document number -> stored id
+    unstored: list[tuple[int, str, bytes]] = []
+    sources: dict[int, str] = {}
+
+    def store() -> None:
+        with engine.store.transaction(durable=False, bulk=True) as tx:
+            for number, source, raw in unstored:
+                documents[number] = tx.insert_document(source, without_text(raw))
+        unstored.clear()
+
+    try:
+        for _, _, event, number, chunk in merged:
+            if number not in sources:
+                sources[number] = f"import:{Path(chunk.path).name}"
+                unstored.append((number, sources[number], chunk.raw))
+                if len(unstored) >= DOCUMENTS_PER_TX:
+                    store()
+            read.append((event, number))
+    except ParseError as exc:  # only when a file changed after the check pass
+        raise ChangedDuringImport(
+            exc.path,
+            exc.line,
+            f"{exc.message} (the file changed during the import; nothing was applied)",
+        ) from None
+    if unstored:
+        store()
+    return [Pending(event, sources[n], documents[n]) for event, n in read]
+
+
+DOCUMENTS_PER_TX = 200
+
+
+def _fold_by_person(
+    engine: Engine,
+    read: list[Pending],
+    batch_size: int,
+    workers: int,
+    count: Callable[[BatchStats], None],
+) -> None:
+    limit = engine.latest_allowed()
+    if limit is not None and any(p.event.at > limit for p in read):
+        # Refused, not stored, as ``Engine.apply_many`` does.
+        future = BatchStats(
+            rejected=[(p.event.key, FUTURE_REASON) for p in read if p.event.at > limit]
+        )
+        count(future)
+        read = [p for p in read if p.event.at <= limit]
+    history_before = engine._history_before()
+    fold_grouped(
+        engine,
+        read,
+        batch_size=batch_size,
+        history_before=history_before,
+        on_batch=count,
+        workers=workers,
+    )

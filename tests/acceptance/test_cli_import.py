@@ -141,6 +141,31 @@ def test_batch_size_does_not_change_the_outcome(
     assert states(small) == states(cli)
 
 
+def test_by_person_gives_the_same_people_and_summary(
+    cli: Cli, capsys: pytest.CaptureFixture[str], tmp_path: Path, exports: SampleFiles
+) -> None:
+    grouped = Cli(capsys, write_config(capsys, tmp_path / "bp.toml", tmp_path / "bp.db"))
+    plain = cli.ok("import", *map(str, exports.paths), "--json").json()
+    by_person = grouped.ok("import", *map(str, exports.paths), "--by-person", "--json").json()
+    for key in ("files", "documents", "records", "applied", "duplicates", "entered", "exited"):
+        assert by_person[key] == plain[key], key
+    assert by_person["rejected"] == plain["rejected"]
+
+    def people(c: Cli) -> dict[tuple[str, ...], Any]:
+        # Person ids and holdout draws are salted per store: compare all but the draws.
+        return {
+            tuple(sorted(p["identifiers"]["zendesk_user_id"])): (
+                p["state"],
+                {name: (m["member"], m["since"]) for name, m in p["segments"].items()},
+            )
+            for p in c.ok("people", "--json").lines()
+        }
+
+    assert people(grouped) == people(cli)
+    again = grouped.ok("import", *map(str, exports.paths), "--by-person", "--json").json()
+    assert again["applied"] == 0 and again["duplicates"] == plain["records"]
+
+
 def test_file_order_does_not_change_the_state(
     cli: Cli, capsys: pytest.CaptureFixture[str], tmp_path: Path, exports: SampleFiles
 ) -> None:
@@ -259,6 +284,14 @@ def test_missing_file_fails_before_importing_anything(cli: Cli, tmp_path: Path) 
     result = cli("import", str(good), str(tmp_path / "nope.json"))
     assert result.code == 1
     assert "nope.json" in result.text
+    assert cli("person", "cust-42").code == 1
+
+
+def test_workers_must_be_at_least_one(cli: Cli, tmp_path: Path) -> None:
+    good = _jsonl(tmp_path / "good.jsonl", USER)
+    result = cli("import", str(good), "--by-person", "--workers", "0")
+    assert result.code == 1
+    assert "--workers must be at least 1" in result.text
     assert cli("person", "cust-42").code == 1
 
 

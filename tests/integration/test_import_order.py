@@ -48,12 +48,14 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleFiles:
     return generate_exports(tmp_path_factory.mktemp("exports"), persons=400)
 
 
-def _import(directory: Path, files: list[Path], batch_size: int) -> dict[str, Any]:
+def _import(
+    directory: Path, files: list[Path], batch_size: int, *, by_person: bool = False
+) -> dict[str, Any]:
     directory.mkdir()
     # the same person ids in every store
     engine = harness(CONFIG, f"sqlite:///{directory}/t.db", salt="import-order-test").engine
     store = engine.store
-    summary = import_files(engine, files, batch_size=batch_size)
+    summary = import_files(engine, files, batch_size=batch_size, by_person=by_person)
     with store.reader() as reader:
         conn: Any = reader.conn  # type: ignore[attr-defined]
         tables = {name: conn.execute(sql).fetchall() for name, sql in QUERIES.items()}
@@ -74,13 +76,17 @@ def test_result_is_independent_of_file_order_and_batch_size(
     assert reference["history"], "the sample makes persons enter and leave segments"
     shuffled = files[:]
     random.Random(5).shuffle(shuffled)
-    for name, order, batch_size in [
-        ("natural", files, 500),
-        ("reversed", files[::-1], 2000),
-        ("shuffled", shuffled, 137),
-        ("by-name", sorted(files), 700),
+    for name, order, batch_size, by_person in [
+        ("natural", files, 500, False),
+        ("reversed", files[::-1], 2000, False),
+        ("shuffled", shuffled, 137, False),
+        ("by-name", sorted(files), 700, False),
+        # folded person by person (tactful.grouped): every table the same
+        ("by-person", files, 500, True),
+        ("by-person-shuffled", shuffled, 1, True),
+        ("by-person-one-batch", files[::-1], 10**9, True),
     ]:
-        tables = _import(tmp_path / name, order, batch_size)
+        tables = _import(tmp_path / name, order, batch_size, by_person=by_person)
         for table, rows in reference.items():
             assert tables[table] == rows, f"{name} (batch {batch_size}): {table} differs"
 
