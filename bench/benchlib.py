@@ -280,12 +280,12 @@ class Unavailable(Exception):
 
 
 def pg_cluster(*, durable: bool = False, settings: dict[str, str] | None = None) -> Any:
-    """A PostgreSQL server (``tactful.pgcluster``: a throwaway one, or ``TACTFUL_TEST_PG``);
+    """A PostgreSQL server (``tactful.testing.pgcluster``: a throwaway one, or ``TACTFUL_TEST_PG``);
     ``Unavailable`` when there is none."""
     try:
-        from tactful import pgcluster
+        from tactful.testing import pgcluster
     except ImportError as exc:
-        raise Unavailable(f"tactful.pgcluster cannot be imported: {exc}") from exc
+        raise Unavailable(f"tactful.testing.pgcluster cannot be imported: {exc}") from exc
     try:
         return pgcluster.start(durable=durable, settings=settings)
     except pgcluster.ClusterUnavailable as exc:

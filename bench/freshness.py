@@ -55,7 +55,7 @@ from benchlib import (
     write_result,
 )
 
-from tactful.sim.server import run_in_thread
+from tactful.testing.sim.server import run_in_thread
 from tactful.zendesk.signing import sign
 from tests.integration.fault_servers import fault_servers
 

@@ -1,9 +1,9 @@
 """Import benchmark: ``tactful import`` of realistic Zendesk exports into SQLite (or
 PostgreSQL), beside DuckDB.
 
-For each N (persons): generate export pages once (``tactful.sample.generate_exports``), then
+For each N (persons): generate export pages once (``tactful.testing.sample.generate_exports``), then
 import them R times, each into a fresh store (a new SQLite file, or with ``--store postgresql``
-a new database on a throwaway server, ``tactful.pgcluster``; ``TACTFUL_TEST_PG`` names an
+a new database on a throwaway server, ``tactful.testing.pgcluster``; ``TACTFUL_TEST_PG`` names an
 existing one) with the starter configuration, in a child process of its own that reports its
 RSS high-water mark (``VmHWM``: runs never pollute each other; ``ru_maxrss`` would, as a child
 inherits its parent's mark on Linux). Beside it, a DuckDB SQL query over the same ticket and
@@ -68,7 +68,7 @@ from benchlib import (
     write_result,
 )
 
-from tactful.sample import SampleFiles, generate_exports
+from tactful.testing.sample import SampleFiles, generate_exports
 
 TARGET = IMPORT_TARGET  # records/s (the issue's target on a 2-core machine, for SQLite)
 DEFAULT_PERSONS = (10_000, 30_000, 100_000)
@@ -100,8 +100,8 @@ def worker() -> int:
     """Child process: one import. Reads a JSON spec on stdin, prints a JSON result."""
     spec = json.loads(sys.stdin.buffer.read())
     from tactful.config import settings_from_toml
-    from tactful.engine import Engine, rules_from_settings
-    from tactful.importer import import_files
+    from tactful.engine.engine import Engine, rules_from_settings
+    from tactful.engine.importer import import_files
     from tactful.store.base import StoreError
     from tactful.store.sqlite import open_store
 
@@ -241,7 +241,7 @@ class SizeResult:
 
 class StoreTarget:
     """Where the imports go: fresh SQLite files in ``work``, or fresh databases on a
-    PostgreSQL server (``tactful.pgcluster``: a throwaway one, or ``TACTFUL_TEST_PG``)."""
+    PostgreSQL server (``tactful.testing.pgcluster``: a throwaway one, or ``TACTFUL_TEST_PG``)."""
 
     def __init__(self, kind: str, work: Path) -> None:
         self.kind = kind
@@ -1038,12 +1038,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=tuple(STORE_LABELS),
         default="sqlite",
         help="import into fresh SQLite files (default) or fresh PostgreSQL databases on a "
-        "throwaway server (tactful.pgcluster; TACTFUL_TEST_PG names an existing server)",
+        "throwaway server (tactful.testing.pgcluster; TACTFUL_TEST_PG names an existing server)",
     )
     parser.add_argument(
         "--by-person",
         action="store_true",
-        help="import with `tactful import --by-person` (tactful.grouped) instead of in time order",
+        help="import with `tactful import --by-person` (tactful.engine.grouped), not in time order",
     )
     parser.add_argument(
         "--workers",

@@ -1,6 +1,6 @@
 """Reasons and sentiment from what customers write (issue 25): quality and cost.
 
-Quality, on a generated labelled sample (``tactful.sim.texts.labelled_sample``: vague
+Quality, on a generated labelled sample (``tactful.testing.sim.texts.labelled_sample``: vague
 subjects, varied phrasings, typos, 60% of tickets tagged by an agent, a few non-English):
 
 1. the sample is written as Zendesk export pages (tickets with their description, ticket
@@ -46,15 +46,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import config_text
 
 from tactful.config import load_settings
-from tactful.engine import Engine, rules_from_settings
-from tactful.importer import import_files
+from tactful.engine.engine import Engine, rules_from_settings
+from tactful.engine.importer import import_files
 from tactful.reasons import saved
 from tactful.reasons.model import ReasonModel
 from tactful.reasons.service import all_tickets, train_and_activate
 from tactful.reasons.text import reduce
 from tactful.reasons.words import learned
-from tactful.sim.texts import LabelledTicket, labelled_sample
 from tactful.store.sqlite import open_store
+from tactful.testing.sim.texts import LabelledTicket, labelled_sample
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 PAGE = 1000

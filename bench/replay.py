@@ -1,6 +1,6 @@
 """Replay and import benchmark (issue 17): what destinations are told, and what a replay costs.
 
-For each N (persons): generate export pages (``tactful.sample.generate_exports``), import
+For each N (persons): generate export pages (``tactful.testing.sample.generate_exports``), import
 them into a fresh SQLite store with the starter configuration and three recording
 destinations (a Meta audience on ``suppress_promos``, Customer.io, a webhook), deliver
 everything (``sync``), then:
@@ -50,12 +50,12 @@ from benchlib import machine, table
 
 from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, Incoming, rules_from_settings
-from tactful.importer import import_files
-from tactful.sample import generate_exports
+from tactful.engine.engine import Engine, Incoming, rules_from_settings
+from tactful.engine.importer import import_files
+from tactful.engine.writer import Writer
 from tactful.store.sqlite import open_store
 from tactful.testing import RecordingDestination, ticket
-from tactful.writer import Writer
+from tactful.testing.sample import generate_exports
 
 DESTINATIONS = """
 [[destinations]]

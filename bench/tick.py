@@ -74,7 +74,7 @@ from tactful.core.events import TicketVersion
 from tactful.core.graph import person_id_for
 from tactful.core.segments import in_holdout
 from tactful.core.state import TicketRecord
-from tactful.engine import CLOCK_KEY, SALT_KEY, Engine, rules_from_settings
+from tactful.engine.engine import CLOCK_KEY, SALT_KEY, Engine, rules_from_settings
 from tactful.store.base import PersonRow
 from tactful.store.records import dump_facts, dump_state, dump_ticket, to_us
 from tactful.store.sqlite import SQLiteTx, open_store, sqlite_path
@@ -518,7 +518,7 @@ def run(
     it to the reconcile benchmark) instead of deleting it (SQLite only).
 
     ``store="postgresql"``: each built store is copied into a database of its own on a
-    throwaway PostgreSQL server with its durable defaults (``tactful.pgcluster``;
+    throwaway PostgreSQL server with its durable defaults (``tactful.testing.pgcluster``;
     ``TACTFUL_TEST_PG`` names an existing server); raises ``Unavailable`` without one."""
     settings = starter_settings()
     profile_text: str | None = None
@@ -735,7 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=tuple(STORE_LABELS),
         default="sqlite",
         help="postgresql: each built store copied into a database on a throwaway server "
-        "(tactful.pgcluster; TACTFUL_TEST_PG names an existing server)",
+        "(tactful.testing.pgcluster; TACTFUL_TEST_PG names an existing server)",
     )
     parser.add_argument(
         "--json-out", default=None, metavar="FILE", help="also write the report and summary rows"

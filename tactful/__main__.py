@@ -1,3 +1,3 @@
-from tactful.cli import main
+from tactful.cli.main import main
 
 raise SystemExit(main())

@@ -18,7 +18,7 @@ import httpx
 
 from tactful.config import Settings
 from tactful.delivery.worker import ROUND_WAIT, DeliveryWorker
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.base import Store
 from tactful.store.sqlite import open_store
 
@@ -104,5 +104,5 @@ def bootstrap(
 
 def engine_on_own_store(engine: Engine) -> Engine:
     """The same engine (rules, wall clock) on a store connection of its own: what each
-    worker process of an import by person folds with (``tactful.grouped``)."""
+    worker process of an import by person folds with (``tactful.engine.grouped``)."""
     return Engine(engine.rules, open_store(engine.store.url), clock=engine.wall_clock)

@@ -33,13 +33,13 @@ from tactful.alerts.service import Alerter, run_alerts
 from tactful.clock import Clock
 from tactful.config import Settings
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
 from tactful.store.base import Store, StoreError
 from tactful.store.records import to_us
-from tactful.valuetags import run_value_tagger
 from tactful.web.context import WebContext
 from tactful.web.fetcher import run_fetcher
 from tactful.zendesk.client import ZendeskClient
+from tactful.zendesk.valuetags import run_value_tagger
 
 log = logging.getLogger("tactful.runtime")
 

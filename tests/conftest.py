@@ -4,7 +4,7 @@ Modules marked ``pytestmark = pytest.mark.store`` run every test twice: on SQLit
 fresh PostgreSQL database (``store_kind`` is ``"sqlite"`` or ``"postgresql"``); inside such a
 test ``tactful.testing.harness()`` and ``new_store_url()`` give stores of that kind.
 
-PostgreSQL comes from Debian's packages (``tactful.pgcluster`` starts a cluster in a
+PostgreSQL comes from Debian's packages (``tactful.testing.pgcluster`` starts a cluster in a
 temporary directory) or from ``TACTFUL_TEST_PG``. Without it those tests are skipped, unless
 ``TACTFUL_REQUIRE_PG=1`` (CI sets it), where they fail instead.
 """
@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tactful import pgcluster, testing
+from tactful import testing
+from tactful.testing import pgcluster
 
 STORE_KINDS = ("sqlite", "postgresql")
 

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from tactful.config_models import NAME, Section, as_duration, check_http_url
+from tactful.config.models import NAME, Section, as_duration, check_http_url
 
 When = Literal[
     "dead_letters",

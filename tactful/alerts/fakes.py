@@ -1,5 +1,5 @@
 """Fakes of the alert channels, for tests and demos (the signed webhook's is the webhook
-destination's receiver, ``tactful.destinations.fakes.webhook.FakeWebhookReceiver``).
+destination's receiver, ``tactful.testing.fakes.webhook.FakeWebhookReceiver``).
 
 ``FakeSlack``: a Slack incoming webhook, as Slack documents it
 (https://docs.slack.dev/messaging/sending-messages-using-incoming-webhooks/ and the error

@@ -15,7 +15,7 @@ wins"):
 | (inactive)                   | person is (``user_ids``: the person's Zendesk user ids)      |
 | anything else                | nothing                                                      |
 
-Erasures and outcomes are not facts: the batch acts on them (``tactful.batch``).
+Erasures and outcomes are not facts: the batch acts on them (``tactful.engine.batch``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ GRANTING = frozenset({"true", "1", "yes", "y", "on", "opt_in", "opted_in", "gran
 
 
 class FactRules(Protocol):
-    """What the fold needs of the rules (``tactful.engine.Rules`` provides it)."""
+    """What the fold needs of the rules (``tactful.engine.engine.Rules`` provides it)."""
 
     @property
     def csat_good(self) -> int: ...

@@ -12,7 +12,7 @@ Rules (product.md §3):
 
 ``IdentityPlan`` reads an event's identifiers; ``PersonGraph`` resolves them to persons
 within one batch, given what the store knows of them (``known``), and collects the links
-and merges to write back. ``tactful.identity_graph`` puts it on a store transaction.
+and merges to write back. ``tactful.engine.identity_graph`` puts it on a store transaction.
 """
 
 from __future__ import annotations

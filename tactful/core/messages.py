@@ -1,6 +1,6 @@
 """The engine's messages to destinations: one typed value per outbox topic, and one codec.
 
-The engine writes these (``tactful.messages`` turns them into outbox rows); the router reads
+The engine writes these (``tactful.engine.messages`` turns them into outbox rows); the router reads
 them back (``loads``, once per row) and decides from each destination's roles. The bytes
 are the event bodies of ``docs/schemas/`` (``tactful.destinations.event_schemas``), keys in
 the order below; a row is stamped with what made it (``"replayed": true`` after a replay,

@@ -17,9 +17,9 @@ from tactful.core.state import INFERRED_FIELD_NAMES, TicketRecord
 from tactful.delivery.store import DeliveryRow
 from tactful.destinations.base import Identifiers, Item
 from tactful.destinations.profiles import eligibility_attributes
+from tactful.readmodels.views import state_json
 from tactful.store.base import PersonRow
 from tactful.store.records import from_us
-from tactful.views import state_json
 
 MAX_TICKETS_IN_PROFILE = 20
 

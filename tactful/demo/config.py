@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tactful.config import starter_config_text
 from tactful.demo.fakes import Fakes, new_standard_webhooks_secret
-from tactful.sample import SUBDOMAIN
+from tactful.testing.sample import SUBDOMAIN
 
 DEMO_HOLDOUT = 0.25  # of suppress_promos (the starter file keeps 5%)
 

@@ -7,10 +7,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tactful.destinations.fakes.customerio import FakeCustomerIO
-from tactful.destinations.fakes.meta import FakeMeta
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.sim.server import run_in_thread
+from tactful.testing.fakes.customerio import FakeCustomerIO
+from tactful.testing.fakes.meta import FakeMeta
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 
 
 def new_standard_webhooks_secret() -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tactful.sim import WebhookSender, ZendeskSimulator
+from tactful.testing.sim import WebhookSender, ZendeskSimulator
 
 log = logging.getLogger("tactful.demo")
 BATCH = 500

@@ -32,7 +32,7 @@ from tactful.demo.fakes import Fakes, start_fakes
 from tactful.demo.feed import Feed
 from tactful.demo.story import Story
 from tactful.exceptions import CommandError
-from tactful.sim import ZendeskSimulator, run_in_thread
+from tactful.testing.sim import ZendeskSimulator, run_in_thread
 
 Say = Callable[[str], None]
 

@@ -35,8 +35,8 @@ from tactful.demo.topics import (
     launch_intensity,
     tickets_per_hour,
 )
-from tactful.sim import ZendeskSimulator
-from tactful.sim.objects import rating_json
+from tactful.testing.sim import ZendeskSimulator
+from tactful.testing.sim.objects import rating_json
 
 Json = dict[str, Any]
 HOUR = timedelta(hours=1)

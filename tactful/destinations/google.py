@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import (
     Capabilities,
     Item,

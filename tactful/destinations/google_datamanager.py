@@ -48,7 +48,7 @@ from typing import Any, Literal, get_args
 import httpx
 from pydantic import Field
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import hashing
 from tactful.destinations.base import (
     Capabilities,

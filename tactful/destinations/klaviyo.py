@@ -32,7 +32,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
 from tactful.destinations.profiles import (

@@ -37,7 +37,7 @@ import httpx
 import orjson
 from pydantic import Field
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,

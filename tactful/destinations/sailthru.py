@@ -37,7 +37,7 @@ import httpx
 from pydantic import Field
 
 from tactful.clock import epoch_seconds
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.profiles import (

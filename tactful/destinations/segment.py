@@ -30,7 +30,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import (
     Item,
     Outcome,

@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Self, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-from tactful.config_models import DestinationSettings, Purpose
+from tactful.config.models import DestinationSettings, Purpose
 from tactful.destinations.identify import IdentifyBy
 
 

@@ -49,7 +49,7 @@ from tactful.destinations.base import (
 from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
-    from tactful.config_models import DestinationSettings
+    from tactful.config.models import DestinationSettings
 
 log = logging.getLogger(__name__)
 

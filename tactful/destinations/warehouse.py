@@ -42,7 +42,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from tactful.clock import system_now
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.core.messages import MembershipChanged, PersonErased, StateChanged
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.http import dumps

@@ -46,7 +46,7 @@ import httpx
 import jwt
 
 from tactful.clock import epoch_seconds
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import (
     Capabilities,
     Item,

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from tactful.clock import epoch_seconds
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.warehouse import MAX_BATCH, Row, UnsupportedWarehouse, WarehouseConfig
 from tactful.destinations.warehouse_bigquery import (

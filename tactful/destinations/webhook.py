@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 from pydantic import Field, field_validator
 
-from tactful.config_models import DestinationSettings, check_http_url
+from tactful.config.models import DestinationSettings, check_http_url
 from tactful.destinations import standard_webhooks
 from tactful.destinations.base import (
     Capabilities,

@@ -23,7 +23,7 @@ from tactful.core.events import (
     UserSeen,
 )
 from tactful.destinations.base import ItemKind
-from tactful.engine import SALT_KEY, Engine
+from tactful.engine.engine import SALT_KEY, Engine
 from tactful.store.sqlite import open_store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -18,7 +18,7 @@ retry, other 4xx → reject, idempotency (sending the same items twice leaves th
 once); where the vendor reports per-item errors, a rejected item does not sink the others
 (``rejected_item``); where a later item about a person overrides an earlier one, per-person
 order (``ordered``: the vendor ends as if only the last had been sent). A vendor fake is
-easiest built on ``tactful.destinations.fakes.base.FakeBase`` (the request log and
+easiest built on ``tactful.testing.fakes.base.FakeBase`` (the request log and
 ``fail_next``).
 
 A destination without HTTP (the local warehouse) sets ``http = False`` and overrides
@@ -35,8 +35,8 @@ from typing import Any, Protocol, TypeVar
 import pytest
 
 from tactful.destinations.base import Destination, Item
-from tactful.destinations.fakes.base import RecordedRequest
-from tactful.sim.server import run_in_thread
+from tactful.testing.fakes.base import RecordedRequest
+from tactful.testing.sim.server import run_in_thread
 
 F = TypeVar("F", bound="FakeVendor")
 D = TypeVar("D", bound=Destination)

@@ -22,9 +22,9 @@ from tactful.core.events import (
     OverrideSet,
     PersonErased,
 )
-from tactful.engine import Incoming
+from tactful.engine.engine import Incoming
+from tactful.readmodels.views import clock_of, fmt, person_json, resolve_key
 from tactful.store.base import REPLAY_KEY
-from tactful.views import clock_of, fmt, person_json, resolve_key
 from tactful.web.context import WebContext
 from tactful.web.receiver import BodyTooLarge, read_limited
 

@@ -34,11 +34,12 @@ from tactful.config import Settings
 from tactful.delivery.metrics import DeliveryCollector
 from tactful.delivery.worker import ROUND_WAIT
 from tactful.destinations.event_schemas import SCHEMAS
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
+from tactful.engine.writer import Writer
+from tactful.readmodels.views import clock_of, fmt
 from tactful.runtime import SupervisorCollector, server_delivery_worker, server_supervisor
 from tactful.store.base import StoreError
 from tactful.store.records import to_us
-from tactful.views import clock_of, fmt
 from tactful.web import api, receiver
 from tactful.web.context import WebContext
 from tactful.web.dashboard.routes import routes as dashboard_routes
@@ -54,7 +55,6 @@ from tactful.web.security import (
 from tactful.web.sidebar.routes import routes as sidebar_routes
 from tactful.web.sidebar.session import Sessions
 from tactful.web.sidebar.state import SidebarState
-from tactful.writer import Writer
 from tactful.zendesk.client import ZendeskClient
 
 log = logging.getLogger("tactful.web")
@@ -206,7 +206,7 @@ READY_SECONDS = 5.0
 
 def _probe_write(engine: Engine) -> None:
     """A write to the store; while a replay holds it, webhooks are acknowledged from the
-    store's inbox (``tactful.writer``), so the inbox answering is enough."""
+    store's inbox (``tactful.engine.writer``), so the inbox answering is enough."""
     with engine.store.unless_replaying() as free:
         inbox = None if free else engine.store.inbox()
         if inbox is not None:

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tactful.batch import BatchStats
 from tactful.config import Settings
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, Incoming
+from tactful.engine.batch import BatchStats
+from tactful.engine.engine import Engine, Incoming
+from tactful.engine.writer import Writer
+from tactful.readmodels.views import clock_of
 from tactful.store.base import REPLAY_KEY
-from tactful.views import clock_of
 from tactful.web.metrics import Metrics
 from tactful.web.throttle import Throttle
-from tactful.writer import Writer
 
 
 @dataclass

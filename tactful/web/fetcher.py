@@ -36,7 +36,7 @@ import orjson
 
 from tactful.clock import now_us
 from tactful.core.events import Event, RatingGiven, TicketVersion, UserSeen
-from tactful.engine import Incoming
+from tactful.engine.engine import Incoming
 from tactful.store.base import Reader
 from tactful.web.context import WebContext
 from tactful.zendesk.client import ZendeskClient, ZendeskError, ZendeskNotFound

@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tactful.batch import BatchStats
 from tactful.clock import Clock, system_now
+from tactful.engine.batch import BatchStats
 
 # Label values of ``tactful_events_rejected``: a fixed set, never text from a request (a
 # reason such as "unknown ticket status 'ann@example.com'" would put an email in a label and

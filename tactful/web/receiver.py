@@ -15,7 +15,7 @@ Order of checks (each failure changes nothing):
    applied, and the ticket fetched so the authoritative version wins (``zendesk.trust``)
 5. raw body + events committed in the writer's next transaction, then 200. While a replay
    holds the store, they are committed to the store's inbox instead (``"queued": true``)
-   and applied, in arrival order, as soon as the replay ends (``tactful.writer``).
+   and applied, in arrival order, as soon as the replay ends (``tactful.engine.writer``).
 A signed body never causes a 500 (Zendesk would retry it for hours).
 A redelivery (same envelope id, same ticket version, same body) is acknowledged and changes
 nothing: events are deduplicated by key and documents by their SHA-256.
@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 
 from tactful.clock import system_now
 from tactful.core.events import Event, TicketVersion
-from tactful.engine import Incoming
+from tactful.engine.engine import Incoming
 from tactful.web.context import WebContext
 from tactful.web.fetcher import UNTRUSTED_PREFIX, USERS_PREFIX, users_awaiting_consent
 from tactful.web.metrics import reason_code

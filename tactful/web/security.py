@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
-from tactful.config_models import ZendeskSettings
+from tactful.config.models import ZendeskSettings
 from tactful.web.context import WebContext
 from tactful.web.sidebar import page
 

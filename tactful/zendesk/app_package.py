@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from tactful import __version__
 from tactful.config import Settings
-from tactful.config_models import ZendeskSettings
+from tactful.config.models import ZendeskSettings
 
 SIDEBAR_PATH = "/app/sidebar"
 APP_NAME = "Tactful"

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from tactful.core.events import Event, RatingGiven, TicketVersion, merge_by_time, time_order
-from tactful.engine import Engine, Incoming
+from tactful.engine.engine import Engine, Incoming
 from tactful.exceptions import CommandError
 from tactful.zendesk.client import (
     STREAM_NAMES,

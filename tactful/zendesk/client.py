@@ -29,7 +29,7 @@ import orjson
 
 from tactful import __version__
 from tactful.clock import now_or
-from tactful.config_models import ZendeskSettings
+from tactful.config.models import ZendeskSettings
 from tactful.exceptions import ServiceError
 from tactful.http.auth import basic_auth_header
 from tactful.http.retry import Backoff, parse_retry_after

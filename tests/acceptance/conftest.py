@@ -1,6 +1,6 @@
 """Shared fixtures for the CLI acceptance tests.
 
-The CLI is driven in-process through ``tactful.cli.main`` (output captured with ``capsys``);
+The CLI is driven in-process through ``tactful.cli.main.main`` (output captured with ``capsys``);
 a few tests use ``subprocess`` to prove the entry points work. Expectations about generated
 data are computed here straight from the export files, independently of the importer.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tactful.cli import main
-from tactful.sample import SampleFiles, generate_exports
+from tactful.cli.main import main
+from tactful.testing.sample import SampleFiles, generate_exports
 
 PERSONS = 300
 OPEN_STATUSES = frozenset({"new", "open", "pending", "hold"})

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tactful.sample import SampleFiles
+from tactful.testing.sample import SampleFiles
 
 from .conftest import PERSONS, Cli, Expected, write_config
 

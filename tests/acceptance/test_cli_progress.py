@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tactful.sample import SampleFiles
+from tactful.testing.sample import SampleFiles
 
 from .conftest import Cli
 

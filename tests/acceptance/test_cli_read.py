@@ -14,7 +14,7 @@ import pytest
 
 from tactful.core.codec import format_time
 from tactful.core.state import STATE_FIELD_NAMES
-from tactful.sample import SampleFiles
+from tactful.testing.sample import SampleFiles
 
 from .conftest import PERSONS, Cli, Expected, parse_z
 

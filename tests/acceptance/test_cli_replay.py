@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.sample import SampleFiles
-from tactful.sim.server import run_in_thread
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sample import SampleFiles
+from tactful.testing.sim.server import run_in_thread
 
 from .conftest import Cli, write_config
 

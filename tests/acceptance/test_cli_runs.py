@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import load_settings
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import at, ticket, user
 from tests.acceptance.test_serve_delivery_faults import write_config

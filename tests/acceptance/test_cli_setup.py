@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tactful import __version__
-from tactful.cli import build_parser
+from tactful.cli.main import build_parser
 from tactful.store.migrations import LATEST_VERSION, MIGRATIONS
 
 from .conftest import Cli, squash, write_config

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, Incoming, rules_from_settings
-from tactful.sim import WebhookSender, ZendeskSimulator
+from tactful.engine.engine import Engine, Incoming, rules_from_settings
 from tactful.store.sqlite import SQLiteStore
+from tactful.testing.sim import WebhookSender, ZendeskSimulator
 from tactful.zendesk.parse import parse_object
 from tactful.zendesk.signing import sign
 

@@ -16,13 +16,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
-from tactful.destinations.fakes.customerio import FakeCustomerIO
-from tactful.destinations.fakes.meta import FakeMeta
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url
+from tactful.testing.fakes.customerio import FakeCustomerIO
+from tactful.testing.fakes.meta import FakeMeta
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 from tactful.web.app import create_app
 from tactful.zendesk.signing import sign
 

@@ -48,17 +48,17 @@ from tactful.delivery.policy import RetryPolicy
 from tactful.delivery.store import DeliveryRow, DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations import hashing
-from tactful.destinations.fakes.customerio import FakeCustomerIO
-from tactful.destinations.fakes.meta import FakeMeta
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
 from tactful.destinations.profiles import attributes, ulid_for
 from tactful.destinations.webhook import webhook_id
-from tactful.engine import SALT_KEY, Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import SALT_KEY, Engine, rules_from_settings
+from tactful.readmodels.views import state_json
 from tactful.store.records import from_us, to_us
 from tactful.store.sqlite import SQLiteStore
 from tactful.testing import FakeClock, consent, rating, ticket, user
-from tactful.views import state_json
+from tactful.testing.fakes.customerio import FakeCustomerIO
+from tactful.testing.fakes.meta import FakeMeta
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 
 SEED = 20260101
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

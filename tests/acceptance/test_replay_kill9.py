@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import SQLiteStore
 from tactful.zendesk.signing import sign
 from tests.acceptance.test_crash_webhooks import RULES, SECRET, Server, free_port
@@ -103,7 +103,7 @@ def _replay_store(tmp_path: Path, name: str, persons: int) -> tuple[Path, Path]:
     """A store of ``persons`` customers applied four events a batch (so the replay commits
     many chunks, ``[engine] batch_size = 2``) with a fixed salt, and a config that narrows
     a segment (the replay corrects every person). Returns (store, config)."""
-    from tactful.engine import SALT_KEY
+    from tactful.engine.engine import SALT_KEY
     from tests.integration.test_net_delivery import CONFIG, NARROWED, customers
 
     db = tmp_path / f"{name}.db"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tests.acceptance.serving import SECRET, free_port, post_ticket, start
 from tests.integration.fault_servers import fault_servers
 

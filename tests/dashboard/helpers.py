@@ -11,7 +11,7 @@ import orjson
 from starlette.applications import Starlette
 
 from tactful.config import Settings, settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import FakeClock, at, new_store_url, ticket, user
 from tactful.web.app import create_app

@@ -15,8 +15,8 @@ import pytest
 from tactful.core.events import UserSeen
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import Outcome
-from tactful.sim.server import run_in_thread
 from tactful.testing import RecordingDestination, at
+from tactful.testing.sim.server import run_in_thread
 from tests.a11y import A11Y_PROBLEMS
 from tests.browser import BROWSER, SHOTS, chromium, watched_page
 from tests.dashboard.helpers import EMAIL, PASSWORD, SHOW_ALL, STATES, World, person_of, world

@@ -7,7 +7,7 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from tactful.sim.server import run_in_thread
+from tactful.testing.sim.server import run_in_thread
 
 
 class Closable(Protocol):

@@ -10,20 +10,20 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import amplitude, mixpanel, registry, segment
 from tactful.destinations.amplitude import AmplitudeDestination
 from tactful.destinations.base import Destination, Identifiers, Item
-from tactful.destinations.fakes.analytics import (
+from tactful.destinations.mixpanel import MixpanelDestination
+from tactful.destinations.segment import SegmentDestination
+from tactful.http.auth import basic_auth_header as basic_auth
+from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.analytics import (
     FakeAmplitude,
     FakeMixpanel,
     FakeSegment,
     FakeVendor,
 )
-from tactful.destinations.mixpanel import MixpanelDestination
-from tactful.destinations.segment import SegmentDestination
-from tactful.http.auth import basic_auth_header as basic_auth
-from tactful.testing.conformance import Conformance, conformance_tests
 from tests.destinations.conftest import Served
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.base import Destination, Identifiers, Item, ItemKind, report_of
 from tactful.destinations.customerio import CustomerIODestination, create
-from tactful.destinations.fakes.customerio import FakeCustomerIO
 from tactful.destinations.profiles import ProfileActions, ProfileError, ulid_for
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests, serving
+from tactful.testing.fakes.customerio import FakeCustomerIO
+from tactful.testing.sim.server import run_in_thread
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STATE = {
@@ -417,7 +417,7 @@ def test_the_snapshot_is_what_was_sent_not_the_second_it_arrived(
     ``created_at`` the fake stamps a new person with from its own clock must not count (it
     made the suite fail whenever a second ticked between the two sends)."""
     seconds = iter(range(1_800_000_000, 1_800_001_000))
-    monkeypatch.setattr("tactful.destinations.fakes.customerio.time.time", lambda: next(seconds))
+    monkeypatch.setattr("tactful.testing.fakes.customerio.time.time", lambda: next(seconds))
     snapshots = []
     for _ in range(2):
         fake = FakeCustomerIO()

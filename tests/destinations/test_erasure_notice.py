@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.delivery.store import DeliveryRow
 from tactful.delivery.worker import dest_kinds, erase_item
 from tactful.destinations import registry
-from tactful.destinations.fakes.analytics import FakeAmplitude, FakeMixpanel, FakeSegment
+from tactful.testing.fakes.analytics import FakeAmplitude, FakeMixpanel, FakeSegment
 
 PERSON = "p_0f3a9c77e2"
 IDENTIFIERS = {

@@ -15,11 +15,11 @@ from tactful.config import settings_from_toml
 from tactful.core.events import Identifier, PersonErased
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.event_schemas import SCHEMAS
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import at, consent, new_store_url, ticket, user
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the spec's example secret

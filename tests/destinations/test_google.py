@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import hashing, registry
 from tactful.destinations.base import Identifiers, Item, ItemKind
-from tactful.destinations.fakes.google import FakeGoogleAds
 from tactful.destinations.google import GoogleCustomerMatch
 from tactful.destinations.google_jobs import describe_error, failed_operations, plan
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.google import FakeGoogleAds
+from tactful.testing.sim.server import run_in_thread
 
 CID = "1234567890"
 LIST = f"customers/{CID}/userLists/987654321"

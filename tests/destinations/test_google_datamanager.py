@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import hashing, registry
 from tactful.destinations.base import Identifiers, Item, ItemKind
-from tactful.destinations.fakes.google_datamanager import FakeDataManager
 from tactful.destinations.google_datamanager import GoogleDataManager
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.google_datamanager import FakeDataManager
+from tactful.testing.sim.server import run_in_thread
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 GRANTED = {"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"}

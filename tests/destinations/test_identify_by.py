@@ -13,14 +13,14 @@ import orjson
 import pytest
 
 from tactful.config import ConfigError, settings_from_toml
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.base import Identifiers, Item, ItemKind
-from tactful.destinations.fakes.analytics import FakeSegment
-from tactful.destinations.fakes.customerio import FakeCustomerIO
-from tactful.destinations.fakes.klaviyo import FakeKlaviyo
-from tactful.destinations.fakes.sailthru import FakeSailthru
 from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
+from tactful.testing.fakes.analytics import FakeSegment
+from tactful.testing.fakes.customerio import FakeCustomerIO
+from tactful.testing.fakes.klaviyo import FakeKlaviyo
+from tactful.testing.fakes.sailthru import FakeSailthru
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 IDS = Identifiers(

@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.base import Destination, Identifiers, Item, ItemKind
-from tactful.destinations.fakes.klaviyo import FakeKlaviyo
 from tactful.destinations.klaviyo import REVISION, KlaviyoDestination, create
 from tactful.destinations.profiles import ProfileActions, ProfileError
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests, serving
+from tactful.testing.fakes.klaviyo import FakeKlaviyo
+from tactful.testing.sim.server import run_in_thread
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 STATE = {

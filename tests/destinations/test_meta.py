@@ -11,12 +11,12 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import hashing, registry
 from tactful.destinations.base import Identifiers, Item, ItemKind, PlatformReport, report_of
-from tactful.destinations.fakes.meta import FakeMeta
 from tactful.destinations.meta import SMALL_AUDIENCE_MESSAGE, MetaAudience
 from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.meta import FakeMeta
 from tests.destinations.conftest import Served
 
 AUDIENCE = "23850000000000000"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tactful.config import MASK, settings_from_toml
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.core.messages import ConsentChanged, MembershipChanged, Message, StateChanged
 from tactful.delivery.router import Route, route
 from tactful.destinations import registry

@@ -12,14 +12,14 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.base import Destination, Identifiers, Item, ItemKind
-from tactful.destinations.fakes.sailthru import FakeSailthru
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.destinations.sailthru import SailthruDestination, create, signature, signed_params
-from tactful.sim.server import run_in_thread
 from tactful.testing.conformance import Conformance, conformance_tests, serving
+from tactful.testing.fakes.sailthru import FakeSailthru
+from tactful.testing.sim.server import run_in_thread
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 VARS = {

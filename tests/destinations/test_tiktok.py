@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import hashing, registry
 from tactful.destinations.base import Identifiers, Item, ItemKind
-from tactful.destinations.fakes.tiktok import FakeTikTok
 from tactful.destinations.tiktok import TikTokAudience
 from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.tiktok import FakeTikTok
 from tests.destinations.conftest import Served
 
 ADVERTISER = "7000000000000000000"

@@ -17,7 +17,7 @@ import duckdb
 import orjson
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry, warehouse
 from tactful.destinations.base import Identifiers, Item
 from tactful.testing.conformance import Conformance, conformance_tests

@@ -11,14 +11,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry, warehouse
 from tactful.destinations.base import Identifiers, Item
-from tactful.destinations.fakes.bigquery import FakeBigQuery
-from tactful.destinations.fakes.snowflake import FakeSnowflake
 from tactful.destinations.warehouse_bigquery import BigQueryWarehouse
 from tactful.destinations.warehouse_snowflake import SnowflakeWarehouse
 from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.bigquery import FakeBigQuery
+from tactful.testing.fakes.snowflake import FakeSnowflake
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry, standard_webhooks
 from tactful.destinations.base import Identifiers, Item
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
 from tactful.destinations.webhook import GONE_ERROR, WebhookDestination, payload, webhook_id
 from tactful.testing.conformance import Conformance, conformance_tests
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
 from tests.destinations.conftest import Served
 
 # The published test vector (standard-webhooks libraries/python/tests/test_webhooks.py).

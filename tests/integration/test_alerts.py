@@ -24,12 +24,12 @@ from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations import standard_webhooks
 from tactful.destinations.base import Outcome
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.runs import RunCounts, RunStore
 from tactful.store.sqlite import open_store
 from tactful.testing import RecordingDestination, at, new_store_url, ticket, user
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 
 pytestmark = pytest.mark.store
 
@@ -336,7 +336,7 @@ def test_the_cli_checks_tests_and_shows_alerts(
 ) -> None:
     import json
 
-    from tactful.cli import main
+    from tactful.cli.main import main
 
     url = new_store_url(tmp_path)
     text = config(channels, DEAD) + f'\n[store]\nurl = "{url}"\n'

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tactful import __version__
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import Settings, settings_from_mapping
 from tactful.zendesk.app_package import (
     BRAND_RGB,

@@ -1,6 +1,6 @@
 """``tactful backfill`` end to end against a fake Zendesk (MockTransport and loopback HTTP).
 
-The fake serves the pages of ``tactful.sample`` exports the way Zendesk's endpoints do:
+The fake serves the pages of ``tactful.testing.sample`` exports the way Zendesk's endpoints do:
 cursor-based incremental exports (users, tickets), the time-based ticket events export and
 the cursor-paginated satisfaction ratings list, with Basic auth, faults (5xx, 429) and a
 request log. A few requesters are left out of the users export so that backfill has to look
@@ -33,11 +33,11 @@ import httpx
 import orjson
 import pytest
 
-from tactful.cli import main
-from tactful.engine import Engine
-from tactful.importer import import_files
-from tactful.sample import SampleFiles, generate_exports
+from tactful.cli.main import main
+from tactful.engine.engine import Engine
+from tactful.engine.importer import import_files
 from tactful.testing import harness
+from tactful.testing.sample import SampleFiles, generate_exports
 from tactful.zendesk.backfill import (
     BackfillError,
     PageDone,
@@ -598,7 +598,7 @@ def test_cli_backfill_json_then_resume_without_since(
     capsys: pytest.CaptureFixture[str],
     cli_env: None,
 ) -> None:
-    from tactful.commands import zendesk as commands
+    from tactful.cli import zendesk as commands
 
     fake = FakeZendesk(sample)
     time = FakeTime()
@@ -645,7 +645,7 @@ def test_cli_outage_json_says_what_was_saved(
     capsys: pytest.CaptureFixture[str],
     cli_env: None,
 ) -> None:
-    from tactful.commands import zendesk as commands
+    from tactful.cli import zendesk as commands
 
     fake = FakeZendesk(sample)
     fake.outage = RATINGS
@@ -796,7 +796,7 @@ def sim_story(sim: Any, customers: int = 12) -> tuple[list[int], list[int]]:
 @pytest.fixture
 def simulator() -> Iterator[tuple[Any, str, FakeTime]]:
     """The simulator on loopback; its rate-limit window runs on the test's fake clock."""
-    sim_module = pytest.importorskip("tactful.sim")
+    sim_module = pytest.importorskip("tactful.testing.sim")
     time = FakeTime()
     sim = sim_module.ZendeskSimulator(rate_clock=lambda: datetime.fromtimestamp(time.now, UTC))
     base_url, stop = sim_module.run_in_thread(sim.app)
@@ -928,7 +928,7 @@ def test_install_and_write_back_against_the_simulator(
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_kill_9_against_the_simulator_then_rerun_matches_a_clean_run(tmp_path: Path) -> None:
-    sim_module = pytest.importorskip("tactful.sim")
+    sim_module = pytest.importorskip("tactful.testing.sim")
     # real time for the simulator's own limit (the CLI keeps under 10 a minute by itself)
     sim = sim_module.ZendeskSimulator(rate_limit_per_minute=1000)
     sim_story(sim)

@@ -24,9 +24,8 @@ from starlette.testclient import TestClient
 
 from tactful.config import Settings, settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, rules_from_settings
-from tactful.importer import import_files
-from tactful.sim import WebhookSender, ZendeskSimulator
+from tactful.engine.engine import Engine, rules_from_settings
+from tactful.engine.importer import import_files
 from tactful.store.sqlite import open_store
 from tactful.testing import (
     RecordingDestination,
@@ -37,6 +36,7 @@ from tactful.testing import (
     ticket,
     user,
 )
+from tactful.testing.sim import WebhookSender, ZendeskSimulator
 from tactful.web.app import create_app
 from tactful.web.fetcher import pending_from_store
 from tactful.zendesk.backfill import backfill

@@ -14,7 +14,7 @@ import pytest
 
 from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import RecordingDestination, at, consent, new_store_url, ticket, user
 

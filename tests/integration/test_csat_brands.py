@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
 from tactful.testing import at, harness, rating, ticket, user
 from tactful.zendesk.parse import parse_object
 from tests.integration.test_engine_scenarios import person
@@ -117,7 +117,7 @@ def test_survey_response_webhook_and_brand_envelope_over_http(tmp_path: Any) -> 
     from starlette.testclient import TestClient
 
     from tactful.config import settings_from_toml
-    from tactful.engine import rules_from_settings
+    from tactful.engine.engine import rules_from_settings
     from tactful.store.sqlite import open_store
     from tactful.testing import new_store_url
     from tactful.web.app import create_app

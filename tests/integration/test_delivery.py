@@ -13,7 +13,7 @@ from tactful.delivery.policy import RetryPolicy, decide
 from tactful.delivery.store import DeliveryStore
 from tactful.delivery.worker import DeliveryWorker
 from tactful.destinations.base import Outcome
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import (
     RecordingDestination,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.delivery.deadline import DeadlineTransport, bypasses
 from tactful.destinations import registry
 from tactful.destinations.base import Identifiers, Item

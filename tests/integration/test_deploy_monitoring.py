@@ -18,7 +18,7 @@ import yaml
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url
 from tactful.web.app import create_app

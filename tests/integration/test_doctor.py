@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tactful.cli import main
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.sim import ZendeskSimulator
-from tactful.sim.server import run_in_thread
+from tactful.cli.main import main
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim import ZendeskSimulator
+from tactful.testing.sim.server import run_in_thread
 
 HOOK = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -57,7 +57,7 @@ GOOD = "good-secret"
 
 def vendor_app() -> Any:
     """The documented read-only calls of each vendor, answering as documented for good and
-    bad credentials (see tactful.commands.doctor_checks for the pages)."""
+    bad credentials (see tactful.cli.doctor_checks for the pages)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from tactful.core.events import Identifier
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
+from tactful.readmodels.views import person_json, resolve_key
 from tactful.testing import T0, at, harness, health, rating, status_change, ticket, user, user_merge
-from tactful.views import person_json, resolve_key
 
 pytestmark = pytest.mark.store
 
@@ -350,7 +350,7 @@ def test_replay_keeps_person_ids_and_reports_changes() -> None:
 def test_failed_batch_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     h = harness(CONFIG)
     h.engine.apply([ticket(1, at(0), "open")])
-    from tactful import batch
+    from tactful.engine import batch
 
     def boom(self: Any) -> None:
         raise RuntimeError("crash in the middle of a batch")

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tactful.core.events import HealthSet, Identifier, PersonErased
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
 from tactful.testing import at, harness, ticket, user
 from tactful.zendesk.parse import parse_object
 from tests.integration.test_delivery import setup

@@ -1,4 +1,4 @@
-"""Folding person by person (``tactful.grouped``) gives exactly what folding in time order
+"""Folding person by person (``tactful.engine.grouped``) gives exactly what folding in time order
 gives: every person, ticket, history row, state change and outbox row, on an export full of
 what couples persons (emails shared by Zendesk users, user merges, tickets that change
 requester, status changes and ratings of tickets, timers), onto an empty store and onto one
@@ -15,9 +15,9 @@ from typing import Any, Literal
 import pytest
 
 from tactful.core.events import Event, time_order
-from tactful.engine import Engine, Incoming
-from tactful.grouped import Pending, fold_grouped, partition
-from tactful.identity_graph import IdentityPlan
+from tactful.engine.engine import Engine, Incoming
+from tactful.engine.grouped import Pending, fold_grouped, partition
+from tactful.engine.identity_graph import IdentityPlan
 from tactful.testing import (
     at,
     consent,

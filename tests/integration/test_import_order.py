@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tactful.importer import MAX_STREAMS, import_files, stream_name, streams
-from tactful.sample import SampleFiles, generate_exports
+from tactful.engine.importer import MAX_STREAMS, import_files, stream_name, streams
 from tactful.testing import TIMED_RULES, harness
+from tactful.testing.sample import SampleFiles, generate_exports
 
 CONFIG = (
     TIMED_RULES
@@ -81,7 +81,7 @@ def test_result_is_independent_of_file_order_and_batch_size(
         ("reversed", files[::-1], 2000, False),
         ("shuffled", shuffled, 137, False),
         ("by-name", sorted(files), 700, False),
-        # folded person by person (tactful.grouped): every table the same
+        # folded person by person (tactful.engine.grouped): every table the same
         ("by-person", files, 500, True),
         ("by-person-shuffled", shuffled, 1, True),
         ("by-person-one-batch", files[::-1], 10**9, True),

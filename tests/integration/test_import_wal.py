@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
-from tactful.importer import import_files
-from tactful.sample import generate_exports
+from tactful.engine.engine import Engine, rules_from_settings
+from tactful.engine.importer import import_files
 from tactful.store.sqlite import SQLiteStore, SQLiteTx, open_store
+from tactful.testing.sample import generate_exports
 from tests.production.test_concurrent_import import CONFIG
 
 LIMIT = 2 * 1024 * 1024

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tactful.core.events import Event, TicketText
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
 from tactful.testing import at, harness, status_change, ticket, user, user_merge
 
 pytestmark = pytest.mark.store

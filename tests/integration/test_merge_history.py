@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
 from tactful.testing import at, harness, ticket, user, user_merge
 
 pytestmark = pytest.mark.store

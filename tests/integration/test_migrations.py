@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.migrations import LATEST_VERSION
 from tactful.store.sqlite import open_store
 from tactful.testing import at, consent, new_store_url, ticket, user

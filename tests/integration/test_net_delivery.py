@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tactful import engine as engine_module
 from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, Incoming, rules_from_settings
+from tactful.engine import engine as engine_module
+from tactful.engine.engine import Engine, Incoming, rules_from_settings
 from tactful.store import records
 from tactful.store.base import Store
 from tactful.store.sqlite import open_store
@@ -313,7 +313,7 @@ def test_a_membership_change_alone_updates_the_profile_flags(tmp_path: Path) -> 
 def test_importing_a_thousand_ticketless_users_sends_nothing(tmp_path: Path) -> None:
     import orjson
 
-    from tactful.importer import import_files
+    from tactful.engine.importer import import_files
 
     s = Setup(tmp_path)
     users = [

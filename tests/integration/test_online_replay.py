@@ -15,11 +15,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, Incoming, ReplayReport, rules_from_settings
+from tactful.engine.engine import Engine, Incoming, ReplayReport, rules_from_settings
+from tactful.engine.writer import Writer, encode
 from tactful.store.sqlite import open_store
 from tactful.testing import at, new_store_url, ticket
 from tactful.web.app import create_app
-from tactful.writer import Writer, encode
 from tests.integration.test_web import CONFIG, auth, signed, trigger_body
 
 pytestmark = pytest.mark.store
@@ -297,7 +297,7 @@ def test_an_erasure_made_after_a_request_arrived_is_not_undone_when_the_inbox_is
 def test_a_request_arriving_while_the_inbox_is_applied_is_queued_behind_it_not_kept_waiting(
     tmp_path: Path,
 ) -> None:
-    from tactful.writer import MAX_GROUP
+    from tactful.engine.writer import MAX_GROUP
 
     engine = _engine(new_store_url(tmp_path))
     inbox = engine.store.inbox()

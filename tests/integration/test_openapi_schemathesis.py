@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import SQLiteStore
 from tactful.web.app import create_app
 from tests.integration.test_web import CONFIG, TOKEN

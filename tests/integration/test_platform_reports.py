@@ -16,12 +16,12 @@ import pytest
 from tactful.config import settings_from_toml
 from tactful.delivery import platform
 from tactful.delivery.worker import DeliveryWorker
-from tactful.destinations.fakes.meta import FakeMeta
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.runs import RunStore
 from tactful.store.sqlite import open_store
 from tactful.testing import FakeClock, at, new_store_url, ticket, user
+from tactful.testing.fakes.meta import FakeMeta
+from tactful.testing.sim.server import run_in_thread
 
 pytestmark = pytest.mark.store
 
@@ -106,7 +106,7 @@ def test_runs_json_and_metrics_show_the_audience_size(
 ) -> None:
     from starlette.testclient import TestClient
 
-    from tactful.cli import main
+    from tactful.cli.main import main
     from tactful.web.app import create_app
 
     _, base_url = meta
@@ -140,7 +140,7 @@ def test_google_customer_match_sizes_and_match_rate_reach_the_runs_and_metrics(
     read by the worker with the sync, kept with the run and exported."""
     from starlette.testclient import TestClient
 
-    from tactful.destinations.fakes.google import FakeGoogleAds
+    from tactful.testing.fakes.google import FakeGoogleAds
     from tactful.web.app import create_app
 
     fake = FakeGoogleAds(match_rate_percentage=64)

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import load_settings, settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.web.app import create_app
 from tactful.zendesk.signing import sign

@@ -16,12 +16,12 @@ import pytest
 from tactful.config import settings_from_toml
 from tactful.core.events import Identifier, PersonErased
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.reasons import saved
 from tactful.reasons.service import all_tickets, explain, train_and_activate
-from tactful.sim.texts import REASONS, LabelledTicket, labelled_sample
 from tactful.store.sqlite import open_store
 from tactful.testing import RecordingDestination, at, new_store_url
+from tactful.testing.sim.texts import REASONS, LabelledTicket, labelled_sample
 from tactful.zendesk.parse import parse_object
 
 pytestmark = pytest.mark.store

@@ -11,13 +11,13 @@ from typing import Any, cast
 
 import pytest
 
-from tactful import engine as engine_module
-from tactful.engine import SALT_KEY, Engine, Incoming
-from tactful.replay import ReplayInProgress
+from tactful.engine import engine as engine_module
+from tactful.engine.engine import SALT_KEY, Engine, Incoming
+from tactful.engine.replay import ReplayInProgress
+from tactful.engine.writer import Writer
 from tactful.store.base import REPLAY_KEY, Store
 from tactful.store.sqlite import open_store
 from tactful.testing import at, ticket
-from tactful.writer import Writer
 from tests.integration.test_net_delivery import NARROWED, Setup, customers
 
 pytestmark = pytest.mark.store
@@ -238,7 +238,7 @@ def test_tactful_import_refuses_while_a_replay_is_unfinished(
 ) -> None:
     import orjson
 
-    from tactful.cli import main
+    from tactful.cli.main import main
     from tactful.exceptions import EXIT_TRY_AGAIN
 
     if store_kind != "sqlite":

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from tactful import runtime
 from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.base import Store
 from tactful.store.sqlite import open_store, sqlite_path
 from tactful.testing import new_store_url

@@ -19,10 +19,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim import WebhookSender, ZendeskSimulator
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url
+from tactful.testing.sim import WebhookSender, ZendeskSimulator
 from tactful.web.app import create_app
 from tactful.zendesk.client import ZendeskClient
 from tactful.zendesk.signing import sign

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tactful.importer import import_files
-from tactful.sample import DEFAULT_START, generate_exports
+from tactful.engine.importer import import_files
 from tactful.store.sql import SqlTx
 from tactful.testing import TIMED_RULES, consent, harness
+from tactful.testing.sample import DEFAULT_START, generate_exports
 
 CONFIG = (
     TIMED_RULES

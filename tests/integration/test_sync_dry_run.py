@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import settings_from_toml
 from tactful.delivery.store import DeliveryStore
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import at, consent, new_store_url, ticket, user
 from tests.integration.fault_servers import fault_servers

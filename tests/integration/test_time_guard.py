@@ -20,11 +20,11 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import settings_from_toml
 from tactful.core import codec
-from tactful.engine import Engine, rules_from_settings
-from tactful.importer import import_files
+from tactful.engine.engine import Engine, rules_from_settings
+from tactful.engine.importer import import_files
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url, ticket, user
 from tactful.web.app import create_app

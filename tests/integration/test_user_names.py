@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tactful.core.events import Identifier, PersonErased, UserSeen
-from tactful.engine import Engine
+from tactful.engine.engine import Engine
 from tactful.testing import at, harness, ticket, user_merge
 from tactful.zendesk.parse import parse_object
 from tactful.zendesk.records import user_seen

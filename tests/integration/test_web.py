@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url
 from tactful.web.app import create_app
@@ -259,7 +259,7 @@ def test_health_metrics_openapi(client: TestClient) -> None:
 
 
 def test_serve_refuses_public_bind_without_token(tmp_path: Path) -> None:
-    from tactful.cli import main
+    from tactful.cli.main import main
 
     config = tmp_path / "t.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/t.db"\n')
@@ -271,7 +271,7 @@ def test_unparsable_body_is_fetched_through_the_api(tmp_path: Path) -> None:
     keeps it, answers 202 and fetches the ticket from Zendesk (here: the simulator)."""
     import time
 
-    from tactful.sim import ZendeskSimulator
+    from tactful.testing.sim import ZendeskSimulator
     from tactful.zendesk.client import ZendeskClient
 
     sim = ZendeskSimulator()

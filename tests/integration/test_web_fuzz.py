@@ -71,7 +71,7 @@ bodies = st.one_of(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     from tactful.config import settings_from_toml
-    from tactful.engine import Engine, rules_from_settings
+    from tactful.engine.engine import Engine, rules_from_settings
     from tactful.store.sqlite import SQLiteStore
     from tactful.web.app import create_app
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from tactful.config import ConfigError, settings_from_toml
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import SQLiteStore, open_store
 from tactful.testing import new_store_url
 from tactful.web import app as app_module

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tactful.engine import Incoming
+from tactful.engine.engine import Incoming
+from tactful.engine.writer import Writer
 from tactful.testing import at, harness, ticket
-from tactful.writer import Writer
 
 pytestmark = pytest.mark.store
 

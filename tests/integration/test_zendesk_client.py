@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from tactful import __version__
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import settings_from_mapping
 from tactful.core.events import TicketVersion
 from tactful.zendesk.client import (
@@ -544,7 +544,7 @@ def write_config(tmp_path: Path, secret: str | None = "env:ZD_WEBHOOK_SECRET") -
 
 @pytest.fixture
 def admin(monkeypatch: pytest.MonkeyPatch) -> FakeAdmin:
-    from tactful.commands import zendesk as commands
+    from tactful.cli import zendesk as commands
 
     fake = FakeAdmin()
     monkeypatch.setattr(
@@ -631,7 +631,7 @@ def test_cli_trigger_body(
 def test_cli_tag_user(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tactful.commands import zendesk as commands
+    from tactful.cli import zendesk as commands
 
     seen: list[httpx.Request] = []
 
@@ -666,7 +666,7 @@ def test_cli_tag_user(
 def test_cli_zendesk_errors_are_clear(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tactful.commands import zendesk as commands
+    from tactful.cli import zendesk as commands
 
     monkeypatch.setattr(
         commands,
@@ -684,7 +684,7 @@ def test_cli_zendesk_errors_are_clear(
 
 
 def test_change_email_updates_the_primary_identity_in_place_on_the_simulator() -> None:
-    from tactful.sim import ZendeskSimulator
+    from tactful.testing.sim import ZendeskSimulator
     from tactful.zendesk.client import ZendeskNotFound
 
     sim = ZendeskSimulator()

@@ -17,7 +17,7 @@ import pytest
 
 from tactful.config import Settings, settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine import Engine, rules_from_settings
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import (
     at,
@@ -160,7 +160,7 @@ def test_default_policy_waits_for_the_permanent_deletion(tmp_path: Path) -> None
 
 def test_permanent_deletion_seen_through_the_deleted_users_api_erases(tmp_path: Path) -> None:
     from tactful.core.events import UserDeleted
-    from tactful.sim import ZendeskSimulator
+    from tactful.testing.sim import ZendeskSimulator
     from tactful.zendesk.client import ZendeskClient
     from tactful.zendesk.deleted_users import permanent_deletions, permanently_deleted
 
@@ -207,7 +207,7 @@ def test_serve_checks_the_deleted_users_api_and_erases(tmp_path: Path) -> None:
     from starlette.testclient import TestClient
 
     from tactful.core.events import UserDeleted
-    from tactful.sim import ZendeskSimulator
+    from tactful.testing.sim import ZendeskSimulator
     from tactful.web.app import create_app
     from tactful.zendesk.client import ZendeskClient
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
-from tactful.sample import DEFAULT_START, generate_exports
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url
+from tactful.testing.sample import DEFAULT_START, generate_exports
 
 pytestmark = pytest.mark.store
 

@@ -30,11 +30,11 @@ from typing import Any
 import pytest
 
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, rules_from_settings
-from tactful.importer import import_files
-from tactful.pgcluster import Cluster
-from tactful.sample import DEFAULT_START, generate_exports
+from tactful.engine.engine import Engine, rules_from_settings
+from tactful.engine.importer import import_files
 from tactful.store.sqlite import open_store
+from tactful.testing.pgcluster import Cluster
+from tactful.testing.sample import DEFAULT_START, generate_exports
 from tests.production.test_concurrent_import import AFTER, CONFIG, snapshot
 
 pytestmark = pytest.mark.postgresql

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.destinations.fakes.meta import FakeMeta
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.sim.server import run_in_thread
 from tactful.store.sqlite import open_store
+from tactful.testing.fakes.meta import FakeMeta
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 from tactful.zendesk.parse import parse_object
 from tests.acceptance.test_crash_webhooks import (
     RULES,

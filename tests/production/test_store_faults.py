@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.config import settings_from_toml
-from tactful.engine import Engine, Incoming, rules_from_settings
+from tactful.engine.engine import Engine, Incoming, rules_from_settings
 from tactful.store.base import StoreError
 from tactful.store.sqlite import SQLiteStore, open_store
 from tactful.testing import T0, at, harness, ticket, user

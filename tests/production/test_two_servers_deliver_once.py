@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tactful.destinations.fakes.webhook import FakeWebhookReceiver
-from tactful.sim.server import run_in_thread
+from tactful.testing.fakes.webhook import FakeWebhookReceiver
+from tactful.testing.sim.server import run_in_thread
 from tests.acceptance.test_crash_webhooks import (
     RULES,
     SECRET,

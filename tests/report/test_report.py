@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tactful.cli import main
+from tactful.cli.main import main
 from tactful.core.events import Event, Identifier, OutcomeRecorded
 from tactful.core.graph import person_id_for
 from tactful.core.segments import in_holdout

@@ -18,12 +18,12 @@ from starlette.applications import Starlette
 
 from tactful.config import Settings, settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.destinations.fakes.customerio import FakeCustomerIO
-from tactful.destinations.fakes.meta import FakeMeta
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import FakeClock, at, new_store_url, ticket, user
+from tactful.testing.fakes.customerio import FakeCustomerIO
+from tactful.testing.fakes.meta import FakeMeta
+from tactful.testing.sim.server import run_in_thread
 from tactful.web.app import create_app
 
 ISSUER = "glowlab.zendesk.com"

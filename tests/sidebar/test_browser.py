@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from tactful.sim.server import run_in_thread
+from tactful.testing.sim.server import run_in_thread
 from tactful.web.sidebar.page import ZAF_SDK_URL
 from tests.a11y import A11Y_PROBLEMS
 from tests.browser import BROWSER, SHOTS, Watched, chromium, free_port, watched_page

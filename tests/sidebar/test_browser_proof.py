@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tactful.sim import ZendeskSimulator
+from tactful.testing.sim import ZendeskSimulator
 from tactful.web.sidebar.page import ZAF_SDK_URL
 from tactful.zendesk.client import ZendeskClient
 from tests.a11y import A11Y_PROBLEMS

@@ -13,11 +13,11 @@ from starlette.testclient import TestClient
 
 from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.destinations.fakes.klaviyo import FakeKlaviyo
-from tactful.engine import Engine, rules_from_settings
-from tactful.sim.server import run_in_thread
+from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.sqlite import open_store
 from tactful.testing import FakeClock, at, new_store_url, ticket, user
+from tactful.testing.fakes.klaviyo import FakeKlaviyo
+from tactful.testing.sim.server import run_in_thread
 from tactful.web.app import create_app
 from tests.sidebar.helpers import EMAIL, PUBLIC_PEM, PUBLIC_URL, TICKET, token
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tactful.sim import ZendeskSimulator
-from tactful.sim.controls import RequestRecord
 from tactful.store.pages import RunAnswer, SentChange
+from tactful.testing.sim import ZendeskSimulator
+from tactful.testing.sim.controls import RequestRecord
 from tactful.web.present import text
 from tactful.web.sidebar import proof
 from tactful.zendesk.client import ZendeskClient

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tactful.config_models import SegmentSettings
+from tactful.config.models import SegmentSettings
 from tactful.core.segments import Membership
 from tactful.store.pages import SentChange
 from tactful.web.present import exact, relative, span, text, words

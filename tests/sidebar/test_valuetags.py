@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tactful.core.events import Identifier, OutcomeRecorded
 from tactful.testing import at, harness, user
-from tactful.valuetags import sync_high_value_tags
+from tactful.zendesk.valuetags import sync_high_value_tags
 
 CONFIG = '[[segments]]\nname = "x"\nwhen = "has_open_ticket"\n'
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tactful.sim import ZendeskSimulator, run_in_thread
+from tactful.testing.sim import ZendeskSimulator, run_in_thread
 
 
 @pytest.fixture

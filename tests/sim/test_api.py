@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tactful.sim import ZendeskSimulator, run_in_thread
+from tactful.testing.sim import ZendeskSimulator, run_in_thread
 
 from .conftest import Served
 

@@ -21,8 +21,8 @@ from tactful.core.events import (
     TicketVersion,
     UserMerged,
 )
-from tactful.sim import WebhookSender, ZendeskSimulator
-from tactful.sim.exports import cursor_page, ratings_page, ticket_events_page
+from tactful.testing.sim import WebhookSender, ZendeskSimulator
+from tactful.testing.sim.exports import cursor_page, ratings_page, ticket_events_page
 from tactful.zendesk.parse import Parsed, parse_object
 from tactful.zendesk.signing import verify
 
@@ -174,7 +174,7 @@ def test_envelope_detail_matches_the_recorded_invocation() -> None:
     sim = ZendeskSimulator()
     user = sim.create_user("Gone", "gone@example.com")
     sim.delete_user(user)
-    from tactful.sim.payloads import envelope
+    from tactful.testing.sim.payloads import envelope
 
     activity = sim.activities[-1]
     ours = envelope(activity, "user.deleted", {}, sim.account_id, sim.new_uuid())
@@ -211,7 +211,7 @@ def test_non_status_change_events_keep_their_ticket_version() -> None:
     bob = sim.create_user("Bob Ray", "bob@example.com")
     ticket = sim.create_ticket(ann, "Refund", priority="normal")
     sim.update_ticket(ticket, priority="high", requester_id=bob, subject="Refund now")
-    from tactful.sim.payloads import envelope
+    from tactful.testing.sim.payloads import envelope
 
     activity = sim.activities[-1]
     for event_type, event in activity.events:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tactful.sim import ZendeskSimulator
+from tactful.testing.sim import ZendeskSimulator
 
 from .conftest import Served, story
 
@@ -101,7 +101,7 @@ def test_start_time_is_inclusive_and_current_state_only(served: Served) -> None:
 
 def test_export_lag_hides_the_last_minute() -> None:
     sim = ZendeskSimulator(export_lag=timedelta(minutes=1))
-    from tactful.sim.exports import cursor_page
+    from tactful.testing.sim.exports import cursor_page
 
     many_tickets(sim, 1)
     assert cursor_page(sim, "tickets", {"start_time": "0"}, "")["tickets"] == []

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tactful.sim import WebhookSender, ZendeskSimulator, senders_from_api
+from tactful.testing.sim import WebhookSender, ZendeskSimulator, senders_from_api
 from tactful.zendesk.signing import verify
 
 from .conftest import Receiver, Served

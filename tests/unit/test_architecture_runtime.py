@@ -177,7 +177,7 @@ def test_import_cycles_through_function_level_imports() -> None:
     one below). The destination settings validate each ``[[destinations]]`` entry against
     the registry, whose specs type their settings: one group remains, and no new one."""
     assert _cycle_groups(_all_imports()) == [
-        ["tactful.config_models", "tactful.destinations.registry", "tactful.destinations.spec"]
+        ["tactful.config.models", "tactful.destinations.registry", "tactful.destinations.spec"]
     ]
 
 

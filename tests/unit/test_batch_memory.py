@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gc
 
-from tactful.batch import Batch
-from tactful.engine import gc_paused
+from tactful.engine.batch import Batch
+from tactful.engine.engine import gc_paused
 from tactful.testing import at, harness, ticket, user, user_merge
 
 CONFIG = """

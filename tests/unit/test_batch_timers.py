@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import cast
 
-from tactful.batch import Batch
+from tactful.engine.batch import Batch
 from tactful.store.base import Tx
 from tactful.testing import TIMED_RULES, at, harness, ticket, user
 

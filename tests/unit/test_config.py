@@ -746,7 +746,7 @@ def test_starter_config_is_documented() -> None:
 
 
 def test_models_built_directly_compile_their_rule_on_demand() -> None:
-    from tactful.config_models import SegmentSettings, StateSettings
+    from tactful.config.models import SegmentSettings, StateSettings
     from tactful.core.rules import RuleError
 
     seg = SegmentSettings(name="s", when='support_state == "x"')

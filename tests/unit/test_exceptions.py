@@ -7,9 +7,10 @@ import argparse
 
 import pytest
 
-from tactful import cli
+from tactful.cli import main as cli
 from tactful.config import ConfigError
 from tactful.demo.runner import DemoError
+from tactful.engine.importer import ChangedDuringImport
 from tactful.exceptions import (
     CommandError,
     InvalidConfig,
@@ -21,7 +22,6 @@ from tactful.exceptions import (
     UsageError,
     exit_code,
 )
-from tactful.importer import ChangedDuringImport
 from tactful.report.build import ReportError
 from tactful.store.base import StoreConflict, StoreError
 from tactful.zendesk.backfill import BackfillError, BackfillSummary

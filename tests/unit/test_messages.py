@@ -1,4 +1,4 @@
-"""``tactful.messages``: the net change between what a destination was told and the truth."""
+"""``tactful.engine.messages``: the net change between what a destination was told and the truth."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from tactful.config import settings_from_toml
-from tactful.messages import HISTORY, LIVE, NOBODY, REPLAYED, Image, net_rows, nothing_to_say
+from tactful.engine.messages import HISTORY, LIVE, NOBODY, REPLAYED, Image, net_rows, nothing_to_say
 from tactful.testing import at
 
 RULES = {"suppress": "has_open_ticket", "held": "has_open_ticket"}
@@ -67,7 +67,7 @@ def test_consent_is_told_only_to_who_was_told_something() -> None:
 
 
 def test_a_blank_person_has_nothing_to_say() -> None:
-    from tactful.messages import BLANK_FIELDS
+    from tactful.engine.messages import BLANK_FIELDS
 
     blank = {**BLANK_FIELDS, "support_state": "clear"}
     assert nothing_to_say(blank, {})

@@ -14,8 +14,8 @@ from tactful.reasons.model import ReasonModel
 from tactful.reasons.text import reduce, terms_of
 from tactful.reasons.train import Example, train
 from tactful.reasons.words import learned
-from tactful.sim.texts import REASONS, labelled_sample
 from tactful.testing import at, ticket
+from tactful.testing.sim.texts import REASONS, labelled_sample
 
 RULES = ReasonClassifier(
     [

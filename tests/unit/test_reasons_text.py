@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tactful.config_models import STATE_FIELDS
+from tactful.config.models import STATE_FIELDS
 from tactful.core.events import TicketText
 from tactful.core.reasons import ReasonClassifier, ReasonRule
 from tactful.core.rules import RuleError, parse_rule

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tactful.readmodels.views import resolve_key
 from tactful.store.sqlite import open_store
 from tactful.testing import new_store_url
-from tactful.views import resolve_key
 
 
 @pytest.mark.parametrize("key", ["³", "٣", "①", "1²"])

@@ -13,9 +13,9 @@ from urllib.parse import quote
 
 import pytest
 
-from tactful import sample
-from tactful.sample import SampleFiles, generate_exports
-from tactful.sample import exports as sample_exports
+from tactful.testing import sample
+from tactful.testing.sample import SampleFiles, generate_exports
+from tactful.testing.sample import exports as sample_exports
 
 PERSONS = 1500
 

@@ -17,7 +17,7 @@ import jsonschema_rs
 import orjson
 import pytest
 
-from tactful.config_models import STATE_FIELDS as RULE_FIELDS
+from tactful.config.models import STATE_FIELDS as RULE_FIELDS
 from tactful.core.messages import nothing_to_say
 from tactful.core.state import (
     BLANK_FIELDS,

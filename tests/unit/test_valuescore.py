@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from tactful.core.events import Identifier, OutcomeRecorded
+from tactful.readmodels.valuescore import high_value_people, score_of, value_score
 from tactful.testing import T0, harness
-from tactful.valuescore import high_value_people, score_of, value_score
 
 pytestmark = pytest.mark.store
 

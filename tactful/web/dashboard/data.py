@@ -7,9 +7,9 @@ from datetime import datetime
 
 from tactful.clock import now_us as system_us
 from tactful.delivery.store import DeliveryStore
+from tactful.readmodels.views import clock_of
 from tactful.store.base import Reader
 from tactful.store.records import to_us
-from tactful.views import clock_of
 from tactful.web.context import WebContext
 from tactful.web.dashboard.charts import Delta, Point, Window, choose_window, size_series
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from tactful.core.identity import normalize_email, normalize_phone
+from tactful.readmodels.views import resolve_key
 from tactful.store.base import Reader
 from tactful.store.readmodels import PeopleFilter
-from tactful.views import resolve_key
 from tactful.web.context import WebContext
 
 PAGE_SIZE = 50

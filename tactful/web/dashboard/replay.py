@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from tactful.delivery.router import preview, routes_of
-from tactful.replay import Corrections, ReplayReport
+from tactful.engine.replay import Corrections, ReplayReport
 from tactful.web.context import WebContext
 from tactful.web.templating import render
 

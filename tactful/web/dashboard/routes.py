@@ -23,11 +23,11 @@ from starlette.staticfiles import StaticFiles
 
 from tactful.config import MASK
 from tactful.core import codec
-from tactful.engine import Engine
-from tactful.replay import ReplayInProgress
+from tactful.engine.engine import Engine
+from tactful.engine.replay import ReplayInProgress
+from tactful.readmodels.views import clock_of, person_json
 from tactful.store.records import from_us
 from tactful.store.runs import RunStore
-from tactful.views import clock_of, person_json
 from tactful.web.context import WebContext
 from tactful.web.dashboard import data, layout, masking, pages, replay
 from tactful.web.dashboard import people as people_data

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from tactful.config_models import STATE_FIELDS
+from tactful.config.models import STATE_FIELDS
 from tactful.core.rules import RuleError, parse_rule
+from tactful.readmodels.views import clock_of, rule_preview
 from tactful.store.records import to_us
-from tactful.views import clock_of, rule_preview
 from tactful.web.context import WebContext
 from tactful.web.dashboard.charts import Point, Window, choose_window, size_series
 from tactful.web.dashboard.data import bucket_deltas, now_us

@@ -20,7 +20,7 @@ from typing import Any
 from tactful.core.events import HealthSet, Identifier, OverrideSet, UserSeen
 from tactful.core.identity import normalize_email
 from tactful.destinations.profiles import MarketingProfile, ProfileError
-from tactful.engine import Incoming
+from tactful.engine.engine import Incoming
 from tactful.store.records import to_us
 from tactful.web.sidebar import notes
 from tactful.web.sidebar.auth import Agent

@@ -14,10 +14,10 @@ from typing import Any
 
 from tactful.core.events import CONSENT_PURPOSES
 from tactful.destinations.profiles import MarketingProfile, ProfileError
+from tactful.readmodels.valuescore import ValueScore, value_score
+from tactful.readmodels.views import resolve_key
 from tactful.store.pages import SentChange
 from tactful.store.records import from_us
-from tactful.valuescore import ValueScore, value_score
-from tactful.views import resolve_key
 from tactful.web.present import At, Phrase, moment, words
 from tactful.web.sidebar import proof
 from tactful.web.sidebar.notes import NOTED

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tactful.config_models import DestinationSettings
+from tactful.config.models import DestinationSettings
 from tactful.destinations import registry
 from tactful.destinations.profiles import ProfileActions, ProfileError
 from tactful.web.context import WebContext

@@ -1,0 +1,401 @@
+"""Folding a known set of events person by person instead of in time order.
+
+An import in time order (``Engine.apply_many`` a batch at a time) loads, evaluates and saves
+a person once for every batch their events fall into, and the batches' persons are spread
+over the whole store. Here the events are split first into *components*: events that can
+concern one person (sharing an identifier, a ticket, a merged Zendesk user, or a person
+already stored) are in one component, and two components share nothing a fold reads or
+writes. Each component is folded whole, by the same ``Batch`` and in time order inside it,
+so each person is loaded and saved once; components are packed into batches in order of
+their persons' ids, so those writes go to the store's pages in key order.
+
+Components that share nothing give the same result folded one after the other as folded
+together in time order, provided that every batch sweeps from the same engine clock (the
+clock before the import) to the same end (the latest event), and fires only its own
+persons' timers (``Batch(own_timers=True)``). A last pass fires the timers of persons no
+component names and advances the clock, as the last batch of a time-ordered import does.
+
+``fold_grouped`` takes events already read (an import's, or, later, a replay's log);
+``partition`` is the pure part.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from tactful.bootstrap import engine_on_own_store
+from tactful.core import codec
+from tactful.core.events import (
+    EVENT_KIND,
+    Event,
+    RatingGiven,
+    TicketStatusChanged,
+    TicketText,
+    TicketVersion,
+    UserMerged,
+)
+from tactful.engine.batch import Batch, BatchStats
+from tactful.engine.engine import Engine, Rules
+from tactful.engine.identity_graph import IdentityPlan, Unresolvable, person_id_for
+from tactful.reasons import saved as saved_models
+from tactful.store.base import EventRow, Store, Tx
+from tactful.store.records import to_us
+
+Node = tuple[str, str]  # ("i", "kind\0value") identifier, ("t", id) ticket, ("p", id) person
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One event to fold and where it came from (its row in the event log)."""
+
+    event: Event
+    source: str
+    document_id: int | None
+
+
+class _Sets:
+    """Union-find over nodes (path halving, union by size)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[Node, Node] = {}
+        self.size: dict[Node, int] = {}
+
+    def find(self, node: Node) -> Node:
+        parent = self.parent
+        if node not in parent:
+            parent[node] = node
+            self.size[node] = 1
+            return node
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    def union(self, a: Node, b: Node) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+
+
+def event_nodes(plan: IdentityPlan, event: Event) -> list[Node]:
+    """What an event's fold can read or write through: its identifiers, its ticket, the
+    Zendesk users of a merge (none: the event is rejected, and concerns nobody)."""
+    nodes: list[Node] = []
+    if isinstance(event, UserMerged):
+        nodes += [
+            ("i", f"zendesk_user_id\0{event.source_user_id}"),
+            ("i", f"zendesk_user_id\0{event.target_user_id}"),
+        ]
+    else:
+        try:
+            keys = plan.identifiers(event)
+        except Unresolvable:
+            keys = None
+        if keys is not None:
+            nodes += [("i", f"{kind}\0{value}") for kind, value in (*keys[0], *keys[1])]
+    if (
+        isinstance(event, TicketVersion | TicketStatusChanged | TicketText | RatingGiven)
+        and event.ticket_id is not None
+    ):
+        nodes.append(("t", str(event.ticket_id)))
+    return nodes
+
+
+# What the store knows links nodes too: (identifier keys, ticket ids, person ids) -> pairs
+# of (node, person id) for the stored persons they lead to.
+StoredLinks = Callable[[list[tuple[str, str]], list[int], list[str]], Iterable[tuple[Node, str]]]
+
+
+def partition(
+    plan: IdentityPlan, salt: str, events: Sequence[Event], stored: StoredLinks
+) -> list[list[int]]:
+    """The components of ``events`` (each a list of indexes into it, in their order),
+    ordered by the smallest person id each can lead to (a stored person's, or the id a new
+    person would get from one of its identifiers)."""
+    sets = _Sets()
+    firsts: list[Node | None] = []
+    for event in events:
+        nodes = event_nodes(plan, event)
+        firsts.append(nodes[0] if nodes else None)
+        for node in nodes:
+            sets.find(node)
+        for node in nodes[1:]:
+            sets.union(nodes[0], node)
+    keys: list[tuple[str, str]] = []
+    tickets: list[int] = []
+    for kind, name in sets.parent:
+        if kind == "t":
+            tickets.append(int(name))
+        else:
+            ident, _, value = name.partition("\0")
+            keys.append((ident, value))
+    person_ids = [value for kind, value in keys if kind == "person_id"]
+    for node, pid in stored(keys, tickets, person_ids):
+        sets.union(node, ("p", pid))
+    least: dict[Node, str] = {}
+    for node in list(sets.parent):
+        kind, name = node
+        if kind == "t":
+            continue
+        pid = name if kind == "p" else person_id_for(salt, _key(name))
+        root = sets.find(node)
+        if root not in least or pid < least[root]:
+            least[root] = pid
+    groups: dict[Node | int, list[int]] = {}
+    for i, first in enumerate(firsts):
+        groups.setdefault(i if first is None else sets.find(first), []).append(i)
+    return [
+        groups[root]
+        for root in sorted(
+            groups, key=lambda r: ("", "") if isinstance(r, int) else (least.get(r, ""), r[1])
+        )
+    ]
+
+
+def _key(name: str) -> tuple[str, str]:
+    kind, _, value = name.partition("\0")
+    return kind, value
+
+
+def stored_links(tx: Tx) -> StoredLinks:
+    """``StoredLinks`` read through a transaction."""
+
+    def links(
+        keys: list[tuple[str, str]], tickets: list[int], person_ids: list[str]
+    ) -> Iterable[tuple[Node, str]]:
+        for (kind, value), pids in tx.lookup_identifiers(keys).items():
+            for pid in pids:
+                yield ("i", f"{kind}\0{value}"), pid
+        for tid, (owner, _) in tx.load_tickets(tickets).items():
+            if owner:
+                yield ("t", str(tid)), owner
+        for value in person_ids:
+            found = tx.resolve_person_id(value)
+            if found is not None:
+                yield ("i", f"person_id\0{value}"), found
+
+    return links
+
+
+def batches(components: Sequence[list[int]], batch_size: int) -> Iterable[list[int]]:
+    """Whole components packed into batches of at least ``batch_size`` events (the last may
+    be smaller; a component larger than that is a batch of its own), each in event order."""
+    batch: list[int] = []
+    for component in components:
+        batch += component
+        if len(batch) >= batch_size:
+            yield sorted(batch)
+            batch = []
+    if batch:
+        yield sorted(batch)
+
+
+def fold_grouped(
+    engine: Engine,
+    pending: Sequence[Pending],
+    *,
+    batch_size: int,
+    history_before: datetime | None,
+    on_batch: Callable[[BatchStats], None] | None = None,
+    workers: int = 1,
+) -> BatchStats:
+    """Log and fold ``pending`` component by component (see the module's docstring), each
+    batch in one bulk transaction; return the stats of all batches together. ``workers``:
+    processes folding batches at once where the store takes several writers (``parallel``).
+    """
+    total = BatchStats()
+    if not pending:
+        return total
+    events = [p.event for p in pending]
+    with engine.store.transaction(durable=False, bulk=True) as tx:
+        clock = Engine._clock(tx)
+        salt = Engine._salt(tx)
+        components = partition(engine.plan, salt, events, stored_links(tx))
+    until = max(e.at for e in events)
+    if clock is not None and clock > until:
+        until = clock
+
+    def report(stats: BatchStats) -> None:
+        _add(total, stats)
+        if on_batch is not None:
+            on_batch(stats)
+
+    parts = [[pending[i] for i in indexes] for indexes in batches(components, batch_size)]
+    workers = min(workers, len(parts)) if parallel(engine.store) else 1
+    if workers > 1:
+        _fold_in_workers(engine, parts, until, history_before, workers, report)
+    else:
+        for part in parts:
+            report(engine._retrying(partial(_fold_batch, engine, part, until, history_before)))
+    report(engine._retrying(partial(_last, engine, until, history_before)))
+    return total
+
+
+def parallel(store: Store) -> bool:
+    """Whether batches may be folded by several processes at once: on PostgreSQL (each with
+    its own connection). SQLite has one writer, and a ``Batch`` reads and writes the store
+    while it folds, so a second process would only wait for the first."""
+    return store.url.startswith(("postgresql:", "postgres:"))
+
+
+def _fold_in_workers(
+    engine: Engine,
+    parts: list[list[Pending]],
+    until: datetime,
+    history_before: datetime | None,
+    workers: int,
+    report: Callable[[BatchStats], None],
+) -> None:
+    """Fold ``parts`` in ``workers`` forked processes, each on its own connection, taking
+    the next part as it finishes one (the components are disjoint: no two lock, read or
+    write the same person, identifier or ticket)."""
+    context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
+    tasks: multiprocessing.Queue[int | None] = context.Queue()
+    results: multiprocessing.Queue[tuple[bool, BatchStats | str]] = context.Queue()
+    for index in range(len(parts)):
+        tasks.put(index)
+    for _ in range(workers):
+        tasks.put(None)
+    args = (engine, parts, until, history_before, tasks, results)
+    processes = [context.Process(target=_worker, args=args, daemon=True) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    try:
+        for _ in parts:
+            while True:
+                try:
+                    ok, value = results.get(timeout=1.0)
+                    break
+                except queue.Empty:
+                    if not any(process.is_alive() for process in processes):
+                        raise WorkerFailed("the workers ended before every batch") from None
+            if not ok:
+                raise WorkerFailed(str(value))
+            assert isinstance(value, BatchStats)
+            report(value)
+    except BaseException:
+        for process in processes:
+            process.terminate()
+        raise
+    finally:
+        for process in processes:
+            process.join()
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process could not fold its batch (its traceback is the message); batches
+    other workers committed stay committed, and a re-run folds the rest."""
+
+
+def _worker(
+    parent: Engine,
+    parts: list[list[Pending]],
+    until: datetime,
+    history_before: datetime | None,
+    tasks: multiprocessing.Queue[int | None],
+    results: multiprocessing.Queue[tuple[bool, BatchStats | str]],
+) -> None:
+    engine = engine_on_own_store(parent)
+    try:
+        while (index := tasks.get()) is not None:
+            try:
+                work = partial(_fold_batch, engine, parts[index], until, history_before)
+                results.put((True, engine._retrying(work)))
+            except Exception:
+                results.put((False, traceback.format_exc()))
+                return
+    finally:
+        engine.store.close()
+
+
+def _last(engine: Engine, until: datetime, history_before: datetime | None) -> BatchStats:
+    """Fire the timers no batch fired (persons the events do not name) and move the clock."""
+    with engine.store.transaction(durable=False, bulk=True) as tx:
+        return _run(engine, tx, [], until, history_before, own_timers=False)
+
+
+def _fold_batch(
+    engine: Engine,
+    part: Sequence[Pending],
+    until: datetime,
+    history_before: datetime | None,
+) -> BatchStats:
+    with engine.store.transaction(durable=False, bulk=True) as tx:
+        rows = [
+            EventRow(
+                key=p.event.key,
+                kind=EVENT_KIND[type(p.event)],
+                at_us=to_us(p.event.at),
+                source=p.source,
+                document_id=p.document_id,
+                canonical=codec.dumps(p.event),
+            )
+            for p in part
+        ]
+        inserted = tx.insert_events(rows)
+        fresh = [p.event for p, ok in zip(part, inserted, strict=True) if ok]
+        stats = _run(engine, tx, fresh, until, history_before, own_timers=True)
+        stats.received = len(part)
+        stats.duplicates = len(part) - len(fresh)
+        for row, ok in zip(rows, inserted, strict=True):
+            if not ok:
+                stats.duplicates_by_source[row.source] += 1
+        return stats
+
+
+def _run(
+    engine: Engine,
+    tx: Tx,
+    events: Sequence[Event],
+    until: datetime,
+    history_before: datetime | None,
+    *,
+    own_timers: bool,
+) -> BatchStats:
+    # The clock as the batch finds it: this fold moves it only at the end (``_last``), so
+    # every batch sweeps from where the import started, unless another process moved it.
+    clock = Engine._clock(tx)
+    until = until if clock is None or clock < until else clock
+    rules: Rules = engine.rules
+    batch = Batch(
+        tx,
+        rules,
+        engine.plan,
+        Engine._salt(tx),
+        history_before=history_before,
+        model=saved_models.active(tx) if rules.learn_reasons else None,
+        threshold=rules.reason_threshold,
+        own_timers=own_timers,
+    )
+    owners = batch.resolve(events)
+    batch.load(events, owners, until)
+    batch.sweep(events, owners, clock, until)
+    batch.flush()
+    if not own_timers:
+        tx.advance_clock(until)
+    stats = batch.stats
+    stats.applied = len(events) - len({k for k, _ in stats.rejected})
+    return stats
+
+
+def _add(total: BatchStats, stats: BatchStats) -> None:
+    total.received += stats.received
+    total.applied += stats.applied
+    total.duplicates += stats.duplicates
+    total.rejected += stats.rejected
+    total.entered += stats.entered
+    total.exited += stats.exited
+    total.state_changes += stats.state_changes
+    total.timers_fired += stats.timers_fired
+    total.persons_touched += stats.persons_touched
+    total.duplicates_by_source += stats.duplicates_by_source

@@ -1,0 +1,158 @@
+"""A replay's report and its progress marker (``Engine.replay``).
+
+A replay commits a chunk at a time. Where it stands is kept in meta ``replay``
+(``store.base.REPLAY_KEY``) in the same commit as each chunk's work: the phase, the last
+event replayed or person compared, the clock before it, and the report so far (counts and
+samples only, so its size does not grow with the persons). A replay stopped half way (killed,
+a power cut) resumes from there; while the marker is there, writers keep what they
+acknowledge in the inbox and ticks and delivery routing wait.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tactful.core import codec
+from tactful.engine.messages import NOBODY, REPLAYED, Image, net_rows
+from tactful.exceptions import TryAgain
+from tactful.store.base import OutboxRow
+from tactful.store.records import dump_state
+
+SAMPLE = 50  # persons named per segment (entering, exiting) and in ``changed``
+PERSON_PAGE = 2000  # persons compared (and their corrections written) per commit
+
+# The phases, in order: replay the log a chunk at a time; run the clock to where it was;
+# compare each person with the snapshot; persons of the snapshot no longer there; done.
+RECOMPUTE, SETTLE, COMPARE, GONE, DONE = "recompute", "settle", "compare", "gone", "done"
+
+Corrections = Sequence[tuple[OutboxRow, frozenset[str]]]
+# Per destination, how many deliveries of each kind some corrections make (the router's
+# ``preview``): summed page by page into ``ReplayReport.destinations``.
+Count = Callable[[Corrections], Mapping[str, Counter[str]]]
+Progress = Callable[[int, int], None]  # (events replayed, events in the log)
+
+
+class ReplayInProgress(TryAgain):
+    """A replay is unfinished (meta ``replay``): the store is being rebuilt. Run
+    ``tactful replay`` to finish it; writes wait for it (the server queues them)."""
+
+
+@dataclass
+class ReplayReport:
+    """What a replay changed (or, with ``dry_run``, would change; nothing was written).
+
+    ``segments``: per segment, how many persons enter and exit (``enter``, ``exit``) and the
+    first ``SAMPLE`` of them (``entering``, ``exiting``). ``changed``: the first ``SAMPLE``
+    persons whose state or segments changed (``persons_changed`` counts them all).
+    ``messages``: the outbox rows of the net change; ``destinations``: per destination the
+    deliveries they make, by kind (when the replay was given a ``Count``). ``resumed``: this
+    run finished a replay stopped half way (the counts cover the whole replay)."""
+
+    events: int
+    persons_before: int
+    persons_after: int
+    changed: list[dict[str, Any]]  # person_id, before, after
+    dry_run: bool = False
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    persons_changed: int = 0
+    messages: int = 0
+    destinations: dict[str, Counter[str]] = field(default_factory=dict)
+    resumed: bool = False
+
+    def correct(self, pid: str, told: Image | None, now: Image) -> None:
+        """Count one person's net change."""
+        told = told or NOBODY
+        if told.state != now.state or told.memberships != now.memberships:
+            self.persons_changed += 1
+            if len(self.changed) < SAMPLE:
+                self.changed.append(
+                    {"person_id": pid, "before": _describe(told), "after": _describe(now)}
+                )
+        for segment in sorted(set(told.memberships) | set(now.memberships)):
+            was, will = segment in told.memberships, segment in now.memberships
+            if was == will:
+                continue
+            entry = self.segments.setdefault(
+                segment, {"enter": 0, "exit": 0, "entering": [], "exiting": []}
+            )
+            entry["enter" if will else "exit"] += 1
+            sample = entry["entering" if will else "exiting"]
+            if len(sample) < SAMPLE:
+                sample.append(pid)
+
+    def count(self, rows: Corrections, count: Count | None) -> None:
+        self.messages += len(rows)
+        if count is not None and rows:
+            for name, kinds in count(rows).items():
+                self.destinations.setdefault(name, Counter()).update(kinds)
+
+
+def corrections(
+    pid: str, told: Image | None, now: Image, at: datetime, rules: dict[str, str]
+) -> list[tuple[OutboxRow, frozenset[str]]]:
+    """One person's net change as outbox rows (stamped ``replayed``), each with the person's
+    non-holdout segments after the replay (what the router needs to preview deliveries)."""
+    rows = net_rows(pid, told or NOBODY, now, at, rules, REPLAYED)
+    members = frozenset(s for s, holdout in now.memberships.items() if not holdout)
+    return [(row, members) for row in rows]
+
+
+@dataclass
+class Marker:
+    """Where a replay stands (meta ``replay``)."""
+
+    phase: str
+    seq: int  # the last event replayed
+    after: str | None  # the last person compared (COMPARE, GONE)
+    clock: str | None  # the engine clock before the replay (it returns there)
+    at: str  # the time the corrections are stamped with
+    total: int  # events in the log
+    report: ReplayReport
+
+    def dumps(self) -> str:
+        report = self.report
+        # not ``asdict``: it would rebuild each Counter from its items, counting them
+        data = {
+            **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "report"},
+            "report": {
+                **{f.name: getattr(report, f.name) for f in fields(report)},
+                "destinations": {k: dict(v) for k, v in report.destinations.items()},
+            },
+        }
+        return orjson.dumps(data).decode()
+
+    @staticmethod
+    def loads(text: str) -> Marker:
+        data = orjson.loads(text)
+        report = data.pop("report")
+        report["destinations"] = {k: Counter(v) for k, v in report["destinations"].items()}
+        return Marker(**data, report=ReplayReport(**report))
+
+    @property
+    def corrected_at(self) -> datetime:
+        return codec.parse_time(self.at)
+
+
+# A person's image in a form that compares as stored: the state as stored (bytes),
+# memberships and consents.
+Compact = tuple[bytes, tuple[tuple[str, bool], ...], tuple[bool | None, ...]]
+
+
+def compact(image: Image) -> Compact:
+    return (dump_state(dict(image.state)), tuple(sorted(image.memberships.items())), image.consents)
+
+
+def _describe(value: Image | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {
+        "support_state": value.state.get("support_state", "clear"),
+        "segments": sorted(value.memberships),
+        "state": orjson.loads(dump_state(dict(value.state))),
+    }
