@@ -81,6 +81,7 @@ def test_a_crashed_delivery_loop_is_restarted_and_counted_on_metrics(
 WORKER_ARGS = ("--tick-seconds", "0.1", "--deliver-seconds", "0.1")
 
 
+@pytest.mark.slow
 def test_the_worker_command_ticks_under_the_supervisor_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:

@@ -98,7 +98,7 @@ def test_one_retry_after_parser_and_one_basic_auth_helper() -> None:
         name = str(path.relative_to(ROOT))
         if path != HTTP_RETRY and _defines(ast.parse(text), "parse_retry_after"):
             parsers.append(name)
-        fake = path.is_relative_to(ROOT / "destinations" / "fakes")
+        fake = path.is_relative_to(ROOT / "testing" / "fakes")
         if path != HTTP_AUTH and not fake and ('"Basic "' in text or 'f"Basic {' in text):
             basic.append(name)
     assert parsers == []

@@ -90,7 +90,7 @@ def generate_exports(
             ratings=runs[RATING_STEM],
         )
         for chunk_start in range(0, persons, CHUNK_PERSONS):
-            gen.rng = random.Random(f"tactful.testing.sample:{seed}:{chunk_start // CHUNK_PERSONS}")
+            gen.rng = random.Random(f"tactful.sample:{seed}:{chunk_start // CHUNK_PERSONS}")
             for index in range(chunk_start, min(persons, chunk_start + CHUNK_PERSONS)):
                 gen.person(index)
             for sorted_runs in runs.values():
