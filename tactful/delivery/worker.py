@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from tactful.clock import now_or
+from tactful.core.messages import PersonErased
 from tactful.delivery import breaker, platform
 from tactful.delivery.breaker import BreakerPolicy, Circuit
 from tactful.delivery.deadline import DeadlineTransport
@@ -144,7 +145,7 @@ def erase_item(row: DeliveryRow, config: Any, wants: frozenset[str], ours: bool)
         anonymous = registry.spec(config.type).identify_by is not None
         person = "" if anonymous else row.person_id
         properties = {} if anonymous else {"person_id": row.person_id}
-        return Item(key, "event", person, at, Identifiers(), "person_erased", None, properties)
+        return Item(key, "event", person, at, Identifiers(), PersonErased.TOPIC, None, properties)
     return None
 
 

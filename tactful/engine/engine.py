@@ -25,10 +25,10 @@ from typing import Any
 from tactful.clock import system_now
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event, PersonErased
+from tactful.core.graph import IdentityPlan, Unresolvable
 from tactful.core.reasons import ReasonClassifier
 from tactful.core.segments import SegmentDef, SegmentSpec, StateDef, StateSpec
 from tactful.engine.batch import Batch, BatchStats
-from tactful.engine.identity_graph import IdentityPlan, Unresolvable
 from tactful.engine.messages import Image, image_of
 from tactful.engine.replay import (
     COMPARE,
@@ -170,16 +170,13 @@ class ClockRepair:
     replay: ReplayReport | None
 
 
-_wall_clock = system_now  # the machine's clock: see tactful.clock
-
-
 class Engine:
     def __init__(
         self, rules: Rules, store: Store, *, clock: Callable[[], datetime] | None = None
     ) -> None:
         self.rules = rules
         self.store = store
-        self.wall_clock = clock or _wall_clock
+        self.wall_clock = clock or system_now
         self.plan = IdentityPlan(rules.key_kind, rules.default_region)
 
     # -- clock ------------------------------------------------------------------------------
@@ -256,7 +253,7 @@ class Engine:
         skew = self.rules.future_skew
         if skew is None:
             return None
-        return max(_wall_clock(), self.wall_clock()) + skew
+        return max(system_now(), self.wall_clock()) + skew
 
     def future_events(self, events: Sequence[Event]) -> list[dict[str, str]]:
         """The events later than ``latest_allowed()``, each as {id, at, reason} for an
@@ -425,8 +422,8 @@ class Engine:
         take the events later than ``latest_allowed()`` out of the log (their raw documents
         stay), set the clock back to the wall clock, and recompute everything (``replay``).
         ``dry_run``: report what would change, change nothing."""
-        limit = self.latest_allowed() or max(_wall_clock(), self.wall_clock())
-        now = min(max(_wall_clock(), self.wall_clock()), limit)
+        limit = self.latest_allowed() or max(system_now(), self.wall_clock())
+        now = min(max(system_now(), self.wall_clock()), limit)
         with self.store.transaction() as tx:
             clock = self._clock(tx)
             removed = tx.events_after(to_us(limit), delete=not dry_run)

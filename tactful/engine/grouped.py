@@ -40,9 +40,9 @@ from tactful.core.events import (
     TicketVersion,
     UserMerged,
 )
+from tactful.core.graph import IdentityPlan, Unresolvable, person_id_for
 from tactful.engine.batch import Batch, BatchStats
 from tactful.engine.engine import Engine, Rules
-from tactful.engine.identity_graph import IdentityPlan, Unresolvable, person_id_for
 from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us

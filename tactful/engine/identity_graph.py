@@ -6,11 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from tactful.core.graph import IdentityPlan, PersonGraph, Unresolvable, person_id_for
+from tactful.core.graph import IdentityPlan, PersonGraph, Unresolvable
 from tactful.store.base import IdentKey, Tx
-
-# The core's names, for the callers that take them from here.
-__all__ = ["BatchIdentity", "IdentityPlan", "Unresolvable", "person_id_for"]
 
 
 class BatchIdentity(PersonGraph):

@@ -24,10 +24,6 @@ _SCHEMA = (
 )
 
 
-def _now_us() -> int:
-    return now_us()
-
-
 _COUNTS = (
     "SELECT COUNT(*) FILTER (WHERE failed IS NULL), COUNT(*) FILTER (WHERE failed IS NOT NULL) "
     "FROM inbox"
@@ -70,7 +66,7 @@ class SQLiteInbox:
                 raise StoreError(f"inbox {self.path}: {exc}") from exc
 
     def put(self, payloads: Sequence[bytes]) -> None:
-        now = _now_us()
+        now = now_us()
         with self._lock:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -127,7 +123,7 @@ class PgInbox:
             return list(cur.fetchall()) if cur.description is not None else []
 
     def put(self, payloads: Sequence[bytes]) -> None:
-        now = _now_us()
+        now = now_us()
         with self._connection() as conn, conn.transaction():
             conn.cursor().executemany(
                 "INSERT INTO inbox (received_us, payload) VALUES (%s, %s)",

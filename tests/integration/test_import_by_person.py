@@ -15,9 +15,9 @@ from typing import Any, Literal
 import pytest
 
 from tactful.core.events import Event, time_order
+from tactful.core.graph import IdentityPlan
 from tactful.engine.engine import Engine, Incoming
 from tactful.engine.grouped import Pending, fold_grouped, partition
-from tactful.engine.identity_graph import IdentityPlan
 from tactful.testing import (
     at,
     consent,

@@ -106,9 +106,9 @@ def test_no_type_ignore_around_the_store_seam() -> None:
     assert found == []
 
 
-def _imports() -> dict[str, set[str]]:
-    """Each module's imports of other tactful modules at module level (what runs at
-    import time; ``if TYPE_CHECKING:`` blocks aside)."""
+def _imports(*, inside_functions: bool = False) -> dict[str, set[str]]:
+    """Each module's imports of other tactful modules: at module level (what runs at import
+    time), or anywhere in it with ``inside_functions``; ``if TYPE_CHECKING:`` blocks aside."""
     names = {
         ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
         for p in _modules()
@@ -121,8 +121,18 @@ def _imports() -> dict[str, set[str]]:
 
     graph: dict[str, set[str]] = {}
     for name, path in names.items():
+        tree = ast.parse(path.read_text())
+        typing_only = {
+            id(sub)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for sub in ast.walk(node)
+        }
+        nodes = ast.walk(tree) if inside_functions else iter(tree.body)
         found: set[str] = set()
-        for node in ast.parse(path.read_text()).body:
+        for node in nodes:
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:

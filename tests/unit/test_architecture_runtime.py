@@ -7,15 +7,12 @@ import ast
 from pathlib import Path
 
 import tactful
+from tests.unit.test_architecture import _imports, _modules
 
 ROOT = Path(tactful.__file__).parent
 CLOCK = ROOT / "clock.py"
 HTTP_AUTH = ROOT / "http" / "auth.py"
 HTTP_RETRY = ROOT / "http" / "retry.py"
-
-
-def _modules() -> list[Path]:
-    return sorted(p for p in ROOT.rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def _dotted(node: ast.expr) -> str:
@@ -105,43 +102,6 @@ def test_one_retry_after_parser_and_one_basic_auth_helper() -> None:
     assert basic == []
 
 
-def _all_imports() -> dict[str, set[str]]:
-    """Each module's imports of other tactful modules anywhere in it (inside functions
-    too; ``if TYPE_CHECKING:`` blocks aside)."""
-    names = {
-        ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__"): p
-        for p in _modules()
-    }
-
-    def known(name: str) -> str | None:
-        while name and name not in names:
-            name = name.rpartition(".")[0]
-        return name or None
-
-    graph: dict[str, set[str]] = {}
-    for name, path in names.items():
-        tree = ast.parse(path.read_text())
-        typing_only = {
-            id(sub)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-            for sub in ast.walk(node)
-        }
-        found: set[str] = set()
-        for node in ast.walk(tree):
-            if id(node) in typing_only:
-                continue
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            else:
-                continue
-            found |= {t for x in targets if (t := known(x)) and t != name}
-        graph[name] = found
-    return graph
-
-
 def _cycle_groups(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected groups of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -176,7 +136,7 @@ def test_import_cycles_through_function_level_imports() -> None:
     functions, 5 groups were left (commands, sample, sim, zendesk parse/webhooks and the
     one below). The destination settings validate each ``[[destinations]]`` entry against
     the registry, whose specs type their settings: one group remains, and no new one."""
-    assert _cycle_groups(_all_imports()) == [
+    assert _cycle_groups(_imports(inside_functions=True)) == [
         ["tactful.config.models", "tactful.destinations.registry", "tactful.destinations.spec"]
     ]
 
