@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from tactful.store.deliveries import SqlDeliveries
+from tactful.store.dialect import Dialect
 from tactful.store.readmodels import SqlReadModels
 
 
 class SqlPorts:
     conn: Any  # tactful.store.dbapi.Conn
+    dialect: Dialect
 
     @property
     def deliveries(self) -> SqlDeliveries:
-        return SqlDeliveries(self.conn)
+        return SqlDeliveries(self.conn, self.dialect)
 
     @property
     def read_models(self) -> SqlReadModels:
-        return SqlReadModels(self.conn)
+        return SqlReadModels(self.conn, self.dialect)

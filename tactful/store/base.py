@@ -17,6 +17,7 @@ from tactful.core.events import OutcomeRecorded
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
 from tactful.exceptions import NeedsOperator, TryAgain
+from tactful.store.dialect import Dialect
 from tactful.store.erasure import ErasureReport
 from tactful.store.pages import PagesReads, PagesWrites
 from tactful.store.ports import (
@@ -200,6 +201,7 @@ class Inbox(Protocol):
 
 class Store(Protocol):
     url: str
+    dialect: Dialect  # how this store's SQL is written (``tactful.store.dialect``)
 
     def transaction(
         self, *, durable: bool = True, bulk: bool = False

@@ -1,12 +1,12 @@
-"""The DB-API subset the store's SQL is written against (sqlite3, or the PostgreSQL
-wrapper that speaks it), and the helpers for ``IN (...)`` lists."""
+"""The DB-API subset the store's SQL runs on (sqlite3, or the PostgreSQL wrapper that
+offers the same two methods), and the chunks lists of values are read in."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-CHUNK = 500  # parameters per IN (...) list
+CHUNK = 500  # values per list (``Dialect.among``)
 
 
 class Cursor(Protocol):
@@ -27,7 +27,3 @@ class Conn(Protocol):
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def marks(n: int) -> str:
-    return ",".join("?" * n)

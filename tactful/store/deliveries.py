@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from tactful.core.messages import PersonErased
-from tactful.store.dbapi import Conn, marks
+from tactful.store.dbapi import Conn
+from tactful.store.dialect import Dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +67,6 @@ _COLUMNS = (
     "id, destination, person_id, kind, name, segment, key, at_us, payload, status, "
     "attempts, next_us, created_us, last_error"
 )
-_UNROUTED = (
-    "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE routed = 0 ORDER BY id LIMIT ?"
-)
 
 
 def _row(r: Sequence[Any]) -> DeliveryRow:
@@ -89,8 +87,9 @@ def _health() -> dict[str, Any]:
 class SqlDeliveries:
     """The delivery port on one connection (inside the caller's transaction or snapshot)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, dialect: Dialect) -> None:
         self.conn = conn
+        self.dialect = dialect
 
     # reads
 
@@ -98,47 +97,52 @@ class SqlDeliveries:
         """The oldest ``limit`` unrouted outbox rows; ``claim`` locks them against other
         routers (skipping rows another transaction holds)."""
         raw = self.conn.execute(
-            _UNROUTED + (" FOR UPDATE SKIP LOCKED" if claim else ""), (limit,)
+            "SELECT id, person_id, topic, at_us, payload FROM outbox WHERE routed = 0 "
+            f"ORDER BY id LIMIT {self.dialect.p}" + (" FOR UPDATE SKIP LOCKED" if claim else ""),
+            (limit,),
         ).fetchall()
-        return [(int(i), p, t, int(a), bytes(b)) for i, p, t, a, b in raw]
+        return [(int(i), pid, t, int(a), bytes(b)) for i, pid, t, a, b in raw]
 
     def pending(self, destination: str, limit: int) -> list[DeliveryRow]:
         """Pending rows in id order (due or not: the worker keeps per-person order)."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE destination = ? AND status = 'pending' "
-            "ORDER BY id LIMIT ?",
+            f"SELECT {_COLUMNS} FROM deliveries WHERE destination = {p} AND status = 'pending' "
+            f"ORDER BY id LIMIT {p}",
             (destination, limit),
         ).fetchall()
         return [_row(r) for r in rows]
 
     def listing(self, statuses: Sequence[str], limit: int) -> list[DeliveryRow]:
+        among, values = self.dialect.among("status", statuses)
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE status IN ({marks(len(statuses))}) "
-            "ORDER BY id LIMIT ?",
-            (*statuses, limit),
+            f"SELECT {_COLUMNS} FROM deliveries WHERE {among} ORDER BY id LIMIT {self.dialect.p}",
+            (*values, limit),
         ).fetchall()
         return [_row(r) for r in rows]
 
     def dead_ids(self, destination: str) -> list[int]:
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT id FROM deliveries WHERE status = 'dead' AND destination = ?",
+            f"SELECT id FROM deliveries WHERE status = 'dead' AND destination = {p}",
             (destination,),
         ).fetchall()
         return [int(r[0]) for r in rows]
 
     def ledger(self, destination: str, person_ids: Sequence[str] | None = None) -> set[str]:
         """Who the audience ledger holds for ``destination`` (among ``person_ids``)."""
+        p = self.dialect.p
         if person_ids is None:
             rows = self.conn.execute(
-                "SELECT person_id FROM audience_ledger WHERE destination = ?", (destination,)
+                f"SELECT person_id FROM audience_ledger WHERE destination = {p}", (destination,)
             ).fetchall()
         elif not person_ids:
             return set()
         else:
+            among, values = self.dialect.among("person_id", person_ids)
             rows = self.conn.execute(
-                "SELECT person_id FROM audience_ledger WHERE destination = ? AND person_id IN "
-                f"({marks(len(person_ids))})",
-                (destination, *person_ids),
+                f"SELECT person_id FROM audience_ledger WHERE destination = {p} AND {among}",
+                (destination, *values),
             ).fetchall()
         return {r[0] for r in rows}
 
@@ -147,11 +151,11 @@ class SqlDeliveries:
         delivery done, erasures aside): the ESP holds them, so an unsubscribe may name them."""
         if not person_ids:
             return set()
+        among, values = self.dialect.among("person_id", person_ids)
         rows = self.conn.execute(
-            f"SELECT DISTINCT person_id FROM deliveries WHERE destination = ? AND person_id "
-            f"IN ({marks(len(person_ids))}) AND status = 'done' "
-            "AND kind NOT IN ('erase', 'unsubscribe')",
-            (destination, *person_ids),
+            f"SELECT DISTINCT person_id FROM deliveries WHERE destination = {self.dialect.p} "
+            f"AND {among} AND status = 'done' AND kind NOT IN ('erase', 'unsubscribe')",
+            (destination, *values),
         ).fetchall()
         return {r[0] for r in rows}
 
@@ -187,17 +191,21 @@ class SqlDeliveries:
     def mark_routed(self, rows: Sequence[OutboxEntry]) -> bool:
         """Mark outbox rows routed; an erasure's row drops its identifiers. True when one
         did (the store then wipes the old bytes)."""
-        self.conn.executemany("UPDATE outbox SET routed = 1 WHERE id = ?", [(r[0],) for r in rows])
+        p = self.dialect.p
+        self.conn.executemany(
+            f"UPDATE outbox SET routed = 1 WHERE id = {p}", [(r[0],) for r in rows]
+        )
         erased = [(b"{}", r[0]) for r in rows if r[2] == PersonErased.TOPIC]
-        self.conn.executemany("UPDATE outbox SET payload = ? WHERE id = ?", erased)
+        self.conn.executemany(f"UPDATE outbox SET payload = {p} WHERE id = {p}", erased)
         return bool(erased)
 
     def insert(self, rows: Iterable[NewDelivery], now_us: int) -> int:
         """New pending deliveries (a key already there is kept); how many were inserted."""
+        p = self.dialect.p
         cur = self.conn.executemany(
             "INSERT INTO deliveries (destination, person_id, kind, name, segment, key, "
             "at_us, payload, status, attempts, next_us, created_us, updated_us) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+            f"({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 'pending', 0, {p}, {p}, {p}) "
             "ON CONFLICT (destination, key) DO NOTHING",
             [
                 (
@@ -221,12 +229,13 @@ class SqlDeliveries:
     def record(self, attempts: Iterable[Attempt], now_us: int, run_id: int | None) -> bool:
         """Record attempts made during the sync run ``run_id`` and keep the audience ledger.
         True when an erasure's identifiers were dropped (the store then wipes them)."""
+        p = self.dialect.p
         erased = False
         for a in attempts:
             row = a.row
             self.conn.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_us = ?, "
-                "updated_us = ?, last_error = ? WHERE id = ?",
+                f"UPDATE deliveries SET status = {p}, attempts = attempts + 1, next_us = {p}, "
+                f"updated_us = {p}, last_error = {p} WHERE id = {p}",
                 (
                     a.status,
                     row.next_us if a.next_us is None else a.next_us,
@@ -237,7 +246,7 @@ class SqlDeliveries:
             )
             self.conn.execute(
                 "INSERT INTO delivery_attempts (delivery_id, at_us, outcome, status, error, "
-                "run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                f"run_id) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
                 (row.id, now_us, a.outcome, a.http_status, a.error, run_id),
             )
             # An add whose answer was lost (retry) may have been applied: the ledger
@@ -245,49 +254,54 @@ class SqlDeliveries:
             if row.kind == "audience_add" and (a.status == "done" or a.outcome == "retry"):
                 self.conn.execute(
                     "INSERT INTO audience_ledger (destination, person_id, added_us) "
-                    "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
                     (row.destination, row.person_id, now_us),
                 )
             elif a.status == "done" and row.kind in ("audience_remove", "erase"):
                 self.conn.execute(
-                    "DELETE FROM audience_ledger WHERE destination = ? AND person_id = ?",
+                    f"DELETE FROM audience_ledger WHERE destination = {p} AND person_id = {p}",
                     (row.destination, row.person_id),
                 )
             if row.kind == "erase" and a.status in ("done", "dead", "skipped"):
                 # identifiers of an erased person live only until the erasure is out
-                self.conn.execute("UPDATE deliveries SET payload = ? WHERE id = ?", (b"{}", row.id))
+                self.conn.execute(
+                    f"UPDATE deliveries SET payload = {p} WHERE id = {p}", (b"{}", row.id)
+                )
                 erased = True
         return erased
 
     def skip(self, ids: Sequence[int], reason: str, now_us: int) -> None:
+        p = self.dialect.p
         self.conn.executemany(
-            "UPDATE deliveries SET status = 'skipped', updated_us = ?, last_error = ?, "
-            "payload = CASE WHEN kind = 'erase' THEN ? ELSE payload END WHERE id = ?",
+            f"UPDATE deliveries SET status = 'skipped', updated_us = {p}, last_error = {p}, "
+            f"payload = CASE WHEN kind = 'erase' THEN {p} ELSE payload END WHERE id = {p}",
             [(now_us, reason, b"{}", i) for i in ids],
         )
 
     def expire(self, destination: str, created_before_us: int, reason: str, now_us: int) -> int:
         """Dead-letter the pending rows created before ``created_before_us``."""
+        p = self.dialect.p
         cur = self.conn.execute(
-            "UPDATE deliveries SET status = 'dead', updated_us = ?, last_error = ?, "
-            "payload = CASE WHEN kind = 'erase' THEN ? ELSE payload END "
-            "WHERE destination = ? AND status = 'pending' AND created_us < ?",
+            f"UPDATE deliveries SET status = 'dead', updated_us = {p}, last_error = {p}, "
+            f"payload = CASE WHEN kind = 'erase' THEN {p} ELSE payload END "
+            f"WHERE destination = {p} AND status = 'pending' AND created_us < {p}",
             (now_us, reason, b"{}", destination, created_before_us),
         )
         return max(0, int(cur.rowcount))
 
     def retry(self, ids: Sequence[int] | None, now_us: int) -> int:
         """Dead letters back to pending, due now (all when ``ids`` is None)."""
+        p = self.dialect.p
         if ids is None:
             cur = self.conn.execute(
-                "UPDATE deliveries SET status = 'pending', next_us = ?, created_us = ? "
+                f"UPDATE deliveries SET status = 'pending', next_us = {p}, created_us = {p} "
                 "WHERE status = 'dead'",
                 (now_us, now_us),
             )
         else:
             cur = self.conn.executemany(
-                "UPDATE deliveries SET status = 'pending', next_us = ?, created_us = ? "
-                "WHERE status = 'dead' AND id = ?",
+                f"UPDATE deliveries SET status = 'pending', next_us = {p}, created_us = {p} "
+                f"WHERE status = 'dead' AND id = {p}",
                 [(now_us, now_us, i) for i in ids],
             )
         return int(cur.rowcount)

@@ -38,6 +38,8 @@ from typing import Any
 import orjson
 
 from tactful.clock import now_us
+from tactful.store.dbapi import Conn, chunks
+from tactful.store.dialect import Dialect
 from tactful.store.migrations import PERSON_TABLES, REPLAY_SNAPSHOT_TABLES
 from tactful.store.redact import Erased, redact
 
@@ -46,7 +48,6 @@ SECRET_KEY = "erasure_key"
 # acknowledged before the erasure can wait in the inbox (a replay, a server stopped after it).
 ERASED_KEYS_KEPT_US = 7 * 24 * 3600 * 1_000_000
 UNPARSED_TICKET = "webhook:unparsed:ticket:"
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,108 +72,119 @@ def key_digest(secret: str, kind: str, value: str) -> str:
     return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def erased_after(conn: Any, keys: Iterable[tuple[str, str]], after_us: int) -> set[tuple[str, str]]:
+def erased_after(
+    conn: Conn, d: Dialect, keys: Iterable[tuple[str, str]], after_us: int
+) -> set[tuple[str, str]]:
     """Of ``keys``, those of a person erased after ``after_us`` (``erased_keys``)."""
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (SECRET_KEY,)).fetchone()
+    row = conn.execute(f"SELECT value FROM meta WHERE key = {d.p}", (SECRET_KEY,)).fetchone()
     if row is None:  # nobody was ever erased here
         return set()
     by_digest = {key_digest(str(row[0]), kind, value): (kind, value) for kind, value in keys}
     found = _in(
         conn,
-        "SELECT digest FROM erased_keys WHERE erased_us > ? AND digest IN ({})",
+        d,
+        f"SELECT digest FROM erased_keys WHERE erased_us > {d.p} AND",
+        "digest",
         sorted(by_digest),
         after_us,
     )
-    return {by_digest[str(d)] for (d,) in found}
+    return {by_digest[str(digest)] for (digest,) in found}
 
 
-def forget_erased_keys(conn: Any, before_us: int) -> None:
+def forget_erased_keys(conn: Conn, d: Dialect, before_us: int) -> None:
     """Drop the erased keys recorded before ``before_us`` (no request that old waits)."""
-    conn.execute("DELETE FROM erased_keys WHERE erased_us < ?", (before_us,))
+    conn.execute(f"DELETE FROM erased_keys WHERE erased_us < {d.p}", (before_us,))
 
 
-def _remember(conn: Any, keys: Iterable[tuple[str, str]], erased_us: int) -> None:
-    forget_erased_keys(conn, erased_us - ERASED_KEYS_KEPT_US)
-    secret = store_secret(conn)
+def _remember(conn: Conn, d: Dialect, keys: Iterable[tuple[str, str]], erased_us: int) -> None:
+    forget_erased_keys(conn, d, erased_us - ERASED_KEYS_KEPT_US)
+    secret = store_secret(conn, d)
     conn.executemany(
-        "INSERT INTO erased_keys (digest, erased_us) VALUES (?, ?) "
+        f"INSERT INTO erased_keys (digest, erased_us) VALUES ({d.p}, {d.p}) "
         "ON CONFLICT (digest) DO UPDATE SET erased_us = excluded.erased_us",
         [(key_digest(secret, kind, value), erased_us) for kind, value in sorted(set(keys))],
     )
 
 
-def store_secret(conn: Any) -> str:
+def store_secret(conn: Conn, d: Dialect) -> str:
     """The store's erasure secret, created on first use (the first writer's wins)."""
     conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        f"INSERT INTO meta (key, value) VALUES ({d.p}, {d.p}) ON CONFLICT (key) DO NOTHING",
         (SECRET_KEY, secrets.token_hex(32)),
     )
-    return str(conn.execute("SELECT value FROM meta WHERE key = ?", (SECRET_KEY,)).fetchone()[0])
+    row = conn.execute(f"SELECT value FROM meta WHERE key = {d.p}", (SECRET_KEY,)).fetchone()
+    return str(row[0])
 
 
-def _in(conn: Any, sql: str, values: Sequence[Any], *params: Any) -> list[Any]:
-    """Rows of ``sql`` (with one ``IN ({})`` list) for all ``values``, in chunks."""
+def _in(
+    conn: Conn, d: Dialect, head: str, column: str, values: Sequence[object], *params: object
+) -> list[Any]:
+    """Rows of ``head`` and "``column`` is one of ``values``", for all values, in chunks."""
     rows: list[Any] = []
-    for start in range(0, len(values), _CHUNK):
-        chunk = list(values[start : start + _CHUNK])
-        marks = ",".join("?" * len(chunk))
-        rows += conn.execute(sql.format(marks), (*params, *chunk)).fetchall()
+    for chunk in chunks(values):
+        among, args = d.among(column, chunk)
+        rows += conn.execute(f"{head} {among}", (*params, *args)).fetchall()
     return rows
 
 
-def _run_in(conn: Any, sql: str, values: Sequence[Any]) -> int:
+def _run_in(conn: Conn, d: Dialect, head: str, column: str, values: Sequence[object]) -> int:
+    """Rows that ``head`` and "``column`` is one of ``values``" changed, in chunks."""
     count = 0
-    for start in range(0, len(values), _CHUNK):
-        chunk = list(values[start : start + _CHUNK])
-        marks = ",".join("?" * len(chunk))
-        count += max(conn.execute(sql.format(marks), tuple(chunk)).rowcount, 0)
+    for chunk in chunks(values):
+        among, args = d.among(column, chunk)
+        count += max(conn.execute(f"{head} {among}", args).rowcount, 0)
     return count
 
 
-def _events(conn: Any, person_id: str, ticket_ids: Sequence[int]) -> list[str]:
+def _events(conn: Conn, d: Dialect, person_id: str, ticket_ids: Sequence[int]) -> list[str]:
     keys = {
         str(k)
         for (k,) in conn.execute(
-            "SELECT event_key FROM event_persons WHERE person_id = ?", (person_id,)
+            f"SELECT event_key FROM event_persons WHERE person_id = {d.p}", (person_id,)
         )
     }
     keys.update(
         str(k)
         for (k,) in _in(
-            conn, "SELECT event_key FROM event_tickets WHERE ticket_id IN ({})", ticket_ids
+            conn, d, "SELECT event_key FROM event_tickets WHERE", "ticket_id", ticket_ids
         )
     )
     return sorted(keys)
 
 
 def _documents(
-    conn: Any, doc_ids: Iterable[int], ticket_ids: Sequence[int], erased: Erased
+    conn: Conn, d: Dialect, doc_ids: Iterable[int], ticket_ids: Sequence[int], erased: Erased
 ) -> tuple[int, int]:
+    p = d.p
     deleted = _run_in(
         conn,
-        "DELETE FROM documents WHERE source IN ({})",
+        d,
+        "DELETE FROM documents WHERE",
+        "source",
         [f"{UNPARSED_TICKET}{t}" for t in ticket_ids],
     )
     redacted = 0
     for doc in sorted(set(doc_ids)):
         still_used = conn.execute(
-            "SELECT 1 FROM events WHERE document_id = ? LIMIT 1", (doc,)
+            f"SELECT 1 FROM events WHERE document_id = {p} LIMIT 1", (doc,)
         ).fetchone()
         if still_used is None:
-            deleted += conn.execute("DELETE FROM documents WHERE id = ?", (doc,)).rowcount
+            deleted += conn.execute(f"DELETE FROM documents WHERE id = {p}", (doc,)).rowcount
             continue
-        row = conn.execute("SELECT encoding, body FROM documents WHERE id = ?", (doc,)).fetchone()
+        row = conn.execute(
+            f"SELECT encoding, body FROM documents WHERE id = {p}", (doc,)
+        ).fetchone()
         if row is None:
             continue
         body = zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
         try:
             kept = orjson.dumps(redact(orjson.loads(body), erased))
         except orjson.JSONDecodeError:  # not JSON (never stored by Tactful's edges): drop it
-            conn.execute("UPDATE events SET document_id = NULL WHERE document_id = ?", (doc,))
-            deleted += conn.execute("DELETE FROM documents WHERE id = ?", (doc,)).rowcount
+            conn.execute(f"UPDATE events SET document_id = NULL WHERE document_id = {p}", (doc,))
+            deleted += conn.execute(f"DELETE FROM documents WHERE id = {p}", (doc,)).rowcount
             continue
         conn.execute(
-            "UPDATE documents SET body = ?, encoding = 'zlib', sha256 = ? WHERE id = ?",
+            f"UPDATE documents SET body = {p}, encoding = 'zlib', sha256 = {p} WHERE id = {p}",
             (zlib.compress(kept, 1), f"redacted:{doc}", doc),
         )
         redacted += 1
@@ -180,71 +192,83 @@ def _documents(
 
 
 def erase(
-    conn: Any, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
+    conn: Conn,
+    d: Dialect,
+    person_id: str,
+    at_us: int,
+    requested_by: str,
+    ticket_ids: Iterable[int] = (),
 ) -> ErasureReport:
     """Erase ``person_id``. ``ticket_ids``: tickets of the person not stored yet (this
     batch's), besides those the ``tickets`` table gives the person."""
+    p = d.p
     idents = [
         (str(k), str(v))
         for k, v in conn.execute(
-            "SELECT kind, value FROM identifiers WHERE person_id = ?", (person_id,)
+            f"SELECT kind, value FROM identifiers WHERE person_id = {p}", (person_id,)
         )
     ]
     users = sorted({int(v) for k, v in idents if k == "zendesk_user_id" and v.isdigit()})
-    named = "SELECT name FROM user_names WHERE zendesk_user_id IN ({})"
-    names = [("name", str(n)) for (n,) in _in(conn, named, users)]
-    _run_in(conn, "DELETE FROM user_names WHERE zendesk_user_id IN ({})", users)
+    named = "SELECT name FROM user_names WHERE"
+    names = [("name", str(n)) for (n,) in _in(conn, d, named, "zendesk_user_id", users)]
+    _run_in(conn, d, "DELETE FROM user_names WHERE", "zendesk_user_id", users)
     tickets = {
         int(t)
-        for (t,) in conn.execute("SELECT ticket_id FROM tickets WHERE person_id = ?", (person_id,))
+        for (t,) in conn.execute(
+            f"SELECT ticket_id FROM tickets WHERE person_id = {p}", (person_id,)
+        )
     }
     tickets.update(ticket_ids)
     ticket_list = sorted(tickets)
-    keys = _events(conn, person_id, ticket_list)
+    keys = _events(conn, d, person_id, ticket_list)
     doc_ids = [
-        int(d)
-        for (d,) in _in(conn, "SELECT document_id FROM events WHERE key IN ({})", keys)
-        if d is not None
+        int(doc)
+        for (doc,) in _in(conn, d, "SELECT document_id FROM events WHERE", "key", keys)
+        if doc is not None
     ]
-    deleted = _run_in(conn, "DELETE FROM events WHERE key IN ({})", keys)
-    _run_in(conn, "DELETE FROM event_tickets WHERE ticket_id IN ({})", ticket_list)
+    deleted = _run_in(conn, d, "DELETE FROM events WHERE", "key", keys)
+    _run_in(conn, d, "DELETE FROM event_tickets WHERE", "ticket_id", ticket_list)
     docs_deleted, docs_redacted = _documents(
         conn,
+        d,
         doc_ids,
         ticket_list,
         Erased.of([*idents, *names, ("person_id", person_id)], ticket_list),
     )
     for table in (*PERSON_TABLES, *REPLAY_SNAPSHOT_TABLES):
-        conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
+        conn.execute(f"DELETE FROM {table} WHERE person_id = {p}", (person_id,))
     conn.execute(
-        "DELETE FROM person_aliases WHERE person_id = ? OR old_id = ?", (person_id, person_id)
+        f"DELETE FROM person_aliases WHERE person_id = {p} OR old_id = {p}",
+        (person_id, person_id),
     )
     erased_us = now_us()
     _remember(
         conn,
+        d,
         [*idents, ("person_id", person_id), *(("ticket", str(t)) for t in ticket_list)],
         erased_us,
     )
     emails = [v for k, v in idents if k == "email"]
-    conn.execute("DELETE FROM agent_actions WHERE person_id = ?", (person_id,))
-    _run_in(conn, "DELETE FROM agent_actions WHERE lower(email) IN ({})", emails)
-    conn.execute("DELETE FROM deliveries WHERE person_id = ? AND status != 'done'", (person_id,))
+    conn.execute(f"DELETE FROM agent_actions WHERE person_id = {p}", (person_id,))
+    _run_in(conn, d, "DELETE FROM agent_actions WHERE", "lower(email)", emails)
+    conn.execute(f"DELETE FROM deliveries WHERE person_id = {p} AND status != 'done'", (person_id,))
     conn.execute(
         "UPDATE delivery_attempts SET error = '' WHERE delivery_id IN "
-        "(SELECT id FROM deliveries WHERE person_id = ?)",
+        f"(SELECT id FROM deliveries WHERE person_id = {p})",
         (person_id,),
     )
     conn.execute(
-        "UPDATE deliveries SET payload = ?, last_error = '' WHERE person_id = ?", (b"{}", person_id)
+        f"UPDATE deliveries SET payload = {p}, last_error = '' WHERE person_id = {p}",
+        (b"{}", person_id),
     )
     conn.execute(
         "INSERT INTO erasures (person_id, at_us, erased_us, identifiers_proof, requested_by, "
-        "events_deleted, documents_deleted, documents_redacted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"events_deleted, documents_deleted, documents_redacted) VALUES ({d.marks(8)})",
         (
             person_id,
             at_us,
             erased_us,
-            identifiers_proof(store_secret(conn), idents),
+            identifiers_proof(store_secret(conn, d), idents),
             requested_by,
             deleted,
             docs_deleted,

@@ -17,6 +17,7 @@ from typing import Any
 
 from tactful.clock import now_us
 from tactful.store.base import InboxRow, InboxSummary, StoreError
+from tactful.store.dialect import SQLITE
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -92,8 +93,8 @@ class SQLiteInbox:
 
     def done(self, seqs: Sequence[int]) -> None:
         if seqs:
-            marks = ",".join("?" * len(seqs))
-            self._run(f"DELETE FROM inbox WHERE seq IN ({marks})", list(seqs))
+            among, values = SQLITE.among("seq", seqs)
+            self._run(f"DELETE FROM inbox WHERE {among}", values)
 
     def fail(self, seq: int, error: str) -> None:
         self._run("UPDATE inbox SET failed = ? WHERE seq = ?", (error or "error", seq))

@@ -1,24 +1,27 @@
 """Versioned schema migrations, shared by every store adapter.
 
-Each migration is a list of statements; ``{blob}``, ``{bigint}``, ``{serial}`` and
-``{without_rowid}`` are filled in per dialect; a ``(dialect, statement)`` pair runs on that
-dialect only. Migrations only ever append: never edit one that has shipped; add the next.
+Each migration is a list of statements; ``{text}``, ``{blob}``, ``{bigint}``, ``{serial}``
+and ``{without_rowid}`` are filled in per dialect; a ``(dialect, statement)`` pair runs on
+that dialect only. Migrations only ever append: never edit one that has shipped; add the next.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
+from tactful.store.dialect import POSTGRESQL, SQLITE
+
 DIALECT_TYPES = {
     "sqlite": {
+        "text": SQLITE.text,
         "blob": "BLOB",
         "bigint": "INTEGER",
         "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "without_rowid": "WITHOUT ROWID",
     },
     "postgresql": {
+        "text": POSTGRESQL.text,  # compared bytewise, as on SQLite
         "blob": "BYTEA",
         "bigint": "BIGINT",
         "serial": "BIGSERIAL PRIMARY KEY",
@@ -33,60 +36,61 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         1,
         "initial schema",
         [
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE meta (key {text} PRIMARY KEY, value {text} NOT NULL)",
             """CREATE TABLE documents (
                 id {serial},
-                sha256 TEXT NOT NULL UNIQUE,
-                source TEXT NOT NULL,
+                sha256 {text} NOT NULL UNIQUE,
+                source {text} NOT NULL,
                 received_us {bigint} NOT NULL,
-                encoding TEXT NOT NULL,
+                encoding {text} NOT NULL,
                 body {blob} NOT NULL)""",
             """CREATE TABLE events (
                 seq {serial},
-                key TEXT NOT NULL UNIQUE,
-                kind TEXT NOT NULL,
+                key {text} NOT NULL UNIQUE,
+                kind {text} NOT NULL,
                 at_us {bigint} NOT NULL,
-                source TEXT NOT NULL,
+                source {text} NOT NULL,
                 received_us {bigint} NOT NULL,
                 document_id {bigint},
                 canonical {blob} NOT NULL)""",
             """CREATE TABLE persons (
-                person_id TEXT PRIMARY KEY,
+                person_id {text} PRIMARY KEY,
                 facts {blob},
                 state {blob},
-                support_state TEXT NOT NULL DEFAULT 'clear',
+                support_state {text} NOT NULL DEFAULT 'clear',
                 created_us {bigint} NOT NULL)""",
             "CREATE INDEX persons_support_state ON persons (support_state)",
             """CREATE TABLE person_aliases (
-                old_id TEXT PRIMARY KEY, person_id TEXT NOT NULL)""",
+                old_id {text} PRIMARY KEY, person_id {text} NOT NULL)""",
             """CREATE TABLE identifiers (
-                kind TEXT NOT NULL, value TEXT NOT NULL, person_id TEXT NOT NULL,
+                kind {text} NOT NULL, value {text} NOT NULL, person_id {text} NOT NULL,
                 PRIMARY KEY (kind, value, person_id))""",
             "CREATE INDEX identifiers_person ON identifiers (person_id)",
             """CREATE TABLE tickets (
-                ticket_id {bigint} PRIMARY KEY, person_id TEXT NOT NULL, record {blob} NOT NULL)""",
+                ticket_id {bigint} PRIMARY KEY, person_id {text} NOT NULL,
+                record {blob} NOT NULL)""",
             "CREATE INDEX tickets_person ON tickets (person_id)",
             """CREATE TABLE memberships (
-                segment TEXT NOT NULL, person_id TEXT NOT NULL,
+                segment {text} NOT NULL, person_id {text} NOT NULL,
                 since_us {bigint} NOT NULL, false_since_us {bigint}, holdout INTEGER NOT NULL,
                 PRIMARY KEY (segment, person_id))""",
             "CREATE INDEX memberships_person ON memberships (person_id)",
             """CREATE TABLE membership_history (
-                id {serial}, person_id TEXT NOT NULL, segment TEXT NOT NULL,
-                change TEXT NOT NULL, at_us {bigint} NOT NULL, rule TEXT NOT NULL,
-                holdout INTEGER NOT NULL, detail TEXT NOT NULL)""",
+                id {serial}, person_id {text} NOT NULL, segment {text} NOT NULL,
+                change {text} NOT NULL, at_us {bigint} NOT NULL, rule {text} NOT NULL,
+                holdout INTEGER NOT NULL, detail {text} NOT NULL)""",
             "CREATE INDEX membership_history_person ON membership_history (person_id, at_us)",
             "CREATE INDEX membership_history_segment ON membership_history (segment, at_us)",
             """CREATE TABLE state_changes (
-                id {serial}, person_id TEXT NOT NULL, at_us {bigint} NOT NULL,
-                old_state TEXT, new_state TEXT NOT NULL, changed TEXT NOT NULL)""",
+                id {serial}, person_id {text} NOT NULL, at_us {bigint} NOT NULL,
+                old_state {text}, new_state {text} NOT NULL, changed {text} NOT NULL)""",
             "CREATE INDEX state_changes_at ON state_changes (at_us)",
             "CREATE INDEX state_changes_person ON state_changes (person_id, at_us)",
             """CREATE TABLE timers (
-                person_id TEXT PRIMARY KEY, due_us {bigint} NOT NULL)""",
+                person_id {text} PRIMARY KEY, due_us {bigint} NOT NULL)""",
             "CREATE INDEX timers_due ON timers (due_us)",
             """CREATE TABLE outbox (
-                id {serial}, person_id TEXT NOT NULL, topic TEXT NOT NULL,
+                id {serial}, person_id {text} NOT NULL, topic {text} NOT NULL,
                 at_us {bigint} NOT NULL, payload {blob} NOT NULL,
                 created_us {bigint} NOT NULL)""",
             "CREATE INDEX outbox_person ON outbox (person_id, id)",
@@ -100,21 +104,21 @@ MIGRATIONS.append(
         "deliveries, attempts and the audience ledger",
         [
             """CREATE TABLE deliveries (
-                id {serial}, destination TEXT NOT NULL, person_id TEXT NOT NULL,
-                kind TEXT NOT NULL, name TEXT NOT NULL, segment TEXT,
-                key TEXT NOT NULL, at_us {bigint} NOT NULL, payload {blob} NOT NULL,
-                status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                id {serial}, destination {text} NOT NULL, person_id {text} NOT NULL,
+                kind {text} NOT NULL, name {text} NOT NULL, segment {text},
+                key {text} NOT NULL, at_us {bigint} NOT NULL, payload {blob} NOT NULL,
+                status {text} NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
                 next_us {bigint} NOT NULL, created_us {bigint} NOT NULL,
-                updated_us {bigint} NOT NULL, last_error TEXT NOT NULL DEFAULT '')""",
+                updated_us {bigint} NOT NULL, last_error {text} NOT NULL DEFAULT '')""",
             "CREATE UNIQUE INDEX deliveries_key ON deliveries (destination, key)",
             "CREATE INDEX deliveries_due ON deliveries (destination, status, id)",
             "CREATE INDEX deliveries_person ON deliveries (destination, person_id, id)",
             """CREATE TABLE delivery_attempts (
                 id {serial}, delivery_id {bigint} NOT NULL, at_us {bigint} NOT NULL,
-                outcome TEXT NOT NULL, status INTEGER, error TEXT NOT NULL)""",
+                outcome {text} NOT NULL, status INTEGER, error {text} NOT NULL)""",
             "CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id)",
             """CREATE TABLE audience_ledger (
-                destination TEXT NOT NULL, person_id TEXT NOT NULL, added_us {bigint} NOT NULL,
+                destination {text} NOT NULL, person_id {text} NOT NULL, added_us {bigint} NOT NULL,
                 PRIMARY KEY (destination, person_id))""",
         ],
     )
@@ -126,9 +130,9 @@ MIGRATIONS.append(
         "erasure proofs",
         [
             """CREATE TABLE erasures (
-                id {serial}, person_id TEXT NOT NULL, at_us {bigint} NOT NULL,
-                erased_us {bigint} NOT NULL, identifiers_sha256 TEXT NOT NULL,
-                requested_by TEXT NOT NULL, events_deleted INTEGER NOT NULL,
+                id {serial}, person_id {text} NOT NULL, at_us {bigint} NOT NULL,
+                erased_us {bigint} NOT NULL, identifiers_sha256 {text} NOT NULL,
+                requested_by {text} NOT NULL, events_deleted INTEGER NOT NULL,
                 documents_deleted INTEGER NOT NULL, documents_redacted INTEGER NOT NULL)""",
         ],
     )
@@ -140,8 +144,8 @@ MIGRATIONS.append(
         "outcomes (orders, unsubscribes, complaints, re-contacts)",
         [
             """CREATE TABLE outcomes (
-                key TEXT PRIMARY KEY, person_id TEXT NOT NULL, at_us {bigint} NOT NULL,
-                outcome TEXT NOT NULL, amount DOUBLE PRECISION, currency TEXT,
+                key {text} PRIMARY KEY, person_id {text} NOT NULL, at_us {bigint} NOT NULL,
+                outcome {text} NOT NULL, amount DOUBLE PRECISION, currency {text},
                 properties {blob} NOT NULL)""",
             "CREATE INDEX outcomes_person ON outcomes (person_id, at_us)",
             "CREATE INDEX outcomes_kind ON outcomes (outcome, at_us)",
@@ -155,10 +159,10 @@ MIGRATIONS.append(
         "agent actions from the Zendesk sidebar",
         [
             """CREATE TABLE agent_actions (
-                id {serial}, idempotency_key TEXT NOT NULL UNIQUE, at_us {bigint} NOT NULL,
-                agent TEXT NOT NULL, account TEXT NOT NULL, person_id TEXT,
-                email TEXT NOT NULL, action TEXT NOT NULL, params TEXT NOT NULL,
-                status TEXT NOT NULL, result TEXT NOT NULL DEFAULT '',
+                id {serial}, idempotency_key {text} NOT NULL UNIQUE, at_us {bigint} NOT NULL,
+                agent {text} NOT NULL, account {text} NOT NULL, person_id {text},
+                email {text} NOT NULL, action {text} NOT NULL, params {text} NOT NULL,
+                status {text} NOT NULL, result {text} NOT NULL DEFAULT '',
                 updated_us {bigint} NOT NULL)""",
             "CREATE INDEX agent_actions_person ON agent_actions (person_id, at_us)",
         ],
@@ -188,7 +192,7 @@ MIGRATIONS.append(
             (
                 "sqlite",
                 """CREATE TABLE memberships_v7 (
-                segment TEXT NOT NULL, person_id TEXT NOT NULL,
+                segment {text} NOT NULL, person_id {text} NOT NULL,
                 since_us INTEGER NOT NULL, false_since_us INTEGER, holdout INTEGER NOT NULL,
                 PRIMARY KEY (segment, person_id)) WITHOUT ROWID""",
             ),
@@ -204,7 +208,7 @@ MIGRATIONS.append(
             # Each person's latest stated consent per purpose, kept with the person's facts
             # (the facts stay the source of truth): a reconcile joins members to it.
             """CREATE TABLE consents (
-                person_id TEXT NOT NULL, purpose TEXT NOT NULL, granted INTEGER NOT NULL,
+                person_id {text} NOT NULL, purpose {text} NOT NULL, granted INTEGER NOT NULL,
                 PRIMARY KEY (person_id, purpose)) {without_rowid}""",
             (
                 "sqlite",
@@ -266,7 +270,7 @@ MIGRATIONS.append(
             (
                 "sqlite",
                 """CREATE TABLE state_counts (
-                support_state TEXT PRIMARY KEY, persons INTEGER NOT NULL) WITHOUT ROWID""",
+                support_state {text} PRIMARY KEY, persons INTEGER NOT NULL) WITHOUT ROWID""",
             ),
             (
                 "sqlite",
@@ -342,10 +346,10 @@ MIGRATIONS.append(
             # resolves them: erasure deletes a person's events by these keys, never by
             # matching text in the log.
             """CREATE TABLE event_persons (
-                person_id TEXT NOT NULL, event_key TEXT NOT NULL,
+                person_id {text} NOT NULL, event_key {text} NOT NULL,
                 PRIMARY KEY (person_id, event_key)) {without_rowid}""",
             """CREATE TABLE event_tickets (
-                ticket_id {bigint} NOT NULL, event_key TEXT NOT NULL,
+                ticket_id {bigint} NOT NULL, event_key {text} NOT NULL,
                 PRIMARY KEY (ticket_id, event_key)) {without_rowid}""",
             *_backfill_events("sqlite"),
             *_backfill_events("postgresql"),
@@ -368,7 +372,7 @@ MIGRATIONS.append(
             # by what happened, and the platform's own answer (JSON). Kept ``runs_keep``.
             """CREATE TABLE delivery_runs (
                 id {serial},
-                destination TEXT NOT NULL,
+                destination {text} NOT NULL,
                 started_us {bigint} NOT NULL,
                 duration_us {bigint} NOT NULL,
                 added {bigint} NOT NULL DEFAULT 0,
@@ -382,7 +386,7 @@ MIGRATIONS.append(
                 skipped_no_consent {bigint} NOT NULL DEFAULT 0,
                 skipped_holdout {bigint} NOT NULL DEFAULT 0,
                 skipped_other {bigint} NOT NULL DEFAULT 0,
-                error TEXT NOT NULL DEFAULT '',
+                error {text} NOT NULL DEFAULT '',
                 platform {blob})""",
             "CREATE INDEX delivery_runs_destination ON delivery_runs (destination, id)",
             "CREATE INDEX delivery_runs_started ON delivery_runs (started_us)",
@@ -405,8 +409,8 @@ MIGRATIONS.append(
             # an erasure deletes the rows of the person's Zendesk users.
             """CREATE TABLE user_names (
                 zendesk_user_id {bigint} PRIMARY KEY,
-                name TEXT NOT NULL,
-                folded TEXT NOT NULL,
+                name {text} NOT NULL,
+                folded {text} NOT NULL,
                 at_us {bigint} NOT NULL)""",
         ],
     )
@@ -426,7 +430,7 @@ MIGRATIONS.append(
                 seq {serial},
                 received_us {bigint} NOT NULL,
                 payload {blob} NOT NULL,
-                failed TEXT)""",
+                failed {text})""",
             ),
         ],
     )
@@ -441,20 +445,20 @@ MIGRATIONS.append(
             # (what destinations were told) stay here until its last commit, so a replay
             # stopped half way resumes from its marker (meta ``replay``).
             """CREATE TABLE replay_before_persons (
-                person_id TEXT PRIMARY KEY,
+                person_id {text} PRIMARY KEY,
                 facts {blob},
                 state {blob},
                 created_us {bigint} NOT NULL,
                 wake_us {bigint})""",
             """CREATE TABLE replay_before_memberships (
-                person_id TEXT NOT NULL, segment TEXT NOT NULL,
+                person_id {text} NOT NULL, segment {text} NOT NULL,
                 since_us {bigint} NOT NULL, false_since_us {bigint}, holdout INTEGER NOT NULL,
                 PRIMARY KEY (person_id, segment))""",
             # Each identifier (and ticket) of an erased person, keyed with the store's
             # erasure secret, while requests that arrived before the erasure may still wait
             # in the inbox: applying them must not bring the person back (``Engine``).
             """CREATE TABLE erased_keys (
-                digest TEXT PRIMARY KEY, erased_us {bigint} NOT NULL)""",
+                digest {text} PRIMARY KEY, erased_us {bigint} NOT NULL)""",
         ],
     )
 )
@@ -489,24 +493,15 @@ def newer_schema(version: int) -> str:
 
 MIGRATION_LOCK = 0x7AC7F17  # advisory lock key: one migrator at a time (PostgreSQL)
 
-_TEXT = re.compile(r"\bTEXT\b")
-
 
 def statements(dialect: str, migration: list[Statement]) -> list[str]:
-    """The migration's SQL for one dialect. On PostgreSQL text compares bytewise (``COLLATE
-    "C"``), as on SQLite, so ordering and paging by ids agree on both stores."""
+    """The migration's SQL for one dialect."""
     types = DIALECT_TYPES[dialect]
-    out = [
+    return [
         (item if isinstance(item, str) else item[1]).format(**types)
         for item in migration
         if isinstance(item, str) or item[0] == dialect
     ]
-    if dialect == "postgresql":
-        out = [
-            _TEXT.sub('TEXT COLLATE "C"', sql) if sql.startswith(("CREATE TABLE", "ALTER")) else sql
-            for sql in out
-        ]
-    return out
 
 
 def migrate(

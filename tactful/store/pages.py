@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from tactful.store.dialect import Dialect, contains_pattern
+
 
 @dataclass(frozen=True, slots=True)
 class RunAnswer:
@@ -96,11 +98,6 @@ def fold(name: str) -> str:
     return re.sub(r"\s+", " ", name).strip().casefold()
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -119,6 +116,7 @@ def _answer(platform: Any, sent: Any) -> RunAnswer | None:
 
 class PagesQueries:
     conn: Any  # Conn
+    dialect: Dialect
 
     def sent_changes(
         self, person_id: str, limit: int = 8, since_us: int | None = None
@@ -126,7 +124,8 @@ class PagesQueries:
         """The person's latest deliveries, newest first (of changes at or after ``since_us``
         on the engine clock, when given), each with its last attempt and that attempt's sync
         run's answer."""
-        since = "" if since_us is None else "AND d.at_us >= ? "
+        p = self.dialect.p
+        since = "" if since_us is None else f"AND d.at_us >= {p} "
         rows = self.conn.execute(
             "SELECT d.destination, d.kind, d.name, d.segment, d.status, d.updated_us, "
             "d.last_error, a.status, a.at_us, r.platform, "
@@ -135,7 +134,7 @@ class PagesQueries:
             "LEFT JOIN delivery_attempts a ON a.id = "
             "(SELECT MAX(x.id) FROM delivery_attempts x WHERE x.delivery_id = d.id) "
             "LEFT JOIN delivery_runs r ON r.id = a.run_id "
-            f"WHERE d.person_id = ? {since}ORDER BY d.id DESC LIMIT ?",
+            f"WHERE d.person_id = {p} {since}ORDER BY d.id DESC LIMIT {p}",
             (person_id, *(() if since_us is None else (since_us,)), limit),
         ).fetchall()
         return [
@@ -159,7 +158,8 @@ class PagesQueries:
         """(Zendesk user id, name, at_us): the latest name of each user wins, whatever the
         order the events come in."""
         self.conn.executemany(
-            "INSERT INTO user_names (zendesk_user_id, name, folded, at_us) VALUES (?, ?, ?, ?) "
+            "INSERT INTO user_names (zendesk_user_id, name, folded, at_us) "
+            f"VALUES ({self.dialect.marks(4)}) "
             "ON CONFLICT (zendesk_user_id) DO UPDATE SET name = excluded.name, "
             "folded = excluded.folded, at_us = excluded.at_us "
             "WHERE excluded.at_us >= user_names.at_us",
@@ -169,14 +169,15 @@ class PagesQueries:
     def persons_named(self, text: str, limit: int = 1000) -> list[str]:
         """Persons one of whose Zendesk users' names contains ``text`` (case-insensitive,
         spaces collapsed)."""
+        p = self.dialect.p
         needle = fold(text)
         if not needle:
             return []
         rows = self.conn.execute(
             "SELECT DISTINCT i.person_id FROM user_names n JOIN identifiers i "
             "ON i.kind = 'zendesk_user_id' AND i.value = CAST(n.zendesk_user_id AS TEXT) "
-            "WHERE n.folded LIKE ? ESCAPE '\\' ORDER BY i.person_id LIMIT ?",
-            (_like(needle), limit),
+            f"WHERE n.folded LIKE {p} ESCAPE '\\' ORDER BY i.person_id LIMIT {p}",
+            (contains_pattern(needle), limit),
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -185,13 +186,13 @@ class PagesQueries:
         out: dict[str, list[str]] = {pid: [] for pid in person_ids}
         if not person_ids:
             return out
-        marks = ",".join("?" * len(person_ids))
+        among, values = self.dialect.among("i.person_id", person_ids)
         rows = self.conn.execute(
             "SELECT i.person_id, n.name FROM identifiers i JOIN user_names n "
             "ON n.zendesk_user_id = CAST(i.value AS BIGINT) "
-            f"WHERE i.kind = 'zendesk_user_id' AND i.person_id IN ({marks}) "
+            f"WHERE i.kind = 'zendesk_user_id' AND {among} "
             "ORDER BY n.at_us DESC",
-            tuple(person_ids),
+            values,
         ).fetchall()
         for pid, name in rows:
             if name not in out[pid]:
@@ -203,11 +204,12 @@ class PagesQueries:
         """Claim ``claim.key``: None when claimed now (go ahead), else the earlier row (do
         nothing). ``retry_failed``: an earlier row that ``failed`` is claimed again (a refusal
         changed nothing, so trying again cannot do it twice)."""
+        p = self.dialect.p
         c = claim
         cur = self.conn.execute(
             "INSERT INTO agent_actions (idempotency_key, at_us, agent, account, person_id, "
             "email, action, params, status, result, updated_us) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', '', ?) "
+            f"VALUES ({self.dialect.marks(8)}, 'running', '', {p}) "
             "ON CONFLICT (idempotency_key) DO NOTHING",
             (c.key, c.at_us, c.agent, c.account, c.person_id, c.email, c.action,
              json.dumps(c.params), c.at_us),
@@ -216,46 +218,51 @@ class PagesQueries:
             return None
         if retry_failed:
             again = self.conn.execute(
-                "UPDATE agent_actions SET status = 'running', agent = ?, at_us = ?, "
-                "updated_us = ? WHERE idempotency_key = ? AND status = 'failed'",
+                f"UPDATE agent_actions SET status = 'running', agent = {p}, at_us = {p}, "
+                f"updated_us = {p} WHERE idempotency_key = {p} AND status = 'failed'",
                 (c.agent, c.at_us, c.at_us, c.key),
             )
             if again.rowcount == 1:
                 return None
         row = self.conn.execute(
-            "SELECT idempotency_key, status, result FROM agent_actions WHERE idempotency_key = ?",
+            "SELECT idempotency_key, status, result FROM agent_actions "
+            f"WHERE idempotency_key = {p}",
             (c.key,),
         ).fetchone()
         return ActionRow(row[0], row[1], row[2])
 
     def finish_action(self, key: str, status: str, result: str, at_us: int) -> None:
+        p = self.dialect.p
         self.conn.execute(
-            "UPDATE agent_actions SET status = ?, result = ?, updated_us = ? "
-            "WHERE idempotency_key = ?",
+            f"UPDATE agent_actions SET status = {p}, result = {p}, updated_us = {p} "
+            f"WHERE idempotency_key = {p}",
             (status, result, at_us, key),
         )
 
     def actions_of(self, person_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """The person's agent actions, newest first."""
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT at_us, agent, action, params, status, result, id FROM agent_actions "
-            "WHERE person_id = ? ORDER BY id DESC LIMIT ?",
+            f"WHERE person_id = {p} ORDER BY id DESC LIMIT {p}",
             (person_id, limit),
         ).fetchall()
         return [dict(zip(_ACTION_KEYS, r, strict=True)) for r in rows]
 
     def action_by_id(self, action_id: int) -> dict[str, Any] | None:
+        p = self.dialect.p
         row = self.conn.execute(
             "SELECT id, at_us, account, person_id, action, status, result "
-            "FROM agent_actions WHERE id = ?",
+            f"FROM agent_actions WHERE id = {p}",
             (action_id,),
         ).fetchone()
         return None if row is None else dict(zip(_BY_ID_KEYS, row, strict=True))
 
     def notes_of(self, person_id: str) -> dict[int, str]:
         """Action id → the status of its private note (done, running, unconfirmed, failed)."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT params, status FROM agent_actions WHERE person_id = ? AND action = 'note'",
+            f"SELECT params, status FROM agent_actions WHERE person_id = {p} AND action = 'note'",
             (person_id,),
         ).fetchall()
         return {int(json.loads(params)["of"]): status for params, status in rows}

@@ -29,8 +29,6 @@ Several ``serve`` / ``import`` processes may share one database:
 from __future__ import annotations
 
 import contextlib
-import functools
-import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,6 +40,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tactful.clock import now_us
 from tactful.store import records
 from tactful.store.base import REPLAY_KEY, EventRow, StoreConflict, StoreError
+from tactful.store.dialect import POSTGRESQL
 from tactful.store.inbox import PgInbox
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
 from tactful.store.sql import (
@@ -61,44 +60,6 @@ except ImportError:  # pragma: no cover - depends on the install
     psycopg = None  # type: ignore[assignment]
 
 
-@functools.lru_cache(maxsize=1024)
-def translate(sql: str) -> str:
-    """``?`` placeholders → psycopg's ``%s`` (and a literal ``%`` → ``%%``)."""
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
-_IN_LIST = re.compile(r"(?<!NOT )\bIN \((\?(?:, ?\?)*)\)")
-_MARK = re.compile(r"\?")
-
-
-def arrays_for_lists(sql: str, params: Sequence[Any]) -> tuple[str, Sequence[Any]]:
-    """``x IN (?, ?, …)`` → ``x = ANY(?)`` with those parameters as one array.
-
-    The shared SQL builds IN lists of up to 500 placeholders; psycopg parses a statement's
-    placeholders in Python and caches only short statements, so each such statement cost
-    more to convert than to run. As one array parameter, every list of any length is the
-    same short statement."""
-    if "IN (?" not in sql:
-        return sql, params
-    out: list[Any] = []
-    pieces: list[str] = []
-    used = 0  # parameters consumed so far
-    last = 0  # text consumed so far
-    for match in _IN_LIST.finditer(sql):
-        before = sql[last : match.start()]
-        n_before = before.count("?")
-        out.extend(params[used : used + n_before])
-        used += n_before
-        n = len(_MARK.findall(match.group(1)))
-        out.append(list(params[used : used + n]))
-        used += n
-        pieces.append(before + "= ANY(?)")
-        last = match.end()
-    pieces.append(sql[last:])
-    out.extend(params[used:])
-    return "".join(pieces), out
-
-
 class _NoRows:
     rowcount = 0
 
@@ -113,28 +74,24 @@ class _NoRows:
 
 
 class PgConn:
-    """A psycopg connection speaking the sqlite3 subset the shared SQL uses."""
-
-    dialect = "postgresql"
+    """A psycopg connection with the sqlite3 connection's ``execute`` and ``executemany``
+    (each on a new cursor). Statements come written for PostgreSQL (``POSTGRESQL``
+    dialect) and go to psycopg as they are."""
 
     def __init__(self, conn: Any) -> None:
         self.raw = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self.raw.cursor()
-        if params:
-            sql, params = arrays_for_lists(sql, params)
-            cur.execute(translate(sql), tuple(params))
-        else:
-            cur.execute(sql)
+        cur.execute(sql, params or None)
         return cur
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any:
-        rows = [tuple(p) for p in params]
+        rows = list(params)
         if not rows:
             return _NoRows()
         cur = self.raw.cursor()
-        cur.executemany(translate(sql), rows)
+        cur.executemany(sql, rows)
         return cur
 
 
@@ -160,18 +117,18 @@ MAX_KEY_LOCKS = 1000
 
 
 class PgTx(SqlTx):
+    dialect = POSTGRESQL
     locking = True
-    _for_update = " FOR UPDATE"
 
     def __init__(self, conn: PgConn, max_key_locks: int = MAX_KEY_LOCKS) -> None:
-        super().__init__(conn, "postgresql")
+        super().__init__(conn)
         self.max_key_locks = max_key_locks
         self.whole: str | None = None  # how this transaction holds the whole-store lock
 
     def _hold_whole(self, exclusive: bool) -> None:
         if self.whole is None:
             fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-            self.conn.execute(f"SELECT {fn}(?)", (WHOLE_STORE_LOCK,))
+            self.conn.execute(f"SELECT {fn}(%s)", (WHOLE_STORE_LOCK,))
             self.whole = "exclusive" if exclusive else "shared"
 
     def hold_store(self) -> None:
@@ -184,7 +141,7 @@ class PgTx(SqlTx):
         if ordered and self.whole == "shared":
             self.conn.execute(
                 "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
-                "unnest(?::text[]) WITH ORDINALITY AS u(k, n)",
+                "unnest(%s::text[]) WITH ORDINALITY AS u(k, n)",
                 (ordered,),
             )
 
@@ -199,8 +156,8 @@ class PgTx(SqlTx):
                 str(r[0])
                 for r in self.conn.execute(
                     "INSERT INTO events (key, kind, at_us, source, received_us, document_id, "
-                    "canonical) SELECT k, kd, a, s, ?, d, c FROM unnest(?::text[], ?::text[], "
-                    "?::bigint[], ?::text[], ?::bigint[], ?::bytea[]) WITH ORDINALITY "
+                    "canonical) SELECT k, kd, a, s, %s, d, c FROM unnest(%s::text[], %s::text[], "
+                    "%s::bigint[], %s::text[], %s::bigint[], %s::bytea[]) WITH ORDINALITY "
                     "AS u(k, kd, a, s, d, c, n) ORDER BY n ON CONFLICT (key) DO NOTHING "
                     "RETURNING key",
                     (
@@ -228,7 +185,7 @@ class PgTx(SqlTx):
             for chunk in chunks(rows, 2000):
                 self.conn.execute(
                     f"INSERT INTO {table} ({column}, event_key) SELECT o, k FROM "
-                    f"unnest(?::{kind}[], ?::text[]) AS u(o, k) ON CONFLICT DO NOTHING",
+                    f"unnest(%s::{kind}[], %s::text[]) AS u(o, k) ON CONFLICT DO NOTHING",
                     ([r[0] for r in chunk], [r[1] for r in chunk]),
                 )
 
@@ -241,7 +198,8 @@ class PgTx(SqlTx):
         for chunk in chunks(last, 2000):
             self.conn.execute(
                 f"INSERT INTO persons ({PERSON_COLUMNS}) SELECT p, f, s, ss, c, w FROM "
-                "unnest(?::text[], ?::bytea[], ?::bytea[], ?::text[], ?::bigint[], ?::bigint[]) "
+                "unnest(%s::text[], %s::bytea[], %s::bytea[], %s::text[], %s::bigint[], "
+                "%s::bigint[]) "
                 f"WITH ORDINALITY AS u(p, f, s, ss, c, w, n) ORDER BY n {PERSON_UPSERT}",
                 tuple(list(column) for column in zip(*chunk, strict=True)),
             )
@@ -250,7 +208,7 @@ class PgTx(SqlTx):
         """Claim due timers: skip persons another transaction is working on right now."""
         self._hold_whole(exclusive=False)
         rows = self.conn.execute(
-            "SELECT wake_us, person_id FROM persons WHERE wake_us <= ? AND "
+            "SELECT wake_us, person_id FROM persons WHERE wake_us <= %s AND "
             "pg_try_advisory_xact_lock(hashtextextended('p:' || person_id, 0)) "
             "ORDER BY wake_us, person_id FOR UPDATE SKIP LOCKED",
             (records.to_us(until),),
@@ -259,7 +217,7 @@ class PgTx(SqlTx):
 
 
 class PgReader(SqlQueries):
-    dialect = "postgresql"
+    dialect = POSTGRESQL
 
     def __init__(self, conn: PgConn) -> None:
         self.conn = conn
@@ -303,7 +261,7 @@ def close_all() -> None:
 
 
 class PostgresStore:
-    dialect = "postgresql"
+    dialect = POSTGRESQL
 
     def __init__(self, url: str) -> None:
         if psycopg is None:
@@ -368,7 +326,7 @@ class PostgresStore:
                     current,
                     pg.execute,
                     lambda version, description: pg.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        "INSERT INTO schema_migrations VALUES (%s, %s, %s)",
                         (version, description, now_us()),
                     ),
                 )

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tactful.store.dbapi import Conn, chunks, marks
+from tactful.store.dbapi import Conn, chunks
+from tactful.store.dialect import Dialect, contains_pattern
 
 _LIST = 1000  # people an identifier search finds at the most
 
@@ -54,25 +55,28 @@ class PeopleFilter:
 class SqlReadModels:
     """The read-model port on one connection (a reader's snapshot)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, dialect: Dialect) -> None:
         self.conn = conn
+        self.dialect = dialect
 
     # membership history
 
     def first_change_us(self, segment: str | None = None) -> int | None:
         """When the first membership change (of ``segment``, or any) happened."""
+        p = self.dialect.p
         if segment is None:
             row = self.conn.execute("SELECT MIN(at_us) FROM membership_history").fetchone()
         else:
             row = self.conn.execute(
-                "SELECT MIN(at_us) FROM membership_history WHERE segment = ?", (segment,)
+                f"SELECT MIN(at_us) FROM membership_history WHERE segment = {p}", (segment,)
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
     def changes_since(self, since_us: int) -> dict[tuple[str, str], int]:
         """Membership changes after ``since_us`` by (segment, change)."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > ? "
+            f"SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > {p} "
             "GROUP BY segment, change",
             (since_us,),
         ).fetchall()
@@ -80,8 +84,9 @@ class SqlReadModels:
 
     def change_buckets(self, bucket_us: int) -> list[BucketCount]:
         """Membership changes per segment, bucket, change and holdout."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT segment, at_us / ?, change, holdout, COUNT(*) FROM membership_history "
+            f"SELECT segment, at_us / {p}, change, holdout, COUNT(*) FROM membership_history "
             "GROUP BY 1, 2, 3, 4",
             (bucket_us,),
         ).fetchall()
@@ -92,16 +97,17 @@ class SqlReadModels:
     ) -> list[MembershipEvent]:
         """A segment's membership changes: the newest ``limit`` (newest first), or all up
         to ``until_us`` (oldest first)."""
+        p = self.dialect.p
         if limit is not None:
             rows = self.conn.execute(
                 "SELECT person_id, change, at_us, holdout, detail FROM membership_history "
-                "WHERE segment = ? ORDER BY at_us DESC, id DESC LIMIT ?",
+                f"WHERE segment = {p} ORDER BY at_us DESC, id DESC LIMIT {p}",
                 (segment, limit),
             ).fetchall()
         else:
             rows = self.conn.execute(
                 "SELECT person_id, change, at_us, holdout, detail FROM membership_history "
-                "WHERE segment = ? AND at_us <= ? ORDER BY at_us, id",
+                f"WHERE segment = {p} AND at_us <= {p} ORDER BY at_us, id",
                 (segment, until_us if until_us is not None else 2**62),
             ).fetchall()
         return [MembershipEvent(str(p), str(c), int(a), bool(h), d or "") for p, c, a, h, d in rows]
@@ -109,10 +115,11 @@ class SqlReadModels:
     def state_changes(self, limit: int) -> list[StateChangeEntry]:
         """The latest changes of support state, newest first. A row where other fields
         changed and the state did not (recently_resolved -> recently_resolved) is none."""
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT person_id, at_us, old_state, new_state, changed FROM state_changes "
             "WHERE old_state IS NULL OR old_state <> new_state "
-            "ORDER BY at_us DESC, id DESC LIMIT ?",
+            f"ORDER BY at_us DESC, id DESC LIMIT {p}",
             (limit,),
         ).fetchall()
         return [StateChangeEntry(p, int(a), o, n, c) for p, a, o, n, c in rows]
@@ -122,39 +129,39 @@ class SqlReadModels:
     def search_identifiers(self, needle: str, exact: str) -> list[str]:
         """Persons with an email, phone or external id that holds ``needle`` (any case) or
         equals ``exact``; by person id, 1,000 at the most."""
-        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT DISTINCT person_id FROM identifiers WHERE kind IN ('email', 'phone', "
-            "'external_id') AND (LOWER(value) LIKE ? ESCAPE '\\' OR value = ?) "
-            "ORDER BY person_id LIMIT ?",
-            (f"%{escaped}%", exact, _LIST),
+            f"'external_id') AND (LOWER(value) LIKE {p} ESCAPE '\\' OR value = {p}) "
+            f"ORDER BY person_id LIMIT {p}",
+            (contains_pattern(needle), exact, _LIST),
         ).fetchall()
         return [r[0] for r in rows]
 
     def people_count(self, which: PeopleFilter) -> int:
-        clause, params = _people_where(which)
+        clause, params = _people_where(self.dialect, which)
         return int(
             self.conn.execute(f"SELECT COUNT(*) FROM persons p{clause}", params).fetchone()[0]
         )
 
     def people_page(self, which: PeopleFilter, limit: int, offset: int) -> list[tuple[str, str]]:
         """(person id, support state) by person id."""
-        clause, params = _people_where(which)
+        clause, params = _people_where(self.dialect, which)
         rows = self.conn.execute(
             f"SELECT p.person_id, p.support_state FROM persons p{clause} "
-            "ORDER BY p.person_id LIMIT ? OFFSET ?",
+            f"ORDER BY p.person_id LIMIT {self.dialect.p} OFFSET {self.dialect.p}",
             [*params, limit, offset],
         ).fetchall()
-        return [(str(p), str(s)) for p, s in rows]
+        return [(str(pid), str(s)) for pid, s in rows]
 
     def segments_of(self, person_ids: Sequence[str]) -> dict[str, list[str]]:
         """The segments each person is in, by name."""
         out: dict[str, list[str]] = {}
         for chunk in chunks(list(person_ids)):
+            among, values = self.dialect.among("person_id", chunk)
             for pid, segment in self.conn.execute(
-                f"SELECT person_id, segment FROM memberships WHERE person_id IN "
-                f"({marks(len(chunk))}) ORDER BY segment",
-                tuple(chunk),
+                f"SELECT person_id, segment FROM memberships WHERE {among} ORDER BY segment",
+                values,
             ):
                 out.setdefault(pid, []).append(segment)
         return out
@@ -165,45 +172,51 @@ class SqlReadModels:
         self, person_ids: Sequence[str], until_us: int
     ) -> dict[str, list[tuple[int, str]]]:
         """Each person's outcomes up to ``until_us``: (at_us, outcome), oldest first."""
+        p = self.dialect.p
         out: dict[str, list[tuple[int, str]]] = {}
         for chunk in chunks(list(person_ids)):
+            among, values = self.dialect.among("person_id", chunk)
             for pid, at_us, outcome in self.conn.execute(
-                f"SELECT person_id, at_us, outcome FROM outcomes WHERE person_id IN "
-                f"({marks(len(chunk))}) AND at_us <= ? ORDER BY at_us",
-                (*chunk, until_us),
+                f"SELECT person_id, at_us, outcome FROM outcomes WHERE {among} "
+                f"AND at_us <= {p} ORDER BY at_us",
+                (*values, until_us),
             ):
                 out.setdefault(str(pid), []).append((int(at_us), str(outcome)))
         return out
 
     def revenues(self, after_us: int, until_us: int) -> dict[str, float]:
         """Revenue per person: the sum of ``order`` outcomes' amounts in (after, until]."""
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT person_id, SUM(amount) FROM outcomes WHERE outcome = 'order' "
-            "AND amount IS NOT NULL AND at_us > ? AND at_us <= ? GROUP BY person_id",
+            f"AND amount IS NOT NULL AND at_us > {p} AND at_us <= {p} GROUP BY person_id",
             (after_us, until_us),
         ).fetchall()
         return {pid: float(total) for pid, total in rows if total and total > 0}
 
     def events_of_kind(self, kind: str, until_us: int) -> list[bytes]:
         """The canonical bytes of every logged event of ``kind`` up to ``until_us``."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT canonical FROM events WHERE kind = ? AND at_us <= ?", (kind, until_us)
+            f"SELECT canonical FROM events WHERE kind = {p} AND at_us <= {p}", (kind, until_us)
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
 
-def _people_where(which: PeopleFilter) -> tuple[str, list[str]]:
+def _people_where(d: Dialect, which: PeopleFilter) -> tuple[str, list[object]]:
     where: list[str] = []
-    params: list[str] = []
+    params: list[object] = []
     if which.person_ids is not None:
-        where.append(f"p.person_id IN ({marks(len(which.person_ids))})")
-        params += which.person_ids
+        among, values = d.among("p.person_id", which.person_ids)
+        where.append(among)
+        params += values
     if which.state:
-        where.append("p.support_state = ?")
+        where.append(f"p.support_state = {d.p}")
         params.append(which.state)
     if which.segment:
         where.append(
-            "EXISTS (SELECT 1 FROM memberships m WHERE m.person_id = p.person_id AND m.segment = ?)"
+            "EXISTS (SELECT 1 FROM memberships m WHERE m.person_id = p.person_id "
+            f"AND m.segment = {d.p})"
         )
         params.append(which.segment)
     return (f" WHERE {' AND '.join(where)}" if where else ""), params

@@ -153,11 +153,12 @@ class RunStore:
 
     def open(self, destination: str, started_us: int) -> int:
         """A new run of ``destination``; its id (attempts made during it carry it)."""
+        p = self.store.dialect.p
         with self.store.transaction() as tx:
             conn: Any = tx.conn  # type: ignore[attr-defined]
             row = conn.execute(
                 "INSERT INTO delivery_runs (destination, started_us, duration_us) "
-                "VALUES (?, ?, 0) RETURNING id",
+                f"VALUES ({p}, {p}, 0) RETURNING id",
                 (destination, started_us),
             ).fetchone()
             return int(row[0])
@@ -172,35 +173,37 @@ class RunStore:
         keep_after_us: int | None = None,
     ) -> None:
         """Record what the run did; delete the runs started before ``keep_after_us``."""
-        sets = ", ".join(f"{name} = ?" for name in _COUNTS)
+        p = self.store.dialect.p
+        sets = ", ".join(f"{name} = {p}" for name in _COUNTS)
         answer = None if platform is None else orjson.dumps(asdict(platform))
         with self.store.transaction() as tx:
             conn: Any = tx.conn  # type: ignore[attr-defined]
             conn.execute(
-                f"UPDATE delivery_runs SET duration_us = ?, {sets}, error = ?, platform = ? "
-                "WHERE id = ?",
+                f"UPDATE delivery_runs SET duration_us = {p}, {sets}, error = {p}, platform = {p} "
+                f"WHERE id = {p}",
                 (duration_us, *(getattr(counts, n) for n in _COUNTS), error, answer, run_id),
             )
             if keep_after_us is not None:
-                conn.execute("DELETE FROM delivery_runs WHERE started_us < ?", (keep_after_us,))
+                conn.execute(f"DELETE FROM delivery_runs WHERE started_us < {p}", (keep_after_us,))
 
     def page(self, destination: str | None, limit: int = 50, before: int | None = None) -> RunPage:
         """Runs newest first (of one destination, or all), ``limit`` at most, with ids below
         ``before``; and the row-level errors of those runs."""
+        p = self.store.dialect.p
         limit = max(1, min(limit, MAX_PAGE))
         where: list[str] = []
         params: list[str | int] = []
         if destination is not None:
-            where.append("destination = ?")
+            where.append(f"destination = {p}")
             params.append(destination)
         if before is not None:
-            where.append("id < ?")
+            where.append(f"id < {p}")
             params.append(before)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM delivery_runs {clause}ORDER BY id DESC LIMIT ?",
+                f"SELECT {_COLUMNS} FROM delivery_runs {clause}ORDER BY id DESC LIMIT {p}",
                 (*params, limit + 1),
             ).fetchall()
             runs = [_run(r) for r in rows[:limit]]
@@ -211,11 +214,12 @@ class RunStore:
     def totals(self, since_us: int) -> dict[str, RunCounts]:
         """Per destination, the sums of the counts of its runs started since ``since_us``
         (alert rules' reject rate, ``/metrics``)."""
+        p = self.store.dialect.p
         sums = ", ".join(f"SUM({name})" for name in _COUNTS)
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
-                f"SELECT destination, {sums} FROM delivery_runs WHERE started_us >= ? "
+                f"SELECT destination, {sums} FROM delivery_runs WHERE started_us >= {p} "
                 "GROUP BY destination",
                 (since_us,),
             ).fetchall()
@@ -233,12 +237,13 @@ class RunStore:
     def volume(self, destination: str, since_us: int, bucket_us: int) -> list[Volume]:
         """Per time bucket (``started_us // bucket_us``) since ``since_us``, what the
         destination's runs delivered and how many rows failed (rejected, retried, dead)."""
+        p = self.store.dialect.p
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
-                "SELECT started_us / ? AS bucket, SUM(added + removed + updated + events), "
+                f"SELECT started_us / {p} AS bucket, SUM(added + removed + updated + events), "
                 "SUM(rejected + retried + dead) FROM delivery_runs "
-                "WHERE destination = ? AND started_us >= ? GROUP BY bucket ORDER BY bucket",
+                f"WHERE destination = {p} AND started_us >= {p} GROUP BY bucket ORDER BY bucket",
                 (bucket_us, destination, since_us),
             ).fetchall()
         return [Volume(int(r[0]), int(r[1] or 0), int(r[2] or 0)) for r in rows]
@@ -251,7 +256,8 @@ class RunStore:
         person's page; the destinations lead the ``deliveries_person`` index)."""
         if not destinations:
             return []
-        marks = ",".join("?" * len(destinations))
+        d = self.store.dialect
+        among, values = d.among("d.destination", destinations)
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
@@ -260,22 +266,22 @@ class RunStore:
                 "LEFT JOIN delivery_attempts a ON a.id = (SELECT MAX(x.id) FROM "
                 "delivery_attempts x WHERE x.delivery_id = d.id) "
                 "LEFT JOIN delivery_runs r ON r.id = a.run_id "
-                f"WHERE d.destination IN ({marks}) AND d.person_id = ? ORDER BY d.id DESC LIMIT ?",
-                (*destinations, person_id, max(1, min(limit, MAX_PAGE))),
+                f"WHERE {among} AND d.person_id = {d.p} ORDER BY d.id DESC LIMIT {d.p}",
+                (*values, person_id, max(1, min(limit, MAX_PAGE))),
             ).fetchall()
         return [_person_delivery(r) for r in rows]
 
-    @staticmethod
-    def _errors(conn: Any, run_ids: Sequence[int]) -> dict[int, list[RowError]]:
+    def _errors(self, conn: Any, run_ids: Sequence[int]) -> dict[int, list[RowError]]:
         if not run_ids:
             return {}
-        marks = ",".join("?" * len(run_ids))
+        d = self.store.dialect
+        among, values = d.among("a.run_id", run_ids)
         rows = conn.execute(
             "SELECT a.run_id, a.delivery_id, d.person_id, d.kind, a.at_us, a.outcome, a.status, "
             "a.error FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id "
-            f"WHERE a.run_id IN ({marks}) AND a.outcome IN ('reject', 'retry') "
-            "ORDER BY a.run_id DESC, a.id LIMIT ?",
-            (*run_ids, MAX_ROW_ERRORS),
+            f"WHERE {among} AND a.outcome IN ('reject', 'retry') "
+            f"ORDER BY a.run_id DESC, a.id LIMIT {d.p}",
+            (*values, MAX_ROW_ERRORS),
         ).fetchall()
         out: dict[int, list[RowError]] = {}
         for r in rows:

@@ -1,10 +1,10 @@
 """The SQL both stores share: every read and write of the engine, written once.
 
-The SQL is portable (SQLite 3.35+ and PostgreSQL 13+): ``?`` placeholders (the PostgreSQL
-adapter translates them), ``ON CONFLICT``, ``RETURNING``. What differs per dialect — locking
-between processes, claiming due timers, the clock update — are the hooks at the end of
-``SqlTx``, which the PostgreSQL adapter overrides. On SQLite one process writes at a time
-(``BEGIN IMMEDIATE``), so the hooks do nothing.
+The SQL is portable (SQLite 3.35+ and PostgreSQL 13+: ``ON CONFLICT``, ``RETURNING``), each
+statement written with the store's ``Dialect`` (``tactful.store.dialect``: the parameter
+mark, lists of values). What differs beyond that — locking between processes, claiming due
+timers — are the hooks at the end of ``SqlTx``, which the PostgreSQL adapter overrides. On
+SQLite one process writes at a time (``BEGIN IMMEDIATE``), so the hooks do nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tactful.store.base import (
     StateChangeRow,
 )
 from tactful.store.dbapi import chunks as chunks
-from tactful.store.dbapi import marks
+from tactful.store.dialect import SQLITE, Dialect
 from tactful.store.erasure import ErasureReport, erase, erased_after
 from tactful.store.migrations import PERSON_STATE_TABLES, PERSON_TABLES
 from tactful.store.pages import PagesQueries
@@ -67,31 +67,34 @@ class SqlQueries(PagesQueries, SqlPorts):
     """Reads shared by the writer transaction and the read-only snapshot."""
 
     conn: Any  # Conn
-    dialect = "sqlite"
+    dialect: Dialect = SQLITE
 
     def get_meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        p = self.dialect.p
+        row = self.conn.execute(f"SELECT value FROM meta WHERE key = {p}", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def ticket_person(self, ticket_id: int) -> str | None:
         """The person who requested ``ticket_id`` (after merges), None for an unknown ticket."""
+        p = self.dialect.p
         row = self.conn.execute(
-            "SELECT person_id FROM tickets WHERE ticket_id = ?", (ticket_id,)
+            f"SELECT person_id FROM tickets WHERE ticket_id = {p}", (ticket_id,)
         ).fetchone()
         return None if row is None else self.resolve_person_id(str(row[0]))
 
     def resolve_person_id(self, person_id: str) -> str | None:
+        p = self.dialect.p
         seen = set()
         current = person_id
         while current not in seen:
             seen.add(current)
             row = self.conn.execute(
-                "SELECT 1 FROM persons WHERE person_id = ?", (current,)
+                f"SELECT 1 FROM persons WHERE person_id = {p}", (current,)
             ).fetchone()
             if row is not None:
                 return current
             alias = self.conn.execute(
-                "SELECT person_id FROM person_aliases WHERE old_id = ?", (current,)
+                f"SELECT person_id FROM person_aliases WHERE old_id = {p}", (current,)
             ).fetchone()
             if alias is None:
                 return None
@@ -99,14 +102,16 @@ class SqlQueries(PagesQueries, SqlPorts):
         return None
 
     def find_persons(self, kind: str | None, value: str) -> list[str]:
+        p = self.dialect.p
         if kind is None:
             rows = self.conn.execute(
-                "SELECT DISTINCT person_id FROM identifiers WHERE value = ? ORDER BY person_id",
+                f"SELECT DISTINCT person_id FROM identifiers WHERE value = {p} ORDER BY person_id",
                 (value,),
             ).fetchall()
         else:
             rows = self.conn.execute(
-                "SELECT person_id FROM identifiers WHERE kind = ? AND value = ? ORDER BY person_id",
+                f"SELECT person_id FROM identifiers WHERE kind = {p} AND value = {p} "
+                "ORDER BY person_id",
                 (kind, value),
             ).fetchall()
         return [r[0] for r in rows]
@@ -114,10 +119,11 @@ class SqlQueries(PagesQueries, SqlPorts):
     def identifiers_of(self, person_ids: Sequence[str]) -> dict[str, list[IdentKey]]:
         out: dict[str, list[IdentKey]] = {pid: [] for pid in person_ids}
         for chunk in chunks(list(person_ids)):
+            among, values = self.dialect.among("person_id", chunk)
             for kind, value, pid in self.conn.execute(
-                f"SELECT kind, value, person_id FROM identifiers WHERE person_id IN "
-                f"({marks(len(chunk))}) ORDER BY kind, value",
-                tuple(chunk),
+                f"SELECT kind, value, person_id FROM identifiers WHERE {among} "
+                "ORDER BY kind, value",
+                values,
             ):
                 out[pid].append((kind, value))
         return out
@@ -125,10 +131,9 @@ class SqlQueries(PagesQueries, SqlPorts):
     def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
         out: dict[int, tuple[str, TicketRecord]] = {}
         for chunk in chunks(list(set(ticket_ids))):
+            among, values = self.dialect.among("ticket_id", chunk)
             for tid, pid, blob in self.conn.execute(
-                f"SELECT ticket_id, person_id, record FROM tickets WHERE ticket_id IN "
-                f"({marks(len(chunk))})",
-                tuple(chunk),
+                f"SELECT ticket_id, person_id, record FROM tickets WHERE {among}", values
             ):
                 out[tid] = (pid, records.load_ticket(tid, blob))
         return out
@@ -136,10 +141,9 @@ class SqlQueries(PagesQueries, SqlPorts):
     def tickets_of(self, person_ids: Sequence[str]) -> dict[str, list[TicketRecord]]:
         out: dict[str, list[TicketRecord]] = {pid: [] for pid in person_ids}
         for chunk in chunks(list(person_ids)):
+            among, values = self.dialect.among("person_id", chunk)
             for tid, pid, blob in self.conn.execute(
-                f"SELECT ticket_id, person_id, record FROM tickets WHERE person_id IN "
-                f"({marks(len(chunk))})",
-                tuple(chunk),
+                f"SELECT ticket_id, person_id, record FROM tickets WHERE {among}", values
             ):
                 out[pid].append(records.load_ticket(tid, blob))
         return out
@@ -152,11 +156,11 @@ class SqlQueries(PagesQueries, SqlPorts):
         out: dict[str, PersonRow] = {}
         ids = list(person_ids)
         for chunk in chunks(ids):
-            qs = marks(len(chunk))
+            among, values = self.dialect.among("person_id", chunk)
             for pid, facts, state, created, wake in self.conn.execute(
                 f"SELECT person_id, facts, state, created_us, wake_us FROM {prefix}persons "
-                f"WHERE person_id IN ({qs})",
-                tuple(chunk),
+                f"WHERE {among}",
+                values,
             ):
                 out[pid] = PersonRow(
                     pid,
@@ -168,8 +172,8 @@ class SqlQueries(PagesQueries, SqlPorts):
                 )
             for segment, pid, since, false_since, holdout in self.conn.execute(
                 f"SELECT segment, person_id, since_us, false_since_us, holdout "
-                f"FROM {prefix}memberships WHERE person_id IN ({qs})",
-                tuple(chunk),
+                f"FROM {prefix}memberships WHERE {among}",
+                values,
             ):
                 if pid in out:
                     out[pid].memberships[segment] = records.membership_from_row(
@@ -178,26 +182,30 @@ class SqlQueries(PagesQueries, SqlPorts):
         return out
 
     def due_timers(self, until: datetime) -> list[tuple[datetime, str]]:
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT wake_us, person_id FROM persons WHERE wake_us <= ? ORDER BY wake_us, person_id",
+            f"SELECT wake_us, person_id FROM persons WHERE wake_us <= {p} "
+            "ORDER BY wake_us, person_id",
             (records.to_us(until),),
         ).fetchall()
         return [(records.from_us(due), pid) for due, pid in rows]
 
     def history_of(self, person_id: str) -> list[Change]:
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT segment, change, at_us, rule, holdout, detail FROM membership_history "
-            "WHERE person_id = ? ORDER BY at_us, id",
+            f"WHERE person_id = {p} ORDER BY at_us, id",
             (person_id,),
         ).fetchall()
         return [Change(s, c, records.from_us(at), r, bool(h), d) for s, c, at, r, h, d in rows]
 
     def history_rows(self, person_ids: Sequence[str]) -> list[tuple[int, str, Change]]:
         """(row id, person id, change) of these persons' membership history, in order."""
+        among, values = self.dialect.among("person_id", person_ids)
         rows = self.conn.execute(
             "SELECT id, person_id, segment, change, at_us, rule, holdout, detail FROM "
-            f"membership_history WHERE person_id IN ({marks(len(person_ids))}) ORDER BY id",
-            tuple(person_ids),
+            f"membership_history WHERE {among} ORDER BY id",
+            values,
         ).fetchall()
         return [
             (int(i), p, Change(s, c, records.from_us(at), r, bool(h), d))
@@ -208,8 +216,9 @@ class SqlQueries(PagesQueries, SqlPorts):
         self, prefix: str, after_id: int
     ) -> list[tuple[int, str, int]]:
         """(id, source, received_us) of documents whose source starts with ``prefix``."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT id, source, received_us FROM documents WHERE source LIKE ? AND id > ? "
+            f"SELECT id, source, received_us FROM documents WHERE source LIKE {p} AND id > {p} "
             "ORDER BY id",
             (prefix + "%", after_id),
         ).fetchall()
@@ -217,16 +226,18 @@ class SqlQueries(PagesQueries, SqlPorts):
 
     def document_body(self, doc_id: int) -> bytes | None:
         """The raw body of a kept document (None: gone, e.g. erased)."""
+        p = self.dialect.p
         row = self.conn.execute(
-            "SELECT encoding, body FROM documents WHERE id = ?", (doc_id,)
+            f"SELECT encoding, body FROM documents WHERE id = {p}", (doc_id,)
         ).fetchone()
         if row is None:
             return None
         return zlib.decompress(row[1]) if row[0] == "zlib" else bytes(row[1])
 
     def person_ids(self, after: str | None, limit: int) -> list[str]:
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT person_id FROM persons WHERE person_id > ? ORDER BY person_id LIMIT ?",
+            f"SELECT person_id FROM persons WHERE person_id > {p} ORDER BY person_id LIMIT {p}",
             (after or "", limit),
         ).fetchall()
         return [r[0] for r in rows]
@@ -240,9 +251,10 @@ class SqlQueries(PagesQueries, SqlPorts):
     def segment_members(
         self, segment: str, after: str | None, limit: int
     ) -> list[tuple[str, Membership]]:
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT person_id, since_us, false_since_us, holdout FROM memberships "
-            "WHERE segment = ? AND person_id > ? ORDER BY person_id LIMIT ?",
+            f"WHERE segment = {p} AND person_id > {p} ORDER BY person_id LIMIT {p}",
             (segment, after or "", limit),
         ).fetchall()
         return [(pid, records.membership_from_row(s, f, h)) for pid, s, f, h in rows]
@@ -253,11 +265,12 @@ class SqlQueries(PagesQueries, SqlPorts):
         """Non-holdout members of ``segment`` after ``after`` (by person id), each with the
         person's consent for ``purpose`` (None: never stated). One query a page: what a full
         reconcile of an audience reads."""
+        p = self.dialect.p
         rows = self.conn.execute(
             "SELECT m.person_id, c.granted FROM memberships m "
-            "LEFT JOIN consents c ON c.person_id = m.person_id AND c.purpose = ? "
-            "WHERE m.segment = ? AND m.person_id > ? AND m.holdout = 0 "
-            "ORDER BY m.person_id LIMIT ?",
+            f"LEFT JOIN consents c ON c.person_id = m.person_id AND c.purpose = {p} "
+            f"WHERE m.segment = {p} AND m.person_id > {p} AND m.holdout = 0 "
+            f"ORDER BY m.person_id LIMIT {p}",
             (purpose, segment, after or "", limit),
         ).fetchall()
         return [(pid, None if granted is None else bool(granted)) for pid, granted in rows]
@@ -282,43 +295,48 @@ class SqlQueries(PagesQueries, SqlPorts):
 
 
 class SqlTx(SqlQueries):
-    def __init__(self, conn: Any, dialect: str = "sqlite") -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.dialect = dialect
 
     def set_meta(self, key: str, value: str) -> None:
+        p = self.dialect.p
         self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            f"INSERT INTO meta (key, value) VALUES ({p}, {p}) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     def delete_meta(self, key: str) -> None:
-        self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        p = self.dialect.p
+        self.conn.execute(f"DELETE FROM meta WHERE key = {p}", (key,))
 
     def prune_meta(self, prefix: str, below: str) -> int:
         """Delete the rows whose key starts with ``prefix`` and whose value sorts before
         ``below`` (expiry times written as fixed-width text): short-lived entries such as
         revoked sessions and used token ids."""
+        p = self.dialect.p
         cur = self.conn.execute(
-            "DELETE FROM meta WHERE key >= ? AND key < ? AND value < ?",
+            f"DELETE FROM meta WHERE key >= {p} AND key < {p} AND value < {p}",
             (prefix, prefix + "\uffff", below),
         )
         return int(cur.rowcount)
 
     def insert_document(self, source: str, body: bytes) -> int:
+        p = self.dialect.p
         digest = hashlib.sha256(body).hexdigest()
-        found = self.conn.execute("SELECT id FROM documents WHERE sha256 = ?", (digest,)).fetchone()
+        found = self.conn.execute(
+            f"SELECT id FROM documents WHERE sha256 = {p}", (digest,)
+        ).fetchone()
         if found is not None:  # stored before (an import's page whose events span batches)
             return int(found[0])
         row = self.conn.execute(
             "INSERT INTO documents (sha256, source, received_us, encoding, body) "
-            "VALUES (?, ?, ?, 'zlib', ?) ON CONFLICT (sha256) DO NOTHING RETURNING id",
+            f"VALUES ({p}, {p}, {p}, 'zlib', {p}) ON CONFLICT (sha256) DO NOTHING RETURNING id",
             (digest, source, now_us(), zlib.compress(body, 1)),
         ).fetchone()
         if row is None:  # the same body was stored before (by this or another process)
             row = self.conn.execute(
-                "SELECT id FROM documents WHERE sha256 = ?", (digest,)
+                f"SELECT id FROM documents WHERE sha256 = {p}", (digest,)
             ).fetchone()
         return int(row[0])
 
@@ -328,7 +346,7 @@ class SqlTx(SqlQueries):
         received = now_us()
         new_keys: set[str] = set()
         for chunk in chunks(list(rows), 400):
-            values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            values = ",".join([f"({self.dialect.marks(7)})"] * len(chunk))
             params: list[Any] = []
             for row in chunk:
                 params += (
@@ -356,9 +374,10 @@ class SqlTx(SqlQueries):
         one batch when they arrived), so a replay applies them as they were applied: a batch
         sweeps its events in time order, and split in two its later half could fall behind
         the clock the first half set."""
+        p = self.dialect.p
         query = (
-            "SELECT seq, kind, canonical, received_us FROM events WHERE seq > ? "
-            "ORDER BY seq LIMIT ?"
+            f"SELECT seq, kind, canonical, received_us FROM events WHERE seq > {p} "
+            f"ORDER BY seq LIMIT {p}"
         )
         rows = self.conn.execute(query, (after_seq, batch_size)).fetchall()
         chunk = [(int(seq), str(kind), bytes(blob)) for seq, kind, blob, _ in rows]
@@ -377,64 +396,72 @@ class SqlTx(SqlQueries):
     def events_after(self, at_us: int, *, delete: bool = False) -> list[tuple[str, int]]:
         """(key, at µs) of the events later than ``at_us``; ``delete``: take them out of the
         log too (their raw documents stay). The clock repair's query."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            "SELECT key, at_us FROM events WHERE at_us > ? ORDER BY at_us, key", (at_us,)
+            f"SELECT key, at_us FROM events WHERE at_us > {p} ORDER BY at_us, key", (at_us,)
         ).fetchall()
         if delete and rows:
-            self.conn.execute("DELETE FROM events WHERE at_us > ?", (at_us,))
+            self.conn.execute(f"DELETE FROM events WHERE at_us > {p}", (at_us,))
         return [(str(k), int(a)) for k, a in rows]
 
     def lookup_identifiers(self, keys: Iterable[IdentKey]) -> dict[IdentKey, set[str]]:
+        p = self.dialect.p
         by_kind: dict[str, list[str]] = {}
         for kind, value in set(keys):
             by_kind.setdefault(kind, []).append(value)
         out: dict[IdentKey, set[str]] = {}
         for kind, values in by_kind.items():
             for chunk in chunks(values):
+                among, params = self.dialect.among("value", chunk)
                 for value, pid in self.conn.execute(
-                    f"SELECT value, person_id FROM identifiers WHERE kind = ? AND value IN "
-                    f"({marks(len(chunk))})",
-                    (kind, *chunk),
+                    f"SELECT value, person_id FROM identifiers WHERE kind = {p} AND {among}",
+                    (kind, *params),
                 ):
                     out.setdefault((kind, value), set()).add(pid)
         return out
 
     def add_identifiers(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        p = self.dialect.p
         self.conn.executemany(
-            "INSERT INTO identifiers (kind, value, person_id) VALUES (?, ?, ?) "
+            f"INSERT INTO identifiers (kind, value, person_id) VALUES ({p}, {p}, {p}) "
             "ON CONFLICT DO NOTHING",
             list(rows),
         )
 
     def merge_person(self, absorbed: str, survivor: str) -> None:
+        p = self.dialect.p
         c = self.conn
         c.execute(
             "INSERT INTO identifiers (kind, value, person_id) "
-            "SELECT kind, value, ? FROM identifiers WHERE person_id = ? ON CONFLICT DO NOTHING",
+            f"SELECT kind, value, {p} FROM identifiers WHERE person_id = {p} "
+            "ON CONFLICT DO NOTHING",
             (survivor, absorbed),
         )
-        c.execute("DELETE FROM identifiers WHERE person_id = ?", (absorbed,))
-        c.execute("UPDATE tickets SET person_id = ? WHERE person_id = ?", (survivor, absorbed))
-        c.execute("UPDATE outcomes SET person_id = ? WHERE person_id = ?", (survivor, absorbed))
+        c.execute(f"DELETE FROM identifiers WHERE person_id = {p}", (absorbed,))
+        c.execute(f"UPDATE tickets SET person_id = {p} WHERE person_id = {p}", (survivor, absorbed))
         c.execute(
-            "UPDATE person_aliases SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
+            f"UPDATE outcomes SET person_id = {p} WHERE person_id = {p}", (survivor, absorbed)
         )
         c.execute(
-            "INSERT INTO person_aliases (old_id, person_id) VALUES (?, ?) "
+            f"UPDATE person_aliases SET person_id = {p} WHERE person_id = {p}", (survivor, absorbed)
+        )
+        c.execute(
+            f"INSERT INTO person_aliases (old_id, person_id) VALUES ({p}, {p}) "
             "ON CONFLICT (old_id) DO UPDATE SET person_id = excluded.person_id",
             (absorbed, survivor),
         )
         c.execute(
-            "INSERT INTO event_persons (person_id, event_key) SELECT ?, event_key "
-            "FROM event_persons WHERE person_id = ? ON CONFLICT DO NOTHING",
+            f"INSERT INTO event_persons (person_id, event_key) SELECT {p}, event_key "
+            f"FROM event_persons WHERE person_id = {p} ON CONFLICT DO NOTHING",
             (survivor, absorbed),
         )
-        c.execute("DELETE FROM event_persons WHERE person_id = ?", (absorbed,))
+        c.execute(f"DELETE FROM event_persons WHERE person_id = {p}", (absorbed,))
         c.execute(
-            "UPDATE membership_history SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
+            f"UPDATE membership_history SET person_id = {p} WHERE person_id = {p}",
+            (survivor, absorbed),
         )
         c.execute(
-            "UPDATE state_changes SET person_id = ? WHERE person_id = ?", (survivor, absorbed)
+            f"UPDATE state_changes SET person_id = {p} WHERE person_id = {p}", (survivor, absorbed)
         )
         self.delete_person(absorbed)
 
@@ -445,27 +472,33 @@ class SqlTx(SqlQueries):
         event key)``) each event is about: the exact keys erasure finds events by. The rows
         go in key order: person ids are keyed hashes, so in event order each row lands on a
         random page of an index as large as the log."""
+        p = self.dialect.p
         self.conn.executemany(
-            "INSERT INTO event_persons (person_id, event_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            f"INSERT INTO event_persons (person_id, event_key) VALUES ({p}, {p}) "
+            "ON CONFLICT DO NOTHING",
             sorted(persons),
         )
         self.conn.executemany(
-            "INSERT INTO event_tickets (ticket_id, event_key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            f"INSERT INTO event_tickets (ticket_id, event_key) VALUES ({p}, {p}) "
+            "ON CONFLICT DO NOTHING",
             sorted(tickets),
         )
 
     def delete_history(self, row_ids: Sequence[int]) -> None:
+        p = self.dialect.p
         self.conn.executemany(
-            "DELETE FROM membership_history WHERE id = ?", [(i,) for i in row_ids]
+            f"DELETE FROM membership_history WHERE id = {p}", [(i,) for i in row_ids]
         )
 
     def delete_person(self, person_id: str) -> None:
+        p = self.dialect.p
         for table in PERSON_STATE_TABLES:
-            self.conn.execute(f"DELETE FROM {table} WHERE person_id = ?", (person_id,))
+            self.conn.execute(f"DELETE FROM {table} WHERE person_id = {p}", (person_id,))
 
     def save_tickets(self, rows: Iterable[tuple[int, str, TicketRecord]]) -> None:
+        p = self.dialect.p
         self.conn.executemany(
-            "INSERT INTO tickets (ticket_id, person_id, record) VALUES (?, ?, ?) "
+            f"INSERT INTO tickets (ticket_id, person_id, record) VALUES ({p}, {p}, {p}) "
             "ON CONFLICT (ticket_id) DO UPDATE SET person_id = excluded.person_id, "
             "record = excluded.record",
             [(tid, pid, records.dump_ticket(rec)) for tid, pid, rec in rows],
@@ -481,6 +514,7 @@ class SqlTx(SqlQueries):
         """Upsert persons. ``new``: not in the store yet. ``stored``: a person's (facts,
         memberships) as loaded, so that only the memberships and consents that differ are
         written; a person in neither has all of them rewritten."""
+        p = self.dialect.p
         rows = list(rows)
         stored = stored or {}
         if self.COUNTS_STATES:
@@ -500,7 +534,7 @@ class SqlTx(SqlQueries):
         )
         known = new | stored.keys()
         unknown = [(r.person_id,) for r in rows if r.person_id not in known]
-        self.conn.executemany("DELETE FROM memberships WHERE person_id = ?", unknown)
+        self.conn.executemany(f"DELETE FROM memberships WHERE person_id = {p}", unknown)
         removed: list[tuple[str, str]] = []
         upserts: list[tuple[Any, ...]] = []
         for r in rows:
@@ -513,11 +547,11 @@ class SqlTx(SqlQueries):
                 if before.get(seg) != m
             ]
         self.conn.executemany(
-            "DELETE FROM memberships WHERE segment = ? AND person_id = ?", removed
+            f"DELETE FROM memberships WHERE segment = {p} AND person_id = {p}", removed
         )
         self.conn.executemany(
             "INSERT INTO memberships (segment, person_id, since_us, false_since_us, holdout) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (segment, person_id) DO UPDATE SET "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (segment, person_id) DO UPDATE SET "
             "since_us = excluded.since_us, false_since_us = excluded.false_since_us, "
             "holdout = excluded.holdout",
             upserts,
@@ -526,11 +560,11 @@ class SqlTx(SqlQueries):
             r for r in rows if r.person_id not in stored or stored[r.person_id][0] != r.facts
         ]
         self.conn.executemany(
-            "DELETE FROM consents WHERE person_id = ?",
+            f"DELETE FROM consents WHERE person_id = {p}",
             [(r.person_id,) for r in rewrite if r.person_id not in new],
         )
         self.conn.executemany(
-            "INSERT INTO consents (person_id, purpose, granted) VALUES (?, ?, ?)",
+            f"INSERT INTO consents (person_id, purpose, granted) VALUES ({p}, {p}, {p})",
             [
                 (r.person_id, purpose, 1 if granted else 0)
                 for r in rewrite
@@ -541,7 +575,9 @@ class SqlTx(SqlQueries):
     def _upsert_persons(self, values: list[tuple[Any, ...]]) -> None:
         """``PERSON_COLUMNS`` rows, in order."""
         self.conn.executemany(
-            f"INSERT INTO persons ({PERSON_COLUMNS}) VALUES ({marks(6)}) {PERSON_UPSERT}", values
+            f"INSERT INTO persons ({PERSON_COLUMNS}) VALUES ({self.dialect.marks(6)}) "
+            f"{PERSON_UPSERT}",
+            values,
         )
 
     # Whether persons per support state are kept in ``state_counts`` (SQLite, migration 9).
@@ -551,25 +587,27 @@ class SqlTx(SqlQueries):
         """Add to ``state_counts`` what saving these rows changes: each one's support state,
         less the stored rows' (new persons have none). Deletions are taken out by a
         trigger."""
+        p = self.dialect.p
         final = {r.person_id: r.state.get("support_state", "clear") for r in rows}
         delta: Counter[str] = Counter(final.values())
         for chunk in chunks(list(final)):
+            among, values = self.dialect.among("person_id", chunk)
             for state, n in self.conn.execute(
-                f"SELECT support_state, COUNT(*) FROM persons WHERE person_id IN "
-                f"({marks(len(chunk))}) GROUP BY support_state",
-                tuple(chunk),
+                f"SELECT support_state, COUNT(*) FROM persons WHERE {among} GROUP BY support_state",
+                values,
             ):
                 delta[state] -= int(n)
         self.conn.executemany(
-            "INSERT INTO state_counts (support_state, persons) VALUES (?, ?) "
+            f"INSERT INTO state_counts (support_state, persons) VALUES ({p}, {p}) "
             "ON CONFLICT (support_state) DO UPDATE SET persons = persons + excluded.persons",
             [(state, n) for state, n in sorted(delta.items()) if n],
         )
 
     def append_history(self, rows: Iterable[HistoryRow]) -> None:
+        p = self.dialect.p
         self.conn.executemany(
             "INSERT INTO membership_history (person_id, segment, change, at_us, rule, holdout, "
-            "detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"detail) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})",
             [
                 (
                     r.person_id,
@@ -586,9 +624,10 @@ class SqlTx(SqlQueries):
         )
 
     def append_state_changes(self, rows: Iterable[StateChangeRow]) -> None:
+        p = self.dialect.p
         self.conn.executemany(
             "INSERT INTO state_changes (person_id, at_us, old_state, new_state, changed) "
-            "VALUES (?, ?, ?, ?, ?)",
+            f"VALUES ({p}, {p}, {p}, {p}, {p})",
             [
                 (r.person_id, records.to_us(r.at), r.old_state, r.new_state, ",".join(r.changed))
                 for r in rows
@@ -596,17 +635,19 @@ class SqlTx(SqlQueries):
         )
 
     def append_outbox(self, rows: Iterable[OutboxRow]) -> None:
+        p = self.dialect.p
         now = now_us()
         self.conn.executemany(
             "INSERT INTO outbox (person_id, topic, at_us, payload, created_us) "
-            "VALUES (?, ?, ?, ?, ?)",
+            f"VALUES ({p}, {p}, {p}, {p}, {p})",
             [(r.person_id, r.topic, records.to_us(r.at), r.payload, now) for r in rows],
         )
 
     def append_outcomes(self, rows: Iterable[tuple[str, Any]]) -> None:
+        p = self.dialect.p
         self.conn.executemany(
             "INSERT INTO outcomes (key, person_id, at_us, outcome, amount, currency, properties) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (key) DO NOTHING",
             [
                 (
                     e.key,
@@ -624,7 +665,7 @@ class SqlTx(SqlQueries):
     def erased_after(self, keys: Iterable[IdentKey], after_us: int) -> set[IdentKey]:
         """Of these identifiers (and ``("ticket", id)``), those of a person erased after
         ``after_us``."""
-        return erased_after(self.conn, keys, after_us)
+        return erased_after(self.conn, self.dialect, keys, after_us)
 
     erased = False  # an erasure ran in this transaction (the adapter then wipes its traces)
 
@@ -632,7 +673,7 @@ class SqlTx(SqlQueries):
         self, person_id: str, at_us: int, requested_by: str, ticket_ids: Iterable[int] = ()
     ) -> ErasureReport:
         self.erased = True
-        return erase(self.conn, person_id, at_us, requested_by, ticket_ids)
+        return erase(self.conn, self.dialect, person_id, at_us, requested_by, ticket_ids)
 
     # -- a replay's snapshot of the persons before it (what destinations were told): real
     # tables (migration 14), kept across the replay's commits, read a page at a time
@@ -658,10 +699,11 @@ class SqlTx(SqlQueries):
 
     def snapshot_gone(self, after: str | None, limit: int) -> list[str]:
         """Ids in the snapshot that are no longer persons, in order, a page at a time."""
+        p = self.dialect.p
         rows = self.conn.execute(
-            f"SELECT b.person_id FROM {BEFORE}persons b WHERE b.person_id > ? AND NOT EXISTS "
+            f"SELECT b.person_id FROM {BEFORE}persons b WHERE b.person_id > {p} AND NOT EXISTS "
             "(SELECT 1 FROM persons p WHERE p.person_id = b.person_id) "
-            "ORDER BY b.person_id LIMIT ?",
+            f"ORDER BY b.person_id LIMIT {p}",
             (after or "", limit),
         ).fetchall()
         return [str(r[0]) for r in rows]
@@ -696,18 +738,20 @@ class SqlTx(SqlQueries):
 
     def setdefault_meta(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return what is stored (first writer wins)."""
+        p = self.dialect.p
         self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            f"INSERT INTO meta (key, value) VALUES ({p}, {p}) ON CONFLICT (key) DO NOTHING",
             (key, value),
         )
-        return str(self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+        return str(
+            self.conn.execute(f"SELECT value FROM meta WHERE key = {p}", (key,)).fetchone()[0]
+        )
 
     def advance_clock(self, until: datetime) -> None:
         """Move the engine clock to ``until`` unless it is already later (never back)."""
+        d = self.dialect
         row = self.conn.execute(
-            "SELECT value FROM meta WHERE key = ?" + self._for_update, (CLOCK_KEY,)
+            f"SELECT value FROM meta WHERE key = {d.p}{d.for_update}", (CLOCK_KEY,)
         ).fetchone()
         if row is None or codec.parse_time(str(row[0])) < until:
             self.set_meta(CLOCK_KEY, codec.format_time(until))
-
-    _for_update = ""

@@ -19,6 +19,7 @@ from typing import Any
 
 from tactful.clock import now_us
 from tactful.store.base import REPLAY_KEY, StoreError
+from tactful.store.dialect import SQLITE
 from tactful.store.erasure import ErasureReport
 from tactful.store.inbox import SQLiteInbox
 from tactful.store.migrations import LATEST_VERSION, migrate, newer_schema
@@ -186,6 +187,8 @@ class _Checkpointer:
 
 class SQLiteStore:
     """The embedded default store. One writer at a time; readers never block the writer."""
+
+    dialect = SQLITE
 
     # Non-durable transactions leave checkpoints to a thread once the WAL passes this.
     BACKGROUND_CHECKPOINT_BYTES = 4 * 1024 * 1024

@@ -25,13 +25,14 @@ class WatchStore:
         """Per destination (or only ``destination``), the match rates (as the platform words
         them) of the platform readings kept with its runs started since ``since_us``, oldest
         first."""
-        only = "" if destination is None else "AND destination = ? "
+        p = self.store.dialect.p
+        only = "" if destination is None else f"AND destination = {p} "
         params = (since_us,) if destination is None else (since_us, destination)
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
                 "SELECT destination, started_us, platform FROM delivery_runs "
-                f"WHERE started_us >= ? {only}AND platform IS NOT NULL ORDER BY started_us, id",
+                f"WHERE started_us >= {p} {only}AND platform IS NOT NULL ORDER BY started_us, id",
                 params,
             ).fetchall()
         out: dict[str, list[tuple[int, str]]] = {}
@@ -44,10 +45,11 @@ class WatchStore:
     def segment_net(self, since_us: int) -> dict[str, int]:
         """Per segment, entries minus exits since ``since_us`` (holdout members included,
         as in the member counts)."""
+        p = self.store.dialect.p
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             rows = conn.execute(
-                "SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > ? "
+                f"SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > {p} "
                 "GROUP BY segment, change",
                 (since_us,),
             ).fetchall()
@@ -65,12 +67,11 @@ class WatchStore:
     def last_zendesk_us(self) -> int | None:
         """When the latest event from Zendesk was received (µs), None before the first (the
         newest events first: it stops at the first from Zendesk)."""
-        marks = ",".join("?" * len(NOT_ZENDESK))
+        not_zendesk, values = self.store.dialect.not_among("source", NOT_ZENDESK)
         with self.store.reader() as reader:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             row = conn.execute(
-                f"SELECT received_us FROM events WHERE source NOT IN ({marks}) "
-                "ORDER BY seq DESC LIMIT 1",
-                NOT_ZENDESK,
+                f"SELECT received_us FROM events WHERE {not_zendesk} ORDER BY seq DESC LIMIT 1",
+                values,
             ).fetchone()
         return None if row is None else int(row[0])
