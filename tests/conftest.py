@@ -133,7 +133,10 @@ def pg_cluster() -> Iterator[pgcluster.Cluster]:
         if os.environ.get("TACTFUL_REQUIRE_PG") == "1":
             pytest.fail(f"PostgreSQL is required here: {exc}")
         pytest.skip(f"no PostgreSQL: {exc}")
-    yield cluster
+    from tests import pgcheck
+
+    with pgcheck.checking():  # every statement run on PostgreSQL is checked
+        yield cluster
     cluster.stop()
 
 

@@ -1,30 +1,12 @@
-"""PostgreSQL statements: IN lists sent as one array parameter, the event log inserted from
-column arrays. Same answers as the shared SQL gives on SQLite."""
+"""PostgreSQL statements: lists of values sent as one array parameter (``Dialect.among``),
+the event log inserted from column arrays. Same answers as the shared SQL gives on SQLite."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tactful.store.base import EventRow
-from tactful.store.postgres import arrays_for_lists
 from tactful.store.sqlite import open_store
-
-
-def test_in_lists_become_one_array_parameter() -> None:
-    sql, params = arrays_for_lists(
-        "SELECT a FROM t WHERE k = ? AND v IN (?,?,?) AND z > ? AND w IN (?, ?) LIMIT ?",
-        (1, "x", "y", "z", 5, 6, 7, 8),
-    )
-    assert sql == "SELECT a FROM t WHERE k = ? AND v = ANY(?) AND z > ? AND w = ANY(?) LIMIT ?"
-    assert params == [1, ["x", "y", "z"], 5, [6, 7], 8]
-    # Untouched: no list, a subquery, NOT IN.
-    for text in (
-        "SELECT 1 FROM t WHERE a = ? AND b = ?",
-        "SELECT 1 FROM t WHERE a IN (SELECT b FROM u WHERE c = ? AND d = ?)",
-        "SELECT 1 FROM t WHERE a NOT IN (?, ?)",
-    ):
-        sql, params = arrays_for_lists(text, (1, 2))
-        assert (sql, list(params)) == (text, [1, 2])
 
 
 def _rows(keys: list[str], document_id: int | None) -> list[EventRow]:
