@@ -85,12 +85,13 @@ class World:
 
 def add_dead_letter(engine: Engine, person_id: str, destination: str = "hook") -> None:
     now = time.time_ns() // 1000
+    p = engine.store.dialect.p
     with engine.store.transaction() as tx:
         tx.conn.execute(  # type: ignore[attr-defined]
             "INSERT INTO deliveries (destination, person_id, kind, name, segment, key, at_us, "
             "payload, status, attempts, next_us, created_us, updated_us, last_error) VALUES "
-            "(?, ?, 'event', 'segment_entered', 'open_issue', 'k-dead-1', ?, ?, 'dead', 8, ?, ?, "
-            "?, 'HTTP 500: upstream broke')",
+            f"({p}, {p}, 'event', 'segment_entered', 'open_issue', 'k-dead-1', {p}, {p}, 'dead', "
+            f"8, {p}, {p}, {p}, 'HTTP 500: upstream broke')",
             (destination, person_id, now, orjson.dumps({}), now, now, now),
         )
 

@@ -182,8 +182,9 @@ def test_full_reconcile_adds_missing_and_removes_stale(tmp_path: Path) -> None:
     # Drift: the ledger lost a member, and holds someone who is not in the segment.
     with engine.store.transaction() as tx:
         conn: Any = tx.conn  # type: ignore[attr-defined]
-        conn.execute("DELETE FROM audience_ledger WHERE person_id = ?", (lost,))
-        conn.execute("INSERT INTO audience_ledger VALUES ('meta', ?, 0)", (outsider,))
+        p = engine.store.dialect.p
+        conn.execute(f"DELETE FROM audience_ledger WHERE person_id = {p}", (lost,))
+        conn.execute(f"INSERT INTO audience_ledger VALUES ('meta', {p}, 0)", (outsider,))
     assert worker.reconcile("meta") == (1, 1)
     worker.sync()
     assert store.ledger("meta") == members

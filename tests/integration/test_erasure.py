@@ -266,6 +266,7 @@ def test_sidebar_actions_and_delivery_errors_about_the_person_go() -> None:
     with engine.store.reader() as reader:
         (ann,) = reader.find_persons("email", "ann@example.com")
         (bob,) = reader.find_persons("email", "bob@example.com")
+    p = engine.store.dialect.p
     with engine.store.transaction() as tx:
         conn: Any = tx.conn  # type: ignore[attr-defined]
         for n, (pid, email) in enumerate(
@@ -274,19 +275,19 @@ def test_sidebar_actions_and_delivery_errors_about_the_person_go() -> None:
             conn.execute(
                 "INSERT INTO agent_actions (idempotency_key, at_us, agent, account, person_id, "
                 "email, action, params, status, result, updated_us) "
-                "VALUES (?, 0, 'agent', 'acct', ?, ?, 'suppress', '{}', 'done', '', 0)",
+                f"VALUES ({p}, 0, 'agent', 'acct', {p}, {p}, 'suppress', '{{}}', 'done', '', 0)",
                 (f"k{n}", pid, email),
             )
         for n, pid in enumerate((ann, bob)):
             conn.execute(
                 "INSERT INTO deliveries (destination, person_id, kind, name, key, at_us, "
                 "payload, status, next_us, created_us, updated_us, last_error) VALUES "
-                "('cio', ?, 'profile', '', ?, 0, ?, 'done', 0, 0, 0, 'bad email x@y')",
+                f"('cio', {p}, 'profile', '', {p}, 0, {p}, 'done', 0, 0, 0, 'bad email x@y')",
                 (pid, f"d{n}", b'{"email": "x"}'),
             )
             conn.execute(
                 "INSERT INTO delivery_attempts (delivery_id, at_us, outcome, status, error) "
-                "SELECT id, 0, 'reject', 400, 'bad email x@y' FROM deliveries WHERE key = ?",
+                f"SELECT id, 0, 'reject', 400, 'bad email x@y' FROM deliveries WHERE key = {p}",
                 (f"d{n}",),
             )
     engine.apply([PersonErased("erase-1", at(2), Identifier("email", "ann@example.com"))])

@@ -110,7 +110,7 @@ def test_the_absorbed_person_still_leaves_every_destination(salt: str) -> None:
     with engine.store.reader() as reader:
         conn: Any = reader.conn  # type: ignore[attr-defined]
         rows = conn.execute(
-            "SELECT payload FROM outbox WHERE person_id = ? AND topic = "
+            f"SELECT payload FROM outbox WHERE person_id = {engine.store.dialect.p} AND topic = "
             "'segment_membership_changed'",
             (absorbed,),
         ).fetchall()

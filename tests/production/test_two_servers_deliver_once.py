@@ -100,7 +100,8 @@ def settled_for(url: str, destination: str) -> bool:
             conn: Any = reader.conn  # type: ignore[attr-defined]
             unrouted = conn.execute("SELECT COUNT(*) FROM outbox WHERE routed = 0").fetchone()[0]
             open_rows = conn.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE destination = ? AND status != 'done'",
+                "SELECT COUNT(*) FROM deliveries WHERE destination = "
+                f"{store.dialect.p} AND status != 'done'",
                 (destination,),
             ).fetchone()[0]
         return int(unrouted) == 0 and int(open_rows) == 0
