@@ -144,7 +144,8 @@ def test_used_tokens_are_forgotten_after_expiry(w: World) -> None:
         open_page(client)
     with w.engine.store.reader() as reader:
         used = reader.conn.execute(  # type: ignore[attr-defined]
-            "SELECT COUNT(*) FROM meta WHERE key LIKE ?", (USED_PREFIX + "%",)
+            f"SELECT COUNT(*) FROM meta WHERE key LIKE {w.engine.store.dialect.p}",
+            (USED_PREFIX + "%",),
         ).fetchone()[0]
     assert 1 <= used <= 4
     with w.engine.store.transaction() as tx:
