@@ -3,15 +3,14 @@ same connection, so what they read and write belongs to the caller's transaction
 
 from __future__ import annotations
 
-from typing import Any
-
+from tactful.store.dbapi import Conn
 from tactful.store.deliveries import SqlDeliveries
 from tactful.store.dialect import Dialect
 from tactful.store.readmodels import SqlReadModels
 
 
 class SqlPorts:
-    conn: Any  # tactful.store.dbapi.Conn
+    conn: Conn
     dialect: Dialect
 
     @property

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tactful.store.dbapi import Conn
 from tactful.store.dialect import Dialect, contains_pattern
 
 
@@ -115,7 +116,7 @@ def _answer(platform: Any, sent: Any) -> RunAnswer | None:
 
 
 class PagesQueries:
-    conn: Any  # Conn
+    conn: Conn
     dialect: Dialect
 
     def sent_changes(

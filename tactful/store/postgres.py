@@ -1,4 +1,5 @@
-"""PostgreSQL store: the same SQL as SQLite (``tactful.store.sql``), for several processes.
+"""PostgreSQL store: the shared SQL (``tactful.store.sql``, written with the ``POSTGRESQL``
+dialect), for several processes.
 
 ``[store] url = "postgresql://user:pass@host:5432/db?pool_size=10"`` (psycopg 3 with a
 connection pool; ``pool_size`` and ``max_key_locks`` are ours and are removed before

@@ -32,6 +32,7 @@ from tactful.store.base import (
     PersonRow,
     StateChangeRow,
 )
+from tactful.store.dbapi import Conn
 from tactful.store.dbapi import chunks as chunks
 from tactful.store.dialect import SQLITE, Dialect
 from tactful.store.erasure import ErasureReport, erase, erased_after
@@ -66,7 +67,7 @@ def first_new(rows: Sequence[EventRow], new_keys: set[str]) -> list[bool]:
 class SqlQueries(PagesQueries, SqlPorts):
     """Reads shared by the writer transaction and the read-only snapshot."""
 
-    conn: Any  # Conn
+    conn: Conn
     dialect: Dialect = SQLITE
 
     def get_meta(self, key: str) -> str | None:
@@ -295,7 +296,7 @@ class SqlQueries(PagesQueries, SqlPorts):
 
 
 class SqlTx(SqlQueries):
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Conn) -> None:
         self.conn = conn
 
     def set_meta(self, key: str, value: str) -> None:
