@@ -7,6 +7,8 @@ from tactful.store.dbapi import Conn
 from tactful.store.deliveries import SqlDeliveries
 from tactful.store.dialect import Dialect
 from tactful.store.readmodels import SqlReadModels
+from tactful.store.runs import SqlRuns
+from tactful.store.watch import SqlWatch
 
 
 class SqlPorts:
@@ -20,3 +22,11 @@ class SqlPorts:
     @property
     def read_models(self) -> SqlReadModels:
         return SqlReadModels(self.conn, self.dialect)
+
+    @property
+    def runs(self) -> SqlRuns:
+        return SqlRuns(self.conn, self.dialect)
+
+    @property
+    def watch(self) -> SqlWatch:
+        return SqlWatch(self.conn, self.dialect)

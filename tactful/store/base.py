@@ -24,6 +24,9 @@ from tactful.store.ports import (
     DeliveryReads,
     DeliveryWrites,
     ReadModels,
+    RunReads,
+    RunWrites,
+    WatchReads,
 )
 
 IdentKey = tuple[str, str]  # (kind, normalized value)
@@ -162,6 +165,8 @@ class Tx(PagesWrites, Protocol):
     # the ports of other aggregates, inside this transaction (``tactful.store.ports``)
     @property
     def deliveries(self) -> DeliveryWrites: ...
+    @property
+    def runs(self) -> RunWrites: ...
 
 
 @dataclass(frozen=True)
@@ -251,3 +256,7 @@ class Reader(PagesReads, Protocol):
     def deliveries(self) -> DeliveryReads: ...
     @property
     def read_models(self) -> ReadModels: ...
+    @property
+    def runs(self) -> RunReads: ...
+    @property
+    def watch(self) -> WatchReads: ...

@@ -1,7 +1,8 @@
 """The store's ports beyond the engine's own reads and writes, one per aggregate: the
-outbox and deliveries, and the read models of the dashboard and the report (the sidebar's
-agent actions and proof are ``tactful.store.pages``). A transaction or a reader hands them
-out (``tx.deliveries``, ``reader.read_models``, …); their SQL lives beside them in
+outbox and deliveries, sync runs, what the alert rules watch, and the read models of the
+dashboard and the report (the sidebar's agent actions and proof are
+``tactful.store.pages``). A transaction or a reader hands them out (``tx.deliveries``,
+``reader.read_models``, ``tx.runs``, ``reader.watch``, …); their SQL lives beside them in
 ``tactful/store`` and runs on SQLite and PostgreSQL alike. Nothing outside the store holds a
 connection."""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from tactful.destinations.base import PlatformReport
 from tactful.store.deliveries import Attempt, DeliveryRow, NewDelivery, OutboxEntry
 from tactful.store.readmodels import (
     BucketCount,
@@ -17,6 +19,7 @@ from tactful.store.readmodels import (
     PeopleFilter,
     StateChangeEntry,
 )
+from tactful.store.runs import PersonDelivery, RunCounts, RunPage, Volume
 
 
 class DeliveryReads(Protocol):
@@ -57,3 +60,36 @@ class ReadModels(Protocol):
     ) -> dict[str, list[tuple[int, str]]]: ...
     def revenues(self, after_us: int, until_us: int) -> dict[str, float]: ...
     def events_of_kind(self, kind: str, until_us: int) -> list[bytes]: ...
+
+
+class RunReads(Protocol):
+    def page(
+        self, destination: str | None, limit: int = 50, before: int | None = None
+    ) -> RunPage: ...
+    def totals(self, since_us: int) -> dict[str, RunCounts]: ...
+    def last_started(self) -> dict[str, int]: ...
+    def volume(self, destination: str, since_us: int, bucket_us: int) -> list[Volume]: ...
+    def of_person(
+        self, person_id: str, destinations: Sequence[str], limit: int = 50
+    ) -> list[PersonDelivery]: ...
+
+
+class RunWrites(RunReads, Protocol):
+    def open(self, destination: str, started_us: int) -> int: ...
+    def close(
+        self,
+        run_id: int,
+        duration_us: int,
+        counts: RunCounts,
+        error: str,
+        platform: PlatformReport | None,
+        keep_after_us: int | None = None,
+    ) -> None: ...
+
+
+class WatchReads(Protocol):
+    def match_rates(
+        self, since_us: int, destination: str | None = None
+    ) -> dict[str, list[tuple[int, str]]]: ...
+    def segment_net(self, since_us: int) -> dict[str, int]: ...
+    def last_zendesk_us(self) -> int | None: ...
