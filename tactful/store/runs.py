@@ -3,7 +3,9 @@
 A run is opened when a round of a destination finds something to do, and closed with its
 counts and the platform's own answer. The attempts it made carry its id, so its row-level
 errors are its failed attempts, with the person each concerns. Runs older than
-``[delivery] runs_keep`` are deleted as new ones are recorded.
+``[delivery] runs_keep`` are deleted as new ones are recorded. The port (``tx.runs``,
+``reader.runs``) works in the caller's transaction or snapshot; ``RunStore`` opens one for
+each call.
 """
 
 from __future__ import annotations
