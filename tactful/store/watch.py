@@ -48,21 +48,6 @@ class SqlWatch:
                 out.setdefault(destination, []).append((int(started), rate))
         return out
 
-    def segment_net(self, since_us: int) -> dict[str, int]:
-        """Per segment, entries minus exits since ``since_us`` (holdout members included,
-        as in the member counts)."""
-        p = self.dialect.p
-        rows = self.conn.execute(
-            f"SELECT segment, change, COUNT(*) FROM membership_history WHERE at_us > {p} "
-            "GROUP BY segment, change",
-            (since_us,),
-        ).fetchall()
-        out: dict[str, int] = {}
-        for segment, change, n in rows:
-            sign = 1 if change == "entered" else -1 if change == "exited" else 0
-            out[segment] = out.get(segment, 0) + sign * int(n)
-        return out
-
     def last_zendesk_us(self) -> int | None:
         """When the latest event from Zendesk was received (µs), None before the first (the
         newest events first: it stops at the first from Zendesk)."""
@@ -87,8 +72,15 @@ class WatchStore:
             return reader.watch.match_rates(since_us, destination)
 
     def segment_net(self, since_us: int) -> dict[str, int]:
+        """Per segment, entries minus exits since ``since_us`` (holdout members included,
+        as in the member counts)."""
         with self.store.reader() as reader:
-            return reader.watch.segment_net(since_us)
+            changes = reader.read_models.changes_since(since_us)
+        out: dict[str, int] = {}
+        for (segment, change), n in changes.items():
+            sign = 1 if change == "entered" else -1 if change == "exited" else 0
+            out[segment] = out.get(segment, 0) + sign * n
+        return out
 
     def segment_members(self) -> dict[str, int]:
         """Per segment, its members now (holdout included)."""
