@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from tactful.alerts.config import AlertChannelSettings, AlertSettings
+from tactful.config.alerts import AlertChannelSettings, AlertSettings
 from tactful.config.models import (
     SECRET_KEY,
     STATE_FIELDS,

@@ -13,13 +13,26 @@ import builtins
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self, get_args
+from typing import Annotated, Any, ClassVar, Protocol, Self, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-from tactful.config.models import DestinationSettings, Purpose
+from tactful.core.events import Purpose
 from tactful.destinations.identify import IdentifyBy
+
+
+class Entry(Protocol):
+    """What a type's config model reads from a ``[[destinations]]`` entry
+    (``tactful.config.models.DestinationSettings``, which validates entries with these
+    specs through the registry: this module does not import it back)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
 
 
 def _text(value: Any) -> Any:
@@ -66,7 +79,7 @@ class DestinationConfig(BaseModel):
         return []
 
     @classmethod
-    def of(cls, config: DestinationSettings) -> Self:
+    def of(cls, config: Entry) -> Self:
         """The entry's own keys (``identify_by`` aside), validated and typed: what the
         type's ``create()`` builds from. A ValueError names every problem."""
         keys = {k: v for k, v in config.settings.items() if k != "identify_by"}
