@@ -40,6 +40,13 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 
 
+def check_name(value: str) -> str:
+    """A destination's or alert's ``name``: letters, digits, ``_ . -``."""
+    if not NAME.fullmatch(value):
+        raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
+    return value
+
+
 def check_http_url(value: str | None) -> str | None:
     if value is not None and not re.match(r"https?://[^/\s]+", value):
         raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
@@ -273,12 +280,7 @@ class DestinationSettings(Section):
             out["purpose"] = registry.spec(kind).purpose
         return out
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME.fullmatch(value):
-            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
-        return value
+    _name = field_validator("name")(check_name)
 
     @field_validator("type")
     @classmethod
