@@ -408,6 +408,7 @@ class CustomerIOConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=CustomerIODestination.type,
     purpose="email",
+    vendor="Customer.io",
     summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
     identify_by=ESP_IDENTIFY_BY,
     config=CustomerIOConfig,

@@ -330,6 +330,7 @@ class KlaviyoConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=KlaviyoDestination.type,
     purpose="email",
+    vendor="Klaviyo",
     summary="Klaviyo profiles, events and deletion jobs",
     identify_by=IDENTIFY,
     config=KlaviyoConfig,

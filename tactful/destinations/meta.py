@@ -311,6 +311,7 @@ class MetaAudienceConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=MetaAudience.TYPE,
     purpose="ads",
+    vendor="Meta",
     summary="a Meta Custom Audience following one segment",
     config=MetaAudienceConfig,
     roles=AUDIENCE,

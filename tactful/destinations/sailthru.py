@@ -236,6 +236,7 @@ class SailthruConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=SailthruDestination.type,
     purpose="email",
+    vendor="Sailthru",
     summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
     identify_by=ESP_IDENTIFY_BY,
     config=SailthruConfig,

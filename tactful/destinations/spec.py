@@ -142,6 +142,7 @@ class DestinationSpec:
 
     type: str
     purpose: Purpose  # the consent purpose it defaults to
+    vendor: str  # the platform's name, as people read it ("Customer.io")
     summary: str  # what it is, one line (docs/config.md)
     config: builtins.type[DestinationConfig]
     roles: Roles

@@ -217,6 +217,7 @@ class TikTokAudienceConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=TikTokAudience.TYPE,
     purpose="ads",
+    vendor="TikTok",
     summary="a TikTok custom audience following one segment",
     config=TikTokAudienceConfig,
     roles=AUDIENCE,
