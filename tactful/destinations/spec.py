@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import builtins
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Protocol, Self, get_args
 
+import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -33,6 +34,19 @@ class Entry(Protocol):
     def type(self) -> str: ...
     @property
     def settings(self) -> Mapping[str, Any]: ...
+
+
+class Probed(Entry, Protocol):
+    """The entry as ``tactful doctor``'s probe of its type reads it."""
+
+    @property
+    def base_url(self) -> str | None: ...
+    def setting(self, key: str, default: str | None = None) -> str | None: ...
+
+
+Verdict = tuple[bool, str, str]  # ok, detail, fix
+# One authenticated, side-effect-free call to the vendor (``tactful.destinations.probe``).
+Probe = Callable[[Probed, httpx.Client], Verdict]
 
 
 def _text(value: Any) -> Any:
@@ -147,6 +161,7 @@ class DestinationSpec:
     config: builtins.type[DestinationConfig]
     roles: Roles
     identify_by: IdentifyBy | None = None  # takes ``identify_by`` (ESPs and analytics)
+    probe: Probe | None = None  # what ``tactful doctor`` asks it (None: only its host)
 
     KEY_COLUMNS: ClassVar[str] = "| type | key | meaning |"
 
