@@ -33,14 +33,14 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from tactful.alerts.config import (
+from tactful.alerts.policy import Notice
+from tactful.clock import epoch_seconds, system_now
+from tactful.config.alerts import (
     AlertChannelSettings,
     EmailChannel,
     SlackChannel,
     WebhookChannel,
 )
-from tactful.alerts.policy import Notice
-from tactful.clock import epoch_seconds, system_now
 from tactful.delivery.deadline import DeadlineTransport
 from tactful.destinations import standard_webhooks
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from tactful.alerts.config import (
+from tactful.config.alerts import (
     AlertSettings,
     CircuitOpen,
     DeadLetters,

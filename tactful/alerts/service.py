@@ -15,13 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tactful.alerts import policy
-from tactful.alerts.config import (
-    AlertSettings,
-    MatchRate,
-    SegmentSize,
-    SignatureFailures,
-    ZendeskSilence,
-)
 from tactful.alerts.notify import Notifier, NotifyError, notifier
 from tactful.alerts.policy import AlertState, Notice
 from tactful.alerts.rules import (
@@ -36,6 +29,13 @@ from tactful.alerts.rules import (
 )
 from tactful.alerts.signatures import SignatureTally, refused
 from tactful.clock import now_us
+from tactful.config.alerts import (
+    AlertSettings,
+    MatchRate,
+    SegmentSize,
+    SignatureFailures,
+    ZendeskSilence,
+)
 from tactful.delivery.breaker import circuits
 from tactful.delivery.platform import match_percent
 from tactful.delivery.store import DeliveryStore

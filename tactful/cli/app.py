@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import re
-import tomllib
-from pathlib import Path
 from typing import Any
 
-from tactful.cli.base import App, CommandError, add_json, out_json
-from tactful.config import CONFIG_ENV, DEFAULT_PATH, ConfigError, Settings, load_settings
+from tactful.cli.base import App, CommandError, add_json, out_json, setup_settings, show_help
+from tactful.config import Settings
 from tactful.zendesk.app_package import (
     DEFAULT_ZIP_NAME,
     FILES,
@@ -22,9 +18,6 @@ from tactful.zendesk.app_package import (
 #: The environment variable suggested for the key (as in the starter tactful.toml).
 SUGGESTED_KEY_ENV = "ZENDESK_APP_PUBLIC_KEY"
 _UPLOAD_PATH = "Admin Center > Apps and integrations > Zendesk Support apps > Upload private app"
-_UNSET_ENV = re.compile(
-    r"^(?P<loc>.+): environment variable (?P<name>[A-Za-z_][A-Za-z0-9_]*) is (?:not set|empty)$"
-)
 # what the package is built from: an unresolved env: reference here is a real error
 _NEEDED = ("zendesk.public_url", "zendesk.subdomain", "zendesk.email")
 
@@ -32,7 +25,7 @@ _NEEDED = ("zendesk.public_url", "zendesk.subdomain", "zendesk.email")
 def register(sub: Any) -> None:
     a = sub.add_parser("app", help="the Zendesk sidebar app: package")
     asub = a.add_subparsers(dest="app_command", metavar="COMMAND")
-    a.set_defaults(handler=lambda app: _help(a))
+    a.set_defaults(handler=lambda app: show_help(a))
 
     p = asub.add_parser(
         "package",
@@ -54,60 +47,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_package)
 
 
-def _help(parser: Any) -> int:
-    parser.print_help()
-    return 2
-
-
 # --------------------------------------------------------------------------- settings
-
-
-def _config_path(arg: str | None) -> str | None:
-    if arg is not None:
-        return arg
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return env
-    return DEFAULT_PATH if Path(DEFAULT_PATH).is_file() else None
-
-
-def _key_reference(path: str | None) -> str | None:
-    """The raw ``[zendesk] app_public_key`` text of the file (e.g. ``"env:NAME"``)."""
-    if path is None:
-        return None
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    zendesk = data.get("zendesk")
-    value = zendesk.get("app_public_key") if isinstance(zendesk, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _package_settings(app: App) -> tuple[Settings, bool]:
-    """Settings, and whether ``[zendesk] app_public_key`` has a value.
-
-    Before the app exists its key does not either: ``app_public_key = "env:NAME"`` with NAME
-    not set yet (or any other secret not set yet) does not stop packaging, since the zip is
-    built from ``public_url``, ``subdomain`` and ``email`` only.
-    """
-    try:
-        settings = app.settings
-    except ConfigError as exc:
-        unset: dict[str, str] = {}
-        for error in exc.errors:
-            match = _UNSET_ENV.match(error)
-            if match is None or match["loc"] in _NEEDED:
-                raise
-            unset[match["loc"]] = match["name"]
-        path = _config_path(app.args.config)
-        environ = {**os.environ, **{name: "not-set-yet" for name in unset.values()}}
-        try:
-            settings = load_settings(path, environ=environ)
-        except ConfigError:
-            raise exc from None
-        return settings, "zendesk.app_public_key" not in unset
-    return settings, bool(settings.zendesk.app_public_key)
 
 
 # --------------------------------------------------------------------------- package
@@ -118,7 +58,7 @@ def _admin_base(settings: Settings) -> str:
     return f"https://{sub}.zendesk.com" if sub else "https://<subdomain>.zendesk.com"
 
 
-def next_steps(settings: Settings, key_configured: bool, reference: str | None) -> list[str]:
+def next_steps(settings: Settings, key_configured: bool, name: str | None) -> list[str]:
     """What to do with the zip, one sentence each."""
     base = _admin_base(settings)
     steps = [
@@ -126,7 +66,6 @@ def next_steps(settings: Settings, key_configured: bool, reference: str | None) 
         "install it (optionally restricted to some roles or groups). Later zips update that "
         "app rather than being uploaded as a second one.",
     ]
-    name = reference[4:] if reference and reference.startswith("env:") else None
     where = (
         f'the environment variable {name} (read by [zendesk] app_public_key = "env:{name}")'
         if name
@@ -154,7 +93,12 @@ def next_steps(settings: Settings, key_configured: bool, reference: str | None) 
 
 
 def cmd_package(app: App) -> int:
-    settings, key_configured = _package_settings(app)
+    # Before the app exists its key does not either: ``app_public_key = "env:NAME"`` with
+    # NAME not set yet (or any other secret not set yet) does not stop packaging, since the
+    # zip is built from ``public_url``, ``subdomain`` and ``email`` only.
+    setup = setup_settings(app, "app_public_key", may_wait=lambda loc: loc not in _NEEDED)
+    settings = setup.settings
+    key_configured = not setup.waiting and bool(settings.zendesk.app_public_key)
     try:
         path = build_app_zip(settings, app.args.out)
     except AppPackageError as exc:
@@ -162,8 +106,7 @@ def cmd_package(app: App) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write {app.args.out}: {exc}") from exc
     data = path.read_bytes()
-    reference = _key_reference(_config_path(app.args.config))
-    steps = next_steps(settings, key_configured, reference)
+    steps = next_steps(settings, key_configured, setup.env)
     sidebar = location_url(settings.zendesk.public_url)
     if app.args.json:
         out_json(

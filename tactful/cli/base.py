@@ -5,8 +5,12 @@ commands import from here, never from ``tactful.cli.main`` (no import cycle)."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ import orjson
 from rich.console import Console
 
 from tactful.bootstrap import Runtime, bootstrap
-from tactful.config import Settings, load_settings
+from tactful.config import ConfigError, Settings, config_file, load_settings
 from tactful.core import codec
 from tactful.engine.engine import Engine
 from tactful.exceptions import CommandError, UsageError
@@ -24,6 +28,7 @@ __all__ = [
     "NO_CONFIG",
     "App",
     "CommandError",
+    "SetupSettings",
     "UsageError",
     "add_json",
     "add_now",
@@ -31,6 +36,8 @@ __all__ = [
     "out_json",
     "out_jsonl",
     "parse_now",
+    "setup_settings",
+    "show_help",
 ]
 
 NO_CONFIG = (
@@ -142,3 +149,70 @@ def add_now(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="preview as of time T (ISO 8601 UTC, e.g. 2026-11-22T10:00:00Z); changes nothing",
     )
+
+
+def show_help(parser: argparse.ArgumentParser) -> int:
+    """What a command group does without its subcommand: its help, exit status 2."""
+    parser.print_help()
+    return 2
+
+
+@dataclass(frozen=True)
+class SetupSettings:
+    """What a setup step (``zendesk install``, ``app package``) runs with: the settings, and
+    what the file says of the ``[zendesk]`` secret that the step itself brings into being."""
+
+    settings: Settings
+    reference: str | None  # the secret's text in the file, unresolved ("env:NAME")
+    waiting: bool  # its "env:NAME" variable is not set yet (the settings hold a placeholder)
+
+    @property
+    def env(self) -> str | None:
+        """The secret's variable (``NAME`` of its ``"env:NAME"``), else None."""
+        ref = self.reference
+        return ref[4:] if ref is not None and ref.startswith("env:") else None
+
+
+_UNSET_ENV = re.compile(
+    r"^(?P<loc>.+): environment variable (?P<name>[A-Za-z_][A-Za-z0-9_]*) is (?:not set|empty)$"
+)
+
+
+def setup_settings(
+    app: App, key: str, *, may_wait: Callable[[str], bool] = lambda loc: False
+) -> SetupSettings:
+    """The settings for a setup step that brings ``[zendesk] key`` into being: the variable
+    of its ``"env:NAME"``, and those of other keys ``may_wait`` accepts (by place, such as
+    ``"zendesk.api_token"``), may be not set yet; they read a placeholder. Any other
+    problem is raised as it is."""
+    reference = _raw_zendesk_value(app, key)
+    try:
+        return SetupSettings(app.settings, reference, waiting=False)
+    except ConfigError as exc:
+        unset: dict[str, str] = {}
+        for error in exc.errors:
+            match = _UNSET_ENV.match(error)
+            if match is None or (match["loc"] != f"zendesk.{key}" and not may_wait(match["loc"])):
+                raise
+            unset[match["loc"]] = match["name"]
+        environ = {**os.environ, **{name: "not-set-yet" for name in unset.values()}}
+        try:
+            settings = load_settings(app.args.config, environ=environ)
+        except ConfigError:
+            raise exc from None
+        return SetupSettings(settings, reference, waiting=f"zendesk.{key}" in unset)
+
+
+def _raw_zendesk_value(app: App, key: str) -> str | None:
+    """The text ``[zendesk] key`` has in the configuration file, unresolved (for example
+    ``"env:NAME"``), or None (no such file, key or text)."""
+    path = config_file(app.args.config)
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    zendesk = data.get("zendesk")
+    value = zendesk.get(key) if isinstance(zendesk, dict) else None
+    return value if isinstance(value, str) else None

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from rich.progress import (
@@ -21,9 +16,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tactful.cli.base import App, CommandError, add_json, out_json
+from tactful.cli.base import (
+    App,
+    CommandError,
+    SetupSettings,
+    add_json,
+    out_json,
+    setup_settings,
+    show_help,
+)
 from tactful.clock import system_now
-from tactful.config import CONFIG_ENV, DEFAULT_PATH, ConfigError, Settings, load_settings
+from tactful.config import ConfigError, Settings
 from tactful.core import codec
 from tactful.zendesk.backfill import BackfillError, BackfillSummary, PageDone, backfill
 from tactful.zendesk.client import STREAM_NAMES, ZendeskClient, ZendeskError
@@ -76,7 +79,7 @@ def register(sub: Any) -> None:
 
     z = sub.add_parser("zendesk", help="Zendesk setup and write-back: install, trigger-body, …")
     zsub = z.add_subparsers(dest="zendesk_command", metavar="COMMAND")
-    z.set_defaults(handler=lambda app: _help(z))
+    z.set_defaults(handler=lambda app: show_help(z))
 
     p = zsub.add_parser(
         "install",
@@ -105,11 +108,6 @@ def register(sub: Any) -> None:
 def _error(message: str) -> CommandError:
     """A ``CommandError`` (``cli.main`` escapes rich markup such as ``[zendesk]``)."""
     return CommandError(message)
-
-
-def _help(parser: Any) -> int:
-    parser.print_help()
-    return 2
 
 
 def parse_since(text: str | None) -> datetime | None:
@@ -251,64 +249,14 @@ def print_backfill(app: App, s: BackfillSummary) -> None:
 # --------------------------------------------------------------------------- install
 
 
-def _config_path(arg: str | None) -> str | None:
-    """The file ``load_settings`` would read (None: defaults, no file)."""
-    if arg is not None:
-        return arg
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return env
-    return DEFAULT_PATH if Path(DEFAULT_PATH).is_file() else None
-
-
-def _secret_reference(path: str | None) -> str | None:
-    """The raw ``[zendesk] webhook_secret`` text of the file (e.g. ``"env:NAME"``)."""
-    if path is None:
-        return None
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    zendesk = data.get("zendesk")
-    value = zendesk.get("webhook_secret") if isinstance(zendesk, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def _env_name(reference: str | None) -> str | None:
-    if reference is not None and reference.startswith("env:"):
-        return reference[4:]
-    return None
-
-
-@contextmanager
-def _install_settings(app: App) -> Iterator[tuple[Settings, str | None, str | None]]:
-    """Settings, the secret's raw reference, and the current secret (None if not set).
-
-    Before the first install the variable named by ``webhook_secret = "env:NAME"`` usually
-    does not exist yet; that one problem does not stop install.
-    """
-    path = _config_path(app.args.config)
-    reference = _secret_reference(path)
-    name = _env_name(reference)
-    try:
-        settings = app.settings
-        current = settings.zendesk.webhook_secret
-    except ConfigError as exc:
-        if name is None or not all(e.startswith("zendesk.webhook_secret:") for e in exc.errors):
-            raise
-        settings = load_settings(path, environ={**os.environ, name: "not-set-yet"})
-        current = None
-    yield settings, reference, current
-
-
-def _next_step(reference: str | None, source: str) -> str:
-    name = _env_name(reference)
+def _next_step(setup: SetupSettings) -> str:
+    name, source = setup.env, setup.settings.source
     if name is not None:
         return (
             f"put it into the environment variable {name} (read by [zendesk] webhook_secret "
             f"= \"env:{name}\"), e.g. export {name}='<secret>', and restart tactful serve"
         )
-    if reference is not None:
+    if setup.reference is not None:
         return (
             f"[zendesk] webhook_secret in {source} is written in the file: replace it by "
             f'webhook_secret = "env:{SUGGESTED_SECRET_ENV}" and put the secret into the '
@@ -322,44 +270,48 @@ def _next_step(reference: str | None, source: str) -> str:
 
 
 def cmd_install(app: App) -> int:
-    with _install_settings(app) as (settings, reference, current):
-        public_url = settings.zendesk.public_url
-        if not public_url:
-            raise _error(
-                "[zendesk] public_url is not set: the https:// address where Zendesk reaches "
-                'Tactful, e.g. public_url = "https://tactful.example.com"'
-            )
-        client = make_client(settings)
-        try:
-            result = install(client, public_url)
-        except ZendeskError as exc:
-            raise _error(str(exc)) from exc
-        finally:
-            client.close()
-        matches = current is not None and current == result.secret
-        step = None if matches else _next_step(reference, settings.source)
-        if app.args.json:
-            out_json(
-                {
-                    "webhook": {
-                        "name": WEBHOOK_NAME,
-                        "id": result.webhook_id,
-                        "action": result.webhook,
-                        "endpoint": result.endpoint,
-                    },
-                    "trigger": {
-                        "title": TRIGGER_TITLE,
-                        "id": result.trigger_id,
-                        "action": result.trigger,
-                    },
-                    "secret_configured": matches,
-                    "signing_secret": None if matches else result.secret,
-                    "secret_env": _env_name(reference) or SUGGESTED_SECRET_ENV,
-                    "next_step": step,
-                }
-            )
-            return 0
-        _print_install(app, result, matches, step)
+    # Before the first install the variable named by ``webhook_secret = "env:NAME"``
+    # usually does not exist yet; that one problem does not stop install.
+    setup = setup_settings(app, "webhook_secret")
+    settings = setup.settings
+    current = None if setup.waiting else settings.zendesk.webhook_secret
+    public_url = settings.zendesk.public_url
+    if not public_url:
+        raise _error(
+            "[zendesk] public_url is not set: the https:// address where Zendesk reaches "
+            'Tactful, e.g. public_url = "https://tactful.example.com"'
+        )
+    client = make_client(settings)
+    try:
+        result = install(client, public_url)
+    except ZendeskError as exc:
+        raise _error(str(exc)) from exc
+    finally:
+        client.close()
+    matches = current is not None and current == result.secret
+    step = None if matches else _next_step(setup)
+    if app.args.json:
+        out_json(
+            {
+                "webhook": {
+                    "name": WEBHOOK_NAME,
+                    "id": result.webhook_id,
+                    "action": result.webhook,
+                    "endpoint": result.endpoint,
+                },
+                "trigger": {
+                    "title": TRIGGER_TITLE,
+                    "id": result.trigger_id,
+                    "action": result.trigger,
+                },
+                "secret_configured": matches,
+                "signing_secret": None if matches else result.secret,
+                "secret_env": setup.env or SUGGESTED_SECRET_ENV,
+                "next_step": step,
+            }
+        )
+        return 0
+    _print_install(app, result, matches, step)
     return 0
 
 

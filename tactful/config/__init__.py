@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from tactful.alerts.config import AlertChannelSettings, AlertSettings
+from tactful.config.alerts import AlertChannelSettings, AlertSettings
 from tactful.config.models import (
     SECRET_KEY,
     STATE_FIELDS,
@@ -54,6 +54,7 @@ __all__ = [
     "STATE_FIELDS",
     "ConfigError",
     "Settings",
+    "config_file",
     "load_settings",
     "settings_from_mapping",
     "settings_from_toml",
@@ -188,15 +189,25 @@ def starter_config_text() -> str:
     return resources.files("tactful").joinpath("templates/tactful.toml").read_text("utf-8")
 
 
+def config_file(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> str | Path | None:
+    """The file ``load_settings(path)`` reads: ``path``, else ``$TACTFUL_CONFIG``, else
+    ``./tactful.toml`` if it exists; None: none, the built-in defaults."""
+    if path is not None:
+        return path
+    env = os.environ if environ is None else environ
+    return env.get(CONFIG_ENV) or (DEFAULT_PATH if Path(DEFAULT_PATH).is_file() else None)
+
+
 def load_settings(
     path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Load ``path``, else ``$TACTFUL_CONFIG``, else ``./tactful.toml``, else defaults."""
     env = os.environ if environ is None else environ
+    path = config_file(path, environ=env)
     if path is None:
-        path = env.get(CONFIG_ENV) or (DEFAULT_PATH if Path(DEFAULT_PATH).is_file() else None)
-        if path is None:
-            return settings_from_mapping({}, environ=env, source="<defaults>")
+        return settings_from_mapping({}, environ=env, source="<defaults>")
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")

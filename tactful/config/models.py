@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from tactful.core.events import CONSENT_PURPOSES
+from tactful.core.events import CONSENT_PURPOSES, Purpose
 from tactful.core.reasons import ReasonRule
 from tactful.core.rules import FieldType, Rule, parse_duration, parse_rule
 from tactful.core.state import FIELD_TYPES
+from tactful.destinations import registry
 
 if TYPE_CHECKING:
     from tactful.destinations.spec import Roles
 
-Purpose = Literal["ads", "email", "analytics"]
 IdentityKey = Literal["email", "phone", "external_id"]
 
 # Support-state fields (product.md section 3) and their rule types.
@@ -38,6 +38,13 @@ SECRET_KEY = re.compile(r"(token|secret|api_key|write_key|password)$")
 _SNAKE = re.compile(r"[a-z][a-z0-9_]*")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+
+
+def check_name(value: str) -> str:
+    """A destination's or alert's ``name``: letters, digits, ``_ . -``."""
+    if not NAME.fullmatch(value):
+        raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
+    return value
 
 
 def check_http_url(value: str | None) -> str | None:
@@ -263,8 +270,6 @@ class DestinationSettings(Section):
     @model_validator(mode="before")
     @classmethod
     def _collect_settings(cls, data: Any) -> Any:
-        from tactful.destinations import registry  # it imports this module
-
         if not isinstance(data, dict):
             return data
         known = set(cls.model_fields) - {"settings"}
@@ -275,26 +280,17 @@ class DestinationSettings(Section):
             out["purpose"] = registry.spec(kind).purpose
         return out
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME.fullmatch(value):
-            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
-        return value
+    _name = field_validator("name")(check_name)
 
     @field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
-        from tactful.destinations import registry  # it imports this module
-
         return registry.check_type(value)
 
     _base_url = field_validator("base_url")(check_http_url)
 
     @model_validator(mode="after")
     def _defaults(self) -> DestinationSettings:
-        from tactful.destinations import registry  # it imports this module
-
         for key, default in registry.defaults(self.type).items():
             self.settings.setdefault(key, default)
         return self
@@ -302,8 +298,6 @@ class DestinationSettings(Section):
     @property
     def roles(self) -> Roles:
         """What the type is told and does (its module's ``SPEC``)."""
-        from tactful.destinations import registry  # it imports this module
-
         return registry.spec(self.type).roles
 
     @property
@@ -312,8 +306,6 @@ class DestinationSettings(Section):
 
     @property
     def secret_keys(self) -> frozenset[str]:
-        from tactful.destinations import registry  # it imports this module
-
         return registry.spec(self.type).config.secret_keys()
 
     @property
@@ -329,8 +321,6 @@ class DestinationSettings(Section):
     def problems(self) -> list[tuple[str, str]]:
         """Problems as ``(key, message)``: the type's own keys (unknown, missing, invalid),
         the segments it follows and ``identify_by``."""
-        from tactful.destinations import registry  # it imports this module
-
         keys = {k: v for k, v in self.settings.items() if k != "identify_by"}
         out = registry.key_problems(self.type, keys, self.SHARED)
         if self.is_ad_audience:
@@ -346,8 +336,6 @@ class DestinationSettings(Section):
         return out
 
     def _identify_by_problems(self) -> list[tuple[str, str]]:
-        from tactful.destinations import registry  # it imports this module
-
         value = self.settings.get("identify_by")
         if value is None:
             return []

@@ -27,7 +27,8 @@ RESOLVED_STATUSES = frozenset({"solved", "closed"})
 KNOWN_STATUSES = OPEN_STATUSES | RESOLVED_STATUSES | {"deleted"}
 PRIORITIES = ("low", "normal", "high", "urgent")  # ascending
 HEALTH_VALUES = ("satisfied", "neutral", "unsatisfied")
-CONSENT_PURPOSES = ("ads", "email", "analytics")
+Purpose = Literal["ads", "email", "analytics"]  # what consent is given for
+CONSENT_PURPOSES: tuple[Purpose, ...] = ("ads", "email", "analytics")
 
 IdentifierKind = Literal["email", "phone", "external_id", "zendesk_user_id", "person_id"]
 IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (

@@ -202,6 +202,7 @@ class AmplitudeConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=AmplitudeDestination.type,
     purpose="analytics",
+    vendor="Amplitude",
     summary="Amplitude events (HTTP V2 API)",
     identify_by=ANALYTICS_IDENTIFY_BY,
     config=AmplitudeConfig,

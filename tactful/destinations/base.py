@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from tactful.core.events import Purpose as Purpose
 from tactful.http.retry import parse_retry_after as parse_retry_after
 from tactful.http.retry import retryable
 
-Purpose = Literal["ads", "email", "analytics"]
 ItemKind = Literal[
     "audience_add",  # person entered the destination's segment (ad audiences)
     "audience_remove",  # person left it, lost consent, or was erased

@@ -42,6 +42,7 @@ from pydantic import Field
 from tactful.config.models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, PlatformReport, Purpose, Sent
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
+from tactful.destinations.probe import Probed, Verdict, body_of, by_status, where
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -405,13 +406,39 @@ class CustomerIOConfig(DestinationConfig):
     )
 
 
+def probe(config: Probed, client: httpx.Client) -> Verdict:
+    """Customer.io: ``GET /api/v1/accounts/region`` on the Track API with the
+    ``site_id:api_key`` basic auth ("returns the region and URL for your Track API
+    credentials"; ``401`` for wrong ones).
+    https://docs.customer.io/integrations/api/track/tag/trackregion/getRegion/"""
+    region = (config.setting("region") or "us").lower()
+    base = (config.base_url or TRACK_HOSTS.get(region, TRACK_HOSTS["us"])).rstrip("/")
+    response = client.get(
+        f"{base}/api/v1/accounts/region",
+        headers={
+            "authorization": basic_auth_header(
+                config.setting("site_id") or "", config.setting("api_key") or ""
+            )
+        },
+    )
+    verdict = by_status(config, response, ("site_id", "api_key"), ("region", "base_url"))
+    if not verdict[0]:
+        return verdict
+    found = str(body_of(response).get("region", "?"))
+    if found.lower() != region and not config.base_url:
+        return False, f"the workspace is in region {found!r}", where(config, "region")
+    return True, f"Track API credentials valid (region {found})", ""
+
+
 SPEC = DestinationSpec(
     type=CustomerIODestination.type,
     purpose="email",
+    vendor="Customer.io",
     summary="Customer.io profiles, events and erasure (Track API); profile reads (App API)",
     identify_by=ESP_IDENTIFY_BY,
     config=CustomerIOConfig,
     roles=ESP,
+    probe=probe,
 )
 
 

@@ -302,6 +302,7 @@ class CustomerMatchConfig(GoogleOAuthConfig):
 SPEC = DestinationSpec(
     type=GoogleCustomerMatch.type,
     purpose="ads",
+    vendor="Google",
     summary="a Google Ads Customer Match list (offline user data jobs; allowlisted accounts)",
     config=CustomerMatchConfig,
     roles=AUDIENCE,

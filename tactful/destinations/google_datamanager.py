@@ -439,6 +439,7 @@ class DataManagerConfig(GoogleOAuthConfig):
 SPEC = DestinationSpec(
     type=GoogleDataManager.type,
     purpose="ads",
+    vendor="Google",
     summary="a Google audience through the Data Manager API (the Google destination to use)",
     config=DataManagerConfig,
     roles=AUDIENCE,

@@ -35,6 +35,7 @@ from pydantic import Field
 from tactful.config.models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose
 from tactful.destinations.identify import IdentifyBy, identify_by_of, pick
+from tactful.destinations.probe import Probed, Verdict, body_of, by_status
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -327,13 +328,37 @@ class KlaviyoConfig(DestinationConfig):
     )
 
 
+def probe(config: Probed, client: httpx.Client) -> Verdict:
+    """Klaviyo: ``GET /api/accounts`` ("test if a private API key belongs to the correct
+    account"), ``Authorization: Klaviyo-API-Key``, ``revision`` header.
+    https://developers.klaviyo.com/en/reference/get_accounts"""
+    base = (config.base_url or BASE_URL).rstrip("/")
+    response = client.get(
+        f"{base}/api/accounts",
+        headers={
+            "Authorization": f"Klaviyo-API-Key {config.setting('api_key') or ''}",
+            "revision": config.setting("revision") or REVISION,
+            "accept": "application/vnd.api+json",
+        },
+    )
+    verdict = by_status(config, response, ("api_key",), ("base_url",))
+    if not verdict[0]:
+        if response.status_code == 403:
+            return False, verdict[1], verdict[2] + " (the key needs the accounts:read scope)"
+        return verdict
+    accounts = body_of(response).get("data") or [{}]
+    return True, f"API key valid (account {accounts[0].get('id', '?')})", ""
+
+
 SPEC = DestinationSpec(
     type=KlaviyoDestination.type,
     purpose="email",
+    vendor="Klaviyo",
     summary="Klaviyo profiles, events and deletion jobs",
     identify_by=IDENTIFY,
     config=KlaviyoConfig,
     roles=ESP,
+    probe=probe,
 )
 
 

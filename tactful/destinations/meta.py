@@ -49,6 +49,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.probe import Probed, Verdict, body_of, by_status, where
 from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
@@ -308,12 +309,45 @@ class MetaAudienceConfig(DestinationConfig):
     access_token: Secret = Field(description="a system user access token")
 
 
+def probe(config: Probed, client: httpx.Client) -> Verdict:
+    """Meta: ``GET /{audience_id}?fields=id,name`` (reading a custom audience); Graph
+    errors ``190`` (token) and ``100``/``803`` (no such object).
+    https://developers.facebook.com/docs/marketing-api/reference/custom-audience#Reading"""
+    base = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    response = client.get(
+        f"{base}/{config.setting('audience_id')}",
+        params={"fields": "id,name", "access_token": config.setting("access_token") or ""},
+    )
+    error = body_of(response).get("error") or {}
+    code = error.get("code")
+    if code == 190 or response.status_code == 401:
+        return (
+            False,
+            f"Meta refused the token: {error.get('message', '')}",
+            where(config, "access_token"),
+        )
+    if code in (100, 803) or response.status_code == 404:
+        return False, f"no such audience: {error.get('message', '')}", where(config, "audience_id")
+    if code in (10, 200, 294) or response.status_code == 403:
+        return (
+            False,
+            f"no permission: {error.get('message', '')}",
+            where(config, "access_token") + " (ads_management on the audience's ad account)",
+        )
+    verdict = by_status(config, response, ("access_token",), ("audience_id",))
+    if not verdict[0]:
+        return verdict
+    return True, f"audience {body_of(response).get('name', '?')!r} readable", ""
+
+
 SPEC = DestinationSpec(
     type=MetaAudience.TYPE,
     purpose="ads",
+    vendor="Meta",
     summary="a Meta Custom Audience following one segment",
     config=MetaAudienceConfig,
     roles=AUDIENCE,
+    probe=probe,
 )
 
 

@@ -184,6 +184,7 @@ class MixpanelConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=MixpanelDestination.type,
     purpose="analytics",
+    vendor="Mixpanel",
     summary="Mixpanel events (`/import`, service account)",
     identify_by=ANALYTICS_IDENTIFY_BY,
     config=MixpanelConfig,

@@ -40,6 +40,7 @@ from tactful.clock import epoch_seconds
 from tactful.config.models import DestinationSettings
 from tactful.destinations.base import Capabilities, Item, Outcome, Purpose, classify_status
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
+from tactful.destinations.probe import Probed, Verdict, body_of, by_status, where
 from tactful.destinations.profiles import (
     ESP_KINDS,
     MarketingProfile,
@@ -233,13 +234,35 @@ class SailthruConfig(DestinationConfig):
     api_secret: Secret = Field(description="API secret (signs requests)")
 
 
+def probe(config: Probed, client: httpx.Client) -> Verdict:
+    """Sailthru: a signed ``GET /list`` ("a GET … will only return information").
+    https://getstarted.meetmarigold.com/engagebysailthru/Content/developers/api-basics/technical.html"""
+    base = (config.base_url or BASE_URL).rstrip("/")
+    key, secret = config.setting("api_key") or "", config.setting("api_secret") or ""
+    response = client.get(f"{base}/list", params=signed_params(key, secret, {}))
+    body = body_of(response)
+    error = body.get("error") if isinstance(body, dict) else None
+    if error in (2, 3) or response.status_code in (401, 403):
+        return (
+            False,
+            f"Sailthru refused the request: {body.get('errormsg', '')}",
+            where(config, "api_key", "api_secret"),
+        )
+    verdict = by_status(config, response, ("api_key", "api_secret"), ("base_url",))
+    if not verdict[0]:
+        return verdict
+    return True, "API key and secret valid", ""
+
+
 SPEC = DestinationSpec(
     type=SailthruDestination.type,
     purpose="email",
+    vendor="Sailthru",
     summary="Sailthru (Marigold Engage) user vars, lists, opt-outs and events",
     identify_by=ESP_IDENTIFY_BY,
     config=SailthruConfig,
     roles=ESP,
+    probe=probe,
 )
 
 

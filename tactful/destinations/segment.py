@@ -158,6 +158,7 @@ class SegmentConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=SegmentDestination.type,
     purpose="analytics",
+    vendor="Segment",
     summary="Segment track calls (HTTP Tracking API)",
     identify_by=ANALYTICS_IDENTIFY_BY,
     config=SegmentConfig,

@@ -11,15 +11,42 @@ from __future__ import annotations
 
 import builtins
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self, get_args
+from typing import Annotated, Any, ClassVar, Protocol, Self, get_args
 
+import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-from tactful.config.models import DestinationSettings, Purpose
+from tactful.core.events import Purpose
 from tactful.destinations.identify import IdentifyBy
+
+
+class Entry(Protocol):
+    """What a type's config model reads from a ``[[destinations]]`` entry
+    (``tactful.config.models.DestinationSettings``, which validates entries with these
+    specs through the registry: this module does not import it back)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
+
+
+class Probed(Entry, Protocol):
+    """The entry as ``tactful doctor``'s probe of its type reads it."""
+
+    @property
+    def base_url(self) -> str | None: ...
+    def setting(self, key: str, default: str | None = None) -> str | None: ...
+
+
+Verdict = tuple[bool, str, str]  # ok, detail, fix
+# One authenticated, side-effect-free call to the vendor (``tactful.destinations.probe``).
+Probe = Callable[[Probed, httpx.Client], Verdict]
 
 
 def _text(value: Any) -> Any:
@@ -66,7 +93,7 @@ class DestinationConfig(BaseModel):
         return []
 
     @classmethod
-    def of(cls, config: DestinationSettings) -> Self:
+    def of(cls, config: Entry) -> Self:
         """The entry's own keys (``identify_by`` aside), validated and typed: what the
         type's ``create()`` builds from. A ValueError names every problem."""
         keys = {k: v for k, v in config.settings.items() if k != "identify_by"}
@@ -129,10 +156,12 @@ class DestinationSpec:
 
     type: str
     purpose: Purpose  # the consent purpose it defaults to
+    vendor: str  # the platform's name, as people read it ("Customer.io")
     summary: str  # what it is, one line (docs/config.md)
     config: builtins.type[DestinationConfig]
     roles: Roles
     identify_by: IdentifyBy | None = None  # takes ``identify_by`` (ESPs and analytics)
+    probe: Probe | None = None  # what ``tactful doctor`` asks it (None: only its host)
 
     KEY_COLUMNS: ClassVar[str] = "| type | key | meaning |"
 

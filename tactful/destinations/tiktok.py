@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import orjson
 from pydantic import Field
 
 from tactful.destinations import hashing
@@ -46,6 +47,7 @@ from tactful.destinations.base import (
     classify_status,
     parse_retry_after,
 )
+from tactful.destinations.probe import Probed, Verdict, body_of, by_status, where
 from tactful.destinations.spec import AUDIENCE, DestinationConfig, DestinationSpec, Secret, Text
 
 if TYPE_CHECKING:
@@ -214,12 +216,52 @@ class TikTokAudienceConfig(DestinationConfig):
     access_token: Secret = Field(description="a TikTok API for Business access token")
 
 
+def probe(config: Probed, client: httpx.Client) -> Verdict:
+    """TikTok: ``GET /dmp/custom_audience/get/?advertiser_id=…&custom_audience_ids=[…]``
+    with the ``Access-Token`` header; ``code`` 40102/40104/40105 (token), 40001
+    (permission). https://business-api.tiktok.com/portal/docs/get-audience-details/v1.3"""
+    base = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    response = client.get(
+        f"{base}/dmp/custom_audience/get/",
+        params={
+            "advertiser_id": config.setting("advertiser_id") or "",
+            "custom_audience_ids": orjson.dumps([config.setting("audience_id") or ""]).decode(),
+        },
+        headers={"Access-Token": config.setting("access_token") or ""},
+    )
+    verdict = by_status(config, response, ("access_token",), ("audience_id",))
+    if not verdict[0]:
+        return verdict
+    body = body_of(response)
+    code, message = body.get("code", -1), body.get("message", "")
+    if code in TOKEN_CODES:
+        return (
+            False,
+            f"TikTok refused the token ({code}: {message})",
+            where(config, "access_token"),
+        )
+    if code in PERMISSION_CODES:
+        return (
+            False,
+            f"no permission ({code}: {message})",
+            where(config, "advertiser_id", "access_token"),
+        )
+    if code != 0:
+        return False, f"TikTok error {code}: {message}", where(config, "audience_id")
+    found = (body.get("data") or {}).get("list") or []
+    if not found:
+        return False, "the advertiser has no such audience", where(config, "audience_id")
+    return True, "audience readable", ""
+
+
 SPEC = DestinationSpec(
     type=TikTokAudience.TYPE,
     purpose="ads",
+    vendor="TikTok",
     summary="a TikTok custom audience following one segment",
     config=TikTokAudienceConfig,
     roles=AUDIENCE,
+    probe=probe,
 )
 
 

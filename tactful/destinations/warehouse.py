@@ -365,6 +365,7 @@ class WarehouseConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=_Base.type,
     purpose="analytics",
+    vendor="Warehouse",
     summary="append-only events and current person state in DuckDB, Parquet, PostgreSQL, "
     "BigQuery or Snowflake",
     config=WarehouseConfig,

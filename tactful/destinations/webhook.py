@@ -201,6 +201,7 @@ class WebhookConfig(DestinationConfig):
 SPEC = DestinationSpec(
     type=WebhookDestination.type,
     purpose="analytics",
+    vendor="Webhook",
     summary="signed JSON events to an HTTP endpoint (Standard Webhooks)",
     config=WebhookConfig,
     roles=EVENT_SINK,

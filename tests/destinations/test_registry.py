@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,45 @@ from tactful.delivery.router import Route, route
 from tactful.destinations import registry
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "config.md"
+PACKAGE = Path(registry.__file__).resolve().parents[1]
+
+
+def _type_tables(tree: ast.AST) -> list[int]:
+    """Lines of dict, set, list or tuple literals that name two destination types or more."""
+    types = set(registry.MODULES)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            items: list[ast.expr | None] = list(node.keys)
+        elif isinstance(node, ast.Set | ast.List | ast.Tuple):
+            items = list(node.elts)
+        else:
+            continue
+        named = {i.value for i in items if isinstance(i, ast.Constant)} & types
+        if len(named) >= 2:
+            found.append(node.lineno)
+    return found
+
+
+def test_no_table_of_destination_types_outside_the_registry() -> None:
+    """What a type is and does is in its module's ``SPEC``: a table keyed by type names
+    anywhere else (the sidebar's vendor names, doctor's probes were two) is a second place
+    that a new type is forgotten in. Test data under ``tactful/testing`` aside."""
+    tables = {
+        str(p.relative_to(PACKAGE)): lines
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name != "registry.py" or p.parent.name != "destinations"
+        if not p.is_relative_to(PACKAGE / "testing")
+        if (lines := _type_tables(ast.parse(p.read_text())))
+    }
+    assert tables == {}
+
+
+def test_the_table_check_sees_a_table() -> None:
+    tree = ast.parse(
+        'NAMES = {"customerio": "Customer.io", "klaviyo": "Klaviyo"}\nx = ("segment",)'
+    )
+    assert _type_tables(tree) == [1]
 
 
 def test_docs_config_tables_are_the_registrys() -> None:

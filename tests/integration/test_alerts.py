@@ -419,8 +419,8 @@ def test_a_hanging_channel_is_cut_off_at_the_deadline(
 def test_email_requires_starttls_unless_told_the_relay_is_trusted() -> None:
     """``security = "starttls"`` (the default) never sends credentials in clear: a server
     that does not offer STARTTLS is a failure, not a fallback."""
-    from tactful.alerts.config import EmailChannel
     from tactful.alerts.notify import EmailNotifier, NotifyError
+    from tactful.config.alerts import EmailChannel
 
     smtp = FakeSMTP("alerts", "pw")
     try:

@@ -375,6 +375,21 @@ def test_cli_package_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert read_zip(zip_path) == app_files(settings(subdomain="yourbrand"))
 
 
+def test_cli_package_says_no_key_when_none_is_configured_and_another_secret_is_unset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another secret whose variable is not set yet does not make a key that is not in the
+    file count as configured."""
+    monkeypatch.delenv("TACTFUL_TEST_NO_SUCH_TOKEN", raising=False)
+    no_key = CONFIG.replace('app_public_key = "env:ZENDESK_APP_PUBLIC_KEY"', "")
+    config = write_config(tmp_path, no_key + 'api_token = "env:TACTFUL_TEST_NO_SUCH_TOKEN"\n')
+    code, out, err = run(capsys, "--config", config, "app", "package", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["app_public_key_configured"] is False
+    assert 'app_public_key = "env:ZENDESK_APP_PUBLIC_KEY"' in " ".join(report["next_steps"])
+
+
 def test_cli_package_text(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

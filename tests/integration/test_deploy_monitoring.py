@@ -17,11 +17,7 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from tactful.config import settings_from_toml
-from tactful.engine.engine import Engine, rules_from_settings
-from tactful.store.sqlite import open_store
-from tactful.testing import new_store_url
-from tactful.web.app import create_app
+from tests.integration.monitored import monitored_app
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "tactful-alerts.yml"
@@ -29,39 +25,12 @@ RULE_TESTS = ROOT / "deploy" / "prometheus" / "tactful-alerts.test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "tactful-delivery.json"
 METRIC = re.compile(r"\btactful_[a-z0-9_]+\b")
 
-CONFIG = """
-[zendesk]
-webhook_secret = "dGhpcyBpcyBhIHRlc3Qgc2VjcmV0"
-
-[[segments]]
-name = "suppress"
-when = "has_open_ticket"
-
-[[destinations]]
-name = "hook"
-type = "webhook"
-url = "https://hooks.example.com/t"
-secret = "whsec_dGFjdGZ1bC1hbGVydC10ZXN0LXNlY3JldC0zMmJ5dGU="
-
-[[alert_channels]]
-name = "ops"
-type = "slack"
-url = "https://hooks.slack.com/services/T000/B000/XXXX"
-
-[[alerts]]
-name = "dead_letters"
-when = "dead_letters"
-notify = ["ops"]
-"""
-
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """The sample names ``/metrics`` exposes (from its ``# TYPE`` lines)."""
-    settings = settings_from_toml(CONFIG, environ={})
     tmp = tmp_path_factory.mktemp("metrics")
-    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp)))
-    app = create_app(settings, engine, tick_seconds=0, deliver_seconds=0)
+    engine, app = monitored_app(tmp, tick_seconds=0, deliver_seconds=0)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         response = client.get("/metrics")
     assert response.status_code == 200, response.text

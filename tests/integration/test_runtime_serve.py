@@ -14,34 +14,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from tactful import runtime
-from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
-from tactful.engine.engine import Engine, rules_from_settings
 from tactful.store.base import Store
 from tactful.store.sqlite import open_store, sqlite_path
 from tactful.testing import new_store_url
-from tactful.web.app import create_app
-
-CONFIG = """
-[zendesk]
-webhook_secret = "dGhpcyBpcyBhIHRlc3Qgc2VjcmV0"
-
-[[destinations]]
-name = "hook"
-type = "webhook"
-url = "https://hooks.example.com/t"
-secret = "whsec_dGFjdGZ1bC1hbGVydC10ZXN0LXNlY3JldC0zMmJ5dGU="
-
-[[alert_channels]]
-name = "ops"
-type = "slack"
-url = "https://hooks.slack.com/services/T000/B000/XXXX"
-
-[[alerts]]
-name = "dead_letters"
-when = "dead_letters"
-notify = ["ops"]
-"""
+from tests.integration.monitored import CONFIG, monitored_app
 
 
 def test_a_crashed_delivery_loop_is_restarted_and_counted_on_metrics(
@@ -57,9 +34,7 @@ def test_a_crashed_delivery_loop_is_restarted_and_counted_on_metrics(
         await real(worker, store, every)
 
     monkeypatch.setattr(runtime, "run_deliverer", crashes_once)
-    settings = settings_from_toml(CONFIG, environ={})
-    engine = Engine(rules_from_settings(settings), open_store(new_store_url(tmp_path)))
-    app = create_app(settings, engine, tick_seconds=0.05, deliver_seconds=0.05)
+    engine, app = monitored_app(tmp_path, tick_seconds=0.05, deliver_seconds=0.05)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         deadline = time.monotonic() + 10
         while len(calls) < 2:

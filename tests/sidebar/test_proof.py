@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tactful.destinations import registry
 from tactful.store.pages import RunAnswer, SentChange
 from tactful.testing.sim import ZendeskSimulator
 from tactful.testing.sim.controls import RequestRecord
@@ -78,6 +79,17 @@ class _Unchanged:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.esp, name)
+
+
+def test_every_destination_type_is_told_by_its_vendors_name() -> None:
+    """The vendor's name is part of what each destination module declares (its ``SPEC``):
+    a second table of type names missed ``google_data_manager``, whose changes showed the
+    destination's own name."""
+    change = SentChange("dest", "profile", "x", "", "done", 0, "", 200)
+    names = {t: proof.vendor(change, {"dest": t}) for t in registry.MODULES}
+    assert [t for t, name in names.items() if name == "dest"] == []
+    assert names["google_data_manager"] == names["google_customer_match"] == "Google"
+    assert proof.vendor(change, {"dest": "no_such_type"}) == "dest"
 
 
 def test_esp_actions_are_confirmed_by_reading_the_profile_back(w: World) -> None:

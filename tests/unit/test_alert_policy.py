@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from tactful.alerts import policy
-from tactful.alerts.config import AlertSettings
 from tactful.alerts.policy import AlertState
 from tactful.alerts.rules import (
     Answered,
@@ -20,6 +19,7 @@ from tactful.alerts.rules import (
     short,
 )
 from tactful.config import ConfigError, settings_from_toml
+from tactful.config.alerts import AlertSettings
 from tactful.delivery.platform import match_percent
 
 MIN = 60_000_000

@@ -65,14 +65,8 @@ class FakeVendor(FakeBase):
         with self.lock:
             if not self.authorized(request, body):
                 response: Response = self.unauthorized()
-            elif self._faults:
-                status, retry_after = self._faults.popleft()
-                headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-                response = JSONResponse(
-                    {"code": status, "error": "injected fault"}, status, headers
-                )
             else:
-                response = self.handle(request, body)
+                response = self._injected(_fault) or self.handle(request, body)
             self._record(request, body, response.status_code)
         return response
 
@@ -84,6 +78,10 @@ class FakeVendor(FakeBase):
 
     def handle(self, request: Request, body: bytes) -> Response:
         raise NotImplementedError
+
+
+def _fault(status: int) -> JSONResponse:
+    return JSONResponse({"code": status, "error": "injected fault"}, status)
 
 
 def _json(body: bytes) -> Any:

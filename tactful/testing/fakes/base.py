@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 
 @dataclass
@@ -30,6 +32,33 @@ class FakeBase:
         """The next ``n`` data requests answer ``status`` (with ``Retry-After``)."""
         with self.lock:
             self._faults.extend([(status, retry_after)] * n)
+
+    def data_requests(self) -> list[RecordedRequest]:
+        """The requests of the API itself: those to an OAuth token endpoint (``/token``)
+        left out."""
+        with self.lock:
+            return [r for r in self.requests if r.path != "/token"]
+
+    async def _serve(
+        self, request: Request, answer: Callable[[Request, bytes], Response]
+    ) -> Response:
+        """``answer(request, body)`` holding the lock, and the request logged with it."""
+        body = await request.body()
+        with self.lock:
+            response = answer(request, body)
+            self._record(request, body, response.status_code)
+        return response
+
+    def _injected(self, answer: Callable[[int], Response]) -> Response | None:
+        """The next injected fault as the vendor answers ``status`` (``answer``), with its
+        ``Retry-After``; None when none is due (call holding the lock)."""
+        if not self._faults:
+            return None
+        status, retry_after = self._faults.popleft()
+        response = answer(status)
+        if retry_after is not None:
+            response.headers["retry-after"] = str(retry_after)
+        return response
 
     def _record(self, request: Request, body: bytes, status: int) -> None:
         """Log a request and the status it was answered (call holding the lock)."""

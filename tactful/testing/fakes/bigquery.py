@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.testing.fakes.base import FakeBase, RecordedRequest
+from tactful.testing.fakes.warehouse import FakeWarehouse
 
 AUDIENCE = "https://oauth2.googleapis.com/token"
 SCOPE = "https://www.googleapis.com/auth/bigquery"
@@ -51,7 +51,14 @@ def _error(status: int, reason: str, message: str) -> JSONResponse:
     return JSONResponse({"error": body}, status)
 
 
-class FakeBigQuery(FakeBase):
+def _fault(status: int) -> JSONResponse:
+    reason = (
+        "rateLimitExceeded" if status == 429 else "backendError" if status >= 500 else "invalid"
+    )
+    return _error(status, reason, f"Injected {status}.")
+
+
+class FakeBigQuery(FakeWarehouse):
     def __init__(
         self,
         *,
@@ -62,11 +69,10 @@ class FakeBigQuery(FakeBase):
         polls_to_finish: int = 1,
         max_rows_per_load: int = 10_000,
     ) -> None:
-        super().__init__()
+        super().__init__(max_rows=max_rows_per_load)
         self.public_key, self.client_email = public_key, client_email
         self.project, self.dataset = project, dataset
-        self.polls_to_finish, self.max_rows = polls_to_finish, max_rows_per_load
-        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.polls_to_finish = polls_to_finish
         self.jobs: dict[str, dict[str, Any]] = {}
         self.assertions: list[dict[str, Any]] = []  # verified JWT claims
         self._tokens: set[str] = set()
@@ -80,24 +86,6 @@ class FakeBigQuery(FakeBase):
         )
 
     # --- controls -------------------------------------------------------------------------
-
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        """Rows by table (``loaded_at`` left out), sorted."""
-        with self.lock:
-            return {
-                name: sorted(
-                    ({k: v for k, v in row.items() if k != "loaded_at"} for row in rows),
-                    key=lambda r: json.dumps(r, sort_keys=True),
-                )
-                for name, rows in self.tables.items()
-            }
-
-    def max_items_per_request(self) -> int:
-        return self.max_rows
-
-    def data_requests(self) -> list[RecordedRequest]:
-        with self.lock:
-            return [r for r in self.requests if r.path != "/token"]
 
     # --- HTTP -----------------------------------------------------------------------------
 
@@ -130,24 +118,13 @@ class FakeBigQuery(FakeBase):
         return response
 
     async def _api(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._gate(request) or self._dispatch(request, body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, lambda r, body: self._gate(r) or self._dispatch(r, body))
 
     def _gate(self, request: Request) -> Response | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self._tokens:
             return _error(401, "authError", "Request had invalid authentication credentials.")
-        if self._faults:
-            status, retry_after = self._faults.popleft()
-            response = _error(status, "rateLimitExceeded" if status == 429 else "backendError"
-                              if status >= 500 else "invalid", f"Injected {status}.")  # fmt: skip
-            if retry_after is not None:
-                response.headers["retry-after"] = str(retry_after)
-            return response
-        return None
+        return self._injected(_fault)
 
     def _dispatch(self, request: Request, body: bytes) -> Response:
         path, method = request.url.path, request.method
@@ -253,25 +230,13 @@ class FakeBigQuery(FakeBase):
             return "invalidQuery", f"Syntax error: unexpected statement {sql[:60]!r}"
         if match["table"] not in self.tables:
             return "notFound", f"Not found: Table {self.project}:{self.dataset}.{match['table']}"
-        rows = self.tables[match["table"]]
         if sql.startswith("DELETE"):
             params = {p["name"]: p for p in query.get("queryParameters", [])}
             values = params.get("persons", {}).get("parameterValue", {}).get("arrayValues", [])
-            gone = {v["value"] for v in values}
-            rows[:] = [r for r in rows if r["person_id"] not in gone]
+            self._delete(match["table"], (v["value"] for v in values))
             return None
         if match["stage"] not in self.tables:
             return "notFound", f"Not found: Table {match['stage']}"
-        on = match["on"]
-        index = {row[on]: row for row in rows}
-        for source in self.tables[match["stage"]]:
-            target = index.get(source[on])
-            row = source | {"loaded_at": "now"}
-            if target is None and "WHEN NOT MATCHED THEN INSERT" in sql:
-                rows.append(row)
-                index[source[on]] = row
-            elif target is not None and "WHEN MATCHED" in sql:
-                guarded = _GUARD in match["rest"]
-                if not guarded or source["updated_at"] >= target["updated_at"]:
-                    target.update(row)
+        stage = self.tables[match["stage"]]
+        self._merge(match["table"], stage, on=match["on"], rest=match["rest"], guard=_GUARD)
         return None

@@ -126,11 +126,7 @@ class FakeCustomerIO(FakeBase):
     # -- HTTP --------------------------------------------------------------------------------
 
     async def _handle(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._answer(request, body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, self._answer)
 
     def _answer(self, request: Request, body: bytes) -> Response:
         if self._faults:

@@ -51,7 +51,7 @@ from tactful.destinations.google_jobs import (
     MAX_IDENTIFIERS_PER_OPERATION,
     MAX_IDENTIFIERS_PER_REQUEST,
 )
-from tactful.testing.fakes.base import FakeBase, RecordedRequest
+from tactful.testing.fakes.base import FakeBase
 
 FAILURE_TYPE = f"type.googleapis.com/google.ads.googleads.{API_VERSION}.errors.GoogleAdsFailure"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
@@ -213,11 +213,6 @@ class FakeGoogleAds(FakeBase):
         with self.lock:
             return dict(self.consents.get((user_list or self.user_list, hashed.lower()), {}))
 
-    def data_requests(self) -> list[RecordedRequest]:
-        """The Ads API requests (not the token endpoint)."""
-        with self.lock:
-            return [r for r in self.requests if r.path != "/token"]
-
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def _token(self, request: Request) -> Response:
@@ -245,11 +240,7 @@ class FakeGoogleAds(FakeBase):
         return response
 
     async def _ads(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._gate(request) or self._dispatch(request, body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, lambda r, body: self._gate(r) or self._dispatch(r, body))
 
     def _gate(self, request: Request) -> Response | None:
         headers = request.headers

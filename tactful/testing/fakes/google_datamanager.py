@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.testing.fakes.base import FakeBase, RecordedRequest
+from tactful.testing.fakes.base import FakeBase
 
 MAX_MEMBERS, MAX_IDENTIFIERS, MAX_DESTINATIONS = 10_000, 10, 10
 ACCOUNT_TYPES = {"GOOGLE_ADS", "DISPLAY_VIDEO_ADVERTISER", "DISPLAY_VIDEO_PARTNER", "DATA_PARTNER"}
@@ -119,10 +119,6 @@ class FakeDataManager(FakeBase):
         with self.lock:
             self._tokens.clear()
 
-    def data_requests(self) -> list[RecordedRequest]:
-        with self.lock:
-            return [r for r in self.requests if r.path != "/token"]
-
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def _token(self, request: Request) -> Response:
@@ -148,11 +144,7 @@ class FakeDataManager(FakeBase):
         return response
 
     async def _api(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._answer(request, body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, self._answer)
 
     def _answer(self, request: Request, raw: bytes) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

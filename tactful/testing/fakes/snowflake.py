@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.testing.fakes.base import FakeBase
+from tactful.testing.fakes.warehouse import FakeWarehouse
 
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \((.+)\)", re.S)
 _MERGE = re.compile(
@@ -49,7 +49,7 @@ def _error(status: int, code: str, message: str, state: str = "") -> JSONRespons
     return JSONResponse(body, status)
 
 
-class FakeSnowflake(FakeBase):
+class FakeSnowflake(FakeWarehouse):
     def __init__(
         self,
         *,
@@ -63,7 +63,7 @@ class FakeSnowflake(FakeBase):
         polls_to_finish: int = 1,
         max_rows_per_statement: int = 200,
     ) -> None:
-        super().__init__()
+        super().__init__(max_rows=max_rows_per_statement)
         der = public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -73,8 +73,7 @@ class FakeSnowflake(FakeBase):
         self.issuer = f"{self.subject}.{fp}"
         self.context = {"database": database, "schema": schema}
         self.context |= {k: v for k, v in (("warehouse", warehouse), ("role", role)) if v}
-        self.polls_to_finish, self.max_rows = polls_to_finish, max_rows_per_statement
-        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.polls_to_finish = polls_to_finish
         self.statements: list[dict[str, Any]] = []  # accepted request bodies
         self.claims: list[dict[str, Any]] = []
         self._running: dict[str, int] = {}
@@ -85,27 +84,10 @@ class FakeSnowflake(FakeBase):
             ]
         )
 
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        with self.lock:
-            return {
-                name: sorted(
-                    ({k: v for k, v in row.items() if k != "loaded_at"} for row in rows),
-                    key=lambda r: json.dumps(r, sort_keys=True),
-                )
-                for name, rows in self.tables.items()
-            }
-
-    def max_items_per_request(self) -> int:
-        return self.max_rows
-
     # --- HTTP -----------------------------------------------------------------------------
 
     async def _submit(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._gate(request) or self._execute(body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, lambda r, body: self._gate(r) or self._execute(body))
 
     async def _status(self, request: Request) -> Response:
         with self.lock:
@@ -130,13 +112,7 @@ class FakeSnowflake(FakeBase):
         except jwt.PyJWTError as e:
             return _error(401, "390144", f"JWT token is invalid. ({e})")
         self.claims.append(claims)
-        if self._faults:
-            status, retry_after = self._faults.popleft()
-            response = _error(status, "390000", f"Injected {status}.")
-            if retry_after is not None:
-                response.headers["retry-after"] = str(retry_after)
-            return response
-        return None
+        return self._injected(lambda status: _error(status, "390000", f"Injected {status}."))
 
     def _poll(self, handle: str) -> Response:
         if handle not in self._running:
@@ -192,27 +168,23 @@ class FakeSnowflake(FakeBase):
             return "42000", f"SQL compilation error: unexpected statement {sql[:60]!r}"
         if match["table"] not in self.tables:
             return "42S02", f"Object '{match['table'].upper()}' does not exist or not authorized."
-        rows = self.tables[match["table"]]
         if sql.startswith("DELETE"):
-            rows[:] = [r for r in rows if r["person_id"] not in set(values)]
+            self._delete(match["table"], values)
             return None
         names = [c.split(" AS ")[1] for c in match["columns"].split(", ")]
         count = len(re.findall(r"\([?, ]+\)", match["rows"]))
         if count > self.max_rows:
             return "54000", "too many rows in one statement"
-        on, index = match["on"], {row[match["on"]]: row for row in rows}
-        for n in range(count):
-            source = dict(zip(names, values[n * len(names) : (n + 1) * len(names)], strict=True))
-            for name in _JSON & set(source):
-                source[name] = json.loads(source[name])
-            if source.get("segment") == "":
-                source["segment"] = None
-            row, target = source | {"loaded_at": "now"}, index.get(source[on])
-            if target is None and "WHEN NOT MATCHED THEN INSERT" in match["rest"]:
-                rows.append(row)
-                index[source[on]] = row
-            elif target is not None and "WHEN MATCHED" in match["rest"]:
-                newer = source["updated_at"] >= target["updated_at"]
-                if _GUARD not in match["rest"] or newer:
-                    target.update(row)
+        sources = [_row(names, values[n * len(names) : (n + 1) * len(names)]) for n in range(count)]
+        self._merge(match["table"], sources, on=match["on"], rest=match["rest"], guard=_GUARD)
         return None
+
+
+def _row(names: list[str], values: list[Any]) -> dict[str, Any]:
+    """One ``VALUES`` row of bound texts as the table keeps it (JSON columns parsed)."""
+    row = dict(zip(names, values, strict=True))
+    for name in _JSON & set(row):
+        row[name] = json.loads(row[name])
+    if row.get("segment") == "":
+        row["segment"] = None
+    return row

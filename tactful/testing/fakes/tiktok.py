@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tactful.testing.fakes.base import FakeBase, RecordedRequest
+from tactful.testing.fakes.base import FakeBase
 
 PATH = "/open_api/v1.3/segment/mapping/"
 GET_PATH = "/open_api/v1.3/dmp/custom_audience/get/"
@@ -101,27 +101,14 @@ class FakeTikTok(FakeBase):
     # -- the endpoint
 
     async def _mapping(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._answer(request, body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, self._answer)
 
     async def _details(self, request: Request) -> Response:
-        with self.lock:
-            response = self._detail_answer(request)
-            self.requests.append(
-                RecordedRequest(
-                    "GET", request.url.path, dict(request.headers), b"", response.status_code
-                )
-            )
-        return response
+        return await self._serve(request, lambda r, _: self._detail_answer(r))
 
     def _detail_answer(self, request: Request) -> Response:
-        if self._faults:
-            status, retry_after = self._faults.popleft()
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            return _reply(50000 if status >= 500 else 40002, f"HTTP {status}", status, headers)
+        if fault := self._injected(_detail_fault):
+            return fault
         if request.headers.get("access-token") != self.access_token:
             return _reply(40105, "Access token is incorrect or has been revoked.")
         if request.query_params.get("advertiser_id") != self.advertiser_id:
@@ -154,11 +141,8 @@ class FakeTikTok(FakeBase):
         return _reply(0, "OK", data={"list": found})
 
     def _answer(self, request: Request, body: bytes) -> Response:
-        if self._faults:
-            status, retry_after = self._faults.popleft()
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            code = 40100 if status == 429 else 50000 if status >= 500 else 40002
-            return _reply(code, f"HTTP {status}", status, headers)
+        if fault := self._injected(_fault):
+            return fault
         try:
             if request.headers.get("access-token") != self.access_token:
                 raise TikTokError(40105, "Access token is incorrect or has been revoked.")
@@ -220,12 +204,18 @@ class FakeTikTok(FakeBase):
         return [(audience, value) for audience in audiences]
 
 
+def _fault(status: int) -> Response:
+    code = 40100 if status == 429 else 50000 if status >= 500 else 40002
+    return _reply(code, f"HTTP {status}", status)
+
+
+def _detail_fault(status: int) -> Response:
+    """The details endpoint's answer to an injected fault (no rate-limit code there)."""
+    return _reply(50000 if status >= 500 else 40002, f"HTTP {status}", status)
+
+
 def _reply(
-    code: int,
-    message: str,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    data: dict[str, Any] | None = None,
+    code: int, message: str, status: int = 200, data: dict[str, Any] | None = None
 ) -> Response:
     body = {"code": code, "message": message, "request_id": uuid.uuid4().hex, "data": data or {}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status)

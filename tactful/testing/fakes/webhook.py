@@ -49,11 +49,7 @@ class FakeWebhookReceiver(FakeBase):
         return 1
 
     async def _endpoint(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            response = self._handle(dict(request.headers), body)
-            self._record(request, body, response.status_code)
-        return response
+        return await self._serve(request, lambda r, body: self._handle(dict(r.headers), body))
 
     def _handle(self, headers: dict[str, str], body: bytes) -> Response:
         if self.gone:
@@ -63,10 +59,8 @@ class FakeWebhookReceiver(FakeBase):
         except standard_webhooks.VerificationError as e:
             self.unverified += 1
             return Response(f"invalid signature: {e}", 401)
-        if self._faults:
-            status, retry_after = self._faults.popleft()
-            extra = {"Retry-After": str(retry_after)} if retry_after is not None else None
-            return Response("injected fault", status, extra)
+        if fault := self._injected(lambda status: Response("injected fault", status)):
+            return fault
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -30,23 +30,12 @@ _USER_ID_BASE = 21_000_000_000_000
 _TICKET_ID_BASE = 120_000
 _EVENT_ID_BASE = 26_000_000_000_000
 _RATING_ID_BASE = 31_000_000_000_000
-_BRAND_ID = 360_000_123_451
-_TICKET_FORM_ID = 360_000_223_451
 _AGENT_IDS = tuple(20_000_000_100_000 + 977 * k for k in range(24))
 _GROUPS = {
     "support": 360_000_911_101,
     "billing": 360_000_911_102,
     "safety": 360_000_911_103,
     "fulfillment": 360_000_911_104,
-}
-_CUSTOM_STATUS_IDS = {
-    "new": 360_000_810_001,
-    "open": 360_000_810_002,
-    "pending": 360_000_810_003,
-    "hold": 360_000_810_004,
-    "solved": 360_000_810_005,
-    "closed": 360_000_810_005,
-    "deleted": 360_000_810_005,
 }
 _OPEN = frozenset({"new", "open", "pending", "hold"})
 _SYSTEM_UPDATER = -1  # Zendesk's updater_id for automations and triggers

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from tactful.testing.sample.constants import _DAY, BASE_URL, _iso
+from tactful.testing.sample.documents import user_document
 from tactful.testing.sample.model import _Person
 from tactful.testing.sample.state import _GeneratorState
 
@@ -130,46 +131,21 @@ class _UserGenerator(_GeneratorState):
         user_fields: dict[str, Any],
         active: bool,
     ) -> None:
-        time_zone, iana = self.rng.choice(_TIME_ZONES)
-        user: dict[str, Any] = {
-            "id": user_id,
-            "url": f"{BASE_URL}/api/v2/users/{user_id}.json",
-            "name": name,
-            "email": email,
-            "created_at": _iso(created),
-            "updated_at": _iso(updated),
-            "time_zone": time_zone,
-            "iana_time_zone": iana,
-            "phone": phone,
-            "shared_phone_number": False if phone else None,
-            "photo": None,
-            "locale_id": 1,
-            "locale": "en-US",
-            "organization_id": None,
-            "role": "end-user",
-            "verified": email is not None,
-            "external_id": external_id,
-            "tags": tags,
-            "alias": None,
-            "active": active,
-            "shared": False,
-            "shared_agent": False,
-            "last_login_at": None,
-            "two_factor_auth_enabled": False,
-            "signature": None,
-            "details": None,
-            "notes": None,
-            "role_type": None,
-            "custom_role_id": None,
-            "moderator": False,
-            "ticket_restriction": "requested",
-            "only_private_comments": False,
-            "restricted_agent": True,
-            "suspended": False,
-            "default_group_id": None,
-            "report_csv": False,
-            "user_fields": user_fields,
-        }
+        user = user_document(
+            base_url=BASE_URL,
+            user_id=user_id,
+            name=name,
+            email=email,
+            created_at=_iso(created),
+            updated_at=_iso(updated),
+            time_zone=self.rng.choice(_TIME_ZONES),
+            phone=phone,
+            role="end-user",
+            external_id=external_id,
+            tags=tags,
+            active=active,
+            user_fields=user_fields,
+        )
         if not active:
             user["permanently_deleted"] = False
         self.users.add(updated, user_id, orjson.dumps(user))

@@ -11,28 +11,29 @@ import orjson
 from tactful.testing.sample.constants import (
     _AGENT,
     _AGENT_IDS,
-    _BRAND_ID,
     _CLOSE_AFTER_SOLVED,
-    _CUSTOM_STATUS_IDS,
     _DAY,
     _GROUPS,
     _HOUR,
     _OPEN,
     _REQUESTER,
     _RULE,
-    _TICKET_FORM_ID,
     BASE_URL,
     ORDER_FIELD_ID,
     REASON_FIELD_ID,
     SUBDOMAIN,
     _iso,
 )
+from tactful.testing.sample.documents import (
+    BRAND_ID,
+    CUSTOM_STATUS_IDS,
+    NO_SOURCE,
+    ticket_document,
+)
 from tactful.testing.sample.events import _EventGenerator
 from tactful.testing.sample.model import _Person, _Step
 from tactful.testing.sample.ratings import _rating_as_of, _RatingGenerator
 from tactful.testing.sample.story import _CHANNELS, _PRODUCTS, _REASON_WEIGHTS, _REASONS, _Reason
-
-_NO_SOURCE: dict[str, Any] = {"from": {}, "to": {}, "rel": None}
 
 
 class _TicketGenerator(_EventGenerator, _RatingGenerator):
@@ -99,7 +100,7 @@ class _TicketGenerator(_EventGenerator, _RatingGenerator):
         steps = [s for s in steps if s.at <= self.end_ts]
         rating = None if merged or deleted else self._rating(steps, reason)
         agent = rng.choice(_AGENT_IDS)
-        via: dict[str, Any] = {"channel": channel, "source": _NO_SOURCE}
+        via: dict[str, Any] = {"channel": channel, "source": NO_SOURCE}
         if channel == "email" and person.email is not None:
             via = {
                 "channel": "email",
@@ -109,47 +110,31 @@ class _TicketGenerator(_EventGenerator, _RatingGenerator):
                     "rel": None,
                 },
             }
-        base: dict[str, Any] = {
-            "url": f"{BASE_URL}/api/v2/tickets/{ticket_id}.json",
-            "id": ticket_id,
-            "external_id": f"dsp_{ticket_id:08d}" if channel == "api" else None,
-            "via": via,
-            "created_at": _iso(created),
-            "updated_at": None,
-            "type": reason.ticket_type if rng.random() < 0.6 else None,
-            "subject": subject,
-            "raw_subject": subject,
-            "description": description,
-            "priority": priority,
-            "status": None,
-            "recipient": f"support@{SUBDOMAIN}.com" if channel == "email" else None,
-            "requester_id": requester_id,
-            "submitter_id": agent if channel == "api" else requester_id,
-            "assignee_id": None,
-            "organization_id": None,
-            "group_id": _GROUPS[reason.group],
-            "collaborator_ids": [],
-            "follower_ids": [],
-            "email_cc_ids": [],
-            "forum_topic_id": None,
-            "problem_id": None,
-            "has_incidents": False,
-            "is_public": True,
-            "due_at": None,
-            "tags": None,
-            "custom_fields": custom_fields,
-            "satisfaction_rating": None,
-            "sharing_agreement_ids": [],
-            "custom_status_id": None,
-            "fields": custom_fields,
-            "followup_ids": [],
-            "ticket_form_id": _TICKET_FORM_ID,
-            "brand_id": _BRAND_ID,
-            "allow_channelback": channel == "native_messaging",
-            "allow_attachments": True,
-            "from_messaging_channel": channel == "native_messaging",
-            "generated_timestamp": None,
-        }
+        base = ticket_document(
+            base_url=BASE_URL,
+            ticket_id=ticket_id,
+            external_id=f"dsp_{ticket_id:08d}" if channel == "api" else None,
+            via=via,
+            created_at=_iso(created),
+            updated_at=None,
+            type=reason.ticket_type if rng.random() < 0.6 else None,
+            subject=subject,
+            description=description,
+            priority=priority,
+            status=None,
+            recipient=f"support@{SUBDOMAIN}.com" if channel == "email" else None,
+            requester_id=requester_id,
+            submitter_id=agent if channel == "api" else requester_id,
+            assignee_id=None,
+            group_id=_GROUPS[reason.group],
+            tags=None,
+            custom_fields=custom_fields,
+            fields=custom_fields,
+            satisfaction_rating=None,
+            custom_status_id=None,
+            brand_id=BRAND_ID,
+            generated_timestamp=None,
+        )
         sorted_tags = sorted(set(tags))
         merged_tags = sorted({*tags, "closed_by_merge"})
 
@@ -157,7 +142,7 @@ class _TicketGenerator(_EventGenerator, _RatingGenerator):
             ticket = dict(base)
             ticket["updated_at"] = _iso(step.at)
             ticket["status"] = step.status
-            ticket["custom_status_id"] = _CUSTOM_STATUS_IDS[step.status]
+            ticket["custom_status_id"] = CUSTOM_STATUS_IDS[step.status]
             ticket["assignee_id"] = None if step.status == "new" else agent
             is_merge = merged and step.status == "closed"
             ticket["tags"] = merged_tags if is_merge else sorted_tags

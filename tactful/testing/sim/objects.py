@@ -12,6 +12,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tactful.testing.sample.documents import (
+    BRAND_ID,
+    CUSTOM_STATUS_IDS,
+    NO_SOURCE,
+    ticket_document,
+    user_document,
+)
 from tactful.testing.sim.model import (
     Json,
     SimAudit,
@@ -21,20 +28,8 @@ from tactful.testing.sim.model import (
     SimUser,
 )
 
-BRAND_ID = 360_000_123_451
-TICKET_FORM_ID = 360_000_223_451
-CUSTOM_STATUS_IDS = {
-    "new": 360_000_810_001,
-    "open": 360_000_810_002,
-    "pending": 360_000_810_003,
-    "hold": 360_000_810_004,
-    "solved": 360_000_810_005,
-    "closed": 360_000_810_005,
-    "deleted": 360_000_810_005,
-}
 # API ``via.channel`` → the channel name event-subscription payloads use in ``detail.via``.
 _EVENT_CHANNELS = {"web": "web_form", "email": "mail", "api": "web_service"}
-_NO_SOURCE: Json = {"from": {}, "to": {}, "rel": None}
 
 
 def iso(value: datetime) -> str:
@@ -55,45 +50,21 @@ def epoch(value: datetime) -> int:
 def user_json(u: SimUser, base_url: str, field_keys: Iterable[str] = ()) -> Json:
     """A user as the API shows it. ``field_keys``: the account's user fields; Zendesk lists
     every one of them for every user, ``null`` when unset."""
-    user: Json = {
-        "id": u.id,
-        "url": f"{base_url}/api/v2/users/{u.id}.json",
-        "name": u.name,
-        "email": u.email,
-        "created_at": iso(u.created_at),
-        "updated_at": iso(u.updated_at),
-        "time_zone": "Eastern Time (US & Canada)",
-        "iana_time_zone": "America/New_York",
-        "phone": u.phone,
-        "shared_phone_number": False if u.phone else None,
-        "photo": None,
-        "locale_id": 1,
-        "locale": "en-US",
-        "organization_id": None,
-        "role": u.role,
-        "verified": u.email is not None,
-        "external_id": u.external_id,
-        "tags": list(u.tags),
-        "alias": None,
-        "active": u.active,
-        "shared": False,
-        "shared_agent": False,
-        "last_login_at": None,
-        "two_factor_auth_enabled": False,
-        "signature": None,
-        "details": None,
-        "notes": None,
-        "role_type": None,
-        "custom_role_id": None,
-        "moderator": False,
-        "ticket_restriction": "requested",
-        "only_private_comments": False,
-        "restricted_agent": True,
-        "suspended": False,
-        "default_group_id": None,
-        "report_csv": False,
-        "user_fields": {**dict.fromkeys(field_keys), **u.user_fields},
-    }
+    user: Json = user_document(
+        base_url=base_url,
+        user_id=u.id,
+        name=u.name,
+        email=u.email,
+        created_at=iso(u.created_at),
+        updated_at=iso(u.updated_at),
+        time_zone=("Eastern Time (US & Canada)", "America/New_York"),
+        phone=u.phone,
+        role=u.role,
+        external_id=u.external_id,
+        tags=list(u.tags),
+        active=u.active,
+        user_fields={**dict.fromkeys(field_keys), **u.user_fields},
+    )
     if not u.active:
         user["permanently_deleted"] = u.permanently_deleted
     return user
@@ -109,49 +80,33 @@ def embedded_rating(r: SimRating | None) -> Json:
 
 
 def ticket_json(t: SimTicket, base_url: str, rating: SimRating | None) -> Json:
-    via: Json = {"channel": t.channel, "source": _NO_SOURCE}
+    via: Json = {"channel": t.channel, "source": NO_SOURCE}
     fields = [dict(f) for f in t.custom_fields]
-    return {
-        "url": f"{base_url}/api/v2/tickets/{t.id}.json",
-        "id": t.id,
-        "external_id": t.external_id,
-        "via": via,
-        "created_at": iso(t.created_at),
-        "updated_at": iso(t.updated_at),
-        "type": t.type,
-        "subject": t.subject,
-        "raw_subject": t.subject,
-        "description": t.description,
-        "priority": t.priority,
-        "status": t.status,
-        "recipient": None,
-        "requester_id": t.requester_id,
-        "submitter_id": t.submitter_id,
-        "assignee_id": t.assignee_id,
-        "organization_id": None,
-        "group_id": t.group_id,
-        "collaborator_ids": [],
-        "follower_ids": [],
-        "email_cc_ids": [],
-        "forum_topic_id": None,
-        "problem_id": None,
-        "has_incidents": False,
-        "is_public": True,
-        "due_at": None,
-        "tags": sorted(set(t.tags)),
-        "custom_fields": fields,
-        "satisfaction_rating": embedded_rating(rating),
-        "sharing_agreement_ids": [],
-        "custom_status_id": CUSTOM_STATUS_IDS[t.status],
-        "fields": [dict(f) for f in fields],
-        "followup_ids": [],
-        "ticket_form_id": TICKET_FORM_ID,
-        "brand_id": t.brand_id or BRAND_ID,
-        "allow_channelback": t.channel == "native_messaging",
-        "allow_attachments": True,
-        "from_messaging_channel": t.channel == "native_messaging",
-        "generated_timestamp": epoch(t.updated_at),
-    }
+    return ticket_document(
+        base_url=base_url,
+        ticket_id=t.id,
+        external_id=t.external_id,
+        via=via,
+        created_at=iso(t.created_at),
+        updated_at=iso(t.updated_at),
+        type=t.type,
+        subject=t.subject,
+        description=t.description,
+        priority=t.priority,
+        status=t.status,
+        recipient=None,
+        requester_id=t.requester_id,
+        submitter_id=t.submitter_id,
+        assignee_id=t.assignee_id,
+        group_id=t.group_id,
+        tags=sorted(set(t.tags)),
+        custom_fields=fields,
+        fields=[dict(f) for f in fields],
+        satisfaction_rating=embedded_rating(rating),
+        custom_status_id=CUSTOM_STATUS_IDS[t.status],
+        brand_id=t.brand_id or BRAND_ID,
+        generated_timestamp=epoch(t.updated_at),
+    )
 
 
 SURVEY_ID = "01J58KJ9RAE0D2EK7HRVM7Z8F2"

@@ -9,23 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from tactful.destinations import registry
 from tactful.store.pages import SentChange
 from tactful.store.records import from_us
 from tactful.web.present import At, Phrase, text
-
-VENDORS = {
-    "meta_audience": "Meta",
-    "google_customer_match": "Google",
-    "tiktok_audience": "TikTok",
-    "customerio": "Customer.io",
-    "sailthru": "Sailthru",
-    "klaviyo": "Klaviyo",
-    "webhook": "Webhook",
-    "warehouse": "Warehouse",
-    "segment": "Segment",
-    "amplitude": "Amplitude",
-    "mixpanel": "Mixpanel",
-}
 
 
 def _words(name: str) -> str:
@@ -33,7 +20,9 @@ def _words(name: str) -> str:
 
 
 def vendor(change: SentChange, types: Mapping[str, str]) -> str:
-    return VENDORS.get(types.get(change.destination, ""), change.destination)
+    """The platform's name (its type's ``SPEC``), else the destination's own name."""
+    kind = types.get(change.destination, "")
+    return registry.spec(kind).vendor if kind in registry.MODULES else change.destination
 
 
 def what(change: SentChange, types: Mapping[str, str], labels: Mapping[str, str]) -> str:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 
 from tactful.core.events import (
+    CONSENT_PURPOSES,
     EVENT_KIND,
     EVENT_TYPES,
     KNOWN_STATUSES,
     OPEN_STATUSES,
     RESOLVED_STATUSES,
+    Purpose,
     TicketStatusChanged,
     merge_by_time,
     time_order,
@@ -67,3 +70,9 @@ def test_statuses_are_open_resolved_or_deleted() -> None:
 def test_every_kind_names_one_type() -> None:
     assert {EVENT_TYPES[kind]: kind for kind in EVENT_TYPES} == EVENT_KIND
     assert len(set(EVENT_TYPES.values())) == len(EVENT_TYPES)
+
+
+def test_the_consent_purposes_are_the_purpose_type() -> None:
+    """One list of purposes: the config's ``purpose`` keys, consent fields and the
+    destinations' purposes all take ``Purpose``."""
+    assert get_args(Purpose) == CONSENT_PURPOSES

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from tactful.config.models import NAME, Section, as_duration, check_http_url
+from tactful.config.models import Section, as_duration, check_http_url, check_name
 
 When = Literal[
     "dead_letters",
@@ -275,12 +275,7 @@ class _Named(Section):
     def _params(cls, data: Any) -> Any:
         return _collect(cls, data)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME.fullmatch(value):
-            raise ValueError(f"invalid name {value!r}: use letters, digits, _ . -")
-        return value
+    _name = field_validator("name")(check_name)
 
 
 class AlertSettings(_Named):
