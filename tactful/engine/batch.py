@@ -1,8 +1,8 @@
 """One batch of engine work inside one store transaction.
 
 Phases: identity → fold → states → segments → membership diffs → outbox rows. A merge of
-known persons takes effect at its own moment: ``Batch.fold`` cuts the batch before it and
-runs the phases part by part.
+known persons takes effect at its own moment: ``Batch.fold`` cuts the batch before it (and
+after an erasure) and runs the phases part by part.
 
 Time is swept in order: events are applied at their own time (or the engine clock, if they
 are older), and every person timer that falls due before an event fires first, at its exact
@@ -103,11 +103,26 @@ class BatchStats:
 
 
 @dataclass(frozen=True)
-class NextMerge:
-    """Where ``Batch.resolve`` stopped: an event that merges known persons, at ``at``."""
+class Cut:
+    """Where ``Batch.resolve`` stopped: before an event at ``at`` that merges known persons,
+    or after an erasure (``erased``: what the graph knew of the erased persons is gone)."""
 
     at: datetime
-    persons: frozenset[str]  # the known persons it merges (their timers fire before it)
+    persons: frozenset[str] = frozenset()  # the persons it merges (their timers fire first)
+    erased: bool = False
+
+
+def _keys(events: Sequence[Event], plans: Sequence[Plan]) -> list[IdentKey]:
+    """The identifiers the events name, merged users' included."""
+    keys: list[IdentKey] = []
+    for event, plan in zip(events, plans, strict=True):
+        if plan is not None:
+            keys.extend(plan[0])
+            keys.extend(plan[1])
+        if isinstance(event, UserMerged):
+            keys.append(("zendesk_user_id", str(event.source_user_id)))
+            keys.append(("zendesk_user_id", str(event.target_user_id)))
+    return keys
 
 
 def _ticket_ids(events: Iterable[Event]) -> list[int]:
@@ -215,29 +230,33 @@ class Batch:
         folded and flushed, in this transaction, before the next one resolves its merge. A
         part before a merge sweeps only to the moment before it, and loads the persons the
         merge joins, so their timers due before it fire first. The events before a merge are
-        so folded against the persons as they were then, and every table gets the same rows
-        whatever batches the events come in (one, one per event, or person by person)."""
+        so folded against the persons as they were then. A part also ends with an erasure:
+        what follows is looked up again, without the erased person's identifiers. Every
+        table gets the same rows whatever batches the events come in (one, one per event, or
+        person by person)."""
         plans = self._plans(events)
-        self._lock_and_preload(plans, events)
+        self._lock_and_preload(_keys(events, plans), events)
         if resolved is not None:
             resolved()
         batch, start, ready = self, 0, False
         while True:
-            part, owners, merge = batch.resolve(events[start:], plans[start:], ready=ready)
-            if merge is None:
+            part, owners, cut = batch.resolve(events[start:], plans[start:], ready=ready)
+            if cut is None:
                 part_until = until
             else:
-                part_until = min(until, max([merge.at - MICROSECOND, *(e.at for e in part)]))
-            batch.load(part, owners, part_until, also=() if merge is None else merge.persons)
+                part_until = min(until, max([cut.at - MICROSECOND, *(e.at for e in part)]))
+            batch.load(part, owners, part_until, also=() if cut is None else cut.persons)
             batch.sweep(part, owners, clock, part_until)
             batch.flush()
-            if merge is None:
+            if cut is None:
                 return self.stats
-            start, ready = start + len(part), True
-            batch = batch._next()
+            start, ready = start + len(part), not cut.erased
+            batch = batch._next(same_graph=not cut.erased)
+            if cut.erased:  # the rest looked up again, without the erased identifiers
+                batch.identity.preload(_keys(events[start:], plans[start:]))
 
-    def _next(self) -> Batch:
-        """The batch that folds the part after a merge."""
+    def _next(self, *, same_graph: bool) -> Batch:
+        """The batch that folds the part after a cut."""
         return Batch(
             self.tx,
             self.rules,
@@ -248,7 +267,7 @@ class Batch:
             model=self.model,
             threshold=self.threshold,
             own_timers=self.own_timers,
-            identity=self.identity,
+            identity=self.identity if same_graph else None,
             stats=self.stats,
         )
 
@@ -267,15 +286,19 @@ class Batch:
 
     def resolve(
         self, events: Sequence[Event], plans: Sequence[Plan], *, ready: bool
-    ) -> tuple[Sequence[Event], list[str | None], NextMerge | None]:
+    ) -> tuple[Sequence[Event], list[str | None], Cut | None]:
         """The first part of ``events`` and the person of each of its events (None: not
-        about one person, or rejected), up to the first event that merges known persons
-        (the very first one too, unless ``ready``: the timers before it have fired), which
-        ``NextMerge`` names; None: the part is every event."""
+        about one person, or rejected): up to the first event that merges known persons
+        (the very first one too, unless ``ready``: the timers before it have fired) or up to
+        an erasure, where it is ``Cut``; None: the part is every event."""
         identity = self.identity
         owners: list[str | None] = []
-        merge = None
+        cut = None
+        erasing = False
         for event, plan in zip(events, plans, strict=True):
+            if erasing:
+                cut = Cut(event.at, erased=True)
+                break
             merging = (
                 identity.merging_users(event)
                 if isinstance(event, UserMerged)
@@ -284,7 +307,7 @@ class Batch:
                 else identity.merging(plan[0])
             )
             if merging is not None and (owners or not ready):
-                merge = NextMerge(event.at, merging)
+                cut = Cut(event.at, merging)
                 break
             if isinstance(event, UserMerged):
                 owners.append(identity.merge_users(event))
@@ -296,6 +319,7 @@ class Batch:
                 except Unresolvable as exc:
                     self.stats.rejected.append((event.key, str(exc)))
                     owners.append(None)
+            erasing = owners[-1] is not None and self._erases(event)
         part = events[: len(owners)]
         wanted = [t for t in _ticket_ids(part) if t not in self.tickets]
         self.tickets.update(self.tx.load_tickets(wanted))
@@ -319,23 +343,15 @@ class Batch:
                 and e.ticket_id is not None
             ],
         )
-        return part, final, merge
+        return part, final, cut
 
-    def _lock_and_preload(self, plans: Sequence[Plan], events: Sequence[Event]) -> None:
+    def _lock_and_preload(self, keys: list[IdentKey], events: Sequence[Event]) -> None:
         """Look up the batch's identifiers (its tickets: part by part, in ``resolve``).
         Where several processes write (``tx.locking``), first lock the identifiers and
         tickets the events name, then every person they lead to, so no other transaction
         folds these persons until this one ends. A lookup made before a person was locked
         may be stale (another process merged it meanwhile), so lookups repeat until they
         find no person not yet locked."""
-        keys: list[IdentKey] = []
-        for event, plan in zip(events, plans, strict=True):
-            if plan is not None:
-                keys.extend(plan[0])
-                keys.extend(plan[1])
-            if isinstance(event, UserMerged):
-                keys.append(("zendesk_user_id", str(event.source_user_id)))
-                keys.append(("zendesk_user_id", str(event.target_user_id)))
         tx = self.tx
         if not tx.locking:
             self.identity.preload(keys)
@@ -494,14 +510,7 @@ class Batch:
             known = self.user_names.get(event.zendesk_user_id)
             if known is None or at_us >= known[1]:
                 self.user_names[event.zendesk_user_id] = (event.name, at_us)
-        deletion = is_deletion(event)
-        if isinstance(event, PersonErased) or (
-            deletion
-            and (
-                self.rules.erase_deleted_users
-                or (isinstance(event, UserDeleted) and event.permanent)
-            )
-        ):
+        if self._erases(event):
             by = event.requested_by if isinstance(event, PersonErased) else "zendesk"
             self.erasures.setdefault(owner, (event.at, by))
             return set()
@@ -510,7 +519,7 @@ class Batch:
             return set()
         person = self.persons[owner]
         user_ids: frozenset[str] = frozenset()
-        if deletion and person.row.facts.deleted is None:
+        if is_deletion(event) and person.row.facts.deleted is None:
             user_ids = self._zendesk_user_ids(owner)
         facts = fold_fact(person.row.facts, event, self.rules, user_ids)
         if facts == person.row.facts:
@@ -528,6 +537,16 @@ class Batch:
         person.values = None
         person.unsaved = True
         return {owner}
+
+    def _erases(self, event: Event) -> bool:
+        """Whether the event erases its person (``erase``)."""
+        return isinstance(event, PersonErased) or (
+            is_deletion(event)
+            and (
+                self.rules.erase_deleted_users
+                or (isinstance(event, UserDeleted) and event.permanent)
+            )
+        )
 
     def _zendesk_user_ids(self, owner: str) -> frozenset[str]:
         found = self.tx.identifiers_of([owner]).get(owner, [])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tactful.core.events import Event
+from tactful.core.events import Event, Identifier, PersonErased
 from tactful.engine.engine import Engine
 from tactful.testing import TIMED_RULES, at, harness, status_change, ticket, user, user_merge
 
@@ -40,9 +40,13 @@ EXPORT: list[Event] = [
 
 
 def _rows(engine: Engine) -> dict[str, Any]:
-    return {
+    rows = {
         table: [tuple(map(_plain, row)) for row in rows] for table, rows in _tables(engine).items()
     }
+    with engine.store.reader() as reader:
+        ids = reader.person_ids(None, 10_000)
+        rows["identifiers"] = sorted(reader.identifiers_of(ids).items())
+    return rows
 
 
 def _imported(
@@ -97,3 +101,30 @@ def test_random_exports_give_the_same_rows_whatever_the_batches(seed: int) -> No
     for name, tables in seen.items():
         for table, rows in reference.items():
             assert tables[table] == rows, f"seed {seed}, {name}: {table} differs"
+
+
+def _erase(user: int, when: Any) -> PersonErased:
+    return PersonErased(f"erase:{user}", when, Identifier("zendesk_user_id", str(user)), "test")
+
+
+@pytest.mark.store
+@pytest.mark.parametrize("merge", [True, False], ids=["merge-after", "no-merge"])
+def test_what_follows_an_erasure_in_a_batch_makes_a_new_person(merge: bool) -> None:
+    """An erasure ends its part of a batch too: a later event about the erased user makes a
+    new person (with its identifiers), as in a batch of its own; a merge between the two
+    does not bring the erased person back without them."""
+    events: list[Event] = [
+        user(1, at(0)),
+        ticket(1, at(1), "open", requester_id=1),
+        user(2, at(2)),
+        user(3, at(3)),
+        _erase(1, at(4)),
+        *([user_merge(2, 3, at(5))] if merge else []),
+        ticket(2, at(6), "open", requester_id=1),
+    ]
+    reference = _imported(events, 1)
+    assert ("zendesk_user_id", "1") in {i for _, ids in reference["identifiers"] for i in ids}
+    for batch, by_person in [(10**6, False), (3, False), (10**6, True), (1, True)]:
+        tables = _imported(events, batch, by_person=by_person)
+        for table, rows in reference.items():
+            assert tables[table] == rows, f"batch {batch}, by person {by_person}: {table} differs"
