@@ -161,6 +161,22 @@ class PersonGraph:
             self._link(key, pid)
         return pid
 
+    def merging(self, joining: Sequence[IdentKey]) -> frozenset[str] | None:
+        """The persons ``resolve`` would merge for these joining identifiers (None: none)."""
+        owners: set[str] = set()
+        for key in joining:
+            owners |= self._owners(key)
+        return frozenset(owners) if len(owners) > 1 else None
+
+    def merging_users(self, event: UserMerged) -> frozenset[str] | None:
+        """The known persons ``merge_users`` would merge (None: it merges no known person,
+        as when both users are new or already one person)."""
+        source = self._owners(("zendesk_user_id", str(event.source_user_id)))
+        target = self._owners(("zendesk_user_id", str(event.target_user_id)))
+        if source == target:
+            return None
+        return frozenset(source | target)
+
     def merge(self, absorbed: str, survivor: str, at: datetime) -> None:
         absorbed, survivor = self.find(absorbed), self.find(survivor)
         if absorbed == survivor:

@@ -1,6 +1,8 @@
 """One batch of engine work inside one store transaction.
 
-Phases: identity → fold → states → segments → membership diffs → outbox rows.
+Phases: identity → fold → states → segments → membership diffs → outbox rows. A merge of
+known persons takes effect at its own moment: ``Batch.fold`` cuts the batch before it (and
+after an erasure) and runs the phases part by part.
 
 Time is swept in order: events are applied at their own time (or the engine clock, if they
 are older), and every person timer that falls due before an event fires first, at its exact
@@ -13,9 +15,9 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tactful.clock import now_us
@@ -34,7 +36,7 @@ from tactful.core.events import (
     time_order,
 )
 from tactful.core.facts import FactRules, fold_fact, is_deletion
-from tactful.core.graph import IdentityPlan, Unresolvable
+from tactful.core.graph import IdentityPlan, IdentKey, Unresolvable
 from tactful.core.history import Row, union_history
 from tactful.core.messages import (
     HISTORY,
@@ -67,6 +69,8 @@ from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow,
 from tactful.store.records import to_us
 
 UNOWNED = ""
+MICROSECOND = timedelta(microseconds=1)  # the store's resolution of time
+Plan = tuple[list[IdentKey], list[IdentKey]] | None  # an event's (joining, attached) identifiers
 
 
 class EngineRules(FactRules, Protocol):
@@ -98,6 +102,39 @@ class BatchStats:
     queued: bool = False
 
 
+@dataclass(frozen=True)
+class Cut:
+    """Where ``Batch.resolve`` stopped: before an event at ``at`` that merges known persons,
+    or after an erasure (``erased``: what the graph knew of the erased persons is gone)."""
+
+    at: datetime
+    persons: frozenset[str] = frozenset()  # the persons it merges (their timers fire first)
+    erased: bool = False
+
+
+def _keys(events: Sequence[Event], plans: Sequence[Plan]) -> list[IdentKey]:
+    """The identifiers the events name, merged users' included."""
+    keys: list[IdentKey] = []
+    for event, plan in zip(events, plans, strict=True):
+        if plan is not None:
+            keys.extend(plan[0])
+            keys.extend(plan[1])
+        if isinstance(event, UserMerged):
+            keys.append(("zendesk_user_id", str(event.source_user_id)))
+            keys.append(("zendesk_user_id", str(event.target_user_id)))
+    return keys
+
+
+def _ticket_ids(events: Iterable[Event]) -> list[int]:
+    return sorted(
+        {
+            e.ticket_id
+            for e in events
+            if isinstance(e, TicketVersion | TicketStatusChanged | TicketText)
+        }
+    )
+
+
 @dataclass
 class _Person:
     row: PersonRow
@@ -115,7 +152,8 @@ class Batch:
     stamped ``history``. ``replaying``: nothing goes to the outbox (the replay tells the net
     change of the whole recomputation itself). ``own_timers``: fire only the due timers of
     the persons the batch's events lead to (``tactful.engine.grouped``, where every other person
-    is folded in a batch of its own)."""
+    is folded in a batch of its own). ``fold`` runs the phases; a batch split at a merge goes
+    on in a batch of its own that shares the ``identity`` graph and the ``stats``."""
 
     def __init__(
         self,
@@ -129,6 +167,8 @@ class Batch:
         model: ReasonModel | None = None,
         threshold: float = 1.0,
         own_timers: bool = False,
+        identity: BatchIdentity | None = None,
+        stats: BatchStats | None = None,
     ) -> None:
         self.tx = tx
         self.own_timers = own_timers
@@ -143,11 +183,18 @@ class Batch:
         self.told: dict[str, tuple[Image, datetime]] = {}
         self.current: datetime | None = None  # the sweep's moment
         merges: list[tuple[str, str, datetime]] = []
+
         # The callback holds the list, not the batch: no reference cycle, so a batch is
         # freed as soon as it ends, without waiting for the garbage collector.
-        self.identity = BatchIdentity(
-            tx, salt, plan, lambda absorbed, survivor, at: merges.append((absorbed, survivor, at))
-        )
+        def merged(absorbed: str, survivor: str, at: datetime) -> None:
+            merges.append((absorbed, survivor, at))
+
+        if identity is None:
+            identity = BatchIdentity(tx, salt, plan, merged)
+        else:  # what the graph knows holds on; the persons made before are stored now
+            identity.on_merge = merged
+            identity.new_persons = {}
+        self.identity = identity
         self.plan = plan
         self.persons: dict[str, _Person] = {}
         self.tickets: dict[int, tuple[str, TicketRecord]] = {}
@@ -155,7 +202,7 @@ class Batch:
         self.history: list[HistoryRow] = []
         self.state_rows: list[StateChangeRow] = []
         self.outbox: list[OutboxRow] = []
-        self.stats = BatchStats()
+        self.stats = BatchStats() if stats is None else stats
         self.pending_merges = merges
         self.timer_heap: list[tuple[datetime, str]] = []
         self.horizon: datetime | None = None
@@ -166,41 +213,119 @@ class Batch:
         self.user_names: dict[int, tuple[str, int]] = {}  # Zendesk user -> (name, at_us)
         self.touched: set[str] = set()
 
+    # -- the phases, part by part -------------------------------------------------------------
+    def fold(
+        self,
+        events: Sequence[Event],
+        clock: datetime | None,
+        until: datetime,
+        *,
+        resolved: Callable[[], None] | None = None,
+    ) -> BatchStats:
+        """Resolve, load, sweep (from ``clock`` to ``until``) and flush ``events``; return
+        the stats. ``resolved``: called once their identifiers are looked up (and locked).
+
+        A merge is folded at its own moment. The events are cut, in their order, before each
+        event that merges persons already known (``PersonGraph.merging``); each part is
+        folded and flushed, in this transaction, before the next one resolves its merge. A
+        part before a merge sweeps only to the moment before it, and loads the persons the
+        merge joins, so their timers due before it fire first. The events before a merge are
+        so folded against the persons as they were then. A part also ends with an erasure:
+        what follows is looked up again, without the erased person's identifiers. Every
+        table gets the same rows whatever batches the events come in (one, one per event, or
+        person by person)."""
+        plans = self._plans(events)
+        self._lock_and_preload(_keys(events, plans), events)
+        if resolved is not None:
+            resolved()
+        batch, start, ready = self, 0, False
+        while True:
+            part, owners, cut = batch.resolve(events[start:], plans[start:], ready=ready)
+            if cut is None:
+                part_until = until
+            else:
+                part_until = min(until, max([cut.at - MICROSECOND, *(e.at for e in part)]))
+            batch.load(part, owners, part_until, also=() if cut is None else cut.persons)
+            batch.sweep(part, owners, clock, part_until)
+            batch.flush()
+            if cut is None:
+                return self.stats
+            start, ready = start + len(part), not cut.erased
+            batch = batch._next(same_graph=not cut.erased)
+            if cut.erased:  # the rest looked up again, without the erased identifiers
+                batch.identity.preload(_keys(events[start:], plans[start:]))
+
+    def _next(self, *, same_graph: bool) -> Batch:
+        """The batch that folds the part after a cut."""
+        return Batch(
+            self.tx,
+            self.rules,
+            self.plan,
+            self.identity.salt,
+            history_before=self.history_before,
+            replaying=self.replaying,
+            model=self.model,
+            threshold=self.threshold,
+            own_timers=self.own_timers,
+            identity=self.identity if same_graph else None,
+            stats=self.stats,
+        )
+
     # -- identity phase -------------------------------------------------------------------
-    def resolve(self, events: Sequence[Event]) -> list[str | None]:
-        """Person of each event (None: not about one person). Raises nothing: events that
-        cannot be resolved are reported in ``stats.rejected`` and get None."""
-        plans: list[tuple[list[tuple[str, str]], list[tuple[str, str]]] | None] = []
-        keys: list[tuple[str, str]] = []
+    def _plans(self, events: Sequence[Event]) -> list[Plan]:
+        """Each event's identifiers (None: rejected, reported in ``stats.rejected``, or not
+        about one person)."""
+        plans: list[Plan] = []
         for event in events:
             try:
-                plan = self.plan.identifiers(event)
+                plans.append(self.plan.identifiers(event))
             except Unresolvable as exc:
-                plan = None
+                plans.append(None)
                 self.stats.rejected.append((event.key, str(exc)))
-            plans.append(plan)
-            if plan is not None:
-                keys.extend(plan[0])
-                keys.extend(plan[1])
-            if isinstance(event, UserMerged):
-                keys.append(("zendesk_user_id", str(event.source_user_id)))
-                keys.append(("zendesk_user_id", str(event.target_user_id)))
-        self._lock_and_preload(keys, events)
+        return plans
+
+    def resolve(
+        self, events: Sequence[Event], plans: Sequence[Plan], *, ready: bool
+    ) -> tuple[Sequence[Event], list[str | None], Cut | None]:
+        """The first part of ``events`` and the person of each of its events (None: not
+        about one person, or rejected): up to the first event that merges known persons
+        (the very first one too, unless ``ready``: the timers before it have fired) or up to
+        an erasure, where it is ``Cut``; None: the part is every event."""
+        identity = self.identity
         owners: list[str | None] = []
+        cut = None
+        erasing = False
         for event, plan in zip(events, plans, strict=True):
+            if erasing:
+                cut = Cut(event.at, erased=True)
+                break
+            merging = (
+                identity.merging_users(event)
+                if isinstance(event, UserMerged)
+                else None
+                if plan is None
+                else identity.merging(plan[0])
+            )
+            if merging is not None and (owners or not ready):
+                cut = Cut(event.at, merging)
+                break
             if isinstance(event, UserMerged):
-                owners.append(self.identity.merge_users(event))
+                owners.append(identity.merge_users(event))
             elif plan is None:
                 owners.append(None)
             else:
                 try:
-                    owners.append(self.identity.resolve(plan[0], plan[1], event.at))
+                    owners.append(identity.resolve(plan[0], plan[1], event.at))
                 except Unresolvable as exc:
                     self.stats.rejected.append((event.key, str(exc)))
                     owners.append(None)
+            erasing = owners[-1] is not None and self._erases(event)
+        part = events[: len(owners)]
+        wanted = [t for t in _ticket_ids(part) if t not in self.tickets]
+        self.tickets.update(self.tx.load_tickets(wanted))
         self._apply_merges()
-        self.identity.flush()
-        find = self.identity.find
+        identity.flush()
+        find = identity.find
         # Tickets were looked up before the merges: an absorbed person's tickets now belong
         # to the survivor (the store moved them), so a later fold must not write them back
         # to the absorbed person (which would bring its row back, without identifiers).
@@ -210,34 +335,28 @@ class Batch:
         }
         final = [None if o is None else find(o) for o in owners]
         self.tx.index_events(
-            [(pid, e.key) for e, pid in zip(events, final, strict=True) if pid is not None],
+            [(pid, e.key) for e, pid in zip(part, final, strict=True) if pid is not None],
             [
                 (e.ticket_id, e.key)
-                for e in events
+                for e in part
                 if isinstance(e, TicketVersion | TicketStatusChanged | TicketText | RatingGiven)
                 and e.ticket_id is not None
             ],
         )
-        return final
+        return part, final, cut
 
-    def _lock_and_preload(self, keys: list[tuple[str, str]], events: Sequence[Event]) -> None:
-        """Look up the batch's identifiers and tickets. Where several processes write
-        (``tx.locking``), first lock the identifiers and tickets the events name, then every
-        person they lead to, so no other transaction folds these persons until this one
-        ends. A lookup made before a person was locked may be stale (another process merged
-        it meanwhile), so lookups repeat until they find no person not yet locked."""
-        ticket_ids = sorted(
-            {
-                e.ticket_id
-                for e in events
-                if isinstance(e, TicketVersion | TicketStatusChanged | TicketText)
-            }
-        )
+    def _lock_and_preload(self, keys: list[IdentKey], events: Sequence[Event]) -> None:
+        """Look up the batch's identifiers (its tickets: part by part, in ``resolve``).
+        Where several processes write (``tx.locking``), first lock the identifiers and
+        tickets the events name, then every person they lead to, so no other transaction
+        folds these persons until this one ends. A lookup made before a person was locked
+        may be stale (another process merged it meanwhile), so lookups repeat until they
+        find no person not yet locked."""
         tx = self.tx
         if not tx.locking:
             self.identity.preload(keys)
-            self.tickets.update(tx.load_tickets(ticket_ids))
             return
+        ticket_ids = _ticket_ids(events)
         tx.lock([f"i:{k}:{v}" for k, v in keys] + [f"t:{t}" for t in ticket_ids])
         locked: set[str] = set()
         while True:
@@ -310,7 +429,16 @@ class Batch:
         ]
 
     # -- loading ----------------------------------------------------------------------------
-    def load(self, events: Sequence[Event], owners: Sequence[str | None], until: datetime) -> None:
+    def load(
+        self,
+        events: Sequence[Event],
+        owners: Sequence[str | None],
+        until: datetime,
+        *,
+        also: Iterable[str] = (),
+    ) -> None:
+        """Load the persons of ``events`` and ``also`` (stored persons whose timers are
+        due), and the timers due until ``until``."""
         self.horizon = until
         # A grouped fold (``own_timers``) fires only the timers of the persons it loads: the
         # others' come in their own batch, at their own moments.
@@ -326,6 +454,7 @@ class Batch:
         with_tickets.update(self.merge_survivors)
         wanted = {o for o in owners if o is not None} | with_tickets
         self._load_persons(wanted, with_tickets)
+        self._load_persons(set(also), create=False)
         if self.own_timers:
             due = [
                 (wake, pid)
@@ -381,14 +510,7 @@ class Batch:
             known = self.user_names.get(event.zendesk_user_id)
             if known is None or at_us >= known[1]:
                 self.user_names[event.zendesk_user_id] = (event.name, at_us)
-        deletion = is_deletion(event)
-        if isinstance(event, PersonErased) or (
-            deletion
-            and (
-                self.rules.erase_deleted_users
-                or (isinstance(event, UserDeleted) and event.permanent)
-            )
-        ):
+        if self._erases(event):
             by = event.requested_by if isinstance(event, PersonErased) else "zendesk"
             self.erasures.setdefault(owner, (event.at, by))
             return set()
@@ -397,7 +519,7 @@ class Batch:
             return set()
         person = self.persons[owner]
         user_ids: frozenset[str] = frozenset()
-        if deletion and person.row.facts.deleted is None:
+        if is_deletion(event) and person.row.facts.deleted is None:
             user_ids = self._zendesk_user_ids(owner)
         facts = fold_fact(person.row.facts, event, self.rules, user_ids)
         if facts == person.row.facts:
@@ -415,6 +537,16 @@ class Batch:
         person.values = None
         person.unsaved = True
         return {owner}
+
+    def _erases(self, event: Event) -> bool:
+        """Whether the event erases its person (``erase``)."""
+        return isinstance(event, PersonErased) or (
+            is_deletion(event)
+            and (
+                self.rules.erase_deleted_users
+                or (isinstance(event, UserDeleted) and event.permanent)
+            )
+        )
 
     def _zendesk_user_ids(self, owner: str) -> frozenset[str]:
         found = self.tx.identifiers_of([owner]).get(owner, [])
@@ -660,4 +792,4 @@ class Batch:
         tx.append_state_changes(self.state_rows)
         if not self.replaying:  # a replay tells the net change of the whole recomputation
             tx.append_outbox(self.outbox)
-        self.stats.persons_touched = len(self.touched)
+        self.stats.persons_touched += len(self.touched)

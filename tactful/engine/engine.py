@@ -402,17 +402,16 @@ class Engine:
             model=saved_models.active(tx) if self.rules.learn_reasons else None,
             threshold=self.rules.reason_threshold,
         )
-        owners = batch.resolve(events)  # (PostgreSQL: after the whole-store lock, shared)
-        if not replaying and tx.get_meta(REPLAY_KEY) is not None:
-            raise ReplayInProgress(
-                "a replay is unfinished (the store is being rebuilt): wait for it, or run "
-                "`tactful replay` to finish it, then try again"
-            )
-        batch.load(events, owners, until)
-        batch.sweep(events, owners, clock, until)
-        batch.flush()
+
+        def unfinished_replay() -> None:  # (PostgreSQL: asked after the whole-store lock)
+            if not replaying and tx.get_meta(REPLAY_KEY) is not None:
+                raise ReplayInProgress(
+                    "a replay is unfinished (the store is being rebuilt): wait for it, or run "
+                    "`tactful replay` to finish it, then try again"
+                )
+
+        stats = batch.fold(events, clock, until, resolved=unfinished_replay)
         tx.advance_clock(until)
-        stats = batch.stats
         stats.applied = len(events) - len({k for k, _ in stats.rejected})
         return stats
 

@@ -377,13 +377,9 @@ def _run(
         threshold=rules.reason_threshold,
         own_timers=own_timers,
     )
-    owners = batch.resolve(events)
-    batch.load(events, owners, until)
-    batch.sweep(events, owners, clock, until)
-    batch.flush()
+    stats = batch.fold(events, clock, until)
     if not own_timers:
         tx.advance_clock(until)
-    stats = batch.stats
     stats.applied = len(events) - len({k for k, _ in stats.rejected})
     return stats
 

@@ -81,3 +81,18 @@ def test_an_event_without_a_usable_identifier_is_unresolvable() -> None:
     bad = type(event)(event.key, event.at, Identifier("email", "not an address"), "neutral")
     with pytest.raises(Unresolvable):
         IdentityPlan("email", None).identifiers(bad)
+
+
+def test_merging_tells_which_known_persons_an_event_would_merge_without_merging() -> None:
+    g, merges = graph()
+    a = g.resolve([Z1, ANN], [], at(0))
+    b = g.resolve([Z2], [], at(1))
+    assert g.merging([Z2, ANN]) == {a, b}
+    assert g.merging([Z1, ANN]) is None  # one person
+    assert g.merging([("email", "new@example.com")]) is None
+    assert g.merging_users(user_merge(1, 2, at(2))) == {a, b}
+    assert g.merging_users(user_merge(1, 3, at(2))) == {a}  # user 3 is new
+    assert g.merging_users(user_merge(3, 4, at(2))) is None  # both new
+    assert merges == []  # nothing was merged
+    g.merge_users(user_merge(1, 2, at(2)))
+    assert g.merging_users(user_merge(1, 2, at(3))) is None  # one person already
