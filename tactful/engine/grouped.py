@@ -24,10 +24,12 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import traceback
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Protocol
 
 from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
@@ -57,34 +59,7 @@ class Pending:
     event: Event
     source: str
     document_id: int | None
-
-
-class _Sets:
-    """Union-find over nodes (path halving, union by size)."""
-
-    def __init__(self) -> None:
-        self.parent: dict[Node, Node] = {}
-        self.size: dict[Node, int] = {}
-
-    def find(self, node: Node) -> Node:
-        parent = self.parent
-        if node not in parent:
-            parent[node] = node
-            self.size[node] = 1
-            return node
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    def union(self, a: Node, b: Node) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
+    canonical: bytes | None = None  # ``codec.dumps(event)``, when already made
 
 
 def event_nodes(plan: IdentityPlan, event: Event) -> list[Node]:
@@ -119,47 +94,138 @@ StoredLinks = Callable[[list[tuple[str, str]], list[int], list[str]], Iterable[t
 def partition(
     plan: IdentityPlan, salt: str, events: Sequence[Event], stored: StoredLinks
 ) -> list[list[int]]:
-    """The components of ``events`` (each a list of indexes into it, in their order),
-    ordered by the smallest person id each can lead to (a stored person's, or the id a new
-    person would get from one of its identifiers)."""
-    sets = _Sets()
-    firsts: list[Node | None] = []
+    """The components of ``events`` (each a list of indexes into it, in their order), in
+    the order ``Planner.order`` gives them."""
+    planner = Planner(plan)
     for event in events:
-        nodes = event_nodes(plan, event)
-        firsts.append(nodes[0] if nodes else None)
-        for node in nodes:
-            sets.find(node)
+        planner.add(event)
+    indexes, ends = planner.order(salt, stored)
+    return [list(indexes[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+class Planner:
+    """The components of events added one at a time (``add``), keeping only what planning
+    needs: each node's place in a union-find (arrays indexed by the node's number, union by
+    size, path halving) and each event's first node, not the events themselves."""
+
+    def __init__(self, plan: IdentityPlan) -> None:
+        self.plan = plan
+        self.numbers: dict[str, int] = {}  # node ("i"/"t"/"p" + its name) -> its number
+        self.parent = array("i")
+        self.size = array("i")
+        self.firsts = array("i")  # per event added: its first node's number (-1: none)
+
+    def __len__(self) -> int:
+        return len(self.firsts)
+
+    def add(self, event: Event) -> None:
+        nodes = event_nodes(self.plan, event)
+        if not nodes:
+            self.firsts.append(-1)
+            return
+        first = self._number(nodes[0])
+        self.firsts.append(first)
         for node in nodes[1:]:
-            sets.union(nodes[0], node)
-    keys: list[tuple[str, str]] = []
-    tickets: list[int] = []
-    for kind, name in sets.parent:
-        if kind == "t":
-            tickets.append(int(name))
-        else:
-            ident, _, value = name.partition("\0")
-            keys.append((ident, value))
-    person_ids = [value for kind, value in keys if kind == "person_id"]
-    for node, pid in stored(keys, tickets, person_ids):
-        sets.union(node, ("p", pid))
-    least: dict[Node, str] = {}
-    for node in list(sets.parent):
-        kind, name = node
-        if kind == "t":
-            continue
-        pid = name if kind == "p" else person_id_for(salt, _key(name))
-        root = sets.find(node)
-        if root not in least or pid < least[root]:
-            least[root] = pid
-    groups: dict[Node | int, list[int]] = {}
-    for i, first in enumerate(firsts):
-        groups.setdefault(i if first is None else sets.find(first), []).append(i)
-    return [
-        groups[root]
-        for root in sorted(
-            groups, key=lambda r: ("", "") if isinstance(r, int) else (least.get(r, ""), r[1])
-        )
-    ]
+            self._union(first, self._number(node))
+
+    def _number(self, node: Node) -> int:
+        name = node[0] + node[1]
+        number = self.numbers.get(name)
+        if number is None:
+            number = self.numbers[name] = len(self.parent)
+            self.parent.append(number)
+            self.size.append(1)
+        return number
+
+    def _find(self, number: int) -> int:
+        parent = self.parent
+        while parent[number] != number:
+            parent[number] = parent[parent[number]]
+            number = parent[number]
+        return number
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+
+    def order(self, salt: str, stored: StoredLinks) -> tuple[array[int], array[int]]:
+        """The events' indexes component by component (each component in the order its
+        events were added) and where each component ends in them. Components are ordered by
+        the smallest person id each can lead to (a stored person's, or the id a new person
+        would get from one of its identifiers); events that name no node come first, each
+        alone."""
+        self._link(stored)
+        least = self._least(salt)
+        firsts = self.firsts
+        roots = array("i", (self._find(f) if f >= 0 else -1 for f in firsts))
+        ranked = sorted({r for r in roots if r >= 0}, key=lambda r: (least[r], r))
+        alone = len(roots) - sum(1 for r in roots if r >= 0)
+        rank = array("i", bytes(4 * len(self.parent)))
+        for position, root in enumerate(ranked):
+            rank[root] = position
+        counts = array("i", bytes(4 * len(ranked)))
+        for root in roots:
+            if root >= 0:
+                counts[rank[root]] += 1
+        ends = array("i", range(1, alone + 1))
+        end = alone
+        for n in counts:
+            end += n
+            ends.append(end)
+        starts = array("i", [alone]) + ends[alone:-1] if ranked else array("i")
+        indexes = array("i", bytes(4 * len(roots)))
+        solo = 0
+        for i, root in enumerate(roots):
+            if root < 0:
+                indexes[solo] = i
+                solo += 1
+            else:
+                position = rank[root]
+                indexes[starts[position]] = i
+                starts[position] += 1
+        return indexes, ends
+
+    def _link(self, stored: StoredLinks) -> None:
+        """Join the nodes the store links (to a stored person), a chunk of nodes at a time."""
+        names = list(self.numbers)
+        for start in range(0, len(names), LOOKUP_CHUNK):
+            keys: list[tuple[str, str]] = []
+            tickets: list[int] = []
+            for name in names[start : start + LOOKUP_CHUNK]:
+                if name[0] == "t":
+                    tickets.append(int(name[1:]))
+                else:
+                    keys.append(_key(name[1:]))
+            person_ids = [value for kind, value in keys if kind == "person_id"]
+            for node, pid in stored(keys, tickets, person_ids):
+                self._union(self._number(node), self._number(("p", pid)))
+
+    def _least(self, salt: str) -> array[int]:
+        """Per component root, the place in key order of the least person id it leads to."""
+        least = array("q", [_LAST]) * len(self.parent)
+        for name, number in self.numbers.items():
+            kind = name[0]
+            if kind == "t":
+                continue
+            pid = name[1:] if kind == "p" else person_id_for(salt, _key(name[1:]))
+            root = self._find(number)
+            least[root] = min(least[root], _place(pid))
+        return least
+
+
+LOOKUP_CHUNK = 10_000  # nodes whose stored links are looked up at once
+_LAST = 2**63 - 1
+
+
+def _place(pid: str) -> int:
+    """A person id's place in key order, as an int (its first 8 bytes, which tell apart
+    about 16 million ids; components that tie are ordered by their root)."""
+    return int.from_bytes(pid.encode()[:8].ljust(8, b"\0"), "big") >> 1
 
 
 def _key(name: str) -> tuple[str, str]:
@@ -187,22 +253,70 @@ def stored_links(tx: Tx) -> StoredLinks:
     return links
 
 
-def batches(components: Sequence[list[int]], batch_size: int) -> Iterable[list[int]]:
-    """Whole components packed into batches of at least ``batch_size`` events (the last may
-    be smaller; a component larger than that is a batch of its own), each in event order."""
-    batch: list[int] = []
-    for component in components:
-        batch += component
-        if len(batch) >= batch_size:
-            yield sorted(batch)
-            batch = []
-    if batch:
-        yield sorted(batch)
+def batches(ends: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+    """Whole components (ending at ``ends`` in the ordered events) packed into batches of at
+    least ``batch_size`` events (the last may be smaller; a component larger than that is a
+    batch of its own): each batch's (start, end) in the ordered events."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for end in ends:
+        if end - start >= batch_size:
+            spans.append((start, end))
+            start = end
+    if ends and start < ends[-1]:
+        spans.append((start, ends[-1]))
+    return spans
+
+
+class Read(Protocol):
+    """Events read for a fold: how many, what planning needs (``planner``, every event
+    added), the latest event's time, and some of them back by their index."""
+
+    planner: Planner
+    latest: datetime | None
+
+    def __len__(self) -> int: ...
+
+    def take(self, indexes: Sequence[int]) -> list[Pending]: ...
+
+
+class Held:
+    """Events held in memory, as a ``Read``."""
+
+    def __init__(self, plan: IdentityPlan, pending: Sequence[Pending]) -> None:
+        self.pending = pending
+        self.planner = Planner(plan)
+        for p in pending:
+            self.planner.add(p.event)
+        self.latest = max((p.event.at for p in pending), default=None)
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def take(self, indexes: Sequence[int]) -> list[Pending]:
+        return [self.pending[i] for i in indexes]
+
+
+class Parts:
+    """A fold's batches, each read when it is folded: ``parts[i]`` is batch ``i``'s events
+    in event order (so a forked worker reads only the batches it folds)."""
+
+    def __init__(self, read: Read, indexes: array[int], spans: list[tuple[int, int]]) -> None:
+        self.read = read
+        self.indexes = indexes
+        self.spans = spans
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, index: int) -> list[Pending]:
+        start, end = self.spans[index]
+        return self.read.take(sorted(self.indexes[start:end]))
 
 
 def fold_grouped(
     engine: Engine,
-    pending: Sequence[Pending],
+    pending: Sequence[Pending] | Read,
     *,
     batch_size: int,
     history_before: datetime | None,
@@ -210,18 +324,20 @@ def fold_grouped(
     workers: int = 1,
 ) -> BatchStats:
     """Log and fold ``pending`` component by component (see the module's docstring), each
-    batch in one bulk transaction; return the stats of all batches together. ``workers``:
-    processes folding batches at once where the store takes several writers (``parallel``).
+    batch in one bulk transaction; return the stats of all batches together. ``pending``:
+    the events in a list, or a ``Read`` that keeps them elsewhere (``tactful.engine.spill``).
+    ``workers``: processes folding batches at once where the store takes several writers
+    (``parallel``).
     """
     total = BatchStats()
-    if not pending:
+    read = Held(engine.plan, pending) if isinstance(pending, Sequence) else pending
+    if not len(read) or read.latest is None:
         return total
-    events = [p.event for p in pending]
     with engine.store.transaction(durable=False, bulk=True) as tx:
         clock = Engine._clock(tx)
         salt = Engine._salt(tx)
-        components = partition(engine.plan, salt, events, stored_links(tx))
-    until = max(e.at for e in events)
+        indexes, ends = read.planner.order(salt, stored_links(tx))
+    until = read.latest
     if clock is not None and clock > until:
         until = clock
 
@@ -230,13 +346,14 @@ def fold_grouped(
         if on_batch is not None:
             on_batch(stats)
 
-    parts = [[pending[i] for i in indexes] for indexes in batches(components, batch_size)]
+    parts = Parts(read, indexes, batches(ends, batch_size))
     workers = min(workers, len(parts)) if parallel(engine.store) else 1
     if workers > 1:
         _fold_in_workers(engine, parts, until, history_before, workers, report)
     else:
-        for part in parts:
-            report(engine._retrying(partial(_fold_batch, engine, part, until, history_before)))
+        for index in range(len(parts)):
+            work = partial(_fold_batch, engine, parts[index], until, history_before)
+            report(engine._retrying(work))
     report(engine._retrying(partial(_last, engine, until, history_before)))
     return total
 
@@ -250,7 +367,7 @@ def parallel(store: Store) -> bool:
 
 def _fold_in_workers(
     engine: Engine,
-    parts: list[list[Pending]],
+    parts: Parts,
     until: datetime,
     history_before: datetime | None,
     workers: int,
@@ -271,7 +388,7 @@ def _fold_in_workers(
     for process in processes:
         process.start()
     try:
-        for _ in parts:
+        for _ in range(len(parts)):
             while True:
                 try:
                     ok, value = results.get(timeout=1.0)
@@ -299,7 +416,7 @@ class WorkerFailed(RuntimeError):
 
 def _worker(
     parent: Engine,
-    parts: list[list[Pending]],
+    parts: Parts,
     until: datetime,
     history_before: datetime | None,
     tasks: multiprocessing.Queue[int | None],
@@ -338,7 +455,7 @@ def _fold_batch(
                 at_us=to_us(p.event.at),
                 source=p.source,
                 document_id=p.document_id,
-                canonical=codec.dumps(p.event),
+                canonical=p.canonical or codec.dumps(p.event),
             )
             for p in part
         ]
