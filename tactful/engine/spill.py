@@ -21,7 +21,7 @@ from datetime import datetime
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
 from tactful.core.graph import IdentityPlan
-from tactful.engine.grouped import Pending, Planner
+from tactful.engine.components import Pending, Planner
 
 # Each record: the document's number, the kind's length, the kind, then the canonical JSON.
 _HEAD = struct.Struct("<iB")
