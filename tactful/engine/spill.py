@@ -42,9 +42,11 @@ class Spill:
         self.planner = Planner(plan)
         self.latest: datetime | None = None
 
-    def add(self, event: Event, document: int) -> None:
+    def add(self, event: Event, document: int, canonical: bytes | None = None) -> None:
+        """Spill ``event`` (``canonical``: its ``codec.dumps``, when already made)."""
         kind = EVENT_KIND[type(event)].encode()
-        record = _HEAD.pack(document, len(kind)) + kind + codec.dumps(event)
+        body = codec.dumps(event) if canonical is None else canonical
+        record = _HEAD.pack(document, len(kind)) + kind + body
         self._buffer += record
         self._offsets.append(self._offsets[-1] + len(record))
         if len(self._buffer) >= _FLUSH:
