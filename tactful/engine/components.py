@@ -7,11 +7,16 @@ while every event is planned: an import spills them to disk (``tactful.engine.sp
 
 from __future__ import annotations
 
+import itertools
+import os
+import struct
+import tempfile
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from hashlib import blake2b
+from typing import IO, Protocol
 
 from tactful.core.events import (
     Event,
@@ -79,15 +84,19 @@ def partition(
 
 class Planner:
     """The components of events added one at a time (``add``), keeping only what planning
-    needs: each node's place in a union-find (arrays indexed by the node's number, union by
-    size, path halving) and each event's first node, not the events themselves."""
+    needs: each node's number (``_Nodes``), its place in a union-find (arrays indexed by
+    the number, union by size, path halving) and each event's first node, not the events.
+    ``on_disk``: the nodes' names go to a temporary file past a megabyte (``close``)."""
 
-    def __init__(self, plan: IdentityPlan) -> None:
+    def __init__(self, plan: IdentityPlan, *, on_disk: bool = True) -> None:
         self.plan = plan
-        self.numbers: dict[str, int] = {}  # node ("i"/"t"/"p" + its name) -> its number
+        self.nodes = _Nodes(on_disk)  # node ("i"/"t"/"p" + its name) -> its number
         self.parent = array("i")
         self.size = array("i")
         self.firsts = array("i")  # per event added: its first node's number (-1: none)
+
+    def close(self) -> None:
+        self.nodes.close()
 
     def __len__(self) -> int:
         return len(self.firsts)
@@ -103,10 +112,8 @@ class Planner:
             self._union(first, self._number(node))
 
     def _number(self, node: Node) -> int:
-        name = node[0] + node[1]
-        number = self.numbers.get(name)
-        if number is None:
-            number = self.numbers[name] = len(self.parent)
+        number = self.nodes.number(node[0] + node[1])
+        if number == len(self.parent):  # a new node
             self.parent.append(number)
             self.size.append(1)
         return number
@@ -137,7 +144,7 @@ class Planner:
         least = self._least(salt)
         firsts = self.firsts
         roots = array("i", (self._find(f) if f >= 0 else -1 for f in firsts))
-        ranked = sorted({r for r in roots if r >= 0}, key=lambda r: (least[r], r))
+        ranked = sorted({r for r in roots if r >= 0}, key=least.__getitem__)  # stable
         alone = len(roots) - sum(1 for r in roots if r >= 0)
         rank = array("i", bytes(4 * len(self.parent)))
         for position, root in enumerate(ranked):
@@ -166,11 +173,11 @@ class Planner:
 
     def _link(self, stored: StoredLinks) -> None:
         """Join the nodes the store links (to a stored person), a chunk of nodes at a time."""
-        names = list(self.numbers)
-        for start in range(0, len(names), LOOKUP_CHUNK):
+        names = self.nodes.names(self.nodes.count)
+        while chunk := list(itertools.islice(names, LOOKUP_CHUNK)):
             keys: list[tuple[str, str]] = []
             tickets: list[int] = []
-            for name in names[start : start + LOOKUP_CHUNK]:
+            for name in chunk:
                 if name[0] == "t":
                     tickets.append(int(name[1:]))
                 else:
@@ -182,7 +189,7 @@ class Planner:
     def _least(self, salt: str) -> array[int]:
         """Per component root, the place in key order of the least person id it leads to."""
         least = array("q", [_LAST]) * len(self.parent)
-        for name, number in self.numbers.items():
+        for number, name in enumerate(self.nodes.names(self.nodes.count)):
             kind = name[0]
             if kind == "t":
                 continue
@@ -192,6 +199,93 @@ class Planner:
         return least
 
 
+class _Nodes:
+    """Node names to numbers (0, 1, 2… in order of first sight), in a few bytes a node: an
+    open-addressing table (linear probing, at most half full) of each name's 63-bit BLAKE2b
+    digest, and the names in order, length-prefixed, in a buffer that goes to an unnamed
+    temporary file past ``_NAMES_IN_MEMORY`` bytes (``on_disk``). A Python dict of the
+    names took about 200 bytes a node. Two names with one digest (about one chance in a
+    million at 4 million nodes) would be one node: their events would be planned into one
+    group, folded as one time-ordered batch folds them, so the result would not change."""
+
+    def __init__(self, on_disk: bool) -> None:
+        self.count = 0
+        self._keys = array("q", bytes(8 * 1024))
+        self._numbers = array("i", bytes(4 * 1024))
+        self._names = bytearray()
+        self._on_disk = on_disk
+        self._file: IO[bytes] | None = None
+        self._filed = 0  # bytes of names in the file
+
+    def number(self, name: str) -> int:
+        encoded = name.encode()
+        key = int.from_bytes(blake2b(encoded, digest_size=8).digest(), "little") >> 1 | 1
+        keys, mask = self._keys, len(self._keys) - 1
+        slot = key & mask
+        while (found := keys[slot]) != 0:
+            if found == key:
+                return self._numbers[slot]
+            slot = (slot + 1) & mask
+        number = self.count
+        keys[slot], self._numbers[slot] = key, number
+        self.count += 1
+        self._names += _SIZE.pack(len(encoded)) + encoded
+        if self._on_disk and len(self._names) >= _NAMES_IN_MEMORY:
+            self._spill()
+        if 2 * self.count > mask:
+            self._grow()
+        return number
+
+    def _grow(self) -> None:
+        old_keys, old_numbers = self._keys, self._numbers
+        size = 2 * len(old_keys)
+        keys, numbers, mask = array("q", bytes(8 * size)), array("i", bytes(4 * size)), size - 1
+        for key, number in zip(old_keys, old_numbers, strict=True):
+            if key:
+                slot = key & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot], numbers[slot] = key, number
+        self._keys, self._numbers = keys, numbers
+
+    def _spill(self) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="tactful-nodes-")  # noqa: SIM115
+        self._file.write(self._names)
+        self._file.flush()
+        self._filed += len(self._names)
+        self._names.clear()
+
+    def names(self, count: int) -> Iterator[str]:
+        """The first ``count`` names, in order (names added meanwhile may follow)."""
+        if self._file is not None and self._names:
+            self._spill()
+        fd, offset, left = (None if self._file is None else self._file.fileno()), 0, count
+        pending, last = b"", False
+        while left > 0 and not last:
+            if fd is not None and offset < self._filed:  # the file, a part at a time
+                data = pending + os.pread(fd, min(_READ, self._filed - offset), offset)
+                offset += len(data) - len(pending)
+            else:  # then the names not in the file
+                data, last = pending + bytes(self._names), True
+            at = 0
+            while left > 0 and at + _SIZE.size <= len(data):
+                (size,) = _SIZE.unpack_from(data, at)
+                if at + _SIZE.size + size > len(data):
+                    break
+                yield data[at + _SIZE.size : at + _SIZE.size + size].decode()
+                at += _SIZE.size + size
+                left -= 1
+            pending = data[at:]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+_SIZE = struct.Struct("<I")
+_NAMES_IN_MEMORY = 1 << 20
+_READ = 1 << 20
 LOOKUP_CHUNK = 10_000  # nodes whose stored links are looked up at once
 _LAST = 2**63 - 1
 
@@ -239,7 +333,7 @@ class Held:
 
     def __init__(self, plan: IdentityPlan, pending: Sequence[Pending]) -> None:
         self.pending = pending
-        self.planner = Planner(plan)
+        self.planner = Planner(plan, on_disk=False)
         for p in pending:
             self.planner.add(p.event)
         self.latest = max((p.event.at for p in pending), default=None)

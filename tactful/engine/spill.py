@@ -82,6 +82,7 @@ class Spill:
 
     def close(self) -> None:
         self._file.close()
+        self.planner.close()
 
     def __enter__(self) -> Spill:
         return self
