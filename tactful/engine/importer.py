@@ -253,6 +253,7 @@ def _read_all(
                 spill.add(event, number)
         if unstored:
             store()
+        spill.flush()
     except ParseError as exc:  # only when a file changed after the check pass
         spill.close()
         raise ChangedDuringImport(

@@ -169,6 +169,7 @@ class ByPerson:
                 for _, kind, blob in chunk:
                     spill.add(codec.loads(kind, blob), 0, canonical=blob)
                 seq = chunk[-1][0]
+            spill.flush()
             indexes, ends = spill.planner.order(salt, _nothing_stored)
             self.parts = Parts(spill, indexes, batches(ends, self.batch_size))
             self.until = spill.latest

@@ -50,23 +50,25 @@ class Spill:
         self._buffer += record
         self._offsets.append(self._offsets[-1] + len(record))
         if len(self._buffer) >= _FLUSH:
-            self._write()
+            self.flush()
         self.planner.add(event)
         if self.latest is None or event.at > self.latest:
             self.latest = event.at
 
-    def _write(self) -> None:
-        self._file.write(self._buffer)
-        self._file.flush()
-        self._buffer.clear()
+    def flush(self) -> None:
+        """Write what is buffered: before worker processes are forked, which read the file
+        (each would otherwise write its own copy of the buffer)."""
+        if self._buffer:
+            self._file.write(self._buffer)
+            self._file.flush()
+            self._buffer.clear()
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
     def take(self, indexes: Sequence[int]) -> list[Pending]:
         """The events at ``indexes`` (in that order), each with its document."""
-        if self._buffer:
-            self._write()
+        self.flush()
         fd, offsets, documents = self._file.fileno(), self._offsets, self.documents
         taken: list[Pending] = []
         for i in indexes:
