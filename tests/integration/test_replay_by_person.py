@@ -30,3 +30,20 @@ def test_a_replay_by_person_of_a_fresh_import_changes_nothing(seed: int, tmp_pat
     after = _tables(engine)
     for table, rows in before.items():
         assert after[table] == rows, f"seed {seed}: {table} differs"
+
+
+def test_a_dry_run_by_person_reports_what_a_dry_run_in_log_order_reports(tmp_path: Path) -> None:
+    events = _export(3, 400)
+    engine = harness(CONFIG, f"sqlite:///{tmp_path}/store.db", salt=SALT).engine
+    engine.apply_many([Incoming(events, None, "test")], history=True)
+    before = _tables(engine)
+    engine.rules.segments.pop()  # a segment removed: its members exit
+    in_order = engine.replay(batch_size=20, dry_run=True)
+    by_person = engine.replay(batch_size=20, dry_run=True, by_person=True)
+    assert in_order.persons_changed > 0 and by_person.dry_run
+    assert (by_person.persons_changed, by_person.messages, by_person.segments) == (
+        in_order.persons_changed,
+        in_order.messages,
+        in_order.segments,
+    )
+    assert _tables(engine) == before  # nothing written
