@@ -23,6 +23,10 @@ Separately, import 1,000 users with no tickets into a fresh store and count deli
     .venv/bin/python bench/replay.py                         # N = 1000, 10000
     .venv/bin/python bench/replay.py --persons 2000 --history all
     .venv/bin/python bench/replay.py --persons 100000 --cost-only   # no counts, no tracing
+    .venv/bin/python bench/replay.py --persons 10000 100000 --rate-only --by-person
+
+``--by-person``: every replay folds the log by person (``tactful replay --by-person``).
+``--rate-only``: only the import and ``tactful replay`` (its records/s and peak RSS).
 
 Figures only; this is not a timed test.
 """
@@ -122,7 +126,8 @@ class Measured:
     replay_peak_mb: float
     cli_seconds: float  # ``tactful replay`` (the rename), in a child process
     cli_rss_mb: float  # its peak resident memory
-    webhook: Latency
+    webhook: Latency | None  # None: not measured (--rate-only)
+    cli_rate: float = 0.0  # events replayed per second by ``tactful replay``
 
 
 @dataclass
@@ -178,7 +183,7 @@ def during_replay(engine: Engine) -> tuple[Any, Latency]:
     try:
         time.sleep(0.05)  # the first webhooks run before the replay starts
         started = time.perf_counter()
-        report = replayer.replay()
+        report = replayer.replay(by_person=BY_PERSON[0])
         replay_seconds = time.perf_counter() - started
     finally:
         done.set()
@@ -224,22 +229,28 @@ def timed(store: Any) -> list[float]:
     return longest
 
 
-def cli_replay(db: Path, config: str) -> tuple[int, float, float]:
-    """``tactful replay --json`` in a child process: (persons changed, seconds, peak RSS
-    in MB)."""
+BY_PERSON = [False]  # --by-person: every replay folds the log by person (set by main)
+
+
+def cli_replay(db: Path, config: str) -> tuple[int, int, float, float]:
+    """``tactful replay --json`` in a child process: (persons changed, events replayed,
+    seconds, peak RSS in MB)."""
     path = db.with_suffix(".toml")
     path.write_text(config.replace('url = "sqlite:///tactful.db"', f'url = "sqlite:///{db}"'))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     tactful = Path(sys.executable).with_name("tactful")
     done = subprocess.run(
-        [str(tactful), "--config", str(path), "replay", "--json"],
+        [str(tactful), "--config", str(path), "replay", "--json"]
+        + (["--by-person"] if BY_PERSON[0] else []),
         check=True,
         stdout=subprocess.PIPE,
     )
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child
-    return int(orjson.loads(done.stdout)["persons_changed"]), seconds, max(peak, before) / 1024
+    report = orjson.loads(done.stdout)
+    changed, events = int(report["persons_changed"]), int(report["events"])
+    return changed, events, seconds, max(peak, before) / 1024
 
 
 def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -254,9 +265,13 @@ def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, seconds, peak / 1e6
 
 
-def bench_size(persons: int, work: Path, history: str, cost_only: bool = False) -> Measured:
+def bench_size(
+    persons: int, work: Path, history: str, cost_only: bool = False, rate_only: bool = False
+) -> Measured:
     """``cost_only``: no deliveries counted and no traced replay (-1 in their columns): the
-    import, ``tactful replay`` after the rename, and the replay with webhooks only."""
+    import, ``tactful replay`` after the rename, and the replay with webhooks only.
+    ``rate_only``: the import and ``tactful replay`` after the rename only."""
+    cost_only = cost_only or rate_only
     files = generate_exports(work / f"exports-{persons}", persons=persons)
     config = starter(history)
     w = World(work / f"replay-{persons}.db", config)
@@ -265,17 +280,28 @@ def bench_size(persons: int, work: Path, history: str, cost_only: bool = False) 
     seconds = peak = -1.0
     if not cost_only:
         imported = w.sync()
-        _, seconds, peak = traced(w.engine.replay)
+        _, seconds, peak = traced(lambda: w.engine.replay(by_person=BY_PERSON[0]))
         noop = w.sync()
     renamed = config.replace('name = "damaged"', 'name = "arrived_damaged"')
-    changed, cli_seconds, cli_rss = cli_replay(work / f"replay-{persons}.db", renamed)
+    changed, events, cli_seconds, cli_rss = cli_replay(work / f"replay-{persons}.db", renamed)
     w.configure(renamed)
     if not cost_only:
         rename = w.sync()
-    _, latency = during_replay(w.engine)  # after the counts: its tickets are new deliveries
+    # after the counts: its tickets are new deliveries
+    latency = None if rate_only else during_replay(w.engine)[1]
     w.store.close()
     return Measured(
-        persons, imported, noop, rename, changed, seconds, peak, cli_seconds, cli_rss, latency
+        persons,
+        imported,
+        noop,
+        rename,
+        changed,
+        seconds,
+        peak,
+        cli_seconds,
+        cli_rss,
+        latency,
+        events / cli_seconds if cli_seconds > 0 else 0.0,
     )
 
 
@@ -312,12 +338,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="skip the delivery counts and the traced replay (for large N)",
     )
+    parser.add_argument(
+        "--rate-only",
+        action="store_true",
+        help="only the import and `tactful replay` (records/s, peak RSS)",
+    )
+    parser.add_argument(
+        "--by-person", action="store_true", help="replay by person (`tactful replay --by-person`)"
+    )
     args = parser.parse_args(argv)
+    BY_PERSON[0] = args.by_person
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         work = Path(tmp)
         rows = []
         for n in args.persons:
-            m = bench_size(n, work, args.history, args.cost_only)
+            m = bench_size(n, work, args.history, args.cost_only, args.rate_only)
+            hook = m.webhook
             rows.append(
                 [
                     f"{m.persons:,}",
@@ -328,15 +364,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "-" if m.replay_seconds < 0 else f"{m.replay_seconds:.1f}",
                     "-" if m.replay_peak_mb < 0 else f"{m.replay_peak_mb:.1f}",
                     f"{m.cli_seconds:.1f}",
+                    f"{m.cli_rate:,.0f}",
                     f"{m.cli_rss_mb:.0f}",
-                    f"{m.webhook.count:,} ({m.webhook.failed} failed)",
-                    f"{m.webhook.p50_ms:.1f} / {m.webhook.p99_ms:.0f} / {m.webhook.max_ms:.0f}",
-                    f"{m.webhook.replay_seconds:.1f}",
-                    f"{m.webhook.longest_tx_ms:.0f}",
-                    "yes" if m.webhook.last_kept else "NO",
+                    *(
+                        ["-"] * 5
+                        if hook is None
+                        else [
+                            f"{hook.count:,} ({hook.failed} failed)",
+                            f"{hook.p50_ms:.1f} / {hook.p99_ms:.0f} / {hook.max_ms:.0f}",
+                            f"{hook.replay_seconds:.1f}",
+                            f"{hook.longest_tx_ms:.0f}",
+                            "yes" if hook.last_kept else "NO",
+                        ]
+                    ),
                 ]
             )
-        sent = None if args.cost_only else ticketless(work, args.history)
+        sent = None if args.cost_only or args.rate_only else ticketless(work, args.history)
     print(machine())
     print(
         table(
@@ -349,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "no-op replay s",
                 "no-op replay peak MB (traced)",
                 "tactful replay s",
+                "tactful replay records/s",
                 "tactful replay peak RSS MB",
                 "webhooks during replay",
                 "webhook ack ms p50 / p99 / max",
@@ -357,7 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "last webhook kept",
             ],
             rows,
-            title=f"Replay: deliveries and cost ([delivery] history = {args.history!r})",
+            title=f"Replay{' by person' if args.by_person else ''}: deliveries and cost "
+            f"([delivery] history = {args.history!r})",
         )
     )
     if sent is not None:

@@ -84,6 +84,13 @@ def register(sub: Any) -> None:
         help="show who would enter and exit each segment and what each destination would be "
         "sent, and change nothing",
     )
+    p.add_argument(
+        "--by-person",
+        action="store_true",
+        help="fold the log component by component (each person loaded and saved once), as "
+        "`import --by-person` does; the same result (a replay stopped half way goes on the "
+        "way it began)",
+    )
     add_json(p)
     p.set_defaults(handler=cmd_replay)
 
@@ -198,7 +205,7 @@ def cmd_tick(app: App) -> int:
 
 def cmd_replay(app: App) -> int:
     engine, dry_run = app.engine, bool(app.args.dry_run)
-    batch_size = app.settings.engine.batch_size
+    batch_size, by_person = app.settings.engine.batch_size, bool(app.args.by_person)
     routes = routes_of(app.settings)
 
     def count(rows: Corrections) -> dict[str, Counter[str]]:
@@ -220,9 +227,10 @@ def cmd_replay(app: App) -> int:
                 dry_run=dry_run,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                 count=count,
+                by_person=by_person,
             )
     else:
-        report = engine.replay(batch_size, dry_run=dry_run, count=count)
+        report = engine.replay(batch_size, dry_run=dry_run, count=count, by_person=by_person)
     destinations = {r.name: report.destinations.get(r.name, Counter()) for r in routes}
     if app.args.json:
         out_json(replay_json(report, destinations))

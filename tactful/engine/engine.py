@@ -37,6 +37,7 @@ from tactful.engine.replay import (
     PERSON_PAGE,
     RECOMPUTE,
     SETTLE,
+    ByPerson,
     Count,
     Marker,
     Progress,
@@ -382,7 +383,12 @@ class Engine:
         *,
         history_before: datetime | None = None,
         replaying: bool = False,
+        own_timers: bool = False,
     ) -> BatchStats:
+        """Fold ``events`` and sweep the clock to ``target`` (or the latest event).
+        ``own_timers`` (a batch of a fold by person, ``tactful.engine.grouped``): fire only
+        the timers of the batch's own persons and leave the clock where it is, so every
+        batch sweeps from the same moment."""
         clock = self._clock(tx)
         candidates = [e.at for e in events]
         if target is not None:
@@ -401,6 +407,7 @@ class Engine:
             replaying=replaying,
             model=saved_models.active(tx) if self.rules.learn_reasons else None,
             threshold=self.rules.reason_threshold,
+            own_timers=own_timers,
         )
 
         def unfinished_replay() -> None:  # (PostgreSQL: asked after the whole-store lock)
@@ -411,7 +418,8 @@ class Engine:
                 )
 
         stats = batch.fold(events, clock, until, resolved=unfinished_replay)
-        tx.advance_clock(until)
+        if not own_timers:
+            tx.advance_clock(until)
         stats.applied = len(events) - len({k for k, _ in stats.rejected})
         return stats
 
@@ -442,6 +450,7 @@ class Engine:
         dry_run: bool = False,
         progress: Progress | None = None,
         count: Count | None = None,
+        by_person: bool = False,
     ) -> ReplayReport:
         """Recompute every person from the stored event log and tell destinations only the
         net change: per person, what differs between what they were told before and the
@@ -456,6 +465,9 @@ class Engine:
         the whole replay and memory stays flat in the number of persons. A replay stopped
         half way resumes where it stood the next time ``replay`` runs. ``dry_run``: the same
         work in one transaction, rolled back (refused while a replay is unfinished).
+        ``by_person``: fold the log component by component (``replay.ByPerson``), as
+        ``import --by-person`` folds an export, instead of a chunk of the log at a time in
+        its order; a resumed replay goes on the way it began.
 
         Person ids are stable (same salt, same log order); the clock returns to where it was.
         The replay holds ``Store.replay_lock`` while it runs; the marker outlives it until the
@@ -464,11 +476,11 @@ class Engine:
         """
         with self.store.replay_lock():
             if dry_run:
-                return self._dry_run(batch_size, progress, count)
-            return self._replay(batch_size, progress, count)
+                return self._dry_run(batch_size, progress, count, by_person)
+            return self._replay(batch_size, progress, count, by_person)
 
     def _dry_run(
-        self, batch_size: int, progress: Progress | None, count: Count | None
+        self, batch_size: int, progress: Progress | None, count: Count | None, by_person: bool
     ) -> ReplayReport:
         try:
             with self.store.transaction() as tx:
@@ -476,44 +488,60 @@ class Engine:
                     raise ReplayInProgress(
                         "a replay is unfinished: run `tactful replay` to finish it first"
                     )
-                marker = self._begin(tx)
+                marker = self._begin(tx, batch_size if by_person else 0)
                 marker.report.dry_run = True
-                while marker.phase != DONE:
-                    with gc_paused():
-                        self._step(tx, marker, batch_size, count, write=False)
-                    if progress is not None and marker.phase == RECOMPUTE:
-                        progress(marker.report.events, marker.total)
+                with self._planned(marker) as log:
+                    while marker.phase != DONE:
+                        with gc_paused():
+                            self._step(tx, marker, batch_size, count, write=False, log=log)
+                        if progress is not None and marker.phase == RECOMPUTE:
+                            progress(marker.report.events, marker.total)
                 raise _DryRun(marker.report)
         except _DryRun as done:
             return done.report
 
     def _replay(
-        self, batch_size: int, progress: Progress | None, count: Count | None
+        self, batch_size: int, progress: Progress | None, count: Count | None, by_person: bool
     ) -> ReplayReport:
         with self.store.transaction() as tx:
             text = tx.get_meta(REPLAY_KEY)
             if text is None:
-                marker = self._begin(tx)
+                marker = self._begin(tx, batch_size if by_person else 0)
                 tx.set_meta(REPLAY_KEY, marker.dumps())
             else:  # a replay stopped half way: go on from where it stood
                 marker = Marker.loads(text)
                 marker.report.resumed = True
-        while marker.phase != DONE:
-            # Not durable: the work and the marker commit together, so a power cut loses
-            # both and the replay resumes from the marker before them.
-            with gc_paused(), self.store.transaction(durable=False) as tx:
-                self._step(tx, marker, batch_size, count, write=True)
-                tx.set_meta(REPLAY_KEY, marker.dumps())
-            if progress is not None and marker.phase == RECOMPUTE:
-                progress(marker.report.events, marker.total)
+        with self._planned(marker) as log:
+            while marker.phase != DONE:
+                # Not durable: the work and the marker commit together, so a power cut loses
+                # both and the replay resumes from the marker before them.
+                with gc_paused(), self.store.transaction(durable=False) as tx:
+                    self._step(tx, marker, batch_size, count, write=True, log=log)
+                    tx.set_meta(REPLAY_KEY, marker.dumps())
+                if progress is not None and marker.phase == RECOMPUTE:
+                    progress(marker.report.events, marker.total)
         with self.store.transaction() as tx:
             tx.hold_store()
             tx.drop_snapshot()
             tx.delete_meta(REPLAY_KEY)
         return marker.report
 
-    def _begin(self, tx: Tx) -> Marker:
-        """Snapshot what destinations were told, forget what the replay rebuilds."""
+    @contextmanager
+    def _planned(self, marker: Marker) -> Iterator[ByPerson | None]:
+        """The log planned by person, for a replay that folds so (planned at its first
+        step, removed at the end)."""
+        if not marker.by_person:
+            yield None
+            return
+        log = ByPerson(self.plan, marker.batch_size)
+        try:
+            yield log
+        finally:
+            log.close()
+
+    def _begin(self, tx: Tx, by_person: int = 0) -> Marker:
+        """Snapshot what destinations were told, forget what the replay rebuilds.
+        ``by_person``: the events per batch of a replay by person (0: in log order)."""
         tx.hold_store()
         old_clock = self._clock(tx)
         tx.snapshot_persons()
@@ -526,15 +554,26 @@ class Engine:
             at=codec.format_time(at),
             total=tx.event_count(),
             report=ReplayReport(0, tx.snapshot_count(), 0, []),
+            by_person=by_person > 0,
+            batch_size=by_person,
         )
         tx.reset_derived()
         return marker
 
     def _step(
-        self, tx: Tx, marker: Marker, batch_size: int, count: Count | None, *, write: bool
+        self,
+        tx: Tx,
+        marker: Marker,
+        batch_size: int,
+        count: Count | None,
+        *,
+        write: bool,
+        log: ByPerson | None = None,
     ) -> None:
         """One chunk of the replay's work, in ``tx``; moves ``marker`` on."""
-        if marker.phase == RECOMPUTE:
+        if marker.phase == RECOMPUTE and log is not None:
+            self._fold_part(tx, marker, log)
+        elif marker.phase == RECOMPUTE:
             chunk = tx.event_chunk(marker.seq, batch_size)
             if not chunk:
                 marker.phase = SETTLE
@@ -557,6 +596,21 @@ class Engine:
             if write:
                 tx.append_outbox(row for row, _ in rows)
             marker.after = ids[-1]
+
+    def _fold_part(self, tx: Tx, marker: Marker, log: ByPerson) -> None:
+        """The next batch of the log's components, each folded whole from the clock the
+        replay started from (none) to the latest event; after the last, the timers of the
+        persons no event names, and the clock to the latest event."""
+        parts = log.planned(tx, self._salt(tx))
+        if marker.part < len(parts):
+            events = [p.event for p in parts[marker.part]]
+            self._run(tx, events, log.until, replaying=True, own_timers=True)
+            marker.part += 1
+            marker.report.events += len(events)
+            return
+        if log.until is not None:
+            self._run(tx, [], log.until, replaying=True)
+        marker.phase = SETTLE
 
     def _compare(
         self, tx: Tx, marker: Marker, ids: list[str], gone: bool

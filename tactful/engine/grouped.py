@@ -15,8 +15,9 @@ clock before the import) to the same end (the latest event), and fires only its 
 persons' timers (``Batch(own_timers=True)``). A last pass fires the timers of persons no
 component names and advances the clock, as the last batch of a time-ordered import does.
 
-``fold_grouped`` takes events already read (an import's, or, later, a replay's log);
-``partition`` is the pure part.
+``fold_grouped`` takes events already read (an import's, spilled to disk by
+``tactful.engine.spill``); ``tactful.engine.components`` plans the components (the pure
+part). A replay by person folds its log's components the same way (``Engine.replay``).
 """
 
 from __future__ import annotations
@@ -25,146 +26,20 @@ import multiprocessing
 import queue
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
-from tactful.core.events import (
-    EVENT_KIND,
-    Event,
-    RatingGiven,
-    TicketStatusChanged,
-    TicketText,
-    TicketVersion,
-    UserMerged,
-)
-from tactful.core.graph import IdentityPlan, Unresolvable, person_id_for
+from tactful.core.events import EVENT_KIND, Event
 from tactful.engine.batch import Batch, BatchStats
+from tactful.engine.components import Held, Node, Parts, Read, StoredLinks, batches
+from tactful.engine.components import Pending as Pending  # the callers' old import
+from tactful.engine.components import partition as partition
 from tactful.engine.engine import Engine, Rules
 from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
-
-Node = tuple[str, str]  # ("i", "kind\0value") identifier, ("t", id) ticket, ("p", id) person
-
-
-@dataclass(frozen=True)
-class Pending:
-    """One event to fold and where it came from (its row in the event log)."""
-
-    event: Event
-    source: str
-    document_id: int | None
-
-
-class _Sets:
-    """Union-find over nodes (path halving, union by size)."""
-
-    def __init__(self) -> None:
-        self.parent: dict[Node, Node] = {}
-        self.size: dict[Node, int] = {}
-
-    def find(self, node: Node) -> Node:
-        parent = self.parent
-        if node not in parent:
-            parent[node] = node
-            self.size[node] = 1
-            return node
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    def union(self, a: Node, b: Node) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-
-
-def event_nodes(plan: IdentityPlan, event: Event) -> list[Node]:
-    """What an event's fold can read or write through: its identifiers, its ticket, the
-    Zendesk users of a merge (none: the event is rejected, and concerns nobody)."""
-    nodes: list[Node] = []
-    if isinstance(event, UserMerged):
-        nodes += [
-            ("i", f"zendesk_user_id\0{event.source_user_id}"),
-            ("i", f"zendesk_user_id\0{event.target_user_id}"),
-        ]
-    else:
-        try:
-            keys = plan.identifiers(event)
-        except Unresolvable:
-            keys = None
-        if keys is not None:
-            nodes += [("i", f"{kind}\0{value}") for kind, value in (*keys[0], *keys[1])]
-    if (
-        isinstance(event, TicketVersion | TicketStatusChanged | TicketText | RatingGiven)
-        and event.ticket_id is not None
-    ):
-        nodes.append(("t", str(event.ticket_id)))
-    return nodes
-
-
-# What the store knows links nodes too: (identifier keys, ticket ids, person ids) -> pairs
-# of (node, person id) for the stored persons they lead to.
-StoredLinks = Callable[[list[tuple[str, str]], list[int], list[str]], Iterable[tuple[Node, str]]]
-
-
-def partition(
-    plan: IdentityPlan, salt: str, events: Sequence[Event], stored: StoredLinks
-) -> list[list[int]]:
-    """The components of ``events`` (each a list of indexes into it, in their order),
-    ordered by the smallest person id each can lead to (a stored person's, or the id a new
-    person would get from one of its identifiers)."""
-    sets = _Sets()
-    firsts: list[Node | None] = []
-    for event in events:
-        nodes = event_nodes(plan, event)
-        firsts.append(nodes[0] if nodes else None)
-        for node in nodes:
-            sets.find(node)
-        for node in nodes[1:]:
-            sets.union(nodes[0], node)
-    keys: list[tuple[str, str]] = []
-    tickets: list[int] = []
-    for kind, name in sets.parent:
-        if kind == "t":
-            tickets.append(int(name))
-        else:
-            ident, _, value = name.partition("\0")
-            keys.append((ident, value))
-    person_ids = [value for kind, value in keys if kind == "person_id"]
-    for node, pid in stored(keys, tickets, person_ids):
-        sets.union(node, ("p", pid))
-    least: dict[Node, str] = {}
-    for node in list(sets.parent):
-        kind, name = node
-        if kind == "t":
-            continue
-        pid = name if kind == "p" else person_id_for(salt, _key(name))
-        root = sets.find(node)
-        if root not in least or pid < least[root]:
-            least[root] = pid
-    groups: dict[Node | int, list[int]] = {}
-    for i, first in enumerate(firsts):
-        groups.setdefault(i if first is None else sets.find(first), []).append(i)
-    return [
-        groups[root]
-        for root in sorted(
-            groups, key=lambda r: ("", "") if isinstance(r, int) else (least.get(r, ""), r[1])
-        )
-    ]
-
-
-def _key(name: str) -> tuple[str, str]:
-    kind, _, value = name.partition("\0")
-    return kind, value
 
 
 def stored_links(tx: Tx) -> StoredLinks:
@@ -187,22 +62,9 @@ def stored_links(tx: Tx) -> StoredLinks:
     return links
 
 
-def batches(components: Sequence[list[int]], batch_size: int) -> Iterable[list[int]]:
-    """Whole components packed into batches of at least ``batch_size`` events (the last may
-    be smaller; a component larger than that is a batch of its own), each in event order."""
-    batch: list[int] = []
-    for component in components:
-        batch += component
-        if len(batch) >= batch_size:
-            yield sorted(batch)
-            batch = []
-    if batch:
-        yield sorted(batch)
-
-
 def fold_grouped(
     engine: Engine,
-    pending: Sequence[Pending],
+    pending: Sequence[Pending] | Read,
     *,
     batch_size: int,
     history_before: datetime | None,
@@ -210,18 +72,20 @@ def fold_grouped(
     workers: int = 1,
 ) -> BatchStats:
     """Log and fold ``pending`` component by component (see the module's docstring), each
-    batch in one bulk transaction; return the stats of all batches together. ``workers``:
-    processes folding batches at once where the store takes several writers (``parallel``).
+    batch in one bulk transaction; return the stats of all batches together. ``pending``:
+    the events in a list, or a ``Read`` that keeps them elsewhere (``tactful.engine.spill``).
+    ``workers``: processes folding batches at once where the store takes several writers
+    (``parallel``).
     """
     total = BatchStats()
-    if not pending:
+    read = Held(engine.plan, pending) if isinstance(pending, Sequence) else pending
+    if not len(read) or read.latest is None:
         return total
-    events = [p.event for p in pending]
     with engine.store.transaction(durable=False, bulk=True) as tx:
         clock = Engine._clock(tx)
         salt = Engine._salt(tx)
-        components = partition(engine.plan, salt, events, stored_links(tx))
-    until = max(e.at for e in events)
+        indexes, ends = read.planner.order(salt, stored_links(tx))
+    until = read.latest
     if clock is not None and clock > until:
         until = clock
 
@@ -230,13 +94,14 @@ def fold_grouped(
         if on_batch is not None:
             on_batch(stats)
 
-    parts = [[pending[i] for i in indexes] for indexes in batches(components, batch_size)]
+    parts = Parts(read, indexes, batches(ends, batch_size))
     workers = min(workers, len(parts)) if parallel(engine.store) else 1
     if workers > 1:
         _fold_in_workers(engine, parts, until, history_before, workers, report)
     else:
-        for part in parts:
-            report(engine._retrying(partial(_fold_batch, engine, part, until, history_before)))
+        for index in range(len(parts)):
+            work = partial(_fold_batch, engine, parts[index], until, history_before)
+            report(engine._retrying(work))
     report(engine._retrying(partial(_last, engine, until, history_before)))
     return total
 
@@ -250,7 +115,7 @@ def parallel(store: Store) -> bool:
 
 def _fold_in_workers(
     engine: Engine,
-    parts: list[list[Pending]],
+    parts: Parts,
     until: datetime,
     history_before: datetime | None,
     workers: int,
@@ -271,7 +136,7 @@ def _fold_in_workers(
     for process in processes:
         process.start()
     try:
-        for _ in parts:
+        for _ in range(len(parts)):
             while True:
                 try:
                     ok, value = results.get(timeout=1.0)
@@ -299,7 +164,7 @@ class WorkerFailed(RuntimeError):
 
 def _worker(
     parent: Engine,
-    parts: list[list[Pending]],
+    parts: Parts,
     until: datetime,
     history_before: datetime | None,
     tasks: multiprocessing.Queue[int | None],
@@ -338,7 +203,7 @@ def _fold_batch(
                 at_us=to_us(p.event.at),
                 source=p.source,
                 document_id=p.document_id,
-                canonical=codec.dumps(p.event),
+                canonical=p.canonical or codec.dumps(p.event),
             )
             for p in part
         ]

@@ -21,7 +21,8 @@ from typing import Any
 from tactful.core.events import Event, merge_by_time, time_order
 from tactful.engine.batch import BatchStats
 from tactful.engine.engine import FUTURE_REASON, Engine, Incoming, gc_paused
-from tactful.engine.grouped import Pending, fold_grouped
+from tactful.engine.grouped import fold_grouped
+from tactful.engine.spill import Spill
 from tactful.reasons.documents import without_text
 from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
 
@@ -173,16 +174,23 @@ def import_files(
 
     merged = merge_by_time(events_of(g) for g in groups)
     if by_person:
-        with gc_paused():
-            read = _read_all(engine, merged, summary)
+        with gc_paused(), _read_all(engine, merged, summary, count) as read:
             size = sum(summary_bytes)
 
             def folded(stats: BatchStats) -> None:
                 count(stats)
-                if on_progress is not None and read:  # the bar follows the fold
+                if on_progress is not None and len(read):  # the bar follows the fold
                     on_progress(size * stats.received // len(read))
 
-            _fold_by_person(engine, read, batch_size, workers, folded)
+            history_before = engine._history_before()
+            fold_grouped(
+                engine,
+                read,
+                batch_size=batch_size,
+                history_before=history_before,
+                on_batch=folded,
+                workers=workers,
+            )
         summary.seconds = time.perf_counter() - started
         return summary
     with gc_paused():  # parsing pages allocates millions of objects, none in cycles
@@ -213,64 +221,52 @@ def _read_all(
     engine: Engine,
     merged: Iterator[tuple[datetime, str, Event, int, Chunk]],
     summary: ImportSummary,
-) -> list[Pending]:
-    """Every event of the export, each with its stored document (documents are stored as
-    they are read, a transaction per ``DOCUMENTS_PER_TX``; stored again they are found by
-    their digest, so a re-run after a crash stores nothing twice)."""
-    read: list[tuple[Event, int]] = []
-    documents: dict[int, int] = {}  # document number -> stored id
+    count: Callable[[BatchStats], None],
+) -> Spill:
+    """Every event of the export, spilled to a temporary file with its document (documents
+    are stored as they are read, a transaction per ``DOCUMENTS_PER_TX``; stored again they
+    are found by their digest, so a re-run after a crash stores nothing twice). Events later
+    than ``Engine.latest_allowed`` are refused and not spilled, as ``Engine.apply_many``
+    refuses them."""
+    spill = Spill(engine.plan)
     unstored: list[tuple[int, str, bytes]] = []
-    sources: dict[int, str] = {}
+    limit = engine.latest_allowed()
+    future: list[tuple[str, str]] = []
 
     def store() -> None:
         with engine.store.transaction(durable=False, bulk=True) as tx:
             for number, source, raw in unstored:
-                documents[number] = tx.insert_document(source, without_text(raw))
+                spill.documents[number] = (source, tx.insert_document(source, without_text(raw)))
         unstored.clear()
 
     try:
         for _, _, event, number, chunk in merged:
-            if number not in sources:
-                sources[number] = f"import:{Path(chunk.path).name}"
-                unstored.append((number, sources[number], chunk.raw))
+            if number not in spill.documents:
+                source = f"import:{Path(chunk.path).name}"
+                spill.documents[number] = (source, None)
+                unstored.append((number, source, chunk.raw))
                 if len(unstored) >= DOCUMENTS_PER_TX:
                     store()
-            read.append((event, number))
+            if limit is not None and event.at > limit:
+                future.append((event.key, FUTURE_REASON))
+            else:
+                spill.add(event, number)
+        if unstored:
+            store()
+        spill.flush()
     except ParseError as exc:  # only when a file changed after the check pass
+        spill.close()
         raise ChangedDuringImport(
             exc.path,
             exc.line,
             f"{exc.message} (the file changed during the import; nothing was applied)",
         ) from None
-    if unstored:
-        store()
-    return [Pending(event, sources[n], documents[n]) for event, n in read]
+    except BaseException:
+        spill.close()
+        raise
+    if future:
+        count(BatchStats(rejected=future))
+    return spill
 
 
 DOCUMENTS_PER_TX = 200
-
-
-def _fold_by_person(
-    engine: Engine,
-    read: list[Pending],
-    batch_size: int,
-    workers: int,
-    count: Callable[[BatchStats], None],
-) -> None:
-    limit = engine.latest_allowed()
-    if limit is not None and any(p.event.at > limit for p in read):
-        # Refused, not stored, as ``Engine.apply_many`` does.
-        future = BatchStats(
-            rejected=[(p.event.key, FUTURE_REASON) for p in read if p.event.at > limit]
-        )
-        count(future)
-        read = [p for p in read if p.event.at <= limit]
-    history_before = engine._history_before()
-    fold_grouped(
-        engine,
-        read,
-        batch_size=batch_size,
-        history_before=history_before,
-        on_batch=count,
-        workers=workers,
-    )

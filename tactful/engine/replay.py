@@ -11,7 +11,7 @@ acknowledge in the inbox and ticks and delivery routing wait.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -19,9 +19,12 @@ from typing import Any
 import orjson
 
 from tactful.core import codec
+from tactful.core.graph import IdentityPlan
+from tactful.engine.components import Node, Parts, batches
 from tactful.engine.messages import NOBODY, REPLAYED, Image, net_rows
+from tactful.engine.spill import Spill
 from tactful.exceptions import TryAgain
-from tactful.store.base import OutboxRow
+from tactful.store.base import OutboxRow, Tx
 from tactful.store.records import dump_state
 
 SAMPLE = 50  # persons named per segment (entering, exiting) and in ``changed``
@@ -114,6 +117,9 @@ class Marker:
     at: str  # the time the corrections are stamped with
     total: int  # events in the log
     report: ReplayReport
+    by_person: bool = False  # the log is folded component by component (``ByPerson``)
+    part: int = 0  # by person: the batches of components folded
+    batch_size: int = 0  # by person: the events per batch the components were packed into
 
     def dumps(self) -> str:
         report = self.report
@@ -137,6 +143,51 @@ class Marker:
     @property
     def corrected_at(self) -> datetime:
         return codec.parse_time(self.at)
+
+
+class ByPerson:
+    """A replay's log planned by person (``Engine.replay(by_person=True)``): its events,
+    spilled to a temporary file in log order (``tactful.engine.spill``), in batches of whole
+    components in the order they are folded, as ``tactful import --by-person`` folds an
+    export. Planned from the log alone when first needed: the replay forgot every person
+    first, and the log does not change while its marker is there, so a resumed replay plans
+    the same batches and goes on from the marker's ``part``."""
+
+    def __init__(self, plan: IdentityPlan, batch_size: int) -> None:
+        self.plan = plan
+        self.batch_size = batch_size
+        self.spill: Spill | None = None
+        self.parts: Parts | None = None
+        self.until: datetime | None = None  # the latest event: every batch sweeps to it
+
+    def planned(self, tx: Tx, salt: str) -> Parts:
+        if self.parts is None:
+            spill = self.spill = Spill(self.plan)
+            spill.documents[0] = ("log", None)
+            seq = 0
+            while chunk := tx.event_chunk(seq, LOG_PAGE):
+                for _, kind, blob in chunk:
+                    spill.add(codec.loads(kind, blob), 0, canonical=blob)
+                seq = chunk[-1][0]
+            spill.flush()
+            indexes, ends = spill.planner.order(salt, _nothing_stored)
+            self.parts = Parts(spill, indexes, batches(ends, self.batch_size))
+            self.until = spill.latest
+        return self.parts
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+
+
+LOG_PAGE = 5000  # events read from the log at a time while planning
+
+
+def _nothing_stored(
+    keys: list[tuple[str, str]], tickets: list[int], person_ids: list[str]
+) -> Iterable[tuple[Node, str]]:
+    """A replay plans from the log alone: the persons it finds stored are its own work."""
+    return ()
 
 
 # A person's image in a form that compares as stored: the state as stored (bytes),

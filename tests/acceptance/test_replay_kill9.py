@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tactful.config import settings_from_toml
 from tactful.engine.engine import Engine, rules_from_settings
@@ -152,22 +153,27 @@ def _tactful(config: Path, *args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("tactful")), "--config", str(config), *args]
 
 
-def test_kill9_of_a_replay_half_way_then_replay_again_is_one_replay(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [[], ["--by-person"]], ids=["log-order", "by-person"])
+def test_kill9_of_a_replay_half_way_then_replay_again_is_one_replay(
+    tmp_path: Path, mode: list[str]
+) -> None:
     once_db, once_config = _replay_store(tmp_path, "once", 300)
     killed_db, killed_config = _replay_store(tmp_path, "killed", 300)
-    done = subprocess.run(_tactful(once_config, "replay", "--json"), capture_output=True)
+    done = subprocess.run(_tactful(once_config, "replay", *mode, "--json"), capture_output=True)
     assert done.returncode == 0, done.stderr
     whole = json.loads(done.stdout)
     expected = _after(once_db)
     assert whole["messages"] > 0 and expected["outbox"]
 
-    proc = subprocess.Popen(_tactful(killed_config, "replay"), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(_tactful(killed_config, "replay", *mode), stdout=subprocess.DEVNULL)
+    # a few chunks committed: half way through the log (by person: a few batches of persons)
+    progress, enough = ("part", 20) if mode else ("seq", 100)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             marker = _marker(killed_db)
-            if marker is not None and json.loads(marker)["seq"] > 100:
-                break  # a few chunks committed: half way through the log
+            if marker is not None and json.loads(marker)[progress] > enough:
+                break
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -176,6 +182,7 @@ def test_kill9_of_a_replay_half_way_then_replay_again_is_one_replay(tmp_path: Pa
     marker = _marker(killed_db)
     assert marker is not None and json.loads(marker)["phase"] == "recompute"
 
+    # run again as it is usually run: a replay stopped half way goes on the way it began
     again = subprocess.run(_tactful(killed_config, "replay", "--json"), capture_output=True)
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)

@@ -18,6 +18,7 @@ from tactful.core.events import Event, time_order
 from tactful.core.graph import IdentityPlan
 from tactful.engine.engine import Engine, Incoming
 from tactful.engine.grouped import Pending, fold_grouped, partition
+from tactful.engine.spill import Spill
 from tactful.testing import (
     at,
     consent,
@@ -172,18 +173,35 @@ def test_by_person_equals_time_order_on_either_store(seed: int) -> None:
     assert seen[0]["history"] and seen[1] == seen[0]
 
 
+def _spilled(engine: Engine, events: list[Event]) -> Spill:
+    """``events`` in a spill file, as ``import --by-person`` reads an export."""
+    spill = Spill(engine.plan)
+    spill.documents[0] = ("test", None)
+    for event in events:
+        spill.add(event, 0)
+    spill.flush()
+    return spill
+
+
 @pytest.mark.postgresql
+@pytest.mark.parametrize("spilled", [False, True], ids=["held", "spilled"])
 @pytest.mark.parametrize("seed", range(2))
-def test_four_workers_equal_one_on_postgresql(seed: int, pg_cluster: Any) -> None:
+def test_four_workers_equal_one_on_postgresql(seed: int, spilled: bool, pg_cluster: Any) -> None:
     events = _export(seed, 400)
     cut = sum(e.at < STORED_UNTIL for e in events)
     seen = []
     for workers in (1, 4):
         engine = harness(CONFIG, pg_cluster.new_database(), salt=SALT).engine
         _in_time_order(engine, events[:cut], 50)
-        pending = [Pending(e, "test", None) for e in events[cut:]]
+        pending: list[Pending] | Spill = (
+            _spilled(engine, events[cut:])
+            if spilled and workers > 1  # the workers read the file their parent wrote
+            else [Pending(e, "test", None) for e in events[cut:]]
+        )
         history_before = engine._history_before()
         fold_grouped(engine, pending, batch_size=5, history_before=history_before, workers=workers)
+        if isinstance(pending, Spill):
+            pending.close()
         engine.tick(events[-1].at + timedelta(days=30))
         seen.append((_through_reader(engine), _tables(engine)))
         engine.store.close()

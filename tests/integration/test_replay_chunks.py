@@ -104,13 +104,14 @@ def test_no_transaction_holds_the_store_for_the_whole_replay(tmp_path: Path) -> 
         other.close()
 
 
+@pytest.mark.parametrize("by_person", [False, True], ids=["log-order", "by-person"])
 @pytest.mark.parametrize("stop_in", ["recompute", "compare"])
 def test_a_replay_stopped_half_way_resumes_to_what_one_replay_gives(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_in: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_in: str, by_person: bool
 ) -> None:
     monkeypatch.setattr(engine_module, "PERSON_PAGE", 3)
     once = _world(tmp_path / "once")
-    whole = once.engine.replay(batch_size=4)
+    whole = once.engine.replay(batch_size=4, by_person=by_person)
     expected = _outcome(once.store)
     assert whole.messages > 0 and expected["meta"][0][0] == "clock"
 
@@ -127,12 +128,13 @@ def test_a_replay_stopped_half_way_resumes_to_what_one_replay_gives(
 
     monkeypatch.setattr(Engine, "_step", dying)
     with pytest.raises(Stop):
-        twice.engine.replay(batch_size=4)
+        twice.engine.replay(batch_size=4, by_person=by_person)
     monkeypatch.setattr(Engine, "_step", step)
     with twice.store.reader() as reader:
         assert reader.get_meta(REPLAY_KEY) is not None  # unfinished, and says so
+        assert ('"by_person":true' in str(reader.get_meta(REPLAY_KEY))) == by_person
 
-    resumed = twice.engine.replay(batch_size=4)
+    resumed = twice.engine.replay(batch_size=4)  # goes on the way it began
     assert resumed.resumed
     assert _outcome(twice.store) == expected
     assert (resumed.messages, resumed.persons_changed, resumed.segments) == (
