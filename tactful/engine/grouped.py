@@ -43,9 +43,11 @@ from tactful.core.events import (
 from tactful.core.graph import IdentityPlan, Unresolvable, person_id_for
 from tactful.engine.batch import Batch, BatchStats
 from tactful.engine.engine import Engine, Rules
+from tactful.engine.split import FoldTx, NeedsWriter, Recorder, Stale, WriteOp, write
 from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
+from tactful.store.sqlite import SQLiteStore, sqlite_path
 
 Node = tuple[str, str]  # ("i", "kind\0value") identifier, ("t", id) ticket, ("p", id) person
 
@@ -232,7 +234,9 @@ def fold_grouped(
 
     parts = [[pending[i] for i in indexes] for indexes in batches(components, batch_size)]
     workers = min(workers, len(parts)) if parallel(engine.store) else 1
-    if workers > 1:
+    if workers > 1 and isinstance(engine.store, SQLiteStore):
+        _fold_for_writer(engine, parts, until, history_before, workers, report)
+    elif workers > 1:
         _fold_in_workers(engine, parts, until, history_before, workers, report)
     else:
         for part in parts:
@@ -242,9 +246,12 @@ def fold_grouped(
 
 
 def parallel(store: Store) -> bool:
-    """Whether batches may be folded by several processes at once: on PostgreSQL (each with
-    its own connection). SQLite has one writer, and a ``Batch`` reads and writes the store
-    while it folds, so a second process would only wait for the first."""
+    """Whether batches may be folded by several processes at once: on PostgreSQL, each
+    with its own connection (``_fold_in_workers``); on a SQLite file, on snapshots, for
+    this process to write (``_fold_for_writer``). Not a SQLite store in memory, which no
+    other process can open."""
+    if isinstance(store, SQLiteStore):
+        return sqlite_path(store.url) != ":memory:"
     return store.url.startswith(("postgresql:", "postgres:"))
 
 
@@ -294,7 +301,7 @@ def _fold_in_workers(
 
 class WorkerFailed(RuntimeError):
     """A worker process could not fold its batch (its traceback is the message); batches
-    other workers committed stay committed, and a re-run folds the rest."""
+    committed before stay committed (each whole), and a re-run folds the rest."""
 
 
 def _worker(
@@ -318,6 +325,152 @@ def _worker(
         engine.store.close()
 
 
+@dataclass(frozen=True)
+class _Folded:
+    """A part a worker folded: its stats and its writes (None: the writer folds it)."""
+
+    index: int
+    stats: BatchStats | None
+    writes: list[WriteOp]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    index: int
+    error: str  # the worker's traceback
+
+
+def _fold_for_writer(
+    engine: Engine,
+    parts: list[list[Pending]],
+    until: datetime,
+    history_before: datetime | None,
+    workers: int,
+    report: Callable[[BatchStats], None],
+) -> None:
+    """SQLite: ``workers`` forked processes fold ``parts`` on snapshots of the store
+    (``tactful.engine.split``) and this process, the one writer, applies each part's writes
+    in the parts' order, one transaction a part; a part that needs the writer, or any part
+    once another connection has written to the store (its workers' snapshots may be
+    stale), is folded here. At most ``2 × workers`` parts are out at once."""
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    earlier = _earlier_keys(parts)
+    context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
+    tasks: multiprocessing.Queue[int | None] = context.Queue()
+    results: multiprocessing.Queue[_Folded | _Failed] = context.Queue()
+    args = (engine, parts, earlier, until, history_before, tasks, results)
+    processes = [
+        context.Process(target=_snapshot_worker, args=args, daemon=True) for _ in range(workers)
+    ]
+    sent = min(2 * workers, len(parts))
+    for index in range(sent):
+        tasks.put(index)
+    version = store.data_version()
+    alone = False  # another connection wrote: the rest is folded here
+    done: dict[int, _Folded] = {}
+    for process in processes:
+        process.start()
+    try:
+        for index, part in enumerate(parts):
+            folded = None if alone else _wait(index, done, results, processes)
+            if sent < len(parts) and not alone:
+                tasks.put(sent)
+                sent += 1
+            stats = None
+            if folded is not None and folded.stats is not None:
+                try:
+                    stats = engine._retrying(partial(_write, store, version, folded))
+                except Stale:
+                    alone = True
+            if stats is None:
+                stats = engine._retrying(partial(_fold_batch, engine, part, until, history_before))
+                version = store.data_version()
+            report(stats)
+    except BaseException:
+        for process in processes:
+            process.terminate()
+        raise
+    finally:
+        for _ in processes:
+            tasks.put(None)
+        for process in processes:
+            process.join()
+
+
+def _wait(
+    index: int,
+    done: dict[int, _Folded],
+    results: multiprocessing.Queue[_Folded | _Failed],
+    processes: Sequence[multiprocessing.process.BaseProcess],
+) -> _Folded:
+    """The folded part ``index`` (parts come back in any order)."""
+    while index not in done:
+        try:
+            result = results.get(timeout=0.5)
+        except queue.Empty:
+            if any(process.exitcode is not None for process in processes):
+                raise WorkerFailed("a worker ended before every batch was folded") from None
+            continue
+        if isinstance(result, _Failed):
+            raise WorkerFailed(result.error)
+        done[result.index] = result
+    return done.pop(index)
+
+
+def _write(store: SQLiteStore, version: int, folded: _Folded) -> BatchStats:
+    """Apply a worker's writes in one transaction; ``Stale`` (nothing written) if another
+    connection wrote since ``version`` or the log is not as the worker saw it."""
+    assert folded.stats is not None
+    with store.transaction(durable=False, bulk=True) as tx:
+        if store.data_version() != version:
+            raise Stale("another connection wrote to the store")
+        write(tx, folded.writes)
+    return folded.stats
+
+
+def _earlier_keys(parts: Sequence[Sequence[Pending]]) -> dict[int, frozenset[str]]:
+    """For each part, the event keys an earlier part also has (logged there first)."""
+    first: dict[str, int] = {}
+    earlier: dict[int, set[str]] = {}
+    for index, part in enumerate(parts):
+        for p in part:
+            seen = first.setdefault(p.event.key, index)
+            if seen != index:
+                earlier.setdefault(index, set()).add(p.event.key)
+    return {index: frozenset(keys) for index, keys in earlier.items()}
+
+
+def _snapshot_worker(
+    parent: Engine,
+    parts: list[list[Pending]],
+    earlier: dict[int, frozenset[str]],
+    until: datetime,
+    history_before: datetime | None,
+    tasks: multiprocessing.Queue[int | None],
+    results: multiprocessing.Queue[_Folded | _Failed],
+) -> None:
+    engine = engine_on_own_store(parent)
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    try:
+        while (index := tasks.get()) is not None:
+            try:
+                with store.snapshot() as snapshot:
+                    recorder = Recorder(snapshot, earlier.get(index, frozenset()))
+                    try:
+                        stats = _fold_part(engine, recorder, parts[index], until, history_before)
+                    except NeedsWriter:
+                        results.put(_Folded(index, None, []))
+                        continue
+                results.put(_Folded(index, stats, recorder.ops))
+            except Exception:
+                results.put(_Failed(index, traceback.format_exc()))
+                return
+    finally:
+        store.close()
+
+
 def _last(engine: Engine, until: datetime, history_before: datetime | None) -> BatchStats:
     """Fire the timers no batch fired (persons the events do not name) and move the clock."""
     with engine.store.transaction(durable=False, bulk=True) as tx:
@@ -331,31 +484,41 @@ def _fold_batch(
     history_before: datetime | None,
 ) -> BatchStats:
     with engine.store.transaction(durable=False, bulk=True) as tx:
-        rows = [
-            EventRow(
-                key=p.event.key,
-                kind=EVENT_KIND[type(p.event)],
-                at_us=to_us(p.event.at),
-                source=p.source,
-                document_id=p.document_id,
-                canonical=codec.dumps(p.event),
-            )
-            for p in part
-        ]
-        inserted = tx.insert_events(rows)
-        fresh = [p.event for p, ok in zip(part, inserted, strict=True) if ok]
-        stats = _run(engine, tx, fresh, until, history_before, own_timers=True)
-        stats.received = len(part)
-        stats.duplicates = len(part) - len(fresh)
-        for row, ok in zip(rows, inserted, strict=True):
-            if not ok:
-                stats.duplicates_by_source[row.source] += 1
-        return stats
+        return _fold_part(engine, tx, part, until, history_before)
+
+
+def _fold_part(
+    engine: Engine,
+    tx: FoldTx,
+    part: Sequence[Pending],
+    until: datetime,
+    history_before: datetime | None,
+) -> BatchStats:
+    rows = [
+        EventRow(
+            key=p.event.key,
+            kind=EVENT_KIND[type(p.event)],
+            at_us=to_us(p.event.at),
+            source=p.source,
+            document_id=p.document_id,
+            canonical=codec.dumps(p.event),
+        )
+        for p in part
+    ]
+    inserted = tx.insert_events(rows)
+    fresh = [p.event for p, ok in zip(part, inserted, strict=True) if ok]
+    stats = _run(engine, tx, fresh, until, history_before, own_timers=True)
+    stats.received = len(part)
+    stats.duplicates = len(part) - len(fresh)
+    for row, ok in zip(rows, inserted, strict=True):
+        if not ok:
+            stats.duplicates_by_source[row.source] += 1
+    return stats
 
 
 def _run(
     engine: Engine,
-    tx: Tx,
+    tx: FoldTx,
     events: Sequence[Event],
     until: datetime,
     history_before: datetime | None,
