@@ -43,7 +43,7 @@ from tactful.core.events import (
 from tactful.core.graph import IdentityPlan, Unresolvable, person_id_for
 from tactful.engine.batch import Batch, BatchStats
 from tactful.engine.engine import Engine, Rules
-from tactful.engine.split import FoldTx, NeedsWriter, Recorder, Stale, WriteOp, write
+from tactful.engine.split import FoldTx, NeedsWriter, Recorder, Stale, pack, unpack, write
 from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
@@ -327,11 +327,12 @@ def _worker(
 
 @dataclass(frozen=True)
 class _Folded:
-    """A part a worker folded: its stats and its writes (None: the writer folds it)."""
+    """A part a worker folded: its stats and its writes (``split.pack``; stats None: the
+    writer folds the part itself)."""
 
     index: int
     stats: BatchStats | None
-    writes: list[WriteOp]
+    writes: bytes
 
 
 @dataclass(frozen=True)
@@ -425,7 +426,7 @@ def _write(store: SQLiteStore, version: int, folded: _Folded) -> BatchStats:
     with store.transaction(durable=False, bulk=True) as tx:
         if store.data_version() != version:
             raise Stale("another connection wrote to the store")
-        write(tx, folded.writes)
+        write(tx, unpack(folded.writes))
     return folded.stats
 
 
@@ -461,9 +462,9 @@ def _snapshot_worker(
                     try:
                         stats = _fold_part(engine, recorder, parts[index], until, history_before)
                     except NeedsWriter:
-                        results.put(_Folded(index, None, []))
+                        results.put(_Folded(index, None, b""))
                         continue
-                results.put(_Folded(index, stats, recorder.ops))
+                results.put(_Folded(index, stats, pack(recorder.ops)))
             except Exception:
                 results.put(_Failed(index, traceback.format_exc()))
                 return

@@ -18,9 +18,9 @@ import pytest
 
 from tactful.core.events import Event, time_order
 from tactful.core.graph import IdentityPlan
-from tactful.engine.engine import Engine, Incoming
 from tactful.engine import grouped
 from tactful.engine.batch import BatchStats
+from tactful.engine.engine import Engine, Incoming
 from tactful.engine.grouped import Pending, fold_grouped, partition
 from tactful.testing import (
     at,
