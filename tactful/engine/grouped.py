@@ -21,6 +21,7 @@ component names and advances the clock, as the last batch of a time-ordered impo
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import traceback
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from multiprocessing.connection import Connection, wait
 
 from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
@@ -353,31 +355,15 @@ def _fold_for_writer(
     (``tactful.engine.split``) and this process, the one writer, applies each part's writes
     in the parts' order, one transaction a part; a part that needs the writer, or any part
     once another connection has written to the store (its workers' snapshots may be
-    stale), is folded here. At most ``2 × workers`` parts are out at once."""
+    stale), is folded here. Each worker has two parts out at most."""
     store = engine.store
     assert isinstance(store, SQLiteStore)
-    earlier = _earlier_keys(parts)
-    context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
-    tasks: multiprocessing.Queue[int | None] = context.Queue()
-    results: multiprocessing.Queue[_Folded | _Failed] = context.Queue()
-    args = (engine, parts, earlier, until, history_before, tasks, results)
-    processes = [
-        context.Process(target=_snapshot_worker, args=args, daemon=True) for _ in range(workers)
-    ]
-    sent = min(2 * workers, len(parts))
-    for index in range(sent):
-        tasks.put(index)
+    pool = _Pool(engine, parts, _earlier_keys(parts), until, history_before, workers)
     version = store.data_version()
     alone = False  # another connection wrote: the rest is folded here
-    done: dict[int, _Folded] = {}
-    for process in processes:
-        process.start()
     try:
         for index, part in enumerate(parts):
-            folded = None if alone else _wait(index, done, results, processes)
-            if sent < len(parts) and not alone:
-                tasks.put(sent)
-                sent += 1
+            folded = None if alone else pool.take(index)
             stats = None
             if folded is not None and folded.stats is not None:
                 try:
@@ -389,34 +375,80 @@ def _fold_for_writer(
                 version = store.data_version()
             report(stats)
     except BaseException:
-        for process in processes:
-            process.terminate()
+        pool.kill()
         raise
     finally:
-        for _ in processes:
-            tasks.put(None)
-        for process in processes:
+        pool.close()
+
+
+class _Pool:
+    """Forked workers, each with a pipe of its own: a worker that dies, even half way
+    through sending its writes, is seen at once (its pipe ends) and blocks nobody."""
+
+    ENDED = "a worker ended before every batch was folded"
+
+    def __init__(
+        self,
+        engine: Engine,
+        parts: list[list[Pending]],
+        earlier: dict[int, frozenset[str]],
+        until: datetime,
+        history_before: datetime | None,
+        workers: int,
+    ) -> None:
+        context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.conns: list[Connection] = []
+        self.done: dict[int, _Folded] = {}
+        self.next = 0
+        self.count = len(parts)
+        for _ in range(workers):
+            mine, theirs = context.Pipe()
+            args = (engine, parts, earlier, until, history_before, theirs)
+            process = context.Process(target=_snapshot_worker, args=args, daemon=True)
+            process.start()
+            theirs.close()  # only the worker holds its end: it ends when the worker does
+            self.processes.append(process)
+            self.conns.append(mine)
+        for _ in range(2):
+            for conn in self.conns:
+                self._give(conn)
+
+    def _give(self, conn: Connection) -> None:
+        if self.next < self.count:
+            try:
+                conn.send(self.next)
+            except OSError:
+                raise WorkerFailed(self.ENDED) from None
+            self.next += 1
+
+    def take(self, index: int) -> _Folded:
+        """The folded part ``index`` (parts come back in any order)."""
+        while index not in self.done:
+            for ready in wait(self.conns):
+                assert isinstance(ready, Connection)
+                try:
+                    result: _Folded | _Failed = ready.recv()
+                except (EOFError, OSError):
+                    raise WorkerFailed(self.ENDED) from None
+                if isinstance(result, _Failed):
+                    raise WorkerFailed(result.error)
+                self.done[result.index] = result
+                self._give(ready)  # each worker has two parts out, while there are more
+        return self.done.pop(index)
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.terminate()
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):  # the worker is gone
+                conn.send(None)
+        for process in self.processes:
             process.join()
-
-
-def _wait(
-    index: int,
-    done: dict[int, _Folded],
-    results: multiprocessing.Queue[_Folded | _Failed],
-    processes: Sequence[multiprocessing.process.BaseProcess],
-) -> _Folded:
-    """The folded part ``index`` (parts come back in any order)."""
-    while index not in done:
-        try:
-            result = results.get(timeout=0.5)
-        except queue.Empty:
-            if any(process.exitcode is not None for process in processes):
-                raise WorkerFailed("a worker ended before every batch was folded") from None
-            continue
-        if isinstance(result, _Failed):
-            raise WorkerFailed(result.error)
-        done[result.index] = result
-    return done.pop(index)
+        for conn in self.conns:
+            conn.close()
 
 
 def _write(store: SQLiteStore, version: int, folded: _Folded) -> BatchStats:
@@ -448,25 +480,24 @@ def _snapshot_worker(
     earlier: dict[int, frozenset[str]],
     until: datetime,
     history_before: datetime | None,
-    tasks: multiprocessing.Queue[int | None],
-    results: multiprocessing.Queue[_Folded | _Failed],
+    conn: Connection,
 ) -> None:
     engine = engine_on_own_store(parent)
     store = engine.store
     assert isinstance(store, SQLiteStore)
     try:
-        while (index := tasks.get()) is not None:
+        while (index := conn.recv()) is not None:
             try:
                 with store.snapshot() as snapshot:
                     recorder = Recorder(snapshot, earlier.get(index, frozenset()))
                     try:
                         stats = _fold_part(engine, recorder, parts[index], until, history_before)
                     except NeedsWriter:
-                        results.put(_Folded(index, None, b""))
+                        conn.send(_Folded(index, None, b""))
                         continue
-                results.put(_Folded(index, stats, pack(recorder.ops)))
+                conn.send(_Folded(index, stats, pack(recorder.ops)))
             except Exception:
-                results.put(_Failed(index, traceback.format_exc()))
+                conn.send(_Failed(index, traceback.format_exc()))
                 return
     finally:
         store.close()
