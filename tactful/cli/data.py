@@ -62,8 +62,8 @@ def register(sub: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="with --by-person on PostgreSQL: processes folding at once (default: the number "
-        "of cores; SQLite folds in one)",
+        help="with --by-person: processes folding at once (default: the number of cores; on "
+        "SQLite they fold on snapshots and this process writes)",
     )
     add_json(p)
     p.set_defaults(handler=cmd_import)
