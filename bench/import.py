@@ -1178,10 +1178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         row
         for bench in benches.values()
         for row in summary_rows(bench, duck_rows=not args.no_duck_rows)
+        if len(benches) == 1 or row.met == "unavailable"
     ]
     if len(benches) > 1 and all(b.unavailable is None for b in benches.values()):
         texts.append(workers_table(benches))
-        rows += workers_rows(benches)
+        rows += workers_rows(benches)  # with several counts, the comparison is the summary
     text = "\n\n".join(texts)
     print(text)
     write_result(args.json_out, text, rows)
