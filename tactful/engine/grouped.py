@@ -370,6 +370,7 @@ def _fold_for_writer(
                     stats = engine._retrying(partial(_write, store, version, folded))
                 except Stale:
                     alone = True
+                    pool.kill()  # what they fold now would be as stale
             if stats is None:
                 stats = engine._retrying(partial(_fold_batch, engine, part, until, history_before))
                 version = store.data_version()
