@@ -215,7 +215,8 @@ def fold_grouped(
 ) -> BatchStats:
     """Log and fold ``pending`` component by component (see the module's docstring), each
     batch in one bulk transaction; return the stats of all batches together. ``workers``:
-    processes folding batches at once where the store takes several writers (``parallel``).
+    processes folding batches at once (``parallel``: on PostgreSQL each writes its own, on
+    a SQLite file this process writes what they fold).
     """
     total = BatchStats()
     if not pending:
