@@ -15,18 +15,20 @@ from typing import Any
 
 import pytest
 
+from tactful.core.events import UserDeleted, time_order
 from tactful.engine import grouped
 from tactful.engine.engine import Engine
 from tactful.engine.grouped import Pending, WorkerFailed, fold_grouped
 from tactful.engine.split import FoldTx, Recorder, pack, unpack, write
 from tactful.store.base import IdentKey
 from tactful.store.sqlite import SQLiteStore
-from tactful.testing import harness
+from tactful.testing import at, harness
 
 from .test_import_by_person import (
     CONFIG,
     SALT,
     STORED_UNTIL,
+    _compare,
     _export,
     _in_time_order,
     _plain,
@@ -202,3 +204,24 @@ def test_another_writer_during_the_import_makes_the_writer_fold_the_rest(
     for table in QUERIES:
         if table in tables:
             assert sorted(map(_row, tables[table])) == sorted(map(_row, reference_tables[table]))
+
+
+@pytest.mark.slow  # forks worker processes
+def test_a_batch_with_an_erasure_is_folded_by_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erasure needs the writer's transaction (``NeedsWriter``): the writer folds that
+    batch itself, the workers the others, and the store is as with one process."""
+    deleted = [UserDeleted(f"test:deleted:{u}", at(days=12), u, permanent=True) for u in (3, 40)]
+    events = sorted([*_export(6, 1200, neighbourhoods=6), *deleted], key=time_order)
+    one = _with_workers(f"sqlite:///{tmp_path}/one.db", events, 1, 100)
+    folded_here = []
+    fold_batch = grouped._fold_batch
+    monkeypatch.setattr(
+        grouped, "_fold_batch", lambda *args: folded_here.append(1) or fold_batch(*args)
+    )
+    four = _with_workers(f"sqlite:///{tmp_path}/four.db", events, 4, 100)
+    assert 1 <= len(folded_here) <= 2  # the batches holding the erasures
+    with four.store.reader() as reader:
+        assert not reader.find_persons("zendesk_user_id", "3")
+    _compare(one, four, "erasures")
