@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -73,7 +74,7 @@ from tactful.testing.sample import SampleFiles, generate_exports
 TARGET = IMPORT_TARGET  # records/s (the issue's target on a 2-core machine, for SQLite)
 DEFAULT_PERSONS = (10_000, 30_000, 100_000)
 BY_PERSON = [False]  # --by-person: the imports fold person by person (set by main)
-WORKERS = [1]  # --workers: processes folding at once with --by-person on PostgreSQL
+WORKERS = [1]  # processes folding at once with --by-person (main sets it from --workers)
 OPEN = ("new", "open", "pending", "hold")
 
 
@@ -165,7 +166,12 @@ class ImportRun:
     store_bytes: int
     summary: dict[str, Any]
     batch_size: int  # events per transaction (the config's engine.batch_size unless overridden)
-    cpu_seconds: float = 0.0  # the importing process's CPU time (all its threads)
+    cpu_seconds: float = 0.0  # the importing process's CPU time (all its threads), workers' too
+    load: float = 0.0  # the machine's 1-minute load average as the run ended
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.records / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
 
     @property
     def rate(self) -> float:
@@ -325,6 +331,7 @@ def import_once(
         summary=data["summary"],
         batch_size=int(data["batch_size"]),
         cpu_seconds=float(data["cpu_seconds"]),
+        load=os.getloadavg()[0],
     )
 
 
@@ -993,6 +1000,79 @@ def summary_rows(bench: ImportBench, *, duck_rows: bool = True) -> list[Row]:
     return rows
 
 
+# --------------------------------------------------------------------------- workers
+
+PARALLEL_TARGET = 1.7  # issue 24: W workers on this 2-core machine, ÷ one process
+
+
+def workers_table(benches: dict[int, ImportBench]) -> str:
+    """The same imports by person with each number of workers, side by side: wall and CPU
+    rates (CPU: the import's process and its workers), the speedup over the fewest workers,
+    and the load average each run ended with (other work on the machine skews the wall)."""
+    base_count = min(benches)
+    base = {r.persons: r for r in benches[base_count].results}
+    rows = []
+    for count, bench in sorted(benches.items()):
+        for r in bench.results:
+            first = base.get(r.persons)
+            speedup = r.median_rate / first.median_rate if first and first.median_rate else 0.0
+            cpu = median([run.cpu_rate for run in r.runs])
+            rows.append(
+                [
+                    num(r.persons),
+                    str(count),
+                    num(r.runs[0].records),
+                    num(r.median_rate),
+                    num(cpu),
+                    f"×{speedup:.2f}",
+                    ", ".join(f"{run.load:.1f}" for run in r.runs),
+                    mb(r.peak_kb, kib=True),
+                ]
+            )
+    return table(
+        [
+            "persons",
+            "workers",
+            "records",
+            "records/s",
+            "records/s of CPU",
+            f"÷ {base_count} worker(s)",
+            "load",
+            "peak RSS MB",
+        ],
+        rows,
+        title=f"tactful import --by-person --workers W → {benches[base_count].label}: wall rate, "
+        f"CPU rate, speedup (target ×{PARALLEL_TARGET} and ≥ {TARGET:,}/s)",
+    )
+
+
+def workers_rows(benches: dict[int, ImportBench]) -> list[Row]:
+    """Summary rows: each N with the most workers, against one process."""
+    base_count, most = min(benches), max(benches)
+    base = {r.persons: r for r in benches[base_count].results}
+    rows = []
+    for r in benches[most].results:
+        first = base.get(r.persons)
+        if first is None or not first.median_rate:
+            continue
+        speedup = r.median_rate / first.median_rate
+        met = speedup >= PARALLEL_TARGET and r.median_rate >= TARGET
+        rows.append(
+            Row(
+                f"parallel import → {benches[most].label}",
+                f"N={num(r.persons)}, {most} workers ÷ {base_count}",
+                f"{num(r.median_rate)} records/s (×{speedup:.2f})",
+                f"×{PARALLEL_TARGET} and ≥ {TARGET:,} records/s",
+                verdict(met),
+                mb(r.peak_kb, kib=True),
+                f"{base_count} worker(s): {num(first.median_rate)}/s; CPU "
+                f"{num(median([run.cpu_rate for run in r.runs]))}/s; load "
+                + ", ".join(f"{run.load:.1f}" for run in r.runs),
+            )
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list == ["--worker"]:
@@ -1048,9 +1128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        metavar="N",
-        help="with --by-person on PostgreSQL: processes folding at once (default 1)",
+        nargs="+",
+        default=[1],
+        metavar="W",
+        help="with --by-person: processes folding at once (default 1); several counts run "
+        "the imports once per count and compare them (e.g. --workers 1 2)",
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="where temp files go")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
@@ -1067,26 +1149,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--persons and --repeat must be positive")
     print(f"machine: {machine()}", file=sys.stderr)
     BY_PERSON[0] = args.by_person
-    WORKERS[0] = args.workers
+    if len(args.workers) > 1 and not args.by_person:
+        parser.error("several --workers counts compare imports --by-person: add --by-person")
     load_before = load_now()
-    bench = run(
-        args.persons,
-        args.repeat,
-        store=args.store,
-        duckdb=not args.no_duckdb,
-        cli=not args.no_cli,
-        profile=args.profile,
-        work_dir=args.work_dir,
-        keep=args.keep,
-        budget=args.budget,
-        batch_size=args.batch_size,
-    )
+    benches: dict[int, ImportBench] = {}
+    for count in sorted(set(args.workers)):
+        WORKERS[0] = count
+        benches[count] = run(
+            args.persons,
+            args.repeat,
+            store=args.store,
+            duckdb=not args.no_duckdb,
+            cli=not args.no_cli,
+            profile=args.profile,
+            work_dir=args.work_dir,
+            keep=args.keep,
+            budget=args.budget,
+            batch_size=args.batch_size,
+        )
     print(f"machine: {machine()}")
     print(f"tactful: {code_version()}")
     print(f"load average before/after: {load_before} / {load_now()}")
-    text = report(bench)
+    texts = [
+        (f"with --workers {count}:\n" if len(benches) > 1 else "") + report(bench)
+        for count, bench in benches.items()
+    ]
+    rows = [
+        row
+        for bench in benches.values()
+        for row in summary_rows(bench, duck_rows=not args.no_duck_rows)
+        if len(benches) == 1 or row.met == "unavailable"
+    ]
+    if len(benches) > 1 and all(b.unavailable is None for b in benches.values()):
+        texts.append(workers_table(benches))
+        rows += workers_rows(benches)  # with several counts, the comparison is the summary
+    text = "\n\n".join(texts)
     print(text)
-    write_result(args.json_out, text, summary_rows(bench, duck_rows=not args.no_duck_rows))
+    write_result(args.json_out, text, rows)
     return 0
 
 

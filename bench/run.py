@@ -101,6 +101,41 @@ SECTIONS = (
         ),
     ),
     Section(
+        # issue 24: by person, one process against two workers (one writer on SQLite)
+        "import-sqlite-workers",
+        "parallel import → SQLite",
+        "import.py",
+        lambda quick, work: (
+            ["--store", "sqlite", "--no-cli", "--no-duckdb", "--by-person", "--workers", "1", "2"]
+            + (
+                ["--persons", "2000", "--repeat", "1", "--budget", "30"]
+                if quick
+                else ["--persons", "10000", "30000", "--repeat", "1", "--budget", "0"]
+            )
+        ),
+        600,
+        (
+            [
+                "--store",
+                "sqlite",
+                "--no-cli",
+                "--no-duckdb",
+                "--by-person",
+                "--workers",
+                "1",
+                "2",
+                "--persons",
+                "10000",
+                "100000",
+                "--repeat",
+                "1",
+                "--budget",
+                "0",
+            ],
+            3600,
+        ),
+    ),
+    Section(
         "import-postgresql",
         "import → PostgreSQL",
         "import.py",

@@ -62,8 +62,8 @@ def register(sub: Any) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="with --by-person on PostgreSQL: processes folding at once (default: the number "
-        "of cores; SQLite folds in one)",
+        help="with --by-person: processes folding at once (default: the number of cores; on "
+        "SQLite one fewer: they fold on snapshots and this process writes)",
     )
     add_json(p)
     p.set_defaults(handler=cmd_import)
@@ -108,7 +108,10 @@ def cmd_import(app: App) -> int:
         raise CommandError(f"no such file: {', '.join(missing)}")
     engine = app.engine
     batch_size = app.args.batch_size or app.settings.engine.batch_size
-    workers = app.args.workers if app.args.workers is not None else os.cpu_count() or 1
+    workers = app.args.workers
+    if workers is None:  # the cores; on SQLite the importing process writes on one of them
+        cores = os.cpu_count() or 1
+        workers = max(1, cores - 1) if app.settings.store.url.startswith("sqlite:") else cores
     if workers < 1:
         raise CommandError("--workers must be at least 1")
     total = sum(p.stat().st_size for p in paths)

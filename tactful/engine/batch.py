@@ -62,10 +62,11 @@ from tactful.core.state import (
 )
 from tactful.engine.identity_graph import BatchIdentity
 from tactful.engine.messages import erased_row, image_of, net_rows, outbox_row
+from tactful.engine.split import FoldTx
 from tactful.reasons.model import ReasonModel
 from tactful.reasons.words import learned
 from tactful.store import records
-from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow, Tx
+from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow
 from tactful.store.records import to_us
 
 UNOWNED = ""
@@ -157,7 +158,7 @@ class Batch:
 
     def __init__(
         self,
-        tx: Tx,
+        tx: FoldTx,
         rules: EngineRules,
         plan: IdentityPlan,
         salt: str,

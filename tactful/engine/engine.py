@@ -46,6 +46,7 @@ from tactful.engine.replay import (
     compact,
     corrections,
 )
+from tactful.engine.split import FoldTx
 from tactful.reasons import saved as saved_models
 from tactful.reasons.documents import without_text
 from tactful.store.base import (
@@ -191,12 +192,12 @@ class Engine:
         return None if text is None else codec.parse_time(text)
 
     @staticmethod
-    def _clock(tx: Tx) -> datetime | None:
+    def _clock(tx: FoldTx) -> datetime | None:
         text = tx.get_meta(CLOCK_KEY)
         return None if text is None else codec.parse_time(text)
 
     @staticmethod
-    def _salt(tx: Tx) -> str:
+    def _salt(tx: FoldTx) -> str:
         salt = tx.get_meta(SALT_KEY)
         if salt is None:  # first batch ever; with several processes, the first writer wins
             salt = tx.setdefault_meta(SALT_KEY, secrets.token_hex(16))

@@ -22,12 +22,15 @@ part). A replay by person folds its log's components the same way (``Engine.repl
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from multiprocessing.connection import Connection, wait
 
 from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
@@ -37,9 +40,11 @@ from tactful.engine.components import Held, Node, Parts, Read, StoredLinks, batc
 from tactful.engine.components import Pending as Pending  # the callers' old import
 from tactful.engine.components import partition as partition
 from tactful.engine.engine import Engine, Rules
+from tactful.engine.split import FoldTx, NeedsWriter, Recorder, Stale, pack, unpack, write
 from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
+from tactful.store.sqlite import SQLiteStore, sqlite_path
 
 
 def stored_links(tx: Tx) -> StoredLinks:
@@ -74,8 +79,8 @@ def fold_grouped(
     """Log and fold ``pending`` component by component (see the module's docstring), each
     batch in one bulk transaction; return the stats of all batches together. ``pending``:
     the events in a list, or a ``Read`` that keeps them elsewhere (``tactful.engine.spill``).
-    ``workers``: processes folding batches at once where the store takes several writers
-    (``parallel``).
+    ``workers``: processes folding batches at once (``parallel``: on PostgreSQL each writes
+    its own, on a SQLite file this process writes what they fold).
     """
     total = BatchStats()
     read = Held(engine.plan, pending) if isinstance(pending, Sequence) else pending
@@ -96,7 +101,9 @@ def fold_grouped(
 
     parts = Parts(read, indexes, batches(ends, batch_size))
     workers = min(workers, len(parts)) if parallel(engine.store) else 1
-    if workers > 1:
+    if workers > 1 and isinstance(engine.store, SQLiteStore):
+        _fold_for_writer(engine, parts, until, history_before, workers, report)
+    elif workers > 1:
         _fold_in_workers(engine, parts, until, history_before, workers, report)
     else:
         for index in range(len(parts)):
@@ -107,9 +114,12 @@ def fold_grouped(
 
 
 def parallel(store: Store) -> bool:
-    """Whether batches may be folded by several processes at once: on PostgreSQL (each with
-    its own connection). SQLite has one writer, and a ``Batch`` reads and writes the store
-    while it folds, so a second process would only wait for the first."""
+    """Whether batches may be folded by several processes at once: on PostgreSQL, each
+    with its own connection (``_fold_in_workers``); on a SQLite file, on snapshots, for
+    this process to write (``_fold_for_writer``). Not a SQLite store in memory, which no
+    other process can open."""
+    if isinstance(store, SQLiteStore):
+        return sqlite_path(store.url) != ":memory:"
     return store.url.startswith(("postgresql:", "postgres:"))
 
 
@@ -159,7 +169,7 @@ def _fold_in_workers(
 
 class WorkerFailed(RuntimeError):
     """A worker process could not fold its batch (its traceback is the message); batches
-    other workers committed stay committed, and a re-run folds the rest."""
+    committed before stay committed (each whole), and a re-run folds the rest."""
 
 
 def _worker(
@@ -183,6 +193,189 @@ def _worker(
         engine.store.close()
 
 
+@dataclass(frozen=True)
+class _Folded:
+    """A part a worker folded: its stats and its writes (``split.pack``; stats None: the
+    writer folds the part itself)."""
+
+    index: int
+    stats: BatchStats | None
+    writes: bytes
+
+
+@dataclass(frozen=True)
+class _Failed:
+    index: int
+    error: str  # the worker's traceback
+
+
+def _fold_for_writer(
+    engine: Engine,
+    parts: Parts,
+    until: datetime,
+    history_before: datetime | None,
+    workers: int,
+    report: Callable[[BatchStats], None],
+) -> None:
+    """SQLite: ``workers`` forked processes fold ``parts`` on snapshots of the store
+    (``tactful.engine.split``) and this process, the one writer, applies each part's writes
+    in the parts' order, one transaction a part; a part that needs the writer, or any part
+    once another connection has written to the store (its workers' snapshots may be
+    stale), is folded here. Each worker has two parts out at most."""
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    pool = _Pool(engine, parts, _earlier_keys(parts), until, history_before, workers)
+    version = store.data_version()
+    alone = False  # another connection wrote: the rest is folded here
+    try:
+        for index in range(len(parts)):
+            folded = None if alone else pool.take(index)
+            stats = None
+            if folded is not None and folded.stats is not None:
+                try:
+                    stats = engine._retrying(partial(_write, store, version, folded))
+                except Stale:
+                    alone = True
+                    pool.kill()  # what they fold now would be as stale
+            if stats is None:
+                work = partial(_fold_batch, engine, parts[index], until, history_before)
+                stats = engine._retrying(work)
+                version = store.data_version()
+            report(stats)
+    except BaseException:
+        pool.kill()
+        raise
+    finally:
+        pool.close()
+
+
+class _Pool:
+    """Forked workers, each with a pipe of its own: a worker that dies, even half way
+    through sending its writes, is seen at once (its pipe ends) and blocks nobody."""
+
+    ENDED = "a worker ended before every batch was folded"
+
+    def __init__(
+        self,
+        engine: Engine,
+        parts: Parts,
+        earlier: dict[int, frozenset[str]],
+        until: datetime,
+        history_before: datetime | None,
+        workers: int,
+    ) -> None:
+        context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.conns: list[Connection] = []
+        self.done: dict[int, _Folded] = {}
+        self.next = 0
+        self.count = len(parts)
+        for _ in range(workers):
+            mine, theirs = context.Pipe()
+            args = (engine, parts, earlier, until, history_before, theirs)
+            process = context.Process(target=_snapshot_worker, args=args, daemon=True)
+            process.start()
+            theirs.close()  # only the worker holds its end: it ends when the worker does
+            self.processes.append(process)
+            self.conns.append(mine)
+        for _ in range(2):
+            for conn in self.conns:
+                self._give(conn)
+
+    def _give(self, conn: Connection) -> None:
+        if self.next < self.count:
+            try:
+                conn.send(self.next)
+            except OSError:
+                raise WorkerFailed(self.ENDED) from None
+            self.next += 1
+
+    def take(self, index: int) -> _Folded:
+        """The folded part ``index`` (parts come back in any order)."""
+        while index not in self.done:
+            for ready in wait(self.conns):
+                assert isinstance(ready, Connection)
+                try:
+                    result: _Folded | _Failed = ready.recv()
+                except (EOFError, OSError):
+                    raise WorkerFailed(self.ENDED) from None
+                if isinstance(result, _Failed):
+                    raise WorkerFailed(result.error)
+                self.done[result.index] = result
+                self._give(ready)  # each worker has two parts out, while there are more
+        return self.done.pop(index)
+
+    def kill(self) -> None:
+        for process in self.processes:
+            process.terminate()
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):  # the worker is gone
+                conn.send(None)
+        for process in self.processes:
+            process.join()
+        for conn in self.conns:
+            conn.close()
+
+
+def _write(store: SQLiteStore, version: int, folded: _Folded) -> BatchStats:
+    """Apply a worker's writes in one transaction; ``Stale`` (nothing written) if another
+    connection wrote since ``version`` or the log is not as the worker saw it."""
+    assert folded.stats is not None
+    with store.transaction(durable=False, bulk=True) as tx:
+        if store.data_version() != version:
+            raise Stale("another connection wrote to the store")
+        write(tx, unpack(folded.writes))
+    return folded.stats
+
+
+def _earlier_keys(parts: Parts) -> dict[int, frozenset[str]]:
+    """For each part, the event keys an earlier part also has (logged there first), when
+    the events are held in memory. Events read into a spill file are not read twice for
+    this: a key a worker took for new that an earlier batch logged is found by the writer
+    (``Stale``), which then folds that batch and the rest itself."""
+    if not isinstance(parts.read, Held):
+        return {}
+    first: dict[str, int] = {}
+    earlier: dict[int, set[str]] = {}
+    for index in range(len(parts)):
+        for p in parts[index]:
+            seen = first.setdefault(p.event.key, index)
+            if seen != index:
+                earlier.setdefault(index, set()).add(p.event.key)
+    return {index: frozenset(keys) for index, keys in earlier.items()}
+
+
+def _snapshot_worker(
+    parent: Engine,
+    parts: Parts,
+    earlier: dict[int, frozenset[str]],
+    until: datetime,
+    history_before: datetime | None,
+    conn: Connection,
+) -> None:
+    engine = engine_on_own_store(parent)
+    store = engine.store
+    assert isinstance(store, SQLiteStore)
+    try:
+        while (index := conn.recv()) is not None:
+            try:
+                with store.snapshot() as snapshot:
+                    recorder = Recorder(snapshot, earlier.get(index, frozenset()))
+                    try:
+                        stats = _fold_part(engine, recorder, parts[index], until, history_before)
+                    except NeedsWriter:
+                        conn.send(_Folded(index, None, b""))
+                        continue
+                conn.send(_Folded(index, stats, pack(recorder.ops)))
+            except Exception:
+                conn.send(_Failed(index, traceback.format_exc()))
+                return
+    finally:
+        store.close()
+
+
 def _last(engine: Engine, until: datetime, history_before: datetime | None) -> BatchStats:
     """Fire the timers no batch fired (persons the events do not name) and move the clock."""
     with engine.store.transaction(durable=False, bulk=True) as tx:
@@ -196,31 +389,41 @@ def _fold_batch(
     history_before: datetime | None,
 ) -> BatchStats:
     with engine.store.transaction(durable=False, bulk=True) as tx:
-        rows = [
-            EventRow(
-                key=p.event.key,
-                kind=EVENT_KIND[type(p.event)],
-                at_us=to_us(p.event.at),
-                source=p.source,
-                document_id=p.document_id,
-                canonical=p.canonical or codec.dumps(p.event),
-            )
-            for p in part
-        ]
-        inserted = tx.insert_events(rows)
-        fresh = [p.event for p, ok in zip(part, inserted, strict=True) if ok]
-        stats = _run(engine, tx, fresh, until, history_before, own_timers=True)
-        stats.received = len(part)
-        stats.duplicates = len(part) - len(fresh)
-        for row, ok in zip(rows, inserted, strict=True):
-            if not ok:
-                stats.duplicates_by_source[row.source] += 1
-        return stats
+        return _fold_part(engine, tx, part, until, history_before)
+
+
+def _fold_part(
+    engine: Engine,
+    tx: FoldTx,
+    part: Sequence[Pending],
+    until: datetime,
+    history_before: datetime | None,
+) -> BatchStats:
+    rows = [
+        EventRow(
+            key=p.event.key,
+            kind=EVENT_KIND[type(p.event)],
+            at_us=to_us(p.event.at),
+            source=p.source,
+            document_id=p.document_id,
+            canonical=p.canonical or codec.dumps(p.event),
+        )
+        for p in part
+    ]
+    inserted = tx.insert_events(rows)
+    fresh = [p.event for p, ok in zip(part, inserted, strict=True) if ok]
+    stats = _run(engine, tx, fresh, until, history_before, own_timers=True)
+    stats.received = len(part)
+    stats.duplicates = len(part) - len(fresh)
+    for row, ok in zip(rows, inserted, strict=True):
+        if not ok:
+            stats.duplicates_by_source[row.source] += 1
+    return stats
 
 
 def _run(
     engine: Engine,
-    tx: Tx,
+    tx: FoldTx,
     events: Sequence[Event],
     until: datetime,
     history_before: datetime | None,

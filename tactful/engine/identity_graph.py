@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from tactful.core.graph import IdentityPlan, PersonGraph, Unresolvable
-from tactful.store.base import IdentKey, Tx
+from tactful.engine.split import FoldTx
+from tactful.store.base import IdentKey
 
 
 class BatchIdentity(PersonGraph):
@@ -15,7 +16,7 @@ class BatchIdentity(PersonGraph):
 
     def __init__(
         self,
-        tx: Tx,
+        tx: FoldTx,
         salt: str,
         plan: IdentityPlan,
         on_merge: Callable[[str, str, datetime], None],

@@ -119,7 +119,7 @@ def import_files(
 
     ``by_person``: read every file first, then fold person by person (``tactful.engine.grouped``):
     the same result, each person loaded and saved once, memory in proportion to the export;
-    ``workers`` processes fold its batches at once where the store allows it (PostgreSQL).
+    ``workers`` processes fold its batches at once (on SQLite, for this process to write).
     """
     summary = ImportSummary()
     started = time.perf_counter()

@@ -12,13 +12,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tactful.clock import now_us
 from tactful.store.base import REPLAY_KEY, StoreError
+from tactful.store.dbapi import chunks
 from tactful.store.dialect import SQLITE
 from tactful.store.erasure import ErasureReport
 from tactful.store.inbox import SQLiteInbox
@@ -92,6 +93,21 @@ class SQLiteTx(SqlTx):
             size = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
             self.conn.execute("INSERT INTO free_pages (b) VALUES (zeroblob(?))", (free * size,))
             self.conn.execute("DELETE FROM free_pages")
+
+
+class SQLiteSnapshot(SQLiteTx):
+    """The engine's reads (``Tx``) in one consistent snapshot, beside the writer: what a
+    worker folding for a single writer reads with (``tactful.engine.split``). Its writes
+    fail (``query_only``); ``new_event_keys`` answers what ``insert_events`` would."""
+
+    def new_event_keys(self, keys: Sequence[str]) -> set[str]:
+        """Of ``keys``, those not in the event log."""
+        unique = sorted(set(keys))
+        found: set[str] = set()
+        for chunk in chunks(unique):
+            query = f"SELECT key FROM events WHERE key IN ({SQLITE.marks(len(chunk))})"
+            found.update(str(r[0]) for r in self.conn.execute(query, tuple(chunk)))
+        return set(unique) - found
 
 
 class SQLiteReader(SqlQueries):
@@ -368,6 +384,27 @@ class SQLiteStore:
                 yield SQLiteReader(self.conn)
             finally:
                 self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[SQLiteSnapshot]:
+        """A read-only transaction on this connection: one consistent snapshot of the store,
+        taken beside a writer in another process (WAL: neither waits for the other)."""
+        with self._lock:
+            self.conn.execute("PRAGMA query_only = ON")
+            try:
+                self.conn.execute("BEGIN")
+                try:
+                    yield SQLiteSnapshot(self.conn)
+                finally:
+                    self.conn.execute("ROLLBACK")
+            finally:
+                self.conn.execute("PRAGMA query_only = OFF")
+
+    def data_version(self) -> int:
+        """SQLite's ``data_version``: it changes when another connection (another process,
+        or another store object) commits, never for this one's own commits."""
+        with self._lock:
+            return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     @contextmanager
     def claim(self, name: str) -> Iterator[bool]:
