@@ -382,8 +382,8 @@ class Batch:
             rows = self.tx.load_persons([absorbed, survivor])
             gone = rows.get(absorbed)
             exits: list[Change] = []
-            if gone is not None:
-                for segment, membership in gone.memberships.items():
+            if gone is not None:  # by segment: the store keeps a person's rows in no order
+                for segment, membership in sorted(gone.memberships.items()):
                     if membership.member:
                         change = Change(
                             segment, "exited", at, "", membership.holdout, f"merged into {survivor}"

@@ -11,9 +11,11 @@ The batches of a fold by person share nothing (no identifier, ticket or person),
 worker reads of the rows its batch touches is what the writer would have read, with two
 exceptions that the recorder answers itself:
 - rows the batch itself wrote before reading them (a merge saves the survivor, moves the
-  absorbed person's identifiers, tickets and history, then the fold loads them): the
-  recorder keeps what it was told (``persons``, ``alias``, ``added``, ``deleted_history``,
-  ``tickets``) and lays it over the snapshot's answers, as the SQL would have changed them;
+  absorbed person's identifiers, tickets and history, then the fold loads them; a batch cut
+  at a merge or an erasure (``Batch.fold``) flushes each part, history included, before the
+  next part loads its persons and merges their histories): the recorder keeps what it was
+  told (``persons``, ``alias``, ``added``, ``deleted_history``, ``appended``, ``tickets``)
+  and lays it over the snapshot's answers, as the SQL would have changed them;
 - which events are new to the log (``insert_events``): those the snapshot does not hold and
   no earlier batch of the same fold logs (``earlier``).
 The writer checks the second when it applies the writes (``InsertEvents``): a key the
@@ -279,6 +281,10 @@ class Recorder:
     alias: dict[str, str] = field(default_factory=dict)  # merged away -> survivor
     added: dict[str, set[IdentKey]] = field(default_factory=dict)  # person -> added
     deleted_history: set[int] = field(default_factory=set)
+    # history rows this batch appended and kept, under ids of the recorder's own (below 0:
+    # no stored row's), each with the list of the ``AppendHistory`` that writes it
+    appended: dict[int, tuple[HistoryRow, list[HistoryRow]]] = field(default_factory=dict)
+    appended_count: int = 0
     tickets: dict[int, tuple[str, TicketRecord]] = field(default_factory=dict)  # saved
     locking = False  # one writer: nothing to lock
 
@@ -349,13 +355,20 @@ class Recorder:
         return out
 
     def history_rows(self, person_ids: Sequence[str]) -> list[tuple[int, str, Change]]:
+        """The stored rows, then this batch's own in the order it appended them: the
+        order of the ids the store gives them."""
         sources = self._sources(person_ids)
         if not sources:
             return []
-        return [
+        stored = [
             (row_id, sources[pid], change)
             for row_id, pid, change in self.reads.history_rows(sorted(sources))
             if row_id not in self.deleted_history
+        ]
+        return stored + [
+            (row_id, sources[row.person_id], row.change)
+            for row_id, (row, _) in self.appended.items()
+            if row.person_id in sources
         ]
 
     def load_tickets(self, ticket_ids: Iterable[int]) -> dict[int, tuple[str, TicketRecord]]:
@@ -413,8 +426,15 @@ class Recorder:
         self.ops.append(MergePerson(absorbed, survivor))
 
     def delete_history(self, row_ids: Sequence[int]) -> None:
-        self.deleted_history.update(row_ids)
-        self.ops.append(DeleteHistory(list(row_ids)))
+        """A row of this batch's own is taken out of the ``AppendHistory`` that writes it
+        (the store would insert it, then delete it: the same rows are left)."""
+        stored = [row_id for row_id in row_ids if row_id not in self.appended]
+        for row_id in row_ids:
+            if row_id in self.appended:
+                row, rows = self.appended.pop(row_id)
+                del rows[next(i for i, r in enumerate(rows) if r is row)]
+        self.deleted_history.update(stored)
+        self.ops.append(DeleteHistory(stored))
 
     def save_tickets(self, rows: Iterable[tuple[int, str, TicketRecord]]) -> None:
         rows = list(rows)
@@ -437,7 +457,11 @@ class Recorder:
         self.ops.append(SavePersons(copies, set(new), kept))
 
     def append_history(self, rows: Iterable[HistoryRow]) -> None:
-        self.ops.append(AppendHistory(list(rows)))
+        rows = list(rows)
+        for row in rows:
+            self.appended_count += 1
+            self.appended[-self.appended_count] = (row, rows)
+        self.ops.append(AppendHistory(rows))
 
     def append_state_changes(self, rows: Iterable[StateChangeRow]) -> None:
         self.ops.append(AppendStateChanges(list(rows)))
