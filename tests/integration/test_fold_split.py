@@ -17,11 +17,12 @@ import pytest
 
 from tactful.core.events import Event, UserDeleted, time_order
 from tactful.core.messages import PersonErased
+from tactful.core.segments import Change
 from tactful.engine import grouped
 from tactful.engine.engine import Engine
 from tactful.engine.grouped import Pending, WorkerFailed, fold_grouped
 from tactful.engine.split import FoldTx, Recorder, pack, unpack, write
-from tactful.store.base import IdentKey
+from tactful.store.base import HistoryRow, IdentKey
 from tactful.store.records import to_us
 from tactful.store.sqlite import SQLiteStore
 from tactful.testing import at, harness
@@ -52,7 +53,7 @@ def _reads(tx: FoldTx, pids: list[str], keys: list[IdentKey], tickets: list[int]
         tx.load_persons(pids),
         tx.identifiers_of(pids),
         tx.lookup_identifiers(keys),
-        tx.history_rows(pids),
+        [(pid, change) for _, pid, change in tx.history_rows(pids)],  # ids: handles only
         tx.tickets_of(pids),
         tx.load_tickets(tickets),
         [tx.resolve_person_id(p) for p in pids],
@@ -76,9 +77,16 @@ def test_a_recorder_reads_what_the_store_would_after_the_same_writes(tmp_path: P
     keys.append(("email", "new@x.example"))
 
     def steps(tx: FoldTx) -> list[Any]:
-        """Writes a batch with two merges makes, each followed by every read of them."""
+        """Writes a batch with two merges makes, each followed by every read of them. A
+        batch cut at a merge (``Batch.fold``) appends a part's history before the next part
+        merges: its own rows are read, moved and deleted with the stored ones."""
         seen = [_reads(tx, [a, b, c], keys, tickets)]
         tx.add_identifiers([("email", "new@x.example", a)])
+        seen.append(_reads(tx, [a, b, c], keys, tickets))
+        tx.append_history(
+            [HistoryRow(p, Change("recent", "entered", at(days=7), "r", False)) for p in (a, c)]
+        )
+        tx.append_history([HistoryRow(a, Change("recent", "exited", at(days=8), "r", False))])
         seen.append(_reads(tx, [a, b, c], keys, tickets))
         rows = tx.load_persons([a, b])
         kept = rows[b]
@@ -89,6 +97,9 @@ def test_a_recorder_reads_what_the_store_would_after_the_same_writes(tmp_path: P
         history = tx.history_rows([b])
         tx.delete_history([history[0][0]])
         tx.merge_person(b, c)
+        seen.append(_reads(tx, [a, b, c], keys, tickets))
+        history = tx.history_rows([c])  # the stored rows, then the appended ones, in order
+        tx.delete_history([history[-3][0], history[-1][0], history[0][0]])
         seen.append(_reads(tx, [a, b, c], keys, tickets))
         record = tx.tickets_of([c])[c][0]
         tx.save_tickets([(record.ticket_id, c, replace(record, risk=not record.risk))])
@@ -102,7 +113,7 @@ def test_a_recorder_reads_what_the_store_would_after_the_same_writes(tmp_path: P
     with store.snapshot() as snapshot:
         recorder = Recorder(snapshot)
         got = steps(recorder)
-    assert len(recorder.ops) == 7
+    assert len(recorder.ops) == 10
     for step, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert have == want, f"after step {step}"
     with store.transaction() as tx:
