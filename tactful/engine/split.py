@@ -150,10 +150,22 @@ class MergePerson:
 
 @dataclass(frozen=True, slots=True)
 class DeleteHistory:
-    row_ids: list[int]
+    row_ids: list[int]  # stored rows
+    # rows the batch appended itself, which have ids only once written: (person, the row's
+    # place among ``history_rows([person])``, its change), as the worker read them
+    appended: list[tuple[str, int, Change]] = field(default_factory=list)
 
     def apply(self, tx: FoldTx) -> None:
-        tx.delete_history(self.row_ids)
+        ids = list(self.row_ids)
+        listings: dict[str, list[tuple[int, str, Change]]] = {}
+        for person, place, change in self.appended:
+            if person not in listings:
+                listings[person] = tx.history_rows([person])
+            listing = listings[person]
+            if place >= len(listing) or listing[place][2] != change:
+                raise Stale("the history is not as the worker read it")
+            ids.append(listing[place][0])
+        tx.delete_history(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +293,9 @@ class Recorder:
     alias: dict[str, str] = field(default_factory=dict)  # merged away -> survivor
     added: dict[str, set[IdentKey]] = field(default_factory=dict)  # person -> added
     deleted_history: set[int] = field(default_factory=set)
-    # history rows this batch appended and kept, under ids of the recorder's own (below 0:
-    # no stored row's), each with the list of the ``AppendHistory`` that writes it
-    appended: dict[int, tuple[HistoryRow, list[HistoryRow]]] = field(default_factory=dict)
+    # history rows this batch appended (and did not delete), under ids of the recorder's
+    # own (below 0: no stored row's), in the order appended
+    appended: dict[int, HistoryRow] = field(default_factory=dict)
     appended_count: int = 0
     tickets: dict[int, tuple[str, TicketRecord]] = field(default_factory=dict)  # saved
     locking = False  # one writer: nothing to lock
@@ -367,7 +379,7 @@ class Recorder:
         ]
         return stored + [
             (row_id, sources[row.person_id], row.change)
-            for row_id, (row, _) in self.appended.items()
+            for row_id, row in self.appended.items()
             if row.person_id in sources
         ]
 
@@ -426,15 +438,22 @@ class Recorder:
         self.ops.append(MergePerson(absorbed, survivor))
 
     def delete_history(self, row_ids: Sequence[int]) -> None:
-        """A row of this batch's own is taken out of the ``AppendHistory`` that writes it
-        (the store would insert it, then delete it: the same rows are left)."""
+        """A row of this batch's own goes by its place among its person's rows, which the
+        writer finds the same (``DeleteHistory``), with the id the store gave it."""
         stored = [row_id for row_id in row_ids if row_id not in self.appended]
+        listings: dict[str, list[int]] = {}
+        appended: list[tuple[str, int, Change]] = []
         for row_id in row_ids:
             if row_id in self.appended:
-                row, rows = self.appended.pop(row_id)
-                del rows[next(i for i, r in enumerate(rows) if r is row)]
+                row = self.appended[row_id]
+                owner = self._final(row.person_id)
+                if owner not in listings:
+                    listings[owner] = [i for i, _, _ in self.history_rows([owner])]
+                appended.append((owner, listings[owner].index(row_id), row.change))
+        for row_id in row_ids:
+            self.appended.pop(row_id, None)
         self.deleted_history.update(stored)
-        self.ops.append(DeleteHistory(stored))
+        self.ops.append(DeleteHistory(stored, appended))
 
     def save_tickets(self, rows: Iterable[tuple[int, str, TicketRecord]]) -> None:
         rows = list(rows)
@@ -460,7 +479,7 @@ class Recorder:
         rows = list(rows)
         for row in rows:
             self.appended_count += 1
-            self.appended[-self.appended_count] = (row, rows)
+            self.appended[-self.appended_count] = row
         self.ops.append(AppendHistory(rows))
 
     def append_state_changes(self, rows: Iterable[StateChangeRow]) -> None:

@@ -5,7 +5,9 @@ batches, which a re-run completes to the same store as an import that never fail
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -119,6 +121,14 @@ def test_a_recorder_reads_what_the_store_would_after_the_same_writes(tmp_path: P
     with store.transaction() as tx:
         write(tx, unpack(pack(recorder.ops)))
     assert _tables(split) == _tables(real)
+    assert _history_ids(tmp_path / "split.db") == _history_ids(tmp_path / "real.db")  # ids too
+
+
+def _history_ids(path: Path) -> list[tuple[int, str, str, str, int]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(
+            "SELECT id, person_id, segment, change, at_us FROM membership_history ORDER BY id"
+        ).fetchall()
 
 
 def _dies_on_third_batch(parent: int, written: Path) -> Callable[..., Any]:
