@@ -378,7 +378,7 @@ class Engine:
 
     def _run(
         self,
-        tx: Tx,
+        tx: FoldTx,
         events: Sequence[Event],
         target: datetime | None,
         *,

@@ -35,13 +35,12 @@ from multiprocessing.connection import Connection, wait
 from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
-from tactful.engine.batch import Batch, BatchStats
+from tactful.engine.batch import BatchStats
 from tactful.engine.components import Held, Node, Parts, Read, StoredLinks, batches
 from tactful.engine.components import Pending as Pending  # the callers' old import
 from tactful.engine.components import partition as partition
-from tactful.engine.engine import Engine, Rules
+from tactful.engine.engine import Engine
 from tactful.engine.split import FoldTx, NeedsWriter, Recorder, Stale, pack, unpack, write
-from tactful.reasons import saved as saved_models
 from tactful.store.base import EventRow, Store, Tx
 from tactful.store.records import to_us
 from tactful.store.sqlite import SQLiteStore, sqlite_path
@@ -430,26 +429,11 @@ def _run(
     *,
     own_timers: bool,
 ) -> BatchStats:
-    # The clock as the batch finds it: this fold moves it only at the end (``_last``), so
-    # every batch sweeps from where the import started, unless another process moved it.
-    clock = Engine._clock(tx)
-    until = until if clock is None or clock < until else clock
-    rules: Rules = engine.rules
-    batch = Batch(
-        tx,
-        rules,
-        engine.plan,
-        Engine._salt(tx),
-        history_before=history_before,
-        model=saved_models.active(tx) if rules.learn_reasons else None,
-        threshold=rules.reason_threshold,
-        own_timers=own_timers,
-    )
-    stats = batch.fold(events, clock, until)
-    if not own_timers:
-        tx.advance_clock(until)
-    stats.applied = len(events) - len({k for k, _ in stats.rejected})
-    return stats
+    """``Engine._run`` swept to ``until``, the latest event of the whole fold (or the clock,
+    if another process moved it past that): ``own_timers`` leaves the clock where it is,
+    so every batch sweeps from where the import started (``_last`` moves it). Like every
+    fold, it refuses while a replay is unfinished."""
+    return engine._run(tx, events, until, history_before=history_before, own_timers=own_timers)
 
 
 def _add(total: BatchStats, stats: BatchStats) -> None:

@@ -232,7 +232,9 @@ def test_readers_say_a_replay_is_rebuilding_the_store_instead_of_showing_half_of
         side.stop()
 
 
+@pytest.mark.parametrize("how", [[], ["--by-person"]], ids=["time-order", "by-person"])
 def test_tactful_import_refuses_while_a_replay_is_unfinished(
+    how: list[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -258,7 +260,7 @@ def test_tactful_import_refuses_while_a_replay_is_unfinished(
     finally:
         store.close()
     page.write_bytes(orjson.dumps({"users": [{**users[0], "id": 2}], "end_of_stream": True}))
-    assert main(["--config", str(config), "import", str(page)]) == EXIT_TRY_AGAIN
+    assert main(["--config", str(config), "import", *how, str(page)]) == EXIT_TRY_AGAIN
     assert "replay is unfinished" in capsys.readouterr().err
     assert main(["--config", str(config), "replay", "--json"]) == 0
     assert main(["--config", str(config), "import", str(page)]) == 0
