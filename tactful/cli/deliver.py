@@ -7,10 +7,10 @@ from typing import Any
 from rich.table import Table
 
 from tactful.cli.base import App, CommandError, add_json, out_json
+from tactful.core.platform import PlatformReport
 from tactful.delivery.breaker import Circuit, circuits
 from tactful.delivery.preview import preview
 from tactful.delivery.store import DeliveryStore
-from tactful.destinations.base import PlatformReport
 from tactful.readmodels.views import fmt
 from tactful.store.records import from_us
 from tactful.store.runs import MAX_PAGE, Run, RunPage, RunStore

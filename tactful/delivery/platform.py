@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
+from tactful.core.platform import PlatformReport
 from tactful.delivery.runs import RunRecorder
-from tactful.destinations.base import PlatformReport, PlatformUnreadable
+from tactful.destinations.base import PlatformUnreadable
 from tactful.store.base import Store
 
 log = logging.getLogger(__name__)

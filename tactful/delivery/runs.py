@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from tactful.destinations.base import PlatformReport
+from tactful.core.platform import PlatformReport
 from tactful.store.runs import RunCounts, RunStore
 
 Skip = Literal["no_identifier", "no_consent", "holdout", "other"]

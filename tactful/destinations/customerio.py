@@ -40,7 +40,14 @@ import httpx
 from pydantic import Field
 
 from tactful.config.models import DestinationSettings
-from tactful.destinations.base import Capabilities, Item, Outcome, PlatformReport, Purpose, Sent
+from tactful.core.platform import PlatformReport
+from tactful.destinations.base import (
+    Capabilities,
+    Item,
+    Outcome,
+    Purpose,
+    Sent,
+)
 from tactful.destinations.identify import ESP_IDENTIFY_BY, identify_by_of, pick
 from tactful.destinations.probe import Probed, Verdict, body_of, by_status, where
 from tactful.destinations.profiles import (

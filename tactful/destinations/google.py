@@ -45,11 +45,11 @@ import httpx
 from pydantic import Field
 
 from tactful.config.models import DestinationSettings
+from tactful.core.platform import PlatformReport
 from tactful.destinations.base import (
     Capabilities,
     Item,
     Outcome,
-    PlatformReport,
     PlatformUnreadable,
     Purpose,
     classify_status,

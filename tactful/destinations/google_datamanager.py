@@ -49,13 +49,13 @@ import httpx
 from pydantic import Field
 
 from tactful.config.models import DestinationSettings
+from tactful.core.platform import PlatformReport
 from tactful.destinations import hashing
 from tactful.destinations.base import (
     Capabilities,
     Item,
     ItemKind,
     Outcome,
-    PlatformReport,
     PlatformUnreadable,
     Purpose,
     classify_status,

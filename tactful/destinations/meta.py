@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import Field
 
+from tactful.core.platform import PlatformReport
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Group as Group
 from tactful.destinations.audiences import Row as Row
@@ -42,7 +43,6 @@ from tactful.destinations.base import (
     Item,
     ItemKind,
     Outcome,
-    PlatformReport,
     PlatformUnreadable,
     Purpose,
     Sent,

@@ -33,6 +33,7 @@ import httpx
 import orjson
 from pydantic import Field
 
+from tactful.core.platform import PlatformReport
 from tactful.destinations import hashing
 from tactful.destinations.audiences import Row, chunk_rows, plan_audience_ops, zip_rows
 from tactful.destinations.base import (
@@ -41,7 +42,6 @@ from tactful.destinations.base import (
     Item,
     ItemKind,
     Outcome,
-    PlatformReport,
     PlatformUnreadable,
     Purpose,
     classify_status,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
-from tactful.destinations.base import PlatformReport
+from tactful.core.platform import PlatformReport
 from tactful.store.deliveries import Attempt, DeliveryRow, NewDelivery, OutboxEntry
 from tactful.store.readmodels import (
     BucketCount,

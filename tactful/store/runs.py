@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tactful.destinations.base import PlatformReport
+from tactful.core.platform import PlatformReport
 from tactful.store.dbapi import Conn
 from tactful.store.dialect import Dialect
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tactful.core.platform import PlatformReport
 from tactful.delivery.worker import DeliveryWorker
-from tactful.destinations.base import Outcome, PlatformReport, Sent
+from tactful.destinations.base import Outcome, Sent
 from tactful.testing import RecordingDestination, at, ticket
 from tactful.web.dashboard.destination import mask
 from tests.dashboard.helpers import PASSWORD, World, person_of, world

@@ -12,8 +12,14 @@ import httpx
 import pytest
 
 from tactful.config.models import DestinationSettings
+from tactful.core.platform import PlatformReport
 from tactful.destinations import hashing, registry
-from tactful.destinations.base import Identifiers, Item, ItemKind, PlatformReport, report_of
+from tactful.destinations.base import (
+    Identifiers,
+    Item,
+    ItemKind,
+    report_of,
+)
 from tactful.destinations.meta import SMALL_AUDIENCE_MESSAGE, MetaAudience
 from tactful.testing.conformance import Conformance, conformance_tests
 from tactful.testing.fakes.meta import FakeMeta

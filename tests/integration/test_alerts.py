@@ -479,7 +479,7 @@ def test_match_rate_segment_size_zendesk_silence_and_signature_failures(
     sync runs, the segment's membership history, when events arrived, and the refused
     signatures every process carries into the store."""
     from tactful.alerts.signatures import META_KEY
-    from tactful.destinations.base import PlatformReport
+    from tactful.core.platform import PlatformReport
 
     refused = [0]
     hour = 60 * MINUTE

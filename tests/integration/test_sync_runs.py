@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tactful.core.platform import PlatformReport
 from tactful.delivery.store import DeliveryStore, NewDelivery
-from tactful.destinations.base import Outcome, PlatformReport, Sent
+from tactful.destinations.base import Outcome, Sent
 from tactful.store.records import to_us
 from tactful.store.runs import RunCounts, RunStore
 from tactful.testing import RecordingDestination, at, consent, ticket, user

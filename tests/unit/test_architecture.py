@@ -161,6 +161,21 @@ def test_the_core_imports_only_the_core() -> None:
     assert {m: ts for m, ts in out.items() if m.startswith("tactful.core") and ts} == {}
 
 
+# What the store may import: the core, itself, and the root's clock and errors. Nothing that
+# delivers, serves or is served (destinations, delivery, web, cli) sits below it.
+STORE_MAY_IMPORT = ("tactful.core", "tactful.store", "tactful.clock", "tactful.exceptions")
+
+
+def test_the_store_imports_no_layer_above_it() -> None:
+    graph = _imports()
+    above = {
+        m: sorted(t for t in ts if t != "tactful" and not t.startswith(STORE_MAY_IMPORT))
+        for m, ts in graph.items()
+        if m.startswith("tactful.store")
+    }
+    assert {m: ts for m, ts in above.items() if ts} == {}
+
+
 def _calls(tree: ast.AST, name: str) -> list[int]:
     return [
         node.lineno

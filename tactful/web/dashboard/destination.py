@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tactful.clock import now_us as system_us
+from tactful.core.platform import PlatformReport
 from tactful.delivery import platform
 from tactful.delivery.preview import Preview, preview
 from tactful.delivery.store import DeliveryStore
-from tactful.destinations.base import PlatformReport
 from tactful.store.runs import RowError, Run, RunStore
 from tactful.store.watch import WatchStore
 from tactful.web.context import WebContext
