@@ -62,11 +62,10 @@ from tactful.core.state import (
 )
 from tactful.engine.identity_graph import BatchIdentity
 from tactful.engine.messages import erased_row, image_of, net_rows, outbox_row
-from tactful.engine.split import FoldTx
 from tactful.reasons.model import ReasonModel
 from tactful.reasons.words import learned
 from tactful.store import records
-from tactful.store.base import HistoryRow, OutboxRow, PersonRow, StateChangeRow
+from tactful.store.base import FoldTx, HistoryRow, OutboxRow, PersonRow, StateChangeRow
 from tactful.store.records import to_us
 
 UNOWNED = ""

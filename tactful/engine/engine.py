@@ -46,12 +46,12 @@ from tactful.engine.replay import (
     compact,
     corrections,
 )
-from tactful.engine.split import FoldTx
 from tactful.reasons import saved as saved_models
 from tactful.reasons.documents import without_text
 from tactful.store.base import (
     REPLAY_KEY,
     EventRow,
+    FoldTx,
     IdentKey,
     OutboxRow,
     Store,

@@ -40,8 +40,8 @@ from tactful.engine.components import Held, Node, Parts, Read, StoredLinks, batc
 from tactful.engine.components import Pending as Pending  # the callers' old import
 from tactful.engine.components import partition as partition
 from tactful.engine.engine import Engine
-from tactful.engine.split import FoldTx, NeedsWriter, Recorder, Stale, pack, unpack, write
-from tactful.store.base import EventRow, Store, Tx
+from tactful.engine.split import NeedsWriter, Recorder, Stale, pack, unpack, write
+from tactful.store.base import EventRow, FoldTx, Store, Tx
 from tactful.store.records import to_us
 from tactful.store.sqlite import SQLiteStore, sqlite_path
 

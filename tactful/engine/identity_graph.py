@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from tactful.core.graph import IdentityPlan, PersonGraph, Unresolvable
-from tactful.engine.split import FoldTx
-from tactful.store.base import IdentKey
+from tactful.store.base import FoldTx, IdentKey
 
 
 class BatchIdentity(PersonGraph):

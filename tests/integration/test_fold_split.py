@@ -23,8 +23,8 @@ from tactful.core.segments import Change
 from tactful.engine import grouped
 from tactful.engine.engine import Engine
 from tactful.engine.grouped import Pending, WorkerFailed, fold_grouped
-from tactful.engine.split import FoldTx, Recorder, pack, unpack, write
-from tactful.store.base import HistoryRow, IdentKey
+from tactful.engine.split import Recorder, pack, unpack, write
+from tactful.store.base import FoldTx, HistoryRow, IdentKey
 from tactful.store.records import to_us
 from tactful.store.sqlite import SQLiteStore
 from tactful.testing import at, harness
