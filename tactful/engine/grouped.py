@@ -36,9 +36,7 @@ from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
 from tactful.engine.batch import BatchStats
-from tactful.engine.components import Held, Node, Parts, Read, StoredLinks, batches
-from tactful.engine.components import Pending as Pending  # the callers' old import
-from tactful.engine.components import partition as partition
+from tactful.engine.components import Held, Node, Parts, Pending, Read, StoredLinks, batches
 from tactful.engine.engine import Engine
 from tactful.engine.split import NeedsWriter, Recorder, Stale, pack, unpack, write
 from tactful.store.base import EventRow, FoldTx, Store, Tx

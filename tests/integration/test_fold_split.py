@@ -21,8 +21,9 @@ from tactful.core.events import Event, UserDeleted, time_order
 from tactful.core.messages import PersonErased
 from tactful.core.segments import Change
 from tactful.engine import grouped
+from tactful.engine.components import Pending
 from tactful.engine.engine import Engine
-from tactful.engine.grouped import Pending, WorkerFailed, fold_grouped
+from tactful.engine.grouped import WorkerFailed, fold_grouped
 from tactful.engine.split import Recorder, pack, unpack, write
 from tactful.store.base import FoldTx, HistoryRow, IdentKey
 from tactful.store.records import to_us

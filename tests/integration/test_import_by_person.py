@@ -20,8 +20,9 @@ from tactful.core.events import Event, time_order
 from tactful.core.graph import IdentityPlan
 from tactful.engine import grouped
 from tactful.engine.batch import BatchStats
+from tactful.engine.components import Pending, partition
 from tactful.engine.engine import Engine, Incoming
-from tactful.engine.grouped import Pending, fold_grouped, partition
+from tactful.engine.grouped import fold_grouped
 from tactful.engine.spill import Spill
 from tactful.testing import (
     at,
