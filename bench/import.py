@@ -296,6 +296,13 @@ class StoreTarget:
             self.cluster = None
 
 
+def child_timeout(records: int) -> float:
+    """Seconds an import child may run before it is killed: 15 minutes, or 1 ms a record
+    for larger exports (about ten times the cost measured on the 2-core machine), so the
+    1M-person row (10.5M records, about half an hour) is not killed half way."""
+    return max(900.0, records / 1000)
+
+
 def import_once(
     files: SampleFiles,
     url: str,
@@ -313,7 +320,9 @@ def import_once(
         "workers": WORKERS[0],
     }
     child = run_child(
-        [sys.executable, str(Path(__file__).resolve()), "--worker"], json.dumps(spec).encode()
+        [sys.executable, str(Path(__file__).resolve()), "--worker"],
+        json.dumps(spec).encode(),
+        timeout=child_timeout(files.records),
     )
     if child.returncode != 0:
         raise SystemExit(
