@@ -7,7 +7,9 @@ an equal event. Times travel as ISO 8601 strings with microseconds and ``Z``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -87,28 +89,46 @@ def _identifier(value: Any) -> Identifier:
     return Identifier(value[0], value[1])
 
 
-_TIME_FIELDS = {"at", "created_at", "updated_at", "until"}
-_IDENTIFIER_FIELDS = {"person"}
-_IDENTIFIER_TUPLE_FIELDS = {"requester"}
-_PAIR_FIELDS = {"custom_fields", "fields", "properties"}
+def _time(value: Any) -> datetime | None:
+    return None if value is None else parse_time(value)
+
+
+def _identifiers(value: Any) -> tuple[Identifier, ...]:
+    return tuple(_identifier(v) for v in value)
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in value)
+
+
+# How a field's JSON value is read back, by field name (any other list becomes a tuple).
+_READ: dict[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(("at", "created_at", "updated_at", "until"), _time),
+    "person": _identifier,
+    "requester": _identifiers,
+    **dict.fromkeys(("custom_fields", "fields", "properties"), _pairs),
+}
+
+
+@cache
+def _reader(kind: str) -> tuple[type[Event], tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
+    """The event class of ``kind`` and each of its fields with how it is read (looked up
+    once per kind, not once per event: ``loads`` runs for every event a replay or a fold by
+    person reads back)."""
+    cls = EVENT_TYPES[kind]
+    return cls, tuple((f.name, _READ.get(f.name)) for f in dataclasses.fields(cls))
 
 
 def decode(data: dict[str, Any]) -> Event:
-    cls = EVENT_TYPES[data["kind"]]
+    cls, fields = _reader(data["kind"])
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if f.name in _TIME_FIELDS:
-            value = None if value is None else parse_time(value)
-        elif f.name in _IDENTIFIER_FIELDS:
-            value = _identifier(value)
-        elif f.name in _IDENTIFIER_TUPLE_FIELDS:
-            value = tuple(_identifier(v) for v in value)
-        elif f.name in _PAIR_FIELDS:
-            value = tuple((str(k), str(v)) for k, v in value)
+    for name, read in fields:
+        if name not in data:
+            continue  # the field's default
+        value = data[name]
+        if read is not None:
+            value = read(value)
         elif isinstance(value, list):
             value = tuple(value)
-        kwargs[f.name] = value
+        kwargs[name] = value
     return cls(**kwargs)

@@ -618,9 +618,10 @@ class Batch:
         quiet = self._quiet(now)
         if quiet:
             self._remember(pid, now)
-        changed = () if values == old else tuple(k for k, v in values.items() if old.get(k) != v)
-        eligible = eligibility(result.memberships, self.segment_names)
+        changed = () if values == old else tuple([k for k, v in values.items() if old.get(k) != v])
         memberships = {k: m for k, m in result.memberships.items() if m.member}
+        # What destinations are told with each message (none while quiet: history or replay).
+        eligible = {} if quiet else eligibility(result.memberships, self.segment_names)
         if changed:
             self.stats.state_changes += 1
             old_state = old.get("support_state")
