@@ -50,6 +50,7 @@ from tactful.store.base import REPLAY_KEY, EventRow, StoreConflict, StoreError
 from tactful.store.dialect import POSTGRESQL
 from tactful.store.inbox import PgInbox
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
+from tactful.store.postgres_rows import ArrayRows
 from tactful.store.sql import (
     PERSON_COLUMNS,
     PERSON_UPSERT,
@@ -134,7 +135,7 @@ HELD_SQL = (
 )
 
 
-class PgTx(SqlTx):
+class PgTx(ArrayRows, SqlTx):
     dialect = POSTGRESQL
     locking = True
 
