@@ -149,20 +149,21 @@ class PgTx(ArrayRows, SqlTx):
 
     def _hold_whole(self, exclusive: bool) -> None:
         if self.whole is None and self.holder is not None:
-            # An import's batch: its process (or the process that forked it) holds the
-            # store (``PostgresStore.hold``). A bigint advisory key shows in ``pg_locks`` as
-            # classid (high 32 bits), objid (low 32 bits) and objsubid 1
-            # (https://www.postgresql.org/docs/current/view-pg-locks.html).
-            held = self.conn.execute(HELD_SQL, (self.holder, WHOLE_STORE_LOCK)).fetchone()
-            if not held[0]:
-                raise StoreError(
-                    "the importing process no longer holds the store: this worker stops"
-                )
+            self.check_held()
             self.whole = "held"
         if self.whole is None:
             fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
             self.conn.execute(f"SELECT {fn}(%s)", (WHOLE_STORE_LOCK,))
             self.whole = "exclusive" if exclusive else "shared"
+
+    def check_held(self) -> None:
+        """An import's batch: its process (or the process that forked it) holds the store
+        (``PostgresStore.hold``); ``StoreError`` if it no longer does (it died). A bigint
+        advisory key shows in ``pg_locks`` as classid (high 32 bits), objid (low 32 bits)
+        and objsubid 1 (https://www.postgresql.org/docs/current/view-pg-locks.html)."""
+        held = self.conn.execute(HELD_SQL, (self.holder, WHOLE_STORE_LOCK)).fetchone()
+        if not held[0]:
+            raise StoreError("the importing process no longer holds the store: this worker stops")
 
     def hold_store(self) -> None:
         self._hold_whole(exclusive=True)
@@ -399,7 +400,10 @@ class PostgresStore:
             except psycopg.Error as exc:
                 raise StoreError(f"cannot write to {self.safe_url}: {_explain(exc)}") from exc
             try:
-                yield PgTx(PgConn(conn), self.max_key_locks, _holders.get(self._conninfo))
+                tx = PgTx(PgConn(conn), self.max_key_locks, _holders.get(self._conninfo))
+                yield tx
+                if tx.whole == "held":  # still held: what it wrote was folded alone
+                    tx.check_held()
                 conn.execute("COMMIT")
             except psycopg.Error as exc:
                 _rollback(conn)

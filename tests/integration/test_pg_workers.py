@@ -9,6 +9,7 @@ transaction, so the workers folded one at a time."""
 from __future__ import annotations
 
 import multiprocessing
+import time
 from typing import Any
 
 import psycopg
@@ -100,6 +101,39 @@ def test_a_worker_whose_importing_process_is_gone_does_not_fold(
     ):
         tx.lock(["i:email:a@x.example"])
     store.close()
+
+
+def test_a_batch_whose_importing_process_dies_before_it_commits_writes_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = harness(CONFIG, pg_url).engine.store
+    assert isinstance(store, PostgresStore)
+    holder = psycopg.connect(pg_url, autocommit=True)  # the importing process's session
+    holder.execute("SELECT pg_advisory_lock(%s)", (postgres.WHOLE_STORE_LOCK,))
+    monkeypatch.setitem(postgres._holders, store._conninfo, holder.info.backend_pid)
+    with (
+        pytest.raises(StoreError, match="no longer holds the store"),
+        store.transaction() as tx,
+    ):
+        tx.lock(["i:email:a@x.example"])  # held: it folds
+        tx.add_identifiers([("email", "a@x.example", "p1")])
+        pid = holder.info.backend_pid
+        holder.close()  # the importing process dies before this batch commits
+        _until_gone(pg_url, pid)
+    with store.reader() as reader:
+        assert reader.find_persons("email", "a@x.example") == []
+    store.close()
+
+
+def _until_gone(url: str, pid: int) -> None:
+    """Wait (up to 10 s) until the server has ended the session ``pid``."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(200):
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if row.fetchone() == (0,):
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"session {pid} still there")
 
 
 def test_the_hold_ends_with_the_block_even_on_an_error(pg_url: str) -> None:
