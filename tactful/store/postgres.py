@@ -395,7 +395,9 @@ class PostgresStore:
         with self._connection() as conn:
             try:
                 conn.execute("BEGIN")
-                if not durable:
+                if not durable:  # an import's or a tick's: lost in a crash, redone by a re-run
+                    # (https://www.postgresql.org/docs/current/wal-async-commit.html: only the
+                    # latest commits may be lost, never half of one; nothing was acknowledged)
                     conn.execute("SET LOCAL synchronous_commit = off")
             except psycopg.Error as exc:
                 raise StoreError(f"cannot write to {self.safe_url}: {_explain(exc)}") from exc
