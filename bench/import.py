@@ -168,6 +168,7 @@ class ImportRun:
     batch_size: int  # events per transaction (the config's engine.batch_size unless overridden)
     cpu_seconds: float = 0.0  # the importing process's CPU time (all its threads), workers' too
     load: float = 0.0  # the machine's 1-minute load average as the run ended
+    server_cpu_seconds: float | None = None  # a throwaway PostgreSQL server's, during the run
 
     @property
     def cpu_rate(self) -> float:
@@ -290,6 +291,22 @@ class StoreTarget:
             except Exception as exc:  # a throwaway server: leave it to stop()
                 print(f"    (could not drop {url}: {exc})", file=sys.stderr)
 
+    def server_cpu(self) -> float | None:
+        """CPU seconds the PostgreSQL server has used so far, every process of it (those
+        that ended included: the postmaster's children's times), for a server this
+        benchmark started (None: SQLite, or a server it did not start)."""
+        datadir = getattr(self.cluster, "datadir", None)
+        if datadir is None:
+            return None
+        try:
+            postmaster = int((Path(datadir) / "postmaster.pid").read_text().split()[0])
+            total = sum(_proc_times(postmaster))  # utime, stime, cutime, cstime
+            for pid in _children(postmaster):
+                total += sum(_proc_times(pid)[:2])
+        except (OSError, ValueError):
+            return None
+        return total / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()
@@ -301,6 +318,25 @@ def child_timeout(records: int) -> float:
     for larger exports (about ten times the cost measured on the 2-core machine), so the
     1M-person row (10.5M records, about half an hour) is not killed half way."""
     return max(900.0, records / 1000)
+
+
+def _proc_times(pid: int) -> list[int]:
+    """utime, stime, cutime, cstime of ``pid`` in clock ticks (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return [int(x) for x in fields[11:15]]
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry))
+    return found
 
 
 def import_once(
@@ -636,7 +672,11 @@ def bench_size(
             if url is not None:
                 target.drop(url, db)
             url, db = target.fresh(f"store-{persons}")
+            server_before = target.server_cpu()
             run = import_once(files, url, db, batch_size=batch_size)
+            server_after = target.server_cpu()
+            if server_before is not None and server_after is not None:
+                run.server_cpu_seconds = server_after - server_before
             if target.kind != "sqlite":
                 run.store_bytes = target.size(url)
             result.runs.append(run)
@@ -645,7 +685,12 @@ def bench_size(
                     f"    import {i + 1}/{repeat} → {target.label}: {run.records:,} records in "
                     f"{run.seconds:.2f}s = {run.rate:,.0f}/s, CPU {run.cpu_seconds:.1f}s = "
                     f"{run.records / max(run.cpu_seconds, 1e-9):,.0f}/s of CPU, "
-                    f"peak RSS {mb(run.peak_kb, kib=True)} MB",
+                    + (
+                        ""
+                        if run.server_cpu_seconds is None
+                        else f"server CPU {run.server_cpu_seconds:.1f}s, "
+                    )
+                    + f"peak RSS {mb(run.peak_kb, kib=True)} MB, load {run.load:.1f}",
                     file=sys.stderr,
                 )
         if duckdb and url is not None:
@@ -1026,6 +1071,7 @@ def workers_table(benches: dict[int, ImportBench]) -> str:
             first = base.get(r.persons)
             speedup = r.median_rate / first.median_rate if first and first.median_rate else 0.0
             cpu = median([run.cpu_rate for run in r.runs])
+            server = [run.server_cpu_seconds for run in r.runs if run.server_cpu_seconds]
             rows.append(
                 [
                     num(r.persons),
@@ -1033,6 +1079,7 @@ def workers_table(benches: dict[int, ImportBench]) -> str:
                     num(r.runs[0].records),
                     num(r.median_rate),
                     num(cpu),
+                    f"{median(server):.1f}" if server else "–",
                     f"×{speedup:.2f}",
                     ", ".join(f"{run.load:.1f}" for run in r.runs),
                     mb(r.peak_kb, kib=True),
@@ -1045,6 +1092,7 @@ def workers_table(benches: dict[int, ImportBench]) -> str:
             "records",
             "records/s",
             "records/s of CPU",
+            "server CPU s",
             f"÷ {base_count} worker(s)",
             "load",
             "peak RSS MB",

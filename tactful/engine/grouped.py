@@ -40,6 +40,7 @@ from tactful.engine.components import Held, Node, Parts, Pending, Read, StoredLi
 from tactful.engine.engine import Engine
 from tactful.engine.split import NeedsWriter, Recorder, Stale, pack, unpack, write
 from tactful.store.base import EventRow, FoldTx, Store, Tx
+from tactful.store.postgres import PostgresStore
 from tactful.store.records import to_us
 from tactful.store.sqlite import SQLiteStore, sqlite_path
 
@@ -81,13 +82,32 @@ def fold_grouped(
     """
     total = BatchStats()
     read = Held(engine.plan, pending) if isinstance(pending, Sequence) else pending
-    if not len(read) or read.latest is None:
+    latest = read.latest
+    if not len(read) or latest is None:
         return total
+    args = (engine, read, latest, batch_size, history_before, on_batch, workers, total)
+    store = engine.store
+    if workers > 1 and isinstance(store, PostgresStore):
+        with store.hold():  # from the plan to the last pass: see ``PostgresStore.hold``
+            return _fold(*args)
+    return _fold(*args)
+
+
+def _fold(
+    engine: Engine,
+    read: Read,
+    latest: datetime,
+    batch_size: int,
+    history_before: datetime | None,
+    on_batch: Callable[[BatchStats], None] | None,
+    workers: int,
+    total: BatchStats,
+) -> BatchStats:
     with engine.store.transaction(durable=False, bulk=True) as tx:
         clock = Engine._clock(tx)
         salt = Engine._salt(tx)
         indexes, ends = read.planner.order(salt, stored_links(tx))
-    until = read.latest
+    until = latest
     if clock is not None and clock > until:
         until = clock
 
@@ -129,8 +149,9 @@ def _fold_in_workers(
     report: Callable[[BatchStats], None],
 ) -> None:
     """Fold ``parts`` in ``workers`` forked processes, each on its own connection, taking
-    the next part as it finishes one (the components are disjoint: no two lock, read or
-    write the same person, identifier or ticket)."""
+    the next part as it finishes one (the components are disjoint: no two read or write the
+    same person, identifier or ticket, so they fold at once while this process holds the
+    store: ``PostgresStore.hold``)."""
     context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
     tasks: multiprocessing.Queue[int | None] = context.Queue()
     results: multiprocessing.Queue[tuple[bool, BatchStats | str]] = context.Queue()

@@ -16,6 +16,12 @@ Several ``serve`` / ``import`` processes may share one database:
   and tick holds that whole-store lock shared before its own keys. PostgreSQL's lock table is
   small (``max_locks_per_transaction`` × connections, 6,400 slots by default): one lock per
   key of a 20,000-event batch would exhaust it ("out of shared memory").
+- An import folding on several worker processes (``hold``) holds the whole store for the
+  import, exclusively, on a session lock of the importing process: its workers' batches share
+  no person, identifier or ticket (``tactful.engine.components``), so they fold at once and
+  take no lock of their own; every other writer waits until the import ends. A worker first
+  checks that the importing process still holds the store (``pg_locks``), and refuses to
+  fold otherwise (the importing process died: its session, and the lock, are gone).
 - Due timers are claimed, not waited for: ``FOR UPDATE SKIP LOCKED`` on rows whose person
   this transaction could lock without waiting (``pg_try_advisory_xact_lock``).
 - Background work that must run in one place at a time (routing the outbox, sending to one
@@ -44,6 +50,7 @@ from tactful.store.base import REPLAY_KEY, EventRow, StoreConflict, StoreError
 from tactful.store.dialect import POSTGRESQL
 from tactful.store.inbox import PgInbox
 from tactful.store.migrations import LATEST_VERSION, MIGRATION_LOCK, migrate, newer_schema
+from tactful.store.postgres_rows import ArrayRows
 from tactful.store.sql import (
     PERSON_COLUMNS,
     PERSON_UPSERT,
@@ -117,20 +124,46 @@ WHOLE_STORE_LOCK = 0x7AC7F18  # advisory lock key: shared by batches, exclusive 
 MAX_KEY_LOCKS = 1000
 
 
-class PgTx(SqlTx):
+# Backend pid of the session that holds the store for an import (``PostgresStore.hold``),
+# by connection string: set in the importing process, and so in the workers it forks.
+_holders: dict[str, int] = {}
+
+HELD_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = %s AND "
+    "granted AND mode = 'ExclusiveLock' AND classid = 0 AND objid = %s AND objsubid = 1 "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+
+
+class PgTx(ArrayRows, SqlTx):
     dialect = POSTGRESQL
     locking = True
 
-    def __init__(self, conn: PgConn, max_key_locks: int = MAX_KEY_LOCKS) -> None:
+    def __init__(
+        self, conn: PgConn, max_key_locks: int = MAX_KEY_LOCKS, holder: int | None = None
+    ) -> None:
         super().__init__(conn)
         self.max_key_locks = max_key_locks
+        self.holder = holder  # backend pid holding the store for this process's import
         self.whole: str | None = None  # how this transaction holds the whole-store lock
 
     def _hold_whole(self, exclusive: bool) -> None:
+        if self.whole is None and self.holder is not None:
+            self.check_held()
+            self.whole = "held"
         if self.whole is None:
             fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
             self.conn.execute(f"SELECT {fn}(%s)", (WHOLE_STORE_LOCK,))
             self.whole = "exclusive" if exclusive else "shared"
+
+    def check_held(self) -> None:
+        """An import's batch: its process (or the process that forked it) holds the store
+        (``PostgresStore.hold``); ``StoreError`` if it no longer does (it died). A bigint
+        advisory key shows in ``pg_locks`` as classid (high 32 bits), objid (low 32 bits)
+        and objsubid 1 (https://www.postgresql.org/docs/current/view-pg-locks.html)."""
+        held = self.conn.execute(HELD_SQL, (self.holder, WHOLE_STORE_LOCK)).fetchone()
+        if not held[0]:
+            raise StoreError("the importing process no longer holds the store: this worker stops")
 
     def hold_store(self) -> None:
         self._hold_whole(exclusive=True)
@@ -139,7 +172,7 @@ class PgTx(SqlTx):
         ordered = sorted(set(keys))
         # decided at the first call (a batch's identifiers and tickets): never upgraded
         self._hold_whole(exclusive=len(ordered) > self.max_key_locks)
-        if ordered and self.whole == "shared":
+        if ordered and self.whole == "shared":  # "held", "exclusive": nobody else writes
             self.conn.execute(
                 "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM "
                 "unnest(%s::text[]) WITH ORDINALITY AS u(k, n)",
@@ -362,12 +395,17 @@ class PostgresStore:
         with self._connection() as conn:
             try:
                 conn.execute("BEGIN")
-                if not durable:
+                if not durable:  # an import's or a tick's: lost in a crash, redone by a re-run
+                    # (https://www.postgresql.org/docs/current/wal-async-commit.html: only the
+                    # latest commits may be lost, never half of one; nothing was acknowledged)
                     conn.execute("SET LOCAL synchronous_commit = off")
             except psycopg.Error as exc:
                 raise StoreError(f"cannot write to {self.safe_url}: {_explain(exc)}") from exc
             try:
-                yield PgTx(PgConn(conn), self.max_key_locks)
+                tx = PgTx(PgConn(conn), self.max_key_locks, _holders.get(self._conninfo))
+                yield tx
+                if tx.whole == "held":  # still held: what it wrote was folded alone
+                    tx.check_held()
                 conn.execute("COMMIT")
             except psycopg.Error as exc:
                 _rollback(conn)
@@ -389,6 +427,24 @@ class PostgresStore:
                 raise StoreError(f"cannot read {self.safe_url}: {_explain(exc)}") from exc
             finally:
                 _rollback(conn)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the whole store for this process and the worker processes it forks, until
+        the block ends: an import by person folding on several processes, whose batches
+        share nothing, so they need no lock against each other. Waits for the batches
+        running elsewhere; every other writer (batches, ticks, a replay's commits) waits
+        until the block ends. A session advisory lock on a connection of its own: released
+        when the block ends or the process dies."""
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (WHOLE_STORE_LOCK,))
+            _holders[self._conninfo] = int(conn.info.backend_pid)
+            try:
+                yield
+            finally:
+                _holders.pop(self._conninfo, None)
+                with contextlib.suppress(Exception):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (WHOLE_STORE_LOCK,))
 
     @contextmanager
     def claim(self, name: str) -> Iterator[bool]:
