@@ -72,7 +72,10 @@ class Workers(Generic[T]):
         self.conns: list[Connection] = []
         for _ in range(count):
             mine, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(start, theirs), daemon=True)
+            # the parent's ends go to the worker too: it closes them, so that when the parent
+            # dies (kill -9), its pipe ends and it stops, instead of waiting for ever
+            ours = [*self.conns, mine]
+            process = context.Process(target=_serve, args=(start, theirs, ours), daemon=True)
             process.start()
             theirs.close()  # only the worker holds its end: it ends when the worker does
             self.processes.append(process)
@@ -140,10 +143,12 @@ class Workers(Generic[T]):
             conn.close()
 
 
-def _serve(start: Start[T], conn: Connection) -> None:
+def _serve(start: Start[T], conn: Connection, parents: list[Connection]) -> None:
     """A worker: fold each index received until told to stop (``None``); on an error, send
     its traceback and end. The cyclic garbage collector is paused while a batch folds, as
     in one process (``engine.gc_paused``)."""
+    for end in parents:
+        end.close()
     index = -1
     try:
         with start() as fold:
