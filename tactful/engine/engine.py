@@ -530,6 +530,7 @@ class Engine:
             while marker.phase != DONE:
                 if log is not None and marker.phase == RECOMPUTE and workers > 1:
                     fold_in_workers(self, marker, log, workers, progress)
+                    workers = 1  # the steps fold what is left, if anything
                 # Not durable: the work and the marker commit together, so a power cut loses
                 # both and the replay resumes from the marker before them.
                 with gc_paused(), self.store.transaction(durable=False) as tx:
