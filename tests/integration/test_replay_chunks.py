@@ -61,7 +61,10 @@ def _outcome(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         "persons": _rows(store, "SELECT person_id, facts, state, wake_us FROM persons ORDER BY 1"),
         "memberships": _rows(store, "SELECT * FROM memberships ORDER BY segment, person_id"),
         "history": _rows(
-            store, "SELECT person_id, segment, change, at_us FROM membership_history ORDER BY id"
+            # each person's in order (PostgreSQL's workers commit persons in any order)
+            store,
+            "SELECT person_id, segment, change, at_us FROM membership_history "
+            "ORDER BY person_id, id",
         ),
         "outbox": _rows(store, "SELECT person_id, topic, at_us, payload FROM outbox ORDER BY id"),
         "meta": _rows(store, "SELECT key, value FROM meta WHERE key IN ('clock', 'replay')"),
