@@ -24,9 +24,14 @@ Separately, import 1,000 users with no tickets into a fresh store and count deli
     .venv/bin/python bench/replay.py --persons 2000 --history all
     .venv/bin/python bench/replay.py --persons 100000 --cost-only   # no counts, no tracing
     .venv/bin/python bench/replay.py --persons 10000 100000 --rate-only --by-person
+    .venv/bin/python bench/replay.py --persons 10000 --rate-only --by-person --workers 1 2
 
 ``--by-person``: every replay folds the log by person (``tactful replay --by-person``).
 ``--rate-only``: only the import and ``tactful replay`` (its records/s and peak RSS).
+``--workers W [W ...]`` (with ``--by-person``): ``tactful replay`` after the rename runs with
+``--workers W`` for each W, each on a copy of the store as it was before it; a second table
+shows each count's wall and CPU rates (CPU: the replay's process and its workers) and the
+speedup over the first count, with the load average when each ran.
 
 Figures only; this is not a timed test.
 """
@@ -34,7 +39,9 @@ Figures only; this is not a timed test.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -50,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from benchlib import machine, table
+from benchlib import load_now, machine, table
 
 from tactful.config import settings_from_toml
 from tactful.delivery.worker import DeliveryWorker
@@ -128,6 +135,28 @@ class Measured:
     cli_rss_mb: float  # its peak resident memory
     webhook: Latency | None  # None: not measured (--rate-only)
     cli_rate: float = 0.0  # events replayed per second by ``tactful replay``
+    replays: list[CliReplay] | None = None  # ``tactful replay`` with each --workers count
+
+
+@dataclass
+class CliReplay:
+    """One ``tactful replay --json`` (the rename) in a child process."""
+
+    workers: int
+    changed: int  # persons
+    events: int
+    seconds: float  # wall
+    cpu_seconds: float  # the replay's process and its workers
+    rss_mb: float  # the largest child's peak resident memory so far
+    load: str  # the load average as it ended
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.events / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
 
 
 @dataclass
@@ -230,27 +259,46 @@ def timed(store: Any) -> list[float]:
 
 
 BY_PERSON = [False]  # --by-person: every replay folds the log by person (set by main)
+WORKERS = [1]  # --workers: ``tactful replay`` (the rename) with each count (set by main)
 
 
-def cli_replay(db: Path, config: str) -> tuple[int, int, float, float]:
-    """``tactful replay --json`` in a child process: (persons changed, events replayed,
-    seconds, peak RSS in MB)."""
+def cli_replay(db: Path, config: str, workers: int = 1) -> CliReplay:
+    """``tactful replay --json`` in a child process (``--by-person --workers W`` with
+    ``--by-person``)."""
     path = db.with_suffix(".toml")
     path.write_text(config.replace('url = "sqlite:///tactful.db"', f'url = "sqlite:///{db}"'))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     tactful = Path(sys.executable).with_name("tactful")
     done = subprocess.run(
         [str(tactful), "--config", str(path), "replay", "--json"]
-        + (["--by-person"] if BY_PERSON[0] else []),
+        + (["--by-person", "--workers", str(workers)] if BY_PERSON[0] else []),
         check=True,
         stdout=subprocess.PIPE,
     )
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # its workers too, once waited for
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     report = orjson.loads(done.stdout)
-    changed, events = int(report["persons_changed"]), int(report["events"])
-    return changed, events, seconds, max(peak, before) / 1024
+    return CliReplay(
+        workers,
+        int(report["persons_changed"]),
+        int(report["events"]),
+        seconds,
+        cpu,
+        max(after.ru_maxrss, usage.ru_maxrss) / 1024,  # KiB, the largest child
+        load_now(),
+    )
+
+
+def copy_store(db: Path, to: Path) -> Path:
+    """A copy of the SQLite store ``db`` (its WAL included), for another replay to start
+    from where this one starts."""
+    with sqlite3.connect(db) as source, sqlite3.connect(to) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+    return to
 
 
 def traced(work: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -283,7 +331,16 @@ def bench_size(
         _, seconds, peak = traced(lambda: w.engine.replay(by_person=BY_PERSON[0]))
         noop = w.sync()
     renamed = config.replace('name = "damaged"', 'name = "arrived_damaged"')
-    changed, events, cli_seconds, cli_rss = cli_replay(work / f"replay-{persons}.db", renamed)
+    db = work / f"replay-{persons}.db"
+    replays = []
+    for count in WORKERS[1:]:  # each on the store as the first finds it
+        copy = copy_store(db, work / f"replay-{persons}-w{count}.db")
+        replays.append(cli_replay(copy, renamed, count))
+        for leftover in work.glob(f"{copy.name}*"):
+            os.unlink(leftover)
+    replays.insert(0, cli_replay(db, renamed, WORKERS[0]))
+    first = replays[0]
+    changed, events, cli_seconds, cli_rss = first.changed, first.events, first.seconds, first.rss_mb
     w.configure(renamed)
     if not cost_only:
         rename = w.sync()
@@ -302,6 +359,7 @@ def bench_size(
         cli_rss,
         latency,
         events / cli_seconds if cli_seconds > 0 else 0.0,
+        replays,
     )
 
 
@@ -346,13 +404,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--by-person", action="store_true", help="replay by person (`tactful replay --by-person`)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="W",
+        help="with --by-person: `tactful replay --workers W` for each W, each on a copy of the "
+        "store (e.g. --workers 1 2)",
+    )
     args = parser.parse_args(argv)
+    if args.workers != [1] and not args.by_person:
+        parser.error("--workers counts replay --by-person: add --by-person")
     BY_PERSON[0] = args.by_person
+    WORKERS[:] = args.workers
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         work = Path(tmp)
         rows = []
+        measured = []
         for n in args.persons:
             m = bench_size(n, work, args.history, args.cost_only, args.rate_only)
+            measured.append(m)
             hook = m.webhook
             rows.append(
                 [
@@ -407,7 +479,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if sent is not None:
         print(f"\n1,000 ticketless users imported: {sent} deliveries")
+    if len(WORKERS) > 1:
+        print()
+        print(workers_table(measured))
     return 0
+
+
+def workers_table(measured: list[Measured]) -> str:
+    """``tactful replay --by-person --workers W`` for each W and N: wall and CPU rates, the
+    speedup over the first count (wall), the load average when it ended."""
+    rows = []
+    for m in measured:
+        first = (m.replays or [])[0]
+        for r in m.replays or []:
+            rows.append(
+                [
+                    f"{m.persons:,}",
+                    str(r.workers),
+                    f"{r.events:,}",
+                    f"{r.seconds:.1f}",
+                    f"{r.rate:,.0f}",
+                    f"{r.cpu_seconds:.1f}",
+                    f"{r.cpu_rate:,.0f}",
+                    f"×{first.seconds / r.seconds:.2f}" if r.seconds > 0 else "-",
+                    f"{r.changed:,}",
+                    r.load,
+                ]
+            )
+    return table(
+        [
+            "persons",
+            "workers",
+            "events",
+            "wall s",
+            "records/s",
+            "CPU s (all processes)",
+            "records/s of CPU",
+            "speedup (wall)",
+            "persons changed",
+            "load 1/5/15 min",
+        ],
+        rows,
+        title="tactful replay --by-person --workers W (after the rename), each on the same store",
+    )
 
 
 if __name__ == "__main__":

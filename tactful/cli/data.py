@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tactful.cli.base import App, CommandError, add_json, out_json, parse_now
+from tactful.cli.base import App, CommandError, UsageError, add_json, out_json, parse_now
 from tactful.core import codec
 from tactful.delivery.router import preview, routes_of
 from tactful.engine.importer import ChangedDuringImport, ImportSummary, import_files
@@ -91,6 +91,15 @@ def register(sub: Any) -> None:
         "`import --by-person` does; the same result (a replay stopped half way goes on the "
         "way it began)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --by-person: processes folding at once (default: the number of cores; on "
+        "SQLite one fewer: they fold on snapshots and this process writes); a dry run folds "
+        "in one",
+    )
     add_json(p)
     p.set_defaults(handler=cmd_replay)
 
@@ -108,12 +117,7 @@ def cmd_import(app: App) -> int:
         raise CommandError(f"no such file: {', '.join(missing)}")
     engine = app.engine
     batch_size = app.args.batch_size or app.settings.engine.batch_size
-    workers = app.args.workers
-    if workers is None:  # the cores; on SQLite the importing process writes on one of them
-        cores = os.cpu_count() or 1
-        workers = max(1, cores - 1) if app.settings.store.url.startswith("sqlite:") else cores
-    if workers < 1:
-        raise CommandError("--workers must be at least 1")
+    workers = _workers(app)
     total = sum(p.stat().st_size for p in paths)
     try:
         if app.console.is_terminal and not app.args.json:
@@ -155,6 +159,18 @@ def cmd_import(app: App) -> int:
         )
         return 1
     return 0
+
+
+def _workers(app: App) -> int:
+    """``--workers``, or its default: the cores; on SQLite one fewer (this process writes
+    what the others fold, on one of them)."""
+    workers: int | None = app.args.workers
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = max(1, cores - 1) if app.settings.store.url.startswith("sqlite:") else cores
+    if workers < 1:
+        raise CommandError("--workers must be at least 1")
+    return workers
 
 
 def print_summary(app: App, s: ImportSummary) -> None:
@@ -209,6 +225,12 @@ def cmd_tick(app: App) -> int:
 def cmd_replay(app: App) -> int:
     engine, dry_run = app.engine, bool(app.args.dry_run)
     batch_size, by_person = app.settings.engine.batch_size, bool(app.args.by_person)
+    if dry_run and (app.args.workers or 1) > 1:
+        raise UsageError(
+            "--workers: a dry run folds in one process (its work is rolled back, in a "
+            "transaction no worker can see); leave --workers out"
+        )
+    workers = 1 if dry_run else _workers(app)
     routes = routes_of(app.settings)
 
     def count(rows: Corrections) -> dict[str, Counter[str]]:
@@ -231,9 +253,12 @@ def cmd_replay(app: App) -> int:
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                 count=count,
                 by_person=by_person,
+                workers=workers,
             )
     else:
-        report = engine.replay(batch_size, dry_run=dry_run, count=count, by_person=by_person)
+        report = engine.replay(
+            batch_size, dry_run=dry_run, count=count, by_person=by_person, workers=workers
+        )
     destinations = {r.name: report.destinations.get(r.name, Counter()) for r in routes}
     if app.args.json:
         out_json(replay_json(report, destinations))

@@ -46,6 +46,7 @@ from tactful.engine.replay import (
     compact,
     corrections,
 )
+from tactful.engine.replay_workers import fold_in_workers
 from tactful.reasons import saved as saved_models
 from tactful.reasons.documents import without_text
 from tactful.store.base import (
@@ -452,6 +453,7 @@ class Engine:
         progress: Progress | None = None,
         count: Count | None = None,
         by_person: bool = False,
+        workers: int = 1,
     ) -> ReplayReport:
         """Recompute every person from the stored event log and tell destinations only the
         net change: per person, what differs between what they were told before and the
@@ -468,17 +470,24 @@ class Engine:
         work in one transaction, rolled back (refused while a replay is unfinished).
         ``by_person``: fold the log component by component (``replay.ByPerson``), as
         ``import --by-person`` folds an export, instead of a chunk of the log at a time in
-        its order; a resumed replay goes on the way it began.
+        its order; a resumed replay goes on the way it began. ``workers``: by person,
+        processes folding its batches at once (``tactful.engine.replay_workers``); a dry run
+        folds in one.
 
         Person ids are stable (same salt, same log order); the clock returns to where it was.
         The replay holds ``Store.replay_lock`` while it runs; the marker outlives it until the
         last commit. Writers that find either (``Writer``) keep what they acknowledge in the
         store's inbox and apply it once the replay ends.
         """
+        if dry_run and workers > 1:
+            raise ValueError(
+                "a dry run folds in one process: its work is rolled back, in a transaction "
+                "no worker can see"
+            )
         with self.store.replay_lock():
             if dry_run:
                 return self._dry_run(batch_size, progress, count, by_person)
-            return self._replay(batch_size, progress, count, by_person)
+            return self._replay(batch_size, progress, count, by_person, workers)
 
     def _dry_run(
         self, batch_size: int, progress: Progress | None, count: Count | None, by_person: bool
@@ -502,7 +511,12 @@ class Engine:
             return done.report
 
     def _replay(
-        self, batch_size: int, progress: Progress | None, count: Count | None, by_person: bool
+        self,
+        batch_size: int,
+        progress: Progress | None,
+        count: Count | None,
+        by_person: bool,
+        workers: int,
     ) -> ReplayReport:
         with self.store.transaction() as tx:
             text = tx.get_meta(REPLAY_KEY)
@@ -514,6 +528,9 @@ class Engine:
                 marker.report.resumed = True
         with self._planned(marker) as log:
             while marker.phase != DONE:
+                if log is not None and marker.phase == RECOMPUTE and workers > 1:
+                    fold_in_workers(self, marker, log, workers, progress)
+                    workers = 1  # the steps fold what is left, if anything
                 # Not durable: the work and the marker commit together, so a power cut loses
                 # both and the replay resumes from the marker before them.
                 with gc_paused(), self.store.transaction(durable=False) as tx:
@@ -603,11 +620,11 @@ class Engine:
         replay started from (none) to the latest event; after the last, the timers of the
         persons no event names, and the clock to the latest event."""
         parts = log.planned(tx, self._salt(tx))
-        if marker.part < len(parts):
-            events = [p.event for p in parts[marker.part]]
+        todo = marker.todo(len(parts))
+        if todo:
+            events = [p.event for p in parts[todo[0]]]
             self._run(tx, events, log.until, replaying=True, own_timers=True)
-            marker.part += 1
-            marker.report.events += len(events)
+            marker.folded(todo[0], len(events))
             return
         if log.until is not None:
             self._run(tx, [], log.until, replaying=True)

@@ -23,14 +23,9 @@ part). A replay by person folds its log's components the same way (``Engine.repl
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import queue
-import traceback
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
-from multiprocessing.connection import Connection, wait
 
 from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
@@ -38,11 +33,12 @@ from tactful.core.events import EVENT_KIND, Event
 from tactful.engine.batch import BatchStats
 from tactful.engine.components import Held, Node, Parts, Pending, Read, StoredLinks, batches
 from tactful.engine.engine import Engine
-from tactful.engine.split import NeedsWriter, Recorder, Stale, pack, unpack, write
-from tactful.store.base import EventRow, FoldTx, Store, Tx
+from tactful.engine.split import Folded, Stale, fold_on_snapshot, write_folded
+from tactful.engine.workers import Workers, parallel
+from tactful.store.base import EventRow, FoldTx, Tx
 from tactful.store.postgres import PostgresStore
 from tactful.store.records import to_us
-from tactful.store.sqlite import SQLiteStore, sqlite_path
+from tactful.store.sqlite import SQLiteStore
 
 
 def stored_links(tx: Tx) -> StoredLinks:
@@ -130,16 +126,6 @@ def _fold(
     return total
 
 
-def parallel(store: Store) -> bool:
-    """Whether batches may be folded by several processes at once: on PostgreSQL, each
-    with its own connection (``_fold_in_workers``); on a SQLite file, on snapshots, for
-    this process to write (``_fold_for_writer``). Not a SQLite store in memory, which no
-    other process can open."""
-    if isinstance(store, SQLiteStore):
-        return sqlite_path(store.url) != ":memory:"
-    return store.url.startswith(("postgresql:", "postgres:"))
-
-
 def _fold_in_workers(
     engine: Engine,
     parts: Parts,
@@ -152,79 +138,20 @@ def _fold_in_workers(
     the next part as it finishes one (the components are disjoint: no two read or write the
     same person, identifier or ticket, so they fold at once while this process holds the
     store: ``PostgresStore.hold``)."""
-    context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
-    tasks: multiprocessing.Queue[int | None] = context.Queue()
-    results: multiprocessing.Queue[tuple[bool, BatchStats | str]] = context.Queue()
-    for index in range(len(parts)):
-        tasks.put(index)
-    for _ in range(workers):
-        tasks.put(None)
-    args = (engine, parts, until, history_before, tasks, results)
-    processes = [context.Process(target=_worker, args=args, daemon=True) for _ in range(workers)]
-    for process in processes:
-        process.start()
-    try:
-        for _ in range(len(parts)):
-            while True:
-                try:
-                    ok, value = results.get(timeout=1.0)
-                    break
-                except queue.Empty:
-                    if not any(process.is_alive() for process in processes):
-                        raise WorkerFailed("the workers ended before every batch") from None
-            if not ok:
-                raise WorkerFailed(str(value))
-            assert isinstance(value, BatchStats)
-            report(value)
-    except BaseException:
-        for process in processes:
-            process.terminate()
-        raise
-    finally:
-        for process in processes:
-            process.join()
 
+    @contextlib.contextmanager
+    def start() -> Iterator[Callable[[int], BatchStats]]:
+        own = engine_on_own_store(engine)
+        try:
+            yield lambda index: own._retrying(
+                partial(_fold_batch, own, parts[index], until, history_before)
+            )
+        finally:
+            own.store.close()
 
-class WorkerFailed(RuntimeError):
-    """A worker process could not fold its batch (its traceback is the message); batches
-    committed before stay committed (each whole), and a re-run folds the rest."""
-
-
-def _worker(
-    parent: Engine,
-    parts: Parts,
-    until: datetime,
-    history_before: datetime | None,
-    tasks: multiprocessing.Queue[int | None],
-    results: multiprocessing.Queue[tuple[bool, BatchStats | str]],
-) -> None:
-    engine = engine_on_own_store(parent)
-    try:
-        while (index := tasks.get()) is not None:
-            try:
-                work = partial(_fold_batch, engine, parts[index], until, history_before)
-                results.put((True, engine._retrying(work)))
-            except Exception:
-                results.put((False, traceback.format_exc()))
-                return
-    finally:
-        engine.store.close()
-
-
-@dataclass(frozen=True)
-class _Folded:
-    """A part a worker folded: its stats and its writes (``split.pack``; stats None: the
-    writer folds the part itself)."""
-
-    index: int
-    stats: BatchStats | None
-    writes: bytes
-
-
-@dataclass(frozen=True)
-class _Failed:
-    index: int
-    error: str  # the worker's traceback
+    with Workers(workers, range(len(parts)), start) as running:
+        for _, stats in running:
+            report(stats)
 
 
 def _fold_for_writer(
@@ -242,110 +169,50 @@ def _fold_for_writer(
     stale), is folded here. Each worker has two parts out at most."""
     store = engine.store
     assert isinstance(store, SQLiteStore)
-    pool = _Pool(engine, parts, _earlier_keys(parts), until, history_before, workers)
+    earlier = _earlier_keys(parts)
+
+    @contextlib.contextmanager
+    def start() -> Iterator[Callable[[int], Folded]]:
+        own = engine_on_own_store(engine)
+        own_store = own.store
+        assert isinstance(own_store, SQLiteStore)
+
+        def fold(index: int) -> Folded:
+            part = parts[index]
+            return fold_on_snapshot(
+                own_store,
+                lambda tx: _fold_part(own, tx, part, until, history_before),
+                earlier.get(index, frozenset()),
+            )
+
+        try:
+            yield fold
+        finally:
+            own_store.close()
+
     version = store.data_version()
     alone = False  # another connection wrote: the rest is folded here
-    try:
+    with Workers(workers, range(len(parts)), start, ahead=2) as running:
         for index in range(len(parts)):
-            folded = None if alone else pool.take(index)
+            folded = None if alone else running.take(index)
             stats = None
             if folded is not None and folded.stats is not None:
                 try:
                     stats = engine._retrying(partial(_write, store, version, folded))
                 except Stale:
                     alone = True
-                    pool.kill()  # what they fold now would be as stale
+                    running.kill()  # what they fold now would be as stale
             if stats is None:
                 work = partial(_fold_batch, engine, parts[index], until, history_before)
                 stats = engine._retrying(work)
                 version = store.data_version()
             report(stats)
-    except BaseException:
-        pool.kill()
-        raise
-    finally:
-        pool.close()
 
 
-class _Pool:
-    """Forked workers, each with a pipe of its own: a worker that dies, even half way
-    through sending its writes, is seen at once (its pipe ends) and blocks nobody."""
-
-    ENDED = "a worker ended before every batch was folded"
-
-    def __init__(
-        self,
-        engine: Engine,
-        parts: Parts,
-        earlier: dict[int, frozenset[str]],
-        until: datetime,
-        history_before: datetime | None,
-        workers: int,
-    ) -> None:
-        context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
-        self.processes: list[multiprocessing.process.BaseProcess] = []
-        self.conns: list[Connection] = []
-        self.done: dict[int, _Folded] = {}
-        self.next = 0
-        self.count = len(parts)
-        for _ in range(workers):
-            mine, theirs = context.Pipe()
-            args = (engine, parts, earlier, until, history_before, theirs)
-            process = context.Process(target=_snapshot_worker, args=args, daemon=True)
-            process.start()
-            theirs.close()  # only the worker holds its end: it ends when the worker does
-            self.processes.append(process)
-            self.conns.append(mine)
-        for _ in range(2):
-            for conn in self.conns:
-                self._give(conn)
-
-    def _give(self, conn: Connection) -> None:
-        if self.next < self.count:
-            try:
-                conn.send(self.next)
-            except OSError:
-                raise WorkerFailed(self.ENDED) from None
-            self.next += 1
-
-    def take(self, index: int) -> _Folded:
-        """The folded part ``index`` (parts come back in any order)."""
-        while index not in self.done:
-            for ready in wait(self.conns):
-                assert isinstance(ready, Connection)
-                try:
-                    result: _Folded | _Failed = ready.recv()
-                except (EOFError, OSError):
-                    raise WorkerFailed(self.ENDED) from None
-                if isinstance(result, _Failed):
-                    raise WorkerFailed(result.error)
-                self.done[result.index] = result
-                self._give(ready)  # each worker has two parts out, while there are more
-        return self.done.pop(index)
-
-    def kill(self) -> None:
-        for process in self.processes:
-            process.terminate()
-
-    def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(OSError):  # the worker is gone
-                conn.send(None)
-        for process in self.processes:
-            process.join()
-        for conn in self.conns:
-            conn.close()
-
-
-def _write(store: SQLiteStore, version: int, folded: _Folded) -> BatchStats:
-    """Apply a worker's writes in one transaction; ``Stale`` (nothing written) if another
-    connection wrote since ``version`` or the log is not as the worker saw it."""
-    assert folded.stats is not None
+def _write(store: SQLiteStore, version: int, folded: Folded) -> BatchStats:
+    """Apply a worker's writes in one transaction (``split.write_folded``)."""
     with store.transaction(durable=False, bulk=True) as tx:
-        if store.data_version() != version:
-            raise Stale("another connection wrote to the store")
-        write(tx, unpack(folded.writes))
-    return folded.stats
+        return write_folded(store, tx, version, folded)
 
 
 def _earlier_keys(parts: Parts) -> dict[int, frozenset[str]]:
@@ -363,35 +230,6 @@ def _earlier_keys(parts: Parts) -> dict[int, frozenset[str]]:
             if seen != index:
                 earlier.setdefault(index, set()).add(p.event.key)
     return {index: frozenset(keys) for index, keys in earlier.items()}
-
-
-def _snapshot_worker(
-    parent: Engine,
-    parts: Parts,
-    earlier: dict[int, frozenset[str]],
-    until: datetime,
-    history_before: datetime | None,
-    conn: Connection,
-) -> None:
-    engine = engine_on_own_store(parent)
-    store = engine.store
-    assert isinstance(store, SQLiteStore)
-    try:
-        while (index := conn.recv()) is not None:
-            try:
-                with store.snapshot() as snapshot:
-                    recorder = Recorder(snapshot, earlier.get(index, frozenset()))
-                    try:
-                        stats = _fold_part(engine, recorder, parts[index], until, history_before)
-                    except NeedsWriter:
-                        conn.send(_Folded(index, None, b""))
-                        continue
-                conn.send(_Folded(index, stats, pack(recorder.ops)))
-            except Exception:
-                conn.send(_Failed(index, traceback.format_exc()))
-                return
-    finally:
-        store.close()
 
 
 def _last(engine: Engine, until: datetime, history_before: datetime | None) -> BatchStats:

@@ -118,8 +118,25 @@ class Marker:
     total: int  # events in the log
     report: ReplayReport
     by_person: bool = False  # the log is folded component by component (``ByPerson``)
-    part: int = 0  # by person: the batches of components folded
+    part: int = 0  # by person: the batches of components folded, the first ``part`` of them
     batch_size: int = 0  # by person: the events per batch the components were packed into
+    # by person: batches past ``part`` folded too (workers on PostgreSQL commit out of order)
+    done: list[int] = field(default_factory=list)
+
+    def todo(self, batches: int) -> list[int]:
+        """Of a replay by person's ``batches``, those not folded yet, in order."""
+        done = set(self.done)
+        return [index for index in range(self.part, batches) if index not in done]
+
+    def folded(self, index: int, events: int) -> None:
+        """Batch ``index`` (of ``events`` events) of a replay by person is folded (stored in
+        the batch's own commit)."""
+        done = {*self.done, index}
+        while self.part in done:
+            done.remove(self.part)
+            self.part += 1
+        self.done = sorted(done)
+        self.report.events += events
 
     def dumps(self) -> str:
         report = self.report

@@ -39,6 +39,7 @@ from tactful.core import events, segments, state
 from tactful.core.events import OutcomeRecorded
 from tactful.core.segments import Change, Membership
 from tactful.core.state import PersonFacts, TicketRecord
+from tactful.engine.batch import BatchStats
 from tactful.store import base, records
 from tactful.store.base import (
     EventRow,
@@ -50,6 +51,7 @@ from tactful.store.base import (
     StateChangeRow,
 )
 from tactful.store.erasure import ErasureReport
+from tactful.store.sqlite import SQLiteStore
 
 Stored = Mapping[str, tuple[PersonFacts, dict[str, Membership]]]
 
@@ -238,6 +240,41 @@ def _rebuild(cls: type, values: tuple[object, ...], names: tuple[str, ...]) -> o
     for name, value in zip(names, values, strict=True):
         object.__setattr__(obj, name, value)
     return obj
+
+
+# -- a batch folded on a snapshot, and written by the writer -------------------------------
+@dataclass(frozen=True)
+class Folded:
+    """A batch a worker folded: its stats and its writes (``pack``); stats None: the batch
+    needs the writer (``NeedsWriter``), which folds it itself."""
+
+    stats: BatchStats | None
+    writes: bytes
+
+
+def fold_on_snapshot(
+    store: SQLiteStore, fold: Callable[[FoldTx], BatchStats], earlier: frozenset[str] = frozenset()
+) -> Folded:
+    """In a worker: ``fold`` a batch against a ``Recorder`` over a snapshot of ``store``."""
+    with store.snapshot() as snapshot:
+        recorder = Recorder(snapshot, earlier)
+        try:
+            stats = fold(recorder)
+        except NeedsWriter:
+            return Folded(None, b"")
+    return Folded(stats, pack(recorder.ops))
+
+
+def write_folded(store: SQLiteStore, tx: FoldTx, version: int, folded: Folded) -> BatchStats:
+    """In the writer, in ``tx`` (a transaction of ``store``): apply a worker's writes;
+    ``Stale`` (roll ``tx`` back) if another connection wrote since ``version`` (the
+    ``data_version`` the workers' snapshots were taken at) or the log is not as the worker
+    saw it."""
+    assert folded.stats is not None
+    if store.data_version() != version:
+        raise Stale("another connection wrote to the store")
+    write(tx, unpack(folded.writes))
+    return folded.stats
 
 
 # -- the recorder ----------------------------------------------------------------------------

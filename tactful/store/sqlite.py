@@ -117,6 +117,17 @@ class SQLiteReader(SqlQueries):
         self.conn = conn
 
 
+# A fork while another thread is inside SQLite leaves the child with SQLite's mutexes held by
+# a thread it does not have: the child hangs at its first SQLite call (seen: a worker of a
+# replay by person forked while a checkpoint ran, stuck in ``sqlite3Malloc``). The
+# checkpointer's thread does its SQLite work holding this lock, and a fork (the workers of
+# ``tactful.engine.workers``) waits for it.
+NO_FORK = threading.Lock()
+os.register_at_fork(
+    before=NO_FORK.acquire, after_in_parent=NO_FORK.release, after_in_child=NO_FORK.release
+)
+
+
 class _Checkpointer:
     """Copies the WAL into the database file from a thread of its own, with a connection of
     its own, while the writer goes on (bulk imports). SQLite does this work inside the
@@ -168,10 +179,11 @@ class _Checkpointer:
             self._cond.wait_for(lambda: not (self._pending or self._busy), timeout=wait)
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
+        with NO_FORK:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA synchronous = NORMAL")
+        try:
             while True:
                 with self._cond:
                     self._cond.wait_for(lambda: self._pending or self._stop)
@@ -179,7 +191,8 @@ class _Checkpointer:
                         return
                     self._pending, self._busy = False, True
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with NO_FORK:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.error = None
                 except sqlite3.Error as exc:
                     if self.error is None:  # once per run of failures
@@ -190,7 +203,8 @@ class _Checkpointer:
                         self._busy = False
                         self._cond.notify_all()
         finally:
-            conn.close()
+            with NO_FORK:
+                conn.close()
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -97,3 +97,24 @@ def test_renaming_one_reason_sends_one_correction_per_changed_person(
 def test_replay_prints_a_summary(user: Cli) -> None:
     result = user.ok("replay", "--dry-run")
     assert "dry run" in result.text and "nothing was changed" in result.text
+
+
+def test_a_dry_run_with_workers_is_refused_and_says_why(user: Cli) -> None:
+    result = user("replay", "--dry-run", "--by-person", "--workers", "2")
+    assert result.code == 2
+    assert "a dry run folds in one process" in result.out + result.err
+    assert user.ok("replay", "--dry-run", "--by-person", "--workers", "1", "--json").json()[
+        "dry_run"
+    ]
+
+
+@pytest.mark.slow  # forks worker processes
+def test_a_replay_by_person_with_workers_does_what_its_dry_run_previews(user: Cli) -> None:
+    assert user.config is not None
+    text = user.config.read_text(encoding="utf-8")
+    user.config.write_text(text.replace('name = "damaged"', 'name = "arrived_damaged"'))
+    preview = user.ok("replay", "--dry-run", "--by-person", "--json").json()
+    report = user.ok("replay", "--by-person", "--workers", "2", "--json").json()
+    assert preview["persons_changed"] > 0
+    for key in ("events", "persons_changed", "messages", "segments", "destinations"):
+        assert report[key] == preview[key], key

@@ -4,7 +4,9 @@ kill -9 ``tactful replay`` half way: running it again ends exactly where one rep
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -123,6 +125,25 @@ def _replay_store(tmp_path: Path, name: str, persons: int) -> tuple[Path, Path]:
     return db, config
 
 
+def _lock_freed(path: Path, seconds: float) -> bool:
+    """Whether the replay lock at ``path`` can be taken within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+    finally:
+        os.close(fd)
+
+
 def _marker(db: Path) -> str | None:
     conn = sqlite3.connect(db, timeout=30)
     try:
@@ -153,13 +174,19 @@ def _tactful(config: Path, *args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("tactful")), "--config", str(config), *args]
 
 
-@pytest.mark.parametrize("mode", [[], ["--by-person"]], ids=["log-order", "by-person"])
+@pytest.mark.parametrize(
+    "mode",
+    [[], ["--by-person"], ["--by-person", "--workers", "2"]],
+    ids=["log-order", "by-person", "by-person-workers"],
+)
 def test_kill9_of_a_replay_half_way_then_replay_again_is_one_replay(
     tmp_path: Path, mode: list[str]
 ) -> None:
+    """The replay killed runs as ``mode`` says; the one it is compared with, in one process."""
     once_db, once_config = _replay_store(tmp_path, "once", 300)
     killed_db, killed_config = _replay_store(tmp_path, "killed", 300)
-    done = subprocess.run(_tactful(once_config, "replay", *mode, "--json"), capture_output=True)
+    one = [*mode[:1], "--workers", "1"] if mode else []
+    done = subprocess.run(_tactful(once_config, "replay", *one, "--json"), capture_output=True)
     assert done.returncode == 0, done.stderr
     whole = json.loads(done.stdout)
     expected = _after(once_db)
@@ -179,6 +206,9 @@ def test_kill9_of_a_replay_half_way_then_replay_again_is_one_replay(
     finally:
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL, "the replay ended before it was killed"
+    # its workers end with it: none keeps the replay's lock (the replay run next would wait
+    # for it for ever)
+    assert _lock_freed(Path(f"{killed_db}.replay-lock"), 30), "a worker outlived the replay"
     marker = _marker(killed_db)
     assert marker is not None and json.loads(marker)["phase"] == "recompute"
 

@@ -23,8 +23,9 @@ from tactful.core.segments import Change
 from tactful.engine import grouped
 from tactful.engine.components import Pending
 from tactful.engine.engine import Engine
-from tactful.engine.grouped import WorkerFailed, fold_grouped
+from tactful.engine.grouped import fold_grouped
 from tactful.engine.split import Recorder, pack, unpack, write
+from tactful.engine.workers import WorkerFailed
 from tactful.store.base import FoldTx, HistoryRow, IdentKey
 from tactful.store.records import to_us
 from tactful.store.sqlite import SQLiteStore

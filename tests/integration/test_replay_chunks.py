@@ -5,6 +5,7 @@ queued, ticks and routing wait."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any, cast
@@ -60,7 +61,10 @@ def _outcome(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         "persons": _rows(store, "SELECT person_id, facts, state, wake_us FROM persons ORDER BY 1"),
         "memberships": _rows(store, "SELECT * FROM memberships ORDER BY segment, person_id"),
         "history": _rows(
-            store, "SELECT person_id, segment, change, at_us FROM membership_history ORDER BY id"
+            # each person's in order (PostgreSQL's workers commit persons in any order)
+            store,
+            "SELECT person_id, segment, change, at_us FROM membership_history "
+            "ORDER BY person_id, id",
         ),
         "outbox": _rows(store, "SELECT person_id, topic, at_us, payload FROM outbox ORDER BY id"),
         "meta": _rows(store, "SELECT key, value FROM meta WHERE key IN ('clock', 'replay')"),
@@ -104,11 +108,22 @@ def test_no_transaction_holds_the_store_for_the_whole_replay(tmp_path: Path) -> 
         other.close()
 
 
-@pytest.mark.parametrize("by_person", [False, True], ids=["log-order", "by-person"])
+@pytest.mark.parametrize(
+    ("by_person", "workers"),
+    [
+        (False, 1),
+        (True, 1),
+        pytest.param(True, 2, marks=pytest.mark.slow),  # forks worker processes
+    ],
+    ids=["log-order", "by-person", "by-person-workers"],
+)
 @pytest.mark.parametrize("stop_in", ["recompute", "compare"])
 def test_a_replay_stopped_half_way_resumes_to_what_one_replay_gives(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_in: str, by_person: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_in: str, by_person: bool, workers: int
 ) -> None:
+    """With workers, the recompute phase stops after two batches were written (SQLite: by
+    the replaying process, in order; PostgreSQL: committed by the workers, which may have
+    committed later ones too: the marker says which) and resumes in one process."""
     monkeypatch.setattr(engine_module, "PERSON_PAGE", 3)
     once = _world(tmp_path / "once")
     whole = once.engine.replay(batch_size=4, by_person=by_person)
@@ -126,13 +141,29 @@ def test_a_replay_stopped_half_way_resumes_to_what_one_replay_gives(
                 raise Stop
         step(self, tx, marker, *args, **kwargs)
 
-    monkeypatch.setattr(Engine, "_step", dying)
+    def dies_on_third_batch(done: int, total: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Stop
+
+    in_workers = workers > 1 and stop_in == "recompute"
+    if not in_workers:
+        monkeypatch.setattr(Engine, "_step", dying)
     with pytest.raises(Stop):
-        twice.engine.replay(batch_size=4, by_person=by_person)
+        twice.engine.replay(
+            batch_size=4,
+            by_person=by_person,
+            workers=workers,
+            progress=dies_on_third_batch if in_workers else None,
+        )
     monkeypatch.setattr(Engine, "_step", step)
     with twice.store.reader() as reader:
-        assert reader.get_meta(REPLAY_KEY) is not None  # unfinished, and says so
-        assert ('"by_person":true' in str(reader.get_meta(REPLAY_KEY))) == by_person
+        marker = str(reader.get_meta(REPLAY_KEY))
+    assert marker != "None"  # unfinished, and says so
+    assert ('"by_person":true' in marker) == by_person
+    if in_workers:  # two batches or more done, and no more written than the marker says
+        stopped = json.loads(marker)
+        assert stopped["phase"] == "recompute" and stopped["part"] + len(stopped["done"]) >= 2
 
     resumed = twice.engine.replay(batch_size=4)  # goes on the way it began
     assert resumed.resumed
