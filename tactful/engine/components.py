@@ -2,7 +2,10 @@
 the batches of whole components in the order they are folded (``tactful.engine.grouped``).
 
 Events are added one at a time (``Planner.add``), so the events themselves need not be held
-while every event is planned: an import spills them to disk (``tactful.engine.spill``).
+while every event is planned: an import spills them to disk (``tactful.engine.spill``). What
+planning keeps per event (its first node; then its component's place, sorted) is on disk
+too (``tactful.engine.ondisk``); in memory it keeps the nodes' table and union-find, and
+frees them once the events are ordered.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tactful.core.events import (
     UserMerged,
 )
 from tactful.core.graph import IdentityPlan, Unresolvable, person_id_for
+from tactful.engine.ondisk import Column, external_sort
 
 Node = tuple[str, str]  # ("i", "kind\0value") identifier, ("t", id) ticket, ("p", id) person
 
@@ -76,27 +80,38 @@ def partition(
     """The components of ``events`` (each a list of indexes into it, in their order), in
     the order ``Planner.order`` gives them."""
     planner = Planner(plan)
-    for event in events:
-        planner.add(event)
-    indexes, ends = planner.order(salt, stored)
-    return [list(indexes[start:end]) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    try:
+        for event in events:
+            planner.add(event)
+        indexes, ends = planner.order(salt, stored)
+        bounds = list(ends)
+        starts = [0, *bounds[:-1]]
+        return [list(indexes[start:end]) for start, end in zip(starts, bounds, strict=True)]
+    finally:
+        planner.close()
 
 
 class Planner:
     """The components of events added one at a time (``add``), keeping only what planning
     needs: each node's number (``_Nodes``), its place in a union-find (arrays indexed by
     the number, union by size, path halving) and each event's first node, not the events.
-    ``on_disk``: the nodes' names go to a temporary file past a megabyte (``close``)."""
+    ``on_disk``: the nodes' names go to a temporary file past a megabyte, and the events'
+    first nodes and order to others (``ondisk``; all removed by ``close``)."""
 
     def __init__(self, plan: IdentityPlan, *, on_disk: bool = True) -> None:
         self.plan = plan
         self.nodes = _Nodes(on_disk)  # node ("i"/"t"/"p" + its name) -> its number
         self.parent = array("i")
         self.size = array("i")
-        self.firsts = array("i")  # per event added: its first node's number (-1: none)
+        # per event added: its first node's number (-1: none)
+        self.firsts = Column("i", on_disk=on_disk)
+        self._ordered: list[Column] = []  # what ``order`` gave
 
     def close(self) -> None:
         self.nodes.close()
+        self.firsts.close()
+        for column in self._ordered:
+            column.close()
 
     def __len__(self) -> int:
         return len(self.firsts)
@@ -134,41 +149,46 @@ class Planner:
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
 
-    def order(self, salt: str, stored: StoredLinks) -> tuple[array[int], array[int]]:
+    def order(self, salt: str, stored: StoredLinks) -> tuple[Column, Column]:
         """The events' indexes component by component (each component in the order its
-        events were added) and where each component ends in them. Components are ordered by
-        the smallest person id each can lead to (a stored person's, or the id a new person
-        would get from one of its identifiers); events that name no node come first, each
-        alone."""
+        events were added) and where each component ends in them, both as columns (on disk
+        when the planner is). Components are ordered by the smallest person id each can
+        lead to (a stored person's, or the id a new person would get from one of its
+        identifiers), then by their root; events that name no node come first, each alone.
+
+        Called once, after every event was added: it frees the node table, and then the
+        union-find, as it goes (what it keeps per event is on disk: ``ondisk``)."""
         self._link(stored)
+        self.nodes.forget()  # numbers of names are not looked up again
         least = self._least(salt)
-        firsts = self.firsts
-        roots = array("i", (self._find(f) if f >= 0 else -1 for f in firsts))
-        ranked = sorted({r for r in roots if r >= 0}, key=least.__getitem__)  # stable
-        alone = len(roots) - sum(1 for r in roots if r >= 0)
-        rank = array("i", bytes(4 * len(self.parent)))
-        for position, root in enumerate(ranked):
-            rank[root] = position
-        counts = array("i", bytes(4 * len(ranked)))
-        for root in roots:
-            if root >= 0:
-                counts[rank[root]] += 1
-        ends = array("i", range(1, alone + 1))
-        end = alone
-        for n in counts:
-            end += n
-            ends.append(end)
-        starts = array("i", [alone]) + ends[alone:-1] if ranked else array("i")
-        indexes = array("i", bytes(4 * len(roots)))
-        solo = 0
-        for i, root in enumerate(roots):
-            if root < 0:
-                indexes[solo] = i
-                solo += 1
-            else:
-                position = rank[root]
-                indexes[starts[position]] = i
-                starts[position] += 1
+
+        def keys() -> Iterator[int]:
+            # (component's least place + 1, or 0 alone) << 64 | (root, or itself) << 32 | i
+            find = self._find
+            for i, first in enumerate(self.firsts):
+                if first < 0:
+                    yield i << 32 | i
+                else:
+                    root = find(first)
+                    yield (least[root] + 1) << 64 | root << 32 | i
+
+        on_disk = self.nodes.on_disk
+        indexes, ends = Column("i", on_disk=on_disk), Column("i", on_disk=on_disk)
+        self._ordered += [indexes, ends]
+        ordered = external_sort(keys(), on_disk=on_disk)  # takes every key now
+        least, self.parent, self.size = array("q"), array("i"), array("i")  # done with
+        component, count = -1, 0
+        for key in ordered:
+            if key >> 32 != component:
+                if count:
+                    ends.append(count)
+                component = key >> 32
+            indexes.append(key & _LOW)
+            count += 1
+        if count:
+            ends.append(count)
+        indexes.flush()
+        ends.flush()
         return indexes, ends
 
     def _link(self, stored: StoredLinks) -> None:
@@ -209,11 +229,11 @@ class _Nodes:
     group, folded as one time-ordered batch folds them, so the result would not change."""
 
     def __init__(self, on_disk: bool) -> None:
+        self.on_disk = on_disk
         self.count = 0
         self._keys = array("q", bytes(8 * 1024))
         self._numbers = array("i", bytes(4 * 1024))
         self._names = bytearray()
-        self._on_disk = on_disk
         self._file: IO[bytes] | None = None
         self._filed = 0  # bytes of names in the file
 
@@ -230,7 +250,7 @@ class _Nodes:
         keys[slot], self._numbers[slot] = key, number
         self.count += 1
         self._names += _SIZE.pack(len(encoded)) + encoded
-        if self._on_disk and len(self._names) >= _NAMES_IN_MEMORY:
+        if self.on_disk and len(self._names) >= _NAMES_IN_MEMORY:
             self._spill()
         if 2 * self.count > mask:
             self._grow()
@@ -247,6 +267,10 @@ class _Nodes:
                     slot = (slot + 1) & mask
                 keys[slot], numbers[slot] = key, number
         self._keys, self._numbers = keys, numbers
+
+    def forget(self) -> None:
+        """Free the table: names are numbered no more (``names`` still reads them)."""
+        self._keys, self._numbers = array("q"), array("i")
 
     def _spill(self) -> None:
         if self._file is None:
@@ -288,6 +312,7 @@ _NAMES_IN_MEMORY = 1 << 20
 _READ = 1 << 20
 LOOKUP_CHUNK = 10_000  # nodes whose stored links are looked up at once
 _LAST = 2**63 - 1
+_LOW = (1 << 32) - 1
 
 
 def _place(pid: str) -> int:
@@ -301,18 +326,18 @@ def _key(name: str) -> tuple[str, str]:
     return kind, value
 
 
-def batches(ends: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+def batches(ends: Iterable[int], batch_size: int) -> list[tuple[int, int]]:
     """Whole components (ending at ``ends`` in the ordered events) packed into batches of at
     least ``batch_size`` events (the last may be smaller; a component larger than that is a
     batch of its own): each batch's (start, end) in the ordered events."""
     spans: list[tuple[int, int]] = []
-    start = 0
-    for end in ends:
-        if end - start >= batch_size:
-            spans.append((start, end))
-            start = end
-    if ends and start < ends[-1]:
-        spans.append((start, ends[-1]))
+    start = last = 0
+    for last in ends:
+        if last - start >= batch_size:
+            spans.append((start, last))
+            start = last
+    if start < last:
+        spans.append((start, last))
     return spans
 
 
@@ -349,7 +374,7 @@ class Parts:
     """A fold's batches, each read when it is folded: ``parts[i]`` is batch ``i``'s events
     in event order (so a forked worker reads only the batches it folds)."""
 
-    def __init__(self, read: Read, indexes: array[int], spans: list[tuple[int, int]]) -> None:
+    def __init__(self, read: Read, indexes: Column, spans: list[tuple[int, int]]) -> None:
         self.read = read
         self.indexes = indexes
         self.spans = spans

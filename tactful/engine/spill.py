@@ -1,11 +1,12 @@
-"""Events read for a fold by person, kept on disk instead of in memory (a ``grouped.Read``).
+"""Events read for a fold by person, kept on disk instead of in memory (a ``components.Read``).
 
 ``import --by-person`` must read every event before it folds any (the components are known
 only at the end), then fold them component by component, in an order unrelated to the
 order they were read in. Held as objects, they took about 0.9 KB each: 1.4 GB at 100k
 persons. Here each event is written, as its canonical JSON, to an unnamed temporary file in
-read order, with its offset kept in an array (8 bytes an event); planning keeps only what it
-needs (``grouped.Planner``), and a batch reads its events back when it is folded (``take``).
+read order, with its offset in a second one (``ondisk.Column``: nothing per event stays in
+memory); planning keeps only what it needs (``components.Planner``), and a batch reads its
+events back when it is folded (``take``).
 The file is removed when the spill is closed, or when the process ends.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from array import array
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
 from tactful.core.graph import IdentityPlan
 from tactful.engine.components import Pending, Planner
+from tactful.engine.ondisk import Column
 
 # Each record: the document's number, the kind's length, the kind, then the canonical JSON.
 _HEAD = struct.Struct("<iB")
@@ -36,7 +37,9 @@ class Spill:
     def __init__(self, plan: IdentityPlan, directory: str | None = None) -> None:
         # closed by ``close`` (a context manager), once the fold has taken every event
         self._file = tempfile.TemporaryFile(prefix="tactful-spill-", dir=directory)  # noqa: SIM115
-        self._offsets = array("q", [0])
+        self._offsets = Column("q")  # where each event's record starts, then the end
+        self._offsets.append(0)
+        self._end = 0
         self._buffer = bytearray()
         self.documents: dict[int, tuple[str, int | None]] = {}
         self.planner = Planner(plan)
@@ -48,7 +51,8 @@ class Spill:
         body = codec.dumps(event) if canonical is None else canonical
         record = _HEAD.pack(document, len(kind)) + kind + body
         self._buffer += record
-        self._offsets.append(self._offsets[-1] + len(record))
+        self._end += len(record)
+        self._offsets.append(self._end)
         if len(self._buffer) >= _FLUSH:
             self.flush()
         self.planner.add(event)
@@ -62,6 +66,7 @@ class Spill:
             self._file.write(self._buffer)
             self._file.flush()
             self._buffer.clear()
+        self._offsets.flush()
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -72,8 +77,8 @@ class Spill:
         fd, offsets, documents = self._file.fileno(), self._offsets, self.documents
         taken: list[Pending] = []
         for i in indexes:
-            start = offsets[i]
-            record = os.pread(fd, offsets[i + 1] - start, start)
+            start, end = offsets[i : i + 2]
+            record = os.pread(fd, end - start, start)
             document, size = _HEAD.unpack_from(record)
             body = _HEAD.size + size
             canonical = record[body:]
@@ -84,6 +89,7 @@ class Spill:
 
     def close(self) -> None:
         self._file.close()
+        self._offsets.close()
         self.planner.close()
 
     def __enter__(self) -> Spill:
