@@ -100,9 +100,3 @@ def bootstrap(
     opened: Store = store if store is not None else open_store(settings.store.url)
     engine = Engine(rules_from_settings(settings), opened, clock=clock)
     return Runtime(settings, engine, clock, transport)
-
-
-def engine_on_own_store(engine: Engine) -> Engine:
-    """The same engine (rules, wall clock) on a store connection of its own: what each
-    worker process of an import by person folds with (``tactful.engine.grouped``)."""
-    return Engine(engine.rules, open_store(engine.store.url), clock=engine.wall_clock)

@@ -60,6 +60,7 @@ from tactful.store.base import (
     Tx,
 )
 from tactful.store.records import to_us
+from tactful.store.sqlite import open_store
 
 CLOCK_KEY = "clock"
 SALT_KEY = "person_salt"
@@ -203,6 +204,11 @@ class Engine:
         if salt is None:  # first batch ever; with several processes, the first writer wins
             salt = tx.setdefault_meta(SALT_KEY, secrets.token_hex(16))
         return salt
+
+    def on_own_store(self) -> Engine:
+        """The same engine (rules, wall clock) on a store connection of its own: what each
+        forked worker of an import or a replay by person folds with."""
+        return type(self)(self.rules, open_store(self.store.url), clock=self.wall_clock)
 
     def _retrying(self, work: Callable[[], BatchStats]) -> BatchStats:
         """Run a batch; when another process's transaction conflicted with it (nothing was

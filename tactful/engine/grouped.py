@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 
-from tactful.bootstrap import engine_on_own_store
 from tactful.core import codec
 from tactful.core.events import EVENT_KIND, Event
 from tactful.engine.batch import BatchStats
@@ -141,7 +140,7 @@ def _fold_in_workers(
 
     @contextlib.contextmanager
     def start() -> Iterator[Callable[[int], BatchStats]]:
-        own = engine_on_own_store(engine)
+        own = engine.on_own_store()
         try:
             yield lambda index: own._retrying(
                 partial(_fold_batch, own, parts[index], until, history_before)
@@ -173,7 +172,7 @@ def _fold_for_writer(
 
     @contextlib.contextmanager
     def start() -> Iterator[Callable[[int], Folded]]:
-        own = engine_on_own_store(engine)
+        own = engine.on_own_store()
         own_store = own.store
         assert isinstance(own_store, SQLiteStore)
 

@@ -33,7 +33,7 @@ from tactful.engine.replay import ByPerson, Marker, Progress
 from tactful.engine.split import Folded, Stale, fold_on_snapshot, write_folded
 from tactful.engine.workers import Workers, parallel
 from tactful.store.base import REPLAY_KEY, FoldTx, Tx
-from tactful.store.sqlite import SQLiteStore, open_store
+from tactful.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from tactful.engine.engine import Engine
@@ -70,7 +70,7 @@ def _for_writer(
 ) -> None:
     @contextlib.contextmanager
     def start() -> Iterator[Callable[[int], Folded]]:
-        own = _on_own_store(engine)
+        own = engine.on_own_store()
         own_store = own.store
         assert isinstance(own_store, SQLiteStore)
 
@@ -131,7 +131,7 @@ def _committing(
 ) -> None:
     @contextlib.contextmanager
     def start() -> Iterator[Callable[[int], int]]:
-        own = _on_own_store(engine)
+        own = engine.on_own_store()
 
         def fold(index: int) -> int:
             events = [p.event for p in parts[index]]
@@ -173,9 +173,3 @@ def _mark(tx: Tx, marker: Marker, index: int, events: int) -> None:
 def _size(parts: Parts, index: int) -> int:
     start, end = parts.spans[index]
     return end - start
-
-
-def _on_own_store(engine: Engine) -> Engine:
-    """The same engine on a store connection of its own, in a forked worker (what
-    ``bootstrap.engine_on_own_store`` makes, which the engine's module cannot import)."""
-    return type(engine)(engine.rules, open_store(engine.store.url), clock=engine.wall_clock)
