@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import timeit
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -147,7 +145,8 @@ def test_keyword_scan_finds_lowest_rule_anywhere_in_subject() -> None:
     assert classifier.classify([], "w29 w17 w12 w0", []) == ("r0", False)
 
 
-def test_fast_enough_for_20k_per_second() -> None:
+def test_classifies_among_25_rules() -> None:
+    """Its cost per call is a figure of ``bench/reasons.py`` (``classify_rules_only_us``)."""
     rules = [
         ReasonRule(
             f"reason_{i}",
@@ -163,12 +162,6 @@ def test_fast_enough_for_20k_per_second() -> None:
     fields = [("1", "a"), ("2", "b")]
     subject = "My order arrived late and the box was open, what can you do about keyword24"
     assert classifier.classify(tags, subject, fields) == ("reason_24", True)
-    # Best of several rounds, so that a busy machine does not make the test flaky.
-    n = 2_000
-    best = min(
-        timeit.repeat(lambda: classifier.classify(tags, subject, fields), number=n, repeat=7)
-    )
-    assert best / n < 1 / 20_000, f"{best / n * 1e6:.1f}µs per classification"
 
 
 VOCAB = ["refund", "refunded", "wrong", "item", "items", "wrong item", "rash", "Rash", "a", "!"]
