@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from tactful.engine.replay import ByPerson, Marker, Progress
 from tactful.engine.split import Folded, Stale, fold_on_snapshot, write_folded
 from tactful.engine.workers import Workers, parallel
 from tactful.store.base import REPLAY_KEY, FoldTx, Tx
+from tactful.store.postgres import PostgresStore
 from tactful.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -139,7 +141,7 @@ def _committing(
             def work() -> BatchStats:
                 with own.store.transaction(durable=False) as tx:
                     stats = _fold(own, tx, events, until)
-                    tx.lock([REPLAY_KEY])  # the marker: one commit's update at a time
+                    tx.lock_row(REPLAY_KEY)  # the marker: one commit's update at a time
                     text = tx.get_meta(REPLAY_KEY)
                     assert text is not None, "the replay's marker is gone"
                     _mark(tx, Marker.loads(text), index, len(events))
@@ -153,7 +155,11 @@ def _committing(
         finally:
             own.store.close()
 
-    with Workers(workers, todo, start) as running:
+    store = engine.store
+    hold: AbstractContextManager[None] = (
+        store.hold() if isinstance(store, PostgresStore) else nullcontext()
+    )
+    with hold, Workers(workers, todo, start) as running:  # hold: see ``PostgresStore.hold``
         for index, events in running:
             marker.folded(index, events)  # as the worker's commit stored it
             if progress is not None:

@@ -179,6 +179,11 @@ class PgTx(ArrayRows, SqlTx):
                 (ordered,),
             )
 
+    def lock_row(self, key: str) -> None:
+        self._hold_whole(exclusive=False)
+        if self.whole != "exclusive":  # "held": the workers of one process, one at a time
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
     def insert_events(self, rows: Sequence[EventRow]) -> list[bool]:
         """As ``SqlTx.insert_events``, with the rows as one array per column: one short
         statement per 2,000 rows (multi-row VALUES lists are parsed by psycopg in Python on

@@ -728,6 +728,11 @@ class SqlTx(SqlQueries):
         """Hold these keys (identifiers, tickets, persons) until the transaction ends,
         waiting for other transactions that hold them."""
 
+    def lock_row(self, key: str) -> None:
+        """Hold ``key`` until the transaction ends, even where ``lock`` takes nothing because
+        this process holds the whole store for its workers: for a row that those workers
+        each read and rewrite (a replay's marker)."""
+
     def hold_store(self) -> None:
         """Wait for every other batch and tick, and keep them waiting until this transaction
         ends (a replay's first and last commits). SQLite: one writer at a time anyway."""

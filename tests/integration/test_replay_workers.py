@@ -7,6 +7,7 @@ the outbox's corrections included, every person through the reader, and the repo
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,33 @@ def test_a_dry_run_refuses_workers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="a dry run folds in one process"):
         engine.replay(dry_run=True, by_person=True, workers=2)
     assert engine.replay(dry_run=True, by_person=True, workers=1).dry_run
+
+
+@pytest.mark.slow  # forks worker processes
+@pytest.mark.postgresql
+def test_postgresql_replay_workers_fold_their_batches_at_the_same_time(
+    pg_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker's first batch waits, inside its transaction (its locks held), until the
+    other worker's first batch is inside its own: possible only if neither waits for the
+    other's locks (before, each batch named more than ``max_key_locks`` keys and locked the
+    whole store, so the workers folded one at a time). The marker, which every worker's
+    commit rewrites, still counts every batch, and the result is one process's."""
+    one, alone = _replayed(pg_cluster.new_database(), 5, 1)
+    both = multiprocessing.get_context("fork").Barrier(2, timeout=30)
+    first = [True]  # per process: each forked worker has its own copy
+    fold = replay_workers._fold
+
+    def meeting(engine: Engine, tx: Any, *args: Any, **kwargs: Any) -> Any:
+        stats = fold(engine, tx, *args, **kwargs)
+        if multiprocessing.parent_process() is not None and first[0]:
+            first[0] = False
+            both.wait()  # a worker blocked on the other's lock never comes: BrokenBarrierError
+        return stats
+
+    monkeypatch.setattr(replay_workers, "_fold", meeting)
+    two, spread = _replayed(pg_cluster.new_database() + "?max_key_locks=20", 5, 2)
+    assert spread == alone
+    _compare(one, two, "two PostgreSQL replay workers at once")
+    for engine in (one, two):
+        engine.store.close()
