@@ -13,6 +13,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +23,11 @@ from tactful.core.events import Event, merge_by_time, time_order
 from tactful.engine.batch import BatchStats
 from tactful.engine.engine import FUTURE_REASON, Engine, Incoming, gc_paused
 from tactful.engine.grouped import fold_grouped
+from tactful.engine.reading import FileReaders, ReadFile, read_inline
 from tactful.engine.spill import Spill
+from tactful.engine.workers import parallel
 from tactful.reasons.documents import without_text
-from tactful.zendesk.files import Chunk, ParseError, check_file, read_file
+from tactful.zendesk.files import Chunk, ParseError, check_file
 
 
 class ChangedDuringImport(ParseError):
@@ -150,10 +153,12 @@ def import_files(
     numbers = itertools.count()
     summary_bytes: list[int] = []  # by person: the bytes read, told as the fold goes
 
-    def events_of(group: list[Path]) -> Iterator[tuple[datetime, str, Event, int, Chunk]]:
-        for path in group:
+    def events_of(
+        group: list[Path], stream: int, read: ReadFile
+    ) -> Iterator[tuple[datetime, str, Event, int, Chunk]]:
+        for k, path in enumerate(group):
             summary.files += 1
-            for chunk in read_file(path):
+            for chunk in read(stream, k, path):
                 summary.documents += 1
                 parsed = chunk.parsed
                 summary.shapes[parsed.shape] += 1
@@ -172,9 +177,16 @@ def import_files(
                 for event in sorted(parsed.events, key=time_order):
                     yield event.at, event.key, event, number, chunk
 
-    merged = merge_by_time(events_of(g) for g in groups)
+    def merged(read: ReadFile) -> Iterator[tuple[datetime, str, Event, int, Chunk]]:
+        return merge_by_time(events_of(g, i, read) for i, g in enumerate(groups))
+
     if by_person:
-        with gc_paused(), _read_all(engine, merged, summary, count) as read:
+        parsers = workers if workers > 1 and parallel(engine.store) else 0
+        readers = FileReaders(groups, parsers) if parsers else nullcontext()
+        with gc_paused(), readers as reading:
+            read_file = reading.read if reading is not None else read_inline
+            spill = _read_all(engine, merged(read_file), summary, count)
+        with gc_paused(), spill as read:
             size = sum(summary_bytes)
 
             def folded(stats: BatchStats) -> None:
@@ -195,7 +207,7 @@ def import_files(
         return summary
     with gc_paused():  # parsing pages allocates millions of objects, none in cycles
         try:
-            for _, _, event, number, chunk in merged:
+            for _, _, event, number, chunk in merged(read_inline):
                 incoming = pending.get(number)
                 if incoming is None:  # a document's events may span batches: stored once
                     source = f"import:{Path(chunk.path).name}"

@@ -11,9 +11,18 @@ from typing import Any
 
 import pytest
 
-from tactful.engine.importer import MAX_STREAMS, import_files, stream_name, streams
+from tactful.engine import importer
+from tactful.engine.importer import (
+    MAX_STREAMS,
+    ChangedDuringImport,
+    import_files,
+    stream_name,
+    streams,
+)
+from tactful.engine.workers import Workers
 from tactful.testing import TIMED_RULES, harness
 from tactful.testing.sample import SampleFiles, generate_exports
+from tactful.zendesk.files import check_file
 
 CONFIG = (
     TIMED_RULES
@@ -49,13 +58,20 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleFiles:
 
 
 def _import(
-    directory: Path, files: list[Path], batch_size: int, *, by_person: bool = False
+    directory: Path,
+    files: list[Path],
+    batch_size: int,
+    *,
+    by_person: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     directory.mkdir()
     # the same person ids in every store
     engine = harness(CONFIG, f"sqlite:///{directory}/t.db", salt="import-order-test").engine
     store = engine.store
-    summary = import_files(engine, files, batch_size=batch_size, by_person=by_person)
+    summary = import_files(
+        engine, files, batch_size=batch_size, by_person=by_person, workers=workers
+    )
     with store.reader() as reader:
         conn: Any = reader.conn  # type: ignore[attr-defined]
         tables = {name: conn.execute(sql).fetchall() for name, sql in QUERIES.items()}
@@ -89,6 +105,68 @@ def test_result_is_independent_of_file_order_and_batch_size(
         tables = _import(tmp_path / name, order, batch_size, by_person=by_person)
         for table, rows in reference.items():
             assert tables[table] == rows, f"{name} (batch {batch_size}): {table} differs"
+
+
+@pytest.mark.slow  # forks worker processes
+def test_files_parsed_by_workers_give_the_same_import(
+    sample: SampleFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``workers``, worker processes parse the files ahead of the merge
+    (``tactful.engine.reading``) and fold the batches: every table as one process gives,
+    whatever order the files are named in, and with a window of one parsed file (files
+    asked for out of turn are handed out at once)."""
+    files = list(sample.paths)
+    reference = _import(tmp_path / "one", files, 300, by_person=True)
+    shuffled = files[:]
+    random.Random(7).shuffle(shuffled)
+    runs: list[tuple[str, list[Path], int]] = [("two", files, 2), ("three-shuffled", shuffled, 3)]
+    for name, order, workers in runs:
+        tables = _import(tmp_path / name, order, 300, by_person=True, workers=workers)
+        for table, rows in reference.items():
+            assert tables[table] == rows, f"{name}: {table} differs"
+    taken: list[int] = []
+    take = Workers.take
+
+    def narrow(self: Workers[Any], index: int) -> Any:
+        if self.window is not None:
+            self.window = 1
+            taken.append(self.given - self.taken)
+        return take(self, index)
+
+    monkeypatch.setattr(Workers, "take", narrow)
+    tables = _import(tmp_path / "narrow", shuffled, 300, by_person=True, workers=2)
+    for table, rows in reference.items():
+        assert tables[table] == rows, f"window of one: {table} differs"
+    assert taken and max(taken) <= 4  # the window, the ahead of each worker, the one asked for
+
+
+@pytest.mark.slow  # forks worker processes
+def test_a_file_a_worker_cannot_parse_changes_nothing(
+    sample: SampleFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that passed the check but fails when a worker parses it (it changed) is the
+    same error as in one process, raised where the merge reaches it; nothing is applied."""
+    files = [tmp_path / p.name for p in sample.paths]
+    for source, copy in zip(sample.paths, files, strict=True):
+        copy.write_bytes(source.read_bytes())
+    engine = harness(CONFIG, f"sqlite:///{tmp_path}/t.db", salt="import-order-test").engine
+    broken = files[len(files) // 2]
+
+    real = check_file
+
+    def check_then_break(path: Path | str) -> None:
+        real(path)
+        if Path(path) == broken:  # after its check: as if it changed before it was read
+            broken.write_text('{"tickets": [')
+
+    monkeypatch.setattr(importer, "check_file", check_then_break)
+    with pytest.raises(ChangedDuringImport, match="nothing was applied") as raised:
+        import_files(engine, files, batch_size=300, by_person=True, workers=2)
+    assert raised.value.path == str(broken)
+    with engine.store.reader() as reader:
+        conn: Any = reader.conn  # type: ignore[attr-defined]
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    engine.store.close()
 
 
 def test_pages_whose_events_span_batches_are_stored_once(
