@@ -62,25 +62,13 @@ class Workers(Generic[T]):
 
     ENDED = "a worker ended before every batch was folded"
 
-    def __init__(
-        self,
-        count: int,
-        todo: Sequence[int],
-        start: Start[T],
-        *,
-        ahead: int = 1,
-        window: int | None = None,
-    ) -> None:
-        """``window``: with ``take``, at most this many batches given and not yet taken
-        (results waiting to be asked for hold memory), except the batch asked for, which is
-        given at once whatever the window."""
+    def __init__(self, count: int, todo: Sequence[int], start: Start[T], *, ahead: int = 1) -> None:
         context = multiprocessing.get_context("fork")  # the rules are closures: not pickled
-        self.todo = todo
+        self.todo = list(todo)  # grows with ``add``
+        self.added = set(self.todo)
         self.given = 0  # of ``todo``
         self.received = 0
-        self.taken = 0  # results asked for with ``take``
-        self.window = window
-        self.idle: list[Connection] = []  # a free place on a worker, kept by the window
+        self.idle: list[Connection] = []  # a free place on a worker: nothing left to give
         self.done: dict[int, T] = {}  # results taken from the pipes, not yet asked for
         self.processes: list[multiprocessing.process.BaseProcess] = []
         self.conns: list[Connection] = []
@@ -100,20 +88,22 @@ class Workers(Generic[T]):
 
     def take(self, index: int) -> T:
         """Batch ``index``'s result (results come back in any order: the others wait)."""
+        if index not in self.added:
+            raise ValueError(f"batch {index} was never given to the workers")
         while index not in self.done:
-            while self.idle and index not in self.todo[: self.given]:  # needed now
-                self._give(self.idle.pop(), past_window=True)
             for ready in wait(self.conns):
                 assert isinstance(ready, Connection)
                 got, result = self._receive(ready)
                 self.done[got] = result
-        self.taken += 1
-        while self.idle and self._room():
-            self._give(self.idle.pop())
         return self.done.pop(index)
 
-    def _room(self) -> bool:
-        return self.window is None or self.given - self.taken < self.window
+    def add(self, index: int) -> None:
+        """One more batch to fold, after those given so far (a reader that asks for work as
+        it goes, so that only what it will want soon is done ahead of it)."""
+        self.todo.append(index)
+        self.added.add(index)
+        while self.idle and self.given < len(self.todo):
+            self._give(self.idle.pop())
 
     def __iter__(self) -> Iterator[tuple[int, T]]:
         """Each batch's (index, result), as they come."""
@@ -133,15 +123,15 @@ class Workers(Generic[T]):
         self._give(conn)  # the next batch, while there are more
         return index, result
 
-    def _give(self, conn: Connection, *, past_window: bool = False) -> None:
-        if self.given < len(self.todo) and not (past_window or self._room()):
-            self.idle.append(conn)
-        elif self.given < len(self.todo):
-            try:
-                conn.send(self.todo[self.given])
-            except OSError:
-                raise WorkerFailed(self.ENDED) from None
-            self.given += 1
+    def _give(self, conn: Connection) -> None:
+        if self.given >= len(self.todo):
+            self.idle.append(conn)  # until ``add`` gives it more
+            return
+        try:
+            conn.send(self.todo[self.given])
+        except OSError:
+            raise WorkerFailed(self.ENDED) from None
+        self.given += 1
 
     def kill(self) -> None:
         for process in self.processes:

@@ -19,6 +19,7 @@ from tactful.engine.importer import (
     stream_name,
     streams,
 )
+from tactful.engine.reading import AHEAD
 from tactful.engine.workers import Workers
 from tactful.testing import TIMED_RULES, harness
 from tactful.testing.sample import SampleFiles, generate_exports
@@ -113,8 +114,8 @@ def test_files_parsed_by_workers_give_the_same_import(
 ) -> None:
     """With ``workers``, worker processes parse the files ahead of the merge
     (``tactful.engine.reading``) and fold the batches: every table as one process gives,
-    whatever order the files are named in, and with a window of one parsed file (files
-    asked for out of turn are handed out at once)."""
+    whatever order the files are named in; and the files parsed ahead of the merge are a
+    few a stream, not the export."""
     files = list(sample.paths)
     reference = _import(tmp_path / "one", files, 300, by_person=True)
     shuffled = files[:]
@@ -124,20 +125,21 @@ def test_files_parsed_by_workers_give_the_same_import(
         tables = _import(tmp_path / name, order, 300, by_person=True, workers=workers)
         for table, rows in reference.items():
             assert tables[table] == rows, f"{name}: {table} differs"
-    taken: list[int] = []
+    waiting: list[int] = []  # parsed files not yet asked for, each time one is asked for
     take = Workers.take
 
-    def narrow(self: Workers[Any], index: int) -> Any:
-        if self.window is not None:
-            self.window = 1
-            taken.append(self.given - self.taken)
-        return take(self, index)
+    def counted(self: Workers[Any], index: int) -> Any:
+        result = take(self, index)
+        waiting.append(len(self.done) + self.given - self.received)
+        return result
 
-    monkeypatch.setattr(Workers, "take", narrow)
-    tables = _import(tmp_path / "narrow", shuffled, 300, by_person=True, workers=2)
+    monkeypatch.setattr(Workers, "take", counted)
+    tables = _import(tmp_path / "counted", shuffled, 300, by_person=True, workers=2)
     for table, rows in reference.items():
-        assert tables[table] == rows, f"window of one: {table} differs"
-    assert taken and max(taken) <= 4  # the window, the ahead of each worker, the one asked for
+        assert tables[table] == rows, f"counted: {table} differs"
+    assert len(waiting) > len(streams(files)) * AHEAD  # files were asked for, one by one
+    # at most AHEAD files a stream are parsed ahead of the merge, whatever the export's times
+    assert max(waiting) <= len(streams(files)) * AHEAD, max(waiting)
 
 
 @pytest.mark.slow  # forks worker processes
