@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 
 from tactful.engine import grouped
-from tactful.engine.batch import BatchStats
-from tactful.engine.engine import Engine
 from tactful.store import postgres
 from tactful.store.base import StoreError
 from tactful.store.postgres import PgConn, PgTx, PostgresStore
@@ -27,6 +26,8 @@ from .test_import_by_person import _compare, _export, _with_workers
 from .test_import_order import CONFIG
 
 pytestmark = pytest.mark.postgresql
+
+T = TypeVar("T")
 
 
 @pytest.mark.slow  # forks worker processes
@@ -40,22 +41,28 @@ def test_two_workers_fold_their_batches_at_the_same_time(
     with the default."""
     events = _export(3, 1200, neighbourhoods=6)
     one = _with_workers(pg_cluster.new_database(), events, 1, 100)
-    both = multiprocessing.get_context("fork").Barrier(2, timeout=30)
-    first = [True]  # per process: each forked worker has its own copy
-    fold = grouped._run
-
-    def meeting(engine: Engine, tx: Any, *args: Any, **kwargs: Any) -> BatchStats:
-        stats = fold(engine, tx, *args, **kwargs)
-        if multiprocessing.parent_process() is not None and first[0]:
-            first[0] = False
-            both.wait()  # a worker blocked on the other's lock never comes: BrokenBarrierError
-        return stats
-
-    monkeypatch.setattr(grouped, "_run", meeting)
+    monkeypatch.setattr(grouped, "_run", meeting_in_workers(grouped._run))
     two = _with_workers(pg_cluster.new_database() + "?max_key_locks=20", events, 2, 100)
     _compare(one, two, "two workers at once")
     for engine in (one, two):
         engine.store.close()
+
+
+def meeting_in_workers(fold: Callable[..., T]) -> Callable[..., T]:
+    """``fold``, except that each forked worker's first call, once folded (its locks still
+    held), waits until a second worker's first call gets there too: two workers that wait
+    for each other's locks never meet, and the barrier breaks (``BrokenBarrierError``)."""
+    both = multiprocessing.get_context("fork").Barrier(2, timeout=30)
+    first = [True]  # per process: each forked worker has its own copy
+
+    def meeting(*args: Any, **kwargs: Any) -> T:
+        result = fold(*args, **kwargs)
+        if multiprocessing.parent_process() is not None and first[0]:
+            first[0] = False
+            both.wait()
+        return result
+
+    return meeting
 
 
 def _raw_tx(url: str) -> tuple[Any, PgTx]:

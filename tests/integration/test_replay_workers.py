@@ -7,7 +7,6 @@ the outbox's corrections included, every person through the reader, and the repo
 
 from __future__ import annotations
 
-import multiprocessing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from tactful.engine.replay import ReplayReport
 from tactful.testing import harness
 
 from .test_import_by_person import CONFIG, SALT, _compare, _export, _in_time_order, _store_urls
+from .test_pg_workers import meeting_in_workers
 
 
 def _replayed(url: str, seed: int, workers: int) -> tuple[Engine, ReplayReport]:
@@ -82,18 +82,7 @@ def test_postgresql_replay_workers_fold_their_batches_at_the_same_time(
     whole store, so the workers folded one at a time). The marker, which every worker's
     commit rewrites, still counts every batch, and the result is one process's."""
     one, alone = _replayed(pg_cluster.new_database(), 5, 1)
-    both = multiprocessing.get_context("fork").Barrier(2, timeout=30)
-    first = [True]  # per process: each forked worker has its own copy
-    fold = replay_workers._fold
-
-    def meeting(engine: Engine, tx: Any, *args: Any, **kwargs: Any) -> Any:
-        stats = fold(engine, tx, *args, **kwargs)
-        if multiprocessing.parent_process() is not None and first[0]:
-            first[0] = False
-            both.wait()  # a worker blocked on the other's lock never comes: BrokenBarrierError
-        return stats
-
-    monkeypatch.setattr(replay_workers, "_fold", meeting)
+    monkeypatch.setattr(replay_workers, "_fold", meeting_in_workers(replay_workers._fold))
     two, spread = _replayed(pg_cluster.new_database() + "?max_key_locks=20", 5, 2)
     assert spread == alone
     _compare(one, two, "two PostgreSQL replay workers at once")
